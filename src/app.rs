@@ -1,0 +1,195 @@
+//! The application: binds the listener, wires services, schema and routes, and runs until a
+//! shutdown signal, letting in-flight requests finish and closing subscriptions cleanly.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::db::Db;
+use crate::fanout::Fanout;
+use crate::graphql::{self, ConciergeSchema};
+use crate::services::Services;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub services: Services,
+    pub schema: ConciergeSchema,
+    /// Cancelled when the server starts shutting down.
+    pub shutdown: CancellationToken,
+    /// Long-lived connection tasks (WebSockets), awaited on shutdown.
+    pub tasks: TaskTracker,
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+impl Application {
+    /// Opens the database, applies migrations and binds the listener (port 0 picks a free one).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        // Install the metrics recorder before anything records.
+        crate::telemetry::prometheus();
+        let db = Db::connect(&config.database_url(), config.db_max_connections).await?;
+        db.migrate().await?;
+        let shutdown = CancellationToken::new();
+        let fanout = Fanout::start(db.clone(), shutdown.clone()).await.context("starting change fan-out")?;
+        let services = Services::new(&config, db, fanout);
+        let schema = graphql::build_schema(&config, services.clone());
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .with_context(|| format!("cannot listen on {} (CONCIERGE_BIND)", config.bind))?;
+        let state = AppState { config: Arc::new(config), services, schema, shutdown, tasks: TaskTracker::new() };
+        Ok(Application { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().unwrap_or(self.state.config.bind)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.state.services
+    }
+
+    /// A handle that starts the shutdown when cancelled (tests use it instead of a signal).
+    pub fn shutdown_handle(&self) -> CancellationToken {
+        self.state.shutdown.clone()
+    }
+
+    /// Serves until `shutdown_handle()` is cancelled or SIGINT/SIGTERM arrives.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Application { listener, state } = self;
+        let addr = listener.local_addr()?;
+        let public = state.config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        tracing::info!(%addr, graphiql = %format!("{public}/graphql"), backend = ?state.services.db.backend(), "serving");
+        let stop = state.shutdown.clone();
+        tokio::spawn({
+            let stop = stop.clone();
+            async move {
+                shutdown_signal().await;
+                tracing::info!("shutdown requested; finishing in-flight requests");
+                stop.cancel();
+            }
+        });
+        let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+        let router = router(state.clone());
+        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        // In-flight requests get the grace period; after it the process stops regardless.
+        let served = tokio::select! {
+            r = server => r.context("serving HTTP"),
+            _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("grace period over; dropping requests still in flight");
+                Ok(())
+            }
+        };
+        state.tasks.close();
+        if tokio::time::timeout(grace, state.tasks.wait()).await.is_err() {
+            tracing::warn!("WebSocket connections did not close within the grace period");
+        }
+        state.services.db.close().await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    Router::new()
+        .route("/graphql", get(graphql::http::get).post(graphql::http::post))
+        .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+            let id = request
+                .extensions()
+                .get::<RequestId>()
+                .and_then(|id| id.header_value().to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %request.method(),
+                path = %request.uri().path(),
+                operation = tracing::field::Empty,
+            )
+        }))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+}
+
+/// Alive: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready: the database answers too.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.shutdown.is_cancelled() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    }
+    if state.services.db.ping().await {
+        "ready".into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    let mut body = crate::telemetry::prometheus().render();
+    body.push_str(&format!(
+        "# HELP concierge_db_statements_total Database statements sent by read paths since start.\n\
+         # TYPE concierge_db_statements_total counter\n\
+         concierge_db_statements_total {}\n",
+        state.services.db.queries()
+    ));
+    ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], body).into_response()
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

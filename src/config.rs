@@ -1,0 +1,120 @@
+//! Configuration: one clap struct, each setting a `serve` flag and an environment variable.
+//! Defaults make `cargo run --release` work with no setup (SQLite in `./data`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(name = "concierge", version, about = "GraphQL gateway for the \"my account\" side of a customer-engagement platform")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Settings for `serve`, the default command.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the GraphQL API (the default).
+    Serve(Config),
+    /// Apply database migrations and exit.
+    Migrate(Config),
+    /// Print the GraphQL schema (SDL) and exit.
+    Schema,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "CONCIERGE_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://…` or `postgres://…`. Default: SQLite `concierge.db` in the data folder.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// The URL clients reach the gateway at (used in links Concierge sends). Default: http://<bind>.
+    #[arg(long, env = "CONCIERGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Folder for the embedded database and other local state; created when missing.
+    #[arg(long, env = "CONCIERGE_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Log filter, in `tracing` EnvFilter syntax.
+    #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
+    pub log_filter: String,
+
+    /// Log line format.
+    #[arg(long, env = "CONCIERGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Maximum database connections in the pool.
+    #[arg(long, env = "CONCIERGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
+
+    /// How long a session lasts after log-in, in hours.
+    #[arg(long, env = "CONCIERGE_SESSION_TTL_HOURS", default_value_t = 24 * 30)]
+    pub session_ttl_hours: u32,
+
+    /// Deepest selection nesting a query may have.
+    #[arg(long, env = "CONCIERGE_MAX_QUERY_DEPTH", default_value_t = 15)]
+    pub max_query_depth: usize,
+
+    /// Highest complexity (roughly, fields selected) a query may have.
+    #[arg(long, env = "CONCIERGE_MAX_QUERY_COMPLEXITY", default_value_t = 1000)]
+    pub max_query_complexity: usize,
+
+    /// Most aliased fields a query may have.
+    #[arg(long, env = "CONCIERGE_MAX_QUERY_ALIASES", default_value_t = 50)]
+    pub max_query_aliases: usize,
+
+    /// Largest request body, in bytes.
+    #[arg(long, env = "CONCIERGE_MAX_REQUEST_BYTES", default_value_t = 256 * 1024)]
+    pub max_request_bytes: usize,
+
+    /// Most operations in one batched request.
+    #[arg(long, env = "CONCIERGE_MAX_BATCH", default_value_t = 10)]
+    pub max_batch: usize,
+
+    /// Seconds an HTTP request may take before it is answered with 408.
+    #[arg(long, env = "CONCIERGE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    pub request_timeout_secs: u64,
+
+    /// Seconds to let in-flight requests finish on shutdown.
+    #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// The configuration with every default, as tests and tools build it in code.
+    pub fn defaults() -> Config {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        Only::parse_from(["concierge"]).config
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| crate::db::Db::default_url(&self.data_dir))
+    }
+}
+
+impl Cli {
+    /// The command to run: `serve` when none is given.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.config))
+    }
+}

@@ -1,0 +1,193 @@
+//! Storage: one pool enum over SQLite (the embedded default) and PostgreSQL (scale-out),
+//! migrations applied at start, and the dispatch macros that let each `store.rs` write a
+//! query once and run it on either backend.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Postgres, Sqlite, Transaction};
+use tokio_util::sync::CancellationToken;
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// The backend a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The database handle every service holds. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    pub pool: Pool,
+    queries: Arc<AtomicU64>,
+    /// Cancelled when the database is being closed, so holders of long-lived connections
+    /// (the change listener) give them back and closing does not wait forever.
+    closing: CancellationToken,
+}
+
+/// An open write transaction on either backend. Services open it; store functions borrow it.
+pub enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs `$body` with `$conn` bound to the pool of whichever backend `$db` is.
+/// The body is compiled once per backend, so the same query text and binds serve both.
+#[macro_export]
+macro_rules! on_pool {
+    ($db:expr, $conn:ident => $body:expr) => {{
+        let db: &$crate::db::Db = $db;
+        db.count_query();
+        match &db.pool {
+            $crate::db::Pool::Sqlite($conn) => $body,
+            $crate::db::Pool::Postgres($conn) => $body,
+        }
+    }};
+}
+
+/// Runs `$body` with `$conn` bound to the connection of transaction `$tx`.
+#[macro_export]
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {{
+        match $tx {
+            $crate::db::Tx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::db::Tx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    }};
+}
+
+impl Db {
+    /// Opens the database named by `url`: `sqlite:` (the file's folder is created) or `postgres:`.
+    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+        let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("cannot connect to PostgreSQL (DATABASE_URL)")?;
+            Pool::Postgres(pool)
+        } else if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)
+                .context("DATABASE_URL is not a valid SQLite URL")?
+                .create_if_missing(true)
+                // WAL lets readers proceed during a write; NORMAL is durable across
+                // application crashes, which is the trade-off an embedded store wants.
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            if let Some(parent) = options.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await
+                .context("cannot open the SQLite database (DATABASE_URL)")?;
+            Pool::Sqlite(pool)
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite: or postgres://");
+        };
+        Ok(Db { pool, queries: Arc::new(AtomicU64::new(0)), closing: CancellationToken::new() })
+    }
+
+    /// The SQLite URL of `concierge.db` inside the data folder.
+    pub fn default_url(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("concierge.db").display())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
+            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+        }
+        .context("applying database migrations")
+    }
+
+    /// Begins a write transaction. On SQLite it is `BEGIN IMMEDIATE`: a deferred transaction
+    /// that later upgrades to a write fails with "database is locked" under concurrency.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
+    /// Whether the database answers a trivial query (readiness).
+    pub async fn ping(&self) -> bool {
+        let r: Result<i32, _> = on_pool!(self, p => sqlx::query_scalar("SELECT 1").fetch_one(p).await);
+        r.is_ok()
+    }
+
+    pub async fn close(&self) {
+        self.closing.cancel();
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Postgres(p) => p.close().await,
+        }
+    }
+
+    /// Cancelled once `close` has begun.
+    pub fn closing(&self) -> CancellationToken {
+        self.closing.clone()
+    }
+
+    /// Statements sent since start (exported on /metrics; lets tests prove batching).
+    pub fn queries(&self) -> u64 {
+        self.queries.load(Ordering::Relaxed)
+    }
+
+    #[doc(hidden)]
+    pub fn count_query(&self) {
+        self.queries.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether a database error is a unique-constraint violation (a duplicate).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Postgres(t) => t.commit().await,
+        }
+    }
+}

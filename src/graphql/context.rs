@@ -1,0 +1,88 @@
+//! What resolvers read from the context: the services, and the viewer (authenticated lazily,
+//! so operations that need no account cost no lookup).
+
+use async_graphql::Context;
+use tokio::sync::OnceCell;
+
+use crate::error::{Error, Result};
+use crate::identity::service::{ClientMeta, Viewer};
+use crate::services::Services;
+
+/// Per request (or per WebSocket connection): the bearer token and who it turned out to be.
+pub struct RequestAuth {
+    token: Option<String>,
+    viewer: OnceCell<Option<Viewer>>,
+    pub meta: ClientMeta,
+}
+
+impl RequestAuth {
+    pub fn new(token: Option<String>, meta: ClientMeta) -> Self {
+        RequestAuth { token, viewer: OnceCell::new(), meta }
+    }
+
+    /// Already authenticated (a WebSocket connection checks its token once, at `connection_init`).
+    pub fn resolved(viewer: Option<Viewer>, meta: ClientMeta) -> Self {
+        RequestAuth { token: None, viewer: OnceCell::new_with(Some(viewer)), meta }
+    }
+
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    pub async fn viewer(&self, services: &Services) -> Result<Option<Viewer>> {
+        self.viewer
+            .get_or_try_init(|| async {
+                match &self.token {
+                    Some(token) => services.identity.authenticate(token).await,
+                    None => Ok(None),
+                }
+            })
+            .await
+            .cloned()
+    }
+}
+
+/// `Authorization: Bearer <token>` (scheme case-insensitive), or None.
+pub fn bearer(header: Option<&str>) -> Option<String> {
+    let value = header?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_owned())
+}
+
+pub trait ContextExt {
+    /// The services (always in the schema's data; a missing one is an internal error, not a panic).
+    fn services(&self) -> Result<&Services>;
+    fn auth(&self) -> Option<&RequestAuth>;
+    /// The signed-in viewer, or UNAUTHENTICATED.
+    fn viewer(&self) -> impl std::future::Future<Output = Result<Viewer>> + Send;
+}
+
+impl ContextExt for Context<'_> {
+    fn services(&self) -> Result<&Services> {
+        self.data::<Services>().map_err(|e| Error::Internal(anyhow::anyhow!("services missing: {}", e.message)))
+    }
+
+    fn auth(&self) -> Option<&RequestAuth> {
+        self.data_opt::<RequestAuth>()
+    }
+
+    async fn viewer(&self) -> Result<Viewer> {
+        let Some(auth) = self.auth() else { return Err(Error::Unauthenticated) };
+        auth.viewer(self.services()?).await?.ok_or(Error::Unauthenticated)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer;
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        assert_eq!(bearer(Some("Bearer abc")).as_deref(), Some("abc"));
+        assert_eq!(bearer(Some("bearer   abc ")).as_deref(), Some("abc"));
+        assert_eq!(bearer(Some("Basic abc")), None);
+        assert_eq!(bearer(Some("Bearer ")), None);
+        assert_eq!(bearer(None), None);
+    }
+}

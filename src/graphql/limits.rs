@@ -1,0 +1,159 @@
+//! Abuse limits checked before execution (aliases after parsing; depth and complexity after
+//! validation), each refused with BAD_USER_INPUT and `extensions.limit` naming the limit.
+//! The same extension records per-operation metrics and names the operation on the request's
+//! log span, and gives every error without a code the code BAD_USER_INPUT (parse and
+//! validation errors are the client's).
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
+};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
+use async_graphql::{ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables};
+
+use crate::config::Config;
+use crate::telemetry::operation_label;
+
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    pub max_depth: usize,
+    pub max_complexity: usize,
+    pub max_aliases: usize,
+}
+
+impl QueryLimits {
+    pub fn from_config(config: &Config) -> Self {
+        QueryLimits {
+            max_depth: config.max_query_depth,
+            max_complexity: config.max_query_complexity,
+            max_aliases: config.max_query_aliases,
+        }
+    }
+}
+
+impl ExtensionFactory for QueryLimits {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PerRequest { limits: *self, operation: Mutex::new(None) })
+    }
+}
+
+struct PerRequest {
+    limits: QueryLimits,
+    /// The operation's name once parsed, for metrics.
+    operation: Mutex<Option<String>>,
+}
+
+/// A refusal before execution.
+pub fn limit_error(limit: &'static str, message: String) -> ServerError {
+    async_graphql::Error::new(message)
+        .extend_with(|_, e| {
+            e.set("code", "BAD_USER_INPUT");
+            e.set("limit", limit);
+        })
+        .into_server_error(async_graphql::Pos::default())
+}
+
+#[async_trait::async_trait]
+impl Extension for PerRequest {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let started = Instant::now();
+        let mut response = next.run(ctx).await;
+        for error in &mut response.errors {
+            let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
+            if !has_code {
+                error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
+            }
+        }
+        let operation = operation_label(self.operation.lock().ok().and_then(|o| o.clone()).as_deref());
+        let outcome = if response.errors.is_empty() { "ok" } else if response.data == async_graphql::Value::Null { "rejected" } else { "partial" };
+        metrics::counter!("concierge_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
+        metrics::histogram!("concierge_graphql_request_duration_seconds", "operation" => operation)
+            .record(started.elapsed().as_secs_f64());
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        let doc = next.run(ctx, query, variables).await?;
+        if let Some(name) = single_operation_name(&doc) {
+            tracing::Span::current().record("operation", name.as_str());
+            if let Ok(mut op) = self.operation.lock() {
+                *op = Some(name);
+            }
+        }
+        let aliases = count_aliases(&doc);
+        if aliases > self.limits.max_aliases {
+            return Err(limit_error(
+                "aliases",
+                format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
+            ));
+        }
+        Ok(doc)
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        let result = next.run(ctx).await?;
+        if result.depth > self.limits.max_depth {
+            return Err(vec![limit_error(
+                "depth",
+                format!("the query is nested {} levels deep; at most {} are allowed", result.depth, self.limits.max_depth),
+            )]);
+        }
+        if result.complexity > self.limits.max_complexity {
+            return Err(vec![limit_error(
+                "complexity",
+                format!("the query's complexity is {}; at most {} is allowed", result.complexity, self.limits.max_complexity),
+            )]);
+        }
+        Ok(result)
+    }
+}
+
+fn single_operation_name(doc: &ExecutableDocument) -> Option<String> {
+    match &doc.operations {
+        DocumentOperations::Single(_) => None,
+        DocumentOperations::Multiple(ops) if ops.len() == 1 => ops.keys().next().map(|n| n.to_string()),
+        DocumentOperations::Multiple(_) => None,
+    }
+}
+
+/// Aliased fields in the document (each fragment counted once, where it is defined).
+pub fn count_aliases(doc: &ExecutableDocument) -> usize {
+    fn walk(set: &SelectionSet) -> usize {
+        set.items
+            .iter()
+            .map(|s| match &s.node {
+                Selection::Field(f) => usize::from(f.node.alias.is_some()) + walk(&f.node.selection_set.node),
+                Selection::InlineFragment(i) => walk(&i.node.selection_set.node),
+                Selection::FragmentSpread(_) => 0,
+            })
+            .sum()
+    }
+    doc.operations.iter().map(|(_, op)| walk(&op.node.selection_set.node)).sum::<usize>()
+        + doc.fragments.values().map(|f| walk(&f.node.selection_set.node)).sum::<usize>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_are_counted_in_operations_and_fragments() {
+        let doc = async_graphql::parser::parse_query(
+            "query Q { a: me { id } b: me { x: id ...F } } fragment F on User { y: email z: email }",
+        )
+        .unwrap();
+        assert_eq!(count_aliases(&doc), 5);
+    }
+}

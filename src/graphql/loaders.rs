@@ -1,0 +1,80 @@
+//! DataLoaders: every `User`, `Workspace` and membership list a response needs is fetched in
+//! one statement per kind, however many the response holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_graphql::dataloader::{DataLoader, Loader};
+
+use crate::identity::model::{Account, AccountId};
+use crate::services::Services;
+use crate::workspace::model::{Membership, Workspace, WorkspaceId};
+
+/// Loader errors must be `Clone`; the shared error is logged once where it is converted.
+pub type LoadError = Arc<crate::error::Error>;
+
+pub struct AccountLoader(pub Services);
+pub struct WorkspaceLoader(pub Services);
+/// An account's memberships, in join order.
+pub struct MembershipsLoader(pub Services);
+
+impl Loader<AccountId> for AccountLoader {
+    type Value = Account;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, Account>, LoadError> {
+        let accounts = self.0.identity.accounts(keys).await.map_err(Arc::new)?;
+        Ok(accounts.into_iter().map(|a| (a.account_id, a)).collect())
+    }
+}
+
+impl Loader<WorkspaceId> for WorkspaceLoader {
+    type Value = Workspace;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[WorkspaceId]) -> Result<HashMap<WorkspaceId, Workspace>, LoadError> {
+        let workspaces = self.0.workspaces.workspaces(keys).await.map_err(Arc::new)?;
+        Ok(workspaces.into_iter().map(|w| (w.workspace_id, w)).collect())
+    }
+}
+
+impl Loader<AccountId> for MembershipsLoader {
+    type Value = Vec<Membership>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, Vec<Membership>>, LoadError> {
+        let rows = self.0.workspaces.memberships_of(keys).await.map_err(Arc::new)?;
+        let mut by_account: HashMap<AccountId, Vec<Membership>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for m in rows {
+            by_account.entry(m.account_id).or_default().push(m);
+        }
+        Ok(by_account)
+    }
+}
+
+pub struct Loaders {
+    pub accounts: DataLoader<AccountLoader>,
+    pub workspaces: DataLoader<WorkspaceLoader>,
+    pub memberships: DataLoader<MembershipsLoader>,
+}
+
+impl Loaders {
+    pub fn new(services: &Services) -> Loaders {
+        Loaders {
+            accounts: DataLoader::new(AccountLoader(services.clone()), tokio::spawn),
+            workspaces: DataLoader::new(WorkspaceLoader(services.clone()), tokio::spawn),
+            memberships: DataLoader::new(MembershipsLoader(services.clone()), tokio::spawn),
+        }
+    }
+}
+
+/// Turns a loader's shared error back into the gateway's error.
+pub fn unshare(err: LoadError) -> crate::error::Error {
+    match Arc::try_unwrap(err) {
+        Ok(e) => e,
+        Err(shared) => match &*shared {
+            crate::error::Error::Internal(inner) => crate::error::Error::Internal(anyhow::anyhow!("{inner:#}")),
+            other => crate::error::Error::Internal(anyhow::anyhow!("{}", other.message())),
+        },
+    }
+}

@@ -1,0 +1,46 @@
+//! The GraphQL schema: each domain's query, mutation and subscription merged into one, with
+//! the limits and metrics extension, served over HTTP and WebSocket.
+
+pub mod context;
+pub mod http;
+pub mod limits;
+pub mod loaders;
+pub mod ws;
+
+use async_graphql::{MergedObject, MergedSubscription, Schema};
+
+use crate::config::Config;
+use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::services::Services;
+use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
+
+#[derive(MergedObject, Default)]
+pub struct Query(IdentityQuery, WorkspaceQuery);
+
+#[derive(MergedObject, Default)]
+pub struct Mutation(IdentityMutation, WorkspaceMutation);
+
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(IdentitySubscription);
+
+pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
+
+/// The schema with its limits, without services: enough to print the SDL.
+pub fn schema_builder(limits: limits::QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(Query::default(), Mutation::default(), Subscription::default())
+        // The parser's own guard against stack exhaustion; the depth limit proper is checked
+        // after validation by the limits extension, with a typed error.
+        .limit_recursive_depth(64)
+        .limit_directives(16)
+        .extension(limits)
+}
+
+pub fn build_schema(config: &Config, services: Services) -> ConciergeSchema {
+    let loaders = loaders::Loaders::new(&services);
+    schema_builder(limits::QueryLimits::from_config(config)).data(services).data(loaders).finish()
+}
+
+/// The SDL as `concierge schema` prints it and `schema.graphql` holds it.
+pub fn sdl() -> String {
+    schema_builder(limits::QueryLimits::from_config(&Config::defaults())).finish().sdl()
+}

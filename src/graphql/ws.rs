@@ -1,0 +1,104 @@
+//! GraphQL subscriptions over WebSocket, speaking `graphql-transport-ws` and the legacy
+//! `graphql-ws`. The token comes in `connection_init` (`{"authorization": "Bearer …"}`); a
+//! token that does not authenticate is refused (4403), no token means an anonymous
+//! connection whose subscriptions that need an account fail with UNAUTHENTICATED.
+//! Connections are closed cleanly (1001) when the server shuts down.
+
+use std::str::FromStr;
+
+use async_graphql::Data;
+use async_graphql::http::{WebSocketProtocols, WsMessage};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::http::{StatusCode, header, request::Parts};
+use axum::response::{IntoResponse, Response};
+use futures_util::{SinkExt as _, StreamExt as _, future};
+
+use super::context::{RequestAuth, bearer};
+use crate::app::AppState;
+use crate::identity::service::ClientMeta;
+
+/// A subscription message is small; refuse anything larger than this.
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Marks a refused `connection_init`, so it can be closed with 4403 Forbidden.
+const FORBIDDEN: &str = "Forbidden";
+
+pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Response {
+    let offered = parts
+        .headers
+        .get(header::SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let Some(protocol) = offered.split(',').find_map(|p| WebSocketProtocols::from_str(p.trim()).ok()) else {
+        return (StatusCode::BAD_REQUEST, "offer the graphql-transport-ws or graphql-ws subprotocol").into_response();
+    };
+    let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
+    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let meta = ClientMeta { ip, user_agent };
+    upgrade
+        .protocols([protocol.sec_websocket_protocol()])
+        // Small buffers: an idle subscriber should cost kilobytes, not tungstenite's 128 KiB default.
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_message_size(MAX_MESSAGE_BYTES)
+        .max_frame_size(MAX_MESSAGE_BYTES)
+        .on_upgrade(move |socket| {
+            let tracker = state.tasks.clone();
+            tracker.track_future(serve(state, socket, protocol, meta))
+        })
+}
+
+async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta: ClientMeta) {
+    let (mut sink, stream) = socket.split();
+    let stopping = state.shutdown.clone();
+    let input = stream
+        .take_until(stopping.clone().cancelled_owned())
+        .take_while(|m| future::ready(m.is_ok()))
+        .filter_map(|m| {
+            future::ready(match m {
+                Ok(Message::Text(t)) => Some(t.as_bytes().to_vec()),
+                Ok(Message::Binary(b)) => Some(b.to_vec()),
+                _ => None,
+            })
+        });
+    let services = state.services.clone();
+    let on_init = move |payload: serde_json::Value| async move {
+        let header = ["authorization", "Authorization"]
+            .iter()
+            .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
+            .map(str::to_owned);
+        let viewer = match header {
+            None => None,
+            Some(value) => {
+                let token = bearer(Some(&value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?;
+                match services.identity.authenticate(&token).await {
+                    Ok(Some(viewer)) => Some(viewer),
+                    Ok(None) => return Err(async_graphql::Error::new(FORBIDDEN)),
+                    Err(e) => return Err(async_graphql::Error::from(e)),
+                }
+            }
+        };
+        let mut data = Data::default();
+        data.insert(RequestAuth::resolved(viewer, meta));
+        Ok(data)
+    };
+    let messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init);
+    let mut messages = std::pin::pin!(messages);
+    while let Some(message) = messages.next().await {
+        let message = match message {
+            WsMessage::Text(text) => Message::Text(text.into()),
+            WsMessage::Close(code, reason) => {
+                let code = if reason == FORBIDDEN { 4403 } else { code };
+                Message::Close(Some(CloseFrame { code, reason: reason.into() }))
+            }
+        };
+        if sink.send(message).await.is_err() {
+            return;
+        }
+    }
+    if stopping.is_cancelled() {
+        let _ = sink
+            .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))
+            .await;
+    }
+    let _ = sink.close().await;
+}

@@ -1,0 +1,167 @@
+//! Identity over GraphQL: `me`, `signUp`, `logIn`, `logOut`, and the live `meUpdated`.
+
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{FutureExt as _, Stream, StreamExt as _, future};
+use tokio_stream::wrappers::BroadcastStream;
+
+use super::model::{Account, AccountStatus, NewAccount};
+use super::service::{ClientMeta, SignUp};
+use crate::error::{Error, Result};
+use crate::fanout::Change;
+use crate::graphql::context::ContextExt;
+use crate::graphql::loaders::{Loaders, unshare};
+use crate::workspace::graphql::MembershipNode;
+
+/// A person with an account.
+pub struct User(pub Account);
+
+#[Object]
+impl User {
+    async fn id(&self) -> ID {
+        ID(self.0.account_id.to_string())
+    }
+
+    /// The login email (lower-cased).
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    async fn first_name(&self) -> &str {
+        &self.0.first_name
+    }
+
+    async fn last_name(&self) -> &str {
+        &self.0.last_name
+    }
+
+    /// First and last name.
+    async fn full_name(&self) -> String {
+        self.0.full_name()
+    }
+
+    async fn status(&self) -> AccountStatus {
+        self.0.status()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// The workspaces this user belongs to, with their role in each. For another user, only
+    /// the workspaces the viewer shares with them.
+    async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<MembershipNode>> {
+        let viewer = ctx.viewer().await?;
+        let loaders = loaders(ctx)?;
+        let theirs = loaders.memberships.load_one(self.0.account_id).await.map_err(unshare)?.unwrap_or_default();
+        if viewer.account_id() == self.0.account_id {
+            return Ok(theirs.into_iter().map(MembershipNode).collect());
+        }
+        let mine = loaders.memberships.load_one(viewer.account_id()).await.map_err(unshare)?.unwrap_or_default();
+        Ok(theirs
+            .into_iter()
+            .filter(|m| mine.iter().any(|v| v.workspace_id == m.workspace_id))
+            .map(MembershipNode)
+            .collect())
+    }
+}
+
+pub fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders> {
+    ctx.data::<Loaders>().map_err(|e| Error::Internal(anyhow::anyhow!("loaders missing: {}", e.message)))
+}
+
+#[derive(InputObject)]
+pub struct SignUpInput {
+    /// The login email.
+    pub email: String,
+    /// Must meet `passwordPolicy`.
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+#[derive(SimpleObject)]
+pub struct SignUpPayload {
+    pub user: User,
+}
+
+/// A new session. The token is shown only here: send it as `Authorization: Bearer <token>`.
+#[derive(SimpleObject)]
+pub struct LogInPayload {
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+    pub user: User,
+}
+
+#[derive(Default)]
+pub struct IdentityQuery;
+
+#[Object]
+impl IdentityQuery {
+    /// The signed-in user.
+    async fn me(&self, ctx: &Context<'_>) -> Result<User> {
+        Ok(User(ctx.viewer().await?.account))
+    }
+}
+
+#[derive(Default)]
+pub struct IdentityMutation;
+
+#[Object]
+impl IdentityMutation {
+    /// Creates an active account and a personal workspace it owns. Log in afterwards.
+    async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<SignUpPayload> {
+        let new = NewAccount::try_from(SignUp {
+            email: input.email,
+            password: input.password,
+            first_name: input.first_name,
+            last_name: input.last_name,
+        })?;
+        let account = ctx.services()?.identity.sign_up(new).await?;
+        Ok(SignUpPayload { user: User(account) })
+    }
+
+    /// Opens a session. Wrong email and wrong password get the same UNAUTHENTICATED answer.
+    async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<LogInPayload> {
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
+        let issued = ctx.services()?.identity.log_in(&email, password, meta).await?;
+        Ok(LogInPayload { token: issued.token, expires_at: issued.expires_at, user: User(issued.account) })
+    }
+
+    /// Ends the current session; its token stops working at once.
+    async fn log_out(&self, ctx: &Context<'_>) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.identity.log_out(&viewer).await?;
+        Ok(true)
+    }
+}
+
+#[derive(Default)]
+pub struct IdentitySubscription;
+
+#[Subscription]
+impl IdentitySubscription {
+    /// The signed-in user, each time their account, status or memberships change.
+    async fn me_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<User>> + use<>> {
+        let viewer = ctx.viewer().await?;
+        let services = ctx.services()?.clone();
+        let me = viewer.account_id();
+        let changes = BroadcastStream::new(services.fanout.subscribe());
+        Ok(changes
+            .filter(move |c| {
+                future::ready(match c {
+                    Ok(Change::Account { account_id }) => *account_id == me,
+                    // Lagged: some changes were dropped; reloading shows the latest state anyway.
+                    Err(_) => true,
+                })
+            })
+            .then(move |_| {
+                let services = services.clone();
+                async move {
+                    let account = services.identity.accounts(&[me]).await?.pop().ok_or(Error::Unauthenticated)?;
+                    Ok::<_, Error>(User(account))
+                }
+                .map(|r| r.map_err(async_graphql::Error::from))
+            }))
+    }
+}

@@ -1,0 +1,232 @@
+//! Identity rules: sign-up, log-in, log-out and turning a bearer token into a viewer.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use chrono::Utc;
+use rand::Rng as _;
+use sha2::{Digest, Sha256};
+use tracing::instrument;
+use uuid::Uuid;
+
+use super::model::{Account, AccountId, AccountStatus, Email, NewAccount, PersonName};
+use super::password::{self, Policy};
+use super::store::{self, NewSession};
+use crate::db::{Db, is_unique_violation};
+use crate::error::{Error, Result};
+use crate::workspace::model::{Role, Workspace, WorkspaceId};
+use crate::workspace::store as workspace_store;
+
+/// Session tokens start with this, so a leaked one is recognisable (and scanners can find it).
+const SESSION_PREFIX: &str = "cs_";
+/// 256 random bits, base64url without padding.
+const SESSION_RANDOM_BYTES: usize = 32;
+/// `last_seen_at` is refreshed at most this often, so authenticating is a read, not a write.
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Who is making a request: an active account, through one of its sessions.
+#[derive(Clone, Debug)]
+pub struct Viewer {
+    pub account: Account,
+    pub session_id: Uuid,
+}
+
+impl Viewer {
+    pub fn account_id(&self) -> AccountId {
+        self.account.account_id
+    }
+}
+
+/// Where a request came from, recorded on the session it creates.
+#[derive(Clone, Debug, Default)]
+pub struct ClientMeta {
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub struct SignUp {
+    pub email: String,
+    pub password: String,
+    pub first_name: String,
+    pub last_name: String,
+}
+
+impl TryFrom<SignUp> for NewAccount {
+    type Error = Error;
+    fn try_from(input: SignUp) -> Result<NewAccount> {
+        let email = Email::parse("email", &input.email)?;
+        let first_name = PersonName::parse("firstName", &input.first_name)?;
+        let last_name = PersonName::parse("lastName", &input.last_name)?;
+        Policy::check("password", &input.password, &[email.as_str(), first_name.as_str(), last_name.as_str()])?;
+        Ok(NewAccount { email, password: input.password, first_name, last_name })
+    }
+}
+
+/// A new session's bearer token, shown once.
+pub struct IssuedSession {
+    pub token: String,
+    pub expires_at: chrono::DateTime<Utc>,
+    pub account: Account,
+}
+
+#[derive(Clone)]
+pub struct IdentityService {
+    db: Db,
+    session_ttl: Duration,
+}
+
+impl IdentityService {
+    pub fn new(db: Db, session_ttl: Duration) -> Self {
+        IdentityService { db, session_ttl }
+    }
+
+    /// Creates an ACTIVE account and its personal workspace, which it owns.
+    #[instrument(skip_all)]
+    pub async fn sign_up(&self, new: NewAccount) -> Result<Account> {
+        // A cheap look first, so a duplicate does not cost a hash; the unique constraint
+        // still settles a race between two sign-ups.
+        if store::find_login(&self.db, &new.email).await?.is_some() {
+            return Err(email_taken());
+        }
+        let hash = password::hash(new.password.clone()).await?;
+        let now = Utc::now();
+        let account_id = AccountId::new();
+        let workspace = Workspace {
+            workspace_id: WorkspaceId::new(),
+            name: format!("{}'s workspace", new.first_name.as_str()),
+            created_at: now,
+        };
+        let mut tx = self.db.begin().await?;
+        store::insert_account(&mut tx, account_id, &new, &hash, now).await.map_err(|e| {
+            if is_unique_violation(&e) { email_taken() } else { e.into() }
+        })?;
+        workspace_store::insert_workspace(&mut tx, &workspace).await?;
+        workspace_store::insert_membership(&mut tx, workspace.workspace_id, account_id, Role::Owner, now).await?;
+        tx.commit().await?;
+        tracing::info!(account_id = %account_id, "account created");
+        Ok(Account {
+            account_id,
+            email: new.email.as_str().to_owned(),
+            first_name: new.first_name.as_str().to_owned(),
+            last_name: new.last_name.as_str().to_owned(),
+            status: super::model::StatusColumn(AccountStatus::Active),
+            created_at: now,
+            updated_at: now,
+        })
+    }
+
+    /// Checks the credentials and opens a session. "No such account" and "wrong password"
+    /// get the same answer after the same work (a hash is verified either way).
+    #[instrument(skip_all)]
+    pub async fn log_in(&self, email: &str, password: String, meta: ClientMeta) -> Result<IssuedSession> {
+        // One answer for every credential failure, so it reveals nothing.
+        let wrong = || Error::Unauthenticated;
+        if password.len() > Policy::MAX_BYTES * 2 {
+            return Err(wrong());
+        }
+        let found = match Email::parse("email", email) {
+            Ok(email) => store::find_login(&self.db, &email).await?,
+            Err(_) => None,
+        };
+        let (account, hash) = match found {
+            Some((account, hash)) => (Some(account), Some(hash)),
+            None => (None, None),
+        };
+        let matches = password::verify(password, hash).await?;
+        let account = match account {
+            Some(account) if matches => account,
+            _ => return Err(wrong()),
+        };
+        if account.status() != AccountStatus::Active {
+            return Err(Error::forbidden("this account is inactive"));
+        }
+        let token = new_token();
+        let now = Utc::now();
+        let expires_at = now + chrono::TimeDelta::from_std(self.session_ttl).unwrap_or(chrono::TimeDelta::days(30));
+        store::insert_session(
+            &self.db,
+            NewSession {
+                session_id: Uuid::now_v7(),
+                account_id: account.account_id,
+                token_hash: &token_hash(&token),
+                now,
+                expires_at,
+                ip: meta.ip.as_deref(),
+                user_agent: meta.user_agent.as_deref().map(|ua| truncate(ua, 512)),
+            },
+        )
+        .await?;
+        tracing::info!(account_id = %account.account_id, "logged in");
+        Ok(IssuedSession { token, expires_at, account })
+    }
+
+    pub async fn log_out(&self, viewer: &Viewer) -> Result<()> {
+        store::revoke_session(&self.db, viewer.session_id, Utc::now()).await?;
+        Ok(())
+    }
+
+    /// The viewer a bearer token stands for, if it is a live session of an active account.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Viewer>> {
+        if !looks_like_session_token(token) {
+            return Ok(None);
+        }
+        let Some(row) = store::find_session(&self.db, &token_hash(token)).await? else {
+            return Ok(None);
+        };
+        let now = Utc::now();
+        if row.revoked_at.is_some() || row.expires_at <= now || row.account.status() != AccountStatus::Active {
+            return Ok(None);
+        }
+        if now - row.last_seen_at >= TOUCH_EVERY {
+            store::touch_session(&self.db, row.session_id, now).await?;
+        }
+        Ok(Some(Viewer { account: row.account, session_id: row.session_id }))
+    }
+
+    pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>> {
+        Ok(store::find_accounts(&self.db, ids).await?)
+    }
+}
+
+fn email_taken() -> Error {
+    Error::conflict("email", "an account with this email already exists")
+}
+
+fn new_token() -> String {
+    let mut bytes = [0u8; SESSION_RANDOM_BYTES];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{SESSION_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn looks_like_session_token(token: &str) -> bool {
+    token.len() == SESSION_PREFIX.len() + 43
+        && token.starts_with(SESSION_PREFIX)
+        && token[SESSION_PREFIX.len()..].bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Tokens are stored only as SHA-256: 256 random bits need no slow hash.
+pub fn token_hash(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_carry_256_random_bits_and_a_recognisable_prefix() {
+        let a = new_token();
+        let b = new_token();
+        assert_ne!(a, b);
+        assert!(looks_like_session_token(&a), "{a}");
+        assert!(!looks_like_session_token("not-a-real-token"));
+        assert!(!looks_like_session_token(&a[..a.len() - 1]));
+    }
+}

@@ -1,0 +1,13 @@
+//! Concierge: the GraphQL gateway for the "my account" side of a customer-engagement platform.
+
+pub mod app;
+pub mod assets;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod fanout;
+pub mod graphql;
+pub mod identity;
+pub mod services;
+pub mod telemetry;
+pub mod workspace;

@@ -1,0 +1,169 @@
+//! Workspaces over GraphQL: `workspace(id)`, its members as a Relay connection, and the
+//! membership mutations.
+
+use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, Object};
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::model::{Membership, Permission, Role, Workspace, WorkspaceId};
+use super::service::MAX_PAGE;
+use crate::error::{Error, Result};
+use crate::graphql::context::ContextExt;
+use crate::graphql::loaders::unshare;
+use crate::identity::graphql::{User, loaders};
+use crate::identity::model::{AccountId, AccountStatus, Email};
+
+/// A team's space, with its members.
+pub struct WorkspaceNode(pub Workspace);
+
+/// An account's place in a workspace.
+pub struct MembershipNode(pub Membership);
+
+/// Members per page when `first` is not given.
+const DEFAULT_PAGE: i32 = 20;
+
+type MemberConnection = Connection<OpaqueCursor<Uuid>, MembershipNode, MemberConnectionFields>;
+
+#[derive(async_graphql::SimpleObject)]
+#[graphql(name = "MemberConnectionFields")]
+pub struct MemberConnectionFields {
+    /// Members in the workspace, across all pages.
+    total_count: i64,
+}
+
+#[Object(name = "Workspace")]
+impl WorkspaceNode {
+    async fn id(&self) -> ID {
+        ID(self.0.workspace_id.0.to_string())
+    }
+
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// Members in the order they joined. `first` is 1–100 (default 20); `after` is a cursor
+    /// from a previous page.
+    async fn members(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<MemberConnection> {
+        let viewer = ctx.viewer().await?;
+        let first = usize::try_from(first.unwrap_or(DEFAULT_PAGE))
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| Error::invalid("first", format!("must be between 1 and {MAX_PAGE}")))?;
+        let after = after
+            .map(|c| OpaqueCursor::<Uuid>::decode_cursor(&c).map(|c| c.0))
+            .transpose()
+            .map_err(|_| Error::invalid("after", "not a cursor from this connection"))?;
+        let services = ctx.services()?;
+        let id = self.0.workspace_id;
+        let (page, more) = services.workspaces.members(&viewer, id, after, first).await?;
+        let total = services.workspaces.count_members(id).await?;
+        let mut connection = Connection::with_additional_fields(after.is_some(), more, MemberConnectionFields { total_count: total });
+        connection
+            .edges
+            .extend(page.into_iter().map(|m| Edge::new(OpaqueCursor(m.membership_id), MembershipNode(m))));
+        Ok(connection)
+    }
+}
+
+#[Object(name = "Membership")]
+impl MembershipNode {
+    async fn id(&self) -> ID {
+        ID(self.0.membership_id.to_string())
+    }
+
+    async fn role(&self) -> Role {
+        self.0.role()
+    }
+
+    /// What this role allows in the workspace.
+    async fn permissions(&self) -> Vec<Permission> {
+        self.0.role().permissions().to_vec()
+    }
+
+    async fn joined_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn workspace(&self, ctx: &Context<'_>) -> Result<WorkspaceNode> {
+        let w = loaders(ctx)?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
+        w.map(WorkspaceNode).ok_or(Error::NotFound("workspace"))
+    }
+
+    async fn user(&self, ctx: &Context<'_>) -> Result<User> {
+        let a = loaders(ctx)?.accounts.load_one(self.0.account_id).await.map_err(unshare)?;
+        a.map(User).ok_or(Error::NotFound("user"))
+    }
+}
+
+#[derive(Default)]
+pub struct WorkspaceQuery;
+
+#[Object]
+impl WorkspaceQuery {
+    /// A workspace the viewer belongs to (NOT_FOUND otherwise).
+    async fn workspace(&self, ctx: &Context<'_>, id: ID) -> Result<WorkspaceNode> {
+        let viewer = ctx.viewer().await?;
+        let id = WorkspaceId::parse("id", &id)?;
+        Ok(WorkspaceNode(ctx.services()?.workspaces.workspace(&viewer, id).await?))
+    }
+}
+
+#[derive(InputObject)]
+pub struct AddWorkspaceMemberInput {
+    pub workspace_id: ID,
+    /// The login email of an existing account.
+    pub email: String,
+    /// At most the inviter's own role.
+    #[graphql(default_with = "Role::Member")]
+    pub role: Role,
+}
+
+#[derive(Default)]
+pub struct WorkspaceMutation;
+
+#[Object]
+impl WorkspaceMutation {
+    /// Adds an existing account to a workspace (needs MANAGE_MEMBERS).
+    async fn add_workspace_member(&self, ctx: &Context<'_>, input: AddWorkspaceMemberInput) -> Result<MembershipNode> {
+        let viewer = ctx.viewer().await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
+        let email = Email::parse("email", &input.email)?;
+        let m = ctx.services()?.workspaces.add_member(&viewer, workspace_id, email, input.role).await?;
+        Ok(MembershipNode(m))
+    }
+
+    /// Changes a member's role (needs MANAGE_ROLES; never above one's own; the last owner stays).
+    async fn assign_role(&self, ctx: &Context<'_>, workspace_id: ID, user_id: ID, role: Role) -> Result<MembershipNode> {
+        let viewer = ctx.viewer().await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
+        let user_id = AccountId::parse("userId", &user_id)?;
+        let m = ctx.services()?.workspaces.assign_role(&viewer, workspace_id, user_id, role).await?;
+        Ok(MembershipNode(m))
+    }
+
+    /// Activates or deactivates a member's account (needs DEACTIVATE_MEMBERS). An inactive
+    /// account cannot log in and its sessions stop working at once.
+    async fn set_member_status(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        user_id: ID,
+        status: AccountStatus,
+    ) -> Result<MembershipNode> {
+        let viewer = ctx.viewer().await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
+        let user_id = AccountId::parse("userId", &user_id)?;
+        let m = ctx.services()?.workspaces.set_member_status(&viewer, workspace_id, user_id, status).await?;
+        Ok(MembershipNode(m))
+    }
+}

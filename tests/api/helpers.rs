@@ -1,0 +1,273 @@
+//! The test harness: `TestApp::spawn()` starts the real server on 127.0.0.1:0 with its own
+//! database (a temp SQLite file, or a fresh PostgreSQL schema when CONCIERGE_TEST_DB=postgres,
+//! dropped afterwards), and a client that speaks to it over HTTP and WebSocket.
+
+use std::time::Duration;
+
+use concierge::app::Application;
+use concierge::config::Config;
+use concierge::services::Services;
+use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::StatusCode;
+use reqwest::header::HeaderMap;
+use serde_json::{Value, json};
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+use tokio_tungstenite::tungstenite::protocol::Message;
+use tokio_util::sync::CancellationToken;
+
+pub const PASSWORD: &str = "Correct-Horse-9!battery";
+
+pub struct TestApp {
+    pub base: String,
+    pub port: u16,
+    pub services: Services,
+    client: reqwest::Client,
+    shutdown: CancellationToken,
+    server: Option<JoinHandle<anyhow::Result<()>>>,
+    _dir: tempfile::TempDir,
+    pg_schema: Option<(String, String)>,
+}
+
+/// A signed-up, logged-in account.
+#[derive(Clone, Debug)]
+pub struct TestUser {
+    pub id: String,
+    pub email: String,
+    pub token: String,
+    pub workspace_id: String,
+}
+
+fn pg_url() -> String {
+    std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn on_postgres() -> bool {
+    std::env::var("CONCIERGE_TEST_DB").is_ok_and(|v| v == "postgres")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// Starts the server with the test defaults changed by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        if std::env::var("TEST_LOG").is_ok() {
+            concierge::telemetry::init_tracing("info,concierge=debug", Default::default(), std::io::stdout);
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut config = Config::defaults();
+        config.bind = "127.0.0.1:0".parse().expect("address");
+        config.data_dir = dir.path().join("data");
+        config.public_url = None;
+        config.db_max_connections = 8;
+        let mut pg_schema = None;
+        if on_postgres() {
+            let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+            let admin = sqlx::PgPool::connect(&pg_url()).await.expect("PostgreSQL at CONCIERGE_TEST_PG_URL");
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await.expect("create schema");
+            admin.close().await;
+            config.database_url = Some(format!("{}?options[search_path]={schema}", pg_url()));
+            pg_schema = Some((pg_url(), schema));
+        } else {
+            config.database_url = None; // the embedded default inside the temp data folder
+        }
+        adjust(&mut config);
+        let app = Application::build(config).await.expect("application starts");
+        let port = app.port();
+        let services = app.services().clone();
+        let shutdown = app.shutdown_handle();
+        let server = tokio::spawn(app.run());
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            services,
+            client: reqwest::Client::new(),
+            shutdown,
+            server: Some(server),
+            _dir: dir,
+            pg_schema,
+        }
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// POSTs a GraphQL request and returns the JSON body (whatever the status).
+    pub async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .header("accept", "application/graphql-response+json")
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        let res = req.send().await.expect("request sent");
+        res.json().await.expect("JSON body")
+    }
+
+    /// POSTs raw bytes with the given content type and returns status, headers and body.
+    pub async fn post_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, HeaderMap, String) {
+        let res = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .header("content-type", content_type)
+            .header("accept", "application/graphql-response+json")
+            .body(body)
+            .send()
+            .await
+            .expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        (status, headers, res.text().await.expect("body"))
+    }
+
+    pub async fn get(&self, path: &str, accept: &str) -> (StatusCode, HeaderMap, String) {
+        let res = self.client.get(format!("{}{path}", self.base)).header("accept", accept).send().await.expect("request sent");
+        let status = res.status();
+        let headers = res.headers().clone();
+        (status, headers, res.text().await.expect("body"))
+    }
+
+    pub async fn sign_up(&self, email: &str, first: &str, last: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($i: SignUpInput!) { signUp(input: $i) { user { id email fullName status } } }",
+            json!({ "i": { "email": email, "password": PASSWORD, "firstName": first, "lastName": last } }),
+        )
+        .await
+    }
+
+    pub async fn log_in(&self, email: &str, password: &str) -> Value {
+        self.gql(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token expiresAt user { id } } }",
+            json!({ "e": email, "p": password }),
+        )
+        .await
+    }
+
+    /// Signs up `email` and logs in; returns the user with its token and personal workspace.
+    pub async fn user(&self, email: &str) -> TestUser {
+        let r = self.sign_up(email, "Test", "User").await;
+        assert!(r.get("errors").is_none(), "sign-up failed: {r}");
+        let r = self.log_in(email, PASSWORD).await;
+        let token = r["data"]["logIn"]["token"].as_str().unwrap_or_else(|| panic!("log-in failed: {r}")).to_owned();
+        let me = self.gql(Some(&token), "{ me { id email memberships { workspace { id } } } }", json!({})).await;
+        TestUser {
+            id: me["data"]["me"]["id"].as_str().expect("id").to_owned(),
+            email: me["data"]["me"]["email"].as_str().expect("email").to_owned(),
+            workspace_id: me["data"]["me"]["memberships"][0]["workspace"]["id"].as_str().expect("workspace").to_owned(),
+            token,
+        }
+    }
+
+    pub async fn add_member(&self, actor: &TestUser, workspace_id: &str, email: &str, role: &str) -> Value {
+        self.gql(
+            Some(&actor.token),
+            "mutation($i: AddWorkspaceMemberInput!) { addWorkspaceMember(input: $i) { role user { email } } }",
+            json!({ "i": { "workspaceId": workspace_id, "email": email, "role": role } }),
+        )
+        .await
+    }
+
+    pub async fn ws(&self, protocol: &str) -> WsClient {
+        let mut request = format!("ws://127.0.0.1:{}/graphql", self.port).into_client_request().expect("ws request");
+        request.headers_mut().insert("sec-websocket-protocol", protocol.parse().expect("header"));
+        let (stream, response) = tokio_tungstenite::connect_async(request).await.expect("WebSocket connects");
+        assert_eq!(
+            response.headers().get("sec-websocket-protocol").and_then(|v| v.to_str().ok()),
+            Some(protocol),
+            "the server must agree on the subprotocol"
+        );
+        WsClient { stream }
+    }
+
+    /// Starts a graceful shutdown, as SIGTERM would.
+    pub fn begin_shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits for the server task to finish after `begin_shutdown`.
+    pub async fn stopped(&mut self, within: Duration) -> anyhow::Result<()> {
+        let server = self.server.take().expect("server running");
+        tokio::time::timeout(within, server).await.expect("server stops in time").expect("server task")
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some((url, schema)) = self.pg_schema.take() {
+            // Dropping needs async I/O; do it on a thread of its own so Drop works inside a runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct WsClient {
+    stream: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+/// What the server sent next.
+#[derive(Debug)]
+pub enum WsEvent {
+    Json(Value),
+    Closed(Option<u16>),
+}
+
+impl WsClient {
+    pub async fn send(&mut self, message: Value) {
+        self.stream.send(Message::Text(message.to_string().into())).await.expect("ws send");
+    }
+
+    /// The next text message or close, skipping pings; panics after `within`.
+    pub async fn next_within(&mut self, within: Duration) -> WsEvent {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = tokio::time::timeout_at(deadline, self.stream.next()).await.expect("a WebSocket message in time");
+            match msg {
+                Some(Ok(Message::Text(t))) => return WsEvent::Json(serde_json::from_str(&t).expect("JSON message")),
+                Some(Ok(Message::Close(frame))) => return WsEvent::Closed(frame.map(|f| u16::from(f.code))),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return WsEvent::Closed(None),
+            }
+        }
+    }
+
+    pub async fn next_json(&mut self) -> Value {
+        match self.next_within(Duration::from_secs(10)).await {
+            WsEvent::Json(v) => v,
+            other => panic!("expected a message, got {other:?}"),
+        }
+    }
+}
+
+/// The `extensions.code` of each error in a response.
+pub fn codes(response: &Value) -> Vec<String> {
+    response["errors"]
+        .as_array()
+        .map(|es| es.iter().filter_map(|e| e["extensions"]["code"].as_str().map(str::to_owned)).collect())
+        .unwrap_or_default()
+}
+
+/// The first error's code and field.
+pub fn error_of(response: &Value) -> (String, Option<String>) {
+    let e = &response["errors"][0];
+    (
+        e["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {response}")).to_owned(),
+        e["extensions"]["field"].as_str().map(str::to_owned),
+    )
+}

@@ -1,0 +1,11 @@
+//! Concierge's integration tests: one binary, one module per domain. Each test starts the
+//! real server on a random port with a database of its own.
+
+mod helpers;
+
+mod identity;
+mod limits;
+mod schema;
+mod transport;
+mod websocket;
+mod workspace;

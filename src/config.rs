@@ -59,9 +59,10 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Maximum database connections in the pool.
-    #[arg(long, env = "CONCIERGE_DB_MAX_CONNECTIONS", default_value_t = 16)]
-    pub db_max_connections: u32,
+    /// Maximum database connections in the pool. Default: 16 on PostgreSQL; on SQLite two per
+    /// core (at least 4), since each SQLite connection is a thread and more only add switching.
+    #[arg(long, env = "CONCIERGE_DB_MAX_CONNECTIONS")]
+    pub db_max_connections: Option<u32>,
 
     /// How long a session lasts after log-in, in hours.
     #[arg(long, env = "CONCIERGE_SESSION_TTL_HOURS", default_value_t = 24 * 30)]

@@ -11,7 +11,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Migrate(config) => {
             concierge::telemetry::init_tracing(&config.log_filter, config.log_format, std::io::stdout);
-            let db = concierge::db::Db::connect(&config.database_url(), 1).await?;
+            let db = concierge::db::Db::connect(&config.database_url(), Some(1)).await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
             Ok(())

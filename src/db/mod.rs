@@ -80,11 +80,11 @@ macro_rules! on_tx {
 
 impl Db {
     /// Opens the database named by `url`: `sqlite:` (the file's folder is created) or `postgres:`.
-    pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    pub async fn connect(url: &str, max_connections: Option<u32>) -> anyhow::Result<Db> {
         let pool = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             let options = PgConnectOptions::from_str(url).context("DATABASE_URL is not a valid PostgreSQL URL")?;
             let pool = PgPoolOptions::new()
-                .max_connections(max_connections)
+                .max_connections(max_connections.unwrap_or(16))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await
@@ -106,8 +106,9 @@ impl Db {
                 std::fs::create_dir_all(parent)
                     .with_context(|| format!("cannot create the folder {}", parent.display()))?;
             }
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
             let pool = SqlitePoolOptions::new()
-                .max_connections(max_connections)
+                .max_connections(max_connections.unwrap_or((2 * cores).max(4)))
                 .acquire_timeout(Duration::from_secs(10))
                 .connect_with(options)
                 .await

@@ -222,14 +222,11 @@ fn response_json(r: &GqlResponse) -> serde_json::Value {
 
 fn respond(media: MediaType, response: BatchResponse) -> Response {
     match response {
-        BatchResponse::Single(r) => {
-            let status = if media == MediaType::GraphqlResponse && refused_before_execution(&r) {
-                StatusCode::BAD_REQUEST
-            } else {
-                StatusCode::OK
-            };
+        BatchResponse::Single(r) if refused_before_execution(&r) => {
+            let status = if media == MediaType::GraphqlResponse { StatusCode::BAD_REQUEST } else { StatusCode::OK };
             json_response(status, media, &response_json(&r))
         }
+        BatchResponse::Single(r) => json_response(StatusCode::OK, media, &r),
         BatchResponse::Batch(rs) => {
             let body: Vec<serde_json::Value> = rs.iter().map(response_json).collect();
             json_response(StatusCode::OK, media, &body)

@@ -4,6 +4,7 @@
 //! log span, and gives every error without a code the code BAD_USER_INPUT (parse and
 //! validation errors are the client's).
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -17,32 +18,93 @@ use crate::config::Config;
 use crate::telemetry::operation_label;
 
 #[derive(Clone, Copy, Debug)]
-pub struct QueryLimits {
+pub struct Limits {
     pub max_depth: usize,
     pub max_complexity: usize,
     pub max_aliases: usize,
 }
 
+/// The extension factory: the limits, and the documents already parsed and checked.
+pub struct QueryLimits {
+    limits: Limits,
+    documents: Arc<DocumentCache>,
+}
+
 impl QueryLimits {
     pub fn from_config(config: &Config) -> Self {
         QueryLimits {
-            max_depth: config.max_query_depth,
-            max_complexity: config.max_query_complexity,
-            max_aliases: config.max_query_aliases,
+            limits: Limits {
+                max_depth: config.max_query_depth,
+                max_complexity: config.max_query_complexity,
+                max_aliases: config.max_query_aliases,
+            },
+            documents: Arc::default(),
         }
     }
 }
 
 impl ExtensionFactory for QueryLimits {
     fn create(&self) -> Arc<dyn Extension> {
-        Arc::new(PerRequest { limits: *self, operation: Mutex::new(None) })
+        Arc::new(PerRequest {
+            limits: self.limits,
+            documents: self.documents.clone(),
+            operation: Mutex::new(None),
+            cached: Mutex::new(None),
+        })
+    }
+}
+
+/// Clients send the same few query texts over and over; parsing and validating each one once
+/// saves most of the per-request cost of GraphQL. Only small documents are kept, at most
+/// `MAX_ENTRIES` of them, so the cache's memory stays bounded.
+#[derive(Default)]
+struct DocumentCache {
+    entries: Mutex<HashMap<Arc<str>, CachedDocument>>,
+}
+
+#[derive(Clone)]
+struct CachedDocument {
+    doc: ExecutableDocument,
+    /// Set once the document passed validation, if validation cannot depend on variables.
+    validated: Option<ValidationResult>,
+}
+
+impl DocumentCache {
+    const MAX_ENTRIES: usize = 512;
+    const MAX_QUERY_BYTES: usize = 4096;
+
+    fn get(&self, query: &str) -> Option<CachedDocument> {
+        self.entries.lock().ok()?.get(query).cloned()
+    }
+
+    fn put(&self, query: Arc<str>, doc: ExecutableDocument) {
+        if query.len() > Self::MAX_QUERY_BYTES {
+            return;
+        }
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= Self::MAX_ENTRIES {
+                entries.clear();
+            }
+            entries.insert(query, CachedDocument { doc, validated: None });
+        }
+    }
+
+    fn validated(&self, query: &str, result: ValidationResult) {
+        if let Ok(mut entries) = self.entries.lock()
+            && let Some(entry) = entries.get_mut(query)
+        {
+            entry.validated = Some(result);
+        }
     }
 }
 
 struct PerRequest {
-    limits: QueryLimits,
+    limits: Limits,
+    documents: Arc<DocumentCache>,
     /// The operation's name once parsed, for metrics.
     operation: Mutex<Option<String>>,
+    /// The query text and what the cache knew of it, between parsing and validation.
+    cached: Mutex<Option<(Arc<str>, Option<ValidationResult>)>>,
 }
 
 /// A refusal before execution.
@@ -81,7 +143,20 @@ impl Extension for PerRequest {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        let doc = next.run(ctx, query, variables).await?;
+        let (doc, validated) = match self.documents.get(query) {
+            Some(hit) => (hit.doc, hit.validated),
+            None => {
+                let doc = next.run(ctx, query, variables).await?;
+                let key: Arc<str> = Arc::from(query);
+                self.documents.put(key, doc.clone());
+                (doc, None)
+            }
+        };
+        if validation_is_reusable(&doc)
+            && let Ok(mut cached) = self.cached.lock()
+        {
+            *cached = Some((Arc::from(query), validated));
+        }
         if let Some(name) = single_operation_name(&doc) {
             tracing::Span::current().record("operation", name.as_str());
             if let Ok(mut op) = self.operation.lock() {
@@ -103,7 +178,17 @@ impl Extension for PerRequest {
         ctx: &ExtensionContext<'_>,
         next: NextValidation<'_>,
     ) -> Result<ValidationResult, Vec<ServerError>> {
-        let result = next.run(ctx).await?;
+        let cached = self.cached.lock().ok().and_then(|mut c| c.take());
+        let result = match cached {
+            // Validated before, and nothing in it depends on variables: same verdict now.
+            Some((_, Some(result))) => result,
+            Some((query, None)) => {
+                let result = next.run(ctx).await?;
+                self.documents.validated(&query, result);
+                result
+            }
+            None => next.run(ctx).await?,
+        };
         if result.depth > self.limits.max_depth {
             return Err(vec![limit_error(
                 "depth",
@@ -118,6 +203,13 @@ impl Extension for PerRequest {
         }
         Ok(result)
     }
+}
+
+/// Whether a validation verdict holds for every request with this text: one operation, and
+/// no variables (their values can change argument checks and complexity).
+fn validation_is_reusable(doc: &ExecutableDocument) -> bool {
+    let mut operations = doc.operations.iter();
+    matches!((operations.next(), operations.next()), (Some((_, op)), None) if op.node.variable_definitions.is_empty())
 }
 
 fn single_operation_name(doc: &ExecutableDocument) -> Option<String> {

@@ -61,7 +61,6 @@ impl TestApp {
         config.bind = "127.0.0.1:0".parse().expect("address");
         config.data_dir = dir.path().join("data");
         config.public_url = None;
-        config.db_max_connections = 8;
         let mut pg_schema = None;
         if on_postgres() {
             let schema = format!("t_{}", uuid::Uuid::new_v4().simple());

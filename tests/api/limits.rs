@@ -149,3 +149,17 @@ async fn a_request_without_a_query_is_refused() {
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(codes(&serde_json::from_str(&body).unwrap()), ["BAD_USER_INPUT"]);
 }
+
+#[tokio::test]
+async fn a_query_seen_before_is_checked_again_on_every_request() {
+    let app = TestApp::spawn().await;
+    let login = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
+
+    for _ in 0..2 {
+        assert_eq!(codes(&app.gql(None, "{ me { id favouriteColour } }", json!({})).await), ["BAD_USER_INPUT"]);
+    }
+    let good = app.gql(None, login, json!({ "e": "a@example.com", "p": "x" })).await;
+    assert_eq!(codes(&good), ["UNAUTHENTICATED"], "{good}");
+    let bad = app.gql(None, login, json!({ "e": 42, "p": "x" })).await;
+    assert_eq!(codes(&bad), ["BAD_USER_INPUT"], "variables are checked each time: {bad}");
+}

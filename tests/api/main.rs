@@ -6,6 +6,7 @@ mod helpers;
 mod identity;
 mod limits;
 mod schema;
+mod storage;
 mod transport;
 mod websocket;
 mod workspace;

@@ -153,3 +153,29 @@ async fn an_internal_failure_shows_only_its_code() {
     let text = r.to_string();
     assert!(!text.contains("pool") && !text.contains("sqlx"), "internals leaked: {text}");
 }
+
+#[tokio::test]
+async fn a_request_in_flight_when_shutdown_begins_still_gets_its_answer() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut app = TestApp::spawn().await;
+    let body = json!({ "query": "{ __typename }" }).to_string();
+    let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", app.port)).await.unwrap();
+    let head = format!(
+        "POST /graphql HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    // "100 Continue" means the handler is reading the body: the request is in flight.
+    let mut interim = [0u8; 25];
+    socket.read_exact(&mut interim).await.unwrap();
+    assert!(String::from_utf8_lossy(&interim).starts_with("HTTP/1.1 100 Continue"));
+
+    app.begin_shutdown();
+    socket.write_all(body.as_bytes()).await.unwrap();
+
+    let mut response = String::new();
+    socket.read_to_string(&mut response).await.unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""__typename":"Query""#), "{response}");
+    app.stopped(std::time::Duration::from_secs(10)).await.expect("the server stops cleanly");
+}

@@ -40,7 +40,7 @@ fn seconds() -> u32 {
 async fn bare_me(State(services): State<Services>, headers: HeaderMap) -> impl IntoResponse {
     let token = bearer(headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
     let viewer = match token {
-        Some(t) => services.identity.authenticate(&t).await.ok().flatten(),
+        Some(t) => services.authenticate(&t).await.ok().flatten(),
         None => None,
     };
     match viewer {

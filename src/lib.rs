@@ -10,4 +10,5 @@ pub mod graphql;
 pub mod identity;
 pub mod services;
 pub mod telemetry;
+pub mod tokens;
 pub mod workspace;

@@ -5,7 +5,10 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
-use crate::identity::service::IdentityService;
+use crate::error::Result;
+use crate::identity::service::{IdentityService, Viewer};
+use crate::tokens::model::PREFIX as TOKEN_PREFIX;
+use crate::tokens::service::TokenService;
 use crate::workspace::service::WorkspaceService;
 
 #[derive(Clone)]
@@ -13,6 +16,7 @@ pub struct Services {
     pub db: Db,
     pub fanout: Fanout,
     pub identity: IdentityService,
+    pub tokens: TokenService,
     pub workspaces: WorkspaceService,
 }
 
@@ -21,8 +25,18 @@ impl Services {
         Services {
             identity: IdentityService::new(db.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600)),
             workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
+            tokens: TokenService::new(db.clone()),
             db,
             fanout,
+        }
+    }
+
+    /// The viewer a bearer credential stands for: a session token or a personal access token.
+    pub async fn authenticate(&self, bearer: &str) -> Result<Option<Viewer>> {
+        if bearer.starts_with(TOKEN_PREFIX) {
+            self.tokens.authenticate(bearer).await
+        } else {
+            self.identity.authenticate_session(bearer).await
         }
     }
 }

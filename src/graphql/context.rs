@@ -7,6 +7,7 @@ use tokio::sync::OnceCell;
 use crate::error::{Error, Result};
 use crate::identity::service::{ClientMeta, Viewer};
 use crate::services::Services;
+use crate::tokens::model::Scope;
 
 /// Per request (or per WebSocket connection): the bearer token and who it turned out to be.
 pub struct RequestAuth {
@@ -33,7 +34,7 @@ impl RequestAuth {
         self.viewer
             .get_or_try_init(|| async {
                 match &self.token {
-                    Some(token) => services.identity.authenticate(token).await,
+                    Some(token) => services.authenticate(token).await,
                     None => Ok(None),
                 }
             })
@@ -54,8 +55,11 @@ pub trait ContextExt {
     /// The services (always in the schema's data; a missing one is an internal error, not a panic).
     fn services(&self) -> Result<&Services>;
     fn auth(&self) -> Option<&RequestAuth>;
-    /// The signed-in viewer, or UNAUTHENTICATED.
+    /// The signed-in viewer, or UNAUTHENTICATED. Check a scope (`viewer_for`) or the session
+    /// (`Viewer::require_session`) before acting.
     fn viewer(&self) -> impl std::future::Future<Output = Result<Viewer>> + Send;
+    /// The viewer, if their credential carries `scope` (sessions carry every scope).
+    fn viewer_for(&self, scope: Scope) -> impl std::future::Future<Output = Result<Viewer>> + Send;
 }
 
 impl ContextExt for Context<'_> {
@@ -70,6 +74,12 @@ impl ContextExt for Context<'_> {
     async fn viewer(&self) -> Result<Viewer> {
         let Some(auth) = self.auth() else { return Err(Error::Unauthenticated) };
         auth.viewer(self.services()?).await?.ok_or(Error::Unauthenticated)
+    }
+
+    async fn viewer_for(&self, scope: Scope) -> Result<Viewer> {
+        let viewer = self.viewer().await?;
+        viewer.require(scope)?;
+        Ok(viewer)
     }
 }
 

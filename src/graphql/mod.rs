@@ -12,13 +12,14 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 use crate::config::Config;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::services::Services;
+use crate::tokens::graphql::TokenMutation;
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
 pub struct Query(IdentityQuery, WorkspaceQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, WorkspaceMutation);
+pub struct Mutation(IdentityMutation, WorkspaceMutation, TokenMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(IdentitySubscription);

@@ -70,7 +70,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             None => None,
             Some(value) => {
                 let token = bearer(Some(&value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?;
-                match services.identity.authenticate(&token).await {
+                match services.authenticate(&token).await {
                     Ok(Some(viewer)) => Some(viewer),
                     Ok(None) => return Err(async_graphql::Error::new(FORBIDDEN)),
                     Err(e) => return Err(async_graphql::Error::from(e)),

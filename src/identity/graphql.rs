@@ -11,6 +11,8 @@ use crate::error::{Error, Result};
 use crate::fanout::Change;
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{Loaders, unshare};
+use crate::tokens::graphql::AccessTokenNode;
+use crate::tokens::model::Scope;
 use crate::workspace::graphql::MembershipNode;
 
 /// A person with an account.
@@ -48,10 +50,16 @@ impl User {
         self.0.created_at
     }
 
+    /// Your personal access tokens (yourself only, from a session).
+    async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        Ok(ctx.services()?.tokens.list(&viewer).await?.into_iter().map(AccessTokenNode).collect())
+    }
+
     /// The workspaces this user belongs to, with their role in each. For another user, only
     /// the workspaces the viewer shares with them.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<MembershipNode>> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let loaders = loaders(ctx)?;
         let theirs = loaders.memberships.load_one(self.0.account_id).await.map_err(unshare)?.unwrap_or_default();
         if viewer.account_id() == self.0.account_id {
@@ -64,6 +72,15 @@ impl User {
             .map(MembershipNode)
             .collect())
     }
+}
+
+/// The viewer, when the user being resolved is the viewer: private fields are for oneself.
+async fn own(ctx: &Context<'_>, account: &Account) -> Result<crate::identity::service::Viewer> {
+    let viewer = ctx.viewer().await?;
+    if viewer.account_id() != account.account_id {
+        return Err(Error::forbidden("only visible to the user themself"));
+    }
+    Ok(viewer)
 }
 
 pub fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders> {
@@ -100,7 +117,7 @@ pub struct IdentityQuery;
 impl IdentityQuery {
     /// The signed-in user.
     async fn me(&self, ctx: &Context<'_>) -> Result<User> {
-        Ok(User(ctx.viewer().await?.account))
+        Ok(User(ctx.viewer_for(Scope::ProfileRead).await?.account))
     }
 }
 
@@ -143,7 +160,7 @@ pub struct IdentitySubscription;
 impl IdentitySubscription {
     /// The signed-in user, each time their account, status or memberships change.
     async fn me_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<User>> + use<>> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
         let changes = BroadcastStream::new(services.fanout.subscribe());

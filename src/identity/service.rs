@@ -14,6 +14,7 @@ use super::password::{self, Policy};
 use super::store::{self, NewSession};
 use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
+use crate::tokens::model::Scope;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
 
@@ -24,16 +25,49 @@ const SESSION_RANDOM_BYTES: usize = 32;
 /// `last_seen_at` is refreshed at most this often, so authenticating is a read, not a write.
 const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
-/// Who is making a request: an active account, through one of its sessions.
+/// Who is making a request: an active account, through one of its sessions or a personal
+/// access token.
 #[derive(Clone, Debug)]
 pub struct Viewer {
     pub account: Account,
-    pub session_id: Uuid,
+    pub credential: Credential,
+}
+
+/// How the viewer authenticated.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A log-in session: may do everything the account may.
+    Session(Uuid),
+    /// A personal access token: only what its scopes allow, and never security operations.
+    AccessToken { id: Uuid, scopes: Vec<Scope> },
 }
 
 impl Viewer {
     pub fn account_id(&self) -> AccountId {
         self.account.account_id
+    }
+
+    pub fn session_id(&self) -> Option<Uuid> {
+        match self.credential {
+            Credential::Session(id) => Some(id),
+            Credential::AccessToken { .. } => None,
+        }
+    }
+
+    /// Refuses a token whose scopes do not include `scope` (sessions hold every scope).
+    pub fn require(&self, scope: Scope) -> Result<()> {
+        match &self.credential {
+            Credential::Session(_) => Ok(()),
+            Credential::AccessToken { scopes, .. } if scopes.contains(&scope) => Ok(()),
+            Credential::AccessToken { .. } => {
+                Err(Error::forbidden(format!("this access token lacks the {} scope", scope.as_str())))
+            }
+        }
+    }
+
+    /// The session, for operations no token may perform (password, two-factor, sessions, tokens).
+    pub fn require_session(&self) -> Result<Uuid> {
+        self.session_id().ok_or_else(|| Error::forbidden("this needs a signed-in session, not an access token"))
     }
 }
 
@@ -161,12 +195,12 @@ impl IdentityService {
     }
 
     pub async fn log_out(&self, viewer: &Viewer) -> Result<()> {
-        store::revoke_session(&self.db, viewer.session_id, Utc::now()).await?;
+        store::revoke_session(&self.db, viewer.require_session()?, Utc::now()).await?;
         Ok(())
     }
 
-    /// The viewer a bearer token stands for, if it is a live session of an active account.
-    pub async fn authenticate(&self, token: &str) -> Result<Option<Viewer>> {
+    /// The viewer a session token stands for, if it is a live session of an active account.
+    pub async fn authenticate_session(&self, token: &str) -> Result<Option<Viewer>> {
         if !looks_like_session_token(token) {
             return Ok(None);
         }
@@ -180,7 +214,7 @@ impl IdentityService {
         if now - row.last_seen_at >= TOUCH_EVERY {
             store::touch_session(&self.db, row.session_id, now).await?;
         }
-        Ok(Some(Viewer { account: row.account, session_id: row.session_id }))
+        Ok(Some(Viewer { account: row.account, credential: Credential::Session(row.session_id) }))
     }
 
     pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>> {

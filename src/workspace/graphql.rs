@@ -13,6 +13,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::identity::graphql::{User, loaders};
 use crate::identity::model::{AccountId, AccountStatus, Email};
+use crate::tokens::model::Scope;
 
 /// A team's space, with its members.
 pub struct WorkspaceNode(pub Workspace);
@@ -54,7 +55,7 @@ impl WorkspaceNode {
         first: Option<i32>,
         after: Option<String>,
     ) -> Result<MemberConnection> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
         let first = usize::try_from(first.unwrap_or(DEFAULT_PAGE))
             .ok()
             .filter(|n| (1..=MAX_PAGE).contains(n))
@@ -112,7 +113,7 @@ pub struct WorkspaceQuery;
 impl WorkspaceQuery {
     /// A workspace the viewer belongs to (NOT_FOUND otherwise).
     async fn workspace(&self, ctx: &Context<'_>, id: ID) -> Result<WorkspaceNode> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
         let id = WorkspaceId::parse("id", &id)?;
         Ok(WorkspaceNode(ctx.services()?.workspaces.workspace(&viewer, id).await?))
     }
@@ -135,7 +136,7 @@ pub struct WorkspaceMutation;
 impl WorkspaceMutation {
     /// Adds an existing account to a workspace (needs MANAGE_MEMBERS).
     async fn add_workspace_member(&self, ctx: &Context<'_>, input: AddWorkspaceMemberInput) -> Result<MembershipNode> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
         let email = Email::parse("email", &input.email)?;
         let m = ctx.services()?.workspaces.add_member(&viewer, workspace_id, email, input.role).await?;
@@ -144,7 +145,7 @@ impl WorkspaceMutation {
 
     /// Changes a member's role (needs MANAGE_ROLES; never above one's own; the last owner stays).
     async fn assign_role(&self, ctx: &Context<'_>, workspace_id: ID, user_id: ID, role: Role) -> Result<MembershipNode> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         let user_id = AccountId::parse("userId", &user_id)?;
         let m = ctx.services()?.workspaces.assign_role(&viewer, workspace_id, user_id, role).await?;
@@ -160,7 +161,7 @@ impl WorkspaceMutation {
         user_id: ID,
         status: AccountStatus,
     ) -> Result<MembershipNode> {
-        let viewer = ctx.viewer().await?;
+        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         let user_id = AccountId::parse("userId", &user_id)?;
         let m = ctx.services()?.workspaces.set_member_status(&viewer, workspace_id, user_id, status).await?;

@@ -7,6 +7,7 @@ mod identity;
 mod limits;
 mod schema;
 mod storage;
+mod tokens;
 mod transport;
 mod websocket;
 mod workspace;

@@ -52,7 +52,8 @@ impl Application {
         db.migrate().await?;
         let shutdown = CancellationToken::new();
         let fanout = Fanout::start(db.clone(), shutdown.clone()).await.context("starting change fan-out")?;
-        let services = Services::new(&config, db, fanout);
+        let secrets = crate::crypto::SecretBox::load(config.secret_key.as_ref().map(|k| k.0.as_str()), &config.data_dir)?;
+        let services = Services::new(&config, db, fanout, secrets);
         let schema = graphql::build_schema(&config, services.clone());
         let listener = TcpListener::bind(config.bind)
             .await

@@ -51,6 +51,11 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
+    /// Key sealing secrets at rest (32 bytes, base64). Default: `secret.key` in the data
+    /// folder, created on first start. Replicas sharing a database must share it.
+    #[arg(long, env = "CONCIERGE_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<Redacted>,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -95,6 +100,23 @@ pub struct Config {
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+}
+
+/// A configured secret: usable, never printed.
+#[derive(Clone)]
+pub struct Redacted(pub String);
+
+impl std::str::FromStr for Redacted {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Redacted(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Config {

@@ -20,6 +20,8 @@ pub enum PasswordRule {
     Special,
     /// Contains the email address or a name of the account.
     ContainsPersonalData,
+    /// Among the most common passwords, or otherwise guessed quickly (offline estimate).
+    TooCommon,
     /// The new password and its confirmation differ.
     ConfirmationMismatch,
 }

@@ -3,11 +3,13 @@
 pub mod app;
 pub mod assets;
 pub mod config;
+pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod fanout;
 pub mod graphql;
 pub mod identity;
+pub mod security;
 pub mod services;
 pub mod telemetry;
 pub mod tokens;

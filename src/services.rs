@@ -5,7 +5,9 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
+use crate::crypto::SecretBox;
 use crate::error::Result;
+use crate::security::service::SecurityService;
 use crate::identity::service::{IdentityService, Viewer};
 use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::tokens::service::TokenService;
@@ -17,13 +19,16 @@ pub struct Services {
     pub fanout: Fanout,
     pub identity: IdentityService,
     pub tokens: TokenService,
+    pub security: SecurityService,
     pub workspaces: WorkspaceService,
 }
 
 impl Services {
-    pub fn new(config: &Config, db: Db, fanout: Fanout) -> Services {
+    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox) -> Services {
+        let identity = IdentityService::new(db.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600));
         Services {
-            identity: IdentityService::new(db.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600)),
+            security: SecurityService::new(db.clone(), secrets, identity.clone()),
+            identity,
             workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
             tokens: TokenService::new(db.clone()),
             db,

@@ -11,15 +11,16 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Config;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::services::Services;
 use crate::tokens::graphql::TokenMutation;
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, WorkspaceMutation, TokenMutation);
+pub struct Mutation(IdentityMutation, WorkspaceMutation, TokenMutation, SecurityMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(IdentitySubscription);

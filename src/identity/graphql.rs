@@ -6,11 +6,12 @@ use futures_util::{FutureExt as _, Stream, StreamExt as _, future};
 use tokio_stream::wrappers::BroadcastStream;
 
 use super::model::{Account, AccountStatus, NewAccount};
-use super::service::{ClientMeta, SignUp};
+use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp};
 use crate::error::{Error, Result};
 use crate::fanout::Change;
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{Loaders, unshare};
+use crate::security::graphql::SecurityOverview;
 use crate::tokens::graphql::AccessTokenNode;
 use crate::tokens::model::Scope;
 use crate::workspace::graphql::MembershipNode;
@@ -48,6 +49,17 @@ impl User {
 
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
+    }
+
+    /// Two-factor and password state (yourself only).
+    async fn security(&self, ctx: &Context<'_>) -> Result<SecurityOverview> {
+        let viewer = own(ctx, &self.0).await?;
+        let o = ctx.services()?.security.overview(&viewer).await?;
+        Ok(SecurityOverview {
+            two_factor_enabled: o.two_factor_enabled,
+            recovery_codes_remaining: o.recovery_codes_remaining,
+            password_changed_at: o.password_changed_at,
+        })
     }
 
     /// Your personal access tokens (yourself only, from a session).
@@ -102,12 +114,35 @@ pub struct SignUpPayload {
     pub user: User,
 }
 
-/// A new session. The token is shown only here: send it as `Authorization: Bearer <token>`.
+/// The outcome of a log-in: a session, or (with two-factor on) a challenge to complete with
+/// `completeTwoFactorLogIn`. The token is shown only here: send it as
+/// `Authorization: Bearer <token>`.
 #[derive(SimpleObject)]
 pub struct LogInPayload {
-    pub token: String,
+    /// The session token; null while a second factor is needed.
+    pub token: Option<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Null while a second factor is needed.
+    pub user: Option<User>,
+    pub two_factor_challenge: Option<TwoFactorChallenge>,
+}
+
+/// A log-in that passed the password and waits for a TOTP or recovery code.
+#[derive(SimpleObject)]
+pub struct TwoFactorChallenge {
+    pub challenge: String,
     pub expires_at: DateTime<Utc>,
-    pub user: User,
+}
+
+impl LogInPayload {
+    pub fn signed_in(issued: IssuedSession) -> Self {
+        LogInPayload {
+            token: Some(issued.token),
+            expires_at: Some(issued.expires_at),
+            user: Some(User(issued.account)),
+            two_factor_challenge: None,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -141,8 +176,15 @@ impl IdentityMutation {
     /// Opens a session. Wrong email and wrong password get the same UNAUTHENTICATED answer.
     async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<LogInPayload> {
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
-        let issued = ctx.services()?.identity.log_in(&email, password, meta).await?;
-        Ok(LogInPayload { token: issued.token, expires_at: issued.expires_at, user: User(issued.account) })
+        Ok(match ctx.services()?.identity.log_in(&email, password, meta).await? {
+            LogInOutcome::Session(issued) => LogInPayload::signed_in(issued),
+            LogInOutcome::Challenge { challenge, expires_at } => LogInPayload {
+                token: None,
+                expires_at: None,
+                user: None,
+                two_factor_challenge: Some(TwoFactorChallenge { challenge, expires_at }),
+            },
+        })
     }
 
     /// Ends the current session; its token stops working at once.

@@ -18,6 +18,8 @@ impl Policy {
     /// Hashing cost grows with input bytes; cap it so nobody can make the server hash megabytes.
     pub const MAX_BYTES: usize = 512;
     pub const SPECIALS: &'static str = "!@#$%^&*()_+-=[]{}|\\;:'\",.<>/?`~";
+    /// zxcvbn's score (0–4) a password must reach: 3 means "safely unguessable" online.
+    pub const MIN_STRENGTH: u8 = 3;
 
     /// Every rule `password` breaks, given the account's personal data (email, names).
     pub fn unmet(password: &str, personal: &[&str]) -> Vec<PasswordRule> {
@@ -47,7 +49,28 @@ impl Policy {
         if contains_personal {
             unmet.push(PasswordRule::ContainsPersonalData);
         }
+        // zxcvbn knows the most common passwords and keyboard/date/repeat patterns. Its cost
+        // grows with length, so only passwords within the length rules are estimated.
+        if !unmet.contains(&PasswordRule::MaxLength) && !password.is_empty() {
+            let score = zxcvbn::zxcvbn(password, personal).score();
+            if u8::from(score) < Self::MIN_STRENGTH {
+                unmet.push(PasswordRule::TooCommon);
+            }
+        }
         unmet
+    }
+
+    /// Every rule with what it asks, for a frontend checklist.
+    pub fn rules() -> Vec<(PasswordRule, String)> {
+        vec![
+            (PasswordRule::MinLength, format!("at least {} characters", Self::MIN_CHARS)),
+            (PasswordRule::MaxLength, format!("at most {} characters and {} bytes", Self::MAX_CHARS, Self::MAX_BYTES)),
+            (PasswordRule::Uppercase, "an uppercase letter".into()),
+            (PasswordRule::Digit, "a digit".into()),
+            (PasswordRule::Special, format!("a special character such as {}", Self::SPECIALS)),
+            (PasswordRule::ContainsPersonalData, "not your email address or name".into()),
+            (PasswordRule::TooCommon, "not a common or easily guessed password".into()),
+        ]
     }
 
     /// Refuses `password` (reported on `field`) listing every unmet rule at once.
@@ -125,6 +148,11 @@ mod tests {
         // 100 four-byte characters: under the character limit, over the byte limit.
         let pw = format!("Aa1!{}", "😀".repeat(126));
         assert!(Policy::unmet(&pw, &[]).contains(&PasswordRule::MaxLength));
+    }
+
+    #[test]
+    fn common_passwords_are_refused_even_when_they_tick_every_box() {
+        assert_eq!(Policy::unmet("Password123!", &[]), vec![PasswordRule::TooCommon]);
     }
 
     #[test]

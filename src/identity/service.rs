@@ -96,6 +96,17 @@ impl TryFrom<SignUp> for NewAccount {
     }
 }
 
+/// What a correct password leads to.
+pub enum LogInOutcome {
+    /// Signed in.
+    Session(IssuedSession),
+    /// Two-factor is on: complete with a code and this challenge.
+    Challenge { challenge: String, expires_at: chrono::DateTime<Utc> },
+}
+
+/// Challenges last this long.
+const CHALLENGE_TTL: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
 /// A new session's bearer token, shown once.
 pub struct IssuedSession {
     pub token: String,
@@ -152,7 +163,7 @@ impl IdentityService {
     /// Checks the credentials and opens a session. "No such account" and "wrong password"
     /// get the same answer after the same work (a hash is verified either way).
     #[instrument(skip_all)]
-    pub async fn log_in(&self, email: &str, password: String, meta: ClientMeta) -> Result<IssuedSession> {
+    pub async fn log_in(&self, email: &str, password: String, meta: ClientMeta) -> Result<LogInOutcome> {
         // One answer for every credential failure, so it reveals nothing.
         let wrong = || Error::Unauthenticated;
         if password.len() > Policy::MAX_BYTES * 2 {
@@ -162,9 +173,9 @@ impl IdentityService {
             Ok(email) => store::find_login(&self.db, &email).await?,
             Err(_) => None,
         };
-        let (account, hash) = match found {
-            Some((account, hash)) => (Some(account), Some(hash)),
-            None => (None, None),
+        let (account, hash, two_factor) = match found {
+            Some(row) => (Some(row.account), Some(row.password_hash), row.two_factor),
+            None => (None, None, false),
         };
         let matches = password::verify(password, hash).await?;
         let account = match account {
@@ -174,6 +185,18 @@ impl IdentityService {
         if account.status() != AccountStatus::Active {
             return Err(Error::forbidden("this account is inactive"));
         }
+        if two_factor {
+            let challenge = random_token(CHALLENGE_PREFIX);
+            let now = Utc::now();
+            let expires_at = now + CHALLENGE_TTL;
+            crate::security::store::insert_challenge(&self.db, account.account_id, &token_hash(&challenge), now, expires_at).await?;
+            return Ok(LogInOutcome::Challenge { challenge, expires_at });
+        }
+        Ok(LogInOutcome::Session(self.issue_session(account, meta).await?))
+    }
+
+    /// Opens a session for an account that has proven who it is.
+    pub async fn issue_session(&self, account: Account, meta: ClientMeta) -> Result<IssuedSession> {
         let token = new_token();
         let now = Utc::now();
         let expires_at = now + chrono::TimeDelta::from_std(self.session_ttl).unwrap_or(chrono::TimeDelta::days(30));
@@ -226,10 +249,17 @@ fn email_taken() -> Error {
     Error::conflict("email", "an account with this email already exists")
 }
 
+/// Two-factor challenges start with this.
+pub const CHALLENGE_PREFIX: &str = "ctc_";
+
 fn new_token() -> String {
+    random_token(SESSION_PREFIX)
+}
+
+fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; SESSION_RANDOM_BYTES];
     rand::rng().fill_bytes(&mut bytes);
-    format!("{SESSION_PREFIX}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+    format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn looks_like_session_token(token: &str) -> bool {

@@ -18,8 +18,8 @@ pub async fn insert_account(
     now: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query(
-        "INSERT INTO account (account_id, email, password_hash, first_name, last_name, status, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $6)")
+        "INSERT INTO account (account_id, email, password_hash, first_name, last_name, status, created_at, updated_at, password_changed_at) \
+         VALUES ($1, $2, $3, $4, $5, 'ACTIVE', $6, $6, $6)")
         .bind(id)
         .bind(new.email.as_str())
         .bind(password_hash)
@@ -32,21 +32,24 @@ pub async fn insert_account(
     Ok(())
 }
 
-/// The account with this login email, with its password hash.
-pub async fn find_login(db: &Db, email: &Email) -> Result<Option<(Account, String)>, sqlx::Error> {
-    #[derive(sqlx::FromRow)]
-    struct Row {
-        #[sqlx(flatten)]
-        account: Account,
-        password_hash: String,
-    }
-    let row: Option<Row> = on_pool!(db, p => sqlx::query_as(
-        "SELECT account_id, email, first_name, last_name, status, created_at, updated_at, password_hash \
+/// What log-in needs of an account: the account, its password hash, whether 2FA is on.
+#[derive(sqlx::FromRow)]
+pub struct LoginRow {
+    #[sqlx(flatten)]
+    pub account: Account,
+    pub password_hash: String,
+    pub two_factor: bool,
+}
+
+/// The account with this login email, as log-in needs it.
+pub async fn find_login(db: &Db, email: &Email) -> Result<Option<LoginRow>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT account_id, email, first_name, last_name, status, created_at, updated_at, password_hash, \
+                (totp_secret IS NOT NULL) AS two_factor \
          FROM account WHERE email = $1")
         .bind(email.as_str())
         .fetch_optional(p)
-        .await)?;
-    Ok(row.map(|r| (r.account, r.password_hash)))
+        .await)
 }
 
 pub async fn find_accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<Account>, sqlx::Error> {

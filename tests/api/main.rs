@@ -6,6 +6,7 @@ mod helpers;
 mod identity;
 mod limits;
 mod schema;
+mod security;
 mod storage;
 mod tokens;
 mod transport;

@@ -1,0 +1,100 @@
+//! Secrets at rest: values Concierge must read back (TOTP secrets, later mailbox
+//! credentials) are sealed with XChaCha20-Poly1305 under the gateway's key, each bound to
+//! what it belongs to (the associated data), so a sealed value cannot be moved elsewhere.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
+use rand::Rng as _;
+
+const NONCE_BYTES: usize = 24;
+
+#[derive(Clone)]
+pub struct SecretBox {
+    cipher: XChaCha20Poly1305,
+}
+
+impl SecretBox {
+    /// The key from `CONCIERGE_SECRET_KEY` (32 bytes, base64), or else from `secret.key` in
+    /// the data folder, created on first start (readable by the owner only). Replicas sharing
+    /// a database must share the key, so they set the variable.
+    pub fn load(configured: Option<&str>, data_dir: &Path) -> anyhow::Result<SecretBox> {
+        let key = match configured {
+            Some(b64) => decode_key(b64).context("CONCIERGE_SECRET_KEY must be 32 bytes in base64")?,
+            None => key_file(&data_dir.join("secret.key"))?,
+        };
+        Ok(SecretBox { cipher: XChaCha20Poly1305::new(&Key::from(key)) })
+    }
+
+    /// `nonce || ciphertext`, authenticated together with `bound_to`.
+    pub fn seal(&self, plaintext: &[u8], bound_to: &[u8]) -> anyhow::Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_BYTES];
+        rand::rng().fill_bytes(&mut nonce);
+        let sealed = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), Payload { msg: plaintext, aad: bound_to })
+            .map_err(|_| anyhow::anyhow!("sealing a secret failed"))?;
+        Ok([nonce.as_slice(), &sealed].concat())
+    }
+
+    pub fn open(&self, sealed: &[u8], bound_to: &[u8]) -> anyhow::Result<Vec<u8>> {
+        anyhow::ensure!(sealed.len() > NONCE_BYTES, "sealed secret too short");
+        let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
+        let nonce: [u8; NONCE_BYTES] = nonce.try_into()?;
+        self.cipher
+            .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: bound_to })
+            .map_err(|_| anyhow::anyhow!("a sealed secret did not open (wrong key or tampered)"))
+    }
+}
+
+fn decode_key(b64: &str) -> anyhow::Result<[u8; 32]> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim())?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("not 32 bytes"))
+}
+
+fn key_file(path: &Path) -> anyhow::Result<[u8; 32]> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return decode_key(&existing).with_context(|| format!("{} is not a valid key", path.display()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, encoded.as_bytes())?;
+            Ok(key)
+        }
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => key_file(path),
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", path.display())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sealed_secret_opens_only_with_its_key_and_binding() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = SecretBox::load(None, dir.path()).unwrap();
+        let again = SecretBox::load(None, dir.path()).unwrap();
+        let sealed = a.seal(b"JBSWY3DPEHPK3PXP", b"account-1").unwrap();
+
+        assert_eq!(again.open(&sealed, b"account-1").unwrap(), b"JBSWY3DPEHPK3PXP", "the key file is reused");
+        assert!(a.open(&sealed, b"account-2").is_err(), "bound to its account");
+        let other = SecretBox::load(Some(&base64::engine::general_purpose::STANDARD.encode([7u8; 32])), dir.path()).unwrap();
+        assert!(other.open(&sealed, b"account-1").is_err());
+        assert!(SecretBox::load(Some("too short"), dir.path()).is_err());
+    }
+}

@@ -1,0 +1,127 @@
+//! Security over GraphQL: the password policy, password change, two-factor enrolment and
+//! log-in completion, recovery codes.
+
+use async_graphql::{Context, Object, SimpleObject};
+use chrono::{DateTime, Utc};
+
+use crate::error::{PasswordRule, Result};
+use crate::graphql::context::ContextExt;
+use crate::identity::graphql::LogInPayload;
+use crate::identity::password::Policy;
+use crate::identity::service::ClientMeta;
+
+/// The password rules, for a frontend checklist; the server enforces the same.
+#[derive(SimpleObject)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub max_length: usize,
+    /// Passwords are also limited in bytes (UTF-8), so hashing cannot be made expensive.
+    pub max_bytes: usize,
+    pub special_characters: String,
+    pub rules: Vec<PasswordRuleInfo>,
+}
+
+#[derive(SimpleObject)]
+pub struct PasswordRuleInfo {
+    /// The code errors use in `extensions.unmet`.
+    pub code: PasswordRule,
+    pub description: String,
+}
+
+/// What an authenticator app needs. Nothing is on until `confirmTotpEnrollment`.
+#[derive(SimpleObject)]
+pub struct TotpEnrollment {
+    /// The secret in base32, for typing in by hand.
+    pub secret: String,
+    pub otpauth_uri: String,
+    pub qr_code_svg: String,
+    pub qr_code_png_data_url: String,
+}
+
+/// Single-use recovery codes, shown only here.
+#[derive(SimpleObject)]
+pub struct RecoveryCodes {
+    pub codes: Vec<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct SecurityOverview {
+    pub two_factor_enabled: bool,
+    pub recovery_codes_remaining: i64,
+    pub password_changed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+pub struct SecurityQuery;
+
+#[Object]
+impl SecurityQuery {
+    /// The rules a new password must meet.
+    async fn password_policy(&self) -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: Policy::MIN_CHARS,
+            max_length: Policy::MAX_CHARS,
+            max_bytes: Policy::MAX_BYTES,
+            special_characters: Policy::SPECIALS.to_owned(),
+            rules: Policy::rules().into_iter().map(|(code, description)| PasswordRuleInfo { code, description }).collect(),
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct SecurityMutation;
+
+#[Object]
+impl SecurityMutation {
+    /// Changes the password: the current one is checked, every unmet rule of the new one is
+    /// reported at once, and every other session ends.
+    async fn change_password(
+        &self,
+        ctx: &Context<'_>,
+        current_password: String,
+        new_password: String,
+        confirm_password: String,
+    ) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.security.change_password(&viewer, current_password, new_password, confirm_password).await?;
+        Ok(true)
+    }
+
+    /// Starts two-factor enrolment with a new secret.
+    async fn begin_totp_enrollment(&self, ctx: &Context<'_>) -> Result<TotpEnrollment> {
+        let viewer = ctx.viewer().await?;
+        let e = ctx.services()?.security.begin_enrollment(&viewer).await?;
+        Ok(TotpEnrollment {
+            secret: e.secret_base32,
+            otpauth_uri: e.otpauth_uri,
+            qr_code_svg: e.qr_svg,
+            qr_code_png_data_url: e.qr_png_data_url,
+        })
+    }
+
+    /// Turns two-factor on with a code from the app; returns ten recovery codes.
+    async fn confirm_totp_enrollment(&self, ctx: &Context<'_>, code: String) -> Result<RecoveryCodes> {
+        let viewer = ctx.viewer().await?;
+        Ok(RecoveryCodes { codes: ctx.services()?.security.confirm_enrollment(&viewer, &code).await? })
+    }
+
+    /// Turns two-factor off (password and a current code or recovery code).
+    async fn disable_totp(&self, ctx: &Context<'_>, password: String, code: String) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.security.disable(&viewer, password, &code).await?;
+        Ok(true)
+    }
+
+    /// Replaces the recovery codes (needs a current TOTP code).
+    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>, code: String) -> Result<RecoveryCodes> {
+        let viewer = ctx.viewer().await?;
+        Ok(RecoveryCodes { codes: ctx.services()?.security.regenerate_recovery_codes(&viewer, &code).await? })
+    }
+
+    /// Completes a log-in that asked for a second factor: a TOTP code or a recovery code.
+    async fn complete_two_factor_log_in(&self, ctx: &Context<'_>, challenge: String, code: String) -> Result<LogInPayload> {
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
+        let issued = ctx.services()?.security.complete_log_in(&challenge, &code, meta).await?;
+        Ok(LogInPayload::signed_in(issued))
+    }
+}

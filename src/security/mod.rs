@@ -1,0 +1,4 @@
+//! Security: password change, two-factor authentication (TOTP) and recovery codes.
+pub mod graphql;
+pub mod service;
+pub mod store;

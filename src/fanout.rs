@@ -15,6 +15,16 @@ use crate::identity::model::AccountId;
 pub enum Change {
     /// The account's profile, status or memberships changed.
     Account { account_id: AccountId },
+    /// Some of the account's sessions ended (log-out, revocation, password change).
+    Sessions { account_id: AccountId },
+}
+
+impl Change {
+    pub fn account_id(&self) -> AccountId {
+        match self {
+            Change::Account { account_id } | Change::Sessions { account_id } => *account_id,
+        }
+    }
 }
 
 /// Buffered changes per subscriber before it is considered lagging (it then reloads).

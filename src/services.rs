@@ -25,7 +25,7 @@ pub struct Services {
 
 impl Services {
     pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox) -> Services {
-        let identity = IdentityService::new(db.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600));
+        let identity = IdentityService::new(db.clone(), fanout.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600));
         Services {
             security: SecurityService::new(db.clone(), secrets, identity.clone()),
             identity,

@@ -5,6 +5,7 @@
 //! Connections are closed cleanly (1001) when the server shuts down.
 
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
@@ -12,9 +13,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _, future};
+use tokio_stream::wrappers::BroadcastStream;
 
 use super::context::{RequestAuth, bearer};
 use crate::app::AppState;
+use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
 
 /// A subscription message is small; refuse anything larger than this.
@@ -61,6 +64,9 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             })
         });
     let services = state.services.clone();
+    // The credential the connection authenticated with, re-checked when its sessions change.
+    let credential: Arc<Mutex<Option<(String, AccountId)>>> = Arc::default();
+    let watched = credential.clone();
     let on_init = move |payload: serde_json::Value| async move {
         let header = ["authorization", "Authorization"]
             .iter()
@@ -71,7 +77,12 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             Some(value) => {
                 let token = bearer(Some(&value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?;
                 match services.authenticate(&token).await {
-                    Ok(Some(viewer)) => Some(viewer),
+                    Ok(Some(viewer)) => {
+                        if let Ok(mut c) = watched.lock() {
+                            *c = Some((token.clone(), viewer.account_id()));
+                        }
+                        Some(viewer)
+                    }
                     Ok(None) => return Err(async_graphql::Error::new(FORBIDDEN)),
                     Err(e) => return Err(async_graphql::Error::from(e)),
                 }
@@ -83,7 +94,26 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
     };
     let messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init);
     let mut messages = std::pin::pin!(messages);
-    while let Some(message) = messages.next().await {
+    let mut changes = BroadcastStream::new(state.services.fanout.subscribe());
+    loop {
+        let message = tokio::select! {
+            message = messages.next() => match message {
+                Some(m) => m,
+                None => break,
+            },
+            Some(change) = changes.next() => {
+                let current = credential.lock().ok().and_then(|c| c.clone());
+                let Some((token, account_id)) = current else { continue };
+                // Lagged (Err): some change may have been ours, so check as well.
+                let ours = change.as_ref().map_or(true, |c| c.account_id() == account_id);
+                if ours && matches!(state.services.authenticate(&token).await, Ok(None)) {
+                    let _ = sink.send(Message::Close(Some(CloseFrame { code: 4401, reason: "session ended".into() }))).await;
+                    let _ = sink.close().await;
+                    return;
+                }
+                continue;
+            }
+        };
         let message = match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {

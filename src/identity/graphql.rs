@@ -62,6 +62,14 @@ impl User {
         })
     }
 
+    /// Your live sessions, newest first (yourself only, from a session).
+    async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        let current = viewer.session_id();
+        let sessions = ctx.services()?.identity.sessions(&viewer).await?;
+        Ok(sessions.into_iter().map(|s| SessionNode { current: Some(s.session_id) == current, info: s }).collect())
+    }
+
     /// Your personal access tokens (yourself only, from a session).
     async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
         let viewer = own(ctx, &self.0).await?;
@@ -97,6 +105,45 @@ async fn own(ctx: &Context<'_>, account: &Account) -> Result<crate::identity::se
 
 pub fn loaders<'a>(ctx: &'a Context<'_>) -> Result<&'a Loaders> {
     ctx.data::<Loaders>().map_err(|e| Error::Internal(anyhow::anyhow!("loaders missing: {}", e.message)))
+}
+
+/// A signed-in browser or app.
+pub struct SessionNode {
+    info: super::store::SessionInfo,
+    current: bool,
+}
+
+#[Object(name = "Session")]
+impl SessionNode {
+    async fn id(&self) -> ID {
+        ID(self.info.session_id.to_string())
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.info.created_at
+    }
+
+    /// Refreshed at most once a minute.
+    async fn last_seen_at(&self) -> DateTime<Utc> {
+        self.info.last_seen_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.info.expires_at
+    }
+
+    async fn ip(&self) -> Option<&str> {
+        self.info.ip.as_deref()
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.info.user_agent.as_deref()
+    }
+
+    /// Whether this is the session making the request.
+    async fn current(&self) -> bool {
+        self.current
+    }
 }
 
 #[derive(InputObject)]
@@ -187,6 +234,21 @@ impl IdentityMutation {
         })
     }
 
+    /// Ends one of your sessions; its next request fails and its subscriptions close.
+    async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        let id = id.parse::<uuid::Uuid>().map_err(|_| Error::invalid("id", "not a valid id"))?;
+        ctx.services()?.identity.revoke_session(&viewer, id).await?;
+        Ok(true)
+    }
+
+    /// Ends every session but this one.
+    async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.identity.revoke_other_sessions(&viewer).await?;
+        Ok(true)
+    }
+
     /// Ends the current session; its token stops working at once.
     async fn log_out(&self, ctx: &Context<'_>) -> Result<bool> {
         let viewer = ctx.viewer().await?;
@@ -210,6 +272,7 @@ impl IdentitySubscription {
             .filter(move |c| {
                 future::ready(match c {
                     Ok(Change::Account { account_id }) => *account_id == me,
+                    Ok(Change::Sessions { .. }) => false,
                     // Lagged: some changes were dropped; reloading shows the latest state anyway.
                     Err(_) => true,
                 })

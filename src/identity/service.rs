@@ -14,6 +14,7 @@ use super::password::{self, Policy};
 use super::store::{self, NewSession};
 use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
 use crate::tokens::model::Scope;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
@@ -117,12 +118,18 @@ pub struct IssuedSession {
 #[derive(Clone)]
 pub struct IdentityService {
     db: Db,
+    fanout: Fanout,
     session_ttl: Duration,
 }
 
 impl IdentityService {
-    pub fn new(db: Db, session_ttl: Duration) -> Self {
-        IdentityService { db, session_ttl }
+    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration) -> Self {
+        IdentityService { db, fanout, session_ttl }
+    }
+
+    /// Tells live connections that sessions of `account_id` ended (they re-check theirs).
+    pub async fn sessions_ended(&self, account_id: AccountId) {
+        self.fanout.publish(Change::Sessions { account_id }).await;
     }
 
     /// Creates an ACTIVE account and its personal workspace, which it owns.
@@ -219,6 +226,36 @@ impl IdentityService {
 
     pub async fn log_out(&self, viewer: &Viewer) -> Result<()> {
         store::revoke_session(&self.db, viewer.require_session()?, Utc::now()).await?;
+        self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
+        Ok(())
+    }
+
+    /// The viewer's live sessions, newest first.
+    pub async fn sessions(&self, viewer: &Viewer) -> Result<Vec<store::SessionInfo>> {
+        viewer.require_session()?;
+        let now = Utc::now();
+        let mut sessions = store::list_sessions(&self.db, viewer.account_id()).await?;
+        sessions.retain(|s| s.expires_at > now);
+        Ok(sessions)
+    }
+
+    /// Ends one of the viewer's sessions; its next request fails and its WebSockets close.
+    pub async fn revoke_session(&self, viewer: &Viewer, session_id: Uuid) -> Result<()> {
+        viewer.require_session()?;
+        if !store::revoke_own_session(&self.db, viewer.account_id(), session_id, Utc::now()).await? {
+            return Err(Error::NotFound("session"));
+        }
+        self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
+        Ok(())
+    }
+
+    /// Ends every session of the viewer but the current one.
+    pub async fn revoke_other_sessions(&self, viewer: &Viewer) -> Result<()> {
+        let current = viewer.require_session()?;
+        let mut tx = self.db.begin().await?;
+        crate::security::store::revoke_other_sessions(&mut tx, viewer.account_id(), current, Utc::now()).await?;
+        tx.commit().await?;
+        self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         Ok(())
     }
 

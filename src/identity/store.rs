@@ -182,3 +182,35 @@ pub async fn revoke_account_sessions(tx: &mut Tx, account_id: AccountId, now: Da
         .await
         .map(drop))
 }
+
+#[derive(sqlx::FromRow)]
+pub struct SessionInfo {
+    pub session_id: Uuid,
+    pub created_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The account's sessions not revoked (expired ones are filtered by the caller).
+pub async fn list_sessions(db: &Db, account_id: AccountId) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT session_id, created_at, last_seen_at, expires_at, ip, user_agent FROM session \
+         WHERE account_id = $1 AND revoked_at IS NULL ORDER BY session_id DESC")
+        .bind(account_id)
+        .fetch_all(p)
+        .await)
+}
+
+/// Revokes one of the account's sessions; false if it has none such.
+pub async fn revoke_own_session(db: &Db, account_id: AccountId, session_id: Uuid, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, p => sqlx::query("UPDATE session SET revoked_at = $3 WHERE account_id = $1 AND session_id = $2 AND revoked_at IS NULL")
+        .bind(account_id)
+        .bind(session_id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n == 1)
+}

@@ -141,6 +141,9 @@ impl WorkspaceService {
         tx.commit().await?;
         tracing::info!(account_id = %account_id, status = status.as_str(), "member status changed");
         self.fanout.publish(Change::Account { account_id }).await;
+        if status == AccountStatus::Inactive {
+            self.fanout.publish(Change::Sessions { account_id }).await;
+        }
         Ok(target)
     }
 

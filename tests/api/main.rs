@@ -7,6 +7,7 @@ mod identity;
 mod limits;
 mod schema;
 mod security;
+mod sessions;
 mod storage;
 mod tokens;
 mod transport;

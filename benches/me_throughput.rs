@@ -15,7 +15,7 @@ use concierge::app::Application;
 use concierge::config::Config;
 use concierge::graphql::context::bearer;
 use concierge::identity::model::NewAccount;
-use concierge::identity::service::{ClientMeta, SignUp};
+use concierge::identity::service::{ClientMeta, LogInOutcome, SignUp};
 use concierge::services::Services;
 
 fn connections() -> u32 {
@@ -122,11 +122,15 @@ fn main() {
         })
         .expect("valid");
         services.identity.sign_up(new).await.expect("sign up");
-        let session = services
+        let session = match services
             .identity
             .log_in("bench@example.com", "Correct-Horse-9!battery".into(), ClientMeta::default())
             .await
-            .expect("log in");
+            .expect("log in")
+        {
+            LogInOutcome::Session(session) => session,
+            LogInOutcome::Challenge { .. } => unreachable!("the bench account has no second factor"),
+        };
 
         let bare = axum::Router::new().route("/me", post(bare_me)).with_state(services.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -253,7 +253,7 @@ impl IdentityService {
     pub async fn revoke_other_sessions(&self, viewer: &Viewer) -> Result<()> {
         let current = viewer.require_session()?;
         let mut tx = self.db.begin().await?;
-        crate::security::store::revoke_other_sessions(&mut tx, viewer.account_id(), current, Utc::now()).await?;
+        store::revoke_other_sessions(&mut tx, viewer.account_id(), current, Utc::now()).await?;
         tx.commit().await?;
         self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         Ok(())

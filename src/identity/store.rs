@@ -214,3 +214,14 @@ pub async fn revoke_own_session(db: &Db, account_id: AccountId, session_id: Uuid
         .map(|r| r.rows_affected()))?;
     Ok(n == 1)
 }
+
+/// Ends every session of the account but `keep` (password change, "sign out elsewhere").
+pub async fn revoke_other_sessions(tx: &mut Tx, id: AccountId, keep: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query("UPDATE session SET revoked_at = $3 WHERE account_id = $1 AND session_id <> $2 AND revoked_at IS NULL")
+        .bind(id)
+        .bind(keep)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop))
+}

@@ -79,7 +79,7 @@ impl SecurityService {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         store::set_password(&mut tx, account.account_id, &hash, now).await?;
-        store::revoke_other_sessions(&mut tx, account.account_id, session, now).await?;
+        crate::identity::store::revoke_other_sessions(&mut tx, account.account_id, session, now).await?;
         tx.commit().await?;
         self.identity.sessions_ended(account.account_id).await;
         tracing::info!(account_id = %account.account_id, "password changed");

@@ -160,13 +160,3 @@ pub async fn set_password(tx: &mut Tx, id: AccountId, hash: &str, now: DateTime<
         .await
         .map(drop))
 }
-
-pub async fn revoke_other_sessions(tx: &mut Tx, id: AccountId, keep: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    on_tx!(tx, c => sqlx::query("UPDATE session SET revoked_at = $3 WHERE account_id = $1 AND session_id <> $2 AND revoked_at IS NULL")
-        .bind(id)
-        .bind(keep)
-        .bind(now)
-        .execute(c)
-        .await
-        .map(drop))
-}

@@ -23,8 +23,9 @@ use crate::workspace::store as workspace_store;
 const SESSION_PREFIX: &str = "cs_";
 /// 256 random bits, base64url without padding.
 const SESSION_RANDOM_BYTES: usize = 32;
-/// `last_seen_at` is refreshed at most this often, so authenticating is a read, not a write.
-const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+/// Last-use times (sessions' `last_seen_at`, tokens' `last_used_at`) are written at most this
+/// often, so authenticating is a read, not a write.
+pub const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 /// Who is making a request: an active account, through one of its sessions or a personal
 /// access token.

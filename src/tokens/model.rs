@@ -3,7 +3,6 @@
 
 use chrono::{DateTime, Utc};
 use rand::Rng as _;
-use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -108,10 +107,8 @@ pub fn well_formed(token: &str) -> bool {
     checksum(random) == sum
 }
 
-/// Stored instead of the token.
-pub fn hash(token: &str) -> Vec<u8> {
-    Sha256::digest(token.as_bytes()).to_vec()
-}
+/// Stored instead of the token (the same SHA-256 as session tokens).
+pub use crate::identity::service::token_hash as hash;
 
 /// The part of a token shown in listings, so a user can tell tokens apart.
 pub fn display_prefix(token: &str) -> String {

@@ -10,10 +10,8 @@ use super::store;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountStatus;
-use crate::identity::service::{Credential, Viewer};
+use crate::identity::service::{Credential, TOUCH_EVERY, Viewer};
 
-/// `last_used_at` is written at most this often per token: using a token is a read.
-const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 pub struct NewToken {
     pub name: String,

@@ -1,4 +1,5 @@
 fn main() {
-    // Migrations are embedded at compile time; rebuild when they change.
+    // Migrations and translations are embedded at compile time; rebuild when they change.
     println!("cargo:rerun-if-changed=migrations");
+    println!("cargo:rerun-if-changed=locales");
 }

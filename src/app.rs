@@ -53,7 +53,8 @@ impl Application {
         let shutdown = CancellationToken::new();
         let fanout = Fanout::start(db.clone(), shutdown.clone()).await.context("starting change fan-out")?;
         let secrets = crate::crypto::SecretBox::load(config.secret_key.as_ref().map(|k| k.0.as_str()), &config.data_dir)?;
-        let services = Services::new(&config, db, fanout, secrets);
+        let mailer = crate::mail::Mailer::new(config.smtp_url.as_ref().map(|u| u.0.as_str()), &config.mail_from, &config.data_dir)?;
+        let services = Services::new(&config, db, fanout, secrets, mailer);
         let schema = graphql::build_schema(&config, services.clone());
         let listener = TcpListener::bind(config.bind)
             .await

@@ -56,6 +56,24 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_SECRET_KEY", hide_env_values = true)]
     pub secret_key: Option<Redacted>,
 
+    /// SMTP server for the emails Concierge sends (`smtp://host:25`, `smtp://user:pass@host:587?tls=required`,
+    /// `smtps://user:pass@host`). Default: none, and emails are written to `outbox/` in the data folder.
+    #[arg(long, env = "CONCIERGE_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Redacted>,
+
+    /// The sender of system emails.
+    #[arg(long, env = "CONCIERGE_MAIL_FROM", default_value = "Concierge <concierge@localhost>")]
+    pub mail_from: String,
+
+    /// Failed-or-not log-in attempts allowed per account (and per second-factor challenge
+    /// owner) in 15 minutes before RATE_LIMITED.
+    #[arg(long, env = "CONCIERGE_LOGIN_ATTEMPTS_PER_ACCOUNT", default_value_t = 10)]
+    pub login_attempts_per_account: u32,
+
+    /// Log-in attempts allowed per client address in 15 minutes before RATE_LIMITED.
+    #[arg(long, env = "CONCIERGE_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 100)]
+    pub login_attempts_per_address: u32,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,

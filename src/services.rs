@@ -1,5 +1,6 @@
 //! The services every request can reach, built once at start.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::Config;
@@ -7,7 +8,10 @@ use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::crypto::SecretBox;
 use crate::error::Result;
+use crate::mail::Mailer;
+use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
+use crate::security::throttle::Throttle;
 use crate::identity::service::{IdentityService, Viewer};
 use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::tokens::service::TokenService;
@@ -16,6 +20,8 @@ use crate::workspace::service::WorkspaceService;
 #[derive(Clone)]
 pub struct Services {
     pub db: Db,
+    pub mailer: Mailer,
+    pub security_log: SecurityLog,
     pub fanout: Fanout,
     pub identity: IdentityService,
     pub tokens: TokenService,
@@ -24,13 +30,23 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox) -> Services {
-        let identity = IdentityService::new(db.clone(), fanout.clone(), Duration::from_secs(u64::from(config.session_ttl_hours) * 3600));
+    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer) -> Services {
+        let log = SecurityLog::new(db.clone());
+        let throttle = |c: &Config| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address));
+        let identity = IdentityService::new(
+            db.clone(),
+            fanout.clone(),
+            Duration::from_secs(u64::from(config.session_ttl_hours) * 3600),
+            log.clone(),
+            throttle(config),
+        );
         Services {
-            security: SecurityService::new(db.clone(), secrets, identity.clone()),
+            security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
             workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
-            tokens: TokenService::new(db.clone()),
+            tokens: TokenService::new(db.clone(), log.clone()),
+            security_log: log,
+            mailer,
             db,
             fanout,
         }

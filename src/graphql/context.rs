@@ -23,6 +23,7 @@ impl RequestAuth {
 
     /// Already authenticated (a WebSocket connection checks its token once, at `connection_init`).
     pub fn resolved(viewer: Option<Viewer>, meta: ClientMeta) -> Self {
+        let viewer = viewer.map(|v| Viewer { meta: meta.clone(), ..v });
         RequestAuth { token: None, viewer: OnceCell::new_with(Some(viewer)), meta }
     }
 
@@ -33,10 +34,9 @@ impl RequestAuth {
     pub async fn viewer(&self, services: &Services) -> Result<Option<Viewer>> {
         self.viewer
             .get_or_try_init(|| async {
-                match &self.token {
-                    Some(token) => services.authenticate(token).await,
-                    None => Ok(None),
-                }
+                let Some(token) = &self.token else { return Ok(None) };
+                let viewer = services.authenticate(token).await?;
+                Ok(viewer.map(|v| Viewer { meta: self.meta.clone(), ..v }))
             })
             .await
             .cloned()

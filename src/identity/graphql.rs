@@ -70,6 +70,18 @@ impl User {
         Ok(sessions.into_iter().map(|s| SessionNode { current: Some(s.session_id) == current, info: s }).collect())
     }
 
+    /// Your security log, newest first: sign-ins, password and two-factor changes, sessions
+    /// and tokens revoked, with the address and user agent of each (yourself only, from a session).
+    async fn security_events(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> Result<crate::security::graphql::SecurityEventConnection> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::security::graphql::security_events(ctx, &viewer, first, after).await
+    }
+
     /// Your personal access tokens (yourself only, from a session).
     async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
         let viewer = own(ctx, &self.0).await?;

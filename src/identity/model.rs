@@ -119,6 +119,15 @@ pub struct Account {
     pub status: StatusColumn,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub display_name: Option<String>,
+    /// The phone as the user typed it.
+    pub phone: Option<String>,
+    pub phone_e164: Option<String>,
+    pub job_title: Option<String>,
+    /// BCP 47 tag of the language Concierge writes to this user in.
+    pub language: String,
+    /// Blob-store prefix of the profile photo's renditions.
+    pub photo_key: Option<String>,
 }
 
 /// The `status` column, decoded from its text form.

@@ -1,5 +1,6 @@
 //! Identity rules: sign-up, log-in, log-out and turning a bearer token into a viewer.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -15,6 +16,8 @@ use super::store::{self, NewSession};
 use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
+use crate::security::log::{SecurityEventKind, SecurityLog};
+use crate::security::throttle::Throttle;
 use crate::tokens::model::Scope;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
@@ -33,6 +36,8 @@ pub const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 pub struct Viewer {
     pub account: Account,
     pub credential: Credential,
+    /// Where the request came from (for the security log).
+    pub meta: ClientMeta,
 }
 
 /// How the viewer authenticated.
@@ -121,11 +126,13 @@ pub struct IdentityService {
     db: Db,
     fanout: Fanout,
     session_ttl: Duration,
+    log: SecurityLog,
+    throttle: Arc<Throttle>,
 }
 
 impl IdentityService {
-    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration) -> Self {
-        IdentityService { db, fanout, session_ttl }
+    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>) -> Self {
+        IdentityService { db, fanout, session_ttl, log, throttle }
     }
 
     /// Tells live connections that sessions of `account_id` ended (they re-check theirs).
@@ -165,6 +172,12 @@ impl IdentityService {
             status: super::model::StatusColumn(AccountStatus::Active),
             created_at: now,
             updated_at: now,
+            display_name: None,
+            phone: None,
+            phone_e164: None,
+            job_title: None,
+            language: crate::mail::i18n::DEFAULT_LANGUAGE.to_owned(),
+            photo_key: None,
         })
     }
 
@@ -174,6 +187,8 @@ impl IdentityService {
     pub async fn log_in(&self, email: &str, password: String, meta: ClientMeta) -> Result<LogInOutcome> {
         // One answer for every credential failure, so it reveals nothing.
         let wrong = || Error::Unauthenticated;
+        // Counted before anything is checked: a throttled attempt learns nothing.
+        self.throttle.attempt(email.trim(), meta.ip.as_deref())?;
         if password.len() > Policy::MAX_BYTES * 2 {
             return Err(wrong());
         }
@@ -188,7 +203,11 @@ impl IdentityService {
         let matches = password::verify(password, hash).await?;
         let account = match account {
             Some(account) if matches => account,
-            _ => return Err(wrong()),
+            Some(account) => {
+                self.log.record(account.account_id, SecurityEventKind::SignInFailed, &meta, Some("wrong password")).await;
+                return Err(wrong());
+            }
+            None => return Err(wrong()),
         };
         if account.status() != AccountStatus::Active {
             return Err(Error::forbidden("this account is inactive"));
@@ -222,6 +241,7 @@ impl IdentityService {
         )
         .await?;
         tracing::info!(account_id = %account.account_id, "logged in");
+        self.log.record(account.account_id, SecurityEventKind::SignInSucceeded, &meta, None).await;
         Ok(IssuedSession { token, expires_at, account })
     }
 
@@ -246,6 +266,7 @@ impl IdentityService {
         if !store::revoke_own_session(&self.db, viewer.account_id(), session_id, Utc::now()).await? {
             return Err(Error::NotFound("session"));
         }
+        self.log.record(viewer.account_id(), SecurityEventKind::SessionRevoked, &viewer.meta, Some(&session_id.to_string())).await;
         self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         Ok(())
     }
@@ -254,8 +275,12 @@ impl IdentityService {
     pub async fn revoke_other_sessions(&self, viewer: &Viewer) -> Result<()> {
         let current = viewer.require_session()?;
         let mut tx = self.db.begin().await?;
-        store::revoke_other_sessions(&mut tx, viewer.account_id(), current, Utc::now()).await?;
+        let ended = store::revoke_other_sessions(&mut tx, viewer.account_id(), current, Utc::now()).await?;
         tx.commit().await?;
+        if ended > 0 {
+            let detail = format!("{ended} other session(s)");
+            self.log.record(viewer.account_id(), SecurityEventKind::SessionRevoked, &viewer.meta, Some(&detail)).await;
+        }
         self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         Ok(())
     }
@@ -275,7 +300,7 @@ impl IdentityService {
         if now - row.last_seen_at >= TOUCH_EVERY {
             store::touch_session(&self.db, row.session_id, now).await?;
         }
-        Ok(Some(Viewer { account: row.account, credential: Credential::Session(row.session_id) }))
+        Ok(Some(Viewer { account: row.account, credential: Credential::Session(row.session_id), meta: ClientMeta::default() }))
     }
 
     pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>> {
@@ -311,7 +336,7 @@ pub fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
 }
 
-fn truncate(s: &str, max: usize) -> &str {
+pub fn truncate(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,

@@ -8,7 +8,11 @@ use super::model::{Account, AccountId, AccountStatus, Email, NewAccount};
 use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
-const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status, created_at, updated_at";
+const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status, created_at, updated_at, \
+     display_name, phone, phone_e164, job_title, language, photo_key";
+/// The same columns of `account a`, for joins.
+pub const ACCOUNT_COLUMNS_A: &str = "a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at, \
+     a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key";
 
 pub async fn insert_account(
     tx: &mut Tx,
@@ -43,10 +47,8 @@ pub struct LoginRow {
 
 /// The account with this login email, as log-in needs it.
 pub async fn find_login(db: &Db, email: &Email) -> Result<Option<LoginRow>, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_as(
-        "SELECT account_id, email, first_name, last_name, status, created_at, updated_at, password_hash, \
-                (totp_secret IS NOT NULL) AS two_factor \
-         FROM account WHERE email = $1")
+    let sql = format!("SELECT {ACCOUNT_COLUMNS}, password_hash, (totp_secret IS NOT NULL) AS two_factor FROM account WHERE email = $1");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .bind(email.as_str())
         .fetch_optional(p)
         .await)
@@ -130,11 +132,11 @@ pub async fn insert_session(db: &Db, s: NewSession<'_>) -> Result<(), sqlx::Erro
 }
 
 pub async fn find_session(db: &Db, token_hash: &[u8]) -> Result<Option<SessionRow>, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_as(
-        "SELECT s.session_id, s.expires_at, s.revoked_at, s.last_seen_at, \
-                a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at \
-         FROM session s JOIN account a ON a.account_id = s.account_id \
-         WHERE s.token_hash = $1")
+    let sql = format!(
+        "SELECT s.session_id, s.expires_at, s.revoked_at, s.last_seen_at, {ACCOUNT_COLUMNS_A} \
+         FROM session s JOIN account a ON a.account_id = s.account_id WHERE s.token_hash = $1"
+    );
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .bind(token_hash)
         .fetch_optional(p)
         .await)
@@ -216,12 +218,13 @@ pub async fn revoke_own_session(db: &Db, account_id: AccountId, session_id: Uuid
 }
 
 /// Ends every session of the account but `keep` (password change, "sign out elsewhere").
-pub async fn revoke_other_sessions(tx: &mut Tx, id: AccountId, keep: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+/// Returns how many ended.
+pub async fn revoke_other_sessions(tx: &mut Tx, id: AccountId, keep: Uuid, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     on_tx!(tx, c => sqlx::query("UPDATE session SET revoked_at = $3 WHERE account_id = $1 AND session_id <> $2 AND revoked_at IS NULL")
         .bind(id)
         .bind(keep)
         .bind(now)
         .execute(c)
         .await
-        .map(drop))
+        .map(|r| r.rows_affected()))
 }

@@ -1,14 +1,18 @@
 //! Security over GraphQL: the password policy, password change, two-factor enrolment and
 //! log-in completion, recovery codes.
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, Object, SimpleObject};
+use uuid::Uuid;
 use chrono::{DateTime, Utc};
 
 use crate::error::{PasswordRule, Result};
 use crate::graphql::context::ContextExt;
 use crate::identity::graphql::LogInPayload;
 use crate::identity::password::Policy;
-use crate::identity::service::ClientMeta;
+use crate::graphql::paging::page_args;
+use crate::identity::service::{ClientMeta, Viewer};
+use super::log::{SecurityEvent, SecurityEventKind};
 
 /// The password rules, for a frontend checklist; the server enforces the same.
 #[derive(SimpleObject)]
@@ -124,4 +128,51 @@ impl SecurityMutation {
         let issued = ctx.services()?.security.complete_log_in(&challenge, &code, meta).await?;
         Ok(LogInPayload::signed_in(issued))
     }
+}
+
+/// One entry of the security log.
+pub struct SecurityEventNode(pub SecurityEvent);
+
+#[Object(name = "SecurityEvent")]
+impl SecurityEventNode {
+    async fn id(&self) -> ID {
+        ID(self.0.event_id.to_string())
+    }
+
+    /// What happened (null for a kind this version does not know).
+    async fn kind(&self) -> Option<SecurityEventKind> {
+        SecurityEventKind::from_db(&self.0.kind)
+    }
+
+    async fn occurred_at(&self) -> DateTime<Utc> {
+        self.0.occurred_at
+    }
+
+    /// The client address the request came from.
+    async fn ip(&self) -> Option<&str> {
+        self.0.ip.as_deref()
+    }
+
+    async fn user_agent(&self) -> Option<&str> {
+        self.0.user_agent.as_deref()
+    }
+
+    /// A short note: a token's name, a session's id, why a sign-in failed.
+    async fn detail(&self) -> Option<&str> {
+        self.0.detail.as_deref()
+    }
+}
+
+pub type SecurityEventConnection = Connection<OpaqueCursor<Uuid>, SecurityEventNode, EmptyFields>;
+
+/// A page of the viewer's security log, newest first.
+pub async fn security_events(ctx: &Context<'_>, viewer: &Viewer, first: Option<i32>, after: Option<String>) -> Result<SecurityEventConnection> {
+    viewer.require_session()?;
+    let (first, after) = page_args(first, after)?;
+    let (page, more) = ctx.services()?.security_log.page(viewer.account_id(), after, first).await?;
+    let mut connection = Connection::new(after.is_some(), more);
+    connection
+        .edges
+        .extend(page.into_iter().map(|e| Edge::new(OpaqueCursor(e.event_id), SecurityEventNode(e))));
+    Ok(connection)
 }

@@ -6,7 +6,12 @@ use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, Builder, Secret, Totp};
 use tracing::instrument;
 
+use std::sync::Arc;
+
+use super::log::{SecurityEventKind, SecurityLog};
 use super::store;
+use super::throttle::Throttle;
+use crate::mail::{Mailer, SystemEmail};
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, PasswordRule, Result};
@@ -38,11 +43,15 @@ pub struct SecurityService {
     db: Db,
     secrets: SecretBox,
     identity: IdentityService,
+    log: SecurityLog,
+    /// Second-factor codes: per account and per address.
+    throttle: Arc<Throttle>,
+    mailer: Mailer,
 }
 
 impl SecurityService {
-    pub fn new(db: Db, secrets: SecretBox, identity: IdentityService) -> Self {
-        SecurityService { db, secrets, identity }
+    pub fn new(db: Db, secrets: SecretBox, identity: IdentityService, log: SecurityLog, throttle: Arc<Throttle>, mailer: Mailer) -> Self {
+        SecurityService { db, secrets, identity, log, throttle, mailer }
     }
 
     async fn row(&self, id: AccountId) -> Result<store::SecurityRow> {
@@ -83,7 +92,25 @@ impl SecurityService {
         tx.commit().await?;
         self.identity.sessions_ended(account.account_id).await;
         tracing::info!(account_id = %account.account_id, "password changed");
+        self.log.record(account.account_id, SecurityEventKind::PasswordChanged, &viewer.meta, None).await;
+        self.notify_password_changed(viewer, now);
         Ok(())
+    }
+
+    /// Tells the account's owner, in their language, that the password changed. Sent in the
+    /// background: the change has happened whether or not the mail server answers.
+    fn notify_password_changed(&self, viewer: &Viewer, at: chrono::DateTime<Utc>) {
+        let mailer = self.mailer.clone();
+        let account = viewer.account.clone();
+        let ip = viewer.meta.ip.clone().unwrap_or_else(|| "?".into());
+        tokio::spawn(async move {
+            let time = at.format("%Y-%m-%d %H:%M").to_string();
+            let name = account.display_name.clone().unwrap_or_else(|| account.full_name());
+            let email = SystemEmail::PasswordChanged { time: &time, ip: &ip };
+            if let Err(e) = mailer.send(&account.email, &name, &account.language, email).await {
+                tracing::warn!(account_id = %account.account_id, error = ?e, "password-change notice not sent");
+            }
+        });
     }
 
     /// A new secret, waiting for a first code; nothing is enabled yet.
@@ -127,6 +154,7 @@ impl SecurityService {
         store::replace_recovery_codes(&mut tx, id, &hashes, now).await?;
         tx.commit().await?;
         tracing::info!(account_id = %id, "two-factor enabled");
+        self.log.record(id, SecurityEventKind::TwoFactorEnabled, &viewer.meta, None).await;
         Ok(codes)
     }
 
@@ -140,11 +168,12 @@ impl SecurityService {
         if !password::verify(password_given, Some(row.password_hash.clone())).await? {
             return Err(Error::invalid("password", "the password is wrong"));
         }
-        self.verify_second_factor(&viewer.account, &row, code).await?;
+        self.verify_second_factor(&viewer.account, &row, code, &viewer.meta).await?;
         let mut tx = self.db.begin().await?;
         store::disable_totp(&mut tx, id).await?;
         tx.commit().await?;
         tracing::info!(account_id = %id, "two-factor disabled");
+        self.log.record(id, SecurityEventKind::TwoFactorDisabled, &viewer.meta, None).await;
         Ok(())
     }
 
@@ -153,11 +182,13 @@ impl SecurityService {
         let id = viewer.account_id();
         let row = self.row(id).await?;
         let sealed = row.totp_secret.as_deref().ok_or_else(|| Error::conflict("twoFactor", "two-factor authentication is not on"))?;
+        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref())?;
         self.check_totp(&viewer.account, sealed, code).await?;
         let (codes, hashes) = new_recovery_codes();
         let mut tx = self.db.begin().await?;
         store::replace_recovery_codes(&mut tx, id, &hashes, Utc::now()).await?;
         tx.commit().await?;
+        self.log.record(id, SecurityEventKind::RecoveryCodesRegenerated, &viewer.meta, None).await;
         Ok(codes)
     }
 
@@ -171,8 +202,11 @@ impl SecurityService {
         }
         let account = self.identity.accounts(&[found.account_id]).await?.pop().ok_or_else(invalid)?;
         let row = self.row(account.account_id).await?;
-        if let Err(e) = self.verify_second_factor(&account, &row, code).await {
+        if let Err(e) = self.verify_second_factor(&account, &row, code, &meta).await {
             store::count_failed_attempt(&self.db, found.login_challenge_id).await?;
+            if matches!(e, Error::Invalid { .. }) {
+                self.log.record(account.account_id, SecurityEventKind::SignInFailed, &meta, Some("wrong second-factor code")).await;
+            }
             return Err(e);
         }
         if !store::use_challenge(&self.db, found.login_challenge_id, Utc::now()).await? {
@@ -182,8 +216,9 @@ impl SecurityService {
     }
 
     /// A TOTP code (once per step) or an unspent recovery code (then spent).
-    async fn verify_second_factor(&self, account: &Account, row: &store::SecurityRow, code: &str) -> Result<()> {
+    async fn verify_second_factor(&self, account: &Account, row: &store::SecurityRow, code: &str, meta: &ClientMeta) -> Result<()> {
         let sealed = row.totp_secret.as_deref().ok_or_else(|| Error::invalid("code", "two-factor authentication is not on"))?;
+        self.throttle.attempt(&account.account_id.to_string(), meta.ip.as_deref())?;
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
             return self.check_totp(account, sealed, &digits).await;
@@ -191,6 +226,7 @@ impl SecurityService {
         let normalised = normalise_recovery_code(code);
         if store::spend_recovery_code(&self.db, account.account_id, &hash_code(&normalised), Utc::now()).await? {
             tracing::info!(account_id = %account.account_id, "recovery code used");
+            self.log.record(account.account_id, SecurityEventKind::RecoveryCodeUsed, meta, None).await;
             return Ok(());
         }
         Err(Error::invalid("code", "the code is wrong, expired or already used"))

@@ -1,9 +1,10 @@
-//! All two-factor and password SQL.
+//! All two-factor, password and security-log SQL.
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::db::{Db, Tx};
+use super::log::SecurityEvent;
 use crate::identity::model::AccountId;
 use crate::{on_pool, on_tx};
 
@@ -159,4 +160,42 @@ pub async fn set_password(tx: &mut Tx, id: AccountId, hash: &str, now: DateTime<
         .execute(c)
         .await
         .map(drop))
+}
+
+pub struct NewSecurityEvent<'a> {
+    pub event_id: Uuid,
+    pub account_id: AccountId,
+    pub kind: &'a str,
+    pub occurred_at: DateTime<Utc>,
+    pub ip: Option<&'a str>,
+    pub user_agent: Option<&'a str>,
+    pub detail: Option<&'a str>,
+}
+
+pub async fn insert_security_event(db: &Db, e: &NewSecurityEvent<'_>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO security_event (event_id, account_id, kind, occurred_at, ip, user_agent, detail) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(e.event_id)
+        .bind(e.account_id)
+        .bind(e.kind)
+        .bind(e.occurred_at)
+        .bind(e.ip)
+        .bind(e.user_agent)
+        .bind(e.detail)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Newest first, keyset-paginated on the (time-ordered) event id.
+pub async fn security_events(db: &Db, account_id: AccountId, before: Option<Uuid>, limit: i64) -> Result<Vec<SecurityEvent>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT event_id, kind, occurred_at, ip, user_agent, detail FROM security_event \
+         WHERE account_id = $1 AND ($2 IS NULL OR event_id < $2) ORDER BY event_id DESC LIMIT $3")
+        .bind(account_id)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
 }

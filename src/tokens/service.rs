@@ -11,6 +11,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountStatus;
 use crate::identity::service::{Credential, TOUCH_EVERY, Viewer};
+use crate::security::log::{SecurityEventKind, SecurityLog};
 
 
 pub struct NewToken {
@@ -42,11 +43,12 @@ impl NewToken {
 #[derive(Clone)]
 pub struct TokenService {
     db: Db,
+    log: SecurityLog,
 }
 
 impl TokenService {
-    pub fn new(db: Db) -> Self {
-        TokenService { db }
+    pub fn new(db: Db, log: SecurityLog) -> Self {
+        TokenService { db, log }
     }
 
     /// Creates a token; the secret is returned only here.
@@ -67,6 +69,7 @@ impl TokenService {
         };
         store::insert(&self.db, &token, &model::hash(&secret)).await?;
         tracing::info!(access_token_id = %token.access_token_id, "access token created");
+        self.log.record(viewer.account_id(), SecurityEventKind::AccessTokenCreated, &viewer.meta, Some(&token.name)).await;
         Ok((secret, token))
     }
 
@@ -84,6 +87,7 @@ impl TokenService {
         let token = self.own(viewer, id).await?;
         store::revoke(&self.db, id, Utc::now()).await?;
         tracing::info!(access_token_id = %id, "access token revoked");
+        self.log.record(viewer.account_id(), SecurityEventKind::AccessTokenRevoked, &viewer.meta, Some(&token.name)).await;
         Ok(token)
     }
 
@@ -94,6 +98,7 @@ impl TokenService {
         token.display_prefix = model::display_prefix(&secret);
         token.last_used_at = None;
         store::replace_secret(&self.db, id, &model::hash(&secret), &token.display_prefix).await?;
+        self.log.record(viewer.account_id(), SecurityEventKind::AccessTokenRegenerated, &viewer.meta, Some(&token.name)).await;
         Ok((secret, token))
     }
 
@@ -113,6 +118,6 @@ impl TokenService {
         if token.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             store::touch(&self.db, token.access_token_id, now).await?;
         }
-        Ok(Some(Viewer { account, credential: Credential::AccessToken { id: token.access_token_id, scopes: token.scopes() } }))
+        Ok(Some(Viewer { account, credential: Credential::AccessToken { id: token.access_token_id, scopes: token.scopes() }, meta: Default::default() }))
     }
 }

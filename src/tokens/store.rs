@@ -43,11 +43,13 @@ pub async fn find_by_hash(db: &Db, token_hash: &[u8]) -> Result<Option<(AccessTo
         #[sqlx(flatten)]
         account: Account,
     }
-    let row: Option<Row> = on_pool!(db, p => sqlx::query_as(
+    let sql = format!(
         "SELECT t.access_token_id, t.name, t.display_prefix, t.scopes, t.created_at AS token_created_at, \
-                t.expires_at, t.last_used_at, t.revoked_at, \
-                a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at \
-         FROM access_token t JOIN account a ON a.account_id = t.account_id WHERE t.token_hash = $1")
+                t.expires_at, t.last_used_at, t.revoked_at, {} \
+         FROM access_token t JOIN account a ON a.account_id = t.account_id WHERE t.token_hash = $1",
+        crate::identity::store::ACCOUNT_COLUMNS_A
+    );
+    let row: Option<Row> = on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .bind(token_hash)
         .fetch_optional(p)
         .await)?;

@@ -1,16 +1,16 @@
 //! Workspaces over GraphQL: `workspace(id)`, its members as a Relay connection, and the
 //! membership mutations.
 
-use async_graphql::connection::{Connection, CursorType, Edge, OpaqueCursor};
+use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{Membership, Permission, Role, Workspace, WorkspaceId};
-use super::service::MAX_PAGE;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
+use crate::graphql::paging::page_args;
 use crate::identity::graphql::{User, loaders};
 use crate::identity::model::{AccountId, AccountStatus, Email};
 use crate::tokens::model::Scope;
@@ -20,9 +20,6 @@ pub struct WorkspaceNode(pub Workspace);
 
 /// An account's place in a workspace.
 pub struct MembershipNode(pub Membership);
-
-/// Members per page when `first` is not given.
-const DEFAULT_PAGE: i32 = 20;
 
 type MemberConnection = Connection<OpaqueCursor<Uuid>, MembershipNode, MemberConnectionFields>;
 
@@ -56,14 +53,7 @@ impl WorkspaceNode {
         after: Option<String>,
     ) -> Result<MemberConnection> {
         let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
-        let first = usize::try_from(first.unwrap_or(DEFAULT_PAGE))
-            .ok()
-            .filter(|n| (1..=MAX_PAGE).contains(n))
-            .ok_or_else(|| Error::invalid("first", format!("must be between 1 and {MAX_PAGE}")))?;
-        let after = after
-            .map(|c| OpaqueCursor::<Uuid>::decode_cursor(&c).map(|c| c.0))
-            .transpose()
-            .map_err(|_| Error::invalid("after", "not a cursor from this connection"))?;
+        let (first, after) = page_args(first, after)?;
         let services = ctx.services()?;
         let id = self.0.workspace_id;
         let (page, more) = services.workspaces.members(&viewer, id, after, first).await?;

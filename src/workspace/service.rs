@@ -15,9 +15,6 @@ use crate::identity::model::{AccountId, AccountStatus, Email};
 use crate::identity::service::Viewer;
 use crate::identity::store as identity_store;
 
-/// At most this many members per page.
-pub const MAX_PAGE: usize = 100;
-
 #[derive(Clone)]
 pub struct WorkspaceService {
     db: Db,

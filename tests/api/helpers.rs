@@ -108,6 +108,19 @@ impl TestApp {
         res.json().await.expect("JSON body")
     }
 
+    /// Like `gql`, sent with a `User-Agent` header.
+    pub async fn gql_as(&self, user_agent: &str, token: Option<&str>, query: &str, variables: Value) -> Value {
+        let mut req = self
+            .client
+            .post(format!("{}/graphql", self.base))
+            .header("user-agent", user_agent)
+            .json(&json!({ "query": query, "variables": variables }));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send().await.expect("request sent").json().await.expect("JSON body")
+    }
+
     /// POSTs raw bytes with the given content type and returns status, headers and body.
     pub async fn post_raw(&self, content_type: &str, body: impl Into<reqwest::Body>) -> (StatusCode, HeaderMap, String) {
         let res = self

@@ -5,8 +5,10 @@ mod helpers;
 
 mod identity;
 mod limits;
+mod mail_lab;
 mod schema;
 mod security;
+mod security_log;
 mod sessions;
 mod storage;
 mod tokens;

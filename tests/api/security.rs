@@ -8,7 +8,7 @@ const CHANGE: &str = "mutation($c: String!, $n: String!, $f: String!) { changePa
 const NEW_PASSWORD: &str = "Brand-New-Horse-42!";
 
 /// An RFC 6238 code computed by an independent implementation (Python's standard library).
-async fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
+pub async fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
     let script = format!(
         "import base64,hashlib,hmac,struct,time\n\
          k=base64.b32decode('{secret_b32}'+'='*(-len('{secret_b32}')%8))\n\
@@ -22,7 +22,7 @@ async fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
 }
 
 /// Enrols `user` in two-factor; returns the secret and the recovery codes.
-async fn enrol(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
+pub async fn enrol(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
     let r = app.gql(Some(&user.token), "mutation { beginTotpEnrollment { secret otpauthUri qrCodeSvg qrCodePngDataUrl } }", json!({})).await;
     let e = &r["data"]["beginTotpEnrollment"];
     let secret = e["secret"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();

@@ -1,0 +1,33 @@
+language-name = Deutsch
+
+greeting = Hallo { $name },
+signoff = — Concierge
+
+email-change-verify-subject = Bestätigen Sie Ihre neue Anmelde-E-Mail-Adresse
+email-change-verify-body =
+    Jemand (hoffentlich Sie) möchte { $new_email } zur Anmelde-E-Mail-Adresse Ihres Concierge-Kontos machen.
+    Öffnen Sie zur Bestätigung innerhalb von { $hours } Stunden diesen Link:
+
+    { $link }
+
+    Wenn Sie das nicht angefordert haben, ignorieren Sie diese E-Mail: Ohne den Link ändert sich nichts.
+
+email-change-notice-subject = Ihre Anmelde-E-Mail-Adresse wird geändert
+email-change-notice-body =
+    Von { $ip } wurde angefordert, Ihre Anmelde-E-Mail-Adresse auf { $new_email } zu ändern.
+    Die Änderung wird wirksam, sobald die neue Adresse bestätigt ist.
+
+    Wenn Sie das nicht waren, ändern Sie sofort Ihr Passwort und prüfen Sie Ihre Sitzungen.
+
+email-changed-subject = Ihre Anmelde-E-Mail-Adresse wurde geändert
+email-changed-body =
+    Ihre Anmelde-E-Mail-Adresse lautet jetzt { $new_email }. Melden Sie sich ab sofort mit dieser Adresse an.
+
+    Wenn Sie das nicht waren, wenden Sie sich sofort an die Administration Ihres Arbeitsbereichs.
+
+password-changed-subject = Ihr Passwort wurde geändert
+password-changed-body =
+    Das Passwort Ihres Concierge-Kontos wurde am { $time } (UTC) von { $ip } aus geändert.
+    Alle anderen Sitzungen wurden abgemeldet.
+
+    Wenn Sie das nicht waren, setzen Sie Ihr Passwort sofort zurück und prüfen Sie Ihr Sicherheitsprotokoll.

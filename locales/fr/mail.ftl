@@ -1,0 +1,33 @@
+language-name = Français
+
+greeting = Bonjour { $name },
+signoff = — Concierge
+
+email-change-verify-subject = Confirmez votre nouvelle adresse e-mail de connexion
+email-change-verify-body =
+    Quelqu’un (vous, espérons-le) a demandé que { $new_email } devienne l’adresse e-mail de connexion de votre compte Concierge.
+    Pour confirmer, ouvrez ce lien dans les { $hours } heures :
+
+    { $link }
+
+    Si vous n’êtes pas à l’origine de cette demande, ignorez cet e-mail : rien ne change tant que le lien n’est pas utilisé.
+
+email-change-notice-subject = Votre adresse e-mail de connexion va changer
+email-change-notice-body =
+    Une modification de votre adresse e-mail de connexion vers { $new_email } a été demandée depuis { $ip }.
+    Elle prendra effet une fois la nouvelle adresse confirmée.
+
+    Si ce n’était pas vous, changez votre mot de passe immédiatement et vérifiez vos sessions.
+
+email-changed-subject = Votre adresse e-mail de connexion a été modifiée
+email-changed-body =
+    Votre adresse e-mail de connexion est désormais { $new_email }. Connectez-vous dorénavant avec cette adresse.
+
+    Si ce n’était pas vous, contactez immédiatement l’administrateur de votre espace de travail.
+
+password-changed-subject = Votre mot de passe a été modifié
+password-changed-body =
+    Le mot de passe de votre compte Concierge a été modifié le { $time } (UTC) depuis { $ip }.
+    Toutes les autres sessions ont été déconnectées.
+
+    Si ce n’était pas vous, réinitialisez votre mot de passe immédiatement et consultez votre journal de sécurité.

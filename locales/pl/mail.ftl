@@ -1,0 +1,33 @@
+language-name = Polski
+
+greeting = Dzień dobry, { $name },
+signoff = — Concierge
+
+email-change-verify-subject = Potwierdź nowy adres e-mail do logowania
+email-change-verify-body =
+    Ktoś (mamy nadzieję, że Ty) poprosił o ustawienie { $new_email } jako adresu e-mail do logowania na koncie Concierge.
+    Aby to potwierdzić, otwórz ten link w ciągu { $hours } godz.:
+
+    { $link }
+
+    Jeśli to nie Ty, zignoruj tę wiadomość: bez użycia linku nic się nie zmieni.
+
+email-change-notice-subject = Adres e-mail do logowania jest zmieniany
+email-change-notice-body =
+    Z adresu { $ip } poproszono o zmianę Twojego adresu e-mail do logowania na { $new_email }.
+    Zmiana zacznie obowiązywać po potwierdzeniu nowego adresu.
+
+    Jeśli to nie Ty, natychmiast zmień hasło i sprawdź swoje sesje.
+
+email-changed-subject = Adres e-mail do logowania został zmieniony
+email-changed-body =
+    Twój adres e-mail do logowania to teraz { $new_email }. Od teraz loguj się tym adresem.
+
+    Jeśli to nie Ty, natychmiast skontaktuj się z administratorem przestrzeni roboczej.
+
+password-changed-subject = Twoje hasło zostało zmienione
+password-changed-body =
+    Hasło do Twojego konta Concierge zostało zmienione { $time } (UTC) z adresu { $ip }.
+    Wszystkie pozostałe sesje zostały wylogowane.
+
+    Jeśli to nie Ty, natychmiast zresetuj hasło i sprawdź dziennik bezpieczeństwa.

@@ -1,0 +1,105 @@
+//! System emails: composed in the recipient's language, sent through the configured SMTP
+//! server, or written to the data folder's `outbox/` when none is configured (so a fresh
+//! install loses nothing and needs no setup).
+
+pub mod i18n;
+
+use std::path::Path;
+use std::time::Duration;
+
+use lettre::message::{Mailbox, header::ContentType};
+use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
+
+use crate::error::{Error, Result};
+
+/// One of the emails Concierge sends on its own account, with what it needs to say.
+pub enum SystemEmail<'a> {
+    /// To the new address: the link that confirms a login-email change.
+    EmailChangeVerify { new_email: &'a str, link: &'a str, hours: i64 },
+    /// To the old address: a change was asked for.
+    EmailChangeNotice { new_email: &'a str, ip: &'a str },
+    /// To the old address: the change happened.
+    EmailChanged { new_email: &'a str },
+    /// The password was changed.
+    PasswordChanged { time: &'a str, ip: &'a str },
+}
+
+impl SystemEmail<'_> {
+    /// Subject and plain-text body in `language`, greeting `name`.
+    pub fn compose(&self, language: &str, name: &str) -> (String, String) {
+        let hours;
+        let (id, args): (&str, Vec<(&'static str, &str)>) = match self {
+            SystemEmail::EmailChangeVerify { new_email, link, hours: h } => {
+                hours = h.to_string();
+                ("email-change-verify", vec![("new_email", new_email), ("link", link), ("hours", &hours)])
+            }
+            SystemEmail::EmailChangeNotice { new_email, ip } => ("email-change-notice", vec![("new_email", new_email), ("ip", ip)]),
+            SystemEmail::EmailChanged { new_email } => ("email-changed", vec![("new_email", new_email)]),
+            SystemEmail::PasswordChanged { time, ip } => ("password-changed", vec![("time", time), ("ip", ip)]),
+        };
+        let subject = i18n::text(language, &format!("{id}-subject"), &args);
+        let body = format!(
+            "{}\n\n{}\n\n{}\n",
+            i18n::text(language, "greeting", &[("name", name)]),
+            i18n::text(language, &format!("{id}-body"), &args).trim_end(),
+            i18n::text(language, "signoff", &[]),
+        );
+        (subject, body)
+    }
+}
+
+#[derive(Clone)]
+enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Outbox(AsyncFileTransport<Tokio1Executor>),
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    /// SMTP when `smtp_url` is given (`smtp://host:port` plain, `smtp://…?tls=required` for
+    /// STARTTLS, `smtps://user:pass@host` for implicit TLS), else the outbox folder.
+    pub fn new(smtp_url: Option<&str>, from: &str, data_dir: &Path) -> anyhow::Result<Mailer> {
+        let from: Mailbox = from.parse().map_err(|e| anyhow::anyhow!("CONCIERGE_MAIL_FROM is not a mailbox: {e}"))?;
+        let transport = match smtp_url {
+            Some(url) => Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    // The URL may hold a password: say what is wrong without echoing it.
+                    .map_err(|e| anyhow::anyhow!("CONCIERGE_SMTP_URL is not a valid SMTP URL ({})", e.to_string().replace(url, "…")))?
+                    .timeout(Some(Duration::from_secs(20)))
+                    .build(),
+            ),
+            None => {
+                let outbox = data_dir.join("outbox");
+                std::fs::create_dir_all(&outbox)?;
+                tracing::info!(outbox = %outbox.display(), "no SMTP server configured: system emails are written to the outbox folder");
+                Transport::Outbox(AsyncFileTransport::new(outbox))
+            }
+        };
+        Ok(Mailer { transport, from })
+    }
+
+    /// Sends a system email to `to`, in `language`.
+    pub async fn send(&self, to: &str, name: &str, language: &str, email: SystemEmail<'_>) -> Result<()> {
+        let (subject, body) = email.compose(language, name);
+        let to: Mailbox = Mailbox::new(Some(name.to_owned()), to.parse().map_err(|_| Error::invalid("email", "not a deliverable address"))?);
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(body)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("cannot build an email: {e}")))?;
+        let sent = match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(drop).map_err(|e| anyhow::anyhow!("SMTP: {e}")),
+            Transport::Outbox(t) => t.send(message).await.map(drop).map_err(|e| anyhow::anyhow!("outbox: {e}")),
+        };
+        sent.map_err(Error::Internal)?;
+        metrics::counter!("concierge_emails_sent_total").increment(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,1 @@
+//! The email signature (being written).

@@ -1,0 +1,93 @@
+//! The security log: a record of what happened to an account's credentials, with the address
+//! and user agent it came from. Writing to it never fails the operation it records.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use super::store;
+use crate::db::Db;
+use crate::error::Result;
+use crate::identity::model::AccountId;
+use crate::identity::service::ClientMeta;
+
+/// What happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum SecurityEventKind {
+    SignInSucceeded,
+    /// A wrong password, or a wrong second-factor code, for this account.
+    SignInFailed,
+    /// Sign-in attempts were refused by the rate limit.
+    SignInThrottled,
+    PasswordChanged,
+    TwoFactorEnabled,
+    TwoFactorDisabled,
+    RecoveryCodesRegenerated,
+    RecoveryCodeUsed,
+    SessionRevoked,
+    AccessTokenCreated,
+    AccessTokenRegenerated,
+    AccessTokenRevoked,
+    EmailChangeRequested,
+    EmailChanged,
+    MailboxConnected,
+    MailboxDisconnected,
+}
+
+impl SecurityEventKind {
+    pub fn as_str(self) -> &'static str {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items().iter().find(|i| i.value == self).map(|i| i.name).unwrap_or("UNKNOWN")
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        use async_graphql::resolver_utils::EnumType;
+        Self::items().iter().find(|i| i.name == s).map(|i| i.value)
+    }
+}
+
+/// One entry of the log, as stored.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct SecurityEvent {
+    pub event_id: Uuid,
+    pub kind: String,
+    pub occurred_at: DateTime<Utc>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct SecurityLog {
+    db: Db,
+}
+
+impl SecurityLog {
+    pub fn new(db: Db) -> Self {
+        SecurityLog { db }
+    }
+
+    /// Appends an event. A failure is logged, not returned: the change it records has happened.
+    pub async fn record(&self, account_id: AccountId, kind: SecurityEventKind, meta: &ClientMeta, detail: Option<&str>) {
+        let event = store::NewSecurityEvent {
+            event_id: Uuid::now_v7(),
+            account_id,
+            kind: kind.as_str(),
+            occurred_at: Utc::now(),
+            ip: meta.ip.as_deref(),
+            user_agent: meta.user_agent.as_deref().map(|ua| crate::identity::service::truncate(ua, 512)),
+            detail: detail.map(|d| crate::identity::service::truncate(d, 200)),
+        };
+        if let Err(e) = store::insert_security_event(&self.db, &event).await {
+            tracing::error!(error = %e, account_id = %account_id, kind = kind.as_str(), "cannot write the security log");
+        }
+    }
+
+    /// One page, newest first, starting before `before` (a previous page's last event id).
+    /// Returns the page and whether more follow.
+    pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, first: usize) -> Result<(Vec<SecurityEvent>, bool)> {
+        let mut rows = store::security_events(&self.db, account_id, before, first as i64 + 1).await?;
+        let more = rows.len() > first;
+        rows.truncate(first);
+        Ok((rows, more))
+    }
+}

@@ -1,0 +1,171 @@
+//! The security log, the brute-force limits, and the password-change notice by email.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, codes, error_of};
+use crate::mail_lab::{MailLab, parse};
+use crate::security::{enrol, totp_now};
+
+const EVENTS: &str = "query($first: Int, $after: String) { me { securityEvents(first: $first, after: $after) { \
+    edges { cursor node { kind occurredAt ip userAgent detail } } pageInfo { hasNextPage endCursor } } } }";
+const LOG_IN: &str = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token twoFactorChallenge { challenge } } }";
+const CHANGE: &str = "mutation($c: String!, $n: String!) { changePassword(currentPassword: $c, newPassword: $n, confirmPassword: $n) }";
+
+fn kinds(page: &Value) -> Vec<String> {
+    page["data"]["me"]["securityEvents"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {page}"))
+        .iter()
+        .map(|e| e["node"]["kind"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_log_records_what_happened_newest_first_with_address_and_user_agent() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    app.gql_as("Firefox/140 (test)", None, LOG_IN, json!({ "e": "ada@example.com", "p": "Wrong-Password-1!" })).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"CI\", scopes: [\"profile:read\"]}) { accessToken { id } } }", json!({}))
+        .await;
+    let token_id = r["data"]["createAccessToken"]["accessToken"]["id"].as_str().unwrap().to_owned();
+    app.gql(Some(&ada.token), "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }", json!({ "id": token_id })).await;
+
+    let r = app.gql(Some(&ada.token), EVENTS, json!({})).await;
+
+    assert_eq!(kinds(&r), ["ACCESS_TOKEN_REVOKED", "ACCESS_TOKEN_CREATED", "SIGN_IN_FAILED", "SIGN_IN_SUCCEEDED"], "{r}");
+    let edges = &r["data"]["me"]["securityEvents"]["edges"];
+    assert_eq!(edges[0]["node"]["detail"], "CI");
+    assert_eq!(edges[2]["node"]["ip"], "127.0.0.1");
+    assert_eq!(edges[2]["node"]["userAgent"], "Firefox/140 (test)");
+    assert!(!edges[2]["node"]["detail"].as_str().unwrap().contains("Wrong-Password"), "no secret is logged");
+}
+
+#[tokio::test]
+async fn the_log_pages_by_cursor_and_refuses_a_bad_one() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    for _ in 0..3 {
+        app.log_in("ada@example.com", PASSWORD).await;
+    }
+
+    let first = app.gql(Some(&ada.token), EVENTS, json!({ "first": 3 })).await;
+    let info = &first["data"]["me"]["securityEvents"]["pageInfo"];
+    assert_eq!(info["hasNextPage"], true);
+    let rest = app.gql(Some(&ada.token), EVENTS, json!({ "first": 3, "after": info["endCursor"] })).await;
+
+    assert_eq!(kinds(&first).len() + kinds(&rest).len(), 4, "4 sign-ins in all: {rest}");
+    assert_eq!(rest["data"]["me"]["securityEvents"]["pageInfo"]["hasNextPage"], false);
+    let bad = app.gql(Some(&ada.token), EVENTS, json!({ "after": "nope" })).await;
+    assert_eq!(error_of(&bad), ("BAD_USER_INPUT".into(), Some("after".into())));
+    let bad = app.gql(Some(&ada.token), EVENTS, json!({ "first": 1000 })).await;
+    assert_eq!(error_of(&bad), ("BAD_USER_INPUT".into(), Some("first".into())));
+}
+
+#[tokio::test]
+async fn the_log_is_for_a_session_not_a_token_and_only_ones_own() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"all\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
+    let pat = r["data"]["createAccessToken"]["token"].as_str().unwrap().to_owned();
+
+    assert_eq!(codes(&app.gql(Some(&pat), EVENTS, json!({})).await), ["FORBIDDEN"]);
+    assert_eq!(codes(&app.gql(None, EVENTS, json!({})).await), ["UNAUTHENTICATED"]);
+}
+
+#[tokio::test]
+async fn two_factor_password_and_session_changes_are_logged() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let other = app.log_in("ada@example.com", PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned();
+    let (secret, recovery) = enrol(&app, &ada).await;
+    let r = app.gql(None, LOG_IN, json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+    let challenge = r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned();
+    let complete = "mutation($c: String!, $code: String!) { completeTwoFactorLogIn(challenge: $c, code: $code) { token } }";
+    app.gql(None, complete, json!({ "c": challenge, "code": "000000" })).await;
+    app.gql(None, complete, json!({ "c": challenge, "code": recovery[0] })).await;
+    let code = totp_now(&secret, 1).await;
+    app.gql(Some(&ada.token), "mutation($p: String!, $c: String!) { disableTotp(password: $p, code: $c) }", json!({ "p": PASSWORD, "c": code })).await;
+    app.gql(Some(&ada.token), "mutation { revokeOtherSessions }", json!({})).await;
+    let r = app.gql(Some(&ada.token), CHANGE, json!({ "c": PASSWORD, "n": "Brand-New-Horse-42!" })).await;
+    assert_eq!(r["data"]["changePassword"], true, "{r}");
+    let _ = other;
+
+    let r = app.gql(Some(&ada.token), EVENTS, json!({})).await;
+
+    assert_eq!(
+        kinds(&r)[..7],
+        ["PASSWORD_CHANGED", "SESSION_REVOKED", "TWO_FACTOR_DISABLED", "SIGN_IN_SUCCEEDED", "RECOVERY_CODE_USED", "SIGN_IN_FAILED", "TWO_FACTOR_ENABLED"],
+        "{r}"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_password_is_announced_by_email() {
+    let lab = MailLab::get().await;
+    let app = TestApp::spawn_with(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
+    let email = format!("ada-{}@example.com", uuid::Uuid::new_v4().simple());
+    let ada = app.user(&email).await;
+
+    let r = app.gql(Some(&ada.token), CHANGE, json!({ "c": PASSWORD, "n": "Brand-New-Horse-42!" })).await;
+
+    assert_eq!(r["data"]["changePassword"], true, "{r}");
+    let mail = parse(&lab.wait_for(&email, 1).await[0]);
+    assert_eq!(mail.subject, "Your password was changed");
+    assert!(mail.text.contains("127.0.0.1"), "says where from: {}", mail.text);
+    assert!(!mail.text.contains("Brand-New-Horse"), "never the password");
+}
+
+#[tokio::test]
+async fn guessing_a_password_is_limited_per_account_and_then_even_the_right_one_waits() {
+    let app = TestApp::spawn_with(|c| c.login_attempts_per_account = 3).await;
+    app.user("ada@example.com").await; // one attempt used by the harness's log-in
+    for _ in 0..2 {
+        assert_eq!(codes(&app.log_in("ada@example.com", "Wrong-Password-1!").await), ["UNAUTHENTICATED"]);
+    }
+
+    let r = app.log_in("ada@example.com", PASSWORD).await;
+
+    assert_eq!(codes(&r), ["RATE_LIMITED"], "{r}");
+    assert!(r["errors"][0]["extensions"]["retryAfter"].as_u64().is_some_and(|s| s >= 1), "{r}");
+    // A stranger learns nothing from the limit: an address with no account is limited alike.
+    for _ in 0..3 {
+        app.log_in("nobody@example.com", PASSWORD).await;
+    }
+    let stranger = app.log_in("nobody@example.com", PASSWORD).await;
+    assert_eq!(codes(&stranger), ["RATE_LIMITED"]);
+    assert_eq!(stranger["errors"][0]["message"], r["errors"][0]["message"]);
+    // Other accounts are unaffected.
+    app.user("grace@example.com").await;
+}
+
+#[tokio::test]
+async fn one_address_is_limited_across_accounts() {
+    let app = TestApp::spawn_with(|c| c.login_attempts_per_address = 4).await;
+    for n in 0..4 {
+        app.log_in(&format!("u{n}@example.com"), PASSWORD).await;
+    }
+
+    let r = app.log_in("someone-else@example.com", PASSWORD).await;
+
+    assert_eq!(codes(&r), ["RATE_LIMITED"], "{r}");
+}
+
+#[tokio::test]
+async fn guessing_second_factor_codes_is_limited() {
+    let app = TestApp::spawn_with(|c| c.login_attempts_per_account = 4).await;
+    let ada = app.user("ada@example.com").await;
+    enrol(&app, &ada).await;
+    let r = app.gql(None, LOG_IN, json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+    let challenge = r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned();
+    let complete = "mutation($c: String!, $code: String!) { completeTwoFactorLogIn(challenge: $c, code: $code) { token } }";
+    let mut answers = Vec::new();
+    for guess in ["000000", "111111", "222222", "333333", "444444"] {
+        answers.push(codes(&app.gql(None, complete, json!({ "c": challenge, "code": guess })).await).join(""));
+    }
+
+    assert_eq!(answers[..4], ["BAD_USER_INPUT"; 4]);
+    assert_eq!(answers[4], "RATE_LIMITED");
+}

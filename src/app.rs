@@ -45,7 +45,7 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     /// Opens the database, applies migrations and binds the listener (port 0 picks a free one).
-    pub async fn build(config: Config) -> anyhow::Result<Application> {
+    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
         // Install the metrics recorder before anything records.
         crate::telemetry::prometheus();
         let db = Db::connect(&config.database_url(), config.db_max_connections).await?;
@@ -54,11 +54,16 @@ impl Application {
         let fanout = Fanout::start(db.clone(), shutdown.clone()).await.context("starting change fan-out")?;
         let secrets = crate::crypto::SecretBox::load(config.secret_key.as_ref().map(|k| k.0.as_str()), &config.data_dir)?;
         let mailer = crate::mail::Mailer::new(config.smtp_url.as_ref().map(|u| u.0.as_str()), &config.mail_from, &config.data_dir)?;
-        let services = Services::new(&config, db, fanout, secrets, mailer);
-        let schema = graphql::build_schema(&config, services.clone());
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {} (CONCIERGE_BIND)", config.bind))?;
+        // Links and photo URLs need the address really bound (port 0 picks one).
+        if config.public_url.is_none() {
+            config.public_url = Some(format!("http://{}", listener.local_addr()?));
+        }
+        let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
+        let services = Services::new(&config, db, fanout, secrets, mailer, blobs);
+        let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services, schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, state })
     }
@@ -84,7 +89,7 @@ impl Application {
     pub async fn run(self) -> anyhow::Result<()> {
         let Application { listener, state } = self;
         let addr = listener.local_addr()?;
-        let public = state.config.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+        let public = state.config.public_url();
         tracing::info!(%addr, graphiql = %format!("{public}/graphql"), backend = ?state.services.db.backend(), "serving");
         let stop = state.shutdown.clone();
         tokio::spawn({
@@ -122,6 +127,8 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
+        .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
+        .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

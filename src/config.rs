@@ -74,6 +74,10 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_LOGIN_ATTEMPTS_PER_ADDRESS", default_value_t = 100)]
     pub login_attempts_per_address: u32,
 
+    /// Largest profile photo upload, in bytes.
+    #[arg(long, env = "CONCIERGE_MAX_PHOTO_BYTES", default_value_t = 5 * 1024 * 1024)]
+    pub max_photo_bytes: usize,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,
@@ -146,6 +150,11 @@ impl Config {
             config: Config,
         }
         Only::parse_from(["concierge"]).config
+    }
+
+    /// The URL clients reach the gateway at: the configured one, or `http://<bind>`.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind)).trim_end_matches('/').to_owned()
     }
 
     pub fn database_url(&self) -> String {

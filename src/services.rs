@@ -8,7 +8,10 @@ use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::crypto::SecretBox;
 use crate::error::Result;
+use crate::blob::SharedBlobStore;
 use crate::mail::Mailer;
+use crate::profile::photo::PhotoLimits;
+use crate::profile::service::ProfileService;
 use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
 use crate::security::throttle::Throttle;
@@ -22,6 +25,7 @@ pub struct Services {
     pub db: Db,
     pub mailer: Mailer,
     pub security_log: SecurityLog,
+    pub profile: ProfileService,
     pub fanout: Fanout,
     pub identity: IdentityService,
     pub tokens: TokenService,
@@ -30,7 +34,7 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer) -> Services {
+    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer, blobs: SharedBlobStore) -> Services {
         let log = SecurityLog::new(db.clone());
         let throttle = |c: &Config| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address));
         let identity = IdentityService::new(
@@ -45,6 +49,15 @@ impl Services {
             identity,
             workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
             tokens: TokenService::new(db.clone(), log.clone()),
+            profile: ProfileService::new(
+                db.clone(),
+                fanout.clone(),
+                mailer.clone(),
+                blobs,
+                log.clone(),
+                &config.public_url(),
+                PhotoLimits { max_bytes: config.max_photo_bytes, ..PhotoLimits::default() },
+            ),
             security_log: log,
             mailer,
             db,

@@ -100,35 +100,21 @@ pub async fn post(State(state): State<AppState>, request: axum::extract::Request
     let Some(media) = negotiate(&parts.headers) else {
         return not_acceptable();
     };
-    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    if essence != "application/json" {
-        return request_error(
+    let batch = match essence.as_str() {
+        "application/json" => read_json(&state, body, media).await,
+        // File uploads, by the GraphQL multipart request spec (apollo-upload-client's format).
+        "multipart/form-data" => read_multipart(&state, &content_type, body, media).await,
+        _ => Err(request_error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             media,
-            bad_request("send the request as application/json", None),
-        );
-    }
-    let max = state.config.max_request_bytes;
-    let bytes: Bytes = match axum::body::to_bytes(body, max).await {
-        Ok(b) => b,
-        Err(_) => {
-            return request_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                media,
-                bad_request(format!("the request body is larger than {max} bytes"), Some("size")),
-            );
-        }
+            bad_request("send the request as application/json (or multipart/form-data with files)", None),
+        )),
     };
-    let batch: BatchRequest = match serde_json::from_slice(&bytes) {
+    let batch = match batch {
         Ok(b) => b,
-        Err(e) => {
-            return request_error(
-                StatusCode::BAD_REQUEST,
-                media,
-                bad_request(format!("the body is not a GraphQL request: {e}"), None),
-            );
-        }
+        Err(response) => return response,
     };
     let requests = match batch {
         BatchRequest::Single(r) => vec![r],
@@ -156,6 +142,41 @@ pub async fn post(State(state): State<AppState>, request: axum::extract::Request
         state.schema.execute_batch(BatchRequest::Batch(requests)).await
     };
     respond(media, response)
+}
+
+async fn read_body(body: Body, max: usize, media: MediaType) -> Result<Bytes, Response> {
+    axum::body::to_bytes(body, max).await.map_err(|_| {
+        request_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            media,
+            bad_request(format!("the request body is larger than {max} bytes"), Some("size")),
+        )
+    })
+}
+
+async fn read_json(state: &AppState, body: Body, media: MediaType) -> Result<BatchRequest, Response> {
+    let bytes = read_body(body, state.config.max_request_bytes, media).await?;
+    serde_json::from_slice(&bytes).map_err(|e| {
+        request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("the body is not a GraphQL request: {e}"), None))
+    })
+}
+
+/// `operations` + `map` + one file part. The body may be as large as the largest photo plus
+/// the usual request allowance. An oversized file is a 413 that still names the `file` field.
+async fn read_multipart(state: &AppState, content_type: &str, body: Body, media: MediaType) -> Result<BatchRequest, Response> {
+    let max_file = state.config.max_photo_bytes;
+    let bytes = read_body(body, state.config.max_request_bytes + max_file, media).await?;
+    let options = async_graphql::http::MultipartOptions::default().max_file_size(max_file).max_num_files(1);
+    async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options).await.map_err(|e| {
+        match e {
+            async_graphql::ParseRequestError::PayloadTooLarge => {
+                let mut error = bad_request(format!("the file is larger than {max_file} bytes"), None);
+                error.extensions.get_or_insert_with(Default::default).set("field", "file");
+                request_error(StatusCode::PAYLOAD_TOO_LARGE, media, error)
+            }
+            other => request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("malformed multipart request: {other}"), None)),
+        }
+    })
 }
 
 /// `GET /graphql`: GraphiQL for a browser, otherwise a query from the URL (never a mutation).

@@ -12,16 +12,17 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Config;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::services::Services;
 use crate::tokens::graphql::TokenMutation;
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, WorkspaceMutation, TokenMutation, SecurityMutation);
+pub struct Mutation(IdentityMutation, ProfileMutation, WorkspaceMutation, TokenMutation, SecurityMutation);
 
 #[derive(MergedSubscription, Default)]
 pub struct Subscription(IdentitySubscription);

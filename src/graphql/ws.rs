@@ -1,5 +1,6 @@
 //! GraphQL subscriptions over WebSocket, speaking `graphql-transport-ws` and the legacy
-//! `graphql-ws`. The token comes in `connection_init` (`{"authorization": "Bearer …"}`); a
+//! `graphql-ws`. The token comes in `connection_init` (`{"authorization": "Bearer …"}` or
+//! `{"token": "…"}`); a
 //! token that does not authenticate is refused (4403), no token means an anonymous
 //! connection whose subscriptions that need an account fail with UNAUTHENTICATED.
 //! Connections are closed cleanly (1001) when the server shuts down.
@@ -68,14 +69,18 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
     let credential: Arc<Mutex<Option<(String, AccountId)>>> = Arc::default();
     let watched = credential.clone();
     let on_init = move |payload: serde_json::Value| async move {
-        let header = ["authorization", "Authorization"]
-            .iter()
-            .find_map(|k| payload.get(*k).and_then(|v| v.as_str()))
-            .map(str::to_owned);
-        let viewer = match header {
+        // `{"authorization": "Bearer …"}` as a header would be, or a bare `{"token": "…"}`
+        // (`authToken` in some Apollo set-ups).
+        let header = ["authorization", "Authorization"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+        let bare = ["token", "authToken"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+        let credential = match (header, bare) {
+            (Some(value), _) => Some(bearer(Some(value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?),
+            (None, Some(token)) => Some(token.trim().to_owned()),
+            (None, None) => None,
+        };
+        let viewer = match credential {
             None => None,
-            Some(value) => {
-                let token = bearer(Some(&value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?;
+            Some(token) => {
                 match services.authenticate(&token).await {
                     Ok(Some(viewer)) => {
                         if let Ok(mut c) = watched.lock() {

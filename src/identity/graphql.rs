@@ -47,6 +47,42 @@ impl User {
         self.0.status()
     }
 
+    /// The name shown to others; falls back to first and last name when not set.
+    async fn display_name(&self) -> String {
+        crate::profile::service::display_name(&self.0)
+    }
+
+    /// The phone as entered.
+    async fn phone(&self) -> Option<&str> {
+        self.0.phone.as_deref()
+    }
+
+    /// The phone in E.164 form (`+48221234567`), when it has an international prefix.
+    async fn phone_e164(&self) -> Option<&str> {
+        self.0.phone_e164.as_deref()
+    }
+
+    /// How the user describes their role in the company.
+    async fn job_title(&self) -> Option<&str> {
+        self.0.job_title.as_deref()
+    }
+
+    /// The language (BCP 47 tag) Concierge writes to this user in.
+    async fn language(&self) -> &str {
+        &self.0.language
+    }
+
+    async fn photo(&self) -> Option<crate::profile::graphql::Photo> {
+        self.0.photo_key.clone().map(|key| crate::profile::graphql::Photo { key })
+    }
+
+    /// The email signature (yourself only).
+    async fn signature(&self, ctx: &Context<'_>) -> Result<crate::profile::graphql::Signature> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::ProfileRead)?;
+        Ok(ctx.services()?.profile.signature(&viewer.account).await?.into())
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -319,7 +319,7 @@ fn new_token() -> String {
     random_token(SESSION_PREFIX)
 }
 
-fn random_token(prefix: &str) -> String {
+pub fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; SESSION_RANDOM_BYTES];
     rand::rng().fill_bytes(&mut bytes);
     format!("{prefix}{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))

@@ -11,8 +11,6 @@ use serde_json::Value;
 pub struct MailLab {
     dir: PathBuf,
     pub smtp: u16,
-    pub imap: u16,
-    pub submission: u16,
     owned: bool,
 }
 
@@ -38,7 +36,7 @@ impl MailLab {
         };
         let lab: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).expect("lab.json")).expect("lab JSON");
         let port = |k: &str| lab[k].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
-        MailLab { smtp: port("smtp"), imap: port("imap"), submission: port("submission"), dir, owned }
+        MailLab { smtp: port("smtp"), dir, owned }
     }
 
     /// The SMTP URL the gateway sends through (the lab's exim: no auth, no TLS, local only).
@@ -83,7 +81,6 @@ impl Drop for MailLab {
 pub struct Mail {
     pub subject: String,
     pub text: String,
-    pub to: String,
 }
 
 pub fn parse(raw: &str) -> Mail {
@@ -91,6 +88,5 @@ pub fn parse(raw: &str) -> Mail {
     Mail {
         subject: m.subject().unwrap_or_default().to_owned(),
         text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
-        to: m.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned(),
     }
 }

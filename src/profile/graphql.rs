@@ -1,0 +1,199 @@
+//! The profile over GraphQL: `updateProfile`, the login-email change, the photo upload, the
+//! signature, and the languages and custom values a frontend offers.
+
+use std::io::Read as _;
+
+use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
+
+use super::model::{self, Phone, ProfileChanges};
+use super::service::SignatureView;
+use super::signature::CUSTOM_VALUES;
+use crate::error::{Error, Result};
+use crate::graphql::context::ContextExt;
+use crate::identity::graphql::User;
+use crate::identity::model::PersonName;
+use crate::mail::i18n;
+use crate::tokens::model::Scope;
+
+/// The fields to change; the others keep their value. `displayName`, `phone` and `jobTitle`
+/// are cleared by null or an empty string.
+#[derive(InputObject)]
+pub struct UpdateProfileInput {
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub display_name: MaybeUndefined<String>,
+    /// Any notation people write phone numbers in; kept as entered.
+    pub phone: MaybeUndefined<String>,
+    /// How the user describes their role in the company.
+    pub job_title: MaybeUndefined<String>,
+    /// A tag from `supportedLanguages`.
+    pub language: Option<String>,
+}
+
+/// A cleared (null or empty) or a new value; `None` when the field was not sent.
+fn clearable<T>(value: MaybeUndefined<String>, parse: impl FnOnce(&str) -> Result<Option<T>>) -> Result<Option<Option<T>>> {
+    match value {
+        MaybeUndefined::Undefined => Ok(None),
+        MaybeUndefined::Null => Ok(Some(None)),
+        MaybeUndefined::Value(v) => parse(&v).map(Some),
+    }
+}
+
+impl TryFrom<UpdateProfileInput> for ProfileChanges {
+    type Error = Error;
+    fn try_from(input: UpdateProfileInput) -> Result<ProfileChanges> {
+        Ok(ProfileChanges {
+            first_name: input.first_name.map(|n| PersonName::parse("firstName", &n)).transpose()?,
+            last_name: input.last_name.map(|n| PersonName::parse("lastName", &n)).transpose()?,
+            display_name: clearable(input.display_name, |v| model::optional_text("displayName", v, model::DISPLAY_NAME_MAX))?,
+            phone: clearable(input.phone, |v| if v.trim().is_empty() { Ok(None) } else { Phone::parse("phone", v).map(Some) })?,
+            job_title: clearable(input.job_title, |v| model::optional_text("jobTitle", v, model::JOB_TITLE_MAX))?,
+            language: input.language.map(|l| i18n::parse("language", &l)).transpose()?,
+        })
+    }
+}
+
+/// A language Concierge writes emails in.
+#[derive(SimpleObject)]
+pub struct Language {
+    /// BCP 47 tag, e.g. `pl`.
+    pub tag: String,
+    /// The language's name in itself, e.g. `Polski`.
+    pub native_name: String,
+}
+
+/// A value an email signature can contain, written `{{name}}`.
+#[derive(SimpleObject)]
+pub struct SignatureCustomValue {
+    /// e.g. `user.full_name`.
+    pub name: String,
+    /// What to type: `{{user.full_name}}`.
+    pub placeholder: String,
+    pub description: String,
+}
+
+/// An email signature.
+#[derive(SimpleObject)]
+pub struct Signature {
+    /// Sanitised HTML as stored, custom values not rendered.
+    pub html: String,
+    /// With custom values rendered, as it is appended to messages.
+    pub rendered: String,
+    /// Plain-text version of `rendered`.
+    pub text: String,
+}
+
+impl From<SignatureView> for Signature {
+    fn from(v: SignatureView) -> Self {
+        Signature { html: v.html, rendered: v.rendered, text: v.text }
+    }
+}
+
+/// A profile photo, served by the gateway in square renditions.
+pub struct Photo {
+    pub key: String,
+}
+
+#[Object]
+impl Photo {
+    /// The URL of a rendition at least `size` pixels wide (512 and 64 are stored). The URL
+    /// changes with every upload, so it may be cached for good.
+    async fn url(&self, ctx: &Context<'_>, #[graphql(default = 512)] size: i32) -> Result<String> {
+        let size = u32::try_from(size).ok().filter(|s| (1..=4096).contains(s)).ok_or_else(|| Error::invalid("size", "must be between 1 and 4096"))?;
+        Ok(ctx.services()?.profile.photo_url(&self.key, size))
+    }
+
+    /// The stored rendition sizes, in pixels.
+    async fn sizes(&self) -> Vec<u32> {
+        super::photo::SIZES.to_vec()
+    }
+}
+
+/// Whether the login email was switched.
+#[derive(SimpleObject)]
+pub struct EmailChangeConfirmed {
+    /// The new login email.
+    pub email: String,
+}
+
+#[derive(Default)]
+pub struct ProfileQuery;
+
+#[Object]
+impl ProfileQuery {
+    /// The languages a user can choose, each with its own name.
+    async fn supported_languages(&self) -> Vec<Language> {
+        i18n::supported().into_iter().map(|l| Language { tag: l.tag, native_name: l.native_name }).collect()
+    }
+
+    /// The custom values a signature may contain, for the editor's picker.
+    async fn signature_custom_values(&self) -> Vec<SignatureCustomValue> {
+        CUSTOM_VALUES
+            .iter()
+            .map(|v| SignatureCustomValue { name: v.name.to_owned(), placeholder: format!("{{{{{}}}}}", v.name), description: v.description.to_owned() })
+            .collect()
+    }
+
+    /// Sanitises and renders a signature for the viewer without saving it.
+    async fn preview_signature(&self, ctx: &Context<'_>, html: String) -> Result<Signature> {
+        let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
+        Ok(ctx.services()?.profile.preview_signature(&viewer, &html).await?.into())
+    }
+}
+
+#[derive(Default)]
+pub struct ProfileMutation;
+
+#[Object]
+impl ProfileMutation {
+    /// Changes any of the viewer's personal data. Every field is checked first: a refused
+    /// request changes nothing.
+    async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let changes = ProfileChanges::try_from(input)?;
+        Ok(User(ctx.services()?.profile.update(&viewer, changes).await?))
+    }
+
+    /// Starts a login-email change: needs the current password, mails a link to the new address
+    /// (and a notice to the current one). Nothing changes until `confirmEmailChange`.
+    async fn request_email_change(&self, ctx: &Context<'_>, new_email: String, password: String) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.profile.request_email_change(&viewer, &new_email, password).await?;
+        Ok(true)
+    }
+
+    /// Completes a login-email change with the token from the emailed link (single use, 24 hours).
+    async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> Result<EmailChangeConfirmed> {
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
+        let account = ctx.services()?.profile.confirm_email_change(token.trim(), &meta).await?;
+        Ok(EmailChangeConfirmed { email: account.email })
+    }
+
+    /// Sets the profile photo from a GraphQL multipart upload (PNG, JPEG, WebP or GIF).
+    async fn upload_profile_photo(&self, ctx: &Context<'_>, file: Upload) -> Result<User> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let services = ctx.services()?;
+        let upload = file.value(ctx).map_err(|_| Error::invalid("file", "no file was uploaded under this name"))?;
+        let max = services.profile.photo_limits().max_bytes;
+        let mut data = Vec::new();
+        upload
+            .into_read()
+            .take(max as u64 + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
+        Ok(User(services.profile.upload_photo(&viewer, data).await?))
+    }
+
+    /// Removes the profile photo and its files.
+    async fn remove_profile_photo(&self, ctx: &Context<'_>) -> Result<User> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        Ok(User(ctx.services()?.profile.remove_photo(&viewer).await?))
+    }
+
+    /// Stores the email signature: sanitised rich text whose custom values (`{{user.full_name}}`)
+    /// are rendered when a message is sent.
+    async fn update_signature(&self, ctx: &Context<'_>, html: String) -> Result<Signature> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        Ok(ctx.services()?.profile.update_signature(&viewer, &html).await?.into())
+    }
+}

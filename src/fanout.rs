@@ -17,12 +17,14 @@ pub enum Change {
     Account { account_id: AccountId },
     /// Some of the account's sessions ended (log-out, revocation, password change).
     Sessions { account_id: AccountId },
+    /// A new in-app notification for the account.
+    Notification { account_id: AccountId, notification_id: uuid::Uuid },
 }
 
 impl Change {
     pub fn account_id(&self) -> AccountId {
         match self {
-            Change::Account { account_id } | Change::Sessions { account_id } => *account_id,
+            Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => *account_id,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod fanout;
 pub mod graphql;
 pub mod identity;
 pub mod mail;
+pub mod notifications;
 pub mod security;
 pub mod profile;
 pub mod services;

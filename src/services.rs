@@ -10,6 +10,7 @@ use crate::crypto::SecretBox;
 use crate::error::Result;
 use crate::blob::SharedBlobStore;
 use crate::mail::Mailer;
+use crate::notifications::service::NotificationService;
 use crate::profile::photo::PhotoLimits;
 use crate::profile::service::ProfileService;
 use crate::security::log::SecurityLog;
@@ -26,6 +27,7 @@ pub struct Services {
     pub mailer: Mailer,
     pub security_log: SecurityLog,
     pub profile: ProfileService,
+    pub notifications: NotificationService,
     pub fanout: Fanout,
     pub identity: IdentityService,
     pub tokens: TokenService,
@@ -35,7 +37,8 @@ pub struct Services {
 
 impl Services {
     pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer, blobs: SharedBlobStore) -> Services {
-        let log = SecurityLog::new(db.clone());
+        let notifications = NotificationService::new(db.clone(), fanout.clone());
+        let log = SecurityLog::new(db.clone(), notifications.clone());
         let throttle = |c: &Config| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address));
         let identity = IdentityService::new(
             db.clone(),
@@ -59,6 +62,7 @@ impl Services {
                 PhotoLimits { max_bytes: config.max_photo_bytes, ..PhotoLimits::default() },
             ),
             security_log: log,
+            notifications,
             mailer,
             db,
             fanout,

@@ -12,6 +12,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Config;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::notifications::graphql::{NotificationMutation, NotificationSubscription};
 use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::services::Services;
@@ -22,10 +23,10 @@ use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, ProfileMutation, WorkspaceMutation, TokenMutation, SecurityMutation);
+pub struct Mutation(IdentityMutation, ProfileMutation, WorkspaceMutation, TokenMutation, SecurityMutation, NotificationMutation);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(IdentitySubscription);
+pub struct Subscription(IdentitySubscription, NotificationSubscription);
 
 pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
 

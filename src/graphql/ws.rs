@@ -18,6 +18,7 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use super::context::{RequestAuth, bearer};
 use crate::app::AppState;
+use crate::fanout::Change;
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
 
@@ -110,7 +111,9 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
                 let current = credential.lock().ok().and_then(|c| c.clone());
                 let Some((token, account_id)) = current else { continue };
                 // Lagged (Err): some change may have been ours, so check as well.
-                let ours = change.as_ref().map_or(true, |c| c.account_id() == account_id);
+                let ours = change.as_ref().map_or(true, |c| {
+                    c.account_id() == account_id && matches!(c, Change::Sessions { .. } | Change::Account { .. })
+                });
                 if ours && matches!(state.services.authenticate(&token).await, Ok(None)) {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 4401, reason: "session ended".into() }))).await;
                     let _ = sink.close().await;

@@ -118,6 +118,32 @@ impl User {
         crate::security::graphql::security_events(ctx, &viewer, first, after).await
     }
 
+    /// Notification settings: the event × channel matrix, audio alerts, the daily summary
+    /// (yourself only).
+    async fn preferences(&self, ctx: &Context<'_>) -> Result<crate::notifications::graphql::PreferencesNode> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::ProfileRead)?;
+        Ok(crate::notifications::graphql::PreferencesNode(ctx.services()?.notifications.preferences(viewer.account_id()).await?))
+    }
+
+    /// Your in-app notifications, newest first; `unreadOnly` skips the read ones.
+    async fn notifications(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        unread_only: Option<bool>,
+    ) -> Result<crate::notifications::graphql::NotificationConnection> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::notifications::graphql::notifications(ctx, &viewer, first, after, unread_only.unwrap_or(false)).await
+    }
+
+    async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::NotificationsRead)?;
+        ctx.services()?.notifications.unread_count(viewer.account_id()).await
+    }
+
     /// Your personal access tokens (yourself only, from a session).
     async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
         let viewer = own(ctx, &self.0).await?;
@@ -320,7 +346,7 @@ impl IdentitySubscription {
             .filter(move |c| {
                 future::ready(match c {
                     Ok(Change::Account { account_id }) => *account_id == me,
-                    Ok(Change::Sessions { .. }) => false,
+                    Ok(Change::Sessions { .. } | Change::Notification { .. }) => false,
                     // Lagged: some changes were dropped; reloading shows the latest state anyway.
                     Err(_) => true,
                 })

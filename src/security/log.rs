@@ -9,6 +9,8 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService};
 
 /// What happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -43,6 +45,24 @@ impl SecurityEventKind {
         use async_graphql::resolver_utils::EnumType;
         Self::items().iter().find(|i| i.name == s).map(|i| i.value)
     }
+
+    /// The title of the notification this event raises, for the events a user should hear
+    /// about (routine sign-ins and failures are only logged).
+    fn notice(self) -> Option<&'static str> {
+        use SecurityEventKind::*;
+        Some(match self {
+            PasswordChanged => "Your password was changed",
+            TwoFactorEnabled => "Two-factor authentication was turned on",
+            TwoFactorDisabled => "Two-factor authentication was turned off",
+            RecoveryCodeUsed => "A recovery code was used to sign in",
+            RecoveryCodesRegenerated => "New recovery codes were generated",
+            AccessTokenCreated => "A personal access token was created",
+            EmailChanged => "Your login email was changed",
+            MailboxConnected => "A mailbox was connected",
+            MailboxDisconnected => "A mailbox was disconnected",
+            _ => return None,
+        })
+    }
 }
 
 /// One entry of the log, as stored.
@@ -59,11 +79,12 @@ pub struct SecurityEvent {
 #[derive(Clone)]
 pub struct SecurityLog {
     db: Db,
+    notifications: NotificationService,
 }
 
 impl SecurityLog {
-    pub fn new(db: Db) -> Self {
-        SecurityLog { db }
+    pub fn new(db: Db, notifications: NotificationService) -> Self {
+        SecurityLog { db, notifications }
     }
 
     /// Appends an event. A failure is logged, not returned: the change it records has happened.
@@ -79,6 +100,19 @@ impl SecurityLog {
         };
         if let Err(e) = store::insert_security_event(&self.db, &event).await {
             tracing::error!(error = %e, account_id = %account_id, kind = kind.as_str(), "cannot write the security log");
+        }
+        if let Some(title) = kind.notice() {
+            let where_from = meta.ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default();
+            let notice = Notice {
+                account_id,
+                event: NotificationEvent::SecurityEvent,
+                title: title.to_owned(),
+                body: format!("{title}{where_from}. If this was not you, change your password and review your security log."),
+                assigned_to_me: false,
+            };
+            if let Err(e) = self.notifications.notify(notice).await {
+                tracing::error!(error = ?e, account_id = %account_id, "cannot notify a security event");
+            }
         }
     }
 

@@ -259,6 +259,19 @@ impl WsClient {
         }
     }
 
+    /// Whatever the server sends within `within`, or None if it stays silent.
+    pub async fn within(&mut self, within: Duration) -> Option<WsEvent> {
+        loop {
+            match tokio::time::timeout(within, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(t)))) => return Some(WsEvent::Json(serde_json::from_str(&t).expect("JSON message"))),
+                Ok(Some(Ok(Message::Close(frame)))) => return Some(WsEvent::Closed(frame.map(|f| u16::from(f.code)))),
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return Some(WsEvent::Closed(None)),
+            }
+        }
+    }
+
     pub async fn next_json(&mut self) -> Value {
         match self.next_within(Duration::from_secs(10)).await {
             WsEvent::Json(v) => v,

@@ -6,6 +6,7 @@ mod helpers;
 mod identity;
 mod limits;
 mod mail_lab;
+mod notifications;
 mod profile;
 mod schema;
 mod security;

@@ -1,0 +1,237 @@
+//! Notifications over GraphQL: `me.preferences`, `me.notifications`, the preference and read
+//! mutations, push subscriptions, and the live `notifications` subscription.
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
+use chrono::{DateTime, Utc};
+use futures_util::{Stream, StreamExt as _, future};
+use tokio_stream::wrappers::BroadcastStream;
+use uuid::Uuid;
+
+use super::model::{AudioAlerts, NotificationCategory, NotificationChannel, NotificationEvent};
+use super::service::{Cell, Preferences, SummaryChange};
+use super::store::Notification;
+use crate::error::{Error, Result};
+use crate::fanout::Change;
+use crate::graphql::context::ContextExt;
+use crate::graphql::paging::page_args;
+use crate::identity::service::Viewer;
+use crate::tokens::model::Scope;
+
+pub struct PreferencesNode(pub Preferences);
+
+#[Object(name = "Preferences")]
+impl PreferencesNode {
+    /// Every event kind × channel, defaults filled in.
+    async fn notifications(&self) -> Vec<NotificationPreference> {
+        self.0.matrix.iter().map(|c| NotificationPreference(*c)).collect()
+    }
+
+    /// Which new-message notifications make a sound in the client.
+    async fn audio(&self) -> AudioAlerts {
+        self.0.audio
+    }
+
+    async fn daily_summary(&self) -> DailySummary {
+        DailySummary {
+            enabled: self.0.summary.enabled,
+            delivery_time: self.0.summary.time.format("%H:%M").to_string(),
+            time_zone: self.0.summary.time_zone.name().to_owned(),
+        }
+    }
+}
+
+pub struct NotificationPreference(Cell);
+
+#[Object]
+impl NotificationPreference {
+    async fn event(&self) -> NotificationEvent {
+        self.0.event
+    }
+
+    async fn category(&self) -> NotificationCategory {
+        self.0.event.category()
+    }
+
+    async fn channel(&self) -> NotificationChannel {
+        self.0.channel
+    }
+
+    async fn enabled(&self) -> bool {
+        self.0.enabled
+    }
+
+    /// True while the user has left this cell at its default.
+    async fn is_default(&self) -> bool {
+        self.0.is_default
+    }
+}
+
+/// The daily summary email: at `deliveryTime` (HH:MM) in `timeZone` (IANA), once a day.
+#[derive(SimpleObject)]
+pub struct DailySummary {
+    pub enabled: bool,
+    pub delivery_time: String,
+    pub time_zone: String,
+}
+
+pub struct NotificationNode(pub Notification);
+
+#[Object(name = "Notification")]
+impl NotificationNode {
+    async fn id(&self) -> ID {
+        ID(self.0.notification_id.to_string())
+    }
+
+    /// The event kind (null for a kind this version does not know).
+    async fn event(&self) -> Option<NotificationEvent> {
+        NotificationEvent::from_db(&self.0.event)
+    }
+
+    async fn title(&self) -> &str {
+        &self.0.title
+    }
+
+    async fn body(&self) -> &str {
+        &self.0.body
+    }
+
+    /// Whether the client should play a sound, by the user's audio choice.
+    async fn audible(&self) -> bool {
+        self.0.audible
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn read_at(&self) -> Option<DateTime<Utc>> {
+        self.0.read_at
+    }
+
+    async fn read(&self) -> bool {
+        self.0.read_at.is_some()
+    }
+}
+
+pub type NotificationConnection = Connection<OpaqueCursor<Uuid>, NotificationNode, EmptyFields>;
+
+/// A page of the viewer's in-app notifications, newest first.
+pub async fn notifications(ctx: &Context<'_>, viewer: &Viewer, first: Option<i32>, after: Option<String>, unread_only: bool) -> Result<NotificationConnection> {
+    viewer.require(Scope::NotificationsRead)?;
+    let (first, after) = page_args(first, after)?;
+    let (page, more) = ctx.services()?.notifications.page(viewer.account_id(), after, unread_only, first).await?;
+    let mut connection = Connection::new(after.is_some(), more);
+    connection.edges.extend(page.into_iter().map(|n| Edge::new(OpaqueCursor(n.notification_id), NotificationNode(n))));
+    Ok(connection)
+}
+
+#[derive(InputObject)]
+pub struct NotificationPreferenceChange {
+    pub event: NotificationEvent,
+    pub channel: NotificationChannel,
+    pub enabled: bool,
+}
+
+#[derive(InputObject)]
+pub struct DailySummaryInput {
+    pub enabled: Option<bool>,
+    /// HH:MM, 24-hour, local to `timeZone`.
+    pub delivery_time: Option<String>,
+    /// An IANA name, e.g. `Europe/Warsaw`.
+    pub time_zone: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct UpdatePreferencesInput {
+    pub audio: Option<AudioAlerts>,
+    pub daily_summary: Option<DailySummaryInput>,
+}
+
+/// The keys of a browser's `PushSubscription` (base64url, as `toJSON()` gives them).
+#[derive(InputObject)]
+pub struct PushKeysInput {
+    #[graphql(name = "p256dh")]
+    pub p256dh: String,
+    pub auth: String,
+}
+
+fn parse_ids(ids: &[ID]) -> Result<Vec<Uuid>> {
+    ids.iter().map(|id| Uuid::parse_str(id).map_err(|_| Error::invalid("ids", format!("not a notification id: {}", id.as_str())))).collect()
+}
+
+#[derive(Default)]
+pub struct NotificationMutation;
+
+#[Object]
+impl NotificationMutation {
+    /// Changes any cells of the matrix at once; returns the whole of it.
+    async fn update_notification_preferences(&self, ctx: &Context<'_>, changes: Vec<NotificationPreferenceChange>) -> Result<PreferencesNode> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let changes: Vec<_> = changes.into_iter().map(|c| (c.event, c.channel, c.enabled)).collect();
+        Ok(PreferencesNode(ctx.services()?.notifications.update_matrix(&viewer, &changes).await?))
+    }
+
+    /// Changes the audio choice and the daily summary; a bad part refuses the whole.
+    async fn update_preferences(&self, ctx: &Context<'_>, input: UpdatePreferencesInput) -> Result<PreferencesNode> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let summary = input.daily_summary.map(|s| SummaryChange { enabled: s.enabled, delivery_time: s.delivery_time, time_zone: s.time_zone });
+        Ok(PreferencesNode(ctx.services()?.notifications.update_preferences(&viewer, input.audio, summary).await?))
+    }
+
+    /// Marks the viewer's notifications read; returns how many were unread.
+    async fn mark_notifications_read(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<u64> {
+        let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
+        let ids = parse_ids(&ids)?;
+        ctx.services()?.notifications.mark_read(&viewer, &ids).await
+    }
+
+    async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
+        let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
+        ctx.services()?.notifications.mark_all_read(&viewer).await
+    }
+
+    /// Registers this browser for Web Push (the endpoint and keys of its `PushSubscription`).
+    async fn register_push_subscription(&self, ctx: &Context<'_>, endpoint: String, keys: PushKeysInput) -> Result<bool> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        ctx.services()?.notifications.register_push(&viewer, &endpoint, &keys.p256dh, &keys.auth).await?;
+        Ok(true)
+    }
+
+    async fn unregister_push_subscription(&self, ctx: &Context<'_>, endpoint: String) -> Result<bool> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        ctx.services()?.notifications.unregister_push(&viewer, &endpoint).await?;
+        Ok(true)
+    }
+}
+
+#[derive(Default)]
+pub struct NotificationSubscription;
+
+#[Subscription]
+impl NotificationSubscription {
+    /// The viewer's new in-app notifications, as they happen. A client that falls behind gets
+    /// an error item and can catch up from `me.notifications`.
+    async fn notifications(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<NotificationNode>> + use<>> {
+        let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
+        let services = ctx.services()?.clone();
+        let me = viewer.account_id();
+        let changes = BroadcastStream::new(services.fanout.subscribe());
+        Ok(changes
+            .filter_map(move |c| {
+                future::ready(match c {
+                    Ok(Change::Notification { account_id, notification_id }) if account_id == me => Some(Ok(notification_id)),
+                    Ok(_) => None,
+                    Err(_) => Some(Err(())),
+                })
+            })
+            .then(move |item| {
+                let services = services.clone();
+                async move {
+                    let id = item.map_err(|_| async_graphql::Error::new("fell behind; reload me.notifications"))?;
+                    let found = services.notifications.find(me, id).await.map_err(async_graphql::Error::from)?;
+                    found.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))
+                }
+            }))
+    }
+}

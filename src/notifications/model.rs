@@ -1,0 +1,218 @@
+//! What users are notified about, on which channels, and their defaults.
+
+use chrono::NaiveTime;
+use chrono_tz::Tz;
+
+use crate::error::{Error, Result};
+
+/// The seeds' categories of notification settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum NotificationCategory {
+    Messages,
+    Tasks,
+    Appointments,
+    Opportunities,
+    Account,
+}
+
+/// A kind of event a user can be notified about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum NotificationEvent {
+    /// A new incoming message in a mailbox you own or a conversation assigned to you.
+    MessageReceived,
+    /// Someone mentioned you.
+    Mention,
+    /// A conversation was assigned to you.
+    ConversationAssigned,
+    /// A task of yours is due soon.
+    TaskReminder,
+    TaskAssigned,
+    /// A task you created was completed by someone else.
+    TaskCompleted,
+    AppointmentBooked,
+    AppointmentRescheduled,
+    AppointmentCancelled,
+    OpportunityMoved,
+    OpportunityWon,
+    OpportunityLost,
+    /// Something changed in your account's security (password, two-factor, email, tokens).
+    SecurityEvent,
+    /// A connected mailbox needs attention (re-authorisation, repeated failures).
+    MailboxError,
+    WorkflowCompleted,
+    CampaignResult,
+    BillingUpdate,
+}
+
+/// Where a notification is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum NotificationChannel {
+    InApp,
+    Email,
+    Push,
+}
+
+pub const CHANNELS: [NotificationChannel; 3] = [NotificationChannel::InApp, NotificationChannel::Email, NotificationChannel::Push];
+
+pub const EVENTS: [NotificationEvent; 17] = {
+    use NotificationEvent::*;
+    [
+        MessageReceived, Mention, ConversationAssigned, TaskReminder, TaskAssigned, TaskCompleted, AppointmentBooked,
+        AppointmentRescheduled, AppointmentCancelled, OpportunityMoved, OpportunityWon, OpportunityLost, SecurityEvent,
+        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate,
+    ]
+};
+
+impl NotificationEvent {
+    pub fn category(self) -> NotificationCategory {
+        use NotificationEvent::*;
+        match self {
+            MessageReceived | Mention | ConversationAssigned => NotificationCategory::Messages,
+            TaskReminder | TaskAssigned | TaskCompleted => NotificationCategory::Tasks,
+            AppointmentBooked | AppointmentRescheduled | AppointmentCancelled => NotificationCategory::Appointments,
+            OpportunityMoved | OpportunityWon | OpportunityLost => NotificationCategory::Opportunities,
+            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate => NotificationCategory::Account,
+        }
+    }
+
+    /// The default for a cell nobody changed. In-app is on for everything. Email is off for
+    /// high-volume events (every incoming message, opportunity moves), as the seeds advise,
+    /// and on for what needs attention. Push is on for what is urgent.
+    pub fn default_for(self, channel: NotificationChannel) -> bool {
+        use NotificationEvent::*;
+        match channel {
+            NotificationChannel::InApp => true,
+            NotificationChannel::Email => !matches!(self, MessageReceived | OpportunityMoved | WorkflowCompleted),
+            NotificationChannel::Push => {
+                matches!(self, MessageReceived | Mention | ConversationAssigned | TaskReminder | AppointmentBooked | SecurityEvent)
+            }
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        enum_name(self)
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        enum_value(s)
+    }
+}
+
+impl NotificationChannel {
+    pub fn as_str(self) -> &'static str {
+        enum_name(self)
+    }
+
+    pub fn from_db(s: &str) -> Option<Self> {
+        enum_value(s)
+    }
+}
+
+/// Which new-message events make a sound in the client.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, async_graphql::Enum)]
+pub enum AudioAlerts {
+    None,
+    #[default]
+    AssignedToMe,
+    All,
+}
+
+impl AudioAlerts {
+    pub fn as_str(self) -> &'static str {
+        enum_name(self)
+    }
+
+    pub fn from_db(s: &str) -> Self {
+        enum_value(s).unwrap_or_default()
+    }
+
+    /// Whether a new-message notification should play a sound.
+    pub fn audible(self, event: NotificationEvent, assigned_to_me: bool) -> bool {
+        let message = matches!(event, NotificationEvent::MessageReceived | NotificationEvent::ConversationAssigned | NotificationEvent::Mention);
+        match self {
+            AudioAlerts::None => false,
+            AudioAlerts::AssignedToMe => message && assigned_to_me,
+            AudioAlerts::All => message,
+        }
+    }
+}
+
+fn enum_name<T: async_graphql::resolver_utils::EnumType + PartialEq + Copy>(v: T) -> &'static str {
+    T::items().iter().find(|i| i.value == v).map(|i| i.name).unwrap_or("UNKNOWN")
+}
+
+fn enum_value<T: async_graphql::resolver_utils::EnumType + Copy>(s: &str) -> Option<T> {
+    T::items().iter().find(|i| i.name == s).map(|i| i.value)
+}
+
+/// When the daily summary goes out: a local time of day in an IANA time zone.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SummarySchedule {
+    pub enabled: bool,
+    pub time: NaiveTime,
+    pub time_zone: Tz,
+}
+
+impl Default for SummarySchedule {
+    fn default() -> Self {
+        SummarySchedule { enabled: false, time: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(), time_zone: Tz::UTC }
+    }
+}
+
+/// `HH:MM` (24-hour), e.g. `07:30`.
+pub fn parse_time_of_day(field: &'static str, raw: &str) -> Result<NaiveTime> {
+    NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| Error::invalid(field, "not a time of day; use HH:MM, e.g. 07:30"))
+}
+
+/// An IANA time zone name, e.g. `Europe/Warsaw`.
+pub fn parse_time_zone(field: &'static str, raw: &str) -> Result<Tz> {
+    raw.trim().parse::<Tz>().map_err(|_| Error::invalid(field, "not an IANA time zone name (e.g. Europe/Warsaw)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_has_a_category_and_the_seeds_categories_are_all_used() {
+        let used: std::collections::HashSet<_> = EVENTS.iter().map(|e| format!("{:?}", e.category())).collect();
+        assert_eq!(used.len(), 5);
+        assert_eq!(EVENTS.len(), <NotificationEvent as async_graphql::resolver_utils::EnumType>::items().len());
+    }
+
+    #[test]
+    fn high_volume_events_do_not_email_by_default() {
+        assert!(!NotificationEvent::MessageReceived.default_for(NotificationChannel::Email));
+        assert!(NotificationEvent::ConversationAssigned.default_for(NotificationChannel::Email));
+        assert!(EVENTS.iter().all(|e| e.default_for(NotificationChannel::InApp)));
+    }
+
+    #[test]
+    fn audio_follows_the_choice() {
+        use NotificationEvent::MessageReceived;
+        assert!(!AudioAlerts::None.audible(MessageReceived, true));
+        assert!(AudioAlerts::AssignedToMe.audible(MessageReceived, true));
+        assert!(!AudioAlerts::AssignedToMe.audible(MessageReceived, false));
+        assert!(AudioAlerts::All.audible(MessageReceived, false));
+        assert!(!AudioAlerts::All.audible(NotificationEvent::BillingUpdate, false));
+    }
+
+    #[test]
+    fn times_and_zones_are_validated() {
+        assert_eq!(parse_time_of_day("deliveryTime", "07:30").unwrap(), NaiveTime::from_hms_opt(7, 30, 0).unwrap());
+        for bad in ["7", "25:00", "07:60", "seven", ""] {
+            assert!(parse_time_of_day("deliveryTime", bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_time_zone("timeZone", "Europe/Warsaw").unwrap(), Tz::Europe__Warsaw);
+        assert!(parse_time_zone("timeZone", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for e in EVENTS {
+            assert_eq!(NotificationEvent::from_db(e.as_str()), Some(e));
+        }
+        assert_eq!(NotificationChannel::from_db("IN_APP"), Some(NotificationChannel::InApp));
+        assert_eq!(AudioAlerts::from_db("ALL"), AudioAlerts::All);
+    }
+}

@@ -1,0 +1,266 @@
+//! Notification rules: each user's preference matrix, audio and daily-summary settings, and
+//! turning domain events into notifications on the channels the matrix allows.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+use chrono::Utc;
+use uuid::Uuid;
+
+use super::model::{
+    AudioAlerts, CHANNELS, EVENTS, NotificationChannel, NotificationEvent, SummarySchedule, parse_time_of_day, parse_time_zone,
+};
+use super::store::{self, Notification, PreferenceRow};
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
+use crate::identity::model::AccountId;
+use crate::identity::service::Viewer;
+
+/// One cell of the matrix.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cell {
+    pub event: NotificationEvent,
+    pub channel: NotificationChannel,
+    pub enabled: bool,
+    /// Whether the user left it at its default.
+    pub is_default: bool,
+}
+
+pub struct Preferences {
+    pub matrix: Vec<Cell>,
+    pub audio: AudioAlerts,
+    pub summary: SummarySchedule,
+}
+
+/// A daily-summary change as sent: each part optional.
+pub struct SummaryChange {
+    pub enabled: Option<bool>,
+    pub delivery_time: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+/// A domain event addressed to one user.
+pub struct Notice {
+    pub account_id: AccountId,
+    pub event: NotificationEvent,
+    pub title: String,
+    pub body: String,
+    /// Whether it concerns a conversation assigned to (or a mailbox owned by) the user.
+    pub assigned_to_me: bool,
+}
+
+#[derive(Clone)]
+pub struct NotificationService {
+    db: Db,
+    fanout: Fanout,
+}
+
+impl NotificationService {
+    pub fn new(db: Db, fanout: Fanout) -> Self {
+        NotificationService { db, fanout }
+    }
+
+    pub async fn preferences(&self, account_id: AccountId) -> Result<Preferences> {
+        let overrides: HashMap<(String, String), bool> = store::overrides(&self.db, account_id)
+            .await?
+            .into_iter()
+            .map(|(e, c, on)| ((e, c), on))
+            .collect();
+        let matrix = EVENTS
+            .iter()
+            .flat_map(|&event| CHANNELS.iter().map(move |&channel| (event, channel)))
+            .map(|(event, channel)| match overrides.get(&(event.as_str().to_owned(), channel.as_str().to_owned())) {
+                Some(&enabled) => Cell { event, channel, enabled, is_default: enabled == event.default_for(channel) },
+                None => Cell { event, channel, enabled: event.default_for(channel), is_default: true },
+            })
+            .collect();
+        let (audio, summary) = match store::preference(&self.db, account_id).await? {
+            Some(row) => (
+                AudioAlerts::from_db(&row.audio),
+                SummarySchedule {
+                    enabled: row.summary_enabled,
+                    time: parse_time_of_day("deliveryTime", &row.summary_time).unwrap_or(SummarySchedule::default().time),
+                    time_zone: parse_time_zone("timeZone", &row.summary_time_zone).unwrap_or(chrono_tz::Tz::UTC),
+                },
+            ),
+            None => (AudioAlerts::default(), SummarySchedule::default()),
+        };
+        Ok(Preferences { matrix, audio, summary })
+    }
+
+    /// Sets any cells at once, in one transaction.
+    pub async fn update_matrix(&self, viewer: &Viewer, changes: &[(NotificationEvent, NotificationChannel, bool)]) -> Result<Preferences> {
+        let id = viewer.account_id();
+        if changes.len() > EVENTS.len() * CHANNELS.len() {
+            return Err(Error::invalid("changes", "more changes than the matrix has cells"));
+        }
+        let mut tx = self.db.begin().await?;
+        for (event, channel, enabled) in changes {
+            store::set_override(&mut tx, id, event.as_str(), channel.as_str(), *enabled).await?;
+        }
+        tx.commit().await?;
+        self.preferences(id).await
+    }
+
+    /// Changes the audio choice and the daily summary; every part is checked first.
+    pub async fn update_preferences(&self, viewer: &Viewer, audio: Option<AudioAlerts>, summary: Option<SummaryChange>) -> Result<Preferences> {
+        let id = viewer.account_id();
+        let current = self.preferences(id).await?;
+        let mut schedule = current.summary;
+        if let Some(change) = summary {
+            if let Some(t) = change.delivery_time {
+                schedule.time = parse_time_of_day("deliveryTime", &t)?;
+            }
+            if let Some(z) = change.time_zone {
+                schedule.time_zone = parse_time_zone("timeZone", &z)?;
+            }
+            if let Some(on) = change.enabled {
+                schedule.enabled = on;
+            }
+        }
+        let row = PreferenceRow {
+            audio: audio.unwrap_or(current.audio).as_str().to_owned(),
+            summary_enabled: schedule.enabled,
+            summary_time: schedule.time.format("%H:%M").to_string(),
+            summary_time_zone: schedule.time_zone.name().to_owned(),
+        };
+        store::set_preference(&self.db, id, &row).await?;
+        self.preferences(id).await
+    }
+
+    /// Delivers a notice on the channels the user's matrix allows. In-app notifications are
+    /// stored and pushed live to the user's open clients; returns the stored one, if any.
+    pub async fn notify(&self, notice: Notice) -> Result<Option<Notification>> {
+        let prefs = self.preferences(notice.account_id).await?;
+        let on = |channel| prefs.matrix.iter().any(|c| c.event == notice.event && c.channel == channel && c.enabled);
+        if !on(NotificationChannel::InApp) {
+            return Ok(None);
+        }
+        let n = Notification {
+            notification_id: Uuid::now_v7(),
+            account_id: notice.account_id,
+            event: notice.event.as_str().to_owned(),
+            title: notice.title,
+            body: notice.body,
+            audible: prefs.audio.audible(notice.event, notice.assigned_to_me),
+            created_at: Utc::now(),
+            read_at: None,
+        };
+        store::insert_notification(&self.db, &n).await?;
+        self.fanout.publish(Change::Notification { account_id: n.account_id, notification_id: n.notification_id }).await;
+        Ok(Some(n))
+    }
+
+    pub async fn find(&self, account_id: AccountId, id: Uuid) -> Result<Option<Notification>> {
+        Ok(store::find_notification(&self.db, account_id, id).await?)
+    }
+
+    pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, unread_only: bool, first: usize) -> Result<(Vec<Notification>, bool)> {
+        let mut rows = store::notifications_page(&self.db, account_id, before, unread_only, first as i64 + 1).await?;
+        let more = rows.len() > first;
+        rows.truncate(first);
+        Ok((rows, more))
+    }
+
+    pub async fn unread_count(&self, account_id: AccountId) -> Result<i64> {
+        Ok(store::unread_count(&self.db, account_id).await?)
+    }
+
+    pub async fn mark_read(&self, viewer: &Viewer, ids: &[Uuid]) -> Result<u64> {
+        if ids.len() > 500 {
+            return Err(Error::invalid("ids", "at most 500 at once"));
+        }
+        Ok(store::mark_read(&self.db, viewer.account_id(), ids, Utc::now()).await?)
+    }
+
+    pub async fn mark_all_read(&self, viewer: &Viewer) -> Result<u64> {
+        Ok(store::mark_all_read(&self.db, viewer.account_id(), Utc::now()).await?)
+    }
+
+    /// Registers a browser's Web Push subscription. The endpoint must be https (plain http
+    /// only on loopback, for local tests); the keys are the browser's P-256 public key
+    /// (65 bytes, uncompressed) and its 16-byte auth secret, base64url as the Push API gives them.
+    pub async fn register_push(&self, viewer: &Viewer, endpoint: &str, p256dh: &str, auth: &str) -> Result<()> {
+        let endpoint = parse_endpoint(endpoint)?;
+        let p256dh = decode_key("p256dh", p256dh, 65).and_then(|k| {
+            if k[0] == 4 { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key")) }
+        })?;
+        let auth = decode_key("auth", auth, 16)?;
+        store::upsert_push_subscription(
+            &self.db,
+            &store::NewPushSubscription { id: Uuid::now_v7(), account_id: viewer.account_id(), endpoint: &endpoint, p256dh: &p256dh, auth: &auth, now: Utc::now() },
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn unregister_push(&self, viewer: &Viewer, endpoint: &str) -> Result<()> {
+        if store::delete_push_subscription(&self.db, viewer.account_id(), endpoint.trim()).await? {
+            Ok(())
+        } else {
+            Err(Error::NotFound("push subscription"))
+        }
+    }
+
+    pub async fn push_subscription_count(&self, account_id: AccountId) -> Result<i64> {
+        Ok(store::count_push_subscriptions(&self.db, account_id).await?)
+    }
+}
+
+fn parse_endpoint(raw: &str) -> Result<String> {
+    let bad = |m: &'static str| Error::invalid("endpoint", m);
+    if raw.len() > 2048 {
+        return Err(bad("the endpoint URL is too long"));
+    }
+    let url = url::Url::parse(raw.trim()).map_err(|_| bad("not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => return Err(bad("the endpoint has no host")),
+    };
+    match url.scheme() {
+        "https" => {}
+        "http" if loopback => {}
+        _ => return Err(bad("a push endpoint must be https")),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("the endpoint must not carry credentials"));
+    }
+    Ok(url.to_string())
+}
+
+fn decode_key(field: &'static str, raw: &str, len: usize) -> Result<Vec<u8>> {
+    let trimmed = raw.trim().trim_end_matches('=');
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(trimmed)
+        .map_err(|_| Error::invalid(field, "not base64url"))?;
+    if bytes.len() != len {
+        return Err(Error::invalid(field, format!("must be {len} bytes")));
+    }
+    Ok(bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn push_endpoints_must_be_https_except_on_loopback() {
+        assert!(parse_endpoint("https://push.example.com/send/abc").is_ok());
+        assert!(parse_endpoint("http://127.0.0.1:9000/push").is_ok());
+        assert!(parse_endpoint("http://localhost/push").is_ok());
+        for bad in ["http://push.example.com/x", "ftp://push.example.com/x", "not a url", "https://user:pw@push.example.com/x"] {
+            assert!(parse_endpoint(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn keys_must_decode_to_their_size() {
+        let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([4u8; 65]);
+        assert_eq!(decode_key("p256dh", &key, 65).unwrap().len(), 65);
+        assert!(decode_key("p256dh", "%%%", 65).is_err());
+        assert!(decode_key("auth", &key, 16).is_err());
+    }
+}

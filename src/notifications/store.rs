@@ -1,0 +1,192 @@
+//! All notification SQL: preferences, in-app notifications and push subscriptions.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::{Db, Tx};
+use crate::identity::model::AccountId;
+use crate::{on_pool, on_tx};
+
+/// The cells a user changed: (event, channel, enabled).
+pub async fn overrides(db: &Db, account_id: AccountId) -> Result<Vec<(String, String, bool)>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as("SELECT event, channel, enabled FROM notification_preference WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn set_override(tx: &mut Tx, account_id: AccountId, event: &str, channel: &str, enabled: bool) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO notification_preference (account_id, event, channel, enabled) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (account_id, event, channel) DO UPDATE SET enabled = excluded.enabled")
+        .bind(account_id)
+        .bind(event)
+        .bind(channel)
+        .bind(enabled)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PreferenceRow {
+    pub audio: String,
+    pub summary_enabled: bool,
+    pub summary_time: String,
+    pub summary_time_zone: String,
+}
+
+pub async fn preference(db: &Db, account_id: AccountId) -> Result<Option<PreferenceRow>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT audio, summary_enabled, summary_time, summary_time_zone FROM preference WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn set_preference(db: &Db, account_id: AccountId, row: &PreferenceRow) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO preference (account_id, audio, summary_enabled, summary_time, summary_time_zone) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (account_id) DO UPDATE SET audio = excluded.audio, summary_enabled = excluded.summary_enabled, \
+           summary_time = excluded.summary_time, summary_time_zone = excluded.summary_time_zone")
+        .bind(account_id)
+        .bind(&row.audio)
+        .bind(row.summary_enabled)
+        .bind(&row.summary_time)
+        .bind(&row.summary_time_zone)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Notification {
+    pub notification_id: Uuid,
+    pub account_id: AccountId,
+    pub event: String,
+    pub title: String,
+    pub body: String,
+    pub audible: bool,
+    pub created_at: DateTime<Utc>,
+    pub read_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "notification_id, account_id, event, title, body, audible, created_at, read_at";
+
+pub async fn insert_notification(db: &Db, n: &Notification) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO notification (notification_id, account_id, event, title, body, audible, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        .bind(n.notification_id)
+        .bind(n.account_id)
+        .bind(&n.event)
+        .bind(&n.title)
+        .bind(&n.body)
+        .bind(n.audible)
+        .bind(n.created_at)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+pub async fn find_notification(db: &Db, account_id: AccountId, id: Uuid) -> Result<Option<Notification>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND notification_id = $2");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(id).fetch_optional(p).await)
+}
+
+/// Newest first, before `before` (keyset on the time-ordered id).
+pub async fn notifications_page(
+    db: &Db,
+    account_id: AccountId,
+    before: Option<Uuid>,
+    unread_only: bool,
+    limit: i64,
+) -> Result<Vec<Notification>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND ($2 IS NULL OR notification_id < $2) \
+         AND (NOT $3 OR read_at IS NULL) ORDER BY notification_id DESC LIMIT $4"
+    );
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+        .bind(account_id)
+        .bind(before)
+        .bind(unread_only)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn unread_count(db: &Db, account_id: AccountId) -> Result<i64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM notification WHERE account_id = $1 AND read_at IS NULL")
+        .bind(account_id)
+        .fetch_one(p)
+        .await)
+}
+
+/// Marks the given notifications of the account read; returns how many changed.
+pub async fn mark_read(db: &Db, account_id: AccountId, ids: &[Uuid], now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "UPDATE notification SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL AND notification_id IN ({})",
+        crate::identity::store::placeholders(3, ids.len())
+    );
+    on_pool!(db, p => {
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.execute(p).await.map(|r| r.rows_affected())
+    })
+}
+
+pub async fn mark_all_read(db: &Db, account_id: AccountId, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE notification SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL")
+        .bind(account_id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
+pub struct NewPushSubscription<'a> {
+    pub id: Uuid,
+    pub account_id: AccountId,
+    pub endpoint: &'a str,
+    pub p256dh: &'a [u8],
+    pub auth: &'a [u8],
+    pub now: DateTime<Utc>,
+}
+
+/// Registers an endpoint; an endpoint registered before (this browser, maybe another user)
+/// now belongs to this account with these keys.
+pub async fn upsert_push_subscription(db: &Db, s: &NewPushSubscription<'_>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO push_subscription (push_subscription_id, account_id, endpoint, p256dh, auth, created_at) VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (endpoint) DO UPDATE SET account_id = excluded.account_id, p256dh = excluded.p256dh, auth = excluded.auth")
+        .bind(s.id)
+        .bind(s.account_id)
+        .bind(s.endpoint)
+        .bind(s.p256dh)
+        .bind(s.auth)
+        .bind(s.now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+pub async fn delete_push_subscription(db: &Db, account_id: AccountId, endpoint: &str) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, p => sqlx::query("DELETE FROM push_subscription WHERE account_id = $1 AND endpoint = $2")
+        .bind(account_id)
+        .bind(endpoint)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
+pub async fn count_push_subscriptions(db: &Db, account_id: AccountId) -> Result<i64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM push_subscription WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(p)
+        .await)
+}

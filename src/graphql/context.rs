@@ -13,25 +13,36 @@ use crate::tokens::model::Scope;
 pub struct RequestAuth {
     token: Option<String>,
     viewer: OnceCell<Option<Viewer>>,
+    /// Set when the request itself signs in (`logIn`, `completeTwoFactorLogIn`), so the
+    /// payload's `user` resolves its private fields for the account that just signed in.
+    signed_in: std::sync::OnceLock<Viewer>,
     pub meta: ClientMeta,
 }
 
 impl RequestAuth {
     pub fn new(token: Option<String>, meta: ClientMeta) -> Self {
-        RequestAuth { token, viewer: OnceCell::new(), meta }
+        RequestAuth { token, viewer: OnceCell::new(), signed_in: std::sync::OnceLock::new(), meta }
     }
 
     /// Already authenticated (a WebSocket connection checks its token once, at `connection_init`).
     pub fn resolved(viewer: Option<Viewer>, meta: ClientMeta) -> Self {
         let viewer = viewer.map(|v| Viewer { meta: meta.clone(), ..v });
-        RequestAuth { token: None, viewer: OnceCell::new_with(Some(viewer)), meta }
+        RequestAuth { token: None, viewer: OnceCell::new_with(Some(viewer)), signed_in: std::sync::OnceLock::new(), meta }
     }
 
     pub fn token(&self) -> Option<&str> {
         self.token.as_deref()
     }
 
+    /// Makes the rest of this request act as a session it just opened.
+    pub fn sign_in(&self, viewer: Viewer) {
+        let _ = self.signed_in.set(viewer);
+    }
+
     pub async fn viewer(&self, services: &Services) -> Result<Option<Viewer>> {
+        if let Some(viewer) = self.signed_in.get() {
+            return Ok(Some(viewer.clone()));
+        }
         self.viewer
             .get_or_try_init(|| async {
                 let Some(token) = &self.token else { return Ok(None) };

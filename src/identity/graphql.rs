@@ -256,7 +256,10 @@ pub struct TwoFactorChallenge {
 }
 
 impl LogInPayload {
-    pub fn signed_in(issued: IssuedSession) -> Self {
+    pub fn signed_in(ctx: &Context<'_>, issued: IssuedSession) -> Self {
+        if let Some(auth) = ctx.auth() {
+            auth.sign_in(issued.viewer);
+        }
         LogInPayload {
             token: Some(issued.token),
             expires_at: Some(issued.expires_at),
@@ -298,7 +301,7 @@ impl IdentityMutation {
     async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<LogInPayload> {
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
         Ok(match ctx.services()?.identity.log_in(&email, password, meta).await? {
-            LogInOutcome::Session(issued) => LogInPayload::signed_in(issued),
+            LogInOutcome::Session(issued) => LogInPayload::signed_in(ctx, issued),
             LogInOutcome::Challenge { challenge, expires_at } => LogInPayload {
                 token: None,
                 expires_at: None,

@@ -119,6 +119,8 @@ pub struct IssuedSession {
     pub token: String,
     pub expires_at: chrono::DateTime<Utc>,
     pub account: Account,
+    /// The new session as a viewer: the rest of the request that signed in acts as it.
+    pub viewer: Viewer,
 }
 
 #[derive(Clone)]
@@ -227,10 +229,11 @@ impl IdentityService {
         let token = new_token();
         let now = Utc::now();
         let expires_at = now + chrono::TimeDelta::from_std(self.session_ttl).unwrap_or(chrono::TimeDelta::days(30));
+        let session_id = Uuid::now_v7();
         store::insert_session(
             &self.db,
             NewSession {
-                session_id: Uuid::now_v7(),
+                session_id,
                 account_id: account.account_id,
                 token_hash: &token_hash(&token),
                 now,
@@ -242,7 +245,8 @@ impl IdentityService {
         .await?;
         tracing::info!(account_id = %account.account_id, "logged in");
         self.log.record(account.account_id, SecurityEventKind::SignInSucceeded, &meta, None).await;
-        Ok(IssuedSession { token, expires_at, account })
+        let viewer = Viewer { account: account.clone(), credential: Credential::Session(session_id), meta };
+        Ok(IssuedSession { token, expires_at, account, viewer })
     }
 
     pub async fn log_out(&self, viewer: &Viewer) -> Result<()> {

@@ -126,7 +126,7 @@ impl SecurityMutation {
     async fn complete_two_factor_log_in(&self, ctx: &Context<'_>, challenge: String, code: String) -> Result<LogInPayload> {
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
         let issued = ctx.services()?.security.complete_log_in(&challenge, &code, meta).await?;
-        Ok(LogInPayload::signed_in(issued))
+        Ok(LogInPayload::signed_in(ctx, issued))
     }
 }
 

@@ -186,3 +186,22 @@ async fn push_subscriptions_need_an_https_endpoint_and_well_formed_keys() {
     let again = app.gql(Some(&ada.token), "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }", json!({ "e": "https://push.example.com/x" })).await;
     assert_eq!(codes(&again), ["NOT_FOUND"]);
 }
+
+#[tokio::test]
+async fn the_log_in_payload_shows_the_new_sessions_own_fields() {
+    let app = TestApp::spawn().await;
+    app.user("ada@example.com").await;
+
+    let r = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token user { email unreadNotificationCount \
+             security { twoFactorEnabled } preferences { audio } } } }",
+            json!({ "e": "ada@example.com", "p": crate::helpers::PASSWORD }),
+        )
+        .await;
+
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["logIn"]["user"]["unreadNotificationCount"], 0);
+    assert_eq!(r["data"]["logIn"]["user"]["preferences"]["audio"], "ASSIGNED_TO_ME");
+}

@@ -124,7 +124,7 @@ impl From<Error> for async_graphql::Error {
                     ext.set("field", *field);
                     let unmet: Vec<async_graphql::Value> = unmet
                         .iter()
-                        .map(|r| async_graphql::Value::Enum(async_graphql::Name::new(r.name())))
+                        .map(|r| async_graphql::Value::Enum(async_graphql::Name::new(crate::graphql::enum_name(*r))))
                         .collect();
                     ext.set("unmet", async_graphql::Value::List(unmet));
                 }
@@ -132,16 +132,5 @@ impl From<Error> for async_graphql::Error {
                 _ => {}
             }
         })
-    }
-}
-
-impl PasswordRule {
-    fn name(self) -> &'static str {
-        use async_graphql::resolver_utils::EnumType;
-        Self::items()
-            .iter()
-            .find(|item| item.value == self)
-            .map(|item| item.name)
-            .unwrap_or("UNKNOWN")
     }
 }

@@ -179,6 +179,13 @@ impl Db {
     }
 }
 
+/// A keyset page read with `LIMIT first + 1`: the first `first` rows, and whether more follow.
+pub fn split_page<T>(mut rows: Vec<T>, first: usize) -> (Vec<T>, bool) {
+    let more = rows.len() > first;
+    rows.truncate(first);
+    (rows, more)
+}
+
 /// Whether a database error is a unique-constraint violation (a duplicate).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())

@@ -49,7 +49,7 @@ impl User {
 
     /// The name shown to others; falls back to first and last name when not set.
     async fn display_name(&self) -> String {
-        crate::profile::service::display_name(&self.0)
+        self.0.shown_name()
     }
 
     /// The phone as entered.

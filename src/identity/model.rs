@@ -149,6 +149,11 @@ impl Account {
     pub fn full_name(&self) -> String {
         format!("{} {}", self.first_name, self.last_name)
     }
+
+    /// The name to show and greet the user by: their display name, else first and last name.
+    pub fn shown_name(&self) -> String {
+        self.display_name.clone().unwrap_or_else(|| self.full_name())
+    }
 }
 
 /// What signing up needs, already validated.

@@ -4,6 +4,7 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
+use crate::graphql::{enum_name, enum_value};
 
 /// The seeds' categories of notification settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -135,14 +136,6 @@ impl AudioAlerts {
             AudioAlerts::All => message,
         }
     }
-}
-
-fn enum_name<T: async_graphql::resolver_utils::EnumType + PartialEq + Copy>(v: T) -> &'static str {
-    T::items().iter().find(|i| i.value == v).map(|i| i.name).unwrap_or("UNKNOWN")
-}
-
-fn enum_value<T: async_graphql::resolver_utils::EnumType + Copy>(s: &str) -> Option<T> {
-    T::items().iter().find(|i| i.name == s).map(|i| i.value)
 }
 
 /// When the daily summary goes out: a local time of day in an IANA time zone.

@@ -62,20 +62,31 @@ impl NotificationService {
     }
 
     pub async fn preferences(&self, account_id: AccountId) -> Result<Preferences> {
+        let matrix = self.matrix(account_id).await?;
+        let (audio, summary) = self.settings(account_id).await?;
+        Ok(Preferences { matrix, audio, summary })
+    }
+
+    /// Every cell, the user's overrides over the defaults.
+    async fn matrix(&self, account_id: AccountId) -> Result<Vec<Cell>> {
         let overrides: HashMap<(String, String), bool> = store::overrides(&self.db, account_id)
             .await?
             .into_iter()
             .map(|(e, c, on)| ((e, c), on))
             .collect();
-        let matrix = EVENTS
+        Ok(EVENTS
             .iter()
             .flat_map(|&event| CHANNELS.iter().map(move |&channel| (event, channel)))
             .map(|(event, channel)| match overrides.get(&(event.as_str().to_owned(), channel.as_str().to_owned())) {
                 Some(&enabled) => Cell { event, channel, enabled, is_default: enabled == event.default_for(channel) },
                 None => Cell { event, channel, enabled: event.default_for(channel), is_default: true },
             })
-            .collect();
-        let (audio, summary) = match store::preference(&self.db, account_id).await? {
+            .collect())
+    }
+
+    /// The audio choice and the daily-summary schedule (defaults when never set).
+    async fn settings(&self, account_id: AccountId) -> Result<(AudioAlerts, SummarySchedule)> {
+        Ok(match store::preference(&self.db, account_id).await? {
             Some(row) => (
                 AudioAlerts::from_db(&row.audio),
                 SummarySchedule {
@@ -85,8 +96,7 @@ impl NotificationService {
                 },
             ),
             None => (AudioAlerts::default(), SummarySchedule::default()),
-        };
-        Ok(Preferences { matrix, audio, summary })
+        })
     }
 
     /// Sets any cells at once, in one transaction.
@@ -106,8 +116,7 @@ impl NotificationService {
     /// Changes the audio choice and the daily summary; every part is checked first.
     pub async fn update_preferences(&self, viewer: &Viewer, audio: Option<AudioAlerts>, summary: Option<SummaryChange>) -> Result<Preferences> {
         let id = viewer.account_id();
-        let current = self.preferences(id).await?;
-        let mut schedule = current.summary;
+        let (current_audio, mut schedule) = self.settings(id).await?;
         if let Some(change) = summary {
             if let Some(t) = change.delivery_time {
                 schedule.time = parse_time_of_day("deliveryTime", &t)?;
@@ -120,7 +129,7 @@ impl NotificationService {
             }
         }
         let row = PreferenceRow {
-            audio: audio.unwrap_or(current.audio).as_str().to_owned(),
+            audio: audio.unwrap_or(current_audio).as_str().to_owned(),
             summary_enabled: schedule.enabled,
             summary_time: schedule.time.format("%H:%M").to_string(),
             summary_time_zone: schedule.time_zone.name().to_owned(),
@@ -132,18 +141,19 @@ impl NotificationService {
     /// Delivers a notice on the channels the user's matrix allows. In-app notifications are
     /// stored and pushed live to the user's open clients; returns the stored one, if any.
     pub async fn notify(&self, notice: Notice) -> Result<Option<Notification>> {
-        let prefs = self.preferences(notice.account_id).await?;
-        let on = |channel| prefs.matrix.iter().any(|c| c.event == notice.event && c.channel == channel && c.enabled);
+        let matrix = self.matrix(notice.account_id).await?;
+        let on = |channel| matrix.iter().any(|c| c.event == notice.event && c.channel == channel && c.enabled);
         if !on(NotificationChannel::InApp) {
             return Ok(None);
         }
+        let (audio, _) = self.settings(notice.account_id).await?;
         let n = Notification {
             notification_id: Uuid::now_v7(),
             account_id: notice.account_id,
             event: notice.event.as_str().to_owned(),
             title: notice.title,
             body: notice.body,
-            audible: prefs.audio.audible(notice.event, notice.assigned_to_me),
+            audible: audio.audible(notice.event, notice.assigned_to_me),
             created_at: Utc::now(),
             read_at: None,
         };
@@ -157,10 +167,8 @@ impl NotificationService {
     }
 
     pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, unread_only: bool, first: usize) -> Result<(Vec<Notification>, bool)> {
-        let mut rows = store::notifications_page(&self.db, account_id, before, unread_only, first as i64 + 1).await?;
-        let more = rows.len() > first;
-        rows.truncate(first);
-        Ok((rows, more))
+        let rows = store::notifications_page(&self.db, account_id, before, unread_only, first as i64 + 1).await?;
+        Ok(crate::db::split_page(rows, first))
     }
 
     pub async fn unread_count(&self, account_id: AccountId) -> Result<i64> {

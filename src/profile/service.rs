@@ -113,7 +113,7 @@ impl ProfileService {
         )
         .await?;
         tx.commit().await?;
-        let name = display_name(account);
+        let name = account.shown_name();
         let link = format!("{}/confirm-email?token={token}", self.public_url);
         let verify = SystemEmail::EmailChangeVerify { new_email: new_email.as_str(), link: &link, hours: EMAIL_CHANGE_TTL.num_hours() };
         self.mailer.send(new_email.as_str(), &name, &account.language, verify).await?;
@@ -151,7 +151,7 @@ impl ProfileService {
         tracing::info!(account_id = %change.account_id, "login email changed");
         self.log.record(change.account_id, SecurityEventKind::EmailChanged, meta, Some(&change.new_email)).await;
         let notice = SystemEmail::EmailChanged { new_email: &change.new_email };
-        if let Err(e) = self.mailer.send(&before.email, &display_name(&before), &before.language, notice).await {
+        if let Err(e) = self.mailer.send(&before.email, &before.shown_name(), &before.language, notice).await {
             tracing::warn!(error = ?e, "email-changed notice to the old address not sent");
         }
         self.changed(change.account_id).await;
@@ -194,14 +194,9 @@ impl ProfileService {
     }
 
     async fn delete_photo_files(&self, key: &str) {
-        for size in photo::SIZES {
-            let deleted = match blob_key(key, size) {
-                Ok(k) => self.blobs.delete(&k).await.map_err(Error::Internal),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = deleted {
-                tracing::warn!(error = ?e, "a replaced photo's file was not deleted");
-            }
+        let (stem, _) = key.rsplit_once('.').unwrap_or((key, ""));
+        if let Err(e) = self.blobs.delete_prefix(&format!("photos/{stem}/")).await {
+            tracing::warn!(error = ?e, "a replaced photo's files were not deleted");
         }
     }
 
@@ -269,18 +264,13 @@ impl ProfileService {
             full_name: account.full_name(),
             first_name: account.first_name.clone(),
             last_name: account.last_name.clone(),
-            display_name: display_name(account),
+            display_name: account.shown_name(),
             email: account.email.clone(),
             phone: account.phone.clone().unwrap_or_default(),
             job_title: account.job_title.clone().unwrap_or_default(),
             workspace_name,
         })
     }
-}
-
-/// The name to greet a user by: their display name, else first and last name.
-pub fn display_name(account: &Account) -> String {
-    account.display_name.clone().unwrap_or_else(|| account.full_name())
 }
 
 fn blob_key(photo_key: &str, size: u32) -> Result<BlobKey> {

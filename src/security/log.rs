@@ -37,13 +37,11 @@ pub enum SecurityEventKind {
 
 impl SecurityEventKind {
     pub fn as_str(self) -> &'static str {
-        use async_graphql::resolver_utils::EnumType;
-        Self::items().iter().find(|i| i.value == self).map(|i| i.name).unwrap_or("UNKNOWN")
+        crate::graphql::enum_name(self)
     }
 
     pub fn from_db(s: &str) -> Option<Self> {
-        use async_graphql::resolver_utils::EnumType;
-        Self::items().iter().find(|i| i.name == s).map(|i| i.value)
+        crate::graphql::enum_value(s)
     }
 
     /// The title of the notification this event raises, for the events a user should hear
@@ -119,9 +117,7 @@ impl SecurityLog {
     /// One page, newest first, starting before `before` (a previous page's last event id).
     /// Returns the page and whether more follow.
     pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, first: usize) -> Result<(Vec<SecurityEvent>, bool)> {
-        let mut rows = store::security_events(&self.db, account_id, before, first as i64 + 1).await?;
-        let more = rows.len() > first;
-        rows.truncate(first);
-        Ok((rows, more))
+        let rows = store::security_events(&self.db, account_id, before, first as i64 + 1).await?;
+        Ok(crate::db::split_page(rows, first))
     }
 }

@@ -105,7 +105,7 @@ impl SecurityService {
         let ip = viewer.meta.ip.clone().unwrap_or_else(|| "?".into());
         tokio::spawn(async move {
             let time = at.format("%Y-%m-%d %H:%M").to_string();
-            let name = account.display_name.clone().unwrap_or_else(|| account.full_name());
+            let name = account.shown_name();
             let email = SystemEmail::PasswordChanged { time: &time, ip: &ip };
             if let Err(e) = mailer.send(&account.email, &name, &account.language, email).await {
                 tracing::warn!(account_id = %account.account_id, error = ?e, "password-change notice not sent");

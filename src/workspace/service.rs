@@ -53,10 +53,8 @@ impl WorkspaceService {
     ) -> Result<(Vec<Membership>, bool)> {
         let mine = self.membership_of(viewer, workspace_id).await?;
         require(mine.role(), Permission::ViewMembers)?;
-        let mut page = store::members_page(&self.db, workspace_id, after, first as i64 + 1).await?;
-        let more = page.len() > first;
-        page.truncate(first);
-        Ok((page, more))
+        let page = store::members_page(&self.db, workspace_id, after, first as i64 + 1).await?;
+        Ok(crate::db::split_page(page, first))
     }
 
     pub async fn count_members(&self, workspace_id: WorkspaceId) -> Result<i64> {

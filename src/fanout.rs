@@ -1,9 +1,25 @@
-//! Fan-out of committed changes to live subscribers. Only ids travel: a subscriber reloads
-//! what it shows from the store. On SQLite (one process) a `broadcast` channel is enough; on
-//! PostgreSQL changes go through `NOTIFY`, so every replica's subscribers hear them.
+//! Fan-out of committed changes to live subscribers.
+//!
+//! Subscribers listen to a [`Topic`] (a user; later a contact or a mailbox). Each topic that
+//! has listeners in this process has one bounded `broadcast` channel, so publishing is one
+//! send per topic however many clients listen, a slow client never slows the others (it
+//! lags instead, and is told), and memory stays bounded. Only ids travel: a subscriber
+//! reloads what it shows from the store.
+//!
+//! How a change reaches the other gateway processes is a [`Carrier`]: in-process only on
+//! SQLite (one process), PostgreSQL `NOTIFY` otherwise. Resolvers see neither: they call
+//! [`Fanout::publish`] and [`Fanout::subscribe`].
 
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, Pool};
@@ -15,43 +31,163 @@ use crate::identity::model::AccountId;
 pub enum Change {
     /// The account's profile, status or memberships changed.
     Account { account_id: AccountId },
-    /// Some of the account's sessions ended (log-out, revocation, password change).
+    /// Some of the account's credentials ended (log-out, session or token revocation,
+    /// password change): open connections re-check theirs.
     Sessions { account_id: AccountId },
     /// A new in-app notification for the account.
     Notification { account_id: AccountId, notification_id: uuid::Uuid },
 }
 
 impl Change {
-    pub fn account_id(&self) -> AccountId {
+    /// The topics whose listeners hear this change.
+    pub fn topic(&self) -> Topic {
         match self {
-            Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => *account_id,
+            Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => {
+                Topic::Account(*account_id)
+            }
         }
     }
 }
 
-/// Buffered changes per subscriber before it is considered lagging (it then reloads).
-const CAPACITY: usize = 1024;
+/// What a subscriber listens to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Topic {
+    /// Everything about one user: profile, credentials, notifications.
+    Account(AccountId),
+}
+
+/// Changes buffered per topic before its slowest listener counts as lagging. A lagging
+/// listener skips ahead and is told how many changes it missed.
+const TOPIC_CAPACITY: usize = 32;
+
+/// The in-process side: one broadcast channel per topic that has listeners.
+#[derive(Default)]
+pub struct Topics {
+    channels: Mutex<HashMap<Topic, broadcast::Sender<Change>>>,
+}
+
+impl Topics {
+    pub fn subscribe(self: &Arc<Self>, topic: Topic) -> TopicStream {
+        let receiver = {
+            let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            channels.entry(topic).or_insert_with(|| broadcast::channel(TOPIC_CAPACITY).0).subscribe()
+        };
+        TopicStream { inner: Some(BroadcastStream::new(receiver)), topic, topics: self.clone() }
+    }
+
+    /// Hands a change to this process's listeners of its topic (none: nothing to do).
+    pub fn dispatch(&self, change: Change) {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sender) = channels.get(&change.topic()) {
+            let _ = sender.send(change);
+        }
+    }
+
+    /// Topics with at least one listener in this process.
+    pub fn len(&self) -> usize {
+        self.channels.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn release(&self, topic: Topic) {
+        let mut channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        if channels.get(&topic).is_some_and(|s| s.receiver_count() == 0) {
+            channels.remove(&topic);
+        }
+    }
+}
+
+/// One listener's stream of a topic's changes. `Err(Lagged(n))` means `n` changes were
+/// skipped because this listener fell behind. Dropping it frees the topic's channel when it
+/// was the last listener.
+pub struct TopicStream {
+    inner: Option<BroadcastStream<Change>>,
+    topic: Topic,
+    topics: Arc<Topics>,
+}
+
+/// A listener fell behind and `0` changes were dropped for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lagged(pub u64);
+
+impl Stream for TopicStream {
+    type Item = Result<Change, Lagged>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
+        Pin::new(inner)
+            .poll_next(cx)
+            .map(|item| item.map(|r| r.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n))))
+    }
+}
+
+impl Drop for TopicStream {
+    fn drop(&mut self) {
+        // Drop the receiver first, so the count the release checks no longer includes it.
+        self.inner.take();
+        self.topics.release(self.topic);
+    }
+}
+
+/// How a published change reaches every gateway process's [`Topics`].
+#[async_trait::async_trait]
+pub trait Carrier: Send + Sync {
+    async fn carry(&self, change: &Change);
+}
+
+/// One process: straight to the local topics.
+struct InProcess(Arc<Topics>);
+
+#[async_trait::async_trait]
+impl Carrier for InProcess {
+    async fn carry(&self, change: &Change) {
+        self.0.dispatch(change.clone());
+    }
+}
+
+/// Several processes on one PostgreSQL: `NOTIFY` on a channel every process `LISTEN`s to;
+/// each process's listener task dispatches to its own topics (this one's included).
+struct PgNotify {
+    pool: sqlx::PgPool,
+    channel: String,
+}
+
+#[async_trait::async_trait]
+impl Carrier for PgNotify {
+    async fn carry(&self, change: &Change) {
+        let payload = match serde_json::to_string(change) {
+            Ok(p) => p,
+            Err(e) => return tracing::error!(error = %e, "cannot encode a change"),
+        };
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(&self.channel).bind(payload).execute(&self.pool).await {
+            // The change is committed; only its live delivery is lost. Clients catch up on reload.
+            tracing::warn!(error = %e, "cannot notify subscribers of a change");
+        }
+    }
+}
 
 #[derive(Clone)]
 pub struct Fanout {
-    db: Db,
-    local: broadcast::Sender<Change>,
-    channel: Option<String>,
+    topics: Arc<Topics>,
+    carrier: Arc<dyn Carrier>,
 }
 
 impl Fanout {
     /// Starts the fan-out. On PostgreSQL it listens on a channel named after the current
     /// schema, so deployments (and tests) sharing a database do not hear each other.
     pub async fn start(db: Db, stop: CancellationToken) -> anyhow::Result<Fanout> {
-        let (local, _) = broadcast::channel(CAPACITY);
-        let channel = match &db.pool {
-            Pool::Sqlite(_) => None,
+        let topics = Arc::new(Topics::default());
+        let carrier: Arc<dyn Carrier> = match &db.pool {
+            Pool::Sqlite(_) => Arc::new(InProcess(topics.clone())),
             Pool::Postgres(pool) => {
                 let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await?;
                 let channel = format!("concierge_{schema}");
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
                 listener.listen(&channel).await?;
-                let tx = local.clone();
+                let local = topics.clone();
                 let closing = db.closing();
                 tokio::spawn(async move {
                     loop {
@@ -60,7 +196,7 @@ impl Fanout {
                             _ = closing.cancelled() => break,
                             msg = listener.recv() => match msg {
                                 Ok(n) => match serde_json::from_str::<Change>(n.payload()) {
-                                    Ok(change) => { let _ = tx.send(change); }
+                                    Ok(change) => local.dispatch(change),
                                     Err(e) => tracing::warn!(error = %e, "ignoring a malformed change notification"),
                                 },
                                 // PgListener reconnects by itself on the next recv.
@@ -72,32 +208,95 @@ impl Fanout {
                         }
                     }
                 });
-                Some(channel)
+                Arc::new(PgNotify { pool: pool.clone(), channel })
             }
         };
-        Ok(Fanout { db, local, channel })
+        Ok(Fanout { topics, carrier })
     }
 
     /// Announces a committed change. Call after the commit.
     pub async fn publish(&self, change: Change) {
-        match (&self.db.pool, &self.channel) {
-            (Pool::Postgres(pool), Some(channel)) => {
-                let payload = match serde_json::to_string(&change) {
-                    Ok(p) => p,
-                    Err(e) => return tracing::error!(error = %e, "cannot encode a change"),
-                };
-                if let Err(e) = sqlx::query("SELECT pg_notify($1, $2)").bind(channel).bind(payload).execute(pool).await {
-                    // The change is committed; only its live delivery is lost. Clients catch up on reload.
-                    tracing::warn!(error = %e, "cannot notify subscribers of a change");
-                }
-            }
-            _ => {
-                let _ = self.local.send(change);
-            }
+        self.carrier.carry(&change).await;
+    }
+
+    pub fn subscribe(&self, topic: Topic) -> TopicStream {
+        self.topics.subscribe(topic)
+    }
+
+    /// Topics with listeners in this process (for metrics and tests).
+    pub fn live_topics(&self) -> usize {
+        self.topics.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::StreamExt as _;
+    use uuid::Uuid;
+
+    use super::*;
+
+    fn account() -> AccountId {
+        AccountId::new()
+    }
+
+    fn note(account_id: AccountId) -> Change {
+        Change::Notification { account_id, notification_id: Uuid::now_v7() }
+    }
+
+    #[tokio::test]
+    async fn a_listener_hears_its_topic_and_no_other() {
+        let topics = Arc::new(Topics::default());
+        let (alice, bob) = (account(), account());
+        let mut hers = topics.subscribe(Topic::Account(alice));
+        let mut his = topics.subscribe(Topic::Account(bob));
+        let change = note(alice);
+        topics.dispatch(change.clone());
+        assert_eq!(hers.next().await, Some(Ok(change)));
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(20), his.next()).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn every_listener_of_a_topic_hears_each_change() {
+        let topics = Arc::new(Topics::default());
+        let alice = account();
+        let mut listeners: Vec<_> = (0..5).map(|_| topics.subscribe(Topic::Account(alice))).collect();
+        assert_eq!(topics.len(), 1, "one channel per topic, not per listener");
+        let change = note(alice);
+        topics.dispatch(change.clone());
+        for l in &mut listeners {
+            assert_eq!(l.next().await, Some(Ok(change.clone())));
         }
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.local.subscribe()
+    #[tokio::test]
+    async fn a_slow_listener_is_told_it_lagged_and_does_not_hold_back_the_others() {
+        let topics = Arc::new(Topics::default());
+        let alice = account();
+        let mut slow = topics.subscribe(Topic::Account(alice));
+        let mut fast = topics.subscribe(Topic::Account(alice));
+        let sent: Vec<_> = (0..TOPIC_CAPACITY + 10).map(|_| note(alice)).collect();
+        for c in &sent {
+            topics.dispatch(c.clone());
+            assert_eq!(fast.next().await, Some(Ok(c.clone())));
+        }
+        assert_eq!(slow.next().await, Some(Err(Lagged(10))));
+        // It then goes on with what is still buffered.
+        assert_eq!(slow.next().await, Some(Ok(sent[10].clone())));
+    }
+
+    #[tokio::test]
+    async fn the_last_listener_leaving_frees_the_topic() {
+        let topics = Arc::new(Topics::default());
+        let alice = account();
+        let a = topics.subscribe(Topic::Account(alice));
+        let b = topics.subscribe(Topic::Account(alice));
+        drop(a);
+        assert_eq!(topics.len(), 1);
+        drop(b);
+        assert_eq!(topics.len(), 0);
+        // Publishing to a topic nobody listens to is a no-op.
+        topics.dispatch(note(alice));
+        assert!(topics.is_empty());
     }
 }

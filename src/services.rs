@@ -51,7 +51,7 @@ impl Services {
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
             workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
-            tokens: TokenService::new(db.clone(), log.clone()),
+            tokens: TokenService::new(db.clone(), log.clone(), fanout.clone()),
             profile: ProfileService::new(
                 db.clone(),
                 fanout.clone(),

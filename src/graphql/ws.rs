@@ -6,7 +6,6 @@
 //! Connections are closed cleanly (1001) when the server shuts down.
 
 use std::str::FromStr;
-use std::sync::{Arc, Mutex};
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
@@ -14,11 +13,11 @@ use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt as _, StreamExt as _, future};
-use tokio_stream::wrappers::BroadcastStream;
+use tokio::sync::watch;
 
 use super::context::{RequestAuth, bearer};
 use crate::app::AppState;
-use crate::fanout::Change;
+use crate::fanout::{Change, Lagged, Topic, TopicStream};
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
 
@@ -66,9 +65,9 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             })
         });
     let services = state.services.clone();
-    // The credential the connection authenticated with, re-checked when its sessions change.
-    let credential: Arc<Mutex<Option<(String, AccountId)>>> = Arc::default();
-    let watched = credential.clone();
+    // The credential the connection authenticated with, re-checked when its account's
+    // credentials change.
+    let (authenticated, mut watched) = watch::channel::<Option<(String, AccountId)>>(None);
     let on_init = move |payload: serde_json::Value| async move {
         // `{"authorization": "Bearer …"}` as a header would be, or a bare `{"token": "…"}`
         // (`authToken` in some Apollo set-ups).
@@ -84,9 +83,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             Some(token) => {
                 match services.authenticate(&token).await {
                     Ok(Some(viewer)) => {
-                        if let Ok(mut c) = watched.lock() {
-                            *c = Some((token.clone(), viewer.account_id()));
-                        }
+                        authenticated.send_replace(Some((token.clone(), viewer.account_id())));
                         Some(viewer)
                     }
                     Ok(None) => return Err(async_graphql::Error::new(FORBIDDEN)),
@@ -100,21 +97,28 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
     };
     let messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init);
     let mut messages = std::pin::pin!(messages);
-    let mut changes = BroadcastStream::new(state.services.fanout.subscribe());
+    // Listens to the account's topic once the connection has authenticated.
+    let mut changes: Option<TopicStream> = None;
     loop {
         let message = tokio::select! {
             message = messages.next() => match message {
                 Some(m) => m,
                 None => break,
             },
-            Some(change) = changes.next() => {
-                let current = credential.lock().ok().and_then(|c| c.clone());
-                let Some((token, account_id)) = current else { continue };
-                // Lagged (Err): some change may have been ours, so check as well.
-                let ours = change.as_ref().map_or(true, |c| {
-                    c.account_id() == account_id && matches!(c, Change::Sessions { .. } | Change::Account { .. })
-                });
-                if ours && matches!(state.services.authenticate(&token).await, Ok(None)) {
+            Ok(()) = watched.changed(), if changes.is_none() => {
+                if let Some((_, account_id)) = watched.borrow_and_update().as_ref() {
+                    changes = Some(state.services.fanout.subscribe(Topic::Account(*account_id)));
+                }
+                continue;
+            }
+            Some(change) = next_change(&mut changes) => {
+                // Lagged (Err): a credential change may have been among those missed.
+                if !matches!(change, Ok(Change::Sessions { .. } | Change::Account { .. }) | Err(_)) {
+                    continue;
+                }
+                let current = watched.borrow().clone();
+                let Some((token, _)) = current else { continue };
+                if matches!(state.services.authenticate(&token).await, Ok(None)) {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 4401, reason: "session ended".into() }))).await;
                     let _ = sink.close().await;
                     return;
@@ -139,4 +143,12 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             .await;
     }
     let _ = sink.close().await;
+}
+
+/// The next change on the connection's topic; pending until it has one.
+async fn next_change(changes: &mut Option<TopicStream>) -> Option<Result<Change, Lagged>> {
+    match changes {
+        Some(stream) => stream.next().await,
+        None => future::pending().await,
+    }
 }

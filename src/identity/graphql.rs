@@ -3,12 +3,11 @@
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{FutureExt as _, Stream, StreamExt as _, future};
-use tokio_stream::wrappers::BroadcastStream;
 
 use super::model::{Account, AccountStatus, NewAccount};
 use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp};
 use crate::error::{Error, Result};
-use crate::fanout::Change;
+use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::{Loaders, unshare};
 use crate::security::graphql::SecurityOverview;
@@ -344,16 +343,11 @@ impl IdentitySubscription {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
-        let changes = BroadcastStream::new(services.fanout.subscribe());
-        Ok(changes
-            .filter(move |c| {
-                future::ready(match c {
-                    Ok(Change::Account { account_id }) => *account_id == me,
-                    Ok(Change::Sessions { .. } | Change::Notification { .. }) => false,
-                    // Lagged: some changes were dropped; reloading shows the latest state anyway.
-                    Err(_) => true,
-                })
-            })
+        Ok(services
+            .fanout
+            .subscribe(Topic::Account(me))
+            // Lagged (Err): some changes were dropped; reloading shows the latest state anyway.
+            .filter(|c| future::ready(matches!(c, Ok(Change::Account { .. }) | Err(_))))
             .then(move |_| {
                 let services = services.clone();
                 async move {

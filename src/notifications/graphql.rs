@@ -2,17 +2,16 @@
 //! mutations, push subscriptions, and the live `notifications` subscription.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
+use async_graphql::{Context, ErrorExtensions as _, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt as _, future};
-use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 use super::model::{AudioAlerts, NotificationCategory, NotificationChannel, NotificationEvent};
 use super::service::{Cell, Preferences, SummaryChange};
 use super::store::Notification;
 use crate::error::{Error, Result};
-use crate::fanout::Change;
+use crate::fanout::{Change, Lagged, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
 use crate::identity::service::Viewer;
@@ -216,19 +215,26 @@ impl NotificationSubscription {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
-        let changes = BroadcastStream::new(services.fanout.subscribe());
-        Ok(changes
-            .filter_map(move |c| {
+        Ok(services
+            .fanout
+            .subscribe(Topic::Account(me))
+            .filter_map(|c| {
                 future::ready(match c {
-                    Ok(Change::Notification { account_id, notification_id }) if account_id == me => Some(Ok(notification_id)),
+                    Ok(Change::Notification { notification_id, .. }) => Some(Ok(notification_id)),
                     Ok(_) => None,
-                    Err(_) => Some(Err(())),
+                    Err(lagged) => Some(Err(lagged)),
                 })
             })
             .then(move |item| {
                 let services = services.clone();
                 async move {
-                    let id = item.map_err(|_| async_graphql::Error::new("fell behind; reload me.notifications"))?;
+                    let id = item.map_err(|Lagged(missed)| {
+                        async_graphql::Error::new(format!("fell behind and missed {missed} notifications; reload me.notifications"))
+                            .extend_with(|_, e| {
+                                e.set("code", "LAGGED");
+                                e.set("missed", missed);
+                            })
+                    })?;
                     let found = services.notifications.find(me, id).await.map_err(async_graphql::Error::from)?;
                     found.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))
                 }

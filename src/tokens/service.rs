@@ -9,6 +9,7 @@ use super::model::{self, AccessToken, Scope};
 use super::store;
 use crate::db::Db;
 use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountStatus;
 use crate::identity::service::{Credential, TOUCH_EVERY, Viewer};
 use crate::security::log::{SecurityEventKind, SecurityLog};
@@ -44,11 +45,12 @@ impl NewToken {
 pub struct TokenService {
     db: Db,
     log: SecurityLog,
+    fanout: Fanout,
 }
 
 impl TokenService {
-    pub fn new(db: Db, log: SecurityLog) -> Self {
-        TokenService { db, log }
+    pub fn new(db: Db, log: SecurityLog, fanout: Fanout) -> Self {
+        TokenService { db, log, fanout }
     }
 
     /// Creates a token; the secret is returned only here.
@@ -87,6 +89,8 @@ impl TokenService {
         let token = self.own(viewer, id).await?;
         store::revoke(&self.db, id, Utc::now()).await?;
         tracing::info!(access_token_id = %id, "access token revoked");
+        // Live connections that authenticated with it close.
+        self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         self.log.record(viewer.account_id(), SecurityEventKind::AccessTokenRevoked, &viewer.meta, Some(&token.name)).await;
         Ok(token)
     }
@@ -98,6 +102,7 @@ impl TokenService {
         token.display_prefix = model::display_prefix(&secret);
         token.last_used_at = None;
         store::replace_secret(&self.db, id, &model::hash(&secret), &token.display_prefix).await?;
+        self.fanout.publish(Change::Sessions { account_id: viewer.account_id() }).await;
         self.log.record(viewer.account_id(), SecurityEventKind::AccessTokenRegenerated, &viewer.meta, Some(&token.name)).await;
         Ok((secret, token))
     }

@@ -45,7 +45,13 @@ static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     /// Opens the database, applies migrations and binds the listener (port 0 picks a free one).
-    pub async fn build(mut config: Config) -> anyhow::Result<Application> {
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with_clock(config, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// As [`Application::build`], with scheduled work (deliveries, retries, daily summaries)
+    /// on `clock` (tests move a manual one).
+    pub async fn build_with_clock(mut config: Config, clock: crate::clock::SharedClock) -> anyhow::Result<Application> {
         // Install the metrics recorder before anything records.
         crate::telemetry::prometheus();
         let db = Db::connect(&config.database_url(), config.db_max_connections).await?;
@@ -62,7 +68,7 @@ impl Application {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
-        let services = Services::new(&config, db, fanout, secrets, mailer, blobs);
+        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock);
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services, schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, state })
@@ -100,6 +106,9 @@ impl Application {
                 stop.cancel();
             }
         });
+        // Background work stops with the server; an email being sent is let finish.
+        state.tasks.spawn(state.services.delivery.clone().run(stop.clone()));
+        state.tasks.spawn(state.services.digests.clone().run(stop.clone()));
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
         let router = router(state.clone());
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())

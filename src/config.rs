@@ -78,6 +78,25 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAX_PHOTO_BYTES", default_value_t = 5 * 1024 * 1024)]
     pub max_photo_bytes: usize,
 
+    /// Seconds a high-volume notification email (new messages, mentions, assignments) waits
+    /// so that a burst goes out as one email.
+    #[arg(long, env = "CONCIERGE_EMAIL_BATCH_SECS", default_value_t = 60)]
+    pub email_batch_secs: u64,
+
+    /// Milliseconds before the first retry of a failed email or push; each further retry
+    /// waits twice as long, up to an hour.
+    #[arg(long, env = "CONCIERGE_DELIVERY_RETRY_MS", default_value_t = 30_000)]
+    pub delivery_retry_ms: u64,
+
+    /// Attempts before an email or push is given up.
+    #[arg(long, env = "CONCIERGE_DELIVERY_MAX_ATTEMPTS", default_value_t = 12)]
+    pub delivery_max_attempts: i32,
+
+    /// Contact the Web Push services may reach the operator at (VAPID `sub`): a `mailto:` or
+    /// `https:` URL. Default: `mailto:` and the sender address.
+    #[arg(long, env = "CONCIERGE_VAPID_SUBJECT")]
+    pub vapid_subject: Option<String>,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,

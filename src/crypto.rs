@@ -15,6 +15,8 @@ const NONCE_BYTES: usize = 24;
 #[derive(Clone)]
 pub struct SecretBox {
     cipher: XChaCha20Poly1305,
+    /// Kept for deriving purpose-bound keys (never used directly for anything else).
+    key: [u8; 32],
 }
 
 impl SecretBox {
@@ -26,7 +28,17 @@ impl SecretBox {
             Some(b64) => decode_key(b64).context("CONCIERGE_SECRET_KEY must be 32 bytes in base64")?,
             None => key_file(&data_dir.join("secret.key"))?,
         };
-        Ok(SecretBox { cipher: XChaCha20Poly1305::new(&Key::from(key)) })
+        Ok(SecretBox { cipher: XChaCha20Poly1305::new(&Key::from(key)), key })
+    }
+
+    /// A 32-byte key for one purpose, derived from the gateway's key (HMAC-SHA-256 keyed
+    /// with it over `purpose`): replicas sharing the key derive the same one, and it reveals
+    /// nothing about the key or about keys for other purposes.
+    pub fn derive_key(&self, purpose: &[u8]) -> [u8; 32] {
+        use hmac::Mac as _;
+        let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::Mac>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(purpose);
+        mac.finalize().into_bytes().into()
     }
 
     /// `nonce || ciphertext`, authenticated together with `bound_to`.

@@ -2,6 +2,7 @@
 
 pub mod app;
 pub mod assets;
+pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod db;

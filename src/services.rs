@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
 use crate::fanout::Fanout;
@@ -10,7 +11,10 @@ use crate::crypto::SecretBox;
 use crate::error::Result;
 use crate::blob::SharedBlobStore;
 use crate::mail::Mailer;
-use crate::notifications::service::NotificationService;
+use crate::notifications::delivery::{Delivery, DeliverySettings};
+use crate::notifications::digest::DigestScheduler;
+use crate::notifications::push::{PushSender, Vapid};
+use crate::notifications::service::{NotificationService, Wakers};
 use crate::profile::photo::PhotoLimits;
 use crate::profile::service::ProfileService;
 use crate::security::log::SecurityLog;
@@ -24,6 +28,10 @@ use crate::workspace::service::WorkspaceService;
 #[derive(Clone)]
 pub struct Services {
     pub db: Db,
+    pub clock: SharedClock,
+    /// Background work: the outbox's delivery worker and the daily-summary scheduler.
+    pub delivery: Delivery,
+    pub digests: DigestScheduler,
     pub mailer: Mailer,
     pub security_log: SecurityLog,
     pub profile: ProfileService,
@@ -36,8 +44,26 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer, blobs: SharedBlobStore) -> Services {
-        let notifications = NotificationService::new(db.clone(), fanout.clone());
+    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer, blobs: SharedBlobStore, clock: SharedClock) -> Services {
+        let wakers = Wakers::default();
+        let notifications =
+            NotificationService::new(db.clone(), fanout.clone(), clock.clone(), wakers.clone(), Duration::from_secs(config.email_batch_secs));
+        let vapid_subject = config.vapid_subject.clone().unwrap_or_else(|| format!("mailto:{}", mailer.address()));
+        let push = PushSender::new(Arc::new(Vapid::from_seed(secrets.derive_key(b"concierge web push vapid"), vapid_subject)));
+        let delivery = Delivery::new(
+            db.clone(),
+            mailer.clone(),
+            push,
+            clock.clone(),
+            DeliverySettings {
+                retry_base: Duration::from_millis(config.delivery_retry_ms),
+                max_attempts: config.delivery_max_attempts,
+                batch_window: Duration::from_secs(config.email_batch_secs),
+                app_url: config.public_url(),
+            },
+            wakers.delivery.clone(),
+        );
+        let digests = DigestScheduler::new(db.clone(), clock.clone(), wakers.schedule.clone(), wakers.delivery.clone());
         let log = SecurityLog::new(db.clone(), notifications.clone());
         let throttle = |c: &Config| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address));
         let identity = IdentityService::new(
@@ -63,6 +89,9 @@ impl Services {
             ),
             security_log: log,
             notifications,
+            delivery,
+            digests,
+            clock,
             mailer,
             db,
             fanout,

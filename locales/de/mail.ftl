@@ -31,3 +31,23 @@ password-changed-body =
     Alle anderen Sitzungen wurden abgemeldet.
 
     Wenn Sie das nicht waren, setzen Sie Ihr Passwort sofort zurück und prüfen Sie Ihr Sicherheitsprotokoll.
+
+# Benachrichtigungs-E-Mails (HTML und Text teilen sich diese).
+notification-subject-many = { $count } neue Benachrichtigungen
+notification-intro-one = Es gibt etwas Neues für Sie:
+notification-intro-many = Während Sie weg waren, ist { $count }-mal etwas passiert:
+notification-more = …und { $count } weitere.
+notification-open = Concierge öffnen
+notification-footer = Sie erhalten diese E-Mails wegen Ihrer Benachrichtigungseinstellungen. Ändern Sie sie in Concierge unter Einstellungen → Benachrichtigungen.
+
+# Die tägliche Zusammenfassung.
+digest-subject = Ihre tägliche Zusammenfassung für den { $date }
+digest-intro = Das ist am { $date } in Ihrem Konto passiert.
+digest-messages = Neue Nachrichten
+digest-messages-from = { $count ->
+    [one] 1 Nachricht von { $contact }
+   *[other] { $count } Nachrichten von { $contact }
+}
+digest-unread = Ungelesene Benachrichtigungen ({ $count })
+digest-mailboxes = Postfächer, die Aufmerksamkeit brauchen
+digest-footer = Sie erhalten diese Zusammenfassung täglich um { $time } ({ $zone }). Abschalten können Sie sie in Concierge unter Einstellungen → Benachrichtigungen.

@@ -32,3 +32,23 @@ password-changed-body =
     Every other session was signed out.
 
     If this was not you, reset your password at once and review your security log.
+
+# Notification emails (HTML and plain text share these).
+notification-subject-many = { $count } new notifications
+notification-intro-one = There is something new for you:
+notification-intro-many = { $count } things happened while you were away:
+notification-more = …and { $count } more.
+notification-open = Open Concierge
+notification-footer = You get these emails because of your notification settings. Change them in Concierge under Preferences → Notifications.
+
+# The daily summary.
+digest-subject = Your daily summary for { $date }
+digest-intro = Here is what happened in your account on { $date }.
+digest-messages = New messages
+digest-messages-from = { $count ->
+    [one] 1 message from { $contact }
+   *[other] { $count } messages from { $contact }
+}
+digest-unread = Unread notifications ({ $count })
+digest-mailboxes = Mailboxes that need attention
+digest-footer = You get this summary every day at { $time } ({ $zone }). Turn it off in Concierge under Preferences → Notifications.

@@ -31,3 +31,23 @@ password-changed-body =
     Toutes les autres sessions ont été déconnectées.
 
     Si ce n’était pas vous, réinitialisez votre mot de passe immédiatement et consultez votre journal de sécurité.
+
+# E-mails de notification (le HTML et le texte partagent ces chaînes).
+notification-subject-many = { $count } nouvelles notifications
+notification-intro-one = Il y a du nouveau pour vous :
+notification-intro-many = { $count } choses se sont passées pendant votre absence :
+notification-more = …et { $count } de plus.
+notification-open = Ouvrir Concierge
+notification-footer = Vous recevez ces e-mails en raison de vos réglages de notification. Modifiez-les dans Concierge, sous Préférences → Notifications.
+
+# Le résumé quotidien.
+digest-subject = Votre résumé quotidien du { $date }
+digest-intro = Voici ce qui s'est passé sur votre compte le { $date }.
+digest-messages = Nouveaux messages
+digest-messages-from = { $count ->
+    [one] 1 message de { $contact }
+   *[other] { $count } messages de { $contact }
+}
+digest-unread = Notifications non lues ({ $count })
+digest-mailboxes = Boîtes mail à vérifier
+digest-footer = Vous recevez ce résumé chaque jour à { $time } ({ $zone }). Désactivez-le dans Concierge, sous Préférences → Notifications.

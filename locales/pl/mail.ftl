@@ -31,3 +31,24 @@ password-changed-body =
     Wszystkie pozostałe sesje zostały wylogowane.
 
     Jeśli to nie Ty, natychmiast zresetuj hasło i sprawdź dziennik bezpieczeństwa.
+
+# E-maile z powiadomieniami (HTML i tekst korzystają z tych samych napisów).
+notification-subject-many = Nowe powiadomienia: { $count }
+notification-intro-one = Masz coś nowego:
+notification-intro-many = Pod Twoją nieobecność wydarzyło się: { $count }
+notification-more = …i jeszcze { $count }.
+notification-open = Otwórz Concierge
+notification-footer = Otrzymujesz te e-maile zgodnie z ustawieniami powiadomień. Zmienisz je w Concierge w Preferencje → Powiadomienia.
+
+# Podsumowanie dzienne.
+digest-subject = Twoje podsumowanie dnia { $date }
+digest-intro = Oto co wydarzyło się na Twoim koncie { $date }.
+digest-messages = Nowe wiadomości
+digest-messages-from = { $count ->
+    [one] 1 wiadomość od { $contact }
+    [few] { $count } wiadomości od { $contact }
+   *[other] { $count } wiadomości od { $contact }
+}
+digest-unread = Nieprzeczytane powiadomienia ({ $count })
+digest-mailboxes = Skrzynki wymagające uwagi
+digest-footer = To podsumowanie przychodzi codziennie o { $time } ({ $zone }). Wyłączysz je w Concierge w Preferencje → Powiadomienia.

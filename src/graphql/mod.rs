@@ -12,7 +12,7 @@ use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Config;
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
-use crate::notifications::graphql::{NotificationMutation, NotificationSubscription};
+use crate::notifications::graphql::{NotificationMutation, NotificationQuery, NotificationSubscription};
 use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::services::Services;
@@ -20,7 +20,7 @@ use crate::tokens::graphql::TokenMutation;
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(IdentityMutation, ProfileMutation, WorkspaceMutation, TokenMutation, SecurityMutation, NotificationMutation);

@@ -55,8 +55,17 @@ pub fn parse(field: &'static str, raw: &str) -> Result<String> {
 /// Text `id` in `language` (falling back to English), with `args` filled in.
 pub fn text(language: &str, id: &str, args: &[(&'static str, &str)]) -> String {
     let lang: LanguageIdentifier = language.parse().unwrap_or_else(|_| fluent_templates::langid!("en"));
-    let args: HashMap<Cow<'static, str>, FluentValue> =
-        args.iter().map(|(k, v)| (Cow::Borrowed(*k), FluentValue::from(v.to_string()))).collect();
+    // Whole numbers go in as numbers, so plural forms (`[one]`, `[few]`) select on them.
+    let args: HashMap<Cow<'static, str>, FluentValue> = args
+        .iter()
+        .map(|(k, v)| {
+            let value = match v.parse::<i64>() {
+                Ok(n) => FluentValue::from(n),
+                Err(_) => FluentValue::from(v.to_string()),
+            };
+            (Cow::Borrowed(*k), value)
+        })
+        .collect();
     LOCALES.lookup_with_args(&lang, id, &args)
 }
 
@@ -86,11 +95,14 @@ mod tests {
             "greeting", "signoff", "email-change-verify-subject", "email-change-verify-body",
             "email-change-notice-subject", "email-change-notice-body", "email-changed-subject",
             "email-changed-body", "password-changed-subject", "password-changed-body",
+            "notification-subject-many", "notification-intro-one", "notification-intro-many", "notification-more",
+            "notification-open", "notification-footer", "digest-subject", "digest-intro", "digest-messages",
+            "digest-messages-from", "digest-unread", "digest-mailboxes", "digest-footer",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time"]
+                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone"]
                     .into_iter()
                     .map(|k| (k, FluentValue::from("x")))
                     .collect();
@@ -98,6 +110,13 @@ mod tests {
                 assert!(found.is_ok(), "{} lacks {text_id}: {found:?}", lang.tag);
             }
         }
+    }
+
+    #[test]
+    fn counts_choose_the_plural_form() {
+        assert_eq!(text("en", "digest-messages-from", &[("count", "1"), ("contact", "Ann")]), "1 message from Ann");
+        assert_eq!(text("en", "digest-messages-from", &[("count", "3"), ("contact", "Ann")]), "3 messages from Ann");
+        assert_eq!(text("pl", "digest-messages-from", &[("count", "3"), ("contact", "Ann")]), "3 wiadomości od Ann");
     }
 
     #[test]

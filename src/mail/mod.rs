@@ -7,7 +7,7 @@ pub mod i18n;
 use std::path::Path;
 use std::time::Duration;
 
-use lettre::message::{Mailbox, header::ContentType};
+use lettre::message::{Mailbox, MultiPart, header::ContentType};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport as _, Message, Tokio1Executor};
 
 use crate::error::{Error, Result};
@@ -48,6 +48,21 @@ impl SystemEmail<'_> {
     }
 }
 
+/// An email ready to go: subject, HTML and its plain-text twin.
+pub struct Composed {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+}
+
+/// Why a delivery did not happen, and whether trying again can help.
+#[derive(Debug)]
+pub struct SendFailure {
+    /// The server refused for good (a 5xx reply: no such mailbox, message refused).
+    pub permanent: bool,
+    pub reason: String,
+}
+
 #[derive(Clone)]
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -81,6 +96,43 @@ impl Mailer {
             }
         };
         Ok(Mailer { transport, from })
+    }
+
+    /// Sends a composed email (HTML with a plain-text alternative) to `to`. `message_id`
+    /// (`<unique@host>`) stays the same across retries of one delivery, so a receiver that
+    /// got a message whose acknowledgement was lost can tell the retry is the same message.
+    pub async fn deliver(&self, to: &str, name: &str, email: &Composed, message_id: &str) -> std::result::Result<(), SendFailure> {
+        let permanent = |reason: String| SendFailure { permanent: true, reason };
+        let address = to.parse().map_err(|_| permanent("not a deliverable address".into()))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(Mailbox::new(Some(name.to_owned()), address))
+            .subject(email.subject.clone())
+            .message_id(Some(message_id.to_owned()))
+            .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
+            .map_err(|e| permanent(format!("cannot build the email: {e}")))?;
+        let sent = match &self.transport {
+            Transport::Smtp(t) => t.send(message).await.map(drop).map_err(|e| SendFailure {
+                permanent: e.is_permanent(),
+                // lettre's messages name the server and the reply, never credentials.
+                reason: format!("SMTP: {e}"),
+            }),
+            Transport::Outbox(t) => t.send(message).await.map(drop).map_err(|e| SendFailure { permanent: false, reason: format!("outbox: {e}") }),
+        };
+        if sent.is_ok() {
+            metrics::counter!("concierge_emails_sent_total").increment(1);
+        }
+        sent
+    }
+
+    /// The sender address.
+    pub fn address(&self) -> &lettre::Address {
+        &self.from.email
+    }
+
+    /// The domain of the sender address, for message ids.
+    pub fn domain(&self) -> &str {
+        self.from.email.domain()
     }
 
     /// Sends a system email to `to`, in `language`.

@@ -160,6 +160,18 @@ fn parse_ids(ids: &[ID]) -> Result<Vec<Uuid>> {
 }
 
 #[derive(Default)]
+pub struct NotificationQuery;
+
+#[Object]
+impl NotificationQuery {
+    /// The gateway's Web Push (VAPID) public key, base64url: what a browser passes to
+    /// `pushManager.subscribe({ applicationServerKey })` before `registerPushSubscription`.
+    async fn push_public_key(&self, ctx: &Context<'_>) -> Result<String> {
+        Ok(ctx.services()?.delivery.push_public_key().to_owned())
+    }
+}
+
+#[derive(Default)]
 pub struct NotificationMutation;
 
 #[Object]

@@ -90,6 +90,12 @@ impl NotificationEvent {
         }
     }
 
+    /// Kinds that come in bursts: their emails wait a little and go out together.
+    pub fn high_volume(self) -> bool {
+        use NotificationEvent::*;
+        matches!(self, MessageReceived | Mention | ConversationAssigned | TaskAssigned | TaskCompleted | OpportunityMoved | WorkflowCompleted | CampaignResult)
+    }
+
     pub fn as_str(self) -> &'static str {
         enum_name(self)
     }

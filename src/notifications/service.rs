@@ -2,15 +2,19 @@
 //! turning domain events into notifications on the channels the matrix allows.
 
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine as _;
-use chrono::Utc;
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use super::model::{
     AudioAlerts, CHANNELS, EVENTS, NotificationChannel, NotificationEvent, SummarySchedule, parse_time_of_day, parse_time_zone,
 };
 use super::store::{self, Notification, PreferenceRow};
+use super::{delivery, digest, outbox};
+use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
@@ -48,17 +52,41 @@ pub struct Notice {
     pub body: String,
     /// Whether it concerns a conversation assigned to (or a mailbox owned by) the user.
     pub assigned_to_me: bool,
+    /// Names the domain event, so one that is repeated (a producer's retry, a mail fetched
+    /// twice) notifies once.
+    pub dedupe_key: Option<String>,
+    /// Who it is about (a contact's name or address), for grouping in the daily summary.
+    pub contact: Option<String>,
+}
+
+impl Notice {
+    pub fn new(account_id: AccountId, event: NotificationEvent, title: impl Into<String>, body: impl Into<String>) -> Notice {
+        Notice { account_id, event, title: title.into(), body: body.into(), assigned_to_me: false, dedupe_key: None, contact: None }
+    }
+}
+
+/// Wakes the background workers when there is work for them.
+#[derive(Clone, Default)]
+pub struct Wakers {
+    /// The delivery worker: a job was queued.
+    pub delivery: Arc<Notify>,
+    /// The daily-summary scheduler: someone's schedule changed.
+    pub schedule: Arc<Notify>,
 }
 
 #[derive(Clone)]
 pub struct NotificationService {
     db: Db,
     fanout: Fanout,
+    clock: SharedClock,
+    wakers: Wakers,
+    /// How long high-volume emails wait for company.
+    batch_window: Duration,
 }
 
 impl NotificationService {
-    pub fn new(db: Db, fanout: Fanout) -> Self {
-        NotificationService { db, fanout }
+    pub fn new(db: Db, fanout: Fanout, clock: SharedClock, wakers: Wakers, batch_window: Duration) -> Self {
+        NotificationService { db, fanout, clock, wakers, batch_window }
     }
 
     pub async fn preferences(&self, account_id: AccountId) -> Result<Preferences> {
@@ -135,31 +163,84 @@ impl NotificationService {
             summary_time_zone: schedule.time_zone.name().to_owned(),
         };
         store::set_preference(&self.db, id, &row).await?;
+        let next = schedule.enabled.then(|| digest::next_due(schedule.time, schedule.time_zone, self.clock.now()));
+        store::set_summary_next(&self.db, id, next).await?;
+        self.wakers.schedule.notify_one();
         self.preferences(id).await
     }
 
-    /// Delivers a notice on the channels the user's matrix allows. In-app notifications are
-    /// stored and pushed live to the user's open clients; returns the stored one, if any.
+    /// Records a notice and queues it on the channels the user's matrix allows: in-app ones
+    /// are pushed live to the user's open clients at once; email and push become jobs in the
+    /// outbox, in the same transaction. Returns the recorded notification, or None when no
+    /// channel wants it or the same notice was recorded before.
     pub async fn notify(&self, notice: Notice) -> Result<Option<Notification>> {
-        let matrix = self.matrix(notice.account_id).await?;
+        let account_id = notice.account_id;
+        let matrix = self.matrix(account_id).await?;
         let on = |channel| matrix.iter().any(|c| c.event == notice.event && c.channel == channel && c.enabled);
-        if !on(NotificationChannel::InApp) {
+        let (in_app, email, push) = (on(NotificationChannel::InApp), on(NotificationChannel::Email), on(NotificationChannel::Push));
+        if !(in_app || email || push) {
             return Ok(None);
         }
-        let (audio, _) = self.settings(notice.account_id).await?;
+        let browsers = if push { store::push_subscriptions(&self.db, account_id).await? } else { Vec::new() };
+        let (audio, _) = self.settings(account_id).await?;
+        let now = self.clock.now();
         let n = Notification {
             notification_id: Uuid::now_v7(),
-            account_id: notice.account_id,
+            account_id,
             event: notice.event.as_str().to_owned(),
             title: notice.title,
             body: notice.body,
             audible: audio.audible(notice.event, notice.assigned_to_me),
-            created_at: Utc::now(),
+            created_at: now,
             read_at: None,
+            in_app,
+            dedupe_key: notice.dedupe_key,
+            contact: notice.contact,
         };
-        store::insert_notification(&self.db, &n).await?;
-        self.fanout.publish(Change::Notification { account_id: n.account_id, notification_id: n.notification_id }).await;
+        let mut tx = self.db.begin().await?;
+        if !store::insert_notification(&mut tx, &n).await? {
+            return Ok(None);
+        }
+        let id = n.notification_id;
+        let job = |channel, key: &str, subscription, batchable| {
+            let run_after = delivery::first_run(now, batchable, self.batch_window);
+            (channel, key.to_owned(), subscription, batchable, run_after)
+        };
+        let mut jobs = Vec::new();
+        if email {
+            jobs.push(job(outbox::EMAIL, &format!("{id}:EMAIL"), None, notice.event.high_volume()));
+        }
+        for b in &browsers {
+            jobs.push(job(outbox::PUSH, &format!("{id}:PUSH:{}", b.push_subscription_id), Some(b.push_subscription_id), false));
+        }
+        for (channel, key, subscription, batchable, run_after) in &jobs {
+            let new = outbox::NewJob {
+                account_id,
+                channel,
+                kind: outbox::NOTIFICATION,
+                notification_id: Some(id),
+                push_subscription_id: *subscription,
+                payload: "{}",
+                idempotency_key: key,
+                batchable: *batchable,
+                run_after: *run_after,
+                now,
+            };
+            outbox::enqueue(&mut tx, &new).await?;
+        }
+        tx.commit().await?;
+        if in_app {
+            self.fanout.publish(Change::Notification { account_id, notification_id: id }).await;
+        }
+        if !jobs.is_empty() {
+            self.wakers.delivery.notify_one();
+        }
         Ok(Some(n))
+    }
+
+    /// The outbox jobs queued for the account, oldest first (for tests and operators).
+    pub async fn deliveries(&self, account_id: AccountId) -> Result<Vec<outbox::JobState>> {
+        Ok(outbox::jobs_of(&self.db, account_id).await?)
     }
 
     pub async fn find(&self, account_id: AccountId, id: Uuid) -> Result<Option<Notification>> {
@@ -179,11 +260,11 @@ impl NotificationService {
         if ids.len() > 500 {
             return Err(Error::invalid("ids", "at most 500 at once"));
         }
-        Ok(store::mark_read(&self.db, viewer.account_id(), ids, Utc::now()).await?)
+        Ok(store::mark_read(&self.db, viewer.account_id(), ids, self.clock.now()).await?)
     }
 
     pub async fn mark_all_read(&self, viewer: &Viewer) -> Result<u64> {
-        Ok(store::mark_all_read(&self.db, viewer.account_id(), Utc::now()).await?)
+        Ok(store::mark_all_read(&self.db, viewer.account_id(), self.clock.now()).await?)
     }
 
     /// Registers a browser's Web Push subscription. The endpoint must be https (plain http
@@ -197,7 +278,7 @@ impl NotificationService {
         let auth = decode_key("auth", auth, 16)?;
         store::upsert_push_subscription(
             &self.db,
-            &store::NewPushSubscription { id: Uuid::now_v7(), account_id: viewer.account_id(), endpoint: &endpoint, p256dh: &p256dh, auth: &auth, now: Utc::now() },
+            &store::NewPushSubscription { id: Uuid::now_v7(), account_id: viewer.account_id(), endpoint: &endpoint, p256dh: &p256dh, auth: &auth, now: self.clock.now() },
         )
         .await?;
         Ok(())

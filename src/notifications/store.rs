@@ -69,13 +69,20 @@ pub struct Notification {
     pub audible: bool,
     pub created_at: DateTime<Utc>,
     pub read_at: Option<DateTime<Utc>>,
+    /// Shown in the app (else it went out by email or push only).
+    pub in_app: bool,
+    pub dedupe_key: Option<String>,
+    /// Who it is about, for grouping in the daily summary.
+    pub contact: Option<String>,
 }
 
-const COLUMNS: &str = "notification_id, account_id, event, title, body, audible, created_at, read_at";
+const COLUMNS: &str = "notification_id, account_id, event, title, body, audible, created_at, read_at, in_app, dedupe_key, contact";
 
-pub async fn insert_notification(db: &Db, n: &Notification) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query(
-        "INSERT INTO notification (notification_id, account_id, event, title, body, audible, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+/// Records a notice; false when one with the same dedupe key was recorded before.
+pub async fn insert_notification(tx: &mut Tx, n: &Notification) -> Result<bool, sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO notification (notification_id, account_id, event, title, body, audible, created_at, in_app, dedupe_key, contact) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING")
         .bind(n.notification_id)
         .bind(n.account_id)
         .bind(&n.event)
@@ -83,9 +90,12 @@ pub async fn insert_notification(db: &Db, n: &Notification) -> Result<(), sqlx::
         .bind(&n.body)
         .bind(n.audible)
         .bind(n.created_at)
-        .execute(p)
+        .bind(n.in_app)
+        .bind(&n.dedupe_key)
+        .bind(&n.contact)
+        .execute(c)
         .await
-        .map(drop))
+        .map(|r| r.rows_affected() == 1))
 }
 
 pub async fn find_notification(db: &Db, account_id: AccountId, id: Uuid) -> Result<Option<Notification>, sqlx::Error> {
@@ -102,7 +112,7 @@ pub async fn notifications_page(
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND ($2 IS NULL OR notification_id < $2) \
+        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND in_app AND ($2 IS NULL OR notification_id < $2) \
          AND (NOT $3 OR read_at IS NULL) ORDER BY notification_id DESC LIMIT $4"
     );
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
@@ -115,7 +125,7 @@ pub async fn notifications_page(
 }
 
 pub async fn unread_count(db: &Db, account_id: AccountId) -> Result<i64, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM notification WHERE account_id = $1 AND read_at IS NULL")
+    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM notification WHERE account_id = $1 AND in_app AND read_at IS NULL")
         .bind(account_id)
         .fetch_one(p)
         .await)
@@ -189,4 +199,112 @@ pub async fn count_push_subscriptions(db: &Db, account_id: AccountId) -> Result<
         .bind(account_id)
         .fetch_one(p)
         .await)
+}
+
+/// The account's notifications among `ids`, oldest first.
+pub async fn find_notifications(db: &Db, account_id: AccountId, ids: &[Uuid]) -> Result<Vec<Notification>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND notification_id IN ({}) ORDER BY notification_id",
+        crate::identity::store::placeholders(2, ids.len())
+    );
+    on_pool!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+/// Everything recorded for the account at or after `since`, oldest first (at most `limit`).
+pub async fn notifications_since(db: &Db, account_id: AccountId, since: DateTime<Utc>, limit: i64) -> Result<Vec<Notification>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND created_at >= $2 ORDER BY notification_id LIMIT $3");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(since).bind(limit).fetch_all(p).await)
+}
+
+#[derive(sqlx::FromRow)]
+pub struct PushSubscription {
+    pub push_subscription_id: Uuid,
+    pub endpoint: String,
+    pub p256dh: Vec<u8>,
+    pub auth: Vec<u8>,
+}
+
+pub async fn push_subscriptions(db: &Db, account_id: AccountId) -> Result<Vec<PushSubscription>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT push_subscription_id, endpoint, p256dh, auth FROM push_subscription WHERE account_id = $1 ORDER BY push_subscription_id")
+        .bind(account_id)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn find_push_subscription(db: &Db, id: Uuid) -> Result<Option<PushSubscription>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT push_subscription_id, endpoint, p256dh, auth FROM push_subscription WHERE push_subscription_id = $1")
+        .bind(id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn delete_push_subscription_by_id(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("DELETE FROM push_subscription WHERE push_subscription_id = $1").bind(id).execute(p).await.map(drop))
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DueSummary {
+    pub account_id: AccountId,
+    pub summary_time: String,
+    pub summary_time_zone: String,
+    pub summary_next_at: DateTime<Utc>,
+}
+
+pub async fn summaries_due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueSummary>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT account_id, summary_time, summary_time_zone, summary_next_at FROM preference \
+         WHERE summary_enabled AND summary_next_at IS NOT NULL AND summary_next_at <= $1 ORDER BY summary_next_at LIMIT $2")
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn next_summary_at(db: &Db) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar(
+        "SELECT summary_next_at FROM preference WHERE summary_enabled AND summary_next_at IS NOT NULL ORDER BY summary_next_at LIMIT 1")
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn set_summary_next(db: &Db, account_id: AccountId, at: Option<DateTime<Utc>>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE preference SET summary_next_at = $2 WHERE account_id = $1")
+        .bind(account_id)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Moves a due summary on to its next time, unless another process already did.
+pub async fn advance_summary(tx: &mut Tx, account_id: AccountId, was: DateTime<Utc>, next: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query("UPDATE preference SET summary_next_at = $3 WHERE account_id = $1 AND summary_next_at = $2")
+        .bind(account_id)
+        .bind(was)
+        .bind(next)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+/// Takes on the user's summary for `local_date`; false when it was taken before.
+pub async fn claim_digest(tx: &mut Tx, account_id: AccountId, local_date: chrono::NaiveDate, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    on_tx!(tx, c => sqlx::query("INSERT INTO digest_claim (account_id, local_date, claimed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        .bind(account_id)
+        .bind(local_date.format("%Y-%m-%d").to_string())
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected() == 1))
 }

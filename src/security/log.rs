@@ -101,12 +101,10 @@ impl SecurityLog {
         }
         if let Some(title) = kind.notice() {
             let where_from = meta.ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default();
+            let body = format!("{title}{where_from}. If this was not you, change your password and review your security log.");
             let notice = Notice {
-                account_id,
-                event: NotificationEvent::SecurityEvent,
-                title: title.to_owned(),
-                body: format!("{title}{where_from}. If this was not you, change your password and review your security log."),
-                assigned_to_me: false,
+                dedupe_key: Some(format!("security:{}", event.event_id)),
+                ..Notice::new(account_id, NotificationEvent::SecurityEvent, title, body)
             };
             if let Err(e) = self.notifications.notify(notice).await {
                 tracing::error!(error = ?e, account_id = %account_id, "cannot notify a security event");

@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "Correct-Horse-9!battery";
 pub struct TestApp {
     pub base: String,
     pub port: u16,
+    /// The database the server uses, for a second process's worth of services on it.
+    pub database_url: String,
     pub services: Services,
     client: reqwest::Client,
     shutdown: CancellationToken,
@@ -53,6 +55,11 @@ impl TestApp {
 
     /// Starts the server with the test defaults changed by `adjust`.
     pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::spawn_with_clock(adjust, std::sync::Arc::new(concierge::clock::SystemClock)).await
+    }
+
+    /// Starts the server with scheduled work (deliveries, daily summaries) on `clock`.
+    pub async fn spawn_with_clock(adjust: impl FnOnce(&mut Config), clock: concierge::clock::SharedClock) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {
             concierge::telemetry::init_tracing("info,concierge=debug", Default::default(), std::io::stdout);
         }
@@ -73,7 +80,8 @@ impl TestApp {
             config.database_url = None; // the embedded default inside the temp data folder
         }
         adjust(&mut config);
-        let app = Application::build(config).await.expect("application starts");
+        let database_url = config.database_url();
+        let app = Application::build_with_clock(config, clock).await.expect("application starts");
         let port = app.port();
         let services = app.services().clone();
         let shutdown = app.shutdown_handle();
@@ -81,6 +89,7 @@ impl TestApp {
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
+            database_url,
             services,
             client: reqwest::Client::new(),
             shutdown,

@@ -77,10 +77,12 @@ impl Drop for MailLab {
     }
 }
 
-/// A decoded message: subject and plain-text body.
+/// A decoded message: subject, plain-text body and the HTML alternative, if any.
 pub struct Mail {
     pub subject: String,
     pub text: String,
+    pub html: Option<String>,
+    pub message_id: Option<String>,
 }
 
 pub fn parse(raw: &str) -> Mail {
@@ -88,5 +90,8 @@ pub fn parse(raw: &str) -> Mail {
     Mail {
         subject: m.subject().unwrap_or_default().to_owned(),
         text: m.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
+        // body_html converts a text-only message to HTML; only a real HTML part counts.
+        html: (!m.html_body.is_empty() && m.html_body != m.text_body).then(|| m.body_html(0).map(|t| t.into_owned()).unwrap_or_default()),
+        message_id: m.message_id().map(str::to_owned),
     }
 }

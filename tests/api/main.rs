@@ -1,13 +1,17 @@
 //! Concierge's integration tests: one binary, one module per domain. Each test starts the
 //! real server on a random port with a database of its own.
 
+mod delivery;
+mod digest;
 mod helpers;
 
 mod identity;
 mod limits;
+mod live;
 mod mail_lab;
 mod notifications;
 mod profile;
+mod push_endpoint;
 mod schema;
 mod security;
 mod security_log;

@@ -1,0 +1,270 @@
+//! The delivery worker: takes due jobs from the outbox and sends them (email over SMTP, Web
+//! Push), retrying failures with a growing delay. It sleeps until the next job is due or a
+//! new one is queued in this process; jobs queued by another gateway process are picked up
+//! at the latest after [`IDLE_RECHECK`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::digest;
+use super::email;
+use super::outbox::{self, DIGEST, EMAIL, Job, NOTIFICATION, PUSH};
+use super::push::{PushOutcome, PushSender};
+use super::store::{self, Notification};
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::identity::model::Account;
+use crate::mail::{Mailer, SendFailure};
+
+/// How long a claimed job is held before another worker may take it over (a crashed worker's
+/// jobs come back after this).
+const LEASE: Duration = Duration::from_secs(120);
+/// The longest the worker sleeps without looking at the queue.
+pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// How many batchable emails one message carries at most.
+const MAX_BATCH: i64 = 500;
+
+#[derive(Clone, Debug)]
+pub struct DeliverySettings {
+    /// The first retry waits this long; each further one twice as long, up to an hour.
+    pub retry_base: Duration,
+    /// Attempts before a job is given up as FAILED.
+    pub max_attempts: i32,
+    /// How long a high-volume email waits for company before it is sent.
+    pub batch_window: Duration,
+    /// Where links in emails point.
+    pub app_url: String,
+}
+
+#[derive(Clone)]
+pub struct Delivery {
+    db: Db,
+    mailer: Mailer,
+    push: PushSender,
+    clock: SharedClock,
+    settings: Arc<DeliverySettings>,
+    wake: Arc<Notify>,
+}
+
+/// How one attempt ended.
+enum Outcome {
+    Sent,
+    Skipped(&'static str),
+    Retry(String),
+    Failed(String),
+}
+
+impl Delivery {
+    pub fn new(db: Db, mailer: Mailer, push: PushSender, clock: SharedClock, settings: DeliverySettings, wake: Arc<Notify>) -> Self {
+        Delivery { db, mailer, push, clock, settings: Arc::new(settings), wake }
+    }
+
+    /// The VAPID key browsers pass to `pushManager.subscribe` as `applicationServerKey`.
+    pub fn push_public_key(&self) -> &str {
+        self.push.vapid().public_key()
+    }
+
+    pub fn settings(&self) -> &DeliverySettings {
+        &self.settings
+    }
+
+    /// Works the queue until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        loop {
+            if let Err(e) = self.run_due().await {
+                tracing::warn!(error = %e, "delivery pass failed; retrying shortly");
+            }
+            let now = self.clock.now();
+            let recheck = now + chrono::Duration::from_std(IDLE_RECHECK).unwrap_or_default();
+            let next = match outbox::next_due(&self.db).await {
+                Ok(Some(at)) => at.min(recheck),
+                _ => recheck,
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.wake.notified() => {}
+                _ = self.clock.sleep_until(next) => {}
+            }
+        }
+    }
+
+    /// Sends every job due now; returns how many attempts were made.
+    pub async fn run_due(&self) -> anyhow::Result<usize> {
+        let mut attempts = 0;
+        loop {
+            let now = self.clock.now();
+            let due = outbox::due(&self.db, now, 20).await?;
+            if due.is_empty() {
+                return Ok(attempts);
+            }
+            for job in due {
+                if outbox::claim(&self.db, job.job_id, now, now + LEASE).await? {
+                    attempts += 1;
+                    self.attempt(job).await?;
+                }
+            }
+        }
+    }
+
+    async fn attempt(&self, job: Job) -> anyhow::Result<()> {
+        let mut carried = vec![job.job_id];
+        let outcome = match (job.channel.as_str(), job.kind.as_str()) {
+            (EMAIL, NOTIFICATION) => self.email_notifications(&job, &mut carried).await?,
+            (EMAIL, DIGEST) => self.email_digest(&job).await?,
+            (PUSH, NOTIFICATION) => self.push_notification(&job).await?,
+            _ => Outcome::Failed(format!("unknown job {}/{}", job.channel, job.kind)),
+        };
+        let now = self.clock.now();
+        match outcome {
+            Outcome::Sent => outbox::close(&self.db, &carried, "SENT", Some(job.job_id), None, now).await?,
+            Outcome::Skipped(why) => outbox::close(&self.db, &carried, "SKIPPED", None, Some(why), now).await?,
+            Outcome::Failed(why) => {
+                tracing::warn!(job_id = %job.job_id, channel = %job.channel, error = %why, "delivery failed for good");
+                metrics::counter!("concierge_deliveries_failed_total", "channel" => job.channel.clone()).increment(1);
+                outbox::close(&self.db, &carried, "FAILED", None, Some(&why), now).await?
+            }
+            Outcome::Retry(why) if job.attempts + 1 >= self.settings.max_attempts => {
+                tracing::warn!(job_id = %job.job_id, channel = %job.channel, error = %why, "delivery gave up after its last attempt");
+                metrics::counter!("concierge_deliveries_failed_total", "channel" => job.channel.clone()).increment(1);
+                outbox::close(&self.db, &carried, "FAILED", None, Some(&why), now).await?
+            }
+            Outcome::Retry(why) => {
+                let at = now + backoff(self.settings.retry_base, job.attempts + 1);
+                tracing::info!(job_id = %job.job_id, channel = %job.channel, error = %why, retry_at = %at, "delivery failed; will retry");
+                outbox::retry_later(&self.db, &carried, at, &why).await?
+            }
+        }
+        Ok(())
+    }
+
+    async fn account(&self, job: &Job) -> anyhow::Result<Option<Account>> {
+        Ok(crate::identity::store::find_accounts(&self.db, &[job.account_id]).await?.pop())
+    }
+
+    /// One email for this job and, when it is a high-volume kind, every other such email of
+    /// the user still waiting: a burst of messages becomes one email.
+    async fn email_notifications(&self, job: &Job, carried: &mut Vec<Uuid>) -> anyhow::Result<Outcome> {
+        let Some(account) = self.account(job).await? else { return Ok(Outcome::Skipped("account gone")) };
+        if job.batchable {
+            let now = self.clock.now();
+            for mate in outbox::batch_mates(&self.db, job.account_id, job.job_id, now, MAX_BATCH).await? {
+                if outbox::claim(&self.db, mate.job_id, now, now + LEASE).await? {
+                    carried.push(mate.job_id);
+                }
+            }
+        }
+        let ids: Vec<Uuid> = self.notification_ids(carried).await?;
+        let items = store::find_notifications(&self.db, job.account_id, &ids).await?;
+        if items.is_empty() {
+            return Ok(Outcome::Skipped("notification gone"));
+        }
+        let mail = email::notifications(&account.language, &account.shown_name(), &items, &self.settings.app_url);
+        Ok(self.send_email(job, &account, &mail).await)
+    }
+
+    async fn notification_ids(&self, jobs: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
+        Ok(outbox::notification_ids(&self.db, jobs).await?)
+    }
+
+    async fn email_digest(&self, job: &Job) -> anyhow::Result<Outcome> {
+        let Some(account) = self.account(job).await? else { return Ok(Outcome::Skipped("account gone")) };
+        let Some(plan) = digest::DigestJob::from_payload(&job.payload) else {
+            return Ok(Outcome::Failed("unreadable digest job".into()));
+        };
+        let content = digest::gather(&self.db, job.account_id, &plan).await?;
+        if content.is_empty() {
+            return Ok(Outcome::Skipped("nothing to report"));
+        }
+        let mail = email::digest(&account.language, &account.shown_name(), &content, &self.settings.app_url);
+        Ok(self.send_email(job, &account, &mail).await)
+    }
+
+    async fn send_email(&self, job: &Job, account: &Account, mail: &crate::mail::Composed) -> Outcome {
+        let message_id = format!("<{}@{}>", job.job_id, self.mailer.domain());
+        match self.mailer.deliver(&account.email, &account.shown_name(), mail, &message_id).await {
+            Ok(()) => Outcome::Sent,
+            Err(SendFailure { permanent: true, reason }) => Outcome::Failed(reason),
+            Err(SendFailure { permanent: false, reason }) => Outcome::Retry(reason),
+        }
+    }
+
+    async fn push_notification(&self, job: &Job) -> anyhow::Result<Outcome> {
+        let (Some(subscription_id), Some(notification_id)) = (job.push_subscription_id, job.notification_id) else {
+            return Ok(Outcome::Failed("push job without a subscription".into()));
+        };
+        let Some(sub) = store::find_push_subscription(&self.db, subscription_id).await? else {
+            return Ok(Outcome::Skipped("subscription gone"));
+        };
+        let Some(n) = store::find_notifications(&self.db, job.account_id, &[notification_id]).await?.pop() else {
+            return Ok(Outcome::Skipped("notification gone"));
+        };
+        let payload = push_payload(&n);
+        let urgency = if n.event == "SECURITY_EVENT" { "high" } else { "normal" };
+        let outcome = self
+            .push
+            .send(&sub.endpoint, &sub.p256dh, &sub.auth, payload.as_bytes(), &job.job_id.to_string(), Duration::from_secs(24 * 3600), urgency)
+            .await;
+        Ok(match outcome {
+            PushOutcome::Delivered => Outcome::Sent,
+            PushOutcome::Gone => {
+                // The browser unsubscribed or the push service forgot it: stop sending there.
+                store::delete_push_subscription_by_id(&self.db, subscription_id).await?;
+                Outcome::Skipped("subscription gone (404/410); removed")
+            }
+            PushOutcome::Retry(why) => Outcome::Retry(why),
+            PushOutcome::Rejected(why) => Outcome::Failed(why),
+        })
+    }
+}
+
+/// What a push message carries: enough for the service worker to show it without a fetch.
+fn push_payload(n: &Notification) -> String {
+    serde_json::json!({
+        "id": n.notification_id,
+        "event": n.event,
+        "title": n.title,
+        "body": n.body,
+        "audible": n.audible,
+        "createdAt": n.created_at,
+    })
+    .to_string()
+}
+
+/// The wait before attempt `attempt + 1`: base × 2^(attempt-1), at most an hour.
+pub fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
+    let factor = 2u32.saturating_pow(u32::try_from(attempt.max(1) - 1).unwrap_or(0).min(20));
+    let wait = base.saturating_mul(factor).min(Duration::from_secs(3600));
+    chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+}
+
+/// When a job queued now should first run.
+pub fn first_run(now: DateTime<Utc>, batchable: bool, window: Duration) -> DateTime<Utc> {
+    if batchable { now + chrono::Duration::from_std(window).unwrap_or_default() } else { now }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_wait_twice_as_long_each_time_up_to_an_hour() {
+        let base = Duration::from_secs(30);
+        assert_eq!(backoff(base, 1), chrono::Duration::seconds(30));
+        assert_eq!(backoff(base, 2), chrono::Duration::seconds(60));
+        assert_eq!(backoff(base, 4), chrono::Duration::seconds(240));
+        assert_eq!(backoff(base, 12), chrono::Duration::hours(1));
+        assert_eq!(backoff(base, 1000), chrono::Duration::hours(1));
+    }
+
+    #[test]
+    fn only_high_volume_emails_wait_for_company() {
+        let now = Utc::now();
+        assert_eq!(first_run(now, false, Duration::from_secs(60)), now);
+        assert_eq!(first_run(now, true, Duration::from_secs(60)), now + chrono::Duration::seconds(60));
+    }
+}

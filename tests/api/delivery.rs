@@ -1,0 +1,247 @@
+//! Delivery of notifications outside the app: email through the real SMTP server of the mail
+//! lab (in the user's language, once, batched, retried while the server is down) and Web
+//! Push to a local push service that decrypts what it gets.
+
+use std::time::Duration;
+
+use concierge::identity::model::AccountId;
+use concierge::notifications::model::NotificationEvent;
+use concierge::notifications::outbox::JobState;
+use concierge::notifications::service::Notice;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestUser};
+use crate::mail_lab::{MailLab, parse};
+use crate::push_endpoint::PushEndpoint;
+
+const CREATE_TOKEN: &str = "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }";
+
+fn fresh(local: &str) -> String {
+    format!("{local}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+fn account(user: &TestUser) -> AccountId {
+    AccountId::parse("id", &user.id).expect("an account id")
+}
+
+async fn jobs(app: &TestApp, user: &TestUser) -> Vec<JobState> {
+    app.services.notifications.deliveries(account(user)).await.expect("jobs")
+}
+
+/// Waits (up to 15 s) until the user's jobs satisfy `done`.
+async fn jobs_until(app: &TestApp, user: &TestUser, what: &str, done: impl Fn(&[JobState]) -> bool) -> Vec<JobState> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let now = jobs(app, user).await;
+        if done(&now) {
+            return now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {now:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn set_language(app: &TestApp, user: &TestUser, language: &str) {
+    let r = app
+        .gql(Some(&user.token), "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { language } }", json!({ "i": { "language": language } }))
+        .await;
+    assert_eq!(r["data"]["updateProfile"]["language"], language, "{r}");
+}
+
+#[tokio::test]
+async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_text() {
+    let lab = MailLab::get().await;
+    let app = TestApp::spawn_with(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
+    let user = app.user(&fresh("greta")).await;
+    set_language(&app, &user, "de").await;
+
+    let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
+    assert_eq!(mail.subject, "A personal access token was created");
+    assert!(mail.text.starts_with("Hallo Test User,"), "German frame expected: {}", mail.text);
+    assert!(mail.text.contains("Es gibt etwas Neues für Sie"), "{}", mail.text);
+    let html = mail.html.expect("an HTML alternative");
+    assert!(html.contains("Concierge öffnen") && html.contains("<strong>A personal access token was created</strong>"), "{html}");
+
+    let done = jobs_until(&app, &user, "the email job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
+    assert_eq!(done.iter().filter(|j| j.channel == "EMAIL").count(), 1, "{done:#?}");
+    // Nothing more comes later.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lab.messages_to(&user.email).await.len(), 1);
+}
+
+#[tokio::test]
+async fn a_burst_of_one_hundred_new_messages_is_one_email() {
+    let lab = MailLab::get().await;
+    let app = TestApp::spawn_with(|c| {
+        c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()));
+        // Long enough for the whole burst to be queued even on a busy machine.
+        c.email_batch_secs = 5;
+    })
+    .await;
+    let user = app.user(&fresh("burst")).await;
+    let r = app
+        .gql(
+            Some(&user.token),
+            "mutation { updateNotificationPreferences(changes: [{event: MESSAGE_RECEIVED, channel: EMAIL, enabled: true}]) { audio } }",
+            json!({}),
+        )
+        .await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    for i in 0..100 {
+        let notice = Notice {
+            contact: Some("Bob Stone".into()),
+            ..Notice::new(account(&user), NotificationEvent::MessageReceived, format!("New message {i}"), "Hello there")
+        };
+        app.services.notifications.notify(notice).await.expect("notified");
+    }
+
+    let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
+    assert_eq!(mail.subject, "100 new notifications");
+    assert!(mail.text.contains("New message 0") && mail.text.contains("…and 75 more."), "{}", mail.text);
+    let done = jobs_until(&app, &user, "all 100 jobs closed", |j| j.iter().filter(|j| j.state == "SENT").count() == 100).await;
+    let carriers: std::collections::HashSet<_> = done.iter().map(|j| j.sent_with).collect();
+    assert_eq!(carriers.len(), 1, "one email carried them all: {carriers:?}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(lab.messages_to(&user.email).await.len(), 1, "exactly one email");
+}
+
+/// A TCP relay to the lab's SMTP server that can be started late: until then its port
+/// refuses connections, as a server that is down does.
+struct Relay {
+    port: u16,
+}
+
+impl Relay {
+    fn reserve() -> Relay {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = probe.local_addr().expect("address").port();
+        drop(probe);
+        Relay { port }
+    }
+
+    async fn start(&self, to: u16) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port)).await.expect("relay port still free");
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+    }
+}
+
+#[tokio::test]
+async fn with_the_smtp_server_down_the_email_is_retried_and_delivered_once_when_it_is_back() {
+    let lab = MailLab::get().await;
+    let relay = Relay::reserve();
+    let app = TestApp::spawn_with(|c| {
+        c.smtp_url = Some(concierge::config::Redacted(format!("smtp://127.0.0.1:{}", relay.port)));
+        c.delivery_retry_ms = 200;
+    })
+    .await;
+    let user = app.user(&fresh("retry")).await;
+    let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    let failing = jobs_until(&app, &user, "two failed attempts", |j| j.iter().any(|j| j.channel == "EMAIL" && j.attempts >= 2)).await;
+    let email = failing.iter().find(|j| j.channel == "EMAIL").expect("the email job");
+    assert_eq!(email.state, "PENDING", "still to be retried: {email:?}");
+    assert!(email.last_error.as_deref().is_some_and(|e| e.contains("SMTP")), "{email:?}");
+    assert!(lab.messages_to(&user.email).await.is_empty());
+
+    relay.start(lab.smtp).await;
+    let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
+    assert_eq!(mail.subject, "A personal access token was created");
+    // Every attempt carried the same Message-ID, named after the job.
+    assert!(mail.message_id.as_deref().is_some_and(|id| id.starts_with(&email.job_id.to_string())), "{:?}", mail.message_id);
+    jobs_until(&app, &user, "the job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(lab.messages_to(&user.email).await.len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_repeated_domain_event_notifies_once() {
+    let app = TestApp::spawn().await;
+    let user = app.user(&fresh("dedupe")).await;
+    let notice = || Notice {
+        dedupe_key: Some("billing:invoice-42".into()),
+        ..Notice::new(account(&user), NotificationEvent::BillingUpdate, "Invoice 42 is paid", "Thank you")
+    };
+    assert!(app.services.notifications.notify(notice()).await.expect("first").is_some());
+    assert!(app.services.notifications.notify(notice()).await.expect("second").is_none(), "the repeat is dropped");
+    let r = app.gql(Some(&user.token), "{ me { unreadNotificationCount } }", json!({})).await;
+    assert_eq!(r["data"]["me"]["unreadNotificationCount"], 1, "{r}");
+    let email_jobs = jobs(&app, &user).await.into_iter().filter(|j| j.channel == "EMAIL").count();
+    assert_eq!(email_jobs, 1);
+}
+
+async fn register(app: &TestApp, user: &TestUser, endpoint: &PushEndpoint) {
+    let r = app
+        .gql(
+            Some(&user.token),
+            "mutation($e: String!, $k: PushKeysInput!) { registerPushSubscription(endpoint: $e, keys: $k) }",
+            json!({ "e": endpoint.url, "k": { "p256dh": endpoint.p256dh, "auth": endpoint.auth } }),
+        )
+        .await;
+    assert_eq!(r["data"]["registerPushSubscription"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_published_key() {
+    let app = TestApp::spawn().await;
+    let user = app.user(&fresh("push")).await;
+    let endpoint = PushEndpoint::start().await;
+    register(&app, &user, &endpoint).await;
+    let key = app.gql(None, "{ pushPublicKey }", json!({})).await["data"]["pushPublicKey"].as_str().expect("a key").to_owned();
+
+    let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
+    assert!(r["errors"].is_null(), "{r}");
+
+    let got = endpoint.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].payload["title"], "A personal access token was created");
+    assert_eq!(got[0].payload["event"], "SECURITY_EVENT");
+    assert_eq!(got[0].vapid_key, key, "signed with the key clients subscribe with");
+    assert_eq!(got[0].urgency.as_deref(), Some("high"));
+    assert!(got[0].topic.is_some());
+    jobs_until(&app, &user, "the push job to be sent", |j| j.iter().any(|j| j.channel == "PUSH" && j.state == "SENT")).await;
+}
+
+#[tokio::test]
+async fn an_endpoint_that_answers_410_gone_is_removed() {
+    let app = TestApp::spawn().await;
+    let user = app.user(&fresh("gone")).await;
+    let endpoint = PushEndpoint::start().await;
+    register(&app, &user, &endpoint).await;
+    endpoint.answer_with(410);
+    assert_eq!(app.services.notifications.push_subscription_count(account(&user)).await.expect("count"), 1);
+
+    app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
+    let done = jobs_until(&app, &user, "the push job to close", |j| j.iter().any(|j| j.channel == "PUSH" && j.state != "PENDING")).await;
+    let push = done.iter().find(|j| j.channel == "PUSH").expect("the push job");
+    assert_eq!(push.state, "SKIPPED", "{push:?}");
+    assert_eq!(app.services.notifications.push_subscription_count(account(&user)).await.expect("count"), 0, "the subscription is gone");
+    assert_eq!(endpoint.attempts(), 1, "and it is not tried again");
+}
+
+#[tokio::test]
+async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers() {
+    let app = TestApp::spawn_with(|c| c.delivery_retry_ms = 100).await;
+    let user = app.user(&fresh("flaky")).await;
+    let endpoint = PushEndpoint::start().await;
+    register(&app, &user, &endpoint).await;
+    endpoint.answer_with(503);
+
+    app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
+    jobs_until(&app, &user, "two failed pushes", |j| j.iter().any(|j| j.channel == "PUSH" && j.attempts >= 2)).await;
+    endpoint.answer_with(201);
+    let got = endpoint.wait_for(1, Duration::from_secs(15)).await;
+    assert_eq!(got[0].payload["title"], "A personal access token was created");
+    jobs_until(&app, &user, "the push job to be sent", |j| j.iter().any(|j| j.channel == "PUSH" && j.state == "SENT")).await;
+}

@@ -98,11 +98,15 @@ mod tests {
             "notification-subject-many", "notification-intro-one", "notification-intro-many", "notification-more",
             "notification-open", "notification-footer", "digest-subject", "digest-intro", "digest-messages",
             "digest-messages-from", "digest-unread", "digest-mailboxes", "digest-footer",
+            "security-password-changed", "security-two-factor-enabled", "security-two-factor-disabled",
+            "security-recovery-code-used", "security-recovery-codes-regenerated", "security-access-token-created",
+            "security-email-changed", "security-mailbox-connected", "security-mailbox-disconnected", "security-body",
+            "security-body-from",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone"]
+                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what"]
                     .into_iter()
                     .map(|k| (k, FluentValue::from("x")))
                     .collect();

@@ -9,6 +9,7 @@ use crate::db::Db;
 use crate::error::Result;
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
+use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -44,20 +45,20 @@ impl SecurityEventKind {
         crate::graphql::enum_value(s)
     }
 
-    /// The title of the notification this event raises, for the events a user should hear
-    /// about (routine sign-ins and failures are only logged).
+    /// The text id of the notification this event raises, for the events a user should
+    /// hear about (routine sign-ins and failures are only logged).
     fn notice(self) -> Option<&'static str> {
         use SecurityEventKind::*;
         Some(match self {
-            PasswordChanged => "Your password was changed",
-            TwoFactorEnabled => "Two-factor authentication was turned on",
-            TwoFactorDisabled => "Two-factor authentication was turned off",
-            RecoveryCodeUsed => "A recovery code was used to sign in",
-            RecoveryCodesRegenerated => "New recovery codes were generated",
-            AccessTokenCreated => "A personal access token was created",
-            EmailChanged => "Your login email was changed",
-            MailboxConnected => "A mailbox was connected",
-            MailboxDisconnected => "A mailbox was disconnected",
+            PasswordChanged => "security-password-changed",
+            TwoFactorEnabled => "security-two-factor-enabled",
+            TwoFactorDisabled => "security-two-factor-disabled",
+            RecoveryCodeUsed => "security-recovery-code-used",
+            RecoveryCodesRegenerated => "security-recovery-codes-regenerated",
+            AccessTokenCreated => "security-access-token-created",
+            EmailChanged => "security-email-changed",
+            MailboxConnected => "security-mailbox-connected",
+            MailboxDisconnected => "security-mailbox-disconnected",
             _ => return None,
         })
     }
@@ -99,9 +100,17 @@ impl SecurityLog {
         if let Err(e) = store::insert_security_event(&self.db, &event).await {
             tracing::error!(error = %e, account_id = %account_id, kind = kind.as_str(), "cannot write the security log");
         }
-        if let Some(title) = kind.notice() {
-            let where_from = meta.ip.as_deref().map(|ip| format!(" from {ip}")).unwrap_or_default();
-            let body = format!("{title}{where_from}. If this was not you, change your password and review your security log.");
+        if let Some(text_id) = kind.notice() {
+            // In the user's language, like the emails and pushes it becomes.
+            let language = match crate::identity::store::find_accounts(&self.db, &[account_id]).await {
+                Ok(mut found) => found.pop().map(|a| a.language).unwrap_or_else(|| "en".into()),
+                Err(_) => "en".into(),
+            };
+            let title = text(&language, text_id, &[]);
+            let body = match meta.ip.as_deref() {
+                Some(ip) => text(&language, "security-body-from", &[("what", &title), ("ip", ip)]),
+                None => text(&language, "security-body", &[("what", &title)]),
+            };
             let notice = Notice {
                 dedupe_key: Some(format!("security:{}", event.event_id)),
                 ..Notice::new(account_id, NotificationEvent::SecurityEvent, title, body)

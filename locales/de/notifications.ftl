@@ -1,0 +1,12 @@
+# Benachrichtigungen zu Sicherheitsereignissen (in der App, per E-Mail und Push).
+security-password-changed = Ihr Passwort wurde geändert
+security-two-factor-enabled = Die Zwei-Faktor-Authentifizierung wurde eingeschaltet
+security-two-factor-disabled = Die Zwei-Faktor-Authentifizierung wurde ausgeschaltet
+security-recovery-code-used = Zur Anmeldung wurde ein Wiederherstellungscode verwendet
+security-recovery-codes-regenerated = Neue Wiederherstellungscodes wurden erzeugt
+security-access-token-created = Ein persönliches Zugriffstoken wurde erstellt
+security-email-changed = Ihre Anmelde-E-Mail wurde geändert
+security-mailbox-connected = Ein Postfach wurde verbunden
+security-mailbox-disconnected = Ein Postfach wurde getrennt
+security-body = { $what }. Falls Sie das nicht waren, ändern Sie Ihr Passwort und prüfen Sie Ihr Sicherheitsprotokoll.
+security-body-from = { $what } (von { $ip }). Falls Sie das nicht waren, ändern Sie Ihr Passwort und prüfen Sie Ihr Sicherheitsprotokoll.

@@ -1,0 +1,12 @@
+# In-app, email and push notifications of security events.
+security-password-changed = Your password was changed
+security-two-factor-enabled = Two-factor authentication was turned on
+security-two-factor-disabled = Two-factor authentication was turned off
+security-recovery-code-used = A recovery code was used to sign in
+security-recovery-codes-regenerated = New recovery codes were generated
+security-access-token-created = A personal access token was created
+security-email-changed = Your login email was changed
+security-mailbox-connected = A mailbox was connected
+security-mailbox-disconnected = A mailbox was disconnected
+security-body = { $what }. If this was not you, change your password and review your security log.
+security-body-from = { $what } (from { $ip }). If this was not you, change your password and review your security log.

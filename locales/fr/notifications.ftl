@@ -1,0 +1,12 @@
+# Notifications des événements de sécurité (dans l'application, par e-mail et push).
+security-password-changed = Votre mot de passe a été modifié
+security-two-factor-enabled = L'authentification à deux facteurs a été activée
+security-two-factor-disabled = L'authentification à deux facteurs a été désactivée
+security-recovery-code-used = Un code de récupération a servi à se connecter
+security-recovery-codes-regenerated = De nouveaux codes de récupération ont été générés
+security-access-token-created = Un jeton d'accès personnel a été créé
+security-email-changed = Votre e-mail de connexion a été modifié
+security-mailbox-connected = Une boîte mail a été connectée
+security-mailbox-disconnected = Une boîte mail a été déconnectée
+security-body = { $what }. Si ce n'était pas vous, changez votre mot de passe et consultez votre journal de sécurité.
+security-body-from = { $what } (depuis { $ip }). Si ce n'était pas vous, changez votre mot de passe et consultez votre journal de sécurité.

@@ -1,0 +1,12 @@
+# Powiadomienia o zdarzeniach bezpieczeństwa (w aplikacji, e-mailem i push).
+security-password-changed = Twoje hasło zostało zmienione
+security-two-factor-enabled = Włączono uwierzytelnianie dwuskładnikowe
+security-two-factor-disabled = Wyłączono uwierzytelnianie dwuskładnikowe
+security-recovery-code-used = Do logowania użyto kodu odzyskiwania
+security-recovery-codes-regenerated = Wygenerowano nowe kody odzyskiwania
+security-access-token-created = Utworzono osobisty token dostępu
+security-email-changed = Twój e-mail logowania został zmieniony
+security-mailbox-connected = Połączono skrzynkę pocztową
+security-mailbox-disconnected = Odłączono skrzynkę pocztową
+security-body = { $what }. Jeśli to nie Ty, zmień hasło i sprawdź dziennik bezpieczeństwa.
+security-body-from = { $what } (z { $ip }). Jeśli to nie Ty, zmień hasło i sprawdź dziennik bezpieczeństwa.

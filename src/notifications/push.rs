@@ -119,7 +119,7 @@ impl PushSender {
     /// derived from `topic_key`, so that a retried message replaces, rather than duplicates,
     /// one the push service still holds. Bad keys or a payload over 3,993 bytes are
     /// `Rejected` before anything is sent.
-    #[allow(clippy::too_many_arguments)] // mirrors the fields of one stored delivery job
+    #[allow(clippy::too_many_arguments)] // the delivery worker holds these separately, as stored
     pub async fn send(
         &self,
         endpoint: &str,
@@ -299,8 +299,11 @@ mod tests {
         let browser = browser();
         let payload = br#"{"title":"New message"}"#;
 
+        let endpoint = "https://push.example.net/send/abc";
+        let ttl = Duration::from_secs(3600);
+
         let request = sender()
-            .request("https://push.example.net/send/abc", &browser.p256dh, &browser.auth, payload, "notification:42", Duration::from_secs(3600), "high")
+            .request(endpoint, &browser.p256dh, &browser.auth, payload, "notification:42", ttl, "high")
             .expect("a valid request");
 
         assert_eq!(request.method(), http::Method::POST);
@@ -353,7 +356,9 @@ mod tests {
     fn a_payload_fills_at_most_one_4096_byte_record() {
         let browser = browser();
         let sender = sender();
-        let request = |payload: &[u8]| sender.request("https://push.example.net/x", &browser.p256dh, &browser.auth, payload, "t", Duration::ZERO, "low");
+        let request = |payload: &[u8]| {
+            sender.request("https://push.example.net/x", &browser.p256dh, &browser.auth, payload, "t", Duration::ZERO, "low")
+        };
 
         assert_eq!(request(&[b'a'; MAX_PAYLOAD]).expect("fits").body().len(), 4096);
         assert!(request(&[b'a'; MAX_PAYLOAD + 1]).is_err());
@@ -387,7 +392,22 @@ mod tests {
 
     #[test]
     fn statuses_map_to_what_the_caller_does_next() {
-        for (code, expected) in [(200, "delivered"), (201, "delivered"), (202, "delivered"), (404, "gone"), (410, "gone"), (429, "retry"), (500, "retry"), (503, "retry"), (400, "rejected"), (401, "rejected"), (403, "rejected"), (413, "rejected"), (301, "rejected")] {
+        let expectations = [
+            (200, "delivered"),
+            (201, "delivered"),
+            (202, "delivered"),
+            (404, "gone"),
+            (410, "gone"),
+            (429, "retry"),
+            (500, "retry"),
+            (503, "retry"),
+            (400, "rejected"),
+            (401, "rejected"),
+            (403, "rejected"),
+            (413, "rejected"),
+            (301, "rejected"),
+        ];
+        for (code, expected) in expectations {
             let outcome = classify(StatusCode::from_u16(code).expect("status"));
             let kind = match outcome {
                 PushOutcome::Delivered => "delivered",

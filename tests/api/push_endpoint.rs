@@ -74,7 +74,8 @@ impl PushEndpoint {
         let path = format!("/push/{}", URL_SAFE_NO_PAD.encode(capability));
         let origin = format!("http://127.0.0.1:{port}");
 
-        let endpoint_keys = (URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes()), URL_SAFE_NO_PAD.encode(auth));
+        let p256dh = URL_SAFE_NO_PAD.encode(secret.public_key().to_encoded_point(false).as_bytes());
+        let auth_b64 = URL_SAFE_NO_PAD.encode(auth);
         let shared = Arc::new(Shared {
             origin: origin.clone(),
             secret,
@@ -86,7 +87,7 @@ impl PushEndpoint {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("the push endpoint serves");
         });
-        PushEndpoint { url: format!("{origin}{path}"), p256dh: endpoint_keys.0, auth: endpoint_keys.1, shared, server }
+        PushEndpoint { url: format!("{origin}{path}"), p256dh, auth: auth_b64, shared, server }
     }
 
     /// Answers subsequent pushes that pass the checks with `status` (201 until changed).

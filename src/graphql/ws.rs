@@ -40,8 +40,9 @@ pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) 
     let meta = ClientMeta { ip, user_agent };
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
-        // Small buffers: an idle subscriber should cost kilobytes, not tungstenite's 128 KiB default.
-        .read_buffer_size(4096)
+        // Small buffers: an idle subscriber should cost kilobytes, not tungstenite's 128 KiB
+        // default. Subscription messages are small; a larger one is read in several reads.
+        .read_buffer_size(1024)
         .write_buffer_size(0)
         .max_message_size(MAX_MESSAGE_BYTES)
         .max_frame_size(MAX_MESSAGE_BYTES)
@@ -81,7 +82,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
         let viewer = match credential {
             None => None,
             Some(token) => {
-                match services.authenticate(&token).await {
+                match Box::pin(services.authenticate(&token)).await {
                     Ok(Some(viewer)) => {
                         authenticated.send_replace(Some((token.clone(), viewer.account_id())));
                         Some(viewer)
@@ -118,7 +119,8 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
                 }
                 let current = watched.borrow().clone();
                 let Some((token, _)) = current else { continue };
-                if matches!(state.services.authenticate(&token).await, Ok(None)) {
+                // Boxed: the connection's future would otherwise keep room for this rare check.
+                if matches!(Box::pin(state.services.authenticate(&token)).await, Ok(None)) {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 4401, reason: "session ended".into() }))).await;
                     let _ = sink.close().await;
                     return;

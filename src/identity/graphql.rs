@@ -350,11 +350,14 @@ impl IdentitySubscription {
             .filter(|c| future::ready(matches!(c, Ok(Change::Account { .. }) | Err(_))))
             .then(move |_| {
                 let services = services.clone();
-                async move {
-                    let account = services.identity.accounts(&[me]).await?.pop().ok_or(Error::Unauthenticated)?;
-                    Ok::<_, Error>(User(account))
-                }
-                .map(|r| r.map_err(async_graphql::Error::from))
+                // Boxed, so an idle subscription holds a pointer rather than room for a store read.
+                Box::pin(
+                    async move {
+                        let account = services.identity.accounts(&[me]).await?.pop().ok_or(Error::Unauthenticated)?;
+                        Ok::<_, Error>(User(account))
+                    }
+                    .map(|r| r.map_err(async_graphql::Error::from)),
+                )
             }))
     }
 }

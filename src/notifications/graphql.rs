@@ -239,7 +239,9 @@ impl NotificationSubscription {
             })
             .then(move |item| {
                 let services = services.clone();
-                async move {
+                // Boxed: `then` keeps room for its future inline even while idle, and a store
+                // read is kilobytes; a pointer keeps each idle subscription small.
+                Box::pin(async move {
                     let id = item.map_err(|Lagged(missed)| {
                         async_graphql::Error::new(format!("fell behind and missed {missed} notifications; reload me.notifications"))
                             .extend_with(|_, e| {
@@ -249,7 +251,7 @@ impl NotificationSubscription {
                     })?;
                     let found = services.notifications.find(me, id).await.map_err(async_graphql::Error::from)?;
                     found.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))
-                }
+                })
             }))
     }
 }

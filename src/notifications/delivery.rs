@@ -223,12 +223,14 @@ impl Delivery {
 }
 
 /// What a push message carries: enough for the service worker to show it without a fetch.
+/// Title and body are cut so the whole fits in one push record (under 4 KiB).
 fn push_payload(n: &Notification) -> String {
+    use crate::identity::service::truncate;
     serde_json::json!({
         "id": n.notification_id,
         "event": n.event,
-        "title": n.title,
-        "body": n.body,
+        "title": truncate(&n.title, 200),
+        "body": truncate(&n.body, 600),
         "audible": n.audible,
         "createdAt": n.created_at,
     })
@@ -259,6 +261,24 @@ mod tests {
         assert_eq!(backoff(base, 4), chrono::Duration::seconds(240));
         assert_eq!(backoff(base, 12), chrono::Duration::hours(1));
         assert_eq!(backoff(base, 1000), chrono::Duration::hours(1));
+    }
+
+    #[test]
+    fn a_push_payload_fits_one_record_however_long_the_notice() {
+        let n = Notification {
+            notification_id: Uuid::now_v7(),
+            account_id: crate::identity::model::AccountId::new(),
+            event: "MESSAGE_RECEIVED".into(),
+            title: "ü".repeat(5000),
+            body: "😀".repeat(5000),
+            audible: true,
+            created_at: Utc::now(),
+            read_at: None,
+            in_app: true,
+            dedupe_key: None,
+            contact: None,
+        };
+        assert!(push_payload(&n).len() < 3993, "{}", push_payload(&n).len());
     }
 
     #[test]

@@ -181,6 +181,11 @@ impl Client {
     /// Opens one connection, authenticates it and subscribes; the server sends nothing more
     /// until an event.
     async fn subscriber(&self) -> anyhow::Result<Ws> {
+        self.connection(true).await
+    }
+
+    /// Opens one connection and authenticates it; subscribes when `subscribe`.
+    async fn connection(&self, subscribe: bool) -> anyhow::Result<Ws> {
         let mut request = self.ws_url.as_str().into_client_request()?;
         request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
         // Small buffers, as the gateway uses: 10,000 clients at tungstenite's 128 KiB default
@@ -205,8 +210,10 @@ impl Client {
                 None => bail!("closed before connection_ack"),
             }
         }
-        let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": SUBSCRIPTION } });
-        ws.send(Message::text(subscribe.to_string())).await?;
+        if subscribe {
+            let subscribe = json!({ "id": "1", "type": "subscribe", "payload": { "query": SUBSCRIPTION } });
+            ws.send(Message::text(subscribe.to_string())).await?;
+        }
         Ok(ws)
     }
 }
@@ -374,7 +381,11 @@ async fn run(n: usize) -> anyhow::Result<bool> {
 
     let tally = Arc::new(Tally::new(n));
     let opening = Instant::now();
-    let opened: Vec<anyhow::Result<Ws>> = stream::iter(0..n).map(|_| client.subscriber()).buffer_unordered(OPENING_AT_ONCE).collect().await;
+    // BENCH_CONNECT_ONLY=1: authenticated connections without a subscription, to tell what
+    // a connection costs from what its subscription adds.
+    let connect_only = std::env::var_os("BENCH_CONNECT_ONLY").is_some();
+    let opened: Vec<anyhow::Result<Ws>> =
+        stream::iter(0..n).map(|_| client.connection(!connect_only)).buffer_unordered(OPENING_AT_ONCE).collect().await;
     let mut listeners = Vec::with_capacity(n);
     for ws in opened {
         listeners.push(tokio::spawn(listen(ws.context("opening a subscriber")?, tally.clone())));
@@ -384,6 +395,11 @@ async fn run(n: usize) -> anyhow::Result<bool> {
     tokio::time::sleep(SETTLE).await;
     let rss_idle = gateway.rss_kib()?;
     let own_rss_idle = rss_kib("/proc/self/status")?;
+    if connect_only {
+        let per = rss_idle.saturating_sub(rss_before) as f64 / n as f64;
+        println!("| per idle connection without a subscription ({n}) | {per:.1} KiB |");
+        return Ok(true);
+    }
 
     let mut deliveries = Vec::with_capacity(EVENTS);
     for event in 0..EVENTS {

@@ -28,7 +28,8 @@ use crate::services::Services;
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<Config>,
-    pub services: Services,
+    /// Shared, so each connection holds a pointer, not a copy.
+    pub services: Arc<Services>,
     pub schema: ConciergeSchema,
     /// Cancelled when the server starts shutting down.
     pub shutdown: CancellationToken,
@@ -70,7 +71,7 @@ impl Application {
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
         let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock);
         let schema = graphql::build_schema(&config, services.clone());
-        let state = AppState { config: Arc::new(config), services, schema, shutdown, tasks: TaskTracker::new() };
+        let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, state })
     }
 

@@ -5,14 +5,19 @@
 //! connection whose subscriptions that need an account fail with UNAUTHENTICATED.
 //! Connections are closed cleanly (1001) when the server shuts down.
 
+use std::pin::Pin;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::{StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
-use futures_util::{SinkExt as _, StreamExt as _, future};
+use futures_util::future::BoxFuture;
+use futures_util::stream::SplitSink;
+use futures_util::{SinkExt as _, Stream, StreamExt as _, future};
+use tokio_util::sync::CancellationToken;
 use tokio::sync::watch;
 
 use super::context::{RequestAuth, bearer};
@@ -20,6 +25,7 @@ use crate::app::AppState;
 use crate::fanout::{Change, Lagged, Topic, TopicStream};
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
+use crate::services::Services;
 
 /// A subscription message is small; refuse anything larger than this.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -52,8 +58,11 @@ pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) 
         })
 }
 
-async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta: ClientMeta) {
-    let (mut sink, stream) = socket.split();
+/// Sets the connection up and returns the future that serves it. The set-up is not part of
+/// that future: an async fn keeps room for its arguments and every moved-from local for as
+/// long as it runs, and an idle connection should cost only what it holds.
+fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta: ClientMeta) -> BoxFuture<'static, ()> {
+    let (sink, stream) = socket.split();
     let stopping = state.shutdown.clone();
     let input = stream
         .take_until(stopping.clone().cancelled_owned())
@@ -68,7 +77,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
     let services = state.services.clone();
     // The credential the connection authenticated with, re-checked when its account's
     // credentials change.
-    let (authenticated, mut watched) = watch::channel::<Option<(String, AccountId)>>(None);
+    let (authenticated, watched) = watch::channel::<Option<(String, AccountId)>>(None);
     let on_init = move |payload: serde_json::Value| async move {
         // `{"authorization": "Bearer …"}` as a header would be, or a bare `{"token": "…"}`
         // (`authToken` in some Apollo set-ups).
@@ -96,8 +105,19 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
         data.insert(RequestAuth::resolved(viewer, meta));
         Ok(data)
     };
-    let messages = async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init);
-    let mut messages = std::pin::pin!(messages);
+    let messages = Box::pin(async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init));
+    Box::pin(pump(state.services, stopping, sink, messages, watched))
+}
+
+/// Relays the protocol's messages to the socket, and closes it when the credential the
+/// connection authenticated with stops working.
+async fn pump(
+    services: Arc<Services>,
+    stopping: CancellationToken,
+    mut sink: SplitSink<WebSocket, Message>,
+    mut messages: Pin<Box<dyn Stream<Item = WsMessage> + Send>>,
+    mut watched: watch::Receiver<Option<(String, AccountId)>>,
+) {
     // Listens to the account's topic once the connection has authenticated.
     let mut changes: Option<TopicStream> = None;
     loop {
@@ -108,7 +128,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
             },
             Ok(()) = watched.changed(), if changes.is_none() => {
                 if let Some((_, account_id)) = watched.borrow_and_update().as_ref() {
-                    changes = Some(state.services.fanout.subscribe(Topic::Account(*account_id)));
+                    changes = Some(services.fanout.subscribe(Topic::Account(*account_id)));
                 }
                 continue;
             }
@@ -120,7 +140,7 @@ async fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols,
                 let current = watched.borrow().clone();
                 let Some((token, _)) = current else { continue };
                 // Boxed: the connection's future would otherwise keep room for this rare check.
-                if matches!(Box::pin(state.services.authenticate(&token)).await, Ok(None)) {
+                if matches!(Box::pin(services.authenticate(&token)).await, Ok(None)) {
                     let _ = sink.send(Message::Close(Some(CloseFrame { code: 4401, reason: "session ended".into() }))).await;
                     let _ = sink.close().await;
                     return;

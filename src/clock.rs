@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 
 pub trait Clock: Send + Sync + 'static {
     fn now(&self) -> DateTime<Utc>;
@@ -16,6 +17,19 @@ pub trait Clock: Send + Sync + 'static {
 }
 
 pub type SharedClock = Arc<dyn Clock>;
+
+/// How a background worker idles between passes: until `next` (but no later than `recheck`
+/// from now, to catch work other processes queued), until `wake` is notified, or until
+/// `stop`. Returns false when stopped.
+pub async fn idle(clock: &dyn Clock, stop: &CancellationToken, wake: &Notify, next: Option<DateTime<Utc>>, recheck: Duration) -> bool {
+    let latest = clock.now() + chrono::Duration::from_std(recheck).unwrap_or_default();
+    let until = next.map_or(latest, |at| at.min(latest));
+    tokio::select! {
+        _ = stop.cancelled() => false,
+        _ = wake.notified() => true,
+        _ = clock.sleep_until(until) => true,
+    }
+}
 
 /// The real clock.
 pub struct SystemClock;

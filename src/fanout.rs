@@ -222,11 +222,6 @@ impl Fanout {
     pub fn subscribe(&self, topic: Topic) -> TopicStream {
         self.topics.subscribe(topic)
     }
-
-    /// Topics with listeners in this process (for metrics and tests).
-    pub fn live_topics(&self) -> usize {
-        self.topics.len()
-    }
 }
 
 #[cfg(test)]

@@ -58,7 +58,6 @@ impl Services {
             DeliverySettings {
                 retry_base: Duration::from_millis(config.delivery_retry_ms),
                 max_attempts: config.delivery_max_attempts,
-                batch_window: Duration::from_secs(config.email_batch_secs),
                 app_url: config.public_url(),
             },
             wakers.delivery.clone(),

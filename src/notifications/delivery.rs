@@ -35,8 +35,6 @@ pub struct DeliverySettings {
     pub retry_base: Duration,
     /// Attempts before a job is given up as FAILED.
     pub max_attempts: i32,
-    /// How long a high-volume email waits for company before it is sent.
-    pub batch_window: Duration,
     /// Where links in emails point.
     pub app_url: String,
 }
@@ -69,26 +67,15 @@ impl Delivery {
         self.push.vapid().public_key()
     }
 
-    pub fn settings(&self) -> &DeliverySettings {
-        &self.settings
-    }
-
     /// Works the queue until `stop`.
     pub async fn run(self, stop: CancellationToken) {
         loop {
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "delivery pass failed; retrying shortly");
             }
-            let now = self.clock.now();
-            let recheck = now + chrono::Duration::from_std(IDLE_RECHECK).unwrap_or_default();
-            let next = match outbox::next_due(&self.db).await {
-                Ok(Some(at)) => at.min(recheck),
-                _ => recheck,
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = self.clock.sleep_until(next) => {}
+            let next = outbox::next_due(&self.db).await.ok().flatten();
+            if !crate::clock::idle(&*self.clock, &stop, &self.wake, next, IDLE_RECHECK).await {
+                return;
             }
         }
     }
@@ -119,17 +106,17 @@ impl Delivery {
             (PUSH, NOTIFICATION) => self.push_notification(&job).await?,
             _ => Outcome::Failed(format!("unknown job {}/{}", job.channel, job.kind)),
         };
+        // A failure on the last allowed attempt is final.
+        let outcome = match outcome {
+            Outcome::Retry(why) if job.attempts + 1 >= self.settings.max_attempts => Outcome::Failed(why),
+            other => other,
+        };
         let now = self.clock.now();
         match outcome {
             Outcome::Sent => outbox::close(&self.db, &carried, "SENT", Some(job.job_id), None, now).await?,
             Outcome::Skipped(why) => outbox::close(&self.db, &carried, "SKIPPED", None, Some(why), now).await?,
             Outcome::Failed(why) => {
-                tracing::warn!(job_id = %job.job_id, channel = %job.channel, error = %why, "delivery failed for good");
-                metrics::counter!("concierge_deliveries_failed_total", "channel" => job.channel.clone()).increment(1);
-                outbox::close(&self.db, &carried, "FAILED", None, Some(&why), now).await?
-            }
-            Outcome::Retry(why) if job.attempts + 1 >= self.settings.max_attempts => {
-                tracing::warn!(job_id = %job.job_id, channel = %job.channel, error = %why, "delivery gave up after its last attempt");
+                tracing::warn!(job_id = %job.job_id, channel = %job.channel, attempts = job.attempts + 1, error = %why, "delivery failed for good");
                 metrics::counter!("concierge_deliveries_failed_total", "channel" => job.channel.clone()).increment(1);
                 outbox::close(&self.db, &carried, "FAILED", None, Some(&why), now).await?
             }
@@ -158,17 +145,13 @@ impl Delivery {
                 }
             }
         }
-        let ids: Vec<Uuid> = self.notification_ids(carried).await?;
+        let ids = outbox::notification_ids(&self.db, carried).await?;
         let items = store::find_notifications(&self.db, job.account_id, &ids).await?;
         if items.is_empty() {
             return Ok(Outcome::Skipped("notification gone"));
         }
         let mail = email::notifications(&account.language, &account.shown_name(), &items, &self.settings.app_url);
         Ok(self.send_email(job, &account, &mail).await)
-    }
-
-    async fn notification_ids(&self, jobs: &[Uuid]) -> anyhow::Result<Vec<Uuid>> {
-        Ok(outbox::notification_ids(&self.db, jobs).await?)
     }
 
     async fn email_digest(&self, job: &Job) -> anyhow::Result<Outcome> {

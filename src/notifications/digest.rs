@@ -129,16 +129,9 @@ impl DigestScheduler {
             if let Err(e) = self.run_due().await {
                 tracing::warn!(error = %e, "daily summary pass failed; retrying shortly");
             }
-            let now = self.clock.now();
-            let recheck = now + chrono::Duration::from_std(IDLE_RECHECK).unwrap_or_default();
-            let next = match store::next_summary_at(&self.db).await {
-                Ok(Some(at)) => at.min(recheck),
-                _ => recheck,
-            };
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.changed.notified() => {}
-                _ = self.clock.sleep_until(next) => {}
+            let next = store::next_summary_at(&self.db).await.ok().flatten();
+            if !crate::clock::idle(&*self.clock, &stop, &self.changed, next, IDLE_RECHECK).await {
+                return;
             }
         }
     }

@@ -202,31 +202,32 @@ impl NotificationService {
             return Ok(None);
         }
         let id = n.notification_id;
-        let job = |channel, key: &str, subscription, batchable| {
-            let run_after = delivery::first_run(now, batchable, self.batch_window);
-            (channel, key.to_owned(), subscription, batchable, run_after)
+        let email_key = format!("{id}:EMAIL");
+        let push_keys: Vec<(Uuid, String)> =
+            browsers.iter().map(|b| (b.push_subscription_id, format!("{id}:PUSH:{}", b.push_subscription_id))).collect();
+        let base = outbox::NewJob {
+            account_id,
+            channel: outbox::PUSH,
+            kind: outbox::NOTIFICATION,
+            notification_id: Some(id),
+            push_subscription_id: None,
+            payload: "{}",
+            idempotency_key: "",
+            batchable: false,
+            run_after: now,
+            now,
         };
+        let batchable = notice.event.high_volume();
         let mut jobs = Vec::new();
         if email {
-            jobs.push(job(outbox::EMAIL, &format!("{id}:EMAIL"), None, notice.event.high_volume()));
+            let run_after = delivery::first_run(now, batchable, self.batch_window);
+            jobs.push(outbox::NewJob { channel: outbox::EMAIL, idempotency_key: &email_key, batchable, run_after, ..base });
         }
-        for b in &browsers {
-            jobs.push(job(outbox::PUSH, &format!("{id}:PUSH:{}", b.push_subscription_id), Some(b.push_subscription_id), false));
+        for (subscription, key) in &push_keys {
+            jobs.push(outbox::NewJob { push_subscription_id: Some(*subscription), idempotency_key: key, ..base });
         }
-        for (channel, key, subscription, batchable, run_after) in &jobs {
-            let new = outbox::NewJob {
-                account_id,
-                channel,
-                kind: outbox::NOTIFICATION,
-                notification_id: Some(id),
-                push_subscription_id: *subscription,
-                payload: "{}",
-                idempotency_key: key,
-                batchable: *batchable,
-                run_after: *run_after,
-                now,
-            };
-            outbox::enqueue(&mut tx, &new).await?;
+        for job in &jobs {
+            outbox::enqueue(&mut tx, job).await?;
         }
         tx.commit().await?;
         if in_app {

@@ -69,7 +69,8 @@ impl Application {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
-        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock);
+        let connectors = crate::mailboxes::registry::Registry::builtin(mail_options(&config)?);
+        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors);
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, state })
@@ -110,6 +111,17 @@ impl Application {
         // Background work stops with the server; an email being sent is let finish.
         state.tasks.spawn(state.services.delivery.clone().run(stop.clone()));
         state.tasks.spawn(state.services.digests.clone().run(stop.clone()));
+        let sync = state.services.mailboxes.sync().clone();
+        if let Err(e) = sync.start_all().await {
+            tracing::error!(error = ?e, "cannot start the mailbox syncs");
+        }
+        state.tasks.spawn({
+            let stop = stop.clone();
+            async move {
+                stop.cancelled().await;
+                sync.shutdown().await;
+            }
+        });
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
         let router = router(state.clone());
         let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
@@ -130,6 +142,20 @@ impl Application {
         tracing::info!("stopped");
         served
     }
+}
+
+/// How the built-in mail connectors reach servers: the operator's extra trusted roots, and
+/// whether unencrypted connections to other machines are allowed.
+fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp::Options> {
+    let extra_root_certs_pem = match &config.mail_ca_file {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {} (CONCIERGE_MAIL_CA_FILE)", path.display()))?),
+        None => None,
+    };
+    Ok(concierge_connector_imap_smtp::Options {
+        extra_root_certs_pem,
+        allow_plaintext_remote: config.mail_allow_plaintext,
+        ..concierge_connector_imap_smtp::Options::default()
+    })
 }
 
 pub fn router(state: AppState) -> Router {

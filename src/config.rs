@@ -97,6 +97,28 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_VAPID_SUBJECT")]
     pub vapid_subject: Option<String>,
 
+    /// A PEM file of certificates to trust for mail servers besides the public roots (a
+    /// self-hosted server with a private CA).
+    #[arg(long, env = "CONCIERGE_MAIL_CA_FILE")]
+    pub mail_ca_file: Option<PathBuf>,
+
+    /// Let mailboxes connect without TLS to servers other than this machine. Off by default:
+    /// a password sent in the clear can be read by anyone on the path.
+    #[arg(long, env = "CONCIERGE_MAIL_ALLOW_PLAINTEXT", default_value_t = false)]
+    pub mail_allow_plaintext: bool,
+
+    /// Seconds between comparisons of each mailbox's server listing with what was recorded.
+    #[arg(long, env = "CONCIERGE_MAIL_RECONCILE_SECS", default_value_t = 15 * 60)]
+    pub mail_reconcile_secs: u64,
+
+    /// First retry delay, in milliseconds, after a mailbox sync fails (doubles, with jitter).
+    #[arg(long, env = "CONCIERGE_MAIL_RETRY_MS", default_value_t = 5000)]
+    pub mail_retry_ms: u64,
+
+    /// Messages a mailbox sync fetches and records per transaction.
+    #[arg(long, env = "CONCIERGE_MAIL_SYNC_BATCH", default_value_t = 250)]
+    pub mail_sync_batch: usize,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,

@@ -1,6 +1,6 @@
 //! Fan-out of committed changes to live subscribers.
 //!
-//! Subscribers listen to a [`Topic`] (a user; later a contact or a mailbox). Each topic that
+//! Subscribers listen to a [`Topic`] (a user, a workspace's activity, a mailbox). Each topic that
 //! has listeners in this process has one bounded `broadcast` channel, so publishing is one
 //! send per topic however many clients listen, a slow client never slows the others (it
 //! lags instead, and is told), and memory stays bounded. Only ids travel: a subscriber
@@ -23,7 +23,11 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
 use crate::db::{Db, Pool};
+use crate::activity::model::EventId;
+use crate::contacts::model::ContactId;
 use crate::identity::model::AccountId;
+use crate::mailboxes::model::MailboxId;
+use crate::workspace::model::WorkspaceId;
 
 /// Something committed that live clients may need to see.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,6 +40,12 @@ pub enum Change {
     Sessions { account_id: AccountId },
     /// A new in-app notification for the account.
     Notification { account_id: AccountId, notification_id: uuid::Uuid },
+    /// An activity event was recorded in the workspace (on this contact, if any).
+    Activity { workspace_id: WorkspaceId, event_id: EventId, contact_id: Option<ContactId> },
+    /// The mailbox's status, counts or health changed.
+    Mailbox { mailbox_id: MailboxId },
+    /// The mailbox's sync recorded `done` of the `total` messages it found to record.
+    SyncProgress { mailbox_id: MailboxId, done: u64, total: u64 },
 }
 
 impl Change {
@@ -45,6 +55,8 @@ impl Change {
             Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => {
                 Topic::Account(*account_id)
             }
+            Change::Activity { workspace_id, .. } => Topic::Workspace(*workspace_id),
+            Change::Mailbox { mailbox_id } | Change::SyncProgress { mailbox_id, .. } => Topic::Mailbox(*mailbox_id),
         }
     }
 }
@@ -54,6 +66,10 @@ impl Change {
 pub enum Topic {
     /// Everything about one user: profile, credentials, notifications.
     Account(AccountId),
+    /// A workspace's activity.
+    Workspace(WorkspaceId),
+    /// One mailbox's status and sync progress.
+    Mailbox(MailboxId),
 }
 
 /// Changes buffered per topic before its slowest listener counts as lagging. A lagging

@@ -1,9 +1,11 @@
 //! Concierge: the GraphQL gateway for the "my account" side of a customer-engagement platform.
 
+pub mod activity;
 pub mod app;
 pub mod assets;
 pub mod clock;
 pub mod config;
+pub mod contacts;
 pub mod crypto;
 pub mod db;
 pub mod error;
@@ -11,6 +13,7 @@ pub mod fanout;
 pub mod graphql;
 pub mod identity;
 pub mod mail;
+pub mod mailboxes;
 pub mod notifications;
 pub mod security;
 pub mod profile;

@@ -24,6 +24,11 @@ use crate::identity::service::{IdentityService, Viewer};
 use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::tokens::service::TokenService;
 use crate::workspace::service::WorkspaceService;
+use crate::activity::service::ActivityService;
+use crate::contacts::service::ContactService;
+use crate::mailboxes::registry::Registry;
+use crate::mailboxes::service::MailboxService;
+use crate::mailboxes::sync::{MailSync, SyncSettings};
 
 #[derive(Clone)]
 pub struct Services {
@@ -41,10 +46,22 @@ pub struct Services {
     pub tokens: TokenService,
     pub security: SecurityService,
     pub workspaces: WorkspaceService,
+    pub contacts: ContactService,
+    pub activity: ActivityService,
+    pub mailboxes: MailboxService,
 }
 
 impl Services {
-    pub fn new(config: &Config, db: Db, fanout: Fanout, secrets: SecretBox, mailer: Mailer, blobs: SharedBlobStore, clock: SharedClock) -> Services {
+    pub fn new(
+        config: &Config,
+        db: Db,
+        fanout: Fanout,
+        secrets: SecretBox,
+        mailer: Mailer,
+        blobs: SharedBlobStore,
+        clock: SharedClock,
+        connectors: Registry,
+    ) -> Services {
         let wakers = Wakers::default();
         let notifications =
             NotificationService::new(db.clone(), fanout.clone(), clock.clone(), wakers.clone(), Duration::from_secs(config.email_batch_secs));
@@ -72,10 +89,28 @@ impl Services {
             log.clone(),
             throttle(config),
         );
+        let workspaces = WorkspaceService::new(db.clone(), fanout.clone());
+        let contacts = ContactService::new(db.clone(), workspaces.clone());
+        let sync = MailSync::new(
+            db.clone(),
+            connectors,
+            secrets.clone(),
+            fanout.clone(),
+            notifications.clone(),
+            SyncSettings {
+                reconcile_every: Duration::from_secs(config.mail_reconcile_secs.max(1)),
+                backoff_base: Duration::from_millis(config.mail_retry_ms.max(1)),
+                batch: config.mail_sync_batch.clamp(1, 10_000),
+                ..SyncSettings::default()
+            },
+        );
         Services {
+            activity: ActivityService::new(db.clone(), contacts.clone(), workspaces.clone()),
+            mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone()),
+            contacts,
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
-            workspaces: WorkspaceService::new(db.clone(), fanout.clone()),
+            workspaces,
             tokens: TokenService::new(db.clone(), log.clone(), fanout.clone()),
             profile: ProfileService::new(
                 db.clone(),

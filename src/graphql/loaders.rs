@@ -1,11 +1,12 @@
-//! DataLoaders: every `User`, `Workspace` and membership list a response needs is fetched in
-//! one statement per kind, however many the response holds.
+//! DataLoaders: every `User`, `Workspace`, membership list, `Contact` and contact address list a
+//! response needs is fetched in one statement per kind, however many the response holds.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
+use crate::contacts::model::{Contact, ContactId};
 use crate::identity::model::{Account, AccountId};
 use crate::services::Services;
 use crate::workspace::model::{Membership, Workspace, WorkspaceId};
@@ -52,7 +53,37 @@ impl Loader<AccountId> for MembershipsLoader {
     }
 }
 
+pub struct ContactLoader(pub Services);
+/// A contact's addresses, in order.
+pub struct ContactEmailsLoader(pub Services);
+
+impl Loader<ContactId> for ContactLoader {
+    type Value = Contact;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ContactId]) -> Result<HashMap<ContactId, Contact>, LoadError> {
+        let rows = self.0.contacts.contacts(keys).await.map_err(Arc::new)?;
+        Ok(rows.into_iter().map(|c| (c.contact_id, c)).collect())
+    }
+}
+
+impl Loader<ContactId> for ContactEmailsLoader {
+    type Value = Vec<String>;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[ContactId]) -> Result<HashMap<ContactId, Vec<String>>, LoadError> {
+        let rows = self.0.contacts.emails_of(keys).await.map_err(Arc::new)?;
+        let mut by_contact: HashMap<ContactId, Vec<String>> = keys.iter().map(|k| (*k, Vec::new())).collect();
+        for e in rows {
+            by_contact.entry(e.contact_id).or_default().push(e.address);
+        }
+        Ok(by_contact)
+    }
+}
+
 pub struct Loaders {
+    pub contacts: DataLoader<ContactLoader>,
+    pub contact_emails: DataLoader<ContactEmailsLoader>,
     pub accounts: DataLoader<AccountLoader>,
     pub workspaces: DataLoader<WorkspaceLoader>,
     pub memberships: DataLoader<MembershipsLoader>,
@@ -61,6 +92,8 @@ pub struct Loaders {
 impl Loaders {
     pub fn new(services: &Services) -> Loaders {
         Loaders {
+            contacts: DataLoader::new(ContactLoader(services.clone()), tokio::spawn),
+            contact_emails: DataLoader::new(ContactEmailsLoader(services.clone()), tokio::spawn),
             accounts: DataLoader::new(AccountLoader(services.clone()), tokio::spawn),
             workspaces: DataLoader::new(WorkspaceLoader(services.clone()), tokio::spawn),
             memberships: DataLoader::new(MembershipsLoader(services.clone()), tokio::spawn),

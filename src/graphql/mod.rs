@@ -11,7 +11,10 @@ pub mod ws;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::config::Config;
+use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
+use crate::contacts::graphql::{ContactMutation, ContactQuery};
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::mailboxes::graphql::{MailboxMutation, MailboxQuery, MailboxSubscription};
 use crate::notifications::graphql::{NotificationMutation, NotificationQuery, NotificationSubscription};
 use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
@@ -20,13 +23,22 @@ use crate::tokens::graphql::TokenMutation;
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery);
 
 #[derive(MergedObject, Default)]
-pub struct Mutation(IdentityMutation, ProfileMutation, WorkspaceMutation, TokenMutation, SecurityMutation, NotificationMutation);
+pub struct Mutation(
+    IdentityMutation,
+    ProfileMutation,
+    WorkspaceMutation,
+    TokenMutation,
+    SecurityMutation,
+    NotificationMutation,
+    MailboxMutation,
+    ContactMutation,
+);
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(IdentitySubscription, NotificationSubscription);
+pub struct Subscription(IdentitySubscription, NotificationSubscription, MailboxSubscription, ActivitySubscription);
 
 pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
 

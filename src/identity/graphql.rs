@@ -143,6 +143,14 @@ impl User {
         ctx.services()?.notifications.unread_count(viewer.account_id()).await
     }
 
+    /// Your connected mailboxes (yourself only).
+    async fn mailboxes(&self, ctx: &Context<'_>) -> Result<Vec<crate::mailboxes::graphql::MailboxNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::MailboxesRead)?;
+        let found = ctx.services()?.mailboxes.mailboxes(&viewer).await?;
+        Ok(found.into_iter().map(crate::mailboxes::graphql::MailboxNode).collect())
+    }
+
     /// Your personal access tokens (yourself only, from a session).
     async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
         let viewer = own(ctx, &self.0).await?;

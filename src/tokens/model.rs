@@ -30,14 +30,16 @@ pub enum Scope {
     MailboxesRead,
     /// Connect and change mailboxes.
     MailboxesWrite,
-    /// Read activity events.
+    /// Read contacts and their activity events.
     ActivityRead,
+    /// Create, edit and merge contacts.
+    ContactsWrite,
     /// Read notifications.
     NotificationsRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::ProfileRead,
         Scope::ProfileWrite,
         Scope::WorkspacesRead,
@@ -45,6 +47,7 @@ impl Scope {
         Scope::MailboxesRead,
         Scope::MailboxesWrite,
         Scope::ActivityRead,
+        Scope::ContactsWrite,
         Scope::NotificationsRead,
     ];
 
@@ -58,6 +61,7 @@ impl Scope {
             Scope::MailboxesRead => "mailboxes:read",
             Scope::MailboxesWrite => "mailboxes:write",
             Scope::ActivityRead => "activity:read",
+            Scope::ContactsWrite => "contacts:write",
             Scope::NotificationsRead => "notifications:read",
         }
     }

@@ -154,6 +154,17 @@ impl WorkspaceService {
         Ok(actor)
     }
 
+    /// The viewer's workspace when they belong to exactly one (so clients may leave
+    /// `workspaceId` out); BAD_USER_INPUT on `workspaceId` otherwise.
+    pub async fn only_workspace(&self, viewer: &Viewer) -> Result<WorkspaceId> {
+        let mine = store::memberships_of_accounts(&self.db, &[viewer.account_id()]).await?;
+        match mine.as_slice() {
+            [one] => Ok(one.workspace_id),
+            [] => Err(Error::invalid("workspaceId", "you belong to no workspace")),
+            _ => Err(Error::invalid("workspaceId", "you belong to several workspaces; name one")),
+        }
+    }
+
     pub async fn memberships_of(&self, ids: &[AccountId]) -> Result<Vec<Membership>> {
         Ok(store::memberships_of_accounts(&self.db, ids).await?)
     }

@@ -11,6 +11,10 @@ use serde_json::Value;
 pub struct MailLab {
     dir: PathBuf,
     pub smtp: u16,
+    /// IMAP with STARTTLS offered (plaintext login allowed on loopback).
+    pub imap: u16,
+    /// IMAP over implicit TLS.
+    pub imaps: u16,
     owned: bool,
 }
 
@@ -26,17 +30,94 @@ async fn run(args: &[&str]) -> String {
 
 impl MailLab {
     pub async fn get() -> MailLab {
-        let (dir, owned) = match std::env::var("CONCIERGE_TEST_MAIL_LAB") {
-            Ok(dir) => (PathBuf::from(dir), false),
-            Err(_) => {
-                let dir = tempfile::Builder::new().prefix("ml-").tempdir_in("/tmp").expect("lab dir").keep();
-                run(&["start", dir.to_str().expect("path")]).await;
-                (dir, true)
-            }
-        };
+        match std::env::var("CONCIERGE_TEST_MAIL_LAB") {
+            Ok(dir) => Self::open(PathBuf::from(dir), false),
+            Err(_) => Self::private().await,
+        }
+    }
+
+    /// A lab of this test's own, for tests that take its servers down.
+    pub async fn private() -> MailLab {
+        let dir = tempfile::Builder::new().prefix("ml-").tempdir_in("/tmp").expect("lab dir").keep();
+        run(&["start", dir.to_str().expect("path")]).await;
+        Self::open(dir, true)
+    }
+
+    fn open(dir: PathBuf, owned: bool) -> MailLab {
         let lab: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).expect("lab.json")).expect("lab JSON");
         let port = |k: &str| lab[k].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
-        MailLab { smtp: port("smtp"), dir, owned }
+        MailLab { smtp: port("smtp"), imap: port("imap"), imaps: port("imaps"), dir, owned }
+    }
+
+    /// The certificate every TLS port of the lab presents (trust it as the only extra root).
+    pub fn cert(&self) -> PathBuf {
+        self.dir.join("tls/cert.pem")
+    }
+
+    /// A new mail user with a random name starting with `prefix`; returns (name, password).
+    pub async fn new_user(&self, prefix: &str) -> (String, String) {
+        let name = format!("{prefix}{}", &uuid::Uuid::new_v4().simple().to_string()[..10]);
+        let password = format!("pw-{}", uuid::Uuid::new_v4().simple());
+        self.set_password(&name, &password).await;
+        (name, password)
+    }
+
+    pub async fn set_password(&self, user: &str, password: &str) {
+        run(&["adduser", self.dir.to_str().expect("path"), user, password]).await;
+    }
+
+    /// Takes Dovecot down (an outage); mail is kept.
+    pub async fn stop_imap(&self) {
+        run(&["stop-imap", self.dir.to_str().expect("path")]).await;
+    }
+
+    pub async fn start_imap(&self) {
+        run(&["start-imap", self.dir.to_str().expect("path")]).await;
+    }
+
+    /// Runs `doveadm` against the lab's Dovecot.
+    pub async fn doveadm(&self, args: &[&str]) -> String {
+        let conf = self.dir.join("dovecot.conf");
+        let out = tokio::process::Command::new("doveadm")
+            .arg("-c")
+            .arg(&conf)
+            .args(args)
+            .output()
+            .await
+            .expect("doveadm runs");
+        assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Signs in to the user's INBOX over plain IMAP on loopback (the test's own client, not
+    /// the connector under test).
+    pub async fn imap_session(&self, user: &str, password: &str) -> ImapSession {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", self.imap)).await.expect("IMAP connects");
+        let mut client = async_imap::Client::new(tcp);
+        client.read_response().await.expect("greeting").expect("greeting");
+        client.login(user, password).await.map_err(|(e, _)| e).expect("IMAP login")
+    }
+
+    /// APPENDs each message to the user's INBOX, with the given internal date when set
+    /// (`"01-Jan-2026 10:00:00 +0000"`).
+    pub async fn append(&self, user: &str, password: &str, messages: &[(Vec<u8>, Option<String>)]) {
+        let mut session = self.imap_session(user, password).await;
+        for (raw, date) in messages {
+            let quoted = date.as_ref().map(|d| format!("\"{d}\""));
+            session.append("INBOX", None, quoted.as_deref(), raw).await.expect("APPEND");
+        }
+        session.logout().await.ok();
+    }
+
+    /// The \Seen flag of each message in the INBOX, in UID order.
+    pub async fn seen_flags(&self, user: &str, password: &str) -> Vec<bool> {
+        use futures_util::TryStreamExt as _;
+        let mut session = self.imap_session(user, password).await;
+        session.examine("INBOX").await.expect("EXAMINE");
+        let fetches: Vec<_> = session.uid_fetch("1:*", "FLAGS").await.expect("FETCH").try_collect().await.expect("FETCH");
+        let seen = fetches.iter().map(|f| f.flags().any(|fl| matches!(fl, async_imap::types::Flag::Seen))).collect();
+        session.logout().await.ok();
+        seen
     }
 
     /// The SMTP URL the gateway sends through (the lab's exim: no auth, no TLS, local only).
@@ -68,6 +149,8 @@ impl MailLab {
         }
     }
 }
+
+pub type ImapSession = async_imap::Session<tokio::net::TcpStream>;
 
 impl Drop for MailLab {
     fn drop(&mut self) {

@@ -1,6 +1,7 @@
 //! Concierge's integration tests: one binary, one module per domain. Each test starts the
 //! real server on a random port with a database of its own.
 
+mod contacts;
 mod delivery;
 mod digest;
 mod helpers;
@@ -8,6 +9,8 @@ mod helpers;
 mod identity;
 mod limits;
 mod live;
+mod mailboxes;
+mod mail_faults;
 mod mail_lab;
 mod notifications;
 mod profile;

@@ -1,3 +1,61 @@
-//! The seam between Concierge and its mail and calendar connectors. The connector traits and
-//! their types land with the mail-connectors work; this crate exists now so the workspace has
-//! its final shape and the gateway already depends on it.
+//! The seam between Concierge and its connectors.
+//!
+//! A connector is a plug-in that knows one kind of mail account (an IMAP/SMTP server, Gmail,
+//! Outlook, a partner's own system). It implements [`MailConnector`]: it describes itself and
+//! its connect form ([`Descriptor`]), validates settings, opens a [`MailSession`] that lists,
+//! fetches and waits for messages, and sends mail. It never touches Concierge's database: it
+//! hands back raw messages and opaque [`Checkpoint`]s, and the gateway parses, stores and
+//! deduplicates them. Errors are typed ([`ConnectorError`]) so the gateway knows whether to
+//! retry, back off, resync or ask the user to re-authorise.
+//!
+//! This crate does not depend on the gateway. The [`kit`] module is a conformance suite a
+//! connector runs against a real server to show it behaves.
+
+mod account;
+mod descriptor;
+mod error;
+pub mod kit;
+mod session;
+
+pub use account::{AccessTokenSource, Account, Credentials, Secret};
+pub use descriptor::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldKind, Settings};
+pub use error::{ConnectorError, Disposition, FieldError};
+pub use session::{Checkpoint, MailSession, MessageRef, Outgoing, RawMessage, SendReceipt, Wake};
+
+pub use async_trait::async_trait;
+
+use std::sync::Arc;
+
+/// A kind of mail account Concierge can sync: the one trait a partner implements.
+///
+/// ```ignore
+/// registry.register(Arc::new(MyConnector::default()));
+/// ```
+#[async_trait]
+pub trait MailConnector: Send + Sync + 'static {
+    /// What this connector is and the form that connects an account with it.
+    fn descriptor(&self) -> &Descriptor;
+
+    /// Checks settings as the user filled in the form, and returns them complete (defaults
+    /// filled in). The default checks them against the descriptor's fields; override to add
+    /// checks of your own, calling [`Descriptor::validate`] first.
+    fn validate(&self, settings: &Settings) -> Result<Settings, FieldError> {
+        self.descriptor().validate(settings)
+    }
+
+    /// Connects and signs in. The gateway calls this when a user connects a mailbox (a wrong
+    /// password, host, port or TLS type must fail here, typed) and whenever it (re)starts a
+    /// sync. `account.settings` has been through [`MailConnector::validate`].
+    async fn open(&self, account: &Account) -> Result<Box<dyn MailSession>, ConnectorError>;
+
+    /// Sends one message through the account (SMTP, or the provider's API). `raw` is the
+    /// whole RFC 5322 message; the envelope recipients are `message.recipients` (Bcc
+    /// included). Connectors that cannot send keep the default.
+    async fn send(&self, account: &Account, message: Outgoing<'_>) -> Result<SendReceipt, ConnectorError> {
+        let _ = (account, message);
+        Err(ConnectorError::Unsupported { what: "sending".into() })
+    }
+}
+
+/// Shorthand for a connector shared across the gateway.
+pub type SharedConnector = Arc<dyn MailConnector>;

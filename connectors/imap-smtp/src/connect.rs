@@ -1,0 +1,269 @@
+//! Reaching an IMAP server: TCP, then implicit TLS, STARTTLS by hand or nothing, the
+//! greeting, and signing in (LOGIN, AUTHENTICATE PLAIN or XOAUTH2 with one token refresh).
+
+use std::time::Duration;
+
+use async_imap::imap_proto::{Response, Status};
+use async_imap::{Authenticator, Client};
+use concierge_connector_sdk::{ConnectorError, Credentials};
+use tokio::io::{AsyncRead, AsyncWrite, BufStream};
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use crate::Context;
+use crate::classify::{ImapFailure, ImapStage, classify_imap};
+use crate::settings::{Endpoint, Security};
+use crate::tls::{MailStream, handshake};
+use crate::wire::code_name;
+
+/// A signed-in IMAP session over the connector's stream.
+pub(crate) type Imap = async_imap::Session<BufStream<MailStream>>;
+
+/// Everything needed to (re)connect one account.
+#[derive(Clone, Debug)]
+pub(crate) struct Target {
+    pub endpoint: Endpoint,
+    pub folder: String,
+    pub login: String,
+    pub credentials: Credentials,
+}
+
+impl Target {
+    /// `IMAP host:port (SSL/TLS)`, for error messages.
+    pub fn server(&self) -> String {
+        describe("IMAP", &self.endpoint)
+    }
+}
+
+pub(crate) fn describe(protocol: &str, e: &Endpoint) -> String {
+    let security = match e.security {
+        Security::SslTls => "SSL/TLS",
+        Security::StartTls => "STARTTLS",
+        Security::None => "no encryption",
+    };
+    format!("{protocol} {}:{} ({security})", e.host, e.port)
+}
+
+/// Connects (TCP, then TLS as the settings say), reads the greeting and signs in.
+pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, ConnectorError> {
+    let server = target.server();
+    let fail = |stage, failure| classify_imap(stage, &server, failure);
+    let options = &ctx.options;
+    let tls = ctx.tls.as_ref().map_err(|why| ConnectorError::Tls {
+        message: why.clone(),
+    })?;
+    let endpoint = &target.endpoint;
+
+    let tcp = timeout(
+        options.connect_timeout,
+        TcpStream::connect((endpoint.host.trim_matches(['[', ']']), endpoint.port)),
+    )
+    .await
+    .map_err(|_| fail(ImapStage::Connect, ImapFailure::TimedOut))?
+    .map_err(|e| fail(ImapStage::Connect, ImapFailure::Io(e)))?;
+    // Commands are small and answered at once: don't let Nagle hold them back.
+    let _ = tcp.set_nodelay(true);
+
+    let stream = match endpoint.security {
+        Security::None => MailStream::Plain(tcp),
+        Security::SslTls => {
+            let tls_stream = timeout(options.connect_timeout, handshake(tls, &endpoint.host, tcp))
+                .await
+                .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
+                .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
+            MailStream::Tls(Box::new(tls_stream))
+        }
+        Security::StartTls => {
+            // STARTTLS by hand: async-imap has no TLS. Whatever the server sent before the
+            // handshake is dropped with the plain client, as RFC 3501 requires.
+            let mut plain = Client::new(tcp);
+            greeting(&mut plain, options.connect_timeout)
+                .await
+                .map_err(|f| fail(ImapStage::Greeting, f))?;
+            timeout(
+                options.command_timeout,
+                plain.run_command_and_check_ok("STARTTLS", None),
+            )
+            .await
+            .map_err(|_| fail(ImapStage::StartTls, ImapFailure::TimedOut))?
+            .map_err(|e| fail(ImapStage::StartTls, e.into()))?;
+            let tls_stream = timeout(
+                options.connect_timeout,
+                handshake(tls, &endpoint.host, plain.into_inner()),
+            )
+            .await
+            .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
+            .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
+            MailStream::Tls(Box::new(tls_stream))
+        }
+    };
+
+    // Reads in 64 KiB gulps (a sync is mostly one long FETCH stream, and the IMAP parser
+    // asks for a few KiB at a time); writes are coalesced so a command leaves in one packet.
+    let mut client = Client::new(BufStream::with_capacity(64 * 1024, 8 * 1024, stream));
+    if endpoint.security != Security::StartTls {
+        // After STARTTLS there is no second greeting.
+        greeting(&mut client, options.connect_timeout)
+            .await
+            .map_err(|f| fail(ImapStage::Greeting, f))?;
+    }
+    sign_in(client, target, options.command_timeout, &server).await
+}
+
+/// Reads the server's first line: OK to go on; BYE is a refusal.
+async fn greeting<T>(client: &mut Client<T>, limit: Duration) -> Result<(), ImapFailure>
+where
+    T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    let response = timeout(limit, client.read_response())
+        .await
+        .map_err(|_| ImapFailure::TimedOut)??
+        .ok_or(ImapFailure::Closed)?;
+    match response.parsed() {
+        Response::Data {
+            status: Status::Ok, ..
+        } => Ok(()),
+        Response::Data {
+            status: Status::Bye,
+            outcome,
+        } => Err(ImapFailure::bye(
+            code_name(outcome.code.as_ref()),
+            outcome.information.as_deref().unwrap_or(""),
+        )),
+        Response::Data {
+            status: Status::PreAuth,
+            ..
+        } => Err(ImapFailure::Unexpected(
+            "the server signed in by itself (PREAUTH), which is not supported",
+        )),
+        _ => Err(ImapFailure::Unexpected(
+            "the server did not greet like an IMAP server",
+        )),
+    }
+}
+
+/// LOGIN (or AUTHENTICATE PLAIN when LOGIN cannot carry the password) for passwords;
+/// XOAUTH2 for tokens, refreshing the token once when the server refuses it.
+async fn sign_in(
+    client: Client<BufStream<MailStream>>,
+    target: &Target,
+    limit: Duration,
+    server: &str,
+) -> Result<Imap, ConnectorError> {
+    let fail = |failure: ImapFailure| classify_imap(ImapStage::SignIn, server, failure);
+    let login = target.login.as_str();
+    match &target.credentials {
+        Credentials::Password { password, .. } => {
+            let password = password.expose();
+            let result = if login_can_carry(login) && login_can_carry(password) {
+                timeout(limit, client.login(login, password)).await
+            } else {
+                timeout(
+                    limit,
+                    client.authenticate("PLAIN", Plain { login, password }),
+                )
+                .await
+            };
+            result
+                .map_err(|_| fail(ImapFailure::TimedOut))?
+                .map_err(|(e, _)| fail(e.into()))
+        }
+        Credentials::OAuth2 { tokens, .. } => {
+            let token = tokens.access_token().await?;
+            let first = timeout(
+                limit,
+                client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())),
+            )
+            .await
+            .map_err(|_| fail(ImapFailure::TimedOut))?;
+            match first {
+                Ok(session) => Ok(session),
+                Err((e, client)) => {
+                    let error = fail(e.into());
+                    if !matches!(error, ConnectorError::Authentication { .. }) {
+                        return Err(error);
+                    }
+                    // The token may have been revoked or expired early: one fresh one.
+                    let token = tokens.refresh().await?;
+                    timeout(
+                        limit,
+                        client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())),
+                    )
+                    .await
+                    .map_err(|_| fail(ImapFailure::TimedOut))?
+                    .map_err(|(e, _)| fail(e.into()))
+                }
+            }
+        }
+    }
+}
+
+/// LOGIN sends quoted strings: printable ASCII only, no quotes games beyond escaping.
+fn login_can_carry(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7f).contains(&b))
+}
+
+/// SASL PLAIN: `\0user\0password`.
+struct Plain<'a> {
+    login: &'a str,
+    password: &'a str,
+}
+
+impl Authenticator for Plain<'_> {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        format!("\0{}\0{}", self.login, self.password).into_bytes()
+    }
+}
+
+/// SASL XOAUTH2: `user=…\x01auth=Bearer …\x01\x01`. A refused token gets an error challenge
+/// (JSON) that must be answered with an empty line before the server sends its NO.
+pub(crate) struct XOAuth2 {
+    first: Option<String>,
+}
+
+impl XOAuth2 {
+    pub(crate) fn new(login: &str, token: &str) -> XOAuth2 {
+        XOAuth2 {
+            first: Some(xoauth2_payload(login, token)),
+        }
+    }
+}
+
+pub(crate) fn xoauth2_payload(login: &str, token: &str) -> String {
+    format!("user={login}\x01auth=Bearer {token}\x01\x01")
+}
+
+impl Authenticator for XOAuth2 {
+    type Response = Vec<u8>;
+
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        self.first
+            .take()
+            .map(String::into_bytes)
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xoauth2_answers_once_then_acknowledges_the_error_challenge() {
+        let mut auth = XOAuth2::new("alice@example.com", "tok");
+        assert_eq!(
+            auth.process(b""),
+            b"user=alice@example.com\x01auth=Bearer tok\x01\x01"
+        );
+        assert_eq!(auth.process(br#"{"status":"401"}"#), b"");
+    }
+
+    #[test]
+    fn login_falls_back_for_unsendable_passwords() {
+        assert!(login_can_carry("pa ss\"word\\"));
+        assert!(!login_can_carry("pässword"));
+        assert!(!login_can_carry("line\nbreak"));
+    }
+}

@@ -1,0 +1,404 @@
+//! The real mail lab (scripts/mail-lab: Dovecot + exim on 127.0.0.1) and a plain IMAP client
+//! of the tests' own, used to put mail in and look at it, never through the connector.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use async_imap::Session;
+use chrono::{DateTime, Utc};
+use concierge_connector_imap_smtp::{ImapSmtpConnector, Options};
+use concierge_connector_sdk::{
+    Account, Credentials, MailConnector, Secret, SharedConnector, async_trait, kit,
+};
+use futures_util::TryStreamExt;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+/// One lab: the shared one of the run (`CONCIERGE_TEST_MAIL_LAB`, started by scripts/test),
+/// or a private one this test starts and stops on drop.
+pub struct Lab {
+    pub dir: PathBuf,
+    owned: bool,
+    pub imap: u16,
+    pub imaps: u16,
+    pub submission: u16,
+    pub cert_pem: Vec<u8>,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mail-lab")
+}
+
+impl Lab {
+    pub fn start() -> Lab {
+        let (dir, owned) = match std::env::var("CONCIERGE_TEST_MAIL_LAB") {
+            Ok(dir) if !dir.is_empty() => (PathBuf::from(dir), false),
+            _ => {
+                // Short path: Dovecot's sockets live under it (107-byte limit).
+                let out = Command::new("mktemp")
+                    .args(["-d", "/tmp/ml-XXXXXX"])
+                    .output()
+                    .expect("mktemp");
+                let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+                let status = Command::new(script())
+                    .arg("start")
+                    .arg(&dir)
+                    .stdout(std::process::Stdio::null())
+                    .status()
+                    .expect("run scripts/mail-lab");
+                assert!(
+                    status.success(),
+                    "scripts/mail-lab start {} failed",
+                    dir.display()
+                );
+                (dir, true)
+            }
+        };
+        let info: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json"))
+                .expect("lab.json is JSON");
+        let port = |k: &str| {
+            info[k]
+                .as_u64()
+                .and_then(|p| u16::try_from(p).ok())
+                .unwrap_or_else(|| panic!("lab.json has no {k}"))
+        };
+        Lab {
+            imap: port("imap"),
+            imaps: port("imaps"),
+            submission: port("submission"),
+            cert_pem: std::fs::read(dir.join("tls/cert.pem")).expect("lab certificate"),
+            dir,
+            owned,
+        }
+    }
+
+    /// A fresh user with a unique, lower-case name.
+    pub async fn add_user(&self, prefix: &str) -> (String, String) {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "{prefix}{}x{}x{nanos}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let password = format!("pw-{name}");
+        let status = tokio::process::Command::new(script())
+            .arg("adduser")
+            .arg(&self.dir)
+            .arg(&name)
+            .arg(&password)
+            .status()
+            .await
+            .expect("run adduser");
+        assert!(status.success(), "adduser {name} failed");
+        // Dovecot re-reads the users file at most once a second, so a user added in the
+        // same second as another sign-in is unknown for a moment: wait until it resolves.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let known = tokio::process::Command::new("doveadm")
+                .arg("-c")
+                .arg(self.dir.join("dovecot.conf"))
+                .args(["auth", "lookup", &name])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status()
+                .await
+                .expect("run doveadm auth lookup");
+            if known.success() {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Dovecot did not learn about user {name} within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (name, password)
+    }
+
+    pub fn doveadm(&self, args: &[&str]) {
+        let status = Command::new("doveadm")
+            .arg("-c")
+            .arg(self.dir.join("dovecot.conf"))
+            .args(args)
+            .status()
+            .expect("run doveadm");
+        assert!(status.success(), "doveadm {args:?} failed");
+    }
+
+    pub fn options(&self) -> Options {
+        Options {
+            extra_root_certs_pem: Some(self.cert_pem.clone()),
+            connect_timeout: Duration::from_secs(5),
+            command_timeout: Duration::from_secs(20),
+            ..Options::default()
+        }
+    }
+
+    /// Settings for the generic connector with this IMAP security type (SMTP: submission
+    /// with STARTTLS).
+    pub fn settings(&self, imap_security: &str) -> concierge_connector_sdk::Settings {
+        let port = if imap_security == "SSL_TLS" {
+            self.imaps
+        } else {
+            self.imap
+        };
+        json!({
+            "imapHost": "127.0.0.1", "imapSecurity": imap_security, "imapPort": port,
+            "smtpHost": "127.0.0.1", "smtpSecurity": "STARTTLS", "smtpPort": self.submission,
+        })
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+    }
+
+    pub fn account(
+        &self,
+        connector: &dyn MailConnector,
+        name: &str,
+        password: &str,
+        imap_security: &str,
+    ) -> Account {
+        let settings = connector
+            .validate(&self.settings(imap_security))
+            .unwrap_or_else(|e| panic!("lab settings do not validate: {e}"));
+        Account {
+            address: format!("{name}@maillab.test"),
+            settings,
+            credentials: Credentials::Password {
+                username: name.to_owned(),
+                password: Secret::new(password),
+            },
+        }
+    }
+
+    /// The tests' own IMAP client, plain on the loopback port.
+    pub async fn client(&self, user: &str, password: &str) -> Session<TcpStream> {
+        let tcp = TcpStream::connect(("127.0.0.1", self.imap))
+            .await
+            .expect("connect to the lab");
+        let mut client = async_imap::Client::new(tcp);
+        client
+            .read_response()
+            .await
+            .expect("greeting")
+            .expect("greeting");
+        client
+            .login(user, password)
+            .await
+            .map_err(|(e, _)| e)
+            .expect("test client login")
+    }
+
+    /// APPENDs one message with an internal date, as a delivery would.
+    pub async fn deliver(
+        &self,
+        user: &str,
+        password: &str,
+        raw: &[u8],
+        received_at: DateTime<Utc>,
+    ) {
+        let mut s = self.client(user, password).await;
+        let date = received_at
+            .format("\"%d-%b-%Y %H:%M:%S +0000\"")
+            .to_string();
+        s.append("INBOX", None, Some(&date), raw)
+            .await
+            .expect("APPEND");
+        let _ = s.logout().await;
+    }
+
+    /// Seeds many messages fast: MULTIAPPEND with LITERAL+, 200 per command.
+    pub async fn deliver_many(
+        &self,
+        user: &str,
+        password: &str,
+        messages: &[Vec<u8>],
+        received_at: DateTime<Utc>,
+    ) {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.imap))
+            .await
+            .expect("connect");
+        let mut tag = 0;
+        read_until(&mut tcp, b"* OK").await;
+        tcp.write_all(format!("l LOGIN {user} {password}\r\n").as_bytes())
+            .await
+            .expect("write");
+        read_until(&mut tcp, b"l OK").await;
+        let date = received_at
+            .format("\"%d-%b-%Y %H:%M:%S +0000\"")
+            .to_string();
+        for batch in messages.chunks(200) {
+            tag += 1;
+            let mut command = format!("a{tag} APPEND INBOX").into_bytes();
+            for m in batch {
+                command.extend_from_slice(format!(" {date} {{{}+}}\r\n", m.len()).as_bytes());
+                command.extend_from_slice(m);
+            }
+            command.extend_from_slice(b"\r\n");
+            tcp.write_all(&command).await.expect("write");
+            read_until(&mut tcp, format!("a{tag} OK").as_bytes()).await;
+        }
+        tcp.write_all(b"z LOGOUT\r\n").await.expect("write");
+    }
+
+    /// UIDs in a user's INBOX with their \Seen flag, read with EXAMINE (changes nothing).
+    pub async fn seen_flags(&self, user: &str, password: &str) -> Vec<(u32, bool)> {
+        let mut s = self.client(user, password).await;
+        let mailbox = s.examine("INBOX").await.expect("EXAMINE");
+        let mut out = Vec::new();
+        if mailbox.exists > 0 {
+            let fetches: Vec<_> = s
+                .fetch("1:*", "(UID FLAGS)")
+                .await
+                .expect("FETCH")
+                .try_collect()
+                .await
+                .expect("FETCH");
+            for f in fetches {
+                let seen = f.flags().any(|flag| flag == async_imap::types::Flag::Seen);
+                out.push((f.uid.unwrap_or(0), seen));
+            }
+        }
+        let _ = s.logout().await;
+        out
+    }
+
+    pub async fn uidvalidity(&self, user: &str, password: &str) -> u32 {
+        let mut s = self.client(user, password).await;
+        let mailbox = s.examine("INBOX").await.expect("EXAMINE");
+        let _ = s.logout().await;
+        mailbox.uid_validity.expect("UIDVALIDITY")
+    }
+
+    /// Waits (polling, with a deadline) until the user's INBOX holds `count` messages, and
+    /// returns their bodies.
+    pub async fn await_messages(
+        &self,
+        user: &str,
+        password: &str,
+        count: usize,
+        within: Duration,
+    ) -> Vec<Vec<u8>> {
+        let deadline = Instant::now() + within;
+        let mut s = self.client(user, password).await;
+        loop {
+            let mailbox = s.examine("INBOX").await.expect("EXAMINE");
+            if mailbox.exists as usize >= count {
+                let fetches: Vec<_> = s
+                    .fetch("1:*", "BODY.PEEK[]")
+                    .await
+                    .expect("FETCH")
+                    .try_collect()
+                    .await
+                    .expect("FETCH");
+                let _ = s.logout().await;
+                return fetches
+                    .iter()
+                    .filter_map(|f| f.body().map(<[u8]>::to_vec))
+                    .collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{user}'s INBOX did not reach {count} messages within {within:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+async fn read_until(tcp: &mut TcpStream, marker: &[u8]) {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !seen.windows(marker.len()).any(|w| w == marker) {
+        let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
+            .await
+            .expect("lab answered in time")
+            .expect("read");
+        assert!(
+            n > 0,
+            "the lab closed the connection; so far: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        seen.extend_from_slice(&buf[..n]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = Command::new(script())
+                .arg("stop")
+                .arg(&self.dir)
+                .stdout(std::process::Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// The conformance kit's view of the lab, for one IMAP security type.
+pub struct LabHarness {
+    pub lab: Lab,
+    pub security: &'static str,
+    pub connector: SharedConnector,
+    /// user name → password, so deliveries can sign in as the account's user.
+    passwords: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl LabHarness {
+    pub fn start(security: &'static str) -> LabHarness {
+        let lab = Lab::start();
+        let connector: SharedConnector = Arc::new(ImapSmtpConnector::generic(lab.options()));
+        LabHarness {
+            lab,
+            security,
+            connector,
+            passwords: Default::default(),
+        }
+    }
+}
+
+#[async_trait]
+impl kit::Harness for LabHarness {
+    fn connector(&self) -> SharedConnector {
+        Arc::clone(&self.connector)
+    }
+
+    async fn new_account(&self) -> Account {
+        let (name, password) = self.lab.add_user("kit").await;
+        if let Ok(mut map) = self.passwords.lock() {
+            map.insert(name.clone(), password.clone());
+        }
+        self.lab
+            .account(self.connector.as_ref(), &name, &password, self.security)
+    }
+
+    async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
+        let user = account.credentials.username().to_owned();
+        let password = self
+            .passwords
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&user).cloned())
+            .expect("a harness account");
+        self.lab.deliver(&user, &password, raw, received_at).await;
+    }
+
+    fn with_wrong_password(&self, account: &Account) -> Account {
+        let mut wrong = account.clone();
+        wrong.credentials = Credentials::Password {
+            username: account.credentials.username().to_owned(),
+            password: Secret::new("definitely-wrong"),
+        };
+        wrong
+    }
+}

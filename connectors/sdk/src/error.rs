@@ -1,0 +1,88 @@
+use std::time::Duration;
+
+/// A setting the user must correct, named by its form key.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{field} {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError { field: field.into(), message: message.into() }
+    }
+}
+
+/// What went wrong talking to the account, typed so the gateway knows what to do next
+/// ([`ConnectorError::disposition`]). Messages are for people; they must never contain a
+/// password, a token or mail content.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConnectorError {
+    /// The server refused the credentials (wrong password, revoked token).
+    #[error("authentication failed: {message}")]
+    Authentication { message: String },
+    /// The server could not be reached (DNS, refused, reset, timed out).
+    #[error("server unreachable: {message}")]
+    Unreachable { message: String },
+    /// The TLS handshake failed (wrong TLS type for the port, untrusted certificate).
+    #[error("TLS failed: {message}")]
+    Tls { message: String },
+    /// The server answered something the connector did not expect.
+    #[error("protocol error: {message}")]
+    Protocol { message: String },
+    /// The server asked us to slow down.
+    #[error("throttled by the server: {message}")]
+    Throttled { retry_after: Option<Duration>, message: String },
+    /// The checkpoint no longer means anything (IMAP UIDVALIDITY changed): list again from
+    /// the sync-from date. The gateway's Message-ID dedupe keeps events unique.
+    #[error("checkpoint no longer valid: {message}")]
+    CheckpointReset { message: String },
+    /// A setting is wrong (found while connecting, not by form validation).
+    #[error("{0}")]
+    Settings(FieldError),
+    /// The connector does not do this.
+    #[error("not supported by this connector: {what}")]
+    Unsupported { what: String },
+}
+
+/// What the gateway does after an error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Reconnect after a backoff that grows with each failure.
+    BackOff,
+    /// Wait at least this long (or the backoff, if longer).
+    WaitAtLeast(Duration),
+    /// Stop and ask the user to sign in again.
+    Reauthorize,
+    /// Forget the checkpoint and list again from the sync-from date.
+    Resync,
+    /// Stop: the settings must change first.
+    Fix,
+}
+
+impl ConnectorError {
+    pub fn disposition(&self) -> Disposition {
+        match self {
+            ConnectorError::Authentication { .. } => Disposition::Reauthorize,
+            ConnectorError::Unreachable { .. } | ConnectorError::Protocol { .. } | ConnectorError::Tls { .. } => Disposition::BackOff,
+            ConnectorError::Throttled { retry_after, .. } => Disposition::WaitAtLeast(retry_after.unwrap_or(Duration::from_secs(60))),
+            ConnectorError::CheckpointReset { .. } => Disposition::Resync,
+            ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } => Disposition::Fix,
+        }
+    }
+
+    /// A stable, upper-case code for the error's kind (`AUTHENTICATION_FAILED`, …).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ConnectorError::Authentication { .. } => "AUTHENTICATION_FAILED",
+            ConnectorError::Unreachable { .. } => "UNREACHABLE",
+            ConnectorError::Tls { .. } => "TLS_FAILED",
+            ConnectorError::Protocol { .. } => "PROTOCOL_ERROR",
+            ConnectorError::Throttled { .. } => "THROTTLED",
+            ConnectorError::CheckpointReset { .. } => "CHECKPOINT_RESET",
+            ConnectorError::Settings(_) => "INVALID_SETTINGS",
+            ConnectorError::Unsupported { .. } => "UNSUPPORTED",
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! All activity SQL.
+
+use super::model::{ActivityEvent, EventId};
+use crate::contacts::model::ContactId;
+use crate::db::{Db, Tx};
+use crate::identity::store::placeholders;
+use crate::workspace::model::WorkspaceId;
+use crate::{on_pool, on_tx};
+
+const COLUMNS: &str = "event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at";
+
+/// Records an event; `None` when the workspace already has this one (same kind and dedupe
+/// key), with the id of the one it has.
+pub async fn insert_event(tx: &mut Tx, e: &ActivityEvent) -> Result<Result<EventId, EventId>, sqlx::Error> {
+    let inserted = on_tx!(tx, c => sqlx::query(
+        "INSERT INTO activity_event (event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (workspace_id, kind, dedupe_key) DO NOTHING")
+        .bind(e.event_id)
+        .bind(e.workspace_id)
+        .bind(e.contact_id)
+        .bind(e.mailbox_id)
+        .bind(&e.kind)
+        .bind(e.occurred_at)
+        .bind(&e.dedupe_key)
+        .bind(&e.data)
+        .bind(e.malformed)
+        .bind(e.created_at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        == 1);
+    if inserted {
+        return Ok(Ok(e.event_id));
+    }
+    let existing: EventId = on_tx!(tx, c => sqlx::query_scalar(
+        "SELECT event_id FROM activity_event WHERE workspace_id = $1 AND kind = $2 AND dedupe_key = $3")
+        .bind(e.workspace_id)
+        .bind(&e.kind)
+        .bind(&e.dedupe_key)
+        .fetch_one(c)
+        .await?);
+    Ok(Err(existing))
+}
+
+pub async fn find_events(db: &Db, ids: &[EventId]) -> Result<Vec<ActivityEvent>, sqlx::Error> {
+    let mut out = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        let sql = format!("SELECT {COLUMNS} FROM activity_event WHERE event_id IN ({})", placeholders(1, chunk.len()));
+        let rows: Vec<ActivityEvent> = on_pool!(db, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Which events a page holds: one contact's, or the whole workspace's.
+#[derive(Clone, Copy, Debug)]
+pub enum Feed {
+    Contact(ContactId),
+    Workspace(WorkspaceId),
+}
+
+/// Newest first, before `before`, of the given kinds (all when empty).
+pub async fn events_page(db: &Db, feed: Feed, kinds: &[&str], before: Option<EventId>, limit: i64) -> Result<Vec<ActivityEvent>, sqlx::Error> {
+    let (column, id) = match feed {
+        Feed::Contact(c) => ("contact_id", c.0),
+        Feed::Workspace(w) => ("workspace_id", w.0),
+    };
+    let kinds_filter = if kinds.is_empty() { String::new() } else { format!(" AND kind IN ({})", placeholders(4, kinds.len())) };
+    let sql = format!(
+        "SELECT {COLUMNS} FROM activity_event WHERE {column} = $1 AND ($2 IS NULL OR event_id < $2){kinds_filter} \
+         ORDER BY event_id DESC LIMIT $3"
+    );
+    on_pool!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id).bind(before).bind(limit);
+        for k in kinds {
+            q = q.bind(*k);
+        }
+        q.fetch_all(p).await
+    })
+}

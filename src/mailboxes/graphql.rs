@@ -1,0 +1,354 @@
+//! Mailboxes over GraphQL: the connector descriptors, connecting and managing mailboxes,
+//! and their status and sync progress live.
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription};
+use chrono::{DateTime, NaiveDate, Utc};
+use concierge_connector_sdk::{AuthMethod, FieldKind, SharedConnector};
+use futures_util::{Stream, StreamExt as _, future};
+
+use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::service::ConnectInput;
+use crate::error::Result;
+use crate::fanout::{Change, Lagged, Topic};
+use crate::graphql::context::ContextExt;
+use crate::tokens::model::Scope;
+use crate::workspace::model::WorkspaceId;
+
+/// A kind of mail account the gateway can connect, and the form that connects one.
+pub struct MailConnectorNode(pub SharedConnector);
+
+#[derive(Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum MailAuthMethod {
+    /// The user types the mailbox's password (or an app password) into the form.
+    Password,
+    /// The user signs in at the provider.
+    Oauth2,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
+pub enum ConnectorFieldType {
+    Text,
+    Host,
+    Port,
+    Number,
+    Email,
+    Select,
+    Checkbox,
+    Date,
+}
+
+#[derive(SimpleObject)]
+pub struct ConnectorFieldChoice {
+    /// What to send in `settings`.
+    value: String,
+    label: String,
+}
+
+/// One field of a connector's connect form; its value goes in `settings[key]`.
+#[derive(SimpleObject)]
+pub struct ConnectorField {
+    key: String,
+    label: String,
+    #[graphql(name = "type")]
+    kind: ConnectorFieldType,
+    required: bool,
+    /// Used when the field is left out.
+    default: Option<Json<serde_json::Value>>,
+    choices: Vec<ConnectorFieldChoice>,
+    help: Option<String>,
+}
+
+#[Object(name = "MailConnector")]
+impl MailConnectorNode {
+    /// The stable id `connectMailbox` takes.
+    async fn kind(&self) -> &str {
+        self.0.descriptor().kind
+    }
+
+    async fn display_name(&self) -> &str {
+        &self.0.descriptor().display_name
+    }
+
+    async fn auth(&self) -> MailAuthMethod {
+        match self.0.descriptor().auth {
+            AuthMethod::Password => MailAuthMethod::Password,
+            AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
+        }
+    }
+
+    /// Whether mail can be sent through mailboxes of this kind.
+    async fn can_send(&self) -> bool {
+        self.0.descriptor().capabilities.send
+    }
+
+    async fn fields(&self) -> Vec<ConnectorField> {
+        self.0
+            .descriptor()
+            .fields
+            .iter()
+            .map(|f| ConnectorField {
+                key: f.key.to_owned(),
+                label: f.label.clone(),
+                kind: match f.kind {
+                    FieldKind::Text => ConnectorFieldType::Text,
+                    FieldKind::Host => ConnectorFieldType::Host,
+                    FieldKind::Port => ConnectorFieldType::Port,
+                    FieldKind::Number => ConnectorFieldType::Number,
+                    FieldKind::Email => ConnectorFieldType::Email,
+                    FieldKind::Select => ConnectorFieldType::Select,
+                    FieldKind::Checkbox => ConnectorFieldType::Checkbox,
+                    FieldKind::Date => ConnectorFieldType::Date,
+                },
+                required: f.required,
+                default: f.default.clone().map(Json),
+                choices: f.choices.iter().map(|c| ConnectorFieldChoice { value: c.value.clone(), label: c.label.clone() }).collect(),
+                help: f.help.clone(),
+            })
+            .collect()
+    }
+}
+
+/// A connected mailbox. Its credentials are never shown.
+pub struct MailboxNode(pub Mailbox);
+
+#[derive(SimpleObject)]
+pub struct MailboxCounts {
+    /// Messages recorded as events.
+    messages: i64,
+    /// Of those, messages that could not be fully read (recorded and marked malformed).
+    malformed: i64,
+}
+
+/// Whether the sync has recorded everything the server holds since the sync-from date.
+#[derive(SimpleObject)]
+pub struct MailboxHealth {
+    /// Messages the server held since the sync-from date at the last reconciliation.
+    server_count: Option<i64>,
+    /// Server messages the sync has handled.
+    recorded_count: i64,
+    /// Server messages found unrecorded at the last reconciliation (and then backfilled).
+    missing: Option<i64>,
+    last_reconciled_at: Option<DateTime<Utc>>,
+}
+
+#[Object(name = "Mailbox")]
+impl MailboxNode {
+    async fn id(&self) -> ID {
+        ID(self.0.mailbox_id.0.to_string())
+    }
+
+    /// The connector's kind.
+    async fn connector(&self) -> &str {
+        &self.0.connector
+    }
+
+    async fn email_address(&self) -> &str {
+        &self.0.email_address
+    }
+
+    /// The connect form's values (never the password).
+    async fn settings(&self) -> Json<serde_json::Value> {
+        Json(serde_json::from_str(&self.0.settings).unwrap_or_default())
+    }
+
+    async fn status(&self) -> MailboxStatus {
+        self.0.status()
+    }
+
+    /// Why the mailbox has its status (every change records one).
+    async fn status_reason(&self) -> Option<&str> {
+        self.0.status_reason.as_deref()
+    }
+
+    async fn status_changed_at(&self) -> DateTime<Utc> {
+        self.0.status_changed_at
+    }
+
+    /// The most recent error, kept after the sync recovers.
+    async fn last_error(&self) -> Option<&str> {
+        self.0.last_error.as_deref()
+    }
+
+    async fn sync_from(&self) -> NaiveDate {
+        self.0.sync_from
+    }
+
+    async fn paused(&self) -> bool {
+        self.0.paused
+    }
+
+    async fn last_synced_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_synced_at
+    }
+
+    async fn counts(&self) -> MailboxCounts {
+        MailboxCounts { messages: self.0.message_count, malformed: self.0.skipped_count }
+    }
+
+    async fn health(&self, ctx: &Context<'_>) -> Result<MailboxHealth> {
+        let recorded = ctx.services()?.mailboxes.recorded_count(self.0.mailbox_id).await?;
+        Ok(MailboxHealth {
+            server_count: self.0.server_count,
+            recorded_count: recorded,
+            missing: self.0.missing_count,
+            last_reconciled_at: self.0.last_reconciled_at,
+        })
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    async fn workspace_id(&self) -> ID {
+        ID(self.0.workspace_id.0.to_string())
+    }
+}
+
+#[derive(InputObject)]
+pub struct ConnectMailboxInput {
+    /// A `MailConnector.kind`.
+    pub connector: String,
+    pub email_address: String,
+    /// The connector's form values, by field key.
+    pub settings: Option<Json<serde_json::Map<String, serde_json::Value>>>,
+    /// Checked by signing in, then sealed; never returned.
+    pub password: String,
+    /// Mail received on or after this date is synced.
+    pub sync_from: NaiveDate,
+    /// Where the mail's activity is recorded; optional when you belong to one workspace.
+    pub workspace_id: Option<ID>,
+}
+
+#[derive(InputObject)]
+pub struct UpdateMailboxInput {
+    pub sync_from: Option<NaiveDate>,
+    pub paused: Option<bool>,
+}
+
+#[derive(Default)]
+pub struct MailboxQuery;
+
+#[Object]
+impl MailboxQuery {
+    /// The kinds of mailbox that can be connected, with their connect forms.
+    async fn mail_connectors(&self, ctx: &Context<'_>) -> Result<Vec<MailConnectorNode>> {
+        ctx.viewer().await?;
+        Ok(ctx.services()?.mailboxes.sync().registry().all().iter().cloned().map(MailConnectorNode).collect())
+    }
+
+    /// One of your mailboxes.
+    async fn mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<MailboxNode> {
+        let viewer = ctx.viewer_for(Scope::MailboxesRead).await?;
+        let id = MailboxId::parse("id", &id)?;
+        Ok(MailboxNode(ctx.services()?.mailboxes.mailbox(&viewer, id).await?))
+    }
+}
+
+#[derive(Default)]
+pub struct MailboxMutation;
+
+#[Object]
+impl MailboxMutation {
+    /// Connects a mailbox: signs in with the settings (a failure is a typed error and saves
+    /// nothing), seals the credentials and starts syncing from `syncFrom`.
+    async fn connect_mailbox(&self, ctx: &Context<'_>, input: ConnectMailboxInput) -> Result<MailboxNode> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let workspace_id = input.workspace_id.as_deref().map(|w| WorkspaceId::parse("workspaceId", w)).transpose()?;
+        let input = ConnectInput {
+            connector: input.connector,
+            email_address: input.email_address,
+            settings: input.settings.map(|s| s.0).unwrap_or_default(),
+            password: input.password,
+            sync_from: input.sync_from,
+            workspace_id,
+        };
+        Ok(MailboxNode(ctx.services()?.mailboxes.connect(&viewer, input).await?))
+    }
+
+    /// Changes the sync-from date, or pauses and resumes the sync.
+    async fn update_mailbox(&self, ctx: &Context<'_>, id: ID, input: UpdateMailboxInput) -> Result<MailboxNode> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let id = MailboxId::parse("id", &id)?;
+        Ok(MailboxNode(ctx.services()?.mailboxes.update(&viewer, id, input.sync_from, input.paused).await?))
+    }
+
+    /// Lists the server's mail since the sync-from date again and records what is missing.
+    async fn resync_mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<MailboxNode> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let id = MailboxId::parse("id", &id)?;
+        Ok(MailboxNode(ctx.services()?.mailboxes.resync(&viewer, id).await?))
+    }
+
+    /// Stops the sync and deletes the mailbox and its credentials. Its events stay.
+    async fn disconnect_mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let mailbox_id = MailboxId::parse("id", &id)?;
+        ctx.services()?.mailboxes.disconnect(&viewer, mailbox_id).await?;
+        Ok(id)
+    }
+}
+
+/// Progress of a sync that is recording a batch of messages (the initial sync, a backfill).
+#[derive(SimpleObject)]
+pub struct MailboxSyncProgress {
+    mailbox_id: ID,
+    /// Messages handled so far.
+    done: u64,
+    /// Messages this run found to record.
+    total: u64,
+}
+
+#[derive(Default)]
+pub struct MailboxSubscription;
+
+fn lagged(Lagged(missed): Lagged) -> async_graphql::Error {
+    use async_graphql::ErrorExtensions as _;
+    async_graphql::Error::new(format!("fell behind and missed {missed} updates")).extend_with(|_, e| {
+        e.set("code", "LAGGED");
+        e.set("missed", missed);
+    })
+}
+
+#[Subscription]
+impl MailboxSubscription {
+    /// The mailbox each time its status, counts or health change.
+    async fn mailbox_status(&self, ctx: &Context<'_>, mailbox_id: ID) -> Result<impl Stream<Item = async_graphql::Result<MailboxNode>> + use<>> {
+        let viewer = ctx.viewer_for(Scope::MailboxesRead).await?;
+        let id = MailboxId::parse("mailboxId", &mailbox_id)?;
+        let services = ctx.services()?.clone();
+        services.mailboxes.mailbox(&viewer, id).await?;
+        Ok(services
+            .fanout
+            .subscribe(Topic::Mailbox(id))
+            .filter(|c| future::ready(!matches!(c, Ok(Change::SyncProgress { .. }))))
+            .then(move |c| {
+                let services = services.clone();
+                let viewer = viewer.clone();
+                Box::pin(async move {
+                    c.map_err(lagged)?;
+                    let m = services.mailboxes.mailbox(&viewer, id).await.map_err(async_graphql::Error::from)?;
+                    Ok(MailboxNode(m))
+                })
+            }))
+    }
+
+    /// Messages done and total while the mailbox records a batch (a progress bar).
+    async fn mailbox_sync_progress(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_id: ID,
+    ) -> Result<impl Stream<Item = async_graphql::Result<MailboxSyncProgress>> + use<>> {
+        let viewer = ctx.viewer_for(Scope::MailboxesRead).await?;
+        let id = MailboxId::parse("mailboxId", &mailbox_id)?;
+        let services = ctx.services()?;
+        services.mailboxes.mailbox(&viewer, id).await?;
+        Ok(services.fanout.subscribe(Topic::Mailbox(id)).filter_map(move |c| {
+            future::ready(match c {
+                Ok(Change::SyncProgress { done, total, .. }) => Some(Ok(MailboxSyncProgress { mailbox_id: mailbox_id.clone(), done, total })),
+                Ok(_) => None,
+                Err(l) => Some(Err(lagged(l))),
+            })
+        }))
+    }
+}
+

@@ -1,0 +1,11 @@
+//! Mailboxes: connecting mail accounts through connectors, syncing their mail into activity
+//! events, and showing how each sync is doing.
+
+pub mod graphql;
+pub mod ingest;
+pub mod model;
+pub mod parse;
+pub mod registry;
+pub mod service;
+pub mod store;
+pub mod sync;

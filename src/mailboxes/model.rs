@@ -1,0 +1,85 @@
+use chrono::{DateTime, NaiveDate, Utc};
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::identity::model::AccountId;
+use crate::workspace::model::WorkspaceId;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
+#[sqlx(transparent)]
+pub struct MailboxId(pub Uuid);
+
+impl MailboxId {
+    pub fn new() -> Self {
+        MailboxId(Uuid::now_v7())
+    }
+
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
+        Uuid::parse_str(raw.trim()).map(MailboxId).map_err(|_| Error::invalid(field, "not a mailbox id"))
+    }
+}
+
+impl Default for MailboxId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Where a mailbox's sync stands. Every change records why (`status_reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum MailboxStatus {
+    /// Signing in to the server.
+    Connecting,
+    /// Recording messages: the initial sync from the sync-from date, a backfill, or a burst.
+    Syncing,
+    /// Caught up, and waiting for new mail as it arrives.
+    Live,
+    /// The last attempt failed; the sync retries with backoff (see `lastError`).
+    Error,
+    /// The server refused the credentials: the user must connect it again.
+    NeedsReauth,
+    /// Paused by the user.
+    Paused,
+}
+
+impl MailboxStatus {
+    pub fn as_str(self) -> &'static str {
+        crate::graphql::enum_name(self)
+    }
+
+    pub fn from_db(s: &str) -> MailboxStatus {
+        crate::graphql::enum_value(s).unwrap_or(MailboxStatus::Error)
+    }
+}
+
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Mailbox {
+    pub mailbox_id: MailboxId,
+    pub account_id: AccountId,
+    pub workspace_id: WorkspaceId,
+    pub connector: String,
+    pub email_address: String,
+    /// The connect form's values as JSON (never a secret).
+    pub settings: String,
+    pub sync_from: NaiveDate,
+    pub paused: bool,
+    pub status: String,
+    pub status_reason: Option<String>,
+    pub status_changed_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub last_synced_at: Option<DateTime<Utc>>,
+    pub initial_synced_at: Option<DateTime<Utc>>,
+    pub checkpoint: Option<String>,
+    pub message_count: i64,
+    pub skipped_count: i64,
+    pub server_count: Option<i64>,
+    pub missing_count: Option<i64>,
+    pub last_reconciled_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl Mailbox {
+    pub fn status(&self) -> MailboxStatus {
+        MailboxStatus::from_db(&self.status)
+    }
+}

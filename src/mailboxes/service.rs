@@ -1,0 +1,243 @@
+//! Connecting, changing and disconnecting mailboxes. A mailbox is saved only after its
+//! settings really signed in; its credentials are sealed at once and never read back out.
+
+use std::time::Duration;
+
+use chrono::{NaiveDate, Utc};
+use concierge_connector_sdk::{Account, ConnectorError, Credentials, Secret, Settings};
+use tracing::instrument;
+
+use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::store;
+use super::sync::{MailSync, StoredCredentials};
+use crate::crypto::SecretBox;
+use crate::db::{Db, is_unique_violation};
+use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
+use crate::identity::service::Viewer;
+use crate::security::log::{SecurityEventKind, SecurityLog};
+use crate::workspace::model::WorkspaceId;
+use crate::workspace::service::WorkspaceService;
+
+/// What `connectMailbox` asks for.
+pub struct ConnectInput {
+    pub connector: String,
+    pub email_address: String,
+    pub settings: Settings,
+    pub password: String,
+    pub sync_from: NaiveDate,
+    pub workspace_id: Option<WorkspaceId>,
+}
+
+#[derive(Clone)]
+pub struct MailboxService {
+    db: Db,
+    secrets: SecretBox,
+    sync: MailSync,
+    fanout: Fanout,
+    workspaces: WorkspaceService,
+    log: SecurityLog,
+}
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl MailboxService {
+    pub fn new(db: Db, secrets: SecretBox, sync: MailSync, fanout: Fanout, workspaces: WorkspaceService, log: SecurityLog) -> Self {
+        MailboxService { db, secrets, sync, fanout, workspaces, log }
+    }
+
+    pub fn sync(&self) -> &MailSync {
+        &self.sync
+    }
+
+    /// Checks the settings by signing in, then saves the mailbox and starts its sync.
+    #[instrument(skip_all, fields(connector = %input.connector))]
+    pub async fn connect(&self, viewer: &Viewer, input: ConnectInput) -> Result<Mailbox> {
+        let connector = self
+            .sync
+            .registry()
+            .get(input.connector.trim())
+            .cloned()
+            .ok_or_else(|| Error::invalid("connector", format!("no connector {:?}; see mailConnectors", input.connector)))?;
+        let address = input.email_address.trim();
+        if !email_address::EmailAddress::is_valid(address) || address.len() > 254 {
+            return Err(Error::invalid("emailAddress", "must be an email address"));
+        }
+        if input.password.is_empty() {
+            return Err(Error::invalid("password", "must not be empty"));
+        }
+        if input.password.len() > 1024 {
+            return Err(Error::invalid("password", "must be at most 1024 bytes"));
+        }
+        let today = Utc::now().date_naive();
+        if input.sync_from > today {
+            return Err(Error::invalid("syncFrom", "must not be in the future"));
+        }
+        if input.sync_from < NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(today) {
+            return Err(Error::invalid("syncFrom", "must be 1990-01-01 or later"));
+        }
+        let workspace_id = self.workspace_for(viewer, input.workspace_id).await?;
+        let settings = connector
+            .validate(&input.settings)
+            .map_err(|e| Error::invalid(format!("settings.{}", e.field), e.message))?;
+        let username = settings
+            .get("username")
+            .and_then(|v| v.as_str())
+            .filter(|u| !u.is_empty())
+            .unwrap_or(address)
+            .to_owned();
+        let account = Account {
+            address: address.to_owned(),
+            settings: settings.clone(),
+            credentials: Credentials::Password { username: username.clone(), password: Secret::new(input.password.clone()) },
+        };
+        // Really sign in: a wrong password, host, port or TLS type fails here, and nothing is saved.
+        match tokio::time::timeout(CONNECT_TIMEOUT, connector.open(&account)).await {
+            Ok(Ok(session)) => session.close().await,
+            Ok(Err(e)) => return Err(connect_error(&e)),
+            Err(_) => {
+                return Err(Error::Mailbox {
+                    code: "UNREACHABLE",
+                    field: "settings".into(),
+                    message: format!("the server did not answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                });
+            }
+        }
+        let now = Utc::now();
+        let mailbox = Mailbox {
+            mailbox_id: MailboxId::new(),
+            account_id: viewer.account_id(),
+            workspace_id,
+            connector: connector.descriptor().kind.to_owned(),
+            email_address: address.to_owned(),
+            settings: serde_json::Value::Object(settings).to_string(),
+            sync_from: input.sync_from,
+            paused: false,
+            status: MailboxStatus::Connecting.as_str().to_owned(),
+            status_reason: Some("connected; starting the sync".into()),
+            status_changed_at: now,
+            last_error: None,
+            last_synced_at: None,
+            initial_synced_at: None,
+            checkpoint: None,
+            message_count: 0,
+            skipped_count: 0,
+            server_count: None,
+            missing_count: None,
+            last_reconciled_at: None,
+            created_at: now,
+        };
+        let sealed = StoredCredentials::Password { username, password: input.password }.seal(&self.secrets, mailbox.mailbox_id)?;
+        let mut tx = self.db.begin().await?;
+        store::insert_mailbox(&mut tx, &mailbox, &sealed).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::conflict("emailAddress", "this mailbox is already connected")
+            } else {
+                e.into()
+            }
+        })?;
+        tx.commit().await?;
+        self.log.record(viewer.account_id(), SecurityEventKind::MailboxConnected, &viewer.meta, Some(address)).await;
+        self.sync.start(mailbox.mailbox_id);
+        Ok(mailbox)
+    }
+
+    /// The workspace a new mailbox records into: the one named, or the viewer's only one.
+    async fn workspace_for(&self, viewer: &Viewer, named: Option<WorkspaceId>) -> Result<WorkspaceId> {
+        match named {
+            Some(id) => {
+                self.workspaces.membership_of(viewer, id).await.map_err(|_| Error::invalid("workspaceId", "not a workspace of yours"))?;
+                Ok(id)
+            }
+            None => self.workspaces.only_workspace(viewer).await,
+        }
+    }
+
+    pub async fn mailboxes(&self, viewer: &Viewer) -> Result<Vec<Mailbox>> {
+        Ok(store::mailboxes_of(&self.db, viewer.account_id()).await?)
+    }
+
+    /// The viewer's own mailbox (NOT_FOUND for anyone else's).
+    pub async fn mailbox(&self, viewer: &Viewer, id: MailboxId) -> Result<Mailbox> {
+        store::find_mailbox(&self.db, id)
+            .await?
+            .filter(|m| m.account_id == viewer.account_id())
+            .ok_or(Error::NotFound("mailbox"))
+    }
+
+    /// Changes the sync-from date and pauses or resumes. An earlier date lists again from
+    /// it (what was recorded is not recorded twice).
+    #[instrument(skip_all, fields(mailbox_id = %id.0))]
+    pub async fn update(&self, viewer: &Viewer, id: MailboxId, sync_from: Option<NaiveDate>, paused: Option<bool>) -> Result<Mailbox> {
+        let mailbox = self.mailbox(viewer, id).await?;
+        let sync_from_new = sync_from.unwrap_or(mailbox.sync_from);
+        if sync_from_new > Utc::now().date_naive() {
+            return Err(Error::invalid("syncFrom", "must not be in the future"));
+        }
+        let paused_new = paused.unwrap_or(mailbox.paused);
+        let earlier = sync_from_new < mailbox.sync_from;
+        store::update_settings(&self.db, id, sync_from_new, paused_new, earlier).await?;
+        if paused_new && !mailbox.paused {
+            self.sync.stop(id);
+            store::set_status(&self.db, id, MailboxStatus::Paused, Some("paused by the user"), None, Utc::now()).await?;
+        } else if !paused_new && mailbox.paused {
+            store::set_status(&self.db, id, MailboxStatus::Connecting, Some("resumed by the user"), None, Utc::now()).await?;
+            self.sync.start(id);
+        } else if !paused_new && earlier {
+            self.sync.kick(id);
+        }
+        self.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
+        self.mailbox(viewer, id).await
+    }
+
+    /// Lists everything since the sync-from date again and records what is missing.
+    #[instrument(skip_all, fields(mailbox_id = %id.0))]
+    pub async fn resync(&self, viewer: &Viewer, id: MailboxId) -> Result<Mailbox> {
+        let mailbox = self.mailbox(viewer, id).await?;
+        if mailbox.paused {
+            return Err(Error::invalid("id", "the mailbox is paused; resume it first"));
+        }
+        store::reset_checkpoint(&self.db, id).await?;
+        if mailbox.status() == MailboxStatus::NeedsReauth {
+            return Err(Error::invalid("id", "the mailbox needs you to connect it again"));
+        }
+        self.sync.kick(id);
+        self.mailbox(viewer, id).await
+    }
+
+    /// Stops the sync and deletes the mailbox with its credentials; its events stay.
+    #[instrument(skip_all, fields(mailbox_id = %id.0))]
+    pub async fn disconnect(&self, viewer: &Viewer, id: MailboxId) -> Result<()> {
+        let mailbox = self.mailbox(viewer, id).await?;
+        self.sync.stop(id);
+        store::delete_mailbox(&self.db, id).await?;
+        self.log
+            .record(viewer.account_id(), SecurityEventKind::MailboxDisconnected, &viewer.meta, Some(&mailbox.email_address))
+            .await;
+        self.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
+        Ok(())
+    }
+
+    pub async fn recorded_count(&self, id: MailboxId) -> Result<i64> {
+        Ok(store::recorded_count(&self.db, id).await?)
+    }
+}
+
+/// A failed sign-in as the client sees it: typed, and naming the input most likely wrong.
+fn connect_error(e: &ConnectorError) -> Error {
+    let field = match e {
+        ConnectorError::Authentication { .. } => "password".into(),
+        ConnectorError::Tls { .. } => "settings.imapSecurity".into(),
+        ConnectorError::Unreachable { .. } => "settings.imapHost".into(),
+        ConnectorError::Settings(f) => format!("settings.{}", f.field).into(),
+        _ => "settings".into(),
+    };
+    let message = match e {
+        ConnectorError::Authentication { .. } => "the server refused the email address or password".to_owned(),
+        other => other.to_string(),
+    };
+    if let ConnectorError::Settings(f) = e {
+        return Error::invalid(field, f.message.clone());
+    }
+    Error::Mailbox { code: e.code(), field, message }
+}

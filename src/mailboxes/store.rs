@@ -1,0 +1,181 @@
+//! All mailbox SQL: the mailbox rows, their sync state, and the messages each has handled.
+
+use chrono::{DateTime, NaiveDate, Utc};
+
+use super::model::{Mailbox, MailboxId, MailboxStatus};
+use crate::activity::model::EventId;
+use crate::db::{Db, Tx};
+use crate::identity::model::AccountId;
+use crate::{on_pool, on_tx};
+
+const COLUMNS: &str = "mailbox_id, account_id, workspace_id, connector, email_address, settings, sync_from, paused, status, \
+    status_reason, status_changed_at, last_error, last_synced_at, initial_synced_at, checkpoint, message_count, skipped_count, \
+    server_count, missing_count, last_reconciled_at, created_at";
+
+pub async fn insert_mailbox(tx: &mut Tx, m: &Mailbox, credentials: &[u8]) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO mailbox (mailbox_id, account_id, workspace_id, connector, email_address, settings, credentials, sync_from, \
+           paused, status, status_reason, status_changed_at, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)")
+        .bind(m.mailbox_id)
+        .bind(m.account_id)
+        .bind(m.workspace_id)
+        .bind(&m.connector)
+        .bind(&m.email_address)
+        .bind(&m.settings)
+        .bind(credentials)
+        .bind(m.sync_from)
+        .bind(m.paused)
+        .bind(&m.status)
+        .bind(&m.status_reason)
+        .bind(m.status_changed_at)
+        .bind(m.created_at)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+pub async fn find_mailbox(db: &Db, id: MailboxId) -> Result<Option<Mailbox>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM mailbox WHERE mailbox_id = $1");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id).fetch_optional(p).await)
+}
+
+pub async fn credentials(db: &Db, id: MailboxId) -> Result<Option<Vec<u8>>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT credentials FROM mailbox WHERE mailbox_id = $1").bind(id).fetch_optional(p).await)
+}
+
+pub async fn mailboxes_of(db: &Db, account_id: AccountId) -> Result<Vec<Mailbox>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM mailbox WHERE account_id = $1 ORDER BY mailbox_id");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).fetch_all(p).await)
+}
+
+/// Mailboxes whose sync should run (not paused, not waiting for the user to sign in again).
+pub async fn runnable(db: &Db) -> Result<Vec<MailboxId>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT mailbox_id FROM mailbox WHERE NOT paused AND status <> 'NEEDS_REAUTH' ORDER BY mailbox_id")
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn set_status(
+    db: &Db,
+    id: MailboxId,
+    status: MailboxStatus,
+    reason: Option<&str>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET status = $2, status_reason = $3, status_changed_at = $4, last_error = COALESCE($5, last_error) WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(status.as_str())
+        .bind(reason)
+        .bind(now)
+        .bind(error)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+pub async fn update_settings(db: &Db, id: MailboxId, sync_from: NaiveDate, paused: bool, reset_checkpoint: bool) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET sync_from = $2, paused = $3, checkpoint = CASE WHEN $4 THEN NULL ELSE checkpoint END WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(sync_from)
+        .bind(paused)
+        .bind(reset_checkpoint)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+pub async fn reset_checkpoint(db: &Db, id: MailboxId) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = NULL WHERE mailbox_id = $1").bind(id).execute(p).await.map(drop))
+}
+
+pub async fn set_checkpoint(db: &Db, id: MailboxId, checkpoint: &str) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = $2 WHERE mailbox_id = $1").bind(id).bind(checkpoint).execute(p).await.map(drop))
+}
+
+pub async fn set_credentials(db: &Db, id: MailboxId, sealed: &[u8]) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET credentials = $2 WHERE mailbox_id = $1").bind(id).bind(sealed).execute(p).await.map(drop))
+}
+
+pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error> {
+    on_pool!(db, p => sqlx::query("DELETE FROM mailbox WHERE mailbox_id = $1").bind(id).execute(p).await.map(|r| r.rows_affected() == 1))
+}
+
+/// Whether the mailbox has handled this server message already.
+pub async fn has_message(tx: &mut Tx, id: MailboxId, remote_id: &str) -> Result<bool, sqlx::Error> {
+    let n: Option<i32> = on_tx!(tx, c => sqlx::query_scalar("SELECT 1 FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2")
+        .bind(id)
+        .bind(remote_id)
+        .fetch_optional(c)
+        .await?);
+    Ok(n.is_some())
+}
+
+pub async fn insert_message(tx: &mut Tx, id: MailboxId, remote_id: &str, event_id: Option<EventId>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+        .bind(id)
+        .bind(remote_id)
+        .bind(event_id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(|r| r.rows_affected() == 1))
+}
+
+/// Advances the checkpoint with the batch it covers, and counts what was recorded.
+pub async fn advance(
+    tx: &mut Tx,
+    id: MailboxId,
+    checkpoint: Option<&str>,
+    recorded: i64,
+    skipped: i64,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "UPDATE mailbox SET checkpoint = COALESCE($2, checkpoint), message_count = message_count + $3, \
+           skipped_count = skipped_count + $4, last_synced_at = $5 WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(checkpoint)
+        .bind(recorded)
+        .bind(skipped)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+pub async fn mark_synced(db: &Db, id: MailboxId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET last_synced_at = $2, initial_synced_at = COALESCE(initial_synced_at, $2) WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// The server ids the mailbox has handled.
+pub async fn recorded_ids(db: &Db, id: MailboxId) -> Result<Vec<String>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT remote_id FROM mail_message WHERE mailbox_id = $1").bind(id).fetch_all(p).await)
+}
+
+pub async fn set_health(db: &Db, id: MailboxId, server: i64, missing: i64, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET server_count = $2, missing_count = $3, last_reconciled_at = $4 WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(server)
+        .bind(missing)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Messages handled for each mailbox (the health's `recordedCount`).
+pub async fn recorded_count(db: &Db, id: MailboxId) -> Result<i64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM mail_message WHERE mailbox_id = $1").bind(id).fetch_one(p).await)
+}

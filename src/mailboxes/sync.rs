@@ -1,0 +1,499 @@
+//! The sync: one task per mailbox that signs in, records everything since the sync-from
+//! date, then waits for new mail (IMAP IDLE, or polling) and records it as it arrives.
+//!
+//! Failures are typed by the connector: a refused password stops the sync and asks the
+//! user to sign in again (NEEDS_REAUTH, with a notification); a checkpoint that no longer
+//! applies (UIDVALIDITY changed) restarts the listing from the sync-from date, and the
+//! unique keys keep events from repeating; anything else retries with exponential backoff
+//! and jitter, and a throttling server is left alone for at least as long as it asked.
+//! Every status change is stored with its reason and published.
+//!
+//! A periodic reconciliation lists everything the server holds since the sync-from date,
+//! compares it with what was recorded, and backfills the gap, so mail cannot go missing
+//! silently while the mailbox shows healthy.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{NaiveTime, TimeZone as _, Utc};
+use concierge_connector_sdk::{
+    Account, Checkpoint, ConnectorError, Credentials, Disposition, MailSession, MessageRef, Secret, SharedConnector,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{Instrument as _, info_span, warn};
+
+use super::ingest::{self, Owner};
+use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::registry::Registry;
+use super::store;
+use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService};
+
+/// Tuning of the sync; the defaults suit production, tests shorten them.
+#[derive(Clone, Debug)]
+pub struct SyncSettings {
+    /// First retry delay after a failure; doubles up to `backoff_max`.
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often the server's listing is compared with what was recorded.
+    pub reconcile_every: Duration,
+    /// Longest single wait for new mail before listing again anyway.
+    pub wait_max: Duration,
+    /// Messages fetched and recorded per transaction.
+    pub batch: usize,
+    /// Longest a sign-in may take.
+    pub connect_timeout: Duration,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        SyncSettings {
+            backoff_base: Duration::from_secs(5),
+            backoff_max: Duration::from_secs(30 * 60),
+            reconcile_every: Duration::from_secs(15 * 60),
+            wait_max: Duration::from_secs(25 * 60),
+            batch: 250,
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Starts, stops and nudges the per-mailbox sync tasks.
+#[derive(Clone)]
+pub struct MailSync {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    registry: Registry,
+    secrets: SecretBox,
+    fanout: Fanout,
+    notifications: NotificationService,
+    settings: SyncSettings,
+    workers: Mutex<HashMap<MailboxId, Worker>>,
+    tasks: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+struct Worker {
+    stop: CancellationToken,
+    kick: Arc<Notify>,
+}
+
+/// The sealed form of a mailbox's credentials.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum StoredCredentials {
+    Password { username: String, password: String },
+}
+
+impl StoredCredentials {
+    pub fn seal(&self, secrets: &SecretBox, id: MailboxId) -> Result<Vec<u8>> {
+        let plain = serde_json::to_vec(self).map_err(anyhow::Error::from)?;
+        Ok(secrets.seal(&plain, id.0.as_bytes())?)
+    }
+
+    fn open(secrets: &SecretBox, id: MailboxId, sealed: &[u8]) -> Result<StoredCredentials> {
+        let plain = secrets.open(sealed, id.0.as_bytes())?;
+        Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
+    }
+
+    pub fn into_credentials(self) -> Credentials {
+        match self {
+            StoredCredentials::Password { username, password } => Credentials::Password { username, password: Secret::new(password) },
+        }
+    }
+}
+
+/// How one run of a mailbox's sync ended.
+enum Ended {
+    /// Deleted, paused or stopped: the task ends.
+    Stop,
+    /// Kicked while waiting for mail: sign in afresh (an interrupted IDLE leaves the
+    /// connection in an unknown state) and list again at once.
+    Restart,
+    /// The connector failed: the caller decides from its disposition.
+    Failed(ConnectorError),
+}
+
+impl MailSync {
+    pub fn new(db: Db, registry: Registry, secrets: SecretBox, fanout: Fanout, notifications: NotificationService, settings: SyncSettings) -> Self {
+        MailSync {
+            inner: Arc::new(Inner {
+                db,
+                registry,
+                secrets,
+                fanout,
+                notifications,
+                settings,
+                workers: Mutex::new(HashMap::new()),
+                tasks: TaskTracker::new(),
+                shutdown: CancellationToken::new(),
+            }),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// Starts the sync of every mailbox that should be syncing (at boot).
+    pub async fn start_all(&self) -> Result<()> {
+        for id in store::runnable(&self.inner.db).await? {
+            self.start(id);
+        }
+        Ok(())
+    }
+
+    /// Starts the mailbox's sync unless it is running.
+    pub fn start(&self, id: MailboxId) {
+        if self.inner.shutdown.is_cancelled() {
+            return;
+        }
+        let mut workers = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+        if workers.get(&id).is_some_and(|w| !w.stop.is_cancelled()) {
+            return;
+        }
+        let stop = self.inner.shutdown.child_token();
+        let kick = Arc::new(Notify::new());
+        workers.insert(id, Worker { stop: stop.clone(), kick: kick.clone() });
+        let inner = self.inner.clone();
+        let span = info_span!("mailbox_sync", mailbox_id = %id.0);
+        self.inner.tasks.spawn(
+            async move {
+                run(&inner, id, &stop, &kick).await;
+                let mut workers = inner.workers.lock().unwrap_or_else(|e| e.into_inner());
+                if workers.get(&id).is_some_and(|w| Arc::ptr_eq(&w.kick, &kick)) {
+                    workers.remove(&id);
+                }
+            }
+            .instrument(span),
+        );
+    }
+
+    /// Stops the mailbox's sync (it finishes the batch it is recording).
+    pub fn stop(&self, id: MailboxId) {
+        if let Some(w) = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()).remove(&id) {
+            w.stop.cancel();
+        }
+    }
+
+    /// Makes a running sync list again now (settings changed, resync asked); starts it if
+    /// it is not running.
+    pub fn kick(&self, id: MailboxId) {
+        let running = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).map(|w| w.kick.clone());
+        match running {
+            Some(kick) => kick.notify_one(),
+            None => self.start(id),
+        }
+    }
+
+    /// Stops every sync and waits for them to end.
+    pub async fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+        self.inner.tasks.close();
+        self.inner.tasks.wait().await;
+    }
+}
+
+async fn run(inner: &Inner, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
+    let mut failures: u32 = 0;
+    loop {
+        let ended = tokio::select! {
+            () = stop.cancelled() => return,
+            ended = session(inner, id, stop, kick, &mut failures) => ended,
+        };
+        let error = match ended {
+            Ok(Ended::Stop) => return,
+            Ok(Ended::Restart) => continue,
+            Ok(Ended::Failed(e)) => e,
+            Err(e) => {
+                // The database failed us, not the server: retry like a transient failure.
+                warn!(error = ?e, "mailbox sync failed");
+                ConnectorError::Unreachable { message: "internal error; retrying".into() }
+            }
+        };
+        let delay = match error.disposition() {
+            Disposition::Reauthorize => {
+                needs_reauth(inner, id, &error).await;
+                return;
+            }
+            Disposition::Resync => {
+                let _ = store::reset_checkpoint(&inner.db, id).await;
+                set_status(inner, id, MailboxStatus::Syncing, "the server renumbered the folder; listing again from the sync-from date", None).await;
+                continue;
+            }
+            Disposition::BackOff => backoff(&inner.settings, failures),
+            Disposition::WaitAtLeast(at_least) => backoff(&inner.settings, failures).max(at_least),
+            Disposition::Fix => inner.settings.backoff_max,
+        };
+        failures = failures.saturating_add(1);
+        let reason = format!("{}; retrying in {}s", error, delay.as_secs().max(1));
+        set_status(inner, id, MailboxStatus::Error, &reason, Some(&error.to_string())).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(delay) => {}
+            () = kick.notified() => {}
+        }
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to base·2ⁿ (capped), so many
+/// mailboxes failing together do not retry together.
+fn backoff(settings: &SyncSettings, failures: u32) -> Duration {
+    let ceiling = settings.backoff_base.saturating_mul(2u32.saturating_pow(failures.min(20))).min(settings.backoff_max);
+    let floor = ceiling / 2;
+    floor + ceiling.saturating_sub(floor).mul_f64(rand::random::<f64>())
+}
+
+/// One signed-in run: catch up, then wait for mail, until something fails or stops it.
+async fn session(inner: &Inner, id: MailboxId, stop: &CancellationToken, kick: &Notify, failures: &mut u32) -> Result<Ended> {
+    let Some(mailbox) = store::find_mailbox(&inner.db, id).await? else { return Ok(Ended::Stop) };
+    if mailbox.paused {
+        set_status(inner, id, MailboxStatus::Paused, "paused by the user", None).await;
+        return Ok(Ended::Stop);
+    }
+    let Some(connector) = inner.registry.get(&mailbox.connector).cloned() else {
+        set_status(inner, id, MailboxStatus::Error, &format!("connector {} is not available in this gateway", mailbox.connector), None).await;
+        return Ok(Ended::Stop);
+    };
+    let account = account_of(inner, &mailbox, &connector).await?;
+    set_status(inner, id, MailboxStatus::Connecting, "signing in", None).await;
+    let opened = tokio::time::timeout(inner.settings.connect_timeout, connector.open(&account)).await;
+    let mut session = match opened {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => return Ok(Ended::Failed(e)),
+        Err(_) => return Ok(Ended::Failed(ConnectorError::Unreachable { message: "signing in timed out".into() })),
+    };
+    let owner = Owner {
+        mailbox_id: id,
+        account_id: mailbox.account_id,
+        workspace_id: mailbox.workspace_id,
+        address: mailbox.email_address.clone(),
+    };
+    let result = follow(inner, &owner, session.as_mut(), stop, kick, failures).await;
+    session.close().await;
+    result
+}
+
+async fn account_of(inner: &Inner, mailbox: &Mailbox, connector: &SharedConnector) -> Result<Account> {
+    let sealed = store::credentials(&inner.db, mailbox.mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
+    let credentials = StoredCredentials::open(&inner.secrets, mailbox.mailbox_id, &sealed)?.into_credentials();
+    let settings: concierge_connector_sdk::Settings = serde_json::from_str(&mailbox.settings).map_err(anyhow::Error::from)?;
+    // Settings were validated when saved; validating again fills defaults a newer connector added.
+    let settings = connector.validate(&settings).unwrap_or(settings);
+    Ok(Account { address: mailbox.email_address.clone(), settings, credentials })
+}
+
+/// Catch up, reconcile when due, wait for news; repeat.
+async fn follow(
+    inner: &Inner,
+    owner: &Owner,
+    session: &mut dyn MailSession,
+    stop: &CancellationToken,
+    kick: &Notify,
+    failures: &mut u32,
+) -> Result<Ended> {
+    let mut last_reconcile: Option<tokio::time::Instant> = None;
+    loop {
+        let Some(mailbox) = store::find_mailbox(&inner.db, owner.mailbox_id).await? else { return Ok(Ended::Stop) };
+        if mailbox.paused {
+            set_status(inner, owner.mailbox_id, MailboxStatus::Paused, "paused by the user", None).await;
+            return Ok(Ended::Stop);
+        }
+        let since = Utc.from_utc_datetime(&mailbox.sync_from.and_time(NaiveTime::MIN));
+        let checkpoint = mailbox.checkpoint.clone().map(Checkpoint);
+        let refs = match session.list(since, checkpoint.as_ref()).await {
+            Ok(refs) => refs,
+            Err(e) => return Ok(Ended::Failed(e)),
+        };
+        let listed_last = refs.last().map(|r| r.checkpoint.0.clone());
+        // A full listing (first sync, or after a reset) skips what this mailbox recorded.
+        let refs = if checkpoint.is_none() { unrecorded(inner, owner.mailbox_id, refs).await? } else { refs };
+        let notify = mailbox.initial_synced_at.is_some();
+        if !refs.is_empty() {
+            let reason = if notify { "recording new mail" } else { "recording mail since the sync-from date" };
+            set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, reason, None).await;
+            if let Err(e) = record(inner, owner, session, &refs, true, notify, stop).await? {
+                return Ok(Ended::Failed(e));
+            }
+            if stop.is_cancelled() {
+                return Ok(Ended::Stop);
+            }
+        }
+        if checkpoint.is_none()
+            && let Some(last) = listed_last
+        {
+            // Everything listed is recorded now: the next listing can start after it.
+            store::set_checkpoint(&inner.db, owner.mailbox_id, &last).await?;
+        }
+        let now = Utc::now();
+        store::mark_synced(&inner.db, owner.mailbox_id, now).await?;
+        *failures = 0;
+        if last_reconcile.is_none_or(|t| t.elapsed() >= inner.settings.reconcile_every) {
+            last_reconcile = Some(tokio::time::Instant::now());
+            if let Err(e) = reconcile(inner, owner, session, since, stop).await? {
+                return Ok(Ended::Failed(e));
+            }
+        }
+        set_status(inner, owner.mailbox_id, MailboxStatus::Live, "up to date; waiting for new mail", None).await;
+        let until_reconcile = inner.settings.reconcile_every.saturating_sub(last_reconcile.map(|t| t.elapsed()).unwrap_or_default());
+        let wait = inner.settings.wait_max.min(until_reconcile).max(Duration::from_secs(1));
+        tokio::select! {
+            () = stop.cancelled() => return Ok(Ended::Stop),
+            () = kick.notified() => return Ok(Ended::Restart),
+            woke = session.wait(wait) => if let Err(e) = woke { return Ok(Ended::Failed(e)) },
+        }
+    }
+}
+
+/// The listed messages this mailbox has not recorded yet.
+async fn unrecorded(inner: &Inner, id: MailboxId, refs: Vec<MessageRef>) -> Result<Vec<MessageRef>> {
+    if refs.is_empty() {
+        return Ok(refs);
+    }
+    let known: HashSet<String> = store::recorded_ids(&inner.db, id).await?.into_iter().collect();
+    Ok(refs.into_iter().filter(|r| !known.contains(&r.id)).collect())
+}
+
+/// Fetches and records `refs` batch by batch, publishing progress. With `advance`, each
+/// batch moves the checkpoint to its last message (listing order is oldest first).
+async fn record(
+    inner: &Inner,
+    owner: &Owner,
+    session: &mut dyn MailSession,
+    refs: &[MessageRef],
+    advance: bool,
+    notify: bool,
+    stop: &CancellationToken,
+) -> Result<Result<(), ConnectorError>> {
+    let total = refs.len() as u64;
+    let mut done = 0u64;
+    inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
+    for batch in refs.chunks(inner.settings.batch.max(1)) {
+        if stop.is_cancelled() {
+            break;
+        }
+        let messages = match session.fetch(batch).await {
+            Ok(m) => m,
+            Err(e) => return Ok(Err(e)),
+        };
+        let checkpoint = advance.then(|| batch.last().map(|r| r.checkpoint.0.as_str())).flatten();
+        let now = Utc::now();
+        let outcome = ingest::ingest(&inner.db, owner, messages, checkpoint, now).await?;
+        done += batch.len() as u64;
+        for r in &outcome.recorded {
+            inner
+                .fanout
+                .publish(Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
+                .await;
+        }
+        if notify {
+            notify_owner(inner, owner, &outcome.recorded).await;
+        }
+        inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
+        inner.fanout.publish(Change::Mailbox { mailbox_id: owner.mailbox_id }).await;
+    }
+    Ok(Ok(()))
+}
+
+/// Mail arriving live notifies the mailbox's owner (the initial sync of old mail does not).
+async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded]) {
+    for r in recorded {
+        let title = if r.sender.is_empty() { "New message".to_owned() } else { format!("New message from {}", r.sender) };
+        let notice = Notice {
+            assigned_to_me: true,
+            dedupe_key: Some(format!("message:{}", r.event_id.0)),
+            contact: Some(r.sender.clone()).filter(|s| !s.is_empty()),
+            ..Notice::new(owner.account_id, NotificationEvent::MessageReceived, title, r.title.clone())
+        };
+        if let Err(e) = inner.notifications.notify(notice).await {
+            warn!(error = ?e, "cannot notify a received message");
+        }
+    }
+}
+
+/// Compares the server's messages since the sync-from date with what was recorded, and
+/// records any that are missing.
+async fn reconcile(
+    inner: &Inner,
+    owner: &Owner,
+    session: &mut dyn MailSession,
+    since: chrono::DateTime<Utc>,
+    stop: &CancellationToken,
+) -> Result<Result<(), ConnectorError>> {
+    let listed = match session.list(since, None).await {
+        Ok(l) => l,
+        Err(e) => return Ok(Err(e)),
+    };
+    let server = listed.len() as i64;
+    let missing = unrecorded(inner, owner.mailbox_id, listed).await?;
+    store::set_health(&inner.db, owner.mailbox_id, server, missing.len() as i64, Utc::now()).await?;
+    if !missing.is_empty() {
+        warn!(missing = missing.len(), "reconciliation found messages the sync had not recorded; backfilling");
+        set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, &format!("backfilling {} messages found missing", missing.len()), None).await;
+        if let Err(e) = record(inner, owner, session, &missing, false, false, stop).await? {
+            return Ok(Err(e));
+        }
+        let left = unrecorded(inner, owner.mailbox_id, missing).await?;
+        store::set_health(&inner.db, owner.mailbox_id, server, left.len() as i64, Utc::now()).await?;
+    }
+    inner.fanout.publish(Change::Mailbox { mailbox_id: owner.mailbox_id }).await;
+    Ok(Ok(()))
+}
+
+async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason: &str, error: Option<&str>) {
+    let current = store::find_mailbox(&inner.db, id).await.ok().flatten();
+    if current.as_ref().is_some_and(|m| m.status() == status && m.status_reason.as_deref() == Some(reason)) {
+        return;
+    }
+    if let Err(e) = store::set_status(&inner.db, id, status, Some(reason), error, Utc::now()).await {
+        warn!(error = %e, "cannot record the mailbox status");
+        return;
+    }
+    inner.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
+}
+
+async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {
+    set_status(inner, id, MailboxStatus::NeedsReauth, "the server refused the credentials; connect the mailbox again", Some(&error.to_string()))
+        .await;
+    let Ok(Some(mailbox)) = store::find_mailbox(&inner.db, id).await else { return };
+    let notice = Notice {
+        assigned_to_me: true,
+        dedupe_key: Some(format!("mailbox-reauth:{}:{}", id.0, mailbox.status_changed_at.timestamp())),
+        ..Notice::new(
+            mailbox.account_id,
+            NotificationEvent::MailboxError,
+            format!("{} needs you to sign in again", mailbox.email_address),
+            "The mail server refused the saved password. Mail is not being synced until you connect the mailbox again.",
+        )
+    };
+    if let Err(e) = inner.notifications.notify(notice).await {
+        warn!(error = ?e, "cannot notify a mailbox needing re-authorisation");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_stays_jittered_and_capped() {
+        let s = SyncSettings { backoff_base: Duration::from_secs(5), backoff_max: Duration::from_secs(300), ..SyncSettings::default() };
+        for failures in 0..30 {
+            let ceiling = Duration::from_secs(5 * 2u64.pow(failures.min(20))).min(Duration::from_secs(300));
+            let d = backoff(&s, failures);
+            assert!(d >= ceiling / 2 && d <= ceiling, "failure {failures}: {d:?} outside {:?}..={ceiling:?}", ceiling / 2);
+        }
+        let spread: HashSet<Duration> = (0..20).map(|_| backoff(&s, 6)).collect();
+        assert!(spread.len() > 1, "jitter spreads retries");
+    }
+}

@@ -1,0 +1,220 @@
+//! Faults during a mailbox sync: the gateway killed mid-sync, Dovecot down and back, the
+//! folder renumbered (UIDVALIDITY). After each, every message is an event exactly once.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestUser, WsEvent};
+use crate::mail_lab::MailLab;
+use crate::mailboxes::{connected, imap_date, live_with, mailbox, message, sync_from};
+
+/// The workspace's events: (count, distinct Message-IDs).
+async fn event_counts(app: &TestApp, user: &TestUser) -> (usize, usize) {
+    let mut ids = std::collections::HashSet::new();
+    let mut total = 0;
+    let mut after: Option<String> = None;
+    loop {
+        let r = app
+            .gql(
+                Some(&user.token),
+                "query($a: String) { activity(first: 100, after: $a) { edges { node { message { messageId } } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        let page = &r["data"]["activity"];
+        for e in page["edges"].as_array().unwrap_or_else(|| panic!("{r}")) {
+            total += 1;
+            ids.insert(e["node"]["message"]["messageId"].as_str().unwrap_or_default().to_owned());
+        }
+        if page["pageInfo"]["hasNextPage"] != true {
+            return (total, ids.len());
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+}
+
+fn key() -> String {
+    base64::engine::general_purpose::STANDARD.encode([7u8; 32])
+}
+
+#[tokio::test]
+async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
+    let lab = MailLab::get().await;
+    let (mail_user, password) = lab.new_user("kill").await;
+    let to = format!("{mail_user}@lab.test");
+    let mail: Vec<_> = (0..400).map(|i| (message(&format!("s{}@customer.test", i % 7), &to, &format!("m{i}"), "body"), None)).collect();
+    lab.append(&mail_user, &password, &mail).await;
+
+    // Connect with one gateway and stop it at once; its sync may have begun.
+    let cert = lab.cert();
+    let first = TestApp::spawn_with({
+        let cert = cert.clone();
+        move |c| {
+            c.mail_ca_file = Some(cert);
+            c.secret_key = Some(concierge::config::Redacted(key()));
+            c.mail_sync_batch = 20;
+        }
+    })
+    .await;
+    let ada = first.user("ada@example.com").await;
+    let id = connected(&first, &ada, &lab, &mail_user, &password).await;
+    let url = first.database_url.clone();
+    first.begin_shutdown();
+
+    // A real gateway process on the same database, SIGKILLed while it records.
+    let data = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .env("DATABASE_URL", &url)
+        .env("CONCIERGE_BIND", "127.0.0.1:0")
+        .env("CONCIERGE_DATA_DIR", data.path())
+        .env("CONCIERGE_SECRET_KEY", key())
+        .env("CONCIERGE_MAIL_CA_FILE", &cert)
+        .env("CONCIERGE_MAIL_SYNC_BATCH", "20")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway binary starts");
+    let db = concierge::db::Db::connect(&url, Some(2)).await.unwrap();
+    let mailbox_id = concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = concierge::mailboxes::store::find_mailbox(&db, mailbox_id).await.unwrap().unwrap();
+        if m.message_count >= 60 {
+            assert!(m.message_count < 400, "the sync finished before the kill; make the mailbox bigger");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the child gateway did not sync: {m:?}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+    db.close().await;
+
+    // Started again, the sync picks up from its checkpoint.
+    let second = TestApp::spawn_with(move |c| {
+        c.database_url = Some(url);
+        c.mail_ca_file = Some(cert);
+        c.secret_key = Some(concierge::config::Redacted(key()));
+    })
+    .await;
+    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    live_with(&second, &ada, &id, 400).await;
+    assert_eq!(event_counts(&second, &ada).await, (400, 400));
+}
+
+#[tokio::test]
+async fn an_imap_outage_mid_sync_shows_as_an_error_then_recovers_with_nothing_lost() {
+    let lab = MailLab::private().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.mail_retry_ms = 100;
+        c.mail_sync_batch = 10;
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("out").await;
+    let to = format!("{mail_user}@lab.test");
+    let mail: Vec<_> = (0..150).map(|i| (message("c@customer.test", &to, &format!("m{i}"), "b"), None)).collect();
+    lab.append(&mail_user, &password, &mail).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    lab.stop_imap().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = mailbox(&app, &ada, &id).await;
+        if m["status"] == "ERROR" {
+            assert!(m["statusReason"].as_str().unwrap().contains("retrying"), "{m}");
+            assert!(m["lastError"].is_string(), "{m}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the outage never showed: {m}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    lab.start_imap().await;
+    live_with(&app, &ada, &id, 150).await;
+    assert_eq!(event_counts(&app, &ada).await, (150, 150));
+}
+
+#[tokio::test]
+async fn a_renumbered_folder_is_resynced_without_duplicate_events() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.mail_retry_ms = 100;
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("uidv").await;
+    let to = format!("{mail_user}@lab.test");
+    let mail: Vec<_> = (0..5).map(|i| (message("c@customer.test", &to, &format!("m{i}"), "b"), None)).collect();
+    lab.append(&mail_user, &password, &mail).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 5).await;
+
+    // New UIDs and a new UIDVALIDITY, as a server restored from backup would have.
+    lab.doveadm(&["mailbox", "create", "-u", &mail_user, "tmp"]).await;
+    lab.doveadm(&["move", "-u", &mail_user, "tmp", "mailbox", "INBOX", "all"]).await;
+    lab.doveadm(&["move", "-u", &mail_user, "INBOX", "mailbox", "tmp", "all"]).await;
+    lab.doveadm(&["mailbox", "delete", "-u", &mail_user, "tmp"]).await;
+    let status = lab.doveadm(&["mailbox", "status", "-u", &mail_user, "uidvalidity", "INBOX"]).await;
+    let current: u64 = status.trim().rsplit("uidvalidity=").next().unwrap_or_default().parse().unwrap_or_else(|_| panic!("{status}"));
+    lab.doveadm(&["mailbox", "update", "-u", &mail_user, "--uid-validity", &(current + 1000).to_string(), "INBOX"]).await;
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "after the renumbering", "b"), None)]).await;
+
+    live_with(&app, &ada, &id, 6).await;
+    assert_eq!(event_counts(&app, &ada).await, (6, 6));
+}
+
+#[tokio::test]
+async fn the_sync_reports_progress_while_it_records() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.mail_sync_batch = 10;
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("prog").await;
+    let to = format!("{mail_user}@lab.test");
+    // Older than the 30-day sync-from date: the first sync records nothing.
+    let mail: Vec<_> = (0..40).map(|i| (message("c@customer.test", &to, &format!("m{i}"), "b"), imap_date(45))).collect();
+    lab.append(&mail_user, &password, &mail).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
+    assert_eq!(ws.next_json().await["type"], "connection_ack");
+    ws.send(json!({ "id": "p", "type": "subscribe", "payload": {
+        "query": "subscription($m: ID!) { mailboxSyncProgress(mailboxId: $m) { done total } }", "variables": { "m": id } } }))
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // An earlier sync-from date lists again from it.
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($id: ID!, $d: NaiveDate!) { updateMailbox(id: $id, input: { syncFrom: $d }) { syncFrom } }",
+            json!({ "id": id, "d": sync_from(60) }),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let mut seen = Vec::new();
+    loop {
+        let WsEvent::Json(m) = ws.next_within(Duration::from_secs(15)).await else { panic!("closed") };
+        let p = &m["payload"]["data"]["mailboxSyncProgress"];
+        assert_eq!(p["total"], 40, "{m}");
+        let done = p["done"].as_u64().unwrap();
+        seen.push(done);
+        if done == 40 {
+            break;
+        }
+    }
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
+    assert!(seen.len() >= 3, "progress comes batch by batch: {seen:?}");
+    live_with(&app, &ada, &id, 40).await;
+}

@@ -1,0 +1,398 @@
+//! Mailboxes against a real Dovecot: connecting (a failed sign-in is a typed error and saves
+//! nothing), syncing mail since the sync-from date into `message.receive` events on the
+//! sender's contact, live arrival, and every fault ending with each message recorded once.
+
+use std::time::Duration;
+
+use chrono::{Duration as Days, Utc};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, TestUser, WsEvent, codes, error_of};
+use crate::mail_lab::MailLab;
+
+const MAILBOX: &str = "id status statusReason lastError syncFrom paused lastSyncedAt counts { messages malformed } \
+    health { serverCount recordedCount missing lastReconciledAt } settings emailAddress connector";
+
+/// A gateway that trusts the lab's certificate, and the lab.
+pub async fn gateway() -> (TestApp, MailLab) {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.mail_retry_ms = 200;
+    })
+    .await;
+    (app, lab)
+}
+
+pub fn imap_settings(lab: &MailLab) -> Value {
+    json!({
+        "imapHost": "127.0.0.1", "imapPort": lab.imaps, "imapSecurity": "SSL_TLS",
+        "smtpHost": "127.0.0.1", "smtpPort": lab.smtp, "smtpSecurity": "NONE",
+    })
+}
+
+pub fn message(from: &str, to: &str, subject: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: {to}\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{}@test.example>\r\nMIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+        Utc::now().to_rfc2822(),
+        uuid::Uuid::new_v4().simple()
+    )
+    .into_bytes()
+}
+
+pub fn imap_date(days_ago: i64) -> Option<String> {
+    Some((Utc::now() - Days::days(days_ago)).format("%d-%b-%Y %H:%M:%S +0000").to_string())
+}
+
+pub fn sync_from(days_ago: i64) -> String {
+    (Utc::now() - Days::days(days_ago)).format("%Y-%m-%d").to_string()
+}
+
+pub async fn connect(app: &TestApp, user: &TestUser, mail_user: &str, password: &str, settings: Value) -> Value {
+    app.gql(
+        Some(&user.token),
+        &format!("mutation($i: ConnectMailboxInput!) {{ connectMailbox(input: $i) {{ {MAILBOX} }} }}"),
+        json!({ "i": {
+            "connector": "imap", "emailAddress": format!("{mail_user}@lab.test"), "password": password,
+            "syncFrom": sync_from(30), "settings": settings,
+        }}),
+    )
+    .await
+}
+
+/// Connects `mail_user`'s mailbox for `user` and returns its id.
+pub async fn connected(app: &TestApp, user: &TestUser, lab: &MailLab, mail_user: &str, password: &str) -> String {
+    let r = connect(app, user, mail_user, password, imap_settings(lab)).await;
+    r["data"]["connectMailbox"]["id"].as_str().unwrap_or_else(|| panic!("connectMailbox failed: {r}")).to_owned()
+}
+
+pub async fn mailbox(app: &TestApp, user: &TestUser, id: &str) -> Value {
+    let r = app.gql(Some(&user.token), &format!("query($id: ID!) {{ mailbox(id: $id) {{ {MAILBOX} }} }}"), json!({ "id": id })).await;
+    r["data"]["mailbox"].clone()
+}
+
+/// Waits until the mailbox is LIVE with `n` messages recorded.
+pub async fn live_with(app: &TestApp, user: &TestUser, id: &str, n: i64) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let m = mailbox(app, user, id).await;
+        if m["status"] == "LIVE" && m["counts"]["messages"].as_i64() == Some(n) {
+            return m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the mailbox did not reach LIVE with {n} messages: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn workspace_activity(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let r = app
+        .gql(
+            Some(&user.token),
+            "{ activity(first: 100) { edges { node { id type occurredAt malformed contact { name emails } \
+               message { title contents html from { name email } to { name email } cc { name email } messageId inReplyTo references \
+               attachments { name size contentType } malformed } } } } }",
+            json!({}),
+        )
+        .await;
+    r["data"]["activity"]["edges"].as_array().unwrap_or_else(|| panic!("activity: {r}")).iter().map(|e| e["node"].clone()).collect()
+}
+
+#[tokio::test]
+async fn the_connectors_describe_their_connect_forms() {
+    let (app, _lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "{ mailConnectors { kind displayName auth canSend fields { key label type required default choices { value label } } } }",
+            json!({}),
+        )
+        .await;
+    let connectors = r["data"]["mailConnectors"].as_array().unwrap_or_else(|| panic!("{r}"));
+    let imap = connectors.iter().find(|c| c["kind"] == "imap").expect("the IMAP/SMTP connector");
+    assert_eq!(imap["auth"], "PASSWORD");
+    assert_eq!(imap["canSend"], true);
+    let field = |key: &str| imap["fields"].as_array().unwrap().iter().find(|f| f["key"] == key).cloned().unwrap_or_else(|| panic!("no field {key}"));
+    assert_eq!(field("imapHost")["required"], true);
+    assert_eq!(field("imapPort")["type"], "PORT");
+    let security: Vec<String> =
+        field("imapSecurity")["choices"].as_array().unwrap().iter().map(|c| c["value"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(security, ["SSL_TLS", "STARTTLS", "NONE"]);
+    let gmail = connectors.iter().find(|c| c["kind"] == "gmail-password").expect("Gmail by app password");
+    assert!(gmail["fields"].as_array().unwrap().iter().any(|f| f["key"] == "smtpSecurity"), "{gmail}");
+}
+
+#[tokio::test]
+async fn a_sign_in_that_fails_is_a_typed_error_on_the_field_at_fault_and_saves_nothing() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+
+    let r = connect(&app, &ada, &mail_user, "wrong password", imap_settings(&lab)).await;
+    assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settings = imap_settings(&lab);
+    settings["imapPort"] = json!(closed);
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(codes(&r), ["UNREACHABLE"], "{r}");
+
+    // SSL/TLS against the plain port: the handshake fails.
+    let mut settings = imap_settings(&lab);
+    settings["imapPort"] = json!(lab.imap);
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
+
+    let mut settings = imap_settings(&lab);
+    settings["imapSecurity"] = json!("TLS9");
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.imapSecurity".into())), "{r}");
+
+    let r = app.gql(Some(&ada.token), "{ me { mailboxes { id } } }", json!({})).await;
+    assert_eq!(r["data"]["me"]["mailboxes"], json!([]), "nothing saved: {r}");
+}
+
+#[tokio::test]
+async fn every_tls_mode_connects() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    for (security, port) in [("SSL_TLS", lab.imaps), ("STARTTLS", lab.imap), ("NONE", lab.imap)] {
+        let mut settings = imap_settings(&lab);
+        settings["imapSecurity"] = json!(security);
+        settings["imapPort"] = json!(port);
+        let r = connect(&app, &ada, &mail_user, &password, settings).await;
+        assert!(r["data"]["connectMailbox"]["id"].is_string(), "{security}: {r}");
+        let id = r["data"]["connectMailbox"]["id"].as_str().unwrap();
+        let r = app.gql(Some(&ada.token), "mutation($id: ID!) { disconnectMailbox(id: $id) }", json!({ "id": id })).await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+}
+
+#[tokio::test]
+async fn mail_since_the_sync_from_date_becomes_events_on_the_senders_contact() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let to = format!("Ada <{mail_user}@lab.test>");
+    lab.append(
+        &mail_user,
+        &password,
+        &[
+            (message("Old Timer <old@customer.test>", &to, "Before the sync-from date", "old"), imap_date(60)),
+            (message("Carol Customer <Carol@Customer.test>", &to, "Order 1042", "Where is my order?"), imap_date(3)),
+            (
+                format!(
+                    "From: carol@customer.test\r\nTo: {to}\r\nCc: Dan <dan@customer.test>\r\nSubject: =?UTF-8?B?WmHFvMOzxYLEhw==?=\r\n\
+                     Message-ID: <second@customer.test>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThanks!\r\n"
+                )
+                .into_bytes(),
+                imap_date(1),
+            ),
+        ],
+    )
+    .await;
+
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    let m = live_with(&app, &ada, &id, 2).await;
+    assert_eq!(m["health"]["serverCount"], 2, "{m}");
+    assert_eq!(m["health"]["recordedCount"], 2);
+    assert_eq!(m["health"]["missing"], 0);
+    assert!(m["statusReason"].is_string());
+
+    let events = workspace_activity(&app, &ada).await;
+    assert_eq!(events.len(), 2, "the 60-day-old message is before the sync-from date: {events:?}");
+    let newest = &events[0];
+    assert_eq!(newest["type"], "MESSAGE_RECEIVE");
+    assert_eq!(newest["message"]["title"], "Zażółć");
+    assert_eq!(newest["message"]["contents"].as_str().unwrap().trim(), "Thanks!");
+    assert_eq!(newest["message"]["cc"], json!([{ "name": "Dan", "email": "dan@customer.test" }]));
+    assert_eq!(newest["message"]["messageId"], "second@customer.test");
+    let first = &events[1];
+    assert_eq!(first["message"]["title"], "Order 1042");
+    assert_eq!(first["message"]["from"], json!([{ "name": "Carol Customer", "email": "Carol@Customer.test" }]));
+    assert_eq!(first["message"]["to"][0]["email"], format!("{mail_user}@lab.test"));
+    // Both from Carol (the address compared case-insensitively): one contact.
+    assert_eq!(first["contact"]["name"], "Carol Customer");
+    assert_eq!(newest["contact"], first["contact"]);
+
+    // Syncing never changed the mailbox: nothing was marked read.
+    assert_eq!(lab.seen_flags(&mail_user, &password).await, [false, false, false]);
+}
+
+#[tokio::test]
+async fn mail_appended_while_live_reaches_an_activity_subscriber() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
+    assert_eq!(ws.next_json().await["type"], "connection_ack");
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query":
+        "subscription { activityEvents { type contact { emails } message { title from { email } } } }" } }))
+    .await;
+    // Let the subscription register before the mail arrives.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    lab.append(&mail_user, &password, &[(message("eve@customer.test", &format!("{mail_user}@lab.test"), "Live one", "hi"), None)]).await;
+    let WsEvent::Json(next) = ws.next_within(Duration::from_secs(15)).await else { panic!("subscription closed") };
+    assert_eq!(next["type"], "next", "{next}");
+    let event = &next["payload"]["data"]["activityEvents"];
+    assert_eq!(event["type"], "MESSAGE_RECEIVE");
+    assert_eq!(event["message"]["title"], "Live one");
+    assert_eq!(event["contact"]["emails"], json!(["eve@customer.test"]));
+
+    // Live mail notifies the mailbox's owner.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.gql(Some(&ada.token), "{ me { notifications(first: 5) { edges { node { event title body } } } } }", json!({})).await;
+        let edges = r["data"]["me"]["notifications"]["edges"].as_array().cloned().unwrap_or_default();
+        if let Some(n) = edges.iter().find(|e| e["node"]["event"] == "MESSAGE_RECEIVED") {
+            assert_eq!(n["node"]["body"], "Live one");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no MESSAGE_RECEIVED notification: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn mailbox_credentials_never_come_back_and_are_sealed_at_rest() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    let everything = app
+        .gql(Some(&ada.token), &format!("{{ me {{ mailboxes {{ {MAILBOX} statusChangedAt createdAt workspaceId }} }} }}"), json!({}))
+        .await;
+    assert!(!everything.to_string().contains(&password), "the password came back: {everything}");
+    let stored = concierge::mailboxes::store::credentials(&app.services.db, concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap())
+        .await
+        .unwrap()
+        .expect("sealed credentials");
+    assert!(!stored.windows(password.len()).any(|w| w == password.as_bytes()), "the password is stored in the clear");
+}
+
+#[tokio::test]
+async fn a_refused_password_after_connecting_needs_reauthorisation_and_notifies() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+
+    lab.set_password(&mail_user, "changed-elsewhere").await;
+    // Make the sync sign in again now rather than at its next reconnect.
+    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { resyncMailbox(id: $id) { id } }", json!({ "id": id })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let m = mailbox(&app, &ada, &id).await;
+        if m["status"] == "NEEDS_REAUTH" {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never NEEDS_REAUTH: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(m["statusReason"].as_str().unwrap().contains("refused"), "{m}");
+    assert!(m["lastError"].as_str().is_some_and(|e| e.contains("authentication")), "{m}");
+    let r = app.gql(Some(&ada.token), "{ me { notifications(first: 5) { edges { node { event title } } } } }", json!({})).await;
+    let events: Vec<&Value> = r["data"]["me"]["notifications"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]["event"]).collect();
+    assert!(events.iter().any(|e| *e == "MAILBOX_ERROR"), "{r}");
+}
+
+#[tokio::test]
+async fn pausing_stops_the_sync_and_disconnecting_keeps_the_events() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let to = format!("{mail_user}@lab.test");
+    lab.append(&mail_user, &password, &[(message("x@customer.test", &to, "one", "1"), None)]).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 1).await;
+
+    let r = app
+        .gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { status paused } }", json!({ "id": id }))
+        .await;
+    assert_eq!(r["data"]["updateMailbox"], json!({ "status": "PAUSED", "paused": true }), "{r}");
+    lab.append(&mail_user, &password, &[(message("x@customer.test", &to, "two", "2"), None)]).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: false }) { paused } }", json!({ "id": id }))
+        .await;
+    assert_eq!(r["data"]["updateMailbox"]["paused"], false, "{r}");
+    live_with(&app, &ada, &id, 2).await;
+
+    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { disconnectMailbox(id: $id) }", json!({ "id": id })).await;
+    assert_eq!(r["data"]["disconnectMailbox"], id, "{r}");
+    assert_eq!(workspace_activity(&app, &ada).await.len(), 2, "events stay");
+    let r = app.gql(Some(&ada.token), "query($id: ID!) { mailbox(id: $id) { id } }", json!({ "id": id })).await;
+    assert_eq!(codes(&r), ["NOT_FOUND"]);
+}
+
+#[tokio::test]
+async fn someone_elses_mailbox_is_not_found() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    for q in [
+        "query($id: ID!) { mailbox(id: $id) { id } }",
+        "mutation($id: ID!) { resyncMailbox(id: $id) { id } }",
+        "mutation($id: ID!) { disconnectMailbox(id: $id) }",
+    ] {
+        let r = app.gql(Some(&bob.token), q, json!({ "id": id })).await;
+        assert_eq!(codes(&r), ["NOT_FOUND"], "{q}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn every_message_of_the_corpus_and_a_10_mb_one_becomes_one_event_without_stalling() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("corpus").await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/eml");
+    let mut mail: Vec<(Vec<u8>, Option<String>)> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
+        .map(|e| (std::fs::read(e.path()).unwrap(), imap_date(1)))
+        .collect();
+    let corpus = mail.len();
+    assert!(corpus >= 10, "the corpus is in tests/eml");
+    let big = {
+        use base64::Engine as _;
+        let blob = base64::engine::general_purpose::STANDARD.encode(vec![0x5au8; 7_500_000]);
+        let wrapped: Vec<&str> = blob.as_bytes().chunks(76).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        format!(
+            "From: big@customer.test\r\nTo: {mail_user}@lab.test\r\nSubject: Big one\r\nMessage-ID: <big@customer.test>\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"x\"\r\n\r\n--x\r\nContent-Type: text/plain\r\n\r\nSee attached.\r\n--x\r\n\
+             Content-Type: application/octet-stream; name=\"big.bin\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n--x--\r\n",
+            wrapped.join("\r\n")
+        )
+    };
+    assert!(big.len() > 10_000_000);
+    mail.push((big.into_bytes(), imap_date(1)));
+    lab.append(&mail_user, &password, &mail).await;
+
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    let m = live_with(&app, &ada, &id, corpus as i64 + 1).await;
+    assert!(m["counts"]["malformed"].as_i64().unwrap() >= 2, "broken MIME is recorded and marked: {m}");
+    let events = workspace_activity(&app, &ada).await;
+    assert_eq!(events.len(), corpus + 1);
+    let big = events.iter().find(|e| e["message"]["title"] == "Big one").expect("the 10 MB message");
+    assert_eq!(big["message"]["attachments"], json!([{ "name": "big.bin", "size": 7_500_000, "contentType": "application/octet-stream" }]));
+    let titles: Vec<&str> = events.iter().filter_map(|e| e["message"]["title"].as_str()).collect();
+    assert!(titles.contains(&"Zażółć gęślą jaźń 🎉"), "{titles:?}");
+    assert!(events.iter().any(|e| e["malformed"] == true && e["message"]["malformed"].is_string()));
+    for e in &events {
+        if let Some(html) = e["message"]["html"].as_str() {
+            assert!(!html.contains("<script") && !html.contains("onclick"), "unsanitised HTML: {html}");
+        }
+    }
+}

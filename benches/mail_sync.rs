@@ -28,7 +28,9 @@ use tokio_tungstenite::tungstenite::protocol::Message;
 
 const PASSWORD: &str = "Correct-Horse-9!battery";
 const MAIL_PASSWORD: &str = "bench-pw";
-const ROUNDS: usize = 3;
+fn rounds() -> usize {
+    env_usize("BENCH_ROUNDS", 3)
+}
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|s| s.parse().ok()).unwrap_or(default)
@@ -292,7 +294,7 @@ async fn run() -> anyhow::Result<bool> {
     println!("| round | bare UID FETCH | gateway sync | ratio |\n| ---: | ---: | ---: | ---: |");
     let mut ratios = Vec::new();
     let mut last = None;
-    for round in 1..=ROUNDS {
+    for round in 1..=rounds() {
         let (got, bytes, bare_s) = bare_fetch(lab.imap).await?;
         if got != n {
             bail!("bare fetch got {got} of {n}");
@@ -326,6 +328,9 @@ async fn run() -> anyhow::Result<bool> {
 }
 
 fn main() -> std::process::ExitCode {
+    if let Ok(filter) = std::env::var("BENCH_LOG") {
+        concierge::telemetry::init_tracing(&filter, Default::default(), std::io::stderr);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     match rt.block_on(run()) {
         Ok(_) => std::process::ExitCode::SUCCESS,

@@ -101,6 +101,7 @@ impl Services {
                 reconcile_every: Duration::from_secs(config.mail_reconcile_secs.max(1)),
                 backoff_base: Duration::from_millis(config.mail_retry_ms.max(1)),
                 batch: config.mail_sync_batch.clamp(1, 10_000),
+                lease: Duration::from_secs(config.mail_lease_secs.max(1)),
                 ..SyncSettings::default()
             },
         );

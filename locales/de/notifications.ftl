@@ -10,3 +10,7 @@ security-mailbox-connected = Ein Postfach wurde verbunden
 security-mailbox-disconnected = Ein Postfach wurde getrennt
 security-body = { $what }. Falls Sie das nicht waren, ändern Sie Ihr Passwort und prüfen Sie Ihr Sicherheitsprotokoll.
 security-body-from = { $what } (von { $ip }). Falls Sie das nicht waren, ändern Sie Ihr Passwort und prüfen Sie Ihr Sicherheitsprotokoll.
+mail-received-title = Neue Nachricht von { $sender }
+mail-received-untitled = Neue Nachricht
+mailbox-reauth-title = { $address }: bitte erneut anmelden
+mailbox-reauth-body = Der Mailserver hat das gespeicherte Passwort abgelehnt. E-Mails dieses Postfachs werden erst wieder synchronisiert, wenn Sie es neu verbinden.

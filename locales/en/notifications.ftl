@@ -10,3 +10,7 @@ security-mailbox-connected = A mailbox was connected
 security-mailbox-disconnected = A mailbox was disconnected
 security-body = { $what }. If this was not you, change your password and review your security log.
 security-body-from = { $what } (from { $ip }). If this was not you, change your password and review your security log.
+mail-received-title = New message from { $sender }
+mail-received-untitled = New message
+mailbox-reauth-title = { $address } needs you to sign in again
+mailbox-reauth-body = The mail server refused the saved password. Mail from this mailbox is not synced until you connect it again.

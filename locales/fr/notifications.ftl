@@ -10,3 +10,7 @@ security-mailbox-connected = Une boîte mail a été connectée
 security-mailbox-disconnected = Une boîte mail a été déconnectée
 security-body = { $what }. Si ce n'était pas vous, changez votre mot de passe et consultez votre journal de sécurité.
 security-body-from = { $what } (depuis { $ip }). Si ce n'était pas vous, changez votre mot de passe et consultez votre journal de sécurité.
+mail-received-title = Nouveau message de { $sender }
+mail-received-untitled = Nouveau message
+mailbox-reauth-title = { $address } : reconnectez-vous
+mailbox-reauth-body = Le serveur de messagerie a refusé le mot de passe enregistré. Les e-mails de cette boîte ne sont plus synchronisés tant que vous ne la reconnectez pas.

@@ -10,3 +10,7 @@ security-mailbox-connected = Połączono skrzynkę pocztową
 security-mailbox-disconnected = Odłączono skrzynkę pocztową
 security-body = { $what }. Jeśli to nie Ty, zmień hasło i sprawdź dziennik bezpieczeństwa.
 security-body-from = { $what } (z { $ip }). Jeśli to nie Ty, zmień hasło i sprawdź dziennik bezpieczeństwa.
+mail-received-title = Nowa wiadomość od { $sender }
+mail-received-untitled = Nowa wiadomość
+mailbox-reauth-title = { $address }: zaloguj się ponownie
+mailbox-reauth-body = Serwer poczty odrzucił zapisane hasło. Poczta z tej skrzynki nie będzie synchronizowana, dopóki nie połączysz jej ponownie.

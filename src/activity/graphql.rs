@@ -51,8 +51,8 @@ impl MailMessageNode<'_> {
     }
 
     /// The HTML part, sanitised (no scripts, no event handlers, no styles).
-    async fn html(&self) -> Option<&str> {
-        self.0.html.as_deref()
+    async fn html(&self) -> Option<String> {
+        self.0.html_source.as_deref().map(crate::mailboxes::parse::sanitise_html)
     }
 
     async fn from(&self) -> &[Address] {

@@ -84,7 +84,9 @@ pub struct Attachment {
 pub struct MessageData {
     pub title: String,
     pub contents: String,
-    pub html: Option<String>,
+    /// The HTML part as the sender wrote it. Unsanitised: everything that shows it (the
+    /// GraphQL `html` field) sanitises it first.
+    pub html_source: Option<String>,
     pub from: Vec<Address>,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,

@@ -3,43 +3,62 @@
 use super::model::{ActivityEvent, EventId};
 use crate::contacts::model::ContactId;
 use crate::db::{Db, Tx};
-use crate::identity::store::placeholders;
+use crate::identity::store::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 
 const COLUMNS: &str = "event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at";
 
-/// Records an event; `None` when the workspace already has this one (same kind and dedupe
-/// key), with the id of the one it has.
-pub async fn insert_event(tx: &mut Tx, e: &ActivityEvent) -> Result<Result<EventId, EventId>, sqlx::Error> {
-    let inserted = on_tx!(tx, c => sqlx::query(
-        "INSERT INTO activity_event (event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (workspace_id, kind, dedupe_key) DO NOTHING")
-        .bind(e.event_id)
-        .bind(e.workspace_id)
-        .bind(e.contact_id)
-        .bind(e.mailbox_id)
-        .bind(&e.kind)
-        .bind(e.occurred_at)
-        .bind(&e.dedupe_key)
-        .bind(&e.data)
-        .bind(e.malformed)
-        .bind(e.created_at)
-        .execute(c)
-        .await?
-        .rows_affected()
-        == 1);
-    if inserted {
-        return Ok(Ok(e.event_id));
+/// Records many events in one statement per 200; returns the ids of those recorded (the
+/// others the workspace had already, by kind and dedupe key).
+pub async fn insert_events(tx: &mut Tx, events: &[ActivityEvent]) -> Result<Vec<EventId>, sqlx::Error> {
+    let mut inserted = Vec::with_capacity(events.len());
+    for chunk in events.chunks(200) {
+        let sql = format!(
+            "INSERT INTO activity_event (event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at) \
+             VALUES {} ON CONFLICT (workspace_id, kind, dedupe_key) DO NOTHING RETURNING event_id",
+            row_placeholders(chunk.len(), 10)
+        );
+        let ids: Vec<EventId> = on_tx!(tx, c => {
+            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()));
+            for e in chunk {
+                q = q
+                    .bind(e.event_id)
+                    .bind(e.workspace_id)
+                    .bind(e.contact_id)
+                    .bind(e.mailbox_id)
+                    .bind(&e.kind)
+                    .bind(e.occurred_at)
+                    .bind(&e.dedupe_key)
+                    .bind(&e.data)
+                    .bind(e.malformed)
+                    .bind(e.created_at);
+            }
+            q.fetch_all(c).await
+        })?;
+        inserted.extend(ids);
     }
-    let existing: EventId = on_tx!(tx, c => sqlx::query_scalar(
-        "SELECT event_id FROM activity_event WHERE workspace_id = $1 AND kind = $2 AND dedupe_key = $3")
-        .bind(e.workspace_id)
-        .bind(&e.kind)
-        .bind(&e.dedupe_key)
-        .fetch_one(c)
-        .await?);
-    Ok(Err(existing))
+    Ok(inserted)
+}
+
+/// The ids of the workspace's events of `kind` with these dedupe keys.
+pub async fn events_by_keys(tx: &mut Tx, workspace_id: WorkspaceId, kind: &str, keys: &[&str]) -> Result<Vec<(String, EventId)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT dedupe_key, event_id FROM activity_event WHERE workspace_id = $1 AND kind = $2 AND dedupe_key IN ({})",
+            placeholders(3, chunk.len())
+        );
+        let rows: Vec<(String, EventId)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id).bind(kind);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(c).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
 }
 
 pub async fn find_events(db: &Db, ids: &[EventId]) -> Result<Vec<ActivityEvent>, sqlx::Error> {

@@ -66,6 +66,26 @@ pub async fn contact_by_address(tx: &mut Tx, workspace_id: WorkspaceId, address:
         .await)
 }
 
+/// The contacts of the workspace with these address keys: (address key, contact).
+pub async fn contacts_by_address_keys(tx: &mut Tx, workspace_id: WorkspaceId, keys: &[&str]) -> Result<Vec<(String, ContactId)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(500) {
+        let sql = format!(
+            "SELECT address_key, contact_id FROM contact_email WHERE workspace_id = $1 AND address_key IN ({})",
+            crate::identity::store::placeholders(2, chunk.len())
+        );
+        let rows: Vec<(String, ContactId)> = on_tx!(tx, conn => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for k in chunk {
+                q = q.bind(*k);
+            }
+            q.fetch_all(conn).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 pub async fn find_contacts(db: &Db, ids: &[ContactId]) -> Result<Vec<Contact>, sqlx::Error> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {

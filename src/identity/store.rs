@@ -167,6 +167,11 @@ pub fn placeholders(from: usize, n: usize) -> String {
     (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
 }
 
+/// `($1, $2), ($3, $4)`: placeholders for a multi-row VALUES of `rows` rows of `cols` columns.
+pub fn row_placeholders(rows: usize, cols: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(r * cols + 1, cols))).collect::<Vec<_>>().join(", ")
+}
+
 pub async fn account_is_active(tx: &mut Tx, id: AccountId) -> Result<bool, sqlx::Error> {
     let status: Option<String> = on_tx!(tx, c => sqlx::query_scalar("SELECT status FROM account WHERE account_id = $1")
         .bind(id)

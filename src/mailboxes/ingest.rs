@@ -3,7 +3,7 @@
 //! (mailbox + server id, workspace + Message-ID) make it exactly once: a batch that was
 //! committed is skipped when fetched again, and one that was not is recorded in full.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use concierge_connector_sdk::RawMessage;
@@ -15,6 +15,7 @@ use crate::activity::model::{ActivityEvent, ActivityType, Address, Attachment, E
 use crate::activity::store as activity_store;
 use crate::contacts::model::{ContactId, address_key};
 use crate::contacts::service::{match_sender, workspace_matching};
+use crate::contacts::store as contacts_store;
 use crate::db::Db;
 use crate::error::Result;
 use crate::identity::model::AccountId;
@@ -50,44 +51,47 @@ pub struct Outcome {
 }
 
 /// Records `messages` and, in the same transaction, moves the checkpoint to `checkpoint`.
+/// A batch costs a handful of statements whatever its size: one lookup of the server ids
+/// already handled, one of the senders' contacts, multi-row inserts of the events and of
+/// the handled ids, and one of the events the workspace already had.
 pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoint: Option<&str>, now: DateTime<Utc>) -> Result<Outcome> {
-    // Parsing is CPU work (MIME, charsets, HTML sanitising): off the async threads.
-    let parsed: Vec<(RawMessage, ParsedMessage, String)> = tokio::task::spawn_blocking(move || {
-        messages
-            .into_iter()
-            .map(|m| {
-                let p = parse::parse(&m.bytes);
-                let key = p.dedupe_key(&m.bytes);
-                (m, p, key)
-            })
-            .collect()
-    })
-    .await?;
-
+    let started = std::time::Instant::now();
+    let parsed = parse_all(messages).await?;
+    let parsed_in = started.elapsed();
     let mut outcome = Outcome::default();
     let mut tx = db.begin().await?;
+
+    let ids: Vec<&str> = parsed.iter().map(|(raw, ..)| raw.reference.id.as_str()).collect();
+    let known: HashSet<String> = store::known_messages(&mut tx, owner.mailbox_id, &ids).await?.into_iter().collect();
+    let total = parsed.len();
+    let fresh: Vec<(RawMessage, ParsedMessage, String)> = parsed.into_iter().filter(|(raw, ..)| !known.contains(&raw.reference.id)).collect();
+    outcome.known = total - fresh.len();
+
+    // The contact of each counterpart address: existing ones in one query, new ones made.
     let matching = workspace_matching(&mut tx, owner.workspace_id).await?;
-    let mut contacts: HashMap<String, Option<ContactId>> = HashMap::new();
-    for (raw, message, key) in parsed {
-        if store::has_message(&mut tx, owner.mailbox_id, &raw.reference.id).await? {
-            outcome.known += 1;
-            continue;
+    let parties: Vec<Option<parse::Address>> = fresh.iter().map(|(_, m, _)| counterpart(m, &owner.address).cloned()).collect();
+    let mut keys: Vec<String> = parties.iter().flatten().map(|a| address_key(&a.email)).filter(|k| !k.is_empty()).collect();
+    keys.sort();
+    keys.dedup();
+    let key_refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let mut contacts: HashMap<String, Option<ContactId>> =
+        contacts_store::contacts_by_address_keys(&mut tx, owner.workspace_id, &key_refs).await?.into_iter().map(|(k, c)| (k, Some(c))).collect();
+    for party in parties.iter().flatten() {
+        let key = address_key(&party.email);
+        if !contacts.contains_key(&key) {
+            let id = match_sender(&mut tx, owner.workspace_id, matching, party.name.as_deref(), &party.email).await?;
+            contacts.insert(key, id);
         }
-        let party = counterpart(&message, &owner.address);
-        let contact_id = match party {
-            Some(a) => match contacts.get(&address_key(&a.email)) {
-                Some(known) => *known,
-                None => {
-                    let id = match_sender(&mut tx, owner.workspace_id, matching, a.name.as_deref(), &a.email).await?;
-                    contacts.insert(address_key(&a.email), id);
-                    id
-                }
-            },
-            None => None,
-        };
+    }
+
+    let mut events = Vec::with_capacity(fresh.len());
+    let mut data_of = Vec::with_capacity(fresh.len());
+    let mut remote_ids = Vec::with_capacity(fresh.len());
+    for ((raw, message, key), party) in fresh.into_iter().zip(&parties) {
+        let contact_id = party.as_ref().and_then(|a| contacts.get(&address_key(&a.email)).copied().flatten());
         let occurred_at = raw.reference.received_at.or(message.date).unwrap_or(now);
         let data = message_data(message);
-        let event = ActivityEvent {
+        events.push(ActivityEvent {
             event_id: EventId::new(),
             workspace_id: owner.workspace_id,
             contact_id,
@@ -98,31 +102,82 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
             data: serde_json::to_string(&data).map_err(anyhow::Error::from)?,
             malformed: data.malformed.is_some(),
             created_at: now,
-        };
-        let event_id = match activity_store::insert_event(&mut tx, &event).await? {
-            Ok(id) => {
-                if event.malformed {
-                    outcome.malformed += 1;
-                }
-                outcome.recorded.push(Recorded {
-                    event_id: id,
-                    contact_id,
-                    sender: data.from.first().map(|a| a.name.clone().unwrap_or_else(|| a.email.clone())).unwrap_or_default(),
-                    title: data.title.clone(),
-                    occurred_at,
-                });
-                id
-            }
-            Err(existing) => {
-                outcome.known += 1;
-                existing
-            }
-        };
-        store::insert_message(&mut tx, owner.mailbox_id, &raw.reference.id, Some(event_id), now).await?;
+        });
+        data_of.push(data);
+        remote_ids.push(raw.reference.id);
     }
+    let inserted: HashSet<EventId> = activity_store::insert_events(&mut tx, &events).await?.into_iter().collect();
+    // Events the workspace had already (fetched before, or through another mailbox), and
+    // repeats within this batch: each server message points at the one event.
+    let mut by_key: HashMap<&str, EventId> = events.iter().filter(|e| inserted.contains(&e.event_id)).map(|e| (e.dedupe_key.as_str(), e.event_id)).collect();
+    let missing: Vec<&str> = events.iter().map(|e| e.dedupe_key.as_str()).filter(|k| !by_key.contains_key(k)).collect();
+    let mut earlier: HashMap<String, EventId> = HashMap::new();
+    if !missing.is_empty() {
+        earlier = activity_store::events_by_keys(&mut tx, owner.workspace_id, ActivityType::MessageReceive.as_str(), &missing).await?.into_iter().collect();
+    }
+    let mut handled = Vec::with_capacity(events.len());
+    for ((event, data), remote_id) in events.iter().zip(&data_of).zip(&remote_ids) {
+        let event_id = if inserted.contains(&event.event_id) {
+            if event.malformed {
+                outcome.malformed += 1;
+            }
+            outcome.recorded.push(Recorded {
+                event_id: event.event_id,
+                contact_id: event.contact_id,
+                sender: data.from.first().map(|a| a.name.clone().unwrap_or_else(|| a.email.clone())).unwrap_or_default(),
+                title: data.title.clone(),
+                occurred_at: event.occurred_at,
+            });
+            event.event_id
+        } else {
+            outcome.known += 1;
+            match by_key.get(event.dedupe_key.as_str()).copied().or_else(|| earlier.get(&event.dedupe_key).copied()) {
+                Some(id) => id,
+                None => continue,
+            }
+        };
+        by_key.entry(event.dedupe_key.as_str()).or_insert(event_id);
+        handled.push((remote_id.as_str(), event_id));
+    }
+    store::insert_messages(&mut tx, owner.mailbox_id, &handled, now).await?;
     store::advance(&mut tx, owner.mailbox_id, checkpoint, outcome.recorded.len() as i64, outcome.malformed as i64, now).await?;
     tx.commit().await?;
+    tracing::debug!(
+        messages = total,
+        parse_ms = parsed_in.as_secs_f64() * 1e3,
+        store_ms = (started.elapsed() - parsed_in).as_secs_f64() * 1e3,
+        "recorded a batch"
+    );
     Ok(outcome)
+}
+
+/// Parses a batch off the async threads, split over two threads when it is big enough to
+/// be worth it (MIME decoding and charset conversion are most of an ingest's CPU time).
+async fn parse_all(messages: Vec<RawMessage>) -> Result<Vec<(RawMessage, ParsedMessage, String)>> {
+    fn one(m: RawMessage) -> (RawMessage, ParsedMessage, String) {
+        let p = parse::parse(&m.bytes);
+        let key = p.dedupe_key(&m.bytes);
+        (m, p, key)
+    }
+    Ok(tokio::task::spawn_blocking(move || {
+        if messages.len() < 32 {
+            return messages.into_iter().map(one).collect();
+        }
+        let mut messages = messages;
+        let second = messages.split_off(messages.len() / 2);
+        std::thread::scope(|scope| {
+            let other = scope.spawn(move || second.into_iter().map(one).collect::<Vec<_>>());
+            let mut out: Vec<_> = messages.into_iter().map(one).collect();
+            // `parse` catches its own panics; should one escape anyway, it fails the whole
+            // batch (nothing is committed, the sync retries) rather than losing half of it.
+            match other.join() {
+                Ok(rest) => out.extend(rest),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+            out
+        })
+    })
+    .await?)
 }
 
 /// Who the message is with: its sender, unless the mailbox's owner sent it (then the
@@ -141,7 +196,7 @@ fn message_data(m: ParsedMessage) -> MessageData {
     MessageData {
         title: m.title,
         contents: m.contents,
-        html: m.html,
+        html_source: m.html_source,
         from: addresses(m.from),
         to: addresses(m.to),
         cc: addresses(m.cc),

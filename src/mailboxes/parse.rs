@@ -25,7 +25,7 @@ pub const MAX_CONTENTS: usize = 256 * 1024;
 /// HTML larger than this is cut before sanitising. The sanitised result is capped at
 /// [`MAX_CONTENTS`] anyway, but removed `<style>`/`<script>` blocks can be large, so we read
 /// somewhat more than we keep; beyond that a hostile 10 MB HTML part would only cost time.
-const MAX_HTML_INPUT: usize = 4 * MAX_CONTENTS;
+pub const MAX_HTML_INPUT: usize = 4 * MAX_CONTENTS;
 
 /// Width html2text wraps at. Wide on purpose: readers wrap text themselves, and hard line
 /// breaks in the middle of sentences make previews and search snippets worse.
@@ -59,9 +59,12 @@ pub struct ParsedMessage {
     /// The plain-text body, or text made from the sanitised HTML when there is only HTML;
     /// at most [`MAX_CONTENTS`] bytes.
     pub contents: String,
-    /// The HTML body sanitised with ammonia, at most [`MAX_CONTENTS`] bytes; `None` when the
-    /// message has no HTML part.
-    pub html: Option<String>,
+    /// The HTML body as the sender wrote it (cut where it nests too deeply, and at
+    /// [`MAX_HTML_INPUT`] bytes); `None` when the message has no HTML part. **Unsanitised:**
+    /// show it only through [`ParsedMessage::html`] or [`sanitise_html`]. Sanitising is left to
+    /// whoever shows it because it is most of the parsing time, and ingest must keep up with
+    /// the server.
+    pub html_source: Option<String>,
     pub from: Vec<Address>,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
@@ -80,6 +83,11 @@ pub struct ParsedMessage {
 }
 
 impl ParsedMessage {
+    /// The HTML body, sanitised.
+    pub fn html(&self) -> Option<String> {
+        self.html_source.as_deref().map(sanitise_html)
+    }
+
     /// The key ingest deduplicates by after (mailbox, UIDVALIDITY, UID): `mid:<message-id>`
     /// lower-cased, or, for a message without a Message-ID, `sha256:<hex>` of the raw bytes so
     /// the same message fetched twice is still recognised.
@@ -139,7 +147,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
             .map(|s| cap(s.trim()).to_owned())
             .unwrap_or_default(),
         contents: body.contents,
-        html: body.html,
+        html_source: body.html_source,
         from: addresses(&message, HeaderName::From),
         to: addresses(&message, HeaderName::To),
         cc: addresses(&message, HeaderName::Cc),
@@ -160,7 +168,7 @@ fn unreadable(raw: &[u8], reason: &str) -> ParsedMessage {
     ParsedMessage {
         title: String::new(),
         contents: cap(&String::from_utf8_lossy(head)).to_owned(),
-        html: None,
+        html_source: None,
         from: Vec::new(),
         to: Vec::new(),
         cc: Vec::new(),
@@ -176,7 +184,7 @@ fn unreadable(raw: &[u8], reason: &str) -> ParsedMessage {
 
 struct Body {
     contents: String,
-    html: Option<String>,
+    html_source: Option<String>,
     /// Damaged text parts we read as body text, so they are not also listed as attachments.
     recovered_parts: Vec<u32>,
 }
@@ -241,17 +249,16 @@ fn extract_body(
             *malformed = Some("HTML nested too deeply; the rest was dropped".to_owned());
         }
     }
-    let html = html_source.as_deref().map(sanitise_html);
-    let contents = match &html {
+    let contents = match &html_source {
         // Only HTML (or a blank plain-text alternative): read the text out of the sanitised
         // HTML rather than the original, so nothing a sanitiser removes (scripts, styles)
         // leaks into the text either.
-        Some(html) if text.trim().is_empty() => html_to_text(html),
+        Some(source) if text.trim().is_empty() => html_to_text(&sanitise_html(source)),
         _ => text,
     };
     Body {
         contents,
-        html,
+        html_source,
         recovered_parts,
     }
 }
@@ -563,7 +570,9 @@ static SANITISER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
     builder
 });
 
-fn sanitise_html(source: &str) -> String {
+/// HTML safe to show: ammonia's defaults (no scripts, styles, event handlers or
+/// `javascript:` links), trimmed and capped at [`MAX_CONTENTS`] bytes.
+pub fn sanitise_html(source: &str) -> String {
     let mut clean = SANITISER.clean(source).to_string();
     // Removed <head>, <script> and <style> leave blank lines behind.
     if clean.trim().len() != clean.len() {
@@ -783,7 +792,8 @@ mod tests {
              went well. This sentence is deliberately long so that the quoted-printable encoder has \
              to insert a soft line break somewhere in the middle of it.\n\nPiotr"
         );
-        let html = m.html.as_deref().expect("the HTML alternative");
+        let html = m.html();
+        let html = html.as_deref().expect("the HTML alternative");
         assert!(
             html.contains("<b>up 12%</b> and the café reopening went well."),
             "{html}"
@@ -821,7 +831,8 @@ mod tests {
         let m = parse_corpus("html_only_hostile.eml");
 
         assert_eq!(m.title, "Your exclusive offer");
-        let html = m.html.as_deref().expect("the HTML body");
+        let html = m.html();
+        let html = html.as_deref().expect("the HTML body");
         assert_sanitised(html);
         assert!(
             html.starts_with("<h1>Spring sale</h1>"),
@@ -900,7 +911,7 @@ mod tests {
             ]
         );
         assert_eq!(m.contents, "Both files are attached.");
-        assert_eq!(m.html, None);
+        assert_eq!(m.html(), None);
         assert_eq!(m.malformed, None);
     }
 
@@ -910,7 +921,7 @@ mod tests {
 
         assert_eq!(m.title, "");
         assert_eq!(m.contents, "A message that never had a Subject header.");
-        assert_eq!(m.html, None, "a text-only message has no HTML");
+        assert_eq!(m.html(), None, "a text-only message has no HTML");
         assert_eq!(m.malformed, None);
     }
 
@@ -1155,7 +1166,8 @@ mod tests {
 
         let m = parse(raw.as_bytes());
 
-        let html = m.html.as_deref().expect("HTML");
+        let html = m.html();
+        let html = html.as_deref().expect("HTML");
         assert!(html.len() <= MAX_CONTENTS);
         assert!(html.len() > MAX_CONTENTS / 2);
         assert_sanitised(html);
@@ -1202,7 +1214,7 @@ mod tests {
         let m = parse(raw.as_bytes());
 
         assert_eq!(m.malformed, None);
-        assert!(m.html.as_deref().is_some_and(|h| h.contains("<b>end</b>")));
+        assert!(m.html().as_deref().is_some_and(|h| h.contains("<b>end</b>")));
     }
 
     #[test]
@@ -1213,7 +1225,7 @@ mod tests {
         let m = parse(raw);
 
         assert_eq!(m.contents, "only text");
-        assert_eq!(m.html, None);
+        assert_eq!(m.html(), None);
         assert_eq!(m.malformed, None);
     }
 
@@ -1226,7 +1238,7 @@ mod tests {
         let m = parse(raw);
 
         assert_eq!(m.contents, "the real text");
-        assert_eq!(m.html.as_deref(), Some("<p>the real text</p>"));
+        assert_eq!(m.html().as_deref(), Some("<p>the real text</p>"));
     }
 
     #[test]
@@ -1240,7 +1252,7 @@ mod tests {
 
         let m = parse(raw.as_bytes());
 
-        assert_eq!(m.html.as_deref(), Some("<p>Still readable</p>"));
+        assert_eq!(m.html().as_deref(), Some("<p>Still readable</p>"));
         assert_eq!(m.contents, "Still readable");
         assert!(m.attachments.is_empty(), "{:?}", m.attachments);
         assert_eq!(
@@ -1288,7 +1300,7 @@ mod tests {
         assert_eq!(m.malformed.as_deref(), Some("not a MIME message"));
         assert_eq!(m.title, "");
         assert!(!m.contents.is_empty() && m.contents.len() <= MAX_CONTENTS);
-        assert!(m.from.is_empty() && m.attachments.is_empty() && m.html.is_none());
+        assert!(m.from.is_empty() && m.attachments.is_empty() && m.html().is_none());
         assert!(m.dedupe_key(&garbage).starts_with("sha256:"));
     }
 
@@ -1334,7 +1346,7 @@ mod tests {
                     bytes.len()
                 );
                 assert!(m.contents.len() <= MAX_CONTENTS && m.title.len() <= MAX_CONTENTS);
-                assert!(m.html.as_ref().is_none_or(|h| h.len() <= MAX_CONTENTS));
+                assert!(m.html().is_none_or(|h| h.len() <= MAX_CONTENTS));
                 let _ = m.dedupe_key(bytes);
             };
             // Every prefix, in steps, like a fetch cut short.

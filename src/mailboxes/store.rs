@@ -6,6 +6,7 @@ use super::model::{Mailbox, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
+use crate::identity::store::{placeholders, row_placeholders};
 use crate::{on_pool, on_tx};
 
 const COLUMNS: &str = "mailbox_id, account_id, workspace_id, connector, email_address, settings, sync_from, paused, status, \
@@ -104,26 +105,64 @@ pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error>
     on_pool!(db, p => sqlx::query("DELETE FROM mailbox WHERE mailbox_id = $1").bind(id).execute(p).await.map(|r| r.rows_affected() == 1))
 }
 
-/// Whether the mailbox has handled this server message already.
-pub async fn has_message(tx: &mut Tx, id: MailboxId, remote_id: &str) -> Result<bool, sqlx::Error> {
-    let n: Option<i32> = on_tx!(tx, c => sqlx::query_scalar("SELECT 1 FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2")
+/// Takes or renews the mailbox's sync lease for `owner` until `now + lease`; false when
+/// another process holds a lease that has not run out.
+pub async fn claim_lease(db: &Db, id: MailboxId, owner: uuid::Uuid, now: DateTime<Utc>, lease: std::time::Duration) -> Result<bool, sqlx::Error> {
+    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET sync_owner = $2, sync_lease_until = $4 WHERE mailbox_id = $1 \
+           AND (sync_owner IS NULL OR sync_owner = $2 OR sync_lease_until < $3)")
         .bind(id)
-        .bind(remote_id)
-        .fetch_optional(c)
-        .await?);
-    Ok(n.is_some())
-}
-
-pub async fn insert_message(tx: &mut Tx, id: MailboxId, remote_id: &str, event_id: Option<EventId>, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-        .bind(id)
-        .bind(remote_id)
-        .bind(event_id)
+        .bind(owner)
         .bind(now)
-        .execute(c)
+        .bind(until)
+        .execute(p)
         .await
         .map(|r| r.rows_affected() == 1))
+}
+
+pub async fn release_lease(db: &Db, id: MailboxId, owner: uuid::Uuid) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET sync_owner = NULL, sync_lease_until = NULL WHERE mailbox_id = $1 AND sync_owner = $2")
+        .bind(id)
+        .bind(owner)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Which of these server ids the mailbox has handled already.
+pub async fn known_messages(tx: &mut Tx, id: MailboxId, remote_ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in remote_ids.chunks(500) {
+        let sql = format!("SELECT remote_id FROM mail_message WHERE mailbox_id = $1 AND remote_id IN ({})", placeholders(2, chunk.len()));
+        let rows: Vec<String> = on_tx!(tx, c => {
+            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(id);
+            for r in chunk {
+                q = q.bind(*r);
+            }
+            q.fetch_all(c).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// Records handled server messages, 200 per statement.
+pub async fn insert_messages(tx: &mut Tx, id: MailboxId, rows: &[(&str, EventId)], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    for chunk in rows.chunks(200) {
+        let sql = format!(
+            "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) VALUES {} ON CONFLICT DO NOTHING",
+            row_placeholders(chunk.len(), 4)
+        );
+        on_tx!(tx, c => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+            for (remote_id, event_id) in chunk {
+                q = q.bind(id).bind(*remote_id).bind(*event_id).bind(now);
+            }
+            q.execute(c).await.map(drop)
+        })?;
+    }
+    Ok(())
 }
 
 /// Advances the checkpoint with the batch it covers, and counts what was recorded.

@@ -33,6 +33,7 @@ use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
+use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -50,6 +51,8 @@ pub struct SyncSettings {
     pub batch: usize,
     /// Longest a sign-in may take.
     pub connect_timeout: Duration,
+    /// How long a process's claim on a mailbox lasts unless renewed (renewed every third of it).
+    pub lease: Duration,
 }
 
 impl Default for SyncSettings {
@@ -61,6 +64,7 @@ impl Default for SyncSettings {
             wait_max: Duration::from_secs(25 * 60),
             batch: 250,
             connect_timeout: Duration::from_secs(30),
+            lease: Duration::from_secs(60),
         }
     }
 }
@@ -79,6 +83,8 @@ struct Inner {
     notifications: NotificationService,
     settings: SyncSettings,
     workers: Mutex<HashMap<MailboxId, Worker>>,
+    /// This process, as the holder of mailbox leases.
+    process: uuid::Uuid,
     tasks: TaskTracker,
     shutdown: CancellationToken,
 }
@@ -135,6 +141,7 @@ impl MailSync {
                 notifications,
                 settings,
                 workers: Mutex::new(HashMap::new()),
+                process: uuid::Uuid::new_v4(),
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -204,13 +211,53 @@ impl MailSync {
     }
 }
 
-async fn run(inner: &Inner, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
+async fn run(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
+    leased(inner, id, stop, kick).await;
+    // Whichever way the sync ended, another process may take the mailbox over at once.
+    if let Err(e) = store::release_lease(&inner.db, id, inner.process).await {
+        warn!(error = %e, "cannot release the mailbox lease");
+    }
+}
+
+/// Runs the sync while this process holds the mailbox's lease. Another process holding it
+/// (on a shared PostgreSQL) syncs it instead: this one checks back every half lease, so it
+/// takes over within a lease of that process dying.
+async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
+    let lease = inner.settings.lease;
     let mut failures: u32 = 0;
     loop {
+        match store::claim_lease(&inner.db, id, inner.process, Utc::now(), lease).await {
+            Ok(true) => {}
+            Ok(false) | Err(_) => {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(lease / 2) => {}
+                    () = kick.notified() => {}
+                }
+                continue;
+            }
+        }
+        // Renew the lease while the session runs; losing it (this process stalled past the
+        // lease and another took over) ends the session.
+        let lost = CancellationToken::new();
+        let heartbeat = tokio::spawn({
+            let (inner, lost) = (inner.clone(), lost.clone());
+            async move {
+                loop {
+                    tokio::time::sleep(lease / 3).await;
+                    if !matches!(store::claim_lease(&inner.db, id, inner.process, Utc::now(), lease).await, Ok(true)) {
+                        lost.cancel();
+                        return;
+                    }
+                }
+            }
+        });
         let ended = tokio::select! {
-            () = stop.cancelled() => return,
+            () = stop.cancelled() => Ok(Ended::Stop),
+            () = lost.cancelled() => Ok(Ended::Restart),
             ended = session(inner, id, stop, kick, &mut failures) => ended,
         };
+        heartbeat.abort();
         let error = match ended {
             Ok(Ended::Stop) => return,
             Ok(Ended::Restart) => continue,
@@ -238,6 +285,8 @@ async fn run(inner: &Inner, id: MailboxId, stop: &CancellationToken, kick: &Noti
         failures = failures.saturating_add(1);
         let reason = format!("{}; retrying in {}s", error, delay.as_secs().max(1));
         set_status(inner, id, MailboxStatus::Error, &reason, Some(&error.to_string())).await;
+        // Waiting out a backoff keeps the lease, so no other process hammers the server.
+        let _ = store::claim_lease(&inner.db, id, inner.process, Utc::now(), delay + lease).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
@@ -255,7 +304,7 @@ fn backoff(settings: &SyncSettings, failures: u32) -> Duration {
 }
 
 /// One signed-in run: catch up, then wait for mail, until something fails or stops it.
-async fn session(inner: &Inner, id: MailboxId, stop: &CancellationToken, kick: &Notify, failures: &mut u32) -> Result<Ended> {
+async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kick: &Notify, failures: &mut u32) -> Result<Ended> {
     let Some(mailbox) = store::find_mailbox(&inner.db, id).await? else { return Ok(Ended::Stop) };
     if mailbox.paused {
         set_status(inner, id, MailboxStatus::Paused, "paused by the user", None).await;
@@ -295,7 +344,7 @@ async fn account_of(inner: &Inner, mailbox: &Mailbox, connector: &SharedConnecto
 
 /// Catch up, reconcile when due, wait for news; repeat.
 async fn follow(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     owner: &Owner,
     session: &mut dyn MailSession,
     stop: &CancellationToken,
@@ -366,8 +415,11 @@ async fn unrecorded(inner: &Inner, id: MailboxId, refs: Vec<MessageRef>) -> Resu
 
 /// Fetches and records `refs` batch by batch, publishing progress. With `advance`, each
 /// batch moves the checkpoint to its last message (listing order is oldest first).
+///
+/// Fetching and recording overlap: while batch k is parsed and committed (on its own task),
+/// batch k+1 is fetched. Commits stay in order: batch k+1 is recorded only after batch k.
 async fn record(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     owner: &Owner,
     session: &mut dyn MailSession,
     refs: &[MessageRef],
@@ -378,37 +430,60 @@ async fn record(
     let total = refs.len() as u64;
     let mut done = 0u64;
     inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
+    let mut recording: Option<tokio::task::JoinHandle<Result<u64>>> = None;
     for batch in refs.chunks(inner.settings.batch.max(1)) {
         if stop.is_cancelled() {
             break;
         }
-        let messages = match session.fetch(batch).await {
+        let fetch_started = std::time::Instant::now();
+        let fetched = session.fetch(batch).await;
+        tracing::debug!(messages = batch.len(), fetch_ms = fetch_started.elapsed().as_secs_f64() * 1e3, "fetched a batch");
+        if let Some(previous) = recording.take() {
+            done += previous.await??;
+            inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
+        }
+        let messages = match fetched {
             Ok(m) => m,
             Err(e) => return Ok(Err(e)),
         };
-        let checkpoint = advance.then(|| batch.last().map(|r| r.checkpoint.0.as_str())).flatten();
-        let now = Utc::now();
-        let outcome = ingest::ingest(&inner.db, owner, messages, checkpoint, now).await?;
-        done += batch.len() as u64;
-        for r in &outcome.recorded {
-            inner
-                .fanout
-                .publish(Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
-                .await;
-        }
-        if notify {
-            notify_owner(inner, owner, &outcome.recorded).await;
-        }
+        let checkpoint = advance.then(|| batch.last().map(|r| r.checkpoint.0.clone())).flatten();
+        let (inner, owner) = (inner.clone(), owner.clone());
+        let handled = batch.len() as u64;
+        recording = Some(tokio::spawn(async move {
+            let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), Utc::now()).await?;
+            for r in &outcome.recorded {
+                inner
+                    .fanout
+                    .publish(Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
+                    .await;
+            }
+            if notify {
+                notify_owner(&inner, &owner, &outcome.recorded).await;
+            }
+            inner.fanout.publish(Change::Mailbox { mailbox_id: owner.mailbox_id }).await;
+            Ok(handled)
+        }));
+    }
+    if let Some(last) = recording.take() {
+        done += last.await??;
         inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
-        inner.fanout.publish(Change::Mailbox { mailbox_id: owner.mailbox_id }).await;
     }
     Ok(Ok(()))
 }
 
-/// Mail arriving live notifies the mailbox's owner (the initial sync of old mail does not).
+/// Mail arriving live notifies the mailbox's owner, in their language (the initial sync of
+/// old mail does not).
 async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded]) {
+    if recorded.is_empty() {
+        return;
+    }
+    let language = language_of(inner, owner.account_id).await;
     for r in recorded {
-        let title = if r.sender.is_empty() { "New message".to_owned() } else { format!("New message from {}", r.sender) };
+        let title = if r.sender.is_empty() {
+            text(&language, "mail-received-untitled", &[])
+        } else {
+            text(&language, "mail-received-title", &[("sender", &r.sender)])
+        };
         let notice = Notice {
             assigned_to_me: true,
             dedupe_key: Some(format!("message:{}", r.event_id.0)),
@@ -421,10 +496,17 @@ async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded
     }
 }
 
+async fn language_of(inner: &Inner, account_id: crate::identity::model::AccountId) -> String {
+    match crate::identity::store::find_accounts(&inner.db, &[account_id]).await {
+        Ok(mut found) => found.pop().map(|a| a.language).unwrap_or_else(|| "en".into()),
+        Err(_) => "en".into(),
+    }
+}
+
 /// Compares the server's messages since the sync-from date with what was recorded, and
 /// records any that are missing.
 async fn reconcile(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     owner: &Owner,
     session: &mut dyn MailSession,
     since: chrono::DateTime<Utc>,
@@ -466,14 +548,15 @@ async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {
     set_status(inner, id, MailboxStatus::NeedsReauth, "the server refused the credentials; connect the mailbox again", Some(&error.to_string()))
         .await;
     let Ok(Some(mailbox)) = store::find_mailbox(&inner.db, id).await else { return };
+    let language = language_of(inner, mailbox.account_id).await;
     let notice = Notice {
         assigned_to_me: true,
         dedupe_key: Some(format!("mailbox-reauth:{}:{}", id.0, mailbox.status_changed_at.timestamp())),
         ..Notice::new(
             mailbox.account_id,
             NotificationEvent::MailboxError,
-            format!("{} needs you to sign in again", mailbox.email_address),
-            "The mail server refused the saved password. Mail is not being synced until you connect the mailbox again.",
+            text(&language, "mailbox-reauth-title", &[("address", &mailbox.email_address)]),
+            text(&language, "mailbox-reauth-body", &[]),
         )
     };
     if let Err(e) = inner.notifications.notify(notice).await {

@@ -55,6 +55,7 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
             c.mail_ca_file = Some(cert);
             c.secret_key = Some(concierge::config::Redacted(key()));
             c.mail_sync_batch = 20;
+            c.mail_lease_secs = 2;
         }
     })
     .await;
@@ -72,6 +73,7 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
         .env("CONCIERGE_SECRET_KEY", key())
         .env("CONCIERGE_MAIL_CA_FILE", &cert)
         .env("CONCIERGE_MAIL_SYNC_BATCH", "20")
+        .env("CONCIERGE_MAIL_LEASE_SECS", "2")
         .env("RUST_LOG", "warn")
         .kill_on_drop(true)
         .spawn()
@@ -95,6 +97,8 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
     // Started again, the sync picks up from its checkpoint.
     let second = TestApp::spawn_with(move |c| {
         c.database_url = Some(url);
+        // The killed process's lease runs out after 2 s; then this one takes the mailbox over.
+        c.mail_lease_secs = 2;
         c.mail_ca_file = Some(cert);
         c.secret_key = Some(concierge::config::Redacted(key()));
     })
@@ -217,4 +221,134 @@ async fn the_sync_reports_progress_while_it_records() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
     assert!(seen.len() >= 3, "progress comes batch by batch: {seen:?}");
     live_with(&app, &ada, &id, 40).await;
+}
+
+#[tokio::test]
+async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.mail_reconcile_secs = 1;
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("recon").await;
+    let to = format!("{mail_user}@lab.test");
+    let mail: Vec<_> = (0..3).map(|i| (message("c@customer.test", &to, &format!("m{i}"), "b"), None)).collect();
+    lab.append(&mail_user, &password, &mail).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    let first = live_with(&app, &ada, &id, 3).await;
+    assert_eq!(first["health"]["serverCount"], 3, "{first}");
+
+    // Lose one message's record behind the sync's back, as a restored backup or a bug would.
+    let mailbox_id = concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap();
+    let lost = concierge::mailboxes::store::recorded_ids(&app.services.db, mailbox_id).await.unwrap().pop().unwrap();
+    let db = &app.services.db;
+    concierge::on_pool!(db, p => {
+        let event: Option<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2")
+            .bind(mailbox_id)
+            .bind(&lost)
+            .fetch_one(p)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2").bind(mailbox_id).bind(&lost).execute(p).await.unwrap();
+        sqlx::query("DELETE FROM activity_event WHERE event_id = $1").bind(event).execute(p).await.unwrap();
+    });
+    assert_eq!(event_counts(&app, &ada).await.0, 2);
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = mailbox(&app, &ada, &id).await;
+        if m["health"]["recordedCount"] == 3 && m["status"] == "LIVE" && event_counts(&app, &ada).await == (3, 3) {
+            assert_eq!(m["health"]["missing"], 0, "{m}");
+            assert_ne!(m["health"]["lastReconciledAt"], first["health"]["lastReconciledAt"], "{m}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the lost message was not backfilled: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_mailbox_status_subscriber_sees_each_change() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let app = TestApp::spawn_with(move |c| c.mail_ca_file = Some(cert)).await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("stat").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
+    assert_eq!(ws.next_json().await["type"], "connection_ack");
+    ws.send(json!({ "id": "s", "type": "subscribe", "payload": {
+        "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status statusReason paused } }", "variables": { "m": id } } }))
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { id } }", json!({ "id": id })).await;
+    let WsEvent::Json(m) = ws.next_within(Duration::from_secs(10)).await else { panic!("closed") };
+    assert_eq!(m["payload"]["data"]["mailboxStatus"], json!({ "status": "PAUSED", "statusReason": "paused by the user", "paused": true }), "{m}");
+
+    // Someone else cannot watch it.
+    let eve = app.user("eve@example.com").await;
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", eve.token) } })).await;
+    assert_eq!(ws.next_json().await["type"], "connection_ack");
+    ws.send(json!({ "id": "s", "type": "subscribe", "payload": {
+        "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status } }", "variables": { "m": id } } }))
+    .await;
+    let m = ws.next_json().await;
+    assert_eq!(m["payload"]["data"], json!(null), "{m}");
+    assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{m}");
+}
+
+#[tokio::test]
+async fn two_gateways_on_one_database_sync_a_mailbox_from_one_connection_and_hand_it_over() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let settings = move |cert: std::path::PathBuf| {
+        move |c: &mut concierge::config::Config| {
+            c.mail_ca_file = Some(cert);
+            c.secret_key = Some(concierge::config::Redacted(key()));
+            c.mail_lease_secs = 2;
+        }
+    };
+    let mut first = TestApp::spawn_with(settings(cert.clone())).await;
+    let ada = first.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("pair").await;
+    let to = format!("{mail_user}@lab.test");
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "one", "b"), None)]).await;
+    let id = connected(&first, &ada, &lab, &mail_user, &password).await;
+    live_with(&first, &ada, &id, 1).await;
+
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with({
+        let cert = cert.clone();
+        move |c| {
+            settings(cert)(c);
+            c.database_url = Some(url);
+        }
+    })
+    .await;
+    // The second process starts a sync for every mailbox, but the first holds this one's lease:
+    // the server only ever sees one sync connection for the user.
+    let mut seen = 0;
+    for _ in 0..15 {
+        let who = lab.doveadm(&["who", "-1"]).await;
+        let connections = who.lines().filter(|l| l.split_whitespace().next().is_some_and(|u| u.starts_with(mail_user.as_str()))).count();
+        assert!(connections <= 1, "two sync connections at once:\n{who}");
+        seen = seen.max(connections);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(seen, 1, "doveadm who shows the one sync connection");
+
+    // The first process goes away; the second takes over and records new mail.
+    first.begin_shutdown();
+    first.stopped(Duration::from_secs(20)).await.unwrap();
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "two", "b"), None)]).await;
+    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    live_with(&second, &ada, &id, 2).await;
+    assert_eq!(event_counts(&second, &ada).await, (2, 2));
 }

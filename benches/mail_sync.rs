@@ -13,8 +13,10 @@
 //!     own notification delay. Goal: p50 ≤ 50 ms, p99 ≤ 200 ms.
 //!
 //! The gateway runs in this process (release build, SQLite in a temp dir; `BENCH_DB=postgres`
-//! uses a fresh schema on `CONCIERGE_TEST_PG_URL`). Needs root (the lab). Run with
-//! `scripts/bench` or `cargo bench --bench mail_sync`; figures go into BENCHMARKS.md.
+//! uses a fresh schema on `CONCIERGE_TEST_PG_URL`). `BENCH_ROUNDS` (default 3) sets the rounds
+//! of (a); `BENCH_LOG=warn,concierge::mailboxes=debug` logs each batch's fetch, parse and store
+//! times. Needs root (the lab). Run with `scripts/bench` or `cargo bench --bench mail_sync`;
+//! figures go into BENCHMARKS.md.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -147,6 +149,8 @@ struct Gateway {
     stop: tokio_util::sync::CancellationToken,
     _data: tempfile::TempDir,
     token: String,
+    /// On PostgreSQL: (URL, schema), dropped with the gateway.
+    pg_schema: Option<(String, String)>,
 }
 
 impl Gateway {
@@ -155,19 +159,22 @@ impl Gateway {
         let mut config = concierge::config::Config::defaults();
         config.bind = "127.0.0.1:0".parse()?;
         config.data_dir = data.path().join("data");
+        let mut pg_schema = None;
         if std::env::var("BENCH_DB").is_ok_and(|v| v == "postgres") {
             let url = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
             let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
             let admin = sqlx::PgPool::connect(&url).await?;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&admin).await?;
+            admin.close().await;
             config.database_url = Some(format!("{url}?options[search_path]={schema}"));
+            pg_schema = Some((url, schema));
         }
         let app = concierge::app::Application::build(config).await?;
         let app_port = app.port();
         let services = app.services().clone();
         let stop = app.shutdown_handle();
         tokio::spawn(app.run());
-        let mut g = Gateway { app_port, services, stop, _data: data, token: String::new() };
+        let mut g = Gateway { app_port, services, stop, _data: data, token: String::new(), pg_schema };
         g.gql("mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }", json!({ "i": {
             "email": "bench@example.com", "password": PASSWORD, "firstName": "Bench", "lastName": "Mark" } }))
             .await?;
@@ -218,6 +225,19 @@ impl Gateway {
 impl Drop for Gateway {
     fn drop(&mut self) {
         self.stop.cancel();
+        if let Some((url, schema)) = self.pg_schema.take() {
+            // Drop needs async I/O: on a thread of its own, so it works inside the runtime.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    if let Ok(pool) = sqlx::PgPool::connect(&url).await {
+                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await;
+                        pool.close().await;
+                    }
+                });
+            })
+            .join();
+        }
     }
 }
 
@@ -233,7 +253,7 @@ async fn latency(lab: &Lab, gateway: &Gateway, appends: usize) -> anyhow::Result
     ws.send(Message::text(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", gateway.token) } }).to_string()))
         .await?;
     ws.next().await.context("ack")??;
-    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { activityEvents { id } }" } }).to_string()))
+    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { activityEvents { message { title } } }" } }).to_string()))
         .await?;
     // The bare IDLE client.
     let (mut ir, mut iw) = raw_login(lab.imap).await?;
@@ -248,6 +268,7 @@ async fn latency(lab: &Lab, gateway: &Gateway, appends: usize) -> anyhow::Result
         ir.read_line(&mut line).await?; // "+ idling"
         tokio::time::sleep(Duration::from_millis(300)).await;
         let m = message(1_000_000 + k);
+        let title = format!("Re: Proposal #{}", 1_000_000 + k);
         let t0 = Instant::now();
         aw.write_all(format!("x{k} APPEND INBOX {{{}+}}\r\n", m.len()).as_bytes()).await?;
         aw.write_all(&m).await?;
@@ -264,7 +285,9 @@ async fn latency(lab: &Lab, gateway: &Gateway, appends: usize) -> anyhow::Result
         let sub = async {
             loop {
                 match ws.next().await {
-                    Some(Ok(Message::Text(t))) if t.contains("\"next\"") => return anyhow::Ok(t0.elapsed()),
+                    // Only this message's event counts (events of the initial sync may still be
+                    // arriving, on PostgreSQL through NOTIFY).
+                    Some(Ok(Message::Text(t))) if t.contains(&title) => return anyhow::Ok(t0.elapsed()),
                     Some(Ok(_)) => continue,
                     other => bail!("subscription ended: {other:?}"),
                 }

@@ -21,6 +21,9 @@ use sha2::{Digest, Sha256};
 /// Most bytes kept for [`ParsedMessage::contents`] and [`ParsedMessage::html`] (and the title),
 /// cut on a char boundary: the event store holds a readable message, not an archive of it.
 pub const MAX_CONTENTS: usize = 256 * 1024;
+/// Most addresses kept per header, and most attachments listed: a hostile message with
+/// 100,000 parts or recipients must not make an event of the same size.
+pub const MAX_LISTED: usize = 1000;
 
 /// HTML larger than this is cut before sanitising. The sanitised result is capped at
 /// [`MAX_CONTENTS`] anyway, but removed `<style>`/`<script>` blocks can be large, so we read
@@ -138,6 +141,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
         .iter()
         .filter(|id| !body.recovered_parts.contains(id))
         .filter_map(|&id| message.part(id))
+        .take(MAX_LISTED)
         .map(|part| attachment(part, raw))
         .collect();
 
@@ -670,6 +674,7 @@ fn addresses(message: &Message<'_>, header: HeaderName<'static>) -> Vec<Address>
                 email: email.to_owned(),
             })
         })
+        .take(MAX_LISTED)
         .collect()
 }
 
@@ -887,6 +892,20 @@ mod tests {
         );
         assert_eq!(m.date, at("2024-05-17T05:30:00Z"));
         assert_eq!(m.malformed, None);
+    }
+
+    #[test]
+    fn addresses_and_attachments_are_capped() {
+        let to: Vec<String> = (0..3000).map(|i| format!("r{i}@x.test")).collect();
+        let mut raw = format!("From: a@x.test\r\nTo: {}\r\nSubject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n", to.join(", "));
+        for i in 0..3000 {
+            raw.push_str(&format!("--b\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n\r\nx\r\n"));
+        }
+        raw.push_str("--b--\r\n");
+        let m = parse(raw.as_bytes());
+        assert_eq!(m.to.len(), MAX_LISTED);
+        assert_eq!(m.attachments.len(), MAX_LISTED);
+        assert_eq!(m.to[0].email, "r0@x.test");
     }
 
     #[test]

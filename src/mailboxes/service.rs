@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::{NaiveDate, Utc};
-use concierge_connector_sdk::{Account, ConnectorError, Credentials, Secret, Settings};
+use concierge_connector_sdk::{Account, ConnectorError, Credentials, Descriptor, Secret, Settings};
 use tracing::instrument;
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
@@ -94,7 +94,7 @@ impl MailboxService {
         // Really sign in: a wrong password, host, port or TLS type fails here, and nothing is saved.
         match tokio::time::timeout(CONNECT_TIMEOUT, connector.open(&account)).await {
             Ok(Ok(session)) => session.close().await,
-            Ok(Err(e)) => return Err(connect_error(&e)),
+            Ok(Err(e)) => return Err(connect_error(&e, connector.descriptor())),
             Err(_) => {
                 return Err(Error::Mailbox {
                     code: "UNREACHABLE",
@@ -197,10 +197,10 @@ impl MailboxService {
         if mailbox.paused {
             return Err(Error::invalid("id", "the mailbox is paused; resume it first"));
         }
-        store::reset_checkpoint(&self.db, id).await?;
         if mailbox.status() == MailboxStatus::NeedsReauth {
             return Err(Error::invalid("id", "the mailbox needs you to connect it again"));
         }
+        store::reset_checkpoint(&self.db, id).await?;
         self.sync.kick(id);
         self.mailbox(viewer, id).await
     }
@@ -223,12 +223,16 @@ impl MailboxService {
     }
 }
 
-/// A failed sign-in as the client sees it: typed, and naming the input most likely wrong.
-fn connect_error(e: &ConnectorError) -> Error {
+/// A failed sign-in as the client sees it: typed, and naming the input most likely wrong
+/// (a field of this connector's form, else `settings` as a whole).
+fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
+    let setting = |key: &str| -> std::borrow::Cow<'static, str> {
+        if form.field(key).is_some() { format!("settings.{key}").into() } else { "settings".into() }
+    };
     let field = match e {
         ConnectorError::Authentication { .. } => "password".into(),
-        ConnectorError::Tls { .. } => "settings.imapSecurity".into(),
-        ConnectorError::Unreachable { .. } => "settings.imapHost".into(),
+        ConnectorError::Tls { .. } => setting("imapSecurity"),
+        ConnectorError::Unreachable { .. } => setting("imapHost"),
         ConnectorError::Settings(f) => format!("settings.{}", f.field).into(),
         _ => "settings".into(),
     };

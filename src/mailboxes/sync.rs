@@ -451,16 +451,16 @@ async fn record(
         let handled = batch.len() as u64;
         recording = Some(tokio::spawn(async move {
             let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), Utc::now()).await?;
-            for r in &outcome.recorded {
-                inner
-                    .fanout
-                    .publish(Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
-                    .await;
-            }
+            let mut changes: Vec<Change> = outcome
+                .recorded
+                .iter()
+                .map(|r| Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
+                .collect();
+            changes.push(Change::Mailbox { mailbox_id: owner.mailbox_id });
+            inner.fanout.publish_all(&changes).await;
             if notify {
                 notify_owner(&inner, &owner, &outcome.recorded).await;
             }
-            inner.fanout.publish(Change::Mailbox { mailbox_id: owner.mailbox_id }).await;
             Ok(handled)
         }));
     }

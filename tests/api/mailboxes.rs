@@ -301,9 +301,18 @@ async fn a_refused_password_after_connecting_needs_reauthorisation_and_notifies(
     };
     assert!(m["statusReason"].as_str().unwrap().contains("refused"), "{m}");
     assert!(m["lastError"].as_str().is_some_and(|e| e.contains("authentication")), "{m}");
-    let r = app.gql(Some(&ada.token), "{ me { notifications(first: 5) { edges { node { event title } } } } }", json!({})).await;
-    let events: Vec<&Value> = r["data"]["me"]["notifications"]["edges"].as_array().unwrap().iter().map(|e| &e["node"]["event"]).collect();
-    assert!(events.iter().any(|e| *e == "MAILBOX_ERROR"), "{r}");
+    // The notice follows the status change.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.gql(Some(&ada.token), "{ me { notifications(first: 5) { edges { node { event title } } } } }", json!({})).await;
+        let edges = r["data"]["me"]["notifications"]["edges"].as_array().cloned().unwrap_or_default();
+        if let Some(n) = edges.iter().find(|e| e["node"]["event"] == "MAILBOX_ERROR") {
+            assert!(n["node"]["title"].as_str().unwrap().contains(&mail_user), "{n}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no MAILBOX_ERROR notification: {r}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ async fn the_database_is_set_up_as_its_backend_needs() {
             assert_eq!((mode.as_str(), fk), ("wal", 1));
         }
         Backend::Postgres => {
-            let schema: String = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'account'").fetch_one(p).await).unwrap();
+            let schema: String = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT table_schema::text FROM information_schema.tables WHERE table_name = 'account' AND table_schema = current_schema()").fetch_one(p).await).unwrap();
             assert!(schema.starts_with("t_"), "tables belong to the test's own schema, not {schema}");
         }
     }

@@ -36,9 +36,19 @@ fn script() -> PathBuf {
 
 impl Lab {
     pub fn start() -> Lab {
-        let (dir, owned) = match std::env::var("CONCIERGE_TEST_MAIL_LAB") {
-            Ok(dir) if !dir.is_empty() => (PathBuf::from(dir), false),
-            _ => {
+        Self::start_with(false)
+    }
+
+    /// A lab of the test's own whose IMAP does not offer IDLE.
+    pub fn start_without_idle() -> Lab {
+        Self::start_with(true)
+    }
+
+    fn start_with(no_idle: bool) -> Lab {
+        let shared = std::env::var("CONCIERGE_TEST_MAIL_LAB").ok().filter(|d| !d.is_empty() && !no_idle);
+        let (dir, owned) = match shared {
+            Some(dir) => (PathBuf::from(dir), false),
+            None => {
                 // Short path: Dovecot's sockets live under it (107-byte limit).
                 let out = Command::new("mktemp")
                     .args(["-d", "/tmp/ml-XXXXXX"])
@@ -48,6 +58,7 @@ impl Lab {
                 let status = Command::new(script())
                     .arg("start")
                     .arg(&dir)
+                    .env("MAIL_LAB_NO_IDLE", if no_idle { "1" } else { "0" })
                     .stdout(std::process::Stdio::null())
                     .status()
                     .expect("run scripts/mail-lab");

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use concierge_connector_imap_smtp::ImapSmtpConnector;
+use concierge_connector_imap_smtp::{ImapSmtpConnector, Options};
 use concierge_connector_sdk::{ConnectorError, MailConnector, Wake, kit};
 use serde_json::json;
 
@@ -291,4 +291,34 @@ async fn a_missing_folder_is_a_settings_error_on_the_folder_field() {
         Err(other) => panic!("expected a settings error, got {other:?}"),
         Ok(_) => panic!("the folder does not exist"),
     }
+}
+
+#[tokio::test]
+async fn without_idle_the_session_polls_and_still_sees_new_mail() {
+    let lab = Lab::start_without_idle();
+    let connector = ImapSmtpConnector::generic(Options {
+        poll_interval: Duration::from_millis(200),
+        ..lab.options()
+    });
+    let (name, password) = lab.add_user("poll").await;
+    let account = lab.account(&connector, &name, &password, "SSL_TLS");
+    let mut session = connector.open(&account).await.expect("open");
+    let since = days_ago(1);
+    assert!(session.list(since, None).await.expect("list").is_empty());
+
+    // No mail yet: asked to wait a minute, a polling session is back after one poll
+    // interval (an IDLE session would sit until the mailbox changed or the minute ran out).
+    let started = std::time::Instant::now();
+    session.wait(Duration::from_secs(60)).await.expect("wait");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the session did not poll: waited {:?}",
+        started.elapsed()
+    );
+
+    lab.deliver(&name, &password, &kit::message("polled", Utc::now()), Utc::now())
+        .await;
+    session.wait(Duration::from_secs(60)).await.expect("wait");
+    assert_eq!(session.list(since, None).await.expect("list").len(), 1);
+    session.close().await;
 }

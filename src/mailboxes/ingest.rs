@@ -38,7 +38,6 @@ pub struct Recorded {
     pub contact_id: Option<ContactId>,
     pub sender: String,
     pub title: String,
-    pub occurred_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Default)]
@@ -126,7 +125,6 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
                 contact_id: event.contact_id,
                 sender: data.from.first().map(|a| a.name.clone().unwrap_or_else(|| a.email.clone())).unwrap_or_default(),
                 title: data.title.clone(),
-                occurred_at: event.occurred_at,
             });
             event.event_id
         } else {

@@ -103,12 +103,28 @@ impl MailboxService {
                 });
             }
         }
+        let kind = connector.descriptor().kind;
+        if let Some(existing) = store::find_by_address(&self.db, viewer.account_id(), kind, address).await? {
+            // Connecting a mailbox that is already connected signs it in again (after a
+            // password change, or NEEDS_REAUTH) and keeps what it synced, checkpoint included.
+            let sealed = StoredCredentials::Password { username, password: input.password }.seal(&self.secrets, existing.mailbox_id)?;
+            let settings = serde_json::Value::Object(settings).to_string();
+            store::reconnect(&self.db, existing.mailbox_id, &settings, &sealed, Utc::now()).await?;
+            self.log.record(viewer.account_id(), SecurityEventKind::MailboxConnected, &viewer.meta, Some(address)).await;
+            self.sync.stop(existing.mailbox_id);
+            if input.sync_from != existing.sync_from {
+                self.update(viewer, existing.mailbox_id, Some(input.sync_from), Some(false)).await?;
+            }
+            self.sync.start(existing.mailbox_id);
+            self.fanout.publish(Change::Mailbox { mailbox_id: existing.mailbox_id }).await;
+            return self.mailbox(viewer, existing.mailbox_id).await;
+        }
         let now = Utc::now();
         let mailbox = Mailbox {
             mailbox_id: MailboxId::new(),
             account_id: viewer.account_id(),
             workspace_id,
-            connector: connector.descriptor().kind.to_owned(),
+            connector: kind.to_owned(),
             email_address: address.to_owned(),
             settings: serde_json::Value::Object(settings).to_string(),
             sync_from: input.sync_from,

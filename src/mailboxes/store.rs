@@ -41,6 +41,26 @@ pub async fn find_mailbox(db: &Db, id: MailboxId) -> Result<Option<Mailbox>, sql
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id).fetch_optional(p).await)
 }
 
+pub async fn find_by_address(db: &Db, account_id: AccountId, connector: &str, address: &str) -> Result<Option<Mailbox>, sqlx::Error> {
+    let sql = format!("SELECT {COLUMNS} FROM mailbox WHERE account_id = $1 AND connector = $2 AND email_address = $3");
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(connector).bind(address).fetch_optional(p).await)
+}
+
+/// New settings and credentials for a connected mailbox; its sync starts over from CONNECTING
+/// (unpaused), keeping its checkpoint.
+pub async fn reconnect(db: &Db, id: MailboxId, settings: &str, sealed: &[u8], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE mailbox SET settings = $2, credentials = $3, paused = FALSE, status = 'CONNECTING', \
+           status_reason = 'signed in again; restarting the sync', status_changed_at = $4 WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(settings)
+        .bind(sealed)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
 pub async fn credentials(db: &Db, id: MailboxId) -> Result<Option<Vec<u8>>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_scalar("SELECT credentials FROM mailbox WHERE mailbox_id = $1").bind(id).fetch_optional(p).await)
 }
@@ -79,7 +99,8 @@ pub async fn set_status(
 
 pub async fn update_settings(db: &Db, id: MailboxId, sync_from: NaiveDate, paused: bool, reset_checkpoint: bool) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE mailbox SET sync_from = $2, paused = $3, checkpoint = CASE WHEN $4 THEN NULL ELSE checkpoint END WHERE mailbox_id = $1")
+        "UPDATE mailbox SET sync_from = $2, paused = $3, checkpoint = CASE WHEN $4 THEN NULL ELSE checkpoint END, \
+           initial_synced_at = CASE WHEN $4 THEN NULL ELSE initial_synced_at END WHERE mailbox_id = $1")
         .bind(id)
         .bind(sync_from)
         .bind(paused)
@@ -89,16 +110,18 @@ pub async fn update_settings(db: &Db, id: MailboxId, sync_from: NaiveDate, pause
         .map(drop))
 }
 
+/// Starts the sync over from the sync-from date: what it records until it is caught up
+/// again is old mail, not news.
 pub async fn reset_checkpoint(db: &Db, id: MailboxId) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = NULL WHERE mailbox_id = $1").bind(id).execute(p).await.map(drop))
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = NULL, initial_synced_at = NULL WHERE mailbox_id = $1")
+        .bind(id)
+        .execute(p)
+        .await
+        .map(drop))
 }
 
 pub async fn set_checkpoint(db: &Db, id: MailboxId, checkpoint: &str) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = $2 WHERE mailbox_id = $1").bind(id).bind(checkpoint).execute(p).await.map(drop))
-}
-
-pub async fn set_credentials(db: &Db, id: MailboxId, sealed: &[u8]) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query("UPDATE mailbox SET credentials = $2 WHERE mailbox_id = $1").bind(id).bind(sealed).execute(p).await.map(drop))
 }
 
 pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error> {

@@ -314,7 +314,17 @@ async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, ki
         set_status(inner, id, MailboxStatus::Error, &format!("connector {} is not available in this gateway", mailbox.connector), None).await;
         return Ok(Ended::Stop);
     };
-    let account = account_of(inner, &mailbox, &connector).await?;
+    let account = match account_of(inner, &mailbox, &connector).await {
+        Ok(a) => a,
+        Err(e) => {
+            // Sealed under another key (CONCIERGE_SECRET_KEY changed) or damaged: only the
+            // user can supply the password again.
+            warn!(error = ?e, "cannot open the mailbox's saved credentials");
+            return Ok(Ended::Failed(ConnectorError::Authentication {
+                message: "the saved credentials cannot be read by this gateway (was its secret key changed?)".into(),
+            }));
+        }
+    };
     set_status(inner, id, MailboxStatus::Connecting, "signing in", None).await;
     let opened = tokio::time::timeout(inner.settings.connect_timeout, connector.open(&account)).await;
     let mut session = match opened {
@@ -367,6 +377,9 @@ async fn follow(
         let listed_last = refs.last().map(|r| r.checkpoint.0.clone());
         // A full listing (first sync, or after a reset) skips what this mailbox recorded.
         let refs = if checkpoint.is_none() { unrecorded(inner, owner.mailbox_id, refs).await? } else { refs };
+        // Only mail that arrived after a complete sync is news. The first sync, and a sync
+        // started over (a moved sync-from date, a resync, a renumbered folder: each clears
+        // `initial_synced_at`), record old mail silently.
         let notify = mailbox.initial_synced_at.is_some();
         if !refs.is_empty() {
             let reason = if notify { "recording new mail" } else { "recording mail since the sync-from date" };

@@ -221,6 +221,10 @@ async fn the_sync_reports_progress_while_it_records() {
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "progress only grows: {seen:?}");
     assert!(seen.len() >= 3, "progress comes batch by batch: {seen:?}");
     live_with(&app, &ada, &id, 40).await;
+    // Old mail recorded late is not news: no notifications for it.
+    let r = app.gql(Some(&ada.token), "{ me { unreadNotificationCount notifications(first: 50) { edges { node { event } } } } }", json!({})).await;
+    let received = r["data"]["me"]["notifications"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["event"] == "MESSAGE_RECEIVED").count();
+    assert_eq!(received, 0, "{r}");
 }
 
 #[tokio::test]
@@ -351,4 +355,44 @@ async fn two_gateways_on_one_database_sync_a_mailbox_from_one_connection_and_han
     let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
     live_with(&second, &ada, &id, 2).await;
     assert_eq!(event_counts(&second, &ada).await, (2, 2));
+}
+
+#[tokio::test]
+async fn credentials_sealed_under_another_key_ask_the_user_to_connect_again() {
+    let lab = MailLab::get().await;
+    let cert = lab.cert();
+    let mut first = TestApp::spawn_with({
+        let cert = cert.clone();
+        move |c| {
+            c.mail_ca_file = Some(cert);
+            c.secret_key = Some(concierge::config::Redacted(key()));
+            c.mail_lease_secs = 1;
+        }
+    })
+    .await;
+    let ada = first.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("rekey").await;
+    let id = connected(&first, &ada, &lab, &mail_user, &password).await;
+    live_with(&first, &ada, &id, 0).await;
+    let url = first.database_url.clone();
+    first.begin_shutdown();
+    first.stopped(Duration::from_secs(20)).await.unwrap();
+
+    let second = TestApp::spawn_with(move |c| {
+        c.database_url = Some(url);
+        c.mail_ca_file = Some(cert);
+        c.secret_key = Some(concierge::config::Redacted(base64::engine::general_purpose::STANDARD.encode([9u8; 32])));
+    })
+    .await;
+    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = mailbox(&second, &ada, &id).await;
+        if m["status"] == "NEEDS_REAUTH" {
+            assert!(m["lastError"].as_str().unwrap().contains("secret key"), "{m}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never NEEDS_REAUTH: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -313,6 +313,13 @@ async fn a_refused_password_after_connecting_needs_reauthorisation_and_notifies(
         assert!(tokio::time::Instant::now() < deadline, "no MAILBOX_ERROR notification: {r}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // Connecting it again with the new password signs it back in: same mailbox, sync resumed.
+    lab.append(&mail_user, "changed-elsewhere", &[(message("x@customer.test", &format!("{mail_user}@lab.test"), "while away", "b"), None)])
+        .await;
+    let r = connect(&app, &ada, &mail_user, "changed-elsewhere", imap_settings(&lab)).await;
+    assert_eq!(r["data"]["connectMailbox"]["id"], id, "{r}");
+    live_with(&app, &ada, &id, 1).await;
 }
 
 #[tokio::test]

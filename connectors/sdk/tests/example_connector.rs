@@ -34,6 +34,12 @@ impl FolderConnector {
     }
 }
 
+impl Default for FolderConnector {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[async_trait]
 impl MailConnector for FolderConnector {
     fn descriptor(&self) -> &Descriptor {

@@ -67,6 +67,10 @@ impl MailMessageNode<'_> {
         &self.0.cc
     }
 
+    async fn reply_to(&self) -> &[Address] {
+        &self.0.reply_to
+    }
+
     /// The Date header.
     async fn date(&self) -> Option<DateTime<Utc>> {
         self.0.date

@@ -62,39 +62,6 @@ pub struct ActivityEvent {
     pub created_at: DateTime<Utc>,
 }
 
-/// A person in a message header.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
-#[graphql(name = "MailAddress")]
-pub struct Address {
-    pub name: Option<String>,
-    pub email: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
-#[graphql(name = "MailAttachment")]
-pub struct Attachment {
-    pub name: Option<String>,
-    pub content_type: String,
-    /// Bytes, decoded.
-    pub size: u64,
-}
-
-/// What a `message.receive` event records about the email.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct MessageData {
-    pub title: String,
-    pub contents: String,
-    /// The HTML part as the sender wrote it. Unsanitised: everything that shows it (the
-    /// GraphQL `html` field) sanitises it first.
-    pub html_source: Option<String>,
-    pub from: Vec<Address>,
-    pub to: Vec<Address>,
-    pub cc: Vec<Address>,
-    pub date: Option<DateTime<Utc>>,
-    pub message_id: Option<String>,
-    pub in_reply_to: Vec<String>,
-    pub references: Vec<String>,
-    pub attachments: Vec<Attachment>,
-    /// Why the message could not be fully read, when it could not.
-    pub malformed: Option<String>,
-}
+/// What a `message.receive` event records about the email: the parser's output, stored as
+/// the event's `data`.
+pub use crate::mailboxes::parse::{Address, Attachment, ParsedMessage as MessageData};

@@ -11,7 +11,7 @@ use concierge_connector_sdk::RawMessage;
 use super::model::MailboxId;
 use super::parse::{self, ParsedMessage};
 use super::store;
-use crate::activity::model::{ActivityEvent, ActivityType, Address, Attachment, EventId, MessageData};
+use crate::activity::model::{ActivityEvent, ActivityType, EventId};
 use crate::activity::store as activity_store;
 use crate::contacts::model::{ContactId, address_key};
 use crate::contacts::service::{match_sender, workspace_matching};
@@ -89,7 +89,7 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
     for ((raw, message, key), party) in fresh.into_iter().zip(&parties) {
         let contact_id = party.as_ref().and_then(|a| contacts.get(&address_key(&a.email)).copied().flatten());
         let occurred_at = raw.reference.received_at.or(message.date).unwrap_or(now);
-        let data = message_data(message);
+        let data = message;
         events.push(ActivityEvent {
             event_id: EventId::new(),
             workspace_id: owner.workspace_id,
@@ -187,22 +187,4 @@ fn counterpart<'a>(message: &'a ParsedMessage, own: &str) -> Option<&'a parse::A
         return Some(from);
     }
     message.to.iter().chain(&message.cc).find(|a| address_key(&a.email) != own)
-}
-
-fn message_data(m: ParsedMessage) -> MessageData {
-    let addresses = |v: Vec<parse::Address>| v.into_iter().map(|a| Address { name: a.name, email: a.email }).collect();
-    MessageData {
-        title: m.title,
-        contents: m.contents,
-        html_source: m.html_source,
-        from: addresses(m.from),
-        to: addresses(m.to),
-        cc: addresses(m.cc),
-        date: m.date,
-        message_id: m.message_id,
-        in_reply_to: m.in_reply_to,
-        references: m.references,
-        attachments: m.attachments.into_iter().map(|a| Attachment { name: a.name, content_type: a.content_type, size: a.size }).collect(),
-        malformed: m.malformed,
-    }
 }

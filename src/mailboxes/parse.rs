@@ -35,7 +35,8 @@ pub const MAX_HTML_INPUT: usize = 4 * MAX_CONTENTS;
 const HTML_TEXT_WIDTH: usize = 10_000;
 
 /// One mailbox from an address header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
+#[graphql(name = "MailAddress")]
 pub struct Address {
     /// The display name, decoded from RFC 2047 encoded words; `None` when absent or blank.
     pub name: Option<String>,
@@ -44,7 +45,8 @@ pub struct Address {
 }
 
 /// A part of the message that is a file rather than the body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
+#[graphql(name = "MailAttachment")]
 pub struct Attachment {
     /// The decoded file name (RFC 2231 `filename*` or RFC 2047 `name`), when the sender gave one.
     pub name: Option<String>,
@@ -54,8 +56,9 @@ pub struct Attachment {
     pub size: u64,
 }
 
-/// What a `message.receive` event records about one message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What a `message.receive` event records about one message (stored as its `data`, JSON).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ParsedMessage {
     /// The decoded subject; `""` when there is none.
     pub title: String,

@@ -8,7 +8,7 @@ use futures_util::{Stream, StreamExt as _, future};
 use uuid::Uuid;
 
 use super::model::{ActivityEvent, ActivityType, Address, Attachment, EventId, MessageData};
-use super::store::Feed;
+use super::store::{Feed, Position};
 use crate::contacts::graphql::ContactNode;
 use crate::contacts::model::ContactId;
 use crate::error::Result;
@@ -33,7 +33,20 @@ impl ActivityEventNode {
     }
 }
 
-pub type ActivityConnection = Connection<OpaqueCursor<Uuid>, ActivityEventNode>;
+/// Activity is ordered by when it happened (mail recorded late, after a backfill, still
+/// lands in its place), so a cursor names a time and an id.
+pub type ActivityConnection = Connection<OpaqueCursor<(DateTime<Utc>, Uuid)>, ActivityEventNode>;
+
+/// `first` as every connection reads it, and `after` as an activity cursor.
+fn activity_page_args(first: Option<i32>, after: Option<String>) -> Result<(usize, Option<Position>)> {
+    use async_graphql::connection::CursorType as _;
+    let (first, _) = page_args(first, None)?;
+    let after = after
+        .map(|c| OpaqueCursor::<(DateTime<Utc>, Uuid)>::decode_cursor(&c).map(|c| (c.0.0, EventId(c.0.1))))
+        .transpose()
+        .map_err(|_| crate::error::Error::invalid("after", "not a cursor from this connection"))?;
+    Ok((first, after))
+}
 
 /// The email a `MESSAGE_RECEIVE` event records.
 pub struct MailMessageNode<'a>(&'a MessageData);
@@ -154,10 +167,12 @@ pub async fn activity_page(
     after: Option<String>,
     types: Vec<ActivityType>,
 ) -> Result<ActivityConnection> {
-    let (first, after) = page_args(first, after)?;
-    let (rows, more) = ctx.services()?.activity.page(feed, &types, after.map(EventId), first).await?;
+    let (first, after) = activity_page_args(first, after)?;
+    let (rows, more) = ctx.services()?.activity.page(feed, &types, after, first).await?;
     let mut connection = Connection::new(after.is_some(), more);
-    connection.edges.extend(rows.into_iter().map(|e| Edge::new(OpaqueCursor(e.event_id.0), ActivityEventNode::new(e))));
+    connection
+        .edges
+        .extend(rows.into_iter().map(|e| Edge::new(OpaqueCursor((e.occurred_at, e.event_id.0)), ActivityEventNode::new(e))));
     Ok(connection)
 }
 

@@ -1,5 +1,7 @@
 //! All activity SQL.
 
+use chrono::{DateTime, Utc};
+
 use super::model::{ActivityEvent, EventId};
 use crate::contacts::model::ContactId;
 use crate::db::{Db, Tx};
@@ -84,19 +86,25 @@ pub enum Feed {
     Workspace(WorkspaceId),
 }
 
-/// Newest first, before `before`, of the given kinds (all when empty).
-pub async fn events_page(db: &Db, feed: Feed, kinds: &[&str], before: Option<EventId>, limit: i64) -> Result<Vec<ActivityEvent>, sqlx::Error> {
+/// Where a page of a feed starts: after the event that happened at this time with this id.
+pub type Position = (DateTime<Utc>, EventId);
+
+/// Most recent first (by when it happened, then by id), after `before`, of the given kinds
+/// (all when empty).
+pub async fn events_page(db: &Db, feed: Feed, kinds: &[&str], before: Option<Position>, limit: i64) -> Result<Vec<ActivityEvent>, sqlx::Error> {
     let (column, id) = match feed {
         Feed::Contact(c) => ("contact_id", c.0),
         Feed::Workspace(w) => ("workspace_id", w.0),
     };
-    let kinds_filter = if kinds.is_empty() { String::new() } else { format!(" AND kind IN ({})", placeholders(4, kinds.len())) };
+    let kinds_filter = if kinds.is_empty() { String::new() } else { format!(" AND kind IN ({})", placeholders(5, kinds.len())) };
     let sql = format!(
-        "SELECT {COLUMNS} FROM activity_event WHERE {column} = $1 AND ($2 IS NULL OR event_id < $2){kinds_filter} \
-         ORDER BY event_id DESC LIMIT $3"
+        "SELECT {COLUMNS} FROM activity_event WHERE {column} = $1 \
+         AND ($2 IS NULL OR occurred_at < $2 OR (occurred_at = $2 AND event_id < $3)){kinds_filter} \
+         ORDER BY occurred_at DESC, event_id DESC LIMIT $4"
     );
+    let (at, last) = (before.map(|b| b.0), before.map(|b| b.1));
     on_pool!(db, p => {
-        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id).bind(before).bind(limit);
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id).bind(at).bind(last).bind(limit);
         for k in kinds {
             q = q.bind(*k);
         }

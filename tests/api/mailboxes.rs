@@ -412,3 +412,44 @@ async fn every_message_of_the_corpus_and_a_10_mb_one_becomes_one_event_without_s
         }
     }
 }
+
+#[tokio::test]
+async fn activity_lists_mail_by_when_it_was_sent_even_when_recorded_late() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("order").await;
+    let dated = |subject: &str, days_ago: i64| {
+        format!(
+            "From: c@customer.test\r\nTo: {mail_user}@lab.test\r\nSubject: {subject}\r\nDate: {}\r\nMessage-ID: <{subject}.{mail_user}@customer.test>\r\n\r\nx\r\n",
+            (Utc::now() - Days::days(days_ago)).to_rfc2822()
+        )
+        .into_bytes()
+    };
+    lab.append(&mail_user, &password, &[(dated("two-days", 2), imap_date(2)), (dated("one-day", 1), imap_date(1))]).await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 2).await;
+    // Written 20 days ago, delivered only now: recorded last, listed last.
+    lab.append(&mail_user, &password, &[(dated("twenty-days", 20), None)]).await;
+    live_with(&app, &ada, &id, 3).await;
+
+    let mut titles = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let r = app
+            .gql(
+                Some(&ada.token),
+                "query($a: String) { activity(first: 1, after: $a) { edges { node { message { title } } } pageInfo { hasNextPage endCursor } } }",
+                json!({ "a": after }),
+            )
+            .await;
+        let page = &r["data"]["activity"];
+        titles.push(page["edges"][0]["node"]["message"]["title"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned());
+        if page["pageInfo"]["hasNextPage"] != true {
+            break;
+        }
+        after = page["pageInfo"]["endCursor"].as_str().map(str::to_owned);
+    }
+    assert_eq!(titles, ["one-day", "two-days", "twenty-days"]);
+    let r = app.gql(Some(&ada.token), "{ activity(after: \"bogus\") { edges { node { id } } } }", json!({})).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("after".into())));
+}

@@ -280,7 +280,9 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
             }
             Disposition::BackOff => backoff(&inner.settings, failures),
             Disposition::WaitAtLeast(at_least) => backoff(&inner.settings, failures).max(at_least),
-            Disposition::Fix => inner.settings.backoff_max,
+            // Fix: the settings must change; GiveUp concerns one outgoing message, which a
+            // sync never sends: either way, retry rarely.
+            Disposition::Fix | Disposition::GiveUp => inner.settings.backoff_max,
         };
         failures = failures.saturating_add(1);
         let reason = format!("{}; retrying in {}s", error, delay.as_secs().max(1));

@@ -350,8 +350,13 @@ pub(crate) fn classify_smtp(
                 (_, SmtpStage::StartTls) => ConnectorError::Tls {
                     message: msg(format!("the server refused STARTTLS: {code} {text}")),
                 },
-                (_, _) => ConnectorError::Protocol {
+                // A permanent refusal while sending (a recipient, the content, the size):
+                // this message will never go, the account is fine.
+                (500..=599, SmtpStage::Send) => ConnectorError::Rejected {
                     message: msg(format!("the server refused the message: {code} {text}")),
+                },
+                (_, _) => ConnectorError::Protocol {
+                    message: msg(format!("unexpected reply: {code} {text}")),
                 },
             }
         }
@@ -705,7 +710,7 @@ mod tests {
         ));
         assert!(matches!(
             smtp(SmtpStage::Send, 550),
-            ConnectorError::Protocol { .. }
+            ConnectorError::Rejected { .. }
         ));
         assert!(matches!(
             smtp(SmtpStage::Connect, 554),

@@ -38,6 +38,10 @@ pub enum ConnectorError {
     /// the sync-from date. The gateway's Message-ID dedupe keeps events unique.
     #[error("checkpoint no longer valid: {message}")]
     CheckpointReset { message: String },
+    /// The server refused this message for good (SMTP 5xx on a recipient or the content):
+    /// sending it again cannot succeed, but the account itself is fine.
+    #[error("message rejected: {message}")]
+    Rejected { message: String },
     /// A setting is wrong (found while connecting, not by form validation).
     #[error("{0}")]
     Settings(FieldError),
@@ -59,6 +63,8 @@ pub enum Disposition {
     Resync,
     /// Stop: the settings must change first.
     Fix,
+    /// Give this message up (tell the sender); carry on with the account.
+    GiveUp,
 }
 
 impl ConnectorError {
@@ -69,6 +75,7 @@ impl ConnectorError {
             ConnectorError::Throttled { retry_after, .. } => Disposition::WaitAtLeast(retry_after.unwrap_or(Duration::from_secs(60))),
             ConnectorError::CheckpointReset { .. } => Disposition::Resync,
             ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } => Disposition::Fix,
+            ConnectorError::Rejected { .. } => Disposition::GiveUp,
         }
     }
 
@@ -82,6 +89,7 @@ impl ConnectorError {
             ConnectorError::Throttled { .. } => "THROTTLED",
             ConnectorError::CheckpointReset { .. } => "CHECKPOINT_RESET",
             ConnectorError::Settings(_) => "INVALID_SETTINGS",
+            ConnectorError::Rejected { .. } => "REJECTED",
             ConnectorError::Unsupported { .. } => "UNSUPPORTED",
         }
     }

@@ -38,7 +38,9 @@ pub trait AccessTokenSource: Send + Sync {
     async fn refresh(&self) -> Result<Secret, ConnectorError>;
 }
 
-/// How the connector signs in.
+/// How the connector signs in. The username is the one to sign in with: the gateway has
+/// already chosen it (a `username` setting of the form when the user gave one, else the
+/// mailbox's address).
 #[derive(Clone)]
 pub enum Credentials {
     Password { username: String, password: Secret },

@@ -69,13 +69,7 @@ impl MailboxService {
         if input.password.len() > 1024 {
             return Err(Error::invalid("password", "must be at most 1024 bytes"));
         }
-        let today = Utc::now().date_naive();
-        if input.sync_from > today {
-            return Err(Error::invalid("syncFrom", "must not be in the future"));
-        }
-        if input.sync_from < NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(today) {
-            return Err(Error::invalid("syncFrom", "must be 1990-01-01 or later"));
-        }
+        check_sync_from(input.sync_from)?;
         let workspace_id = self.workspace_for(viewer, input.workspace_id).await?;
         let settings = connector
             .validate(&input.settings)
@@ -187,9 +181,7 @@ impl MailboxService {
     pub async fn update(&self, viewer: &Viewer, id: MailboxId, sync_from: Option<NaiveDate>, paused: Option<bool>) -> Result<Mailbox> {
         let mailbox = self.mailbox(viewer, id).await?;
         let sync_from_new = sync_from.unwrap_or(mailbox.sync_from);
-        if sync_from_new > Utc::now().date_naive() {
-            return Err(Error::invalid("syncFrom", "must not be in the future"));
-        }
+        check_sync_from(sync_from_new)?;
         let paused_new = paused.unwrap_or(mailbox.paused);
         let earlier = sync_from_new < mailbox.sync_from;
         store::update_settings(&self.db, id, sync_from_new, paused_new, earlier).await?;
@@ -237,6 +229,18 @@ impl MailboxService {
     pub async fn recorded_count(&self, id: MailboxId) -> Result<i64> {
         Ok(store::recorded_count(&self.db, id).await?)
     }
+}
+
+/// A sync-from date must be a real one: not in the future, not before 1990.
+fn check_sync_from(date: NaiveDate) -> Result<()> {
+    let today = Utc::now().date_naive();
+    if date > today {
+        return Err(Error::invalid("syncFrom", "must not be in the future"));
+    }
+    if date < NaiveDate::from_ymd_opt(1990, 1, 1).unwrap_or(today) {
+        return Err(Error::invalid("syncFrom", "must be 1990-01-01 or later"));
+    }
+    Ok(())
 }
 
 /// A failed sign-in as the client sees it: typed, and naming the input most likely wrong

@@ -453,3 +453,26 @@ async fn activity_lists_mail_by_when_it_was_sent_even_when_recorded_late() {
     let r = app.gql(Some(&ada.token), "{ activity(after: \"bogus\") { edges { node { id } } } }", json!({})).await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("after".into())));
 }
+
+#[tokio::test]
+async fn sync_from_dates_must_be_real_ones() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("date").await;
+    let tomorrow = (Utc::now() + Days::days(1)).format("%Y-%m-%d").to_string();
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($i: ConnectMailboxInput!) { connectMailbox(input: $i) { id } }",
+            json!({ "i": { "connector": "imap", "emailAddress": format!("{mail_user}@lab.test"), "password": password,
+                           "syncFrom": tomorrow, "settings": imap_settings(&lab) } }),
+        )
+        .await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("syncFrom".into())), "{r}");
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { syncFrom: \"1980-01-01\" }) { id } }", json!({ "id": id }))
+        .await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("syncFrom".into())), "{r}");
+    assert_eq!(mailbox(&app, &ada, &id).await["syncFrom"], sync_from(30), "nothing changed");
+}

@@ -99,6 +99,12 @@ impl Topics {
         }
     }
 
+    /// How many listeners this process has for `topic`.
+    pub fn listeners(&self, topic: Topic) -> usize {
+        let channels = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        channels.get(&topic).map_or(0, |sender| sender.receiver_count())
+    }
+
     /// Topics with at least one listener in this process.
     pub fn len(&self) -> usize {
         self.channels.lock().map(|c| c.len()).unwrap_or(0)
@@ -265,6 +271,12 @@ impl Fanout {
 
     pub fn subscribe(&self, topic: Topic) -> TopicStream {
         self.topics.subscribe(topic)
+    }
+
+    /// How many listeners this process has for `topic` (live subscriptions, connections
+    /// watching their credentials).
+    pub fn listeners(&self, topic: Topic) -> usize {
+        self.topics.listeners(topic)
     }
 }
 

@@ -207,6 +207,16 @@ impl TestApp {
         WsClient { stream }
     }
 
+    /// Waits (up to 5 s) until this server has `n` listeners for `topic`: a subscription sent
+    /// over WebSocket is registered once its listener is.
+    pub async fn listening(&self, topic: concierge::fanout::Topic, n: usize) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.services.fanout.listeners(topic) < n {
+            assert!(tokio::time::Instant::now() < deadline, "no {n} listeners for {topic:?} within 5 s");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Starts a graceful shutdown, as SIGTERM would.
     pub fn begin_shutdown(&self) {
         self.shutdown.cancel();

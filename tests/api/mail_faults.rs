@@ -6,6 +6,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::json;
 
+use concierge::fanout::Topic;
+
 use crate::helpers::{TestApp, TestUser, WsEvent};
 use crate::mail_lab::MailLab;
 use crate::mailboxes::{connected, imap_date, live_with, mailbox, message, sync_from};
@@ -197,7 +199,7 @@ async fn the_sync_reports_progress_while_it_records() {
     ws.send(json!({ "id": "p", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxSyncProgress(mailboxId: $m) { done total } }", "variables": { "m": id } } }))
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(Topic::Mailbox(concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap()), 1).await;
     // An earlier sync-from date lists again from it.
     let r = app
         .gql(
@@ -290,7 +292,7 @@ async fn a_mailbox_status_subscriber_sees_each_change() {
     ws.send(json!({ "id": "s", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status statusReason paused } }", "variables": { "m": id } } }))
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(Topic::Mailbox(concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap()), 1).await;
     app.gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { id } }", json!({ "id": id })).await;
     let WsEvent::Json(m) = ws.next_within(Duration::from_secs(10)).await else { panic!("closed") };
     assert_eq!(m["payload"]["data"]["mailboxStatus"], json!({ "status": "PAUSED", "statusReason": "paused by the user", "paused": true }), "{m}");

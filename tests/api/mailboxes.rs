@@ -7,6 +7,9 @@ use std::time::Duration;
 use chrono::{Duration as Days, Utc};
 use serde_json::{Value, json};
 
+use concierge::fanout::Topic;
+use concierge::workspace::model::WorkspaceId;
+
 use crate::helpers::{TestApp, TestUser, WsEvent, codes, error_of};
 use crate::mail_lab::MailLab;
 
@@ -236,8 +239,7 @@ async fn mail_appended_while_live_reaches_an_activity_subscriber() {
     ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query":
         "subscription { activityEvents { type contact { emails } message { title from { email } } } }" } }))
     .await;
-    // Let the subscription register before the mail arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(Topic::Workspace(WorkspaceId(uuid::Uuid::parse_str(&ada.workspace_id).unwrap())), 1).await;
 
     lab.append(&mail_user, &password, &[(message("eve@customer.test", &format!("{mail_user}@lab.test"), "Live one", "hi"), None)]).await;
     let WsEvent::Json(next) = ws.next_within(Duration::from_secs(15)).await else { panic!("subscription closed") };

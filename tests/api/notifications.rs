@@ -95,11 +95,14 @@ async fn audio_and_the_daily_summary_are_set_and_bad_values_refused_without_chan
 }
 
 async fn subscribe(app: &TestApp, user: &TestUser) -> WsClient {
+    let topic = concierge::fanout::Topic::Account(concierge::identity::model::AccountId(uuid::Uuid::parse_str(&user.id).unwrap()));
+    // The connection listens to its account (for credential changes), and so does the subscription.
+    let before = app.services.fanout.listeners(topic);
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", user.token) } })).await;
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notifications { id event title audible read } }" } })).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.listening(topic, before + 2).await;
     ws
 }
 

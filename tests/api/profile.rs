@@ -1,7 +1,5 @@
 //! The profile: personal data, language, login-email change, photo and signature.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, TestUser, codes, error_of};
@@ -448,7 +446,9 @@ async fn another_tab_sees_the_profile_change_live() {
     ws.send(json!({ "type": "connection_init", "payload": { "token": ada.token } })).await;
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { meUpdated { displayName jobTitle } }" } })).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // One listener for the connection's credential watch, one for the subscription.
+    let topic = concierge::fanout::Topic::Account(concierge::identity::model::AccountId(uuid::Uuid::parse_str(&ada.id).unwrap()));
+    app.listening(topic, 2).await;
 
     app.gql(Some(&ada.token), UPDATE, json!({ "i": { "displayName": "Countess", "jobTitle": "Analyst" } })).await;
 

@@ -76,10 +76,8 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
     let mut contacts: HashMap<String, Option<ContactId>> =
         contacts_store::contacts_by_address_keys(&mut tx, owner.workspace_id, &key_refs).await?.into_iter().map(|(k, c)| (k, Some(c))).collect();
     for party in parties.iter().flatten() {
-        let key = address_key(&party.email);
-        if !contacts.contains_key(&key) {
-            let id = match_sender(&mut tx, owner.workspace_id, matching, party.name.as_deref(), &party.email).await?;
-            contacts.insert(key, id);
+        if let std::collections::hash_map::Entry::Vacant(slot) = contacts.entry(address_key(&party.email)) {
+            slot.insert(match_sender(&mut tx, owner.workspace_id, matching, party.name.as_deref(), &party.email).await?);
         }
     }
 

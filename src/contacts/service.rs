@@ -3,7 +3,7 @@
 use chrono::Utc;
 use tracing::instrument;
 
-use super::model::{Contact, ContactEmail, ContactId, ContactMatching, address_key, name_for_sender, parse_emails, parse_name};
+use super::model::{Contact, ContactEmail, ContactId, ContactMatching, name_for_sender, parse_emails, parse_name};
 use super::store;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
@@ -144,33 +144,16 @@ async fn add_emails(tx: &mut Tx, workspace_id: WorkspaceId, id: ContactId, email
     Ok(())
 }
 
-/// The contact a message from `address` goes on, inside the ingest transaction: the one
-/// with that address, else a new one (unless the workspace matches existing contacts only,
-/// then none). Returns the contact and whether it was created.
-pub async fn match_sender(
-    tx: &mut Tx,
-    workspace_id: WorkspaceId,
-    matching: ContactMatching,
-    name: Option<&str>,
-    address: &str,
-) -> Result<Option<ContactId>, sqlx::Error> {
-    if address_key(address).is_empty() {
-        return Ok(None);
-    }
-    if let Some(id) = store::contact_by_address(tx, workspace_id, address).await? {
-        return Ok(Some(id));
-    }
-    if matching == ContactMatching::ExistingOnly {
-        return Ok(None);
-    }
+/// A new contact for a mail sender whose address no contact of the workspace has (the
+/// caller looked, inside the same transaction). Should another process have added the
+/// address since (PostgreSQL), the new contact is dropped and theirs is returned.
+pub async fn create_for_sender(tx: &mut Tx, workspace_id: WorkspaceId, name: Option<&str>, address: &str) -> Result<Option<ContactId>, sqlx::Error> {
     let now = Utc::now();
     let contact = Contact { contact_id: ContactId::new(), workspace_id, name: name_for_sender(name, address), created_at: now, updated_at: now };
     store::insert_contact(tx, &contact).await?;
     if store::insert_email(tx, workspace_id, contact.contact_id, address.trim(), 0).await? {
         Ok(Some(contact.contact_id))
     } else {
-        // Another process added the address between our lookup and insert (PostgreSQL): drop
-        // the contact we just made, which has no address, and use theirs.
         store::delete_contact(tx, contact.contact_id).await?;
         store::contact_by_address(tx, workspace_id, address).await
     }

@@ -13,8 +13,8 @@ use super::parse::{self, ParsedMessage};
 use super::store;
 use crate::activity::model::{ActivityEvent, ActivityType, EventId};
 use crate::activity::store as activity_store;
-use crate::contacts::model::{ContactId, address_key};
-use crate::contacts::service::{match_sender, workspace_matching};
+use crate::contacts::model::{ContactId, ContactMatching, address_key};
+use crate::contacts::service::{create_for_sender, workspace_matching};
 use crate::contacts::store as contacts_store;
 use crate::db::Db;
 use crate::error::Result;
@@ -77,7 +77,15 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
         contacts_store::contacts_by_address_keys(&mut tx, owner.workspace_id, &key_refs).await?.into_iter().map(|(k, c)| (k, Some(c))).collect();
     for party in parties.iter().flatten() {
         if let std::collections::hash_map::Entry::Vacant(slot) = contacts.entry(address_key(&party.email)) {
-            slot.insert(match_sender(&mut tx, owner.workspace_id, matching, party.name.as_deref(), &party.email).await?);
+            // No contact has this address: make one, unless the workspace matches existing
+            // contacts only.
+            let made = match matching {
+                ContactMatching::Create if !slot.key().is_empty() => {
+                    create_for_sender(&mut tx, owner.workspace_id, party.name.as_deref(), &party.email).await?
+                }
+                _ => None,
+            };
+            slot.insert(made);
         }
     }
 

@@ -167,3 +167,23 @@ async fn an_activity_page_costs_the_same_queries_whatever_its_length() {
     let large = cost(30).await;
     assert_eq!(small, large, "a page of 30 events with their contacts costs what a page of 3 does");
 }
+
+#[tokio::test]
+async fn a_merge_that_cannot_be_done_names_its_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let eve = app.user("eve@example.com").await;
+    let a = create(&app, &ada, Some("Carol"), &["carol@customer.test"]).await["data"]["createContact"]["id"].clone();
+    let foreign = create(&app, &eve, Some("Eve's"), &["x@eve.test"]).await["data"]["createContact"]["id"].clone();
+    let merge = "mutation($t: ID!, $s: [ID!]!) { mergeContacts(targetId: $t, sourceIds: $s) { id } }";
+    for (sources, field) in [(json!([]), "sourceIds"), (json!([a]), "sourceIds"), (json!([foreign]), "sourceIds"), (json!(["not-an-id"]), "sourceIds")] {
+        let r = app.gql(Some(&ada.token), merge, json!({ "t": a, "s": sources })).await;
+        assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some(field.into())), "{sources}: {r}");
+    }
+    let r = app.gql(Some(&ada.token), "query($id: ID!) { contact(id: $id) { id } }", json!({ "id": "nope" })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())));
+    // Eve's contact is untouched, Ada's still there.
+    let r = app.gql(Some(&eve.token), "query($id: ID!) { contact(id: $id) { emails } }", json!({ "id": foreign })).await;
+    assert_eq!(r["data"]["contact"]["emails"], json!(["x@eve.test"]), "{r}");
+    assert_eq!(search(&app, &ada, "carol").await, ["Carol"]);
+}

@@ -366,7 +366,10 @@ async fn someone_elses_mailbox_is_not_found() {
     ] {
         let r = app.gql(Some(&bob.token), q, json!({ "id": id })).await;
         assert_eq!(codes(&r), ["NOT_FOUND"], "{q}: {r}");
+        let r = app.gql(Some(&ada.token), q, json!({ "id": "not-a-mailbox-id" })).await;
+        assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{q}: {r}");
     }
+    assert!(mailbox(&app, &ada, &id).await["id"].is_string(), "still connected");
 }
 
 #[tokio::test]

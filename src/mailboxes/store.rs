@@ -77,6 +77,8 @@ pub async fn runnable(db: &Db) -> Result<Vec<MailboxId>, sqlx::Error> {
         .await)
 }
 
+/// Records a status and why; false when the mailbox already had that status for that reason
+/// (then nothing is written, and its time stays when it began).
 pub async fn set_status(
     db: &Db,
     id: MailboxId,
@@ -84,9 +86,10 @@ pub async fn set_status(
     reason: Option<&str>,
     error: Option<&str>,
     now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE mailbox SET status = $2, status_reason = $3, status_changed_at = $4, last_error = COALESCE($5, last_error) WHERE mailbox_id = $1")
+        "UPDATE mailbox SET status = $2, status_reason = $3, status_changed_at = $4, last_error = COALESCE($5, last_error) \
+         WHERE mailbox_id = $1 AND (status <> $2 OR COALESCE(status_reason, '') <> COALESCE($3, ''))")
         .bind(id)
         .bind(status.as_str())
         .bind(reason)
@@ -94,7 +97,7 @@ pub async fn set_status(
         .bind(error)
         .execute(p)
         .await
-        .map(drop))
+        .map(|r| r.rows_affected() == 1))
 }
 
 pub async fn update_settings(db: &Db, id: MailboxId, sync_from: NaiveDate, paused: bool, reset_checkpoint: bool) -> Result<(), sqlx::Error> {

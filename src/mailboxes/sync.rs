@@ -547,16 +547,13 @@ async fn reconcile(
     Ok(Ok(()))
 }
 
+/// Records and publishes a status change; the same status for the same reason is no change.
 async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason: &str, error: Option<&str>) {
-    let current = store::find_mailbox(&inner.db, id).await.ok().flatten();
-    if current.as_ref().is_some_and(|m| m.status() == status && m.status_reason.as_deref() == Some(reason)) {
-        return;
+    match store::set_status(&inner.db, id, status, Some(reason), error, Utc::now()).await {
+        Ok(true) => inner.fanout.publish(Change::Mailbox { mailbox_id: id }).await,
+        Ok(false) => {}
+        Err(e) => warn!(error = %e, "cannot record the mailbox status"),
     }
-    if let Err(e) = store::set_status(&inner.db, id, status, Some(reason), error, Utc::now()).await {
-        warn!(error = %e, "cannot record the mailbox status");
-        return;
-    }
-    inner.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
 }
 
 async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {

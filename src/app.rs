@@ -69,7 +69,7 @@ impl Application {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
-        let connectors = crate::mailboxes::registry::Registry::builtin(mail_options(&config)?);
+        let connectors = crate::mailboxes::registry::Registry::builtin(mail_options(&config)?, &config)?;
         let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors);
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
@@ -165,6 +165,8 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
+        .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
+        .route("/oauth/done", get(crate::mailboxes::authorize::done))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))

@@ -124,6 +124,59 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAIL_SYNC_BATCH", default_value_t = 250)]
     pub mail_sync_batch: usize,
 
+    /// Where the browser is sent after signing in to a mail provider, with `status=connected`
+    /// and `mailbox=<id>`, or `status=error` and `error=<code>` (`access_denied`,
+    /// `invalid_state`, …) in the query. Default: a page the gateway serves, `/oauth/done`.
+    #[arg(long, env = "CONCIERGE_OAUTH_RETURN_URL")]
+    pub oauth_return_url: Option<String>,
+
+    /// Minutes a started mailbox authorisation (its `state`) stays usable.
+    #[arg(long, env = "CONCIERGE_OAUTH_STATE_MINUTES", default_value_t = 15)]
+    pub oauth_state_minutes: u32,
+
+    /// Gmail: the OAuth client id registered at Google. Gmail is offered once it is set.
+    #[arg(long, env = "CONCIERGE_GMAIL_CLIENT_ID")]
+    pub gmail_client_id: Option<String>,
+    #[arg(long, env = "CONCIERGE_GMAIL_CLIENT_SECRET", hide_env_values = true)]
+    pub gmail_client_secret: Option<Redacted>,
+    /// Gmail: Google's endpoints, when they must be reached elsewhere (a proxy, a test stand-in).
+    #[arg(long, env = "CONCIERGE_GMAIL_AUTHORIZE_URL")]
+    pub gmail_authorize_url: Option<String>,
+    #[arg(long, env = "CONCIERGE_GMAIL_TOKEN_URL")]
+    pub gmail_token_url: Option<String>,
+    #[arg(long, env = "CONCIERGE_GMAIL_USERINFO_URL")]
+    pub gmail_userinfo_url: Option<String>,
+    /// Gmail's IMAP server as `host:port` (implicit TLS). Default imap.gmail.com:993.
+    #[arg(long, env = "CONCIERGE_GMAIL_IMAP")]
+    pub gmail_imap: Option<String>,
+    /// Gmail's SMTP server as `host:port` (implicit TLS). Default smtp.gmail.com:465.
+    #[arg(long, env = "CONCIERGE_GMAIL_SMTP")]
+    pub gmail_smtp: Option<String>,
+
+    /// Outlook: the application (client) id registered at Microsoft Entra. Outlook is offered
+    /// once it is set.
+    #[arg(long, env = "CONCIERGE_OUTLOOK_CLIENT_ID")]
+    pub outlook_client_id: Option<String>,
+    #[arg(long, env = "CONCIERGE_OUTLOOK_CLIENT_SECRET", hide_env_values = true)]
+    pub outlook_client_secret: Option<Redacted>,
+    /// Outlook: Microsoft's endpoints, when they must be reached elsewhere.
+    #[arg(long, env = "CONCIERGE_OUTLOOK_AUTHORIZE_URL")]
+    pub outlook_authorize_url: Option<String>,
+    #[arg(long, env = "CONCIERGE_OUTLOOK_TOKEN_URL")]
+    pub outlook_token_url: Option<String>,
+    #[arg(long, env = "CONCIERGE_OUTLOOK_USERINFO_URL")]
+    pub outlook_userinfo_url: Option<String>,
+    /// Outlook's IMAP server as `host:port` (implicit TLS). Default outlook.office365.com:993.
+    #[arg(long, env = "CONCIERGE_OUTLOOK_IMAP")]
+    pub outlook_imap: Option<String>,
+    /// Outlook's SMTP server as `host:port` (STARTTLS). Default smtp.office365.com:587.
+    #[arg(long, env = "CONCIERGE_OUTLOOK_SMTP")]
+    pub outlook_smtp: Option<String>,
+
+    /// Largest message `sendEmail` sends, in bytes, attachments and encoding included.
+    #[arg(long, env = "CONCIERGE_MAX_SEND_BYTES", default_value_t = 25 * 1024 * 1024)]
+    pub max_send_bytes: usize,
+
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]
     pub log_filter: String,

@@ -107,7 +107,7 @@ impl Services {
         );
         Services {
             activity: ActivityService::new(db.clone(), contacts.clone(), workspaces.clone()),
-            mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone()),
+            mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone(), config.max_send_bytes),
             contacts,
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,

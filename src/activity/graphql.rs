@@ -1,14 +1,16 @@
-//! Activity over GraphQL: events as Relay connections (a contact's, or a workspace's), and
-//! the `activityEvents` subscription.
+//! Activity over GraphQL: events as Relay connections (a contact's, a workspace's, or a
+//! thread's), threads, and the `activityEvents` subscription.
 
-use async_graphql::connection::{Connection, Edge, OpaqueCursor};
+use std::collections::HashMap;
+
+use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::{Stream, StreamExt as _, future};
 use uuid::Uuid;
 
-use super::model::{ActivityEvent, ActivityType, Address, Attachment, EventId, MessageData};
-use super::store::{Feed, Position};
+use super::model::{ActivityEvent, ActivityType, Address, Attachment, EventId, MessageData, Thread, ThreadId};
+use super::store::{Feed, Position, ThreadPosition};
 use crate::contacts::graphql::ContactNode;
 use crate::contacts::model::ContactId;
 use crate::error::Result;
@@ -24,31 +26,64 @@ use crate::workspace::model::WorkspaceId;
 pub struct ActivityEventNode {
     event: ActivityEvent,
     message: Option<MessageData>,
+    /// Its thread, when the page it came with loaded them all at once.
+    thread: Option<Thread>,
 }
 
 impl ActivityEventNode {
     pub fn new(event: ActivityEvent) -> Self {
-        let message = (event.kind == ActivityType::MessageReceive.as_str()).then(|| serde_json::from_str(&event.data).unwrap_or_default());
-        ActivityEventNode { event, message }
+        let mail = ActivityType::from_db(&event.kind).is_some_and(ActivityType::is_mail);
+        let message = mail.then(|| serde_json::from_str(&event.data).unwrap_or_default());
+        ActivityEventNode { event, message, thread: None }
     }
 }
 
+/// Nodes for `events`, with their threads loaded in one query when `threads` (the response
+/// asks for them): a page of 100 events must not cost 100 thread lookups.
+async fn event_nodes(ctx: &Context<'_>, events: Vec<ActivityEvent>, threads: bool) -> Result<Vec<ActivityEventNode>> {
+    let mut nodes: Vec<ActivityEventNode> = events.into_iter().map(ActivityEventNode::new).collect();
+    if !threads {
+        return Ok(nodes);
+    }
+    let mut ids: Vec<ThreadId> = nodes.iter().filter_map(|n| n.event.thread_id).collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(nodes);
+    }
+    let found: HashMap<ThreadId, Thread> = ctx.services()?.activity.threads(&ids).await?.into_iter().map(|t| (t.thread_id, t)).collect();
+    for node in &mut nodes {
+        node.thread = node.event.thread_id.and_then(|id| found.get(&id).cloned());
+    }
+    Ok(nodes)
+}
+
+/// A cursor's position in a list ordered by a time, then an id.
+type Timed = (DateTime<Utc>, Uuid);
+
 /// Activity is ordered by when it happened (mail recorded late, after a backfill, still
 /// lands in its place), so a cursor names a time and an id.
-pub type ActivityConnection = Connection<OpaqueCursor<(DateTime<Utc>, Uuid)>, ActivityEventNode>;
+pub type ActivityConnection = Connection<OpaqueCursor<Timed>, ActivityEventNode>;
 
-/// `first` as every connection reads it, and `after` as an activity cursor.
-fn activity_page_args(first: Option<i32>, after: Option<String>) -> Result<(usize, Option<Position>)> {
+/// `first` as every connection reads it, and `after` as a cursor naming a time and an id
+/// (activity's and threads').
+fn timed_page_args(first: Option<i32>, after: Option<String>) -> Result<(usize, Option<Timed>)> {
     use async_graphql::connection::CursorType as _;
     let (first, _) = page_args(first, None)?;
     let after = after
-        .map(|c| OpaqueCursor::<(DateTime<Utc>, Uuid)>::decode_cursor(&c).map(|c| (c.0.0, EventId(c.0.1))))
+        .map(|c| OpaqueCursor::<Timed>::decode_cursor(&c).map(|c| c.0))
         .transpose()
         .map_err(|_| crate::error::Error::invalid("after", "not a cursor from this connection"))?;
     Ok((first, after))
 }
 
-/// The email a `MESSAGE_RECEIVE` event records.
+/// `first` as every connection reads it, and `after` as an activity cursor.
+fn activity_page_args(first: Option<i32>, after: Option<String>) -> Result<(usize, Option<Position>)> {
+    let (first, after) = timed_page_args(first, after)?;
+    Ok((first, after.map(|(at, id)| (at, EventId(id)))))
+}
+
+/// The email a mail event (`MESSAGE_RECEIVE`, `MESSAGE_SEND`) records.
 pub struct MailMessageNode<'a>(&'a MessageData);
 
 #[Object(name = "MailMessage")]
@@ -78,6 +113,11 @@ impl MailMessageNode<'_> {
 
     async fn cc(&self) -> &[Address] {
         &self.0.cc
+    }
+
+    /// Blind copies: known only for mail sent from the mailbox (its own copy keeps them).
+    async fn bcc(&self) -> &[Address] {
+        &self.0.bcc
     }
 
     async fn reply_to(&self) -> &[Address] {
@@ -153,6 +193,16 @@ impl ActivityEventNode {
         self.message.as_ref().map(MailMessageNode)
     }
 
+    /// For mail events: the conversation it belongs to.
+    async fn thread(&self, ctx: &Context<'_>) -> Result<Option<ThreadNode>> {
+        if let Some(thread) = &self.thread {
+            return Ok(Some(ThreadNode(thread.clone())));
+        }
+        let Some(id) = self.event.thread_id else { return Ok(None) };
+        // The event's workspace was authorised on the way here, and its thread is in it.
+        Ok(ctx.services()?.activity.threads(&[id]).await?.pop().map(ThreadNode))
+    }
+
     /// The message could not be fully read (it is recorded with what could be).
     async fn malformed(&self) -> bool {
         self.event.malformed
@@ -169,10 +219,68 @@ pub async fn activity_page(
 ) -> Result<ActivityConnection> {
     let (first, after) = activity_page_args(first, after)?;
     let (rows, more) = ctx.services()?.activity.page(feed, &types, after, first).await?;
+    let threads = ctx.look_ahead().field("edges").field("node").field("thread").exists();
+    let mut connection = Connection::new(after.is_some(), more);
+    connection.edges.extend(event_nodes(ctx, rows, threads).await?.into_iter().map(event_edge));
+    Ok(connection)
+}
+
+fn event_edge(node: ActivityEventNode) -> Edge<OpaqueCursor<Timed>, ActivityEventNode, EmptyFields> {
+    Edge::new(OpaqueCursor((node.event.occurred_at, node.event.event_id.0)), node)
+}
+
+/// A conversation: mail events that reply to or reference one another, sent and received.
+pub struct ThreadNode(pub Thread);
+
+/// Threads are ordered by their latest activity, so a cursor names that time and an id.
+pub type ThreadConnection = Connection<OpaqueCursor<Timed>, ThreadNode>;
+
+#[Object(name = "Thread")]
+impl ThreadNode {
+    async fn id(&self) -> ID {
+        ID(self.0.thread_id.0.to_string())
+    }
+
+    /// The title of the message that started it.
+    async fn subject(&self) -> &str {
+        &self.0.subject
+    }
+
+    /// When its latest event happened.
+    async fn last_activity_at(&self) -> DateTime<Utc> {
+        self.0.last_activity_at
+    }
+
+    async fn workspace_id(&self) -> ID {
+        ID(self.0.workspace_id.0.to_string())
+    }
+
+    /// Its events, oldest first.
+    async fn events(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<ActivityConnection> {
+        ctx.viewer_for(Scope::ActivityRead).await?;
+        // Reaching this node already proved membership of the thread's workspace.
+        let (first, after) = activity_page_args(first, after)?;
+        let (rows, more) = ctx.services()?.activity.thread_events(&self.0, after, first).await?;
+        let mut connection = Connection::new(after.is_some(), more);
+        connection.edges.extend(rows.into_iter().map(|e| {
+            let mut node = ActivityEventNode::new(e);
+            node.thread = Some(self.0.clone());
+            event_edge(node)
+        }));
+        Ok(connection)
+    }
+}
+
+/// One page of the threads a contact takes part in, most recently active first; the caller
+/// has authorised the contact.
+pub async fn contact_threads_page(ctx: &Context<'_>, contact: ContactId, first: Option<i32>, after: Option<String>) -> Result<ThreadConnection> {
+    let (first, after) = timed_page_args(first, after)?;
+    let before: Option<ThreadPosition> = after.map(|(at, id)| (at, ThreadId(id)));
+    let (rows, more) = ctx.services()?.activity.contact_threads(contact, before, first).await?;
     let mut connection = Connection::new(after.is_some(), more);
     connection
         .edges
-        .extend(rows.into_iter().map(|e| Edge::new(OpaqueCursor((e.occurred_at, e.event_id.0)), ActivityEventNode::new(e))));
+        .extend(rows.into_iter().map(|t| Edge::new(OpaqueCursor((t.last_activity_at, t.thread_id.0)), ThreadNode(t))));
     Ok(connection)
 }
 

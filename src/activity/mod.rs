@@ -1,5 +1,6 @@
-//! Activity: what happened with a workspace's contacts (today, mail received), recorded once
-//! per event, listed per contact or per workspace, and pushed live.
+//! Activity: what happened with a workspace's contacts (today, mail received and sent, in
+//! threads), recorded once per event, listed per contact, per workspace or per thread, and
+//! pushed live.
 
 pub mod graphql;
 pub mod model;

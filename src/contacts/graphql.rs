@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::model::{Contact, ContactId, ContactMatching};
 use super::service::ContactInput;
-use crate::activity::graphql::{ActivityConnection, activity_page};
+use crate::activity::graphql::{ActivityConnection, ThreadConnection, activity_page, contact_threads_page};
 use crate::activity::model::ActivityType;
 use crate::activity::store::Feed;
 use crate::error::Result;
@@ -61,6 +61,13 @@ impl ContactNode {
         ctx.viewer_for(Scope::ActivityRead).await?;
         // Reaching this node already proved membership of the contact's workspace.
         activity_page(ctx, Feed::Contact(self.0.contact_id), first, after, types.unwrap_or_default()).await
+    }
+
+    /// The conversations this contact takes part in, most recently active first.
+    async fn threads(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<ThreadConnection> {
+        ctx.viewer_for(Scope::ActivityRead).await?;
+        // Reaching this node already proved membership of the contact's workspace.
+        contact_threads_page(ctx, self.0.contact_id, first, after).await
     }
 }
 

@@ -161,12 +161,16 @@ async fn read_json(state: &AppState, body: Body, media: MediaType) -> Result<Bat
     })
 }
 
-/// `operations` + `map` + one file part. The body may be as large as the largest photo plus
+/// Most files one multipart request carries (a message's attachments).
+const MAX_FILES: usize = 20;
+
+/// `operations` + `map` + the file parts. The body may be as large as the largest photo plus
 /// the usual request allowance. An oversized file is a 413 that still names the `file` field.
 async fn read_multipart(state: &AppState, content_type: &str, body: Body, media: MediaType) -> Result<BatchRequest, Response> {
-    let max_file = state.config.max_photo_bytes;
+    // Photos and mail attachments: each file, and all of them together, at most the larger limit.
+    let max_file = state.config.max_photo_bytes.max(state.config.max_send_bytes);
     let bytes = read_body(body, state.config.max_request_bytes + max_file, media).await?;
-    let options = async_graphql::http::MultipartOptions::default().max_file_size(max_file).max_num_files(1);
+    let options = async_graphql::http::MultipartOptions::default().max_file_size(max_file).max_num_files(MAX_FILES);
     async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options).await.map_err(|e| {
         match e {
             async_graphql::ParseRequestError::PayloadTooLarge => {

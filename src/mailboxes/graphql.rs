@@ -1,13 +1,20 @@
 //! Mailboxes over GraphQL: the connector descriptors, connecting and managing mailboxes,
 //! and their status and sync progress live.
 
-use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription};
+use std::io::Read as _;
+
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use concierge_connector_sdk::{AuthMethod, FieldKind, SharedConnector};
 use futures_util::{Stream, StreamExt as _, future};
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::authorize::StartInput;
+use super::send::{OutgoingAttachment, ReplyContext, SendInput};
 use super::service::ConnectInput;
+use crate::activity::graphql::ActivityEventNode;
+use crate::activity::model::{ActivityEvent, EventId};
+use crate::error::Error;
 use crate::error::Result;
 use crate::fanout::{Change, Lagged, Topic};
 use crate::graphql::context::ContextExt;
@@ -22,6 +29,7 @@ pub enum MailAuthMethod {
     /// The user types the mailbox's password (or an app password) into the form.
     Password,
     /// The user signs in at the provider.
+    #[graphql(name = "OAUTH2")]
     Oauth2,
 }
 
@@ -74,6 +82,17 @@ impl MailConnectorNode {
             AuthMethod::Password => MailAuthMethod::Password,
             AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
         }
+    }
+
+    /// Whether it can be used on this gateway: password connectors always, OAuth ones once
+    /// the operator configured their app (client id and secret).
+    async fn configured(&self, ctx: &Context<'_>) -> Result<bool> {
+        Ok(ctx.services()?.mailboxes.sync().registry().configured(self.0.descriptor().kind))
+    }
+
+    /// The provider an OAuth connector signs in at ("Google", "Microsoft").
+    async fn oauth_provider(&self) -> Option<&str> {
+        self.0.oauth().map(|p| p.name.as_str())
     }
 
     /// Whether mail can be sent through mailboxes of this kind.
@@ -219,6 +238,51 @@ pub struct ConnectMailboxInput {
     pub workspace_id: Option<ID>,
 }
 
+/// A started sign-in at a mail provider.
+#[derive(SimpleObject)]
+pub struct MailboxAuthorization {
+    /// Send the browser here. The provider brings it back to the gateway, which connects
+    /// the mailbox and then redirects to the configured return URL with the outcome.
+    url: String,
+    /// The authorisation must be finished before this.
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(InputObject)]
+pub struct SendEmailInput {
+    /// The mailbox it is sent from (and whose Sent folder keeps a copy).
+    pub mailbox_id: ID,
+    /// Addresses, bare (`ann@example.com`) or named (`Ann Example <ann@example.com>`).
+    pub to: Vec<String>,
+    #[graphql(default)]
+    pub cc: Vec<String>,
+    #[graphql(default)]
+    pub bcc: Vec<String>,
+    pub subject: String,
+    /// The body as HTML; it is sanitised, your signature is appended, and a plain-text
+    /// version is made from it.
+    pub html: String,
+    /// The activity event (a received or sent message) this answers: the message gets
+    /// In-Reply-To and References, and joins that conversation's thread.
+    pub reply_to: Option<ID>,
+    /// Files to attach (GraphQL multipart request).
+    #[graphql(default)]
+    pub attachments: Vec<Upload>,
+}
+
+/// What `sendEmail` did. When it returns, the message went out.
+#[derive(SimpleObject)]
+pub struct SendEmailPayload {
+    /// The Message-ID it was sent with (without angle brackets).
+    message_id: String,
+    /// The `message.send` events recorded, one per recipient's contact.
+    events: Vec<ActivityEventNode>,
+    /// A copy is in the mailbox's Sent folder.
+    saved_to_sent: bool,
+    /// What went wrong after the message went out (no Sent copy, not yet recorded).
+    warnings: Vec<String>,
+}
+
 #[derive(InputObject)]
 pub struct UpdateMailboxInput {
     pub sync_from: Option<NaiveDate>,
@@ -263,6 +327,78 @@ impl MailboxMutation {
             workspace_id,
         };
         Ok(MailboxNode(ctx.services()?.mailboxes.connect(&viewer, input).await?))
+    }
+
+    /// Starts connecting a mailbox by signing in at its provider (Gmail, Outlook), or
+    /// re-authorising one that needs it. Returns the provider's URL for the browser.
+    #[allow(clippy::too_many_arguments)]
+    async fn start_mailbox_authorization(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "A `MailConnector.kind` whose `auth` is OAUTH2.")] connector: String,
+        #[graphql(desc = "Mail received on or after this date is synced. Required for a new mailbox; \
+            when re-authorising, the mailbox's own date is kept unless this is given.")]
+        sync_from: Option<NaiveDate>,
+        #[graphql(desc = "Where the mail's activity is recorded; optional when you belong to one workspace.")] workspace_id: Option<ID>,
+        #[graphql(desc = "Re-authorise this mailbox (after NEEDS_REAUTH): it keeps its checkpoint and history.")]
+        mailbox_id: Option<ID>,
+        #[graphql(desc = "The address to suggest at the provider's sign-in.")] login_hint: Option<String>,
+    ) -> Result<MailboxAuthorization> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let input = StartInput {
+            connector,
+            sync_from,
+            workspace_id: workspace_id.as_deref().map(|w| WorkspaceId::parse("workspaceId", w)).transpose()?,
+            mailbox_id: mailbox_id.as_deref().map(|m| MailboxId::parse("mailboxId", m)).transpose()?,
+            login_hint,
+        };
+        let started = ctx.services()?.mailboxes.start_authorization(&viewer, input).await?;
+        Ok(MailboxAuthorization { url: started.url, expires_at: started.expires_at })
+    }
+
+    /// Sends a message through one of your mailboxes: your signature appended, a copy in
+    /// the mailbox's Sent folder, and a `message.send` event on each recipient's contact.
+    /// An error means nothing was sent.
+    async fn send_email(&self, ctx: &Context<'_>, input: SendEmailInput) -> Result<SendEmailPayload> {
+        let viewer = ctx.viewer_for(Scope::MailSend).await?;
+        let services = ctx.services()?;
+        let max_bytes = services.mailboxes.max_send_bytes();
+        let mailbox_id = MailboxId::parse("mailboxId", &input.mailbox_id)?;
+        let reply_to = match input.reply_to.as_deref() {
+            Some(id) => {
+                let id = EventId::parse("replyTo", id)?;
+                let event = services.activity.event(&viewer, id).await.map_err(|_| Error::invalid("replyTo", "no such activity event"))?;
+                Some(reply_context(&event).ok_or_else(|| Error::invalid("replyTo", "this activity event is not a message with a Message-ID"))?)
+            }
+            None => None,
+        };
+        let mut attachments = Vec::with_capacity(input.attachments.len());
+        for (i, upload) in input.attachments.into_iter().enumerate() {
+            let value = upload.value(ctx).map_err(|_| Error::invalid(format!("attachments[{i}]"), "no file was uploaded under this name"))?;
+            let filename = value.filename.clone();
+            let content_type = value.content_type.clone();
+            let mut bytes = Vec::new();
+            value
+                .into_read()
+                .take(max_bytes as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
+            attachments.push(OutgoingAttachment { filename, content_type, bytes });
+        }
+        let signature = services.profile.signature(&viewer.account).await?;
+        let input = SendInput {
+            mailbox_id,
+            to: input.to,
+            cc: input.cc,
+            bcc: input.bcc,
+            subject: input.subject,
+            html: input.html,
+            reply_to,
+            attachments,
+        };
+        let sent = services.mailboxes.send_email(&viewer, input, &signature).await?;
+        let events = services.activity.events(&sent.events).await?.into_iter().map(ActivityEventNode::new).collect();
+        Ok(SendEmailPayload { message_id: sent.message_id, events, saved_to_sent: sent.saved_to_sent, warnings: sent.warnings })
     }
 
     /// Changes the sync-from date, or pauses and resumes the sync.
@@ -352,3 +488,15 @@ impl MailboxSubscription {
     }
 }
 
+
+/// What a reply needs from the message it answers: its Message-ID and References.
+fn reply_context(event: &ActivityEvent) -> Option<ReplyContext> {
+    let data: serde_json::Value = serde_json::from_str(&event.data).ok()?;
+    let message_id = data.get("message_id")?.as_str()?.to_owned();
+    let references = data
+        .get("references")
+        .and_then(|r| r.as_array())
+        .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect())
+        .unwrap_or_default();
+    Some(ReplyContext { message_id, references })
+}

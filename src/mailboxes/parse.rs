@@ -1,5 +1,6 @@
 //! Parsing one raw RFC 5322 message, as an IMAP server hands it over (any shape, possibly
-//! hostile), into the fields a `message.receive` activity event records. Pure, no I/O.
+//! hostile), into the fields a mail activity event (`message.receive`, `message.send`)
+//! records. Pure, no I/O.
 //!
 //! Everything here is best effort: [`parse`] always returns a [`ParsedMessage`] and says in
 //! [`ParsedMessage::malformed`] what it could not read, because one broken message must never
@@ -56,7 +57,7 @@ pub struct Attachment {
     pub size: u64,
 }
 
-/// What a `message.receive` event records about one message (stored as its `data`, JSON).
+/// What a mail event records about one message (stored as its `data`, JSON).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ParsedMessage {
@@ -74,6 +75,8 @@ pub struct ParsedMessage {
     pub from: Vec<Address>,
     pub to: Vec<Address>,
     pub cc: Vec<Address>,
+    /// Present on the sender's own copy (a Sent folder's, or what we sent), rarely otherwise.
+    pub bcc: Vec<Address>,
     pub reply_to: Vec<Address>,
     /// The Date header in UTC; `None` when missing or naming a day that does not exist.
     pub date: Option<DateTime<Utc>>,
@@ -99,10 +102,17 @@ impl ParsedMessage {
     /// the same message fetched twice is still recognised.
     pub fn dedupe_key(&self, raw: &[u8]) -> String {
         match &self.message_id {
-            Some(id) => format!("mid:{}", id.to_lowercase()),
+            Some(id) => format!("mid:{}", id_key(id)),
             None => format!("sha256:{}", hex(&Sha256::digest(raw))),
         }
     }
+}
+
+/// The form Message-IDs are compared in (own ids, In-Reply-To, References): lower-cased, as
+/// in [`ParsedMessage::dedupe_key`]. (The local part is case-sensitive in theory; clients
+/// that rewrite ids change their case far more often than two ids differ only by it.)
+pub fn id_key(id: &str) -> String {
+    id.to_lowercase()
 }
 
 /// Parses a raw message. Never panics, whatever the bytes.
@@ -158,6 +168,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
         from: addresses(&message, HeaderName::From),
         to: addresses(&message, HeaderName::To),
         cc: addresses(&message, HeaderName::Cc),
+        bcc: addresses(&message, HeaderName::Bcc),
         reply_to: addresses(&message, HeaderName::ReplyTo),
         date: message.date().and_then(utc),
         message_id: message.message_id().and_then(clean_id),
@@ -179,6 +190,7 @@ fn unreadable(raw: &[u8], reason: &str) -> ParsedMessage {
         from: Vec::new(),
         to: Vec::new(),
         cc: Vec::new(),
+        bcc: Vec::new(),
         reply_to: Vec::new(),
         date: None,
         message_id: None,
@@ -1032,6 +1044,23 @@ mod tests {
             "Thanks, looks good.\n\n> The quarterly numbers are in."
         );
         assert_eq!(m.malformed, None);
+    }
+
+    #[test]
+    fn bcc_is_read_where_the_senders_copy_keeps_it() {
+        let m = parse(
+            b"From: me@example.com\r\nTo: a@example.org\r\nBcc: Boss <boss@example.org>, b@example.net\r\n\
+              Subject: Sent\r\n\r\nbody",
+        );
+
+        assert_eq!(
+            m.bcc,
+            [
+                addr(Some("Boss"), "boss@example.org"),
+                addr(None, "b@example.net")
+            ]
+        );
+        assert!(parse_corpus("reply_with_references.eml").bcc.is_empty());
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::crypto::SecretBox;
 use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
-use crate::identity::service::Viewer;
+use crate::identity::model::AccountId;
+use crate::identity::service::{ClientMeta, Viewer};
 use crate::security::log::{SecurityEventKind, SecurityLog};
 use crate::workspace::model::WorkspaceId;
 use crate::workspace::service::WorkspaceService;
@@ -31,19 +32,25 @@ pub struct ConnectInput {
 
 #[derive(Clone)]
 pub struct MailboxService {
-    db: Db,
-    secrets: SecretBox,
-    sync: MailSync,
-    fanout: Fanout,
-    workspaces: WorkspaceService,
+    pub(super) db: Db,
+    pub(super) secrets: SecretBox,
+    pub(super) sync: MailSync,
+    pub(super) fanout: Fanout,
+    pub(super) workspaces: WorkspaceService,
     log: SecurityLog,
+    /// Largest message `sendEmail` sends.
+    pub(super) max_send_bytes: usize,
 }
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl MailboxService {
-    pub fn new(db: Db, secrets: SecretBox, sync: MailSync, fanout: Fanout, workspaces: WorkspaceService, log: SecurityLog) -> Self {
-        MailboxService { db, secrets, sync, fanout, workspaces, log }
+    pub fn new(db: Db, secrets: SecretBox, sync: MailSync, fanout: Fanout, workspaces: WorkspaceService, log: SecurityLog, max_send_bytes: usize) -> Self {
+        MailboxService { db, secrets, sync, fanout, workspaces, log, max_send_bytes }
+    }
+
+    pub fn max_send_bytes(&self) -> usize {
+        self.max_send_bytes
     }
 
     pub fn sync(&self) -> &MailSync {
@@ -59,6 +66,9 @@ impl MailboxService {
             .get(input.connector.trim())
             .cloned()
             .ok_or_else(|| Error::invalid("connector", format!("no connector {:?}; see mailConnectors", input.connector)))?;
+        if connector.oauth().is_some() {
+            return Err(Error::invalid("connector", "this connector signs in at its provider: use startMailboxAuthorization"));
+        }
         let address = input.email_address.trim();
         if !email_address::EmailAddress::is_valid(address) || address.len() > 254 {
             return Err(Error::invalid("emailAddress", "must be an email address"));
@@ -98,30 +108,51 @@ impl MailboxService {
             }
         }
         let kind = connector.descriptor().kind;
-        if let Some(existing) = store::find_by_address(&self.db, viewer.account_id(), kind, address).await? {
-            // Connecting a mailbox that is already connected signs it in again (after a
-            // password change, or NEEDS_REAUTH) and keeps what it synced, checkpoint included.
-            let sealed = StoredCredentials::Password { username, password: input.password }.seal(&self.secrets, existing.mailbox_id)?;
-            let settings = serde_json::Value::Object(settings).to_string();
+        let credentials = StoredCredentials::Password { username, password: input.password };
+        let id = self
+            .save(viewer.account_id(), workspace_id, kind, address, settings, credentials, input.sync_from, &viewer.meta)
+            .await?;
+        self.mailbox(viewer, id).await
+    }
+
+    /// Saves a mailbox that just signed in, with its sealed credentials, and starts its sync.
+    /// One already connected (same account, connector and address) is signed in again
+    /// instead: new credentials, unpaused, and what it synced kept, checkpoint included.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn save(
+        &self,
+        account_id: AccountId,
+        workspace_id: WorkspaceId,
+        kind: &str,
+        address: &str,
+        settings: Settings,
+        credentials: StoredCredentials,
+        sync_from: NaiveDate,
+        meta: &ClientMeta,
+    ) -> Result<MailboxId> {
+        let settings = serde_json::Value::Object(settings).to_string();
+        if let Some(existing) = store::find_by_address(&self.db, account_id, kind, address).await? {
+            let sealed = credentials.seal(&self.secrets, existing.mailbox_id)?;
             store::reconnect(&self.db, existing.mailbox_id, &settings, &sealed, Utc::now()).await?;
-            self.log.record(viewer.account_id(), SecurityEventKind::MailboxConnected, &viewer.meta, Some(address)).await;
+            self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;
             self.sync.stop(existing.mailbox_id);
-            if input.sync_from != existing.sync_from {
-                self.update(viewer, existing.mailbox_id, Some(input.sync_from), Some(false)).await?;
+            if sync_from != existing.sync_from {
+                check_sync_from(sync_from)?;
+                store::update_settings(&self.db, existing.mailbox_id, sync_from, false, sync_from < existing.sync_from).await?;
             }
             self.sync.start(existing.mailbox_id);
             self.fanout.publish(Change::Mailbox { mailbox_id: existing.mailbox_id }).await;
-            return self.mailbox(viewer, existing.mailbox_id).await;
+            return Ok(existing.mailbox_id);
         }
         let now = Utc::now();
         let mailbox = Mailbox {
             mailbox_id: MailboxId::new(),
-            account_id: viewer.account_id(),
+            account_id,
             workspace_id,
             connector: kind.to_owned(),
             email_address: address.to_owned(),
-            settings: serde_json::Value::Object(settings).to_string(),
-            sync_from: input.sync_from,
+            settings,
+            sync_from,
             paused: false,
             status: MailboxStatus::Connecting.as_str().to_owned(),
             status_reason: Some("connected; starting the sync".into()),
@@ -137,7 +168,7 @@ impl MailboxService {
             last_reconciled_at: None,
             created_at: now,
         };
-        let sealed = StoredCredentials::Password { username, password: input.password }.seal(&self.secrets, mailbox.mailbox_id)?;
+        let sealed = credentials.seal(&self.secrets, mailbox.mailbox_id)?;
         let mut tx = self.db.begin().await?;
         store::insert_mailbox(&mut tx, &mailbox, &sealed).await.map_err(|e| {
             if is_unique_violation(&e) {
@@ -147,13 +178,13 @@ impl MailboxService {
             }
         })?;
         tx.commit().await?;
-        self.log.record(viewer.account_id(), SecurityEventKind::MailboxConnected, &viewer.meta, Some(address)).await;
+        self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;
         self.sync.start(mailbox.mailbox_id);
-        Ok(mailbox)
+        Ok(mailbox.mailbox_id)
     }
 
     /// The workspace a new mailbox records into: the one named, or the viewer's only one.
-    async fn workspace_for(&self, viewer: &Viewer, named: Option<WorkspaceId>) -> Result<WorkspaceId> {
+    pub(super) async fn workspace_for(&self, viewer: &Viewer, named: Option<WorkspaceId>) -> Result<WorkspaceId> {
         match named {
             Some(id) => {
                 self.workspaces.membership_of(viewer, id).await.map_err(|_| Error::invalid("workspaceId", "not a workspace of yours"))?;
@@ -232,7 +263,7 @@ impl MailboxService {
 }
 
 /// A sync-from date must be a real one: not in the future, not before 1990.
-fn check_sync_from(date: NaiveDate) -> Result<()> {
+pub(super) fn check_sync_from(date: NaiveDate) -> Result<()> {
     let today = Utc::now().date_naive();
     if date > today {
         return Err(Error::invalid("syncFrom", "must not be in the future"));
@@ -245,7 +276,7 @@ fn check_sync_from(date: NaiveDate) -> Result<()> {
 
 /// A failed sign-in as the client sees it: typed, and naming the input most likely wrong
 /// (a field of this connector's form, else `settings` as a whole).
-fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
+pub(super) fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
     let setting = |key: &str| -> std::borrow::Cow<'static, str> {
         if form.field(key).is_some() { format!("settings.{key}").into() } else { "settings".into() }
     };

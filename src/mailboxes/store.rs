@@ -244,3 +244,60 @@ pub async fn set_health(db: &Db, id: MailboxId, server: i64, missing: i64, now: 
 pub async fn recorded_count(db: &Db, id: MailboxId) -> Result<i64, sqlx::Error> {
     on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM mail_message WHERE mailbox_id = $1").bind(id).fetch_one(p).await)
 }
+
+/// New sealed credentials (a refreshed access token); nothing else changes.
+pub async fn update_credentials(db: &Db, id: MailboxId, sealed: &[u8]) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE mailbox SET credentials = $2 WHERE mailbox_id = $1").bind(id).bind(sealed).execute(p).await.map(drop))
+}
+
+/// A started mailbox authorisation, as stored (the state itself only hashed).
+#[derive(Debug, sqlx::FromRow)]
+pub struct OAuthRequest {
+    pub account_id: AccountId,
+    pub workspace_id: crate::workspace::model::WorkspaceId,
+    pub connector: String,
+    pub mailbox_id: Option<MailboxId>,
+    pub sync_from: NaiveDate,
+    pub verifier: Vec<u8>,
+}
+
+pub async fn insert_oauth_request(
+    db: &Db,
+    state_hash: &[u8],
+    request: &OAuthRequest,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO oauth_request (state_hash, account_id, workspace_id, connector, mailbox_id, sync_from, verifier, created_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+        .bind(state_hash)
+        .bind(request.account_id)
+        .bind(request.workspace_id)
+        .bind(&request.connector)
+        .bind(request.mailbox_id)
+        .bind(request.sync_from)
+        .bind(&request.verifier)
+        .bind(now)
+        .bind(expires_at)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Uses up the authorisation with this state for `connector`: it is returned once, if it
+/// exists, has not expired and was not used before; the check and the marking are one
+/// statement, so two callbacks racing with one state cannot both win. Old ones are pruned.
+pub async fn take_oauth_request(db: &Db, state_hash: &[u8], connector: &str, now: DateTime<Utc>) -> Result<Option<OAuthRequest>, sqlx::Error> {
+    let taken = on_pool!(db, p => sqlx::query_as(
+        "UPDATE oauth_request SET used_at = $3 WHERE state_hash = $1 AND connector = $2 AND used_at IS NULL AND expires_at > $3 \
+         RETURNING account_id, workspace_id, connector, mailbox_id, sync_from, verifier")
+        .bind(state_hash)
+        .bind(connector)
+        .bind(now)
+        .fetch_optional(p)
+        .await)?;
+    let day_ago = now - chrono::Duration::days(1);
+    on_pool!(db, p => sqlx::query("DELETE FROM oauth_request WHERE expires_at < $1").bind(day_ago).execute(p).await.map(drop))?;
+    Ok(taken)
+}

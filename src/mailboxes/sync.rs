@@ -26,7 +26,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span, warn};
 
 use super::ingest::{self, Owner};
+use crate::activity::model::ActivityType;
 use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
 use super::registry::Registry;
 use super::store;
 use crate::crypto::SecretBox;
@@ -99,6 +101,8 @@ struct Worker {
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoredCredentials {
     Password { username: String, password: String },
+    /// Signed in at the provider: the refresh token, and the last access token.
+    OAuth2 { username: String, tokens: StoredTokens },
 }
 
 impl StoredCredentials {
@@ -112,11 +116,34 @@ impl StoredCredentials {
         Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
     }
 
-    pub fn into_credentials(self) -> Credentials {
+    /// The credentials a connector signs in with. OAuth ones hand out access tokens through
+    /// [`MailboxTokens`], which refreshes them with the connector kind's app.
+    pub fn into_credentials(self, inner: &TokenContext<'_>) -> Credentials {
         match self {
             StoredCredentials::Password { username, password } => Credentials::Password { username, password: Secret::new(password) },
+            StoredCredentials::OAuth2 { username, tokens } => {
+                let source = MailboxTokens::new(
+                    inner.apps.clone(),
+                    inner.kind,
+                    inner.db.clone(),
+                    inner.secrets.clone(),
+                    inner.mailbox_id,
+                    username.clone(),
+                    tokens,
+                );
+                Credentials::OAuth2 { username, tokens: Arc::new(source) }
+            }
         }
     }
+}
+
+/// What OAuth credentials need to refresh and store their tokens.
+pub struct TokenContext<'a> {
+    pub apps: &'a OAuthApps,
+    pub kind: &'a str,
+    pub db: &'a Db,
+    pub secrets: &'a SecretBox,
+    pub mailbox_id: MailboxId,
 }
 
 /// How one run of a mailbox's sync ended.
@@ -146,6 +173,11 @@ impl MailSync {
                 shutdown: CancellationToken::new(),
             }),
         }
+    }
+
+    /// The account a connector signs in to for `mailbox` (its credentials unsealed).
+    pub async fn account(&self, mailbox: &Mailbox, connector: &SharedConnector) -> Result<Account> {
+        account_of(&self.inner, mailbox, connector).await
     }
 
     pub fn registry(&self) -> &Registry {
@@ -347,7 +379,14 @@ async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, ki
 
 async fn account_of(inner: &Inner, mailbox: &Mailbox, connector: &SharedConnector) -> Result<Account> {
     let sealed = store::credentials(&inner.db, mailbox.mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
-    let credentials = StoredCredentials::open(&inner.secrets, mailbox.mailbox_id, &sealed)?.into_credentials();
+    let context = TokenContext {
+        apps: inner.registry.oauth(),
+        kind: &mailbox.connector,
+        db: &inner.db,
+        secrets: &inner.secrets,
+        mailbox_id: mailbox.mailbox_id,
+    };
+    let credentials = StoredCredentials::open(&inner.secrets, mailbox.mailbox_id, &sealed)?.into_credentials(&context);
     let settings: concierge_connector_sdk::Settings = serde_json::from_str(&mailbox.settings).map_err(anyhow::Error::from)?;
     // Settings were validated when saved; validating again fills defaults a newer connector added.
     let settings = connector.validate(&settings).unwrap_or(settings);
@@ -489,6 +528,8 @@ async fn record(
 /// Mail arriving live notifies the mailbox's owner, in their language (the initial sync of
 /// old mail does not).
 async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded]) {
+    // Only mail that came in: a message the owner sent (found in the Sent folder) is news to nobody.
+    let recorded: Vec<&ingest::Recorded> = recorded.iter().filter(|r| r.kind == ActivityType::MessageReceive).collect();
     if recorded.is_empty() {
         return;
     }

@@ -36,10 +36,12 @@ pub enum Scope {
     ContactsWrite,
     /// Read notifications.
     NotificationsRead,
+    /// Send mail through the user's mailboxes.
+    MailSend,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 9] = [
+    pub const ALL: [Scope; 10] = [
         Scope::ProfileRead,
         Scope::ProfileWrite,
         Scope::WorkspacesRead,
@@ -49,6 +51,7 @@ impl Scope {
         Scope::ActivityRead,
         Scope::ContactsWrite,
         Scope::NotificationsRead,
+        Scope::MailSend,
     ];
 
     /// The scope as clients write it, e.g. `profile:read`.
@@ -63,6 +66,7 @@ impl Scope {
             Scope::ActivityRead => "activity:read",
             Scope::ContactsWrite => "contacts:write",
             Scope::NotificationsRead => "notifications:read",
+            Scope::MailSend => "mail:send",
         }
     }
 

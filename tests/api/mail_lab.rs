@@ -15,8 +15,16 @@ pub struct MailLab {
     pub imap: u16,
     /// IMAP over implicit TLS.
     pub imaps: u16,
+    /// Dovecot submission over implicit TLS (AUTH PLAIN and XOAUTH2), relaying through exim.
+    pub submissions: u16,
+    /// The OAuth2 stand-in (scripts/oauth-standin) Dovecot checks tokens with.
+    pub oauth: u16,
     owned: bool,
 }
+
+/// The one client the OAuth stand-in knows.
+pub const OAUTH_CLIENT_ID: &str = "concierge-test";
+pub const OAUTH_CLIENT_SECRET: &str = "concierge-test-secret";
 
 fn script() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/mail-lab")
@@ -46,7 +54,15 @@ impl MailLab {
     fn open(dir: PathBuf, owned: bool) -> MailLab {
         let lab: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("lab.json")).expect("lab.json")).expect("lab JSON");
         let port = |k: &str| lab[k].as_u64().and_then(|p| u16::try_from(p).ok()).expect("port");
-        MailLab { smtp: port("smtp"), imap: port("imap"), imaps: port("imaps"), dir, owned }
+        MailLab {
+            smtp: port("smtp"),
+            imap: port("imap"),
+            imaps: port("imaps"),
+            submissions: port("submissions"),
+            oauth: port("oauth"),
+            dir,
+            owned,
+        }
     }
 
     /// The certificate every TLS port of the lab presents (trust it as the only extra root).
@@ -96,6 +112,63 @@ impl MailLab {
         let mut client = async_imap::Client::new(tcp);
         client.read_response().await.expect("greeting").expect("greeting");
         client.login(user, password).await.map_err(|(e, _)| e).expect("IMAP login")
+    }
+
+    /// The OAuth stand-in's base URL.
+    pub fn oauth_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.oauth)
+    }
+
+    /// Calls one of the stand-in's admin endpoints (`expire`, `revoke`, `ttl`, `issue`).
+    pub async fn oauth_admin(&self, action: &str, body: Value) -> Value {
+        let response = reqwest::Client::new()
+            .post(format!("{}/admin/{action}", self.oauth_url()))
+            .json(&body)
+            .send()
+            .await
+            .expect("the OAuth stand-in answers");
+        assert!(response.status().is_success(), "admin/{action}: {}", response.status());
+        response.json().await.unwrap_or(Value::Null)
+    }
+
+    /// How many token requests of each grant the stand-in has served for `email`.
+    pub async fn oauth_stats(&self, email: &str) -> Value {
+        reqwest::Client::new()
+            .get(format!("{}/admin/stats", self.oauth_url()))
+            .query(&[("email", email)])
+            .send()
+            .await
+            .expect("the OAuth stand-in answers")
+            .json()
+            .await
+            .expect("stats JSON")
+    }
+
+    /// Every message in one of the user's folders, raw, in UID order.
+    pub async fn folder(&self, user: &str, password: &str, folder: &str) -> Vec<String> {
+        use futures_util::TryStreamExt as _;
+        let mut session = self.imap_session(user, password).await;
+        let selected = session.examine(folder).await.expect("EXAMINE");
+        let mut out = Vec::new();
+        if selected.exists > 0 {
+            let fetches: Vec<_> = session.uid_fetch("1:*", "BODY.PEEK[]").await.expect("FETCH").try_collect().await.expect("FETCH");
+            out = fetches.iter().filter_map(|f| f.body().map(|b| String::from_utf8_lossy(b).into_owned())).collect();
+        }
+        session.logout().await.ok();
+        out
+    }
+
+    /// Waits (up to 15 s) until the user's folder holds `n` messages.
+    pub async fn wait_in_folder(&self, user: &str, password: &str, folder: &str, n: usize) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let found = self.folder(user, password, folder).await;
+            if found.len() >= n {
+                return found;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "{n} message(s) did not reach {user}'s {folder} (got {})", found.len());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// APPENDs each message to the user's INBOX, with the given internal date when set

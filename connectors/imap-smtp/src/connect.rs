@@ -24,6 +24,8 @@ pub(crate) type Imap = async_imap::Session<BufStream<MailStream>>;
 pub(crate) struct Target {
     pub endpoint: Endpoint,
     pub folder: String,
+    /// The Sent folder the user named, if any (else it is looked up).
+    pub sent_folder: Option<String>,
     pub login: String,
     pub credentials: Credentials,
 }

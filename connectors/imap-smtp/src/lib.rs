@@ -1,6 +1,7 @@
-//! Concierge's IMAP/SMTP connector: any IMAP server for receiving (read-only, IDLE when the
-//! server has it) and its SMTP server for sending, plus a Gmail-by-app-password preset that
-//! asks only for the SMTP type.
+//! Concierge's IMAP/SMTP connector: any IMAP server for receiving (the configured folder
+//! and the Sent folder, read-only, IDLE when the server has it) and its SMTP server for
+//! sending, plus a Gmail-by-app-password form that asks only for the SMTP type, and
+//! [`Preset`]s, on which provider crates (Gmail, Outlook by OAuth2) build.
 //!
 //! ```ignore
 //! let imap = ImapSmtpConnector::generic(Options::default());
@@ -9,11 +10,16 @@
 //! ```
 //!
 //! Layout: [`settings`] (the forms and the resolved [`ServerSettings`]), `tls` (rustls
-//! with ring), `connect` and `session` (IMAP), `smtp` (lettre), `wire` (pure wire↔type
-//! mapping) and `classify` (every error becomes a typed [`ConnectorError`] there).
+//! with ring), `connect` (reaching and signing in), `conn` (one connection's commands),
+//! `session` (listing, fetching, waiting), `sent` (finding the Sent folder, keeping copies),
+//! `smtp` (lettre), `checkpoint` and `wire` (pure wire↔type mapping) and `classify` (every
+//! error becomes a typed [`ConnectorError`] there).
 
+mod checkpoint;
 mod classify;
+mod conn;
 mod connect;
+mod sent;
 mod session;
 pub mod settings;
 mod smtp;
@@ -25,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_sdk::{
-    Account, ConnectorError, Descriptor, FieldError, MailConnector, MailSession, Outgoing,
-    SendReceipt, Settings, async_trait,
+    Account, ConnectorError, Descriptor, FieldError, MailConnector, MailSession, OAuthProvider,
+    Outgoing, SendReceipt, Settings, async_trait,
 };
 
 pub use settings::{Endpoint, Security, ServerSettings};
@@ -50,6 +56,9 @@ pub struct Options {
     pub connect_timeout: Duration,
     /// Budget for each command step (and each read of a long FETCH).
     pub command_timeout: Duration,
+    /// How often a waiting session looks at the Sent folder (a STATUS), since IDLE watches
+    /// only the configured folder. Mail sent from another client shows within this.
+    pub sent_check_interval: Duration,
 }
 
 impl Default for Options {
@@ -61,6 +70,7 @@ impl Default for Options {
             poll_interval: Duration::from_secs(60),
             connect_timeout: Duration::from_secs(20),
             command_timeout: Duration::from_secs(60),
+            sent_check_interval: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -71,13 +81,40 @@ pub(crate) struct Context {
     /// The TLS configuration, or why it could not be built (a bad extra root bundle); the
     /// error surfaces on every connect as [`ConnectorError::Tls`].
     pub tls: Result<tls::TlsSetup, String>,
+    /// Use Gmail's message ids (X-GM-MSGID) when the server offers X-GM-EXT-1.
+    pub gmail_extensions: bool,
+}
+
+/// A provider whose servers are known: fixed IMAP and SMTP endpoints, sign-in with OAuth2
+/// (XOAUTH2 on both), nothing for the user to fill in. A provider crate builds one and turns
+/// it into a connector with [`ImapSmtpConnector::preset`]:
+///
+/// ```ignore
+/// let connector = ImapSmtpConnector::preset(concierge_connector_gmail::preset(), options);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct Preset {
+    /// What the connector is. `auth` is [`concierge_connector_sdk::AuthMethod::OAuth2`] and
+    /// `fields` is normally empty (settings `{}`). `capabilities.provider_saves_sent` says
+    /// whether the provider keeps sent mail in the Sent folder itself; when it does not,
+    /// the connector APPENDs a copy after each send.
+    pub descriptor: Descriptor,
+    /// The OAuth2 provider the gateway signs users in with ([`MailConnector::oauth`]).
+    pub oauth: OAuthProvider,
+    pub imap: Endpoint,
+    pub smtp: Endpoint,
+    /// Gmail: when the server has X-GM-EXT-1, message ids are `gm/<X-GM-MSGID>`, so a
+    /// message in both INBOX and Sent (two labels) is one message.
+    pub gmail_extensions: bool,
 }
 
 /// The IMAP/SMTP connector. One instance per form: [`ImapSmtpConnector::generic`] (kind
-/// `imap`) or [`ImapSmtpConnector::gmail_app_password`] (kind `gmail-password`).
+/// `imap`), [`ImapSmtpConnector::gmail_app_password`] (kind `gmail-password`) or a provider
+/// [`ImapSmtpConnector::preset`].
 pub struct ImapSmtpConnector {
     flavor: Flavor,
     descriptor: Descriptor,
+    oauth: Option<OAuthProvider>,
     ctx: Arc<Context>,
 }
 
@@ -93,27 +130,68 @@ impl fmt::Debug for ImapSmtpConnector {
 impl ImapSmtpConnector {
     /// Any IMAP and SMTP server: the user enters hosts, security types, ports.
     pub fn generic(options: Options) -> ImapSmtpConnector {
-        ImapSmtpConnector::new(Flavor::Generic, options)
+        ImapSmtpConnector::new(
+            Flavor::Generic,
+            settings::generic_descriptor(),
+            None,
+            false,
+            options,
+        )
     }
 
     /// Gmail with an app password: imap.gmail.com:993 and smtp.gmail.com (465 or 587); the
     /// user picks only the SMTP type.
+    ///
+    /// Its ids stay `FOLDER/UIDVALIDITY/UID` (no Gmail ids), so accounts connected before
+    /// keep theirs.
     pub fn gmail_app_password(options: Options) -> ImapSmtpConnector {
-        ImapSmtpConnector::new(Flavor::GmailPassword, options)
+        ImapSmtpConnector::new(
+            Flavor::GmailPassword,
+            settings::gmail_password_descriptor(),
+            None,
+            false,
+            options,
+        )
     }
 
-    fn new(flavor: Flavor, options: Options) -> ImapSmtpConnector {
+    /// A provider's fixed servers with OAuth2 sign-in (Gmail, Outlook): see [`Preset`].
+    /// Settings are the descriptor's fields only (normally none: `{}`).
+    pub fn preset(preset: Preset, options: Options) -> ImapSmtpConnector {
+        ImapSmtpConnector::new(
+            Flavor::Fixed {
+                imap: preset.imap,
+                smtp: preset.smtp,
+            },
+            preset.descriptor,
+            Some(preset.oauth),
+            preset.gmail_extensions,
+            options,
+        )
+    }
+
+    fn new(
+        flavor: Flavor,
+        descriptor: Descriptor,
+        oauth: Option<OAuthProvider>,
+        gmail_extensions: bool,
+        options: Options,
+    ) -> ImapSmtpConnector {
         let tls = tls::setup(options.extra_root_certs_pem.as_deref());
         if let Err(why) = &tls {
             tracing::warn!(
-                kind = flavor.descriptor().kind,
+                kind = descriptor.kind,
                 "IMAP/SMTP connector TLS setup failed: {why}"
             );
         }
         ImapSmtpConnector {
             flavor,
-            descriptor: flavor.descriptor(),
-            ctx: Arc::new(Context { options, tls }),
+            descriptor,
+            oauth,
+            ctx: Arc::new(Context {
+                options,
+                tls,
+                gmail_extensions,
+            }),
         }
     }
 
@@ -158,12 +236,16 @@ impl MailConnector for ImapSmtpConnector {
             login: ImapSmtpConnector::login(&resolved, account),
             endpoint: resolved.imap,
             folder: resolved.folder,
+            sent_folder: resolved.sent_folder,
             credentials: account.credentials.clone(),
         };
         let session = session::ImapSession::open(Arc::clone(&self.ctx), target).await?;
         Ok(Box::new(session))
     }
 
+    /// Sends over SMTP; then, unless the provider keeps sent mail itself, APPENDs the same
+    /// bytes (marked read) to the Sent folder. A failed copy is a warning in the receipt,
+    /// never an error: the mail went out. A failed send appends nothing.
     async fn send(
         &self,
         account: &Account,
@@ -181,9 +263,29 @@ impl MailConnector for ImapSmtpConnector {
             message,
         )
         .await?;
+        if self.descriptor.capabilities.provider_saves_sent {
+            return Ok(SendReceipt {
+                response,
+                saved_to_sent: true,
+                sent_copy_error: None,
+            });
+        }
+        let target = connect::Target {
+            login,
+            endpoint: resolved.imap,
+            folder: resolved.folder,
+            sent_folder: resolved.sent_folder,
+            credentials: account.credentials.clone(),
+        };
+        let copy = sent::save_copy(&self.ctx, &target, message.raw).await;
         Ok(SendReceipt {
             response,
-            saved_to_sent: self.descriptor.capabilities.provider_saves_sent,
+            saved_to_sent: copy.is_ok(),
+            sent_copy_error: copy.err(),
         })
+    }
+
+    fn oauth(&self) -> Option<&OAuthProvider> {
+        self.oauth.as_ref()
     }
 }

@@ -1,5 +1,6 @@
-//! The connect forms (generic IMAP/SMTP and Gmail by app password) and how their values
-//! resolve into one [`ServerSettings`], the only shape the IMAP and SMTP code ever sees.
+//! The connect forms (generic IMAP/SMTP and Gmail by app password), the fixed servers of a
+//! provider preset, and how either resolves into one [`ServerSettings`], the only shape the
+//! IMAP and SMTP code ever sees.
 //!
 //! Everything here is pure: no I/O, so the form rules are unit-tested on their own.
 
@@ -74,13 +75,22 @@ pub struct ServerSettings {
     pub username: Option<String>,
     /// The folder that is synced, opened read-only.
     pub folder: String,
+    /// Where sent mail is kept, when the user named it; otherwise the folder the server marks
+    /// `\Sent` (or one of the usual names).
+    pub sent_folder: Option<String>,
 }
 
-/// Which form (and so which presets) a connector instance uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which form (and so which servers) a connector instance uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Flavor {
     Generic,
     GmailPassword,
+    /// A provider preset (Gmail or Outlook by OAuth2): servers fixed by the operator's
+    /// configuration, no server fields in the form.
+    Fixed {
+        imap: Endpoint,
+        smtp: Endpoint,
+    },
 }
 
 const GMAIL_IMAP: &str = "imap.gmail.com";
@@ -96,63 +106,68 @@ fn security_field(key: &'static str, label: &str) -> Field {
         .default_value("SSL_TLS")
 }
 
-impl Flavor {
-    pub(crate) fn descriptor(self) -> Descriptor {
-        match self {
-            Flavor::Generic => Descriptor {
-                kind: "imap",
-                display_name: "IMAP / SMTP".into(),
-                auth: AuthMethod::Password,
-                capabilities: Capabilities {
-                    send: true,
-                    provider_saves_sent: false,
-                },
-                fields: vec![
-                    Field::new("imapHost", "IMAP server", FieldKind::Host).required(),
-                    security_field("imapSecurity", "IMAP security"),
-                    Field::new("imapPort", "IMAP port", FieldKind::Port)
-                        .help("993 for SSL/TLS, 143 otherwise"),
-                    Field::new("smtpHost", "SMTP server", FieldKind::Host).required(),
-                    security_field("smtpSecurity", "SMTP security"),
-                    Field::new("smtpPort", "SMTP port", FieldKind::Port)
-                        .help("465 for SSL/TLS, 587 for STARTTLS, 25 for none"),
-                    Field::new("username", "User name", FieldKind::Text)
-                        .help("Leave empty to sign in with the email address"),
-                    Field::new("folder", "Folder", FieldKind::Text).default_value("INBOX"),
-                ],
-            },
-            Flavor::GmailPassword => Descriptor {
-                kind: "gmail-password",
-                display_name: "Gmail (app password)".into(),
-                auth: AuthMethod::Password,
-                capabilities: Capabilities {
-                    send: true,
-                    provider_saves_sent: true,
-                },
-                fields: vec![
-                    Field::new("smtpSecurity", "SMTP type", FieldKind::Select)
-                        .choices([
-                            Choice::new("SSL_TLS", "SSL/TLS (port 465)"),
-                            Choice::new("STARTTLS", "STARTTLS (port 587)"),
-                        ])
-                        .default_value("SSL_TLS")
-                        .help("Sign in with the email address and an app password"),
-                ],
-            },
-        }
+/// The generic form (kind `imap`).
+pub(crate) fn generic_descriptor() -> Descriptor {
+    Descriptor {
+        kind: "imap",
+        display_name: "IMAP / SMTP".into(),
+        auth: AuthMethod::Password,
+        capabilities: Capabilities {
+            send: true,
+            provider_saves_sent: false,
+        },
+        fields: vec![
+            Field::new("imapHost", "IMAP server", FieldKind::Host).required(),
+            security_field("imapSecurity", "IMAP security"),
+            Field::new("imapPort", "IMAP port", FieldKind::Port)
+                .help("993 for SSL/TLS, 143 otherwise"),
+            Field::new("smtpHost", "SMTP server", FieldKind::Host).required(),
+            security_field("smtpSecurity", "SMTP security"),
+            Field::new("smtpPort", "SMTP port", FieldKind::Port)
+                .help("465 for SSL/TLS, 587 for STARTTLS, 25 for none"),
+            Field::new("username", "User name", FieldKind::Text)
+                .help("Leave empty to sign in with the email address"),
+            Field::new("folder", "Folder", FieldKind::Text).default_value("INBOX"),
+            Field::new("sentFolder", "Sent folder", FieldKind::Text)
+                .help("Where mail sent from the platform is kept; leave empty for the folder the server marks as Sent"),
+        ],
     }
+}
 
+/// The Gmail-by-app-password form (kind `gmail-password`).
+pub(crate) fn gmail_password_descriptor() -> Descriptor {
+    Descriptor {
+        kind: "gmail-password",
+        display_name: "Gmail (app password)".into(),
+        auth: AuthMethod::Password,
+        capabilities: Capabilities {
+            send: true,
+            provider_saves_sent: true,
+        },
+        fields: vec![
+            Field::new("smtpSecurity", "SMTP type", FieldKind::Select)
+                .choices([
+                    Choice::new("SSL_TLS", "SSL/TLS (port 465)"),
+                    Choice::new("STARTTLS", "STARTTLS (port 587)"),
+                ])
+                .default_value("SSL_TLS")
+                .help("Sign in with the email address and an app password"),
+        ],
+    }
+}
+
+impl Flavor {
     /// The form's own checks, then the ones a field list cannot express: port defaults that
     /// follow the security choice, and no plaintext to a remote host without the operator's
     /// opt-in (a password sent in clear over the internet is never what a user meant).
     pub(crate) fn validate(
-        self,
+        &self,
         descriptor: &Descriptor,
         settings: &Settings,
         allow_plaintext_remote: bool,
     ) -> Result<Settings, FieldError> {
         let mut out = descriptor.validate(settings)?;
-        if self == Flavor::Generic {
+        if *self == Flavor::Generic {
             for (host, security, port, default_port) in [
                 (
                     "imapHost",
@@ -160,12 +175,7 @@ impl Flavor {
                     "imapPort",
                     Security::imap_port as fn(Security) -> u16,
                 ),
-                (
-                    "smtpHost",
-                    "smtpSecurity",
-                    "smtpPort",
-                    Security::smtp_port,
-                ),
+                ("smtpHost", "smtpSecurity", "smtpPort", Security::smtp_port),
             ] {
                 let sec = security_of(&out, security)?;
                 if !out.contains_key(port) {
@@ -180,11 +190,28 @@ impl Flavor {
     /// Resolves validated settings. Defensive: it applies the same defaults and the same
     /// plaintext rule, so settings stored before a rule changed cannot bypass it.
     pub(crate) fn resolve(
-        self,
+        &self,
         settings: &Settings,
         allow_plaintext_remote: bool,
     ) -> Result<ServerSettings, FieldError> {
         match self {
+            Flavor::Fixed { imap, smtp } => {
+                for (endpoint, key) in [(imap, "imapSecurity"), (smtp, "smtpSecurity")] {
+                    if endpoint.security == Security::None
+                        && !allow_plaintext_remote
+                        && !is_loopback(&endpoint.host)
+                    {
+                        return Err(FieldError::new(key, PLAINTEXT_REFUSED));
+                    }
+                }
+                Ok(ServerSettings {
+                    imap: imap.clone(),
+                    smtp: smtp.clone(),
+                    username: None,
+                    folder: "INBOX".into(),
+                    sent_folder: None,
+                })
+            }
             Flavor::GmailPassword => {
                 let smtp_security = match settings.get("smtpSecurity") {
                     None | Some(Value::Null) => Security::SslTls,
@@ -212,6 +239,7 @@ impl Flavor {
                     },
                     username: None,
                     folder: "INBOX".into(),
+                    sent_folder: None,
                 })
             }
             Flavor::Generic => {
@@ -239,20 +267,11 @@ impl Flavor {
                     })
                 };
                 Ok(ServerSettings {
-                    imap: endpoint(
-                        "imapHost",
-                        "imapSecurity",
-                        "imapPort",
-                        Security::imap_port,
-                    )?,
-                    smtp: endpoint(
-                        "smtpHost",
-                        "smtpSecurity",
-                        "smtpPort",
-                        Security::smtp_port,
-                    )?,
+                    imap: endpoint("imapHost", "imapSecurity", "imapPort", Security::imap_port)?,
+                    smtp: endpoint("smtpHost", "smtpSecurity", "smtpPort", Security::smtp_port)?,
                     username: text(settings, "username"),
                     folder: text(settings, "folder").unwrap_or_else(|| "INBOX".into()),
+                    sent_folder: text(settings, "sentFolder"),
                 })
             }
         }
@@ -295,12 +314,11 @@ fn check_plaintext(
     }
     match text(settings, host_key) {
         Some(host) if is_loopback(&host) => Ok(()),
-        _ => Err(FieldError::new(
-            security_key,
-            "must be SSL/TLS or STARTTLS: an unencrypted connection is only allowed to this machine (localhost) unless the operator allows plaintext to remote servers",
-        )),
+        _ => Err(FieldError::new(security_key, PLAINTEXT_REFUSED)),
     }
 }
+
+const PLAINTEXT_REFUSED: &str = "must be SSL/TLS or STARTTLS: an unencrypted connection is only allowed to this machine (localhost) unless the operator allows plaintext to remote servers";
 
 /// 127.0.0.0/8, ::1 and `localhost`: the only hosts where no encryption cannot leak a
 /// password onto a network.
@@ -323,14 +341,13 @@ mod tests {
     }
 
     fn generic(v: Value) -> Result<Settings, FieldError> {
-        Flavor::Generic.validate(&Flavor::Generic.descriptor(), &settings(v), false)
+        Flavor::Generic.validate(&generic_descriptor(), &settings(v), false)
     }
 
     #[test]
     fn ports_default_from_the_security_choice() {
-        let out =
-            generic(json!({"imapHost": "mail.example.com", "smtpHost": "mail.example.com"}))
-                .unwrap();
+        let out = generic(json!({"imapHost": "mail.example.com", "smtpHost": "mail.example.com"}))
+            .unwrap();
         assert_eq!(
             (out["imapSecurity"].as_str(), out["imapPort"].as_i64()),
             (Some("SSL_TLS"), Some(993))
@@ -364,10 +381,11 @@ mod tests {
     fn plaintext_to_a_remote_host_is_refused_unless_allowed() {
         let remote = json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "smtpHost": "mail.example.com"});
         assert_eq!(generic(remote.clone()).unwrap_err().field, "imapSecurity");
-        let remote_smtp = json!({"imapHost": "mail.example.com", "smtpHost": "10.0.0.5", "smtpSecurity": "NONE"});
+        let remote_smtp =
+            json!({"imapHost": "mail.example.com", "smtpHost": "10.0.0.5", "smtpSecurity": "NONE"});
         assert_eq!(generic(remote_smtp).unwrap_err().field, "smtpSecurity");
         let allowed = Flavor::Generic
-            .validate(&Flavor::Generic.descriptor(), &settings(remote), true)
+            .validate(&generic_descriptor(), &settings(remote), true)
             .unwrap();
         assert_eq!(allowed["imapPort"], 143);
     }
@@ -432,7 +450,7 @@ mod tests {
 
     #[test]
     fn gmail_asks_only_for_the_smtp_type_and_presets_the_rest() {
-        let d = Flavor::GmailPassword.descriptor();
+        let d = gmail_password_descriptor();
         assert_eq!(
             d.fields.iter().map(|f| f.key).collect::<Vec<_>>(),
             ["smtpSecurity"]
@@ -479,5 +497,43 @@ mod tests {
                 .validate(&d, &settings(json!({"imapHost": "x.org"})), false)
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_preset_resolves_to_its_fixed_servers_under_the_same_plaintext_rule() {
+        let at = |host: &str, port, security| Endpoint {
+            host: host.into(),
+            port,
+            security,
+        };
+        let fixed = Flavor::Fixed {
+            imap: at("imap.example.com", 993, Security::SslTls),
+            smtp: at("smtp.example.com", 587, Security::StartTls),
+        };
+        let resolved = fixed.resolve(&Settings::new(), false).unwrap();
+        assert_eq!(resolved.imap, at("imap.example.com", 993, Security::SslTls));
+        assert_eq!(
+            resolved.smtp,
+            at("smtp.example.com", 587, Security::StartTls)
+        );
+        assert_eq!(
+            (resolved.username, resolved.folder.as_str()),
+            (None, "INBOX")
+        );
+
+        let plain = Flavor::Fixed {
+            imap: at("imap.example.com", 143, Security::SslTls),
+            smtp: at("smtp.example.com", 25, Security::None),
+        };
+        assert_eq!(
+            plain.resolve(&Settings::new(), false).unwrap_err().field,
+            "smtpSecurity"
+        );
+        assert!(plain.resolve(&Settings::new(), true).is_ok());
+        let loopback = Flavor::Fixed {
+            imap: at("127.0.0.1", 143, Security::None),
+            smtp: at("localhost", 25, Security::None),
+        };
+        assert!(loopback.resolve(&Settings::new(), false).is_ok());
     }
 }

@@ -1,91 +1,9 @@
-//! Pure mapping between IMAP wire values and the SDK's types: checkpoints, message ids, UID
-//! sets, search dates, INTERNALDATE and response codes. No I/O, so it is tested on its own.
-
-use std::fmt::Write as _;
+//! Pure mapping between IMAP wire values and Rust values: UID sets, mailbox names, search
+//! dates, INTERNALDATE and response codes. No I/O, so it is tested on its own. (Checkpoints
+//! and message ids are in `checkpoint`.)
 
 use async_imap::imap_proto::ResponseCode;
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use concierge_connector_sdk::Checkpoint;
-use serde::{Deserialize, Serialize};
-
-/// What a checkpoint holds: the folder, its UIDVALIDITY and the last UID recorded.
-/// Serialized as JSON with a version, so a later format can read (or reject) older ones.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct Position {
-    #[serde(default = "version_one")]
-    pub v: u32,
-    pub folder: String,
-    pub uidvalidity: u32,
-    pub uid: u32,
-}
-
-fn version_one() -> u32 {
-    1
-}
-
-impl Position {
-    #[cfg(test)]
-    pub fn new(folder: &str, uidvalidity: u32, uid: u32) -> Position {
-        Position {
-            v: 1,
-            folder: folder.to_owned(),
-            uidvalidity,
-            uid,
-        }
-    }
-
-    /// `None` for anything this version did not write.
-    pub fn parse(checkpoint: &Checkpoint) -> Option<Position> {
-        serde_json::from_str::<Position>(&checkpoint.0)
-            .ok()
-            .filter(|p| p.v == 1)
-    }
-}
-
-/// Writes the ids (`{folder}/{uidvalidity}/{uid}`, unique while UIDVALIDITY holds) and the
-/// checkpoints of one folder under one UIDVALIDITY. The constant parts are formatted once per
-/// listing: an initial sync writes one of each per message.
-pub(crate) struct Stamp {
-    id_prefix: String,
-    checkpoint_prefix: String,
-}
-
-impl Stamp {
-    pub fn new(folder: &str, uidvalidity: u32) -> Stamp {
-        // A string always serializes; the fallback only keeps this path free of panics.
-        let folder_json = serde_json::to_string(folder).unwrap_or_else(|_| "\"\"".into());
-        Stamp {
-            id_prefix: format!("{folder}/{uidvalidity}/"),
-            checkpoint_prefix: format!(
-                r#"{{"v":1,"folder":{folder_json},"uidvalidity":{uidvalidity},"uid":"#
-            ),
-        }
-    }
-
-    pub fn id(&self, uid: u32) -> String {
-        let mut id = String::with_capacity(self.id_prefix.len() + 10);
-        id.push_str(&self.id_prefix);
-        let _ = write!(id, "{uid}");
-        id
-    }
-
-    /// The same JSON as serializing a [`Position`].
-    pub fn checkpoint(&self, uid: u32) -> Checkpoint {
-        let mut cp = String::with_capacity(self.checkpoint_prefix.len() + 11);
-        cp.push_str(&self.checkpoint_prefix);
-        let _ = write!(cp, "{uid}}}");
-        Checkpoint(cp)
-    }
-}
-
-/// The inverse of [`Stamp::id`]. Folders may contain `/`, so it splits from the right.
-pub(crate) fn parse_message_id(id: &str) -> Option<(&str, u32, u32)> {
-    let mut parts = id.rsplitn(3, '/');
-    let uid = parts.next()?.parse().ok()?;
-    let uidvalidity = parts.next()?.parse().ok()?;
-    let folder = parts.next()?;
-    Some((folder, uidvalidity, uid))
-}
 
 /// Splits ascending, de-duplicated UIDs into IMAP sequence sets of at most `per_set` UIDs,
 /// each written compactly (`1:500,502,510:512`), so a sync fetches in a few commands.
@@ -126,11 +44,53 @@ pub(crate) fn quote_mailbox(name: &str) -> Option<String> {
     if name.contains(['\r', '\n', '\0']) {
         return None;
     }
-    let encoded = modified_utf7(name);
+    quote_raw(&modified_utf7(name))
+}
+
+/// A mailbox name exactly as the server spelled it (in a LIST response: already modified
+/// UTF-7), as a quoted IMAP string. `None` when it holds a line break or NUL.
+pub(crate) fn quote_raw(wire_name: &str) -> Option<String> {
+    if wire_name.contains(['\r', '\n', '\0']) {
+        return None;
+    }
     Some(format!(
         "\"{}\"",
-        encoded.replace('\\', "\\\\").replace('"', "\\\"")
+        wire_name.replace('\\', "\\\\").replace('"', "\\\"")
     ))
+}
+
+/// The inverse of the encoding [`quote_mailbox`] applies: a LIST name in modified UTF-7 as
+/// people read it (`Entw&APw-rfe` → `Entwürfe`). `None` when it is not valid modified UTF-7.
+pub(crate) fn decode_modified_utf7(wire_name: &str) -> Option<String> {
+    use base64::Engine as _;
+    let engine = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::IMAP_MUTF7,
+        base64::engine::general_purpose::NO_PAD,
+    );
+    let mut out = String::with_capacity(wire_name.len());
+    let mut rest = wire_name;
+    while let Some(at) = rest.find('&') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let end = after.find('-')?;
+        let encoded = &after[..end];
+        if encoded.is_empty() {
+            out.push('&');
+        } else {
+            let bytes = engine.decode(encoded).ok()?;
+            if bytes.len() % 2 != 0 {
+                return None;
+            }
+            let units: Vec<u16> = bytes
+                .chunks_exact(2)
+                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
+                .collect();
+            out.push_str(&String::from_utf16(&units).ok()?);
+        }
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 fn modified_utf7(name: &str) -> String {
@@ -261,52 +221,6 @@ mod tests {
     use chrono::TimeZone;
 
     #[test]
-    fn checkpoints_round_trip_and_carry_a_version() {
-        let p = Position::new("INBOX", 1_700_000_000, 42);
-        let cp = Stamp::new("INBOX", 1_700_000_000).checkpoint(42);
-        assert_eq!(
-            cp.0,
-            r#"{"v":1,"folder":"INBOX","uidvalidity":1700000000,"uid":42}"#
-        );
-        assert_eq!(cp.0, serde_json::to_string(&p).unwrap());
-        assert_eq!(Position::parse(&cp), Some(p));
-        let odd = Stamp::new("A \"quoted\" \\ folder/ü", 7).checkpoint(u32::MAX);
-        assert_eq!(
-            Position::parse(&odd),
-            Some(Position::new("A \"quoted\" \\ folder/ü", 7, u32::MAX))
-        );
-        assert_eq!(
-            Position::parse(&Checkpoint(
-                r#"{"folder":"INBOX","uidvalidity":1,"uid":2}"#.into()
-            ))
-            .map(|p| p.uid),
-            Some(2)
-        );
-        assert_eq!(
-            Position::parse(&Checkpoint(
-                r#"{"v":2,"folder":"INBOX","uidvalidity":1,"uid":2}"#.into()
-            )),
-            None
-        );
-        assert_eq!(Position::parse(&Checkpoint("garbage".into())), None);
-    }
-
-    #[test]
-    fn message_ids_split_from_the_right() {
-        assert_eq!(Stamp::new("INBOX", 7).id(42), "INBOX/7/42");
-        assert_eq!(
-            parse_message_id(&Stamp::new("Archive/2024", 7).id(42)),
-            Some(("Archive/2024", 7, 42))
-        );
-        assert_eq!(
-            parse_message_id("Archive/2024/7/42"),
-            Some(("Archive/2024", 7, 42))
-        );
-        assert_eq!(parse_message_id("INBOX/7/x"), None);
-        assert_eq!(parse_message_id("42"), None);
-    }
-
-    #[test]
     fn uid_sets_are_compact_and_bounded() {
         assert_eq!(uid_sets(&[1, 2, 3, 5, 7, 8, 9], 100), ["1:3,5,7:9"]);
         assert_eq!(uid_sets(&[9, 1, 2, 2], 100), ["1:2,9"]);
@@ -334,6 +248,41 @@ mod tests {
             Some(r#""A&-B \"q\"""#)
         );
         assert_eq!(quote_mailbox("bad\r\nname"), None);
+    }
+
+    #[test]
+    fn list_names_decode_from_modified_utf7_and_back() {
+        for name in [
+            "INBOX",
+            "Entwürfe",
+            "日本語",
+            "A&B",
+            "[Gmail]/Sent Mail",
+            "Éléments envoyés",
+        ] {
+            let quoted = quote_mailbox(name).unwrap();
+            let wire = &quoted[1..quoted.len() - 1];
+            assert_eq!(decode_modified_utf7(wire).as_deref(), Some(name), "{wire}");
+        }
+        assert_eq!(
+            decode_modified_utf7("Messages envoy&AOk-s").as_deref(),
+            Some("Messages envoyés")
+        );
+        assert_eq!(decode_modified_utf7("broken &AOk"), None);
+        assert_eq!(decode_modified_utf7("odd &AA-"), None);
+    }
+
+    #[test]
+    fn raw_names_are_quoted_as_they_are() {
+        assert_eq!(
+            quote_raw("Entw&APw-rfe").as_deref(),
+            Some("\"Entw&APw-rfe\"")
+        );
+        assert_eq!(
+            quote_raw(r#"a "b" \ c"#).as_deref(),
+            Some(r#""a \"b\" \\ c""#)
+        );
+        assert_eq!(quote_raw("bad\nname"), None);
     }
 
     #[test]

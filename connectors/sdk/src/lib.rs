@@ -15,11 +15,13 @@ mod account;
 mod descriptor;
 mod error;
 pub mod kit;
+mod oauth;
 mod session;
 
 pub use account::{AccessTokenSource, Account, Credentials, Secret};
 pub use descriptor::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldKind, Settings};
 pub use error::{ConnectorError, Disposition, FieldError};
+pub use oauth::OAuthProvider;
 pub use session::{Checkpoint, MailSession, MessageRef, Outgoing, RawMessage, SendReceipt, Wake};
 
 pub use async_trait::async_trait;
@@ -54,6 +56,12 @@ pub trait MailConnector: Send + Sync + 'static {
     async fn send(&self, account: &Account, message: Outgoing<'_>) -> Result<SendReceipt, ConnectorError> {
         let _ = (account, message);
         Err(ConnectorError::Unsupported { what: "sending".into() })
+    }
+
+    /// The OAuth2 provider a connector with [`AuthMethod::OAuth2`] signs in with; `None`
+    /// for password connectors.
+    fn oauth(&self) -> Option<&OAuthProvider> {
+        None
     }
 }
 

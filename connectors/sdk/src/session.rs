@@ -80,7 +80,10 @@ pub struct Outgoing<'a> {
 pub struct SendReceipt {
     /// The server's reply, for the record (`250 2.0.0 Ok: queued as …`).
     pub response: String,
-    /// The provider stored it in the Sent folder itself (Gmail, Outlook). When false the
-    /// gateway appends it there.
+    /// A copy is in the account's Sent folder: the provider stored it itself (Gmail,
+    /// Outlook) or the connector appended it (IMAP).
     pub saved_to_sent: bool,
+    /// Why the message was sent but no copy could be kept in the Sent folder (the folder
+    /// is missing, the APPEND failed). The send itself succeeded: this is a warning.
+    pub sent_copy_error: Option<String>,
 }

@@ -85,7 +85,8 @@ fn the_generic_descriptor_keeps_its_keys() {
             "smtpSecurity",
             "smtpPort",
             "username",
-            "folder"
+            "folder",
+            "sentFolder"
         ]
     );
 }

@@ -27,6 +27,9 @@ pub struct Lab {
     pub imap: u16,
     pub imaps: u16,
     pub submission: u16,
+    /// The lab's OAuth2 stand-in (scripts/oauth-standin), if the lab has one: see
+    /// [`Lab::oauth`].
+    oauth: Option<u16>,
     pub cert_pem: Vec<u8>,
 }
 
@@ -83,6 +86,8 @@ impl Lab {
             imap: port("imap"),
             imaps: port("imaps"),
             submission: port("submission"),
+            // A lab started by an older scripts/mail-lab has none; only the OAuth2 tests care.
+            oauth: info["oauth"].as_u64().and_then(|p| u16::try_from(p).ok()),
             cert_pem: std::fs::read(dir.join("tls/cert.pem")).expect("lab certificate"),
             dir,
             owned,
@@ -134,6 +139,18 @@ impl Lab {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (name, password)
+    }
+
+    /// The lab's OAuth2 stand-in, which Dovecot asks about every XOAUTH2 token.
+    pub fn oauth(&self) -> StandIn {
+        StandIn {
+            port: self.oauth.unwrap_or_else(|| {
+                panic!(
+                    "the lab in {} has no OAuth2 stand-in (no \"oauth\" in lab.json): restart it with the current scripts/mail-lab",
+                    self.dir.display()
+                )
+            }),
+        }
     }
 
     pub fn doveadm(&self, args: &[&str]) {
@@ -412,4 +429,177 @@ impl kit::Harness for LabHarness {
         };
         wrong
     }
+}
+
+/// The lab's OAuth2 stand-in (scripts/oauth-standin: its header is the contract), playing
+/// Google or Microsoft. Its admin endpoints issue, expire and revoke tokens without a
+/// browser, and count what happened per email.
+#[derive(Clone, Copy, Debug)]
+pub struct StandIn {
+    pub port: u16,
+}
+
+/// The one client the stand-in knows.
+pub const CLIENT_ID: &str = "concierge-test";
+pub const CLIENT_SECRET: &str = "concierge-test-secret";
+
+/// What `POST /admin/issue` hands out.
+#[derive(Clone, Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_token: String,
+}
+
+/// `GET /admin/stats`: successful grants and introspections (Dovecot's token checks) for
+/// one email.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TokenStats {
+    pub authorization_code: u64,
+    pub refresh_token: u64,
+    pub introspect: u64,
+}
+
+impl StandIn {
+    /// Tokens for `email` as if the user had consented; `ttl` is the access token's
+    /// lifetime in seconds (0: it has already expired).
+    pub async fn issue(&self, email: &str, ttl: Option<u64>) -> IssuedTokens {
+        let mut body = json!({ "email": email });
+        if let Some(ttl) = ttl {
+            body["ttl"] = json!(ttl);
+        }
+        let (status, answer) = self.admin("POST", "/admin/issue", Some(body)).await;
+        assert_eq!(status, 200, "admin/issue: {answer}");
+        let field = |k: &str| {
+            answer[k]
+                .as_str()
+                .unwrap_or_else(|| panic!("admin/issue answered without {k}"))
+                .to_owned()
+        };
+        IssuedTokens {
+            access_token: field("access_token"),
+            refresh_token: field("refresh_token"),
+        }
+    }
+
+    /// Every access token of `email` expires now; its refresh tokens still work.
+    pub async fn expire(&self, email: &str) {
+        let (status, answer) = self
+            .admin("POST", "/admin/expire", Some(json!({ "email": email })))
+            .await;
+        assert_eq!(status, 200, "admin/expire: {answer}");
+    }
+
+    /// The user withdrew consent: `email`'s refresh and access tokens stop working.
+    pub async fn revoke(&self, email: &str) {
+        let (status, answer) = self
+            .admin("POST", "/admin/revoke", Some(json!({ "email": email })))
+            .await;
+        assert_eq!(status, 200, "admin/revoke: {answer}");
+    }
+
+    pub async fn stats(&self, email: &str) -> TokenStats {
+        let path = format!("/admin/stats?email={}", form_encode(email));
+        let (status, answer) = self.admin("GET", &path, None).await;
+        assert_eq!(status, 200, "admin/stats: {answer}");
+        let n = |k: &str| {
+            answer[k]
+                .as_u64()
+                .unwrap_or_else(|| panic!("stats without {k}"))
+        };
+        TokenStats {
+            authorization_code: n("authorization_code"),
+            refresh_token: n("refresh_token"),
+            introspect: n("introspect"),
+        }
+    }
+
+    /// `POST /token` with `grant_type=refresh_token`, as the gateway does (client secret
+    /// in the form): the HTTP status and the JSON answer.
+    pub async fn refresh(&self, refresh_token: &str) -> std::io::Result<(u16, serde_json::Value)> {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", CLIENT_ID),
+            ("client_secret", CLIENT_SECRET),
+        ]
+        .iter()
+        .map(|(k, v)| format!("{k}={}", form_encode(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+        http(
+            self.port,
+            "POST",
+            "/token",
+            "application/x-www-form-urlencoded",
+            form.as_bytes(),
+        )
+        .await
+    }
+
+    async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        http(self.port, method, path, "application/json", body.as_bytes())
+            .await
+            .unwrap_or_else(|e| panic!("the OAuth2 stand-in did not answer {method} {path}: {e}"))
+    }
+}
+
+/// `application/x-www-form-urlencoded` for one value.
+fn form_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One HTTP/1.1 request to the stand-in on 127.0.0.1 (`Connection: close`, so the answer
+/// ends at EOF): the status and the body as JSON. Enough for a server of our own; the
+/// crate has no HTTP client and needs none.
+async fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, serde_json::Value)> {
+    let exchange = async {
+        let mut tcp = TcpStream::connect(("127.0.0.1", port)).await?;
+        let head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\
+             Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        tcp.write_all(head.as_bytes()).await?;
+        tcp.write_all(body).await?;
+        let mut answer = Vec::new();
+        tcp.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
+        .await
+        .map_err(|_| {
+            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
+        })??;
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
+    let split = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no end of headers"))?;
+    let status = std::str::from_utf8(&answer[..split])
+        .ok()
+        .and_then(|head| head.split(' ').nth(1))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| bad("no status line"))?;
+    let json = serde_json::from_slice(&answer[split + 4..]).unwrap_or(serde_json::Value::Null);
+    Ok((status, json))
 }

@@ -4,7 +4,9 @@
 mod gmail;
 mod kit;
 mod lab;
+mod oauth;
 mod send;
+mod sent;
 mod sync;
 mod throughput;
 mod tls_modes;

@@ -1,0 +1,161 @@
+//! Outlook for Concierge: Microsoft 365 and Outlook.com mailboxes over Microsoft's IMAP and
+//! SMTP servers, signed in with the Microsoft identity platform (OAuth2, XOAUTH2).
+//! Everything but the description is the IMAP/SMTP connector's: this crate is its
+//! [`Preset`] for Microsoft.
+//!
+//! ```ignore
+//! registry.register(Arc::new(concierge_connector_outlook::connector(options, None, None)));
+//! ```
+//!
+//! Exchange Online keeps mail sent over SMTP in Sent Items itself, so nothing is appended
+//! after a send.
+
+use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options, Preset, Security};
+use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor, OAuthProvider};
+
+/// The connector's kind, stored with every mailbox.
+pub const KIND: &str = "outlook";
+
+/// Outlook as Microsoft runs it: the identity platform's v2 endpoints for any account
+/// (`common`: work, school and personal), the scopes, and the servers.
+pub fn preset() -> Preset {
+    Preset {
+        descriptor: Descriptor {
+            kind: KIND,
+            display_name: "Outlook".into(),
+            auth: AuthMethod::OAuth2,
+            capabilities: Capabilities {
+                send: true,
+                provider_saves_sent: true,
+            },
+            fields: Vec::new(),
+        },
+        oauth: OAuthProvider {
+            name: "Microsoft".into(),
+            authorize_url: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into(),
+            token_url: "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
+            userinfo_url: "https://graph.microsoft.com/oidc/userinfo".into(),
+            // offline_access is what makes Microsoft issue a refresh token.
+            scopes: [
+                "https://outlook.office.com/IMAP.AccessAsUser.All",
+                "https://outlook.office.com/SMTP.Send",
+                "offline_access",
+                "openid",
+                "email",
+            ]
+            .map(String::from)
+            .to_vec(),
+            extra_authorize_params: Vec::new(),
+        },
+        imap: Endpoint {
+            host: "outlook.office365.com".into(),
+            port: 993,
+            security: Security::SslTls,
+        },
+        smtp: Endpoint {
+            host: "smtp.office365.com".into(),
+            port: 587,
+            security: Security::StartTls,
+        },
+        gmail_extensions: false,
+    }
+}
+
+/// The Outlook connector. `imap` and `smtp` replace Microsoft's servers when given: how the
+/// gateway's configuration (and the tests) point it at another server.
+pub fn connector(
+    options: Options,
+    imap: Option<Endpoint>,
+    smtp: Option<Endpoint>,
+) -> ImapSmtpConnector {
+    let mut preset = preset();
+    if let Some(imap) = imap {
+        preset.imap = imap;
+    }
+    if let Some(smtp) = smtp {
+        preset.smtp = smtp;
+    }
+    ImapSmtpConnector::preset(preset, options)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use concierge_connector_sdk::{MailConnector, Settings};
+
+    #[test]
+    fn outlook_signs_in_with_microsoft_and_asks_for_nothing() {
+        let outlook = connector(Options::default(), None, None);
+        let d = outlook.descriptor();
+        assert_eq!(
+            (d.kind, d.display_name.as_str(), d.auth),
+            ("outlook", "Outlook", AuthMethod::OAuth2)
+        );
+        assert!(d.fields.is_empty());
+        assert!(d.capabilities.send && d.capabilities.provider_saves_sent);
+        assert_eq!(outlook.validate(&Settings::new()), Ok(Settings::new()));
+        let mut unknown = Settings::new();
+        unknown.insert("folder".into(), "Archive".into());
+        assert_eq!(outlook.validate(&unknown).unwrap_err().field, "folder");
+    }
+
+    #[test]
+    fn the_oauth_provider_is_microsofts_common_endpoint_with_mail_scopes() {
+        let outlook = connector(Options::default(), None, None);
+        let microsoft = outlook.oauth().expect("an OAuth2 provider");
+        assert_eq!(microsoft, &preset().oauth);
+        assert_eq!(
+            microsoft.authorize_url,
+            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+        );
+        assert_eq!(
+            microsoft.token_url,
+            "https://login.microsoftonline.com/common/oauth2/v2.0/token"
+        );
+        assert_eq!(
+            microsoft.userinfo_url,
+            "https://graph.microsoft.com/oidc/userinfo"
+        );
+        assert_eq!(
+            microsoft.scopes.join(" "),
+            "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid email"
+        );
+        assert!(microsoft.extra_authorize_params.is_empty());
+    }
+
+    #[test]
+    fn it_talks_to_microsofts_servers_unless_told_otherwise() {
+        let microsoft = connector(Options::default(), None, None)
+            .server_settings(&Settings::new())
+            .expect("resolves");
+        assert_eq!(
+            (
+                microsoft.imap.host.as_str(),
+                microsoft.imap.port,
+                microsoft.imap.security
+            ),
+            ("outlook.office365.com", 993, Security::SslTls)
+        );
+        assert_eq!(
+            (
+                microsoft.smtp.host.as_str(),
+                microsoft.smtp.port,
+                microsoft.smtp.security
+            ),
+            ("smtp.office365.com", 587, Security::StartTls)
+        );
+
+        let local = Endpoint {
+            host: "127.0.0.1".into(),
+            port: 10587,
+            security: Security::StartTls,
+        };
+        let elsewhere = connector(Options::default(), None, Some(local.clone()))
+            .server_settings(&Settings::new())
+            .expect("resolves");
+        assert_eq!(
+            (elsewhere.imap.host.as_str(), elsewhere.smtp),
+            ("outlook.office365.com", local)
+        );
+    }
+}

@@ -57,6 +57,16 @@ pub struct Grant {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+impl From<&oauth2::basic::BasicTokenResponse> for Grant {
+    fn from(token: &oauth2::basic::BasicTokenResponse) -> Grant {
+        Grant {
+            access_token: token.access_token().secret().clone(),
+            refresh_token: token.refresh_token().map(|r| r.secret().clone()),
+            expires_at: token.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
+        }
+    }
+}
+
 /// Why a provider request failed, in terms the callback reports.
 #[derive(Debug, thiserror::Error)]
 pub enum ProviderError {
@@ -161,11 +171,7 @@ impl OAuthApps {
             .request_async(&self.http)
             .await
             .map_err(token_error)?;
-        Ok(Grant {
-            access_token: token.access_token().secret().clone(),
-            refresh_token: token.refresh_token().map(|r| r.secret().clone()),
-            expires_at: token.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
-        })
+        Ok(Grant::from(&token))
     }
 
     /// A new access token for a refresh token (and the refresh token to keep: providers that
@@ -177,11 +183,7 @@ impl OAuthApps {
             .request_async(&self.http)
             .await
             .map_err(token_error)?;
-        Ok(Grant {
-            access_token: token.access_token().secret().clone(),
-            refresh_token: token.refresh_token().map(|r| r.secret().clone()),
-            expires_at: token.expires_in().and_then(|d| chrono::Duration::from_std(d).ok()).map(|d| Utc::now() + d),
-        })
+        Ok(Grant::from(&token))
     }
 
     /// The account's address, from the provider's OpenID Connect user-info endpoint.

@@ -68,14 +68,7 @@ pub fn connector(
     imap: Option<Endpoint>,
     smtp: Option<Endpoint>,
 ) -> ImapSmtpConnector {
-    let mut preset = preset();
-    if let Some(imap) = imap {
-        preset.imap = imap;
-    }
-    if let Some(smtp) = smtp {
-        preset.smtp = smtp;
-    }
-    ImapSmtpConnector::preset(preset, options)
+    ImapSmtpConnector::preset(preset().with_servers(imap, smtp), options)
 }
 
 #[cfg(test)]

@@ -299,41 +299,9 @@ impl Conn {
         )
         .await
         .map_err(|_| ImapFailure::TimedOut)??;
-        loop {
-            let response = timeout(limit, self.imap.read_response())
-                .await
-                .map_err(|_| ImapFailure::TimedOut)??
-                .ok_or(ImapFailure::Closed)?;
-            match response.parsed() {
-                Response::Continue { .. } => break,
-                Response::Done {
-                    tag: done,
-                    status,
-                    outcome,
-                } if *done == tag => {
-                    // Refused before the upload (no such folder, too big).
-                    self.state = State::Ready;
-                    completion(
-                        status,
-                        outcome.code.as_ref(),
-                        outcome.information.as_deref(),
-                    )?;
-                    return Err(ImapFailure::Unexpected(
-                        "the server ended APPEND before taking the message",
-                    ));
-                }
-                Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } => {
-                    return Err(ImapFailure::bye(
-                        code_name(outcome.code.as_ref()),
-                        outcome.information.as_deref().unwrap_or(""),
-                    ));
-                }
-                other => self.note(other),
-            }
-        }
+        // Refused before the upload (no such folder, too big) is the server's answer.
+        self.await_continuation(&tag, limit, "the server ended APPEND before taking the message")
+            .await?;
         // The upload takes as long as it takes: allow 1 s per 64 KiB beyond the usual budget.
         let upload = limit.saturating_add(Duration::from_secs((raw.len() / (64 * 1024)) as u64));
         let stream = self.imap.get_mut();
@@ -415,30 +383,39 @@ impl Conn {
         let tag = timeout(limit, self.imap.run_command("IDLE"))
             .await
             .map_err(|_| ImapFailure::TimedOut)??;
+        self.await_continuation(&tag, limit, "the server ended IDLE before it began")
+            .await?;
+        self.state = State::Idling(tag.clone());
+        Ok(tag)
+    }
+
+    /// Reads until the server's `+` for the command `tag`. The command finishing first is
+    /// its refusal (or, if it says OK, `early`); BYE ends the connection.
+    async fn await_continuation(
+        &mut self,
+        tag: &RequestId,
+        limit: Duration,
+        early: &'static str,
+    ) -> Result<(), ImapFailure> {
         loop {
             let response = timeout(limit, self.imap.read_response())
                 .await
                 .map_err(|_| ImapFailure::TimedOut)??
                 .ok_or(ImapFailure::Closed)?;
             match response.parsed() {
-                Response::Continue(_) => {
-                    self.state = State::Idling(tag.clone());
-                    return Ok(tag);
-                }
+                Response::Continue { .. } => return Ok(()),
                 Response::Done {
                     tag: done,
                     status,
                     outcome,
-                } if *done == tag => {
+                } if done == tag => {
                     self.state = State::Ready;
                     completion(
                         status,
                         outcome.code.as_ref(),
                         outcome.information.as_deref(),
                     )?;
-                    return Err(ImapFailure::Unexpected(
-                        "the server ended IDLE before it began",
-                    ));
+                    return Err(ImapFailure::Unexpected(early));
                 }
                 Response::Done { .. } => {}
                 Response::Data {

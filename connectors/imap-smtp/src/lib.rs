@@ -108,6 +108,20 @@ pub struct Preset {
     pub gmail_extensions: bool,
 }
 
+impl Preset {
+    /// The same provider with its servers replaced where given: how an operator's
+    /// configuration (or a test) points a provider's connector at other servers.
+    pub fn with_servers(mut self, imap: Option<Endpoint>, smtp: Option<Endpoint>) -> Preset {
+        if let Some(imap) = imap {
+            self.imap = imap;
+        }
+        if let Some(smtp) = smtp {
+            self.smtp = smtp;
+        }
+        self
+    }
+}
+
 /// The IMAP/SMTP connector. One instance per form: [`ImapSmtpConnector::generic`] (kind
 /// `imap`), [`ImapSmtpConnector::gmail_app_password`] (kind `gmail-password`) or a provider
 /// [`ImapSmtpConnector::preset`].

@@ -13,8 +13,7 @@
 //! `cargo bench --bench ws_fanout`; figures go into BENCHMARKS.md. Exits non-zero when a
 //! subscriber misses an event.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -25,6 +24,11 @@ use serde_json::{Value, json};
 use tokio::sync::Notify;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
 use tokio_tungstenite::tungstenite::protocol::{Message, WebSocketConfig};
+
+#[path = "support/gateway.rs"]
+mod gateway;
+
+use gateway::{Gateway, rss_kib};
 
 type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -44,77 +48,6 @@ const TITLE: &str = "A personal access token was created";
 
 fn subscribers() -> usize {
     std::env::var("BENCH_SUBSCRIBERS").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000)
-}
-
-/// The gateway as a child process; killed when dropped, so a failing run leaves nothing behind.
-struct Gateway {
-    child: Child,
-    port: u16,
-    _data: tempfile::TempDir,
-}
-
-impl Gateway {
-    fn start() -> anyhow::Result<Gateway> {
-        let binary = env!("CARGO_BIN_EXE_concierge");
-        if !std::path::Path::new(binary).exists() {
-            bail!("no gateway binary at {binary}: run `cargo build --release` first");
-        }
-        let data = tempfile::tempdir().context("temp dir")?;
-        let mut child = Command::new(binary)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            // Allocator tuning passes through, to compare settings.
-            .envs(std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("MALLOC_")))
-            .env("CONCIERGE_BIND", "127.0.0.1:0")
-            .env("CONCIERGE_DATA_DIR", data.path())
-            // JSON logs, so the bound port can be read from the `serving` line.
-            .env("CONCIERGE_LOG_FORMAT", "json")
-            .env("RUST_LOG", "warn,concierge::app=info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .with_context(|| format!("starting {binary}"))?;
-        let stdout = child.stdout.take().context("gateway stdout")?;
-        let (found, port) = std::sync::mpsc::sync_channel(1);
-        // Reads the log until the process ends: the port once, everything else to stderr.
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let entry: Value = serde_json::from_str(&line).unwrap_or(Value::Null);
-                let addr = entry["addr"].as_str().filter(|_| entry["message"] == "serving");
-                match addr.and_then(|a| a.parse::<std::net::SocketAddr>().ok()) {
-                    Some(addr) => {
-                        let _ = found.send(addr.port());
-                    }
-                    None => eprintln!("gateway: {line}"),
-                }
-            }
-        });
-        let mut gateway = Gateway { child, port: 0, _data: data };
-        gateway.port = port
-            .recv_timeout(Duration::from_secs(60))
-            .context("the gateway exited or did not log its `serving` line within 60 s")?;
-        Ok(gateway)
-    }
-
-    fn rss_kib(&self) -> anyhow::Result<u64> {
-        rss_kib(&format!("/proc/{}/status", self.child.id()))
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `VmRSS` of a process, from its `/proc/<pid>/status`.
-fn rss_kib(status: &str) -> anyhow::Result<u64> {
-    let text = std::fs::read_to_string(status).with_context(|| format!("reading {status}"))?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmRSS in {status}"))
 }
 
 /// The soft open-file limit this process (and the gateway, which inherits it) runs with.

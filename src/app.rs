@@ -108,9 +108,11 @@ impl Application {
                 stop.cancel();
             }
         });
-        // Background work stops with the server; an email being sent is let finish.
+        // Background work stops with the server; an email being sent (or a webhook attempt
+        // in progress) is let finish.
         state.tasks.spawn(state.services.delivery.clone().run(stop.clone()));
         state.tasks.spawn(state.services.digests.clone().run(stop.clone()));
+        state.tasks.spawn(state.services.webhooks.clone().run(stop.clone()));
         let sync = state.services.mailboxes.sync().clone();
         if let Err(e) = sync.start_all().await {
             tracing::error!(error = ?e, "cannot start the mailbox syncs");

@@ -92,6 +92,16 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_DELIVERY_MAX_ATTEMPTS", default_value_t = 12)]
     pub delivery_max_attempts: i32,
 
+    /// Let webhooks reach this machine (loopback addresses), over plain http too. Off by
+    /// default: webhooks go to public https addresses only. For local development and tests.
+    #[arg(long, env = "CONCIERGE_WEBHOOK_ALLOW_HTTP_LOOPBACK", default_value_t = false)]
+    pub webhook_allow_http_loopback: bool,
+
+    /// Milliseconds before the first retry of a failed webhook delivery. The whole schedule
+    /// (5 s, 1 min, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h at the default) scales with it.
+    #[arg(long, env = "CONCIERGE_WEBHOOK_RETRY_MS", default_value_t = 5000)]
+    pub webhook_retry_ms: u64,
+
     /// Contact the Web Push services may reach the operator at (VAPID `sub`): a `mailto:` or
     /// `https:` URL. Default: `mailto:` and the sender address.
     #[arg(long, env = "CONCIERGE_VAPID_SUBJECT")]
@@ -176,6 +186,10 @@ pub struct Config {
     /// Largest message `sendEmail` sends, in bytes, attachments and encoding included.
     #[arg(long, env = "CONCIERGE_MAX_SEND_BYTES", default_value_t = 25 * 1024 * 1024)]
     pub max_send_bytes: usize,
+
+    /// Most events one `publishEvents` request may carry; a larger batch is refused whole.
+    #[arg(long, env = "CONCIERGE_PUBLISH_BATCH_MAX", default_value_t = 100)]
+    pub publish_batch_max: usize,
 
     /// Log filter, in `tracing` EnvFilter syntax.
     #[arg(long = "log", env = "RUST_LOG", default_value = "info")]

@@ -22,6 +22,9 @@ use crate::security::service::SecurityService;
 use crate::security::throttle::Throttle;
 use crate::identity::service::{IdentityService, Viewer};
 use crate::tokens::model::PREFIX as TOKEN_PREFIX;
+use crate::service_accounts::model::{PREFIX as SERVICE_TOKEN_PREFIX, Principal};
+use crate::service_accounts::service::ServiceAccountService;
+use crate::platform_events::service::{PlatformEventService, PublishSettings};
 use crate::tokens::service::TokenService;
 use crate::workspace::service::WorkspaceService;
 use crate::activity::service::ActivityService;
@@ -29,6 +32,8 @@ use crate::contacts::service::ContactService;
 use crate::mailboxes::registry::Registry;
 use crate::mailboxes::service::MailboxService;
 use crate::mailboxes::sync::{MailSync, SyncSettings};
+use crate::webhooks::{WebhookSettings, Webhooks};
+use crate::webhooks::safe_url::UrlPolicy;
 
 #[derive(Clone)]
 pub struct Services {
@@ -49,6 +54,10 @@ pub struct Services {
     pub contacts: ContactService,
     pub activity: ActivityService,
     pub mailboxes: MailboxService,
+    /// Webhooks out, and their delivery worker.
+    pub webhooks: Webhooks,
+    pub service_accounts: ServiceAccountService,
+    pub platform_events: PlatformEventService,
 }
 
 impl Services {
@@ -90,13 +99,26 @@ impl Services {
             throttle(config),
         );
         let workspaces = WorkspaceService::new(db.clone(), fanout.clone());
-        let contacts = ContactService::new(db.clone(), workspaces.clone());
+        let webhooks = Webhooks::new(
+            db.clone(),
+            secrets.clone(),
+            workspaces.clone(),
+            notifications.clone(),
+            clock.clone(),
+            WebhookSettings {
+                retry_base: Duration::from_millis(config.webhook_retry_ms.max(1)),
+                policy: UrlPolicy { allow_loopback: config.webhook_allow_http_loopback },
+                ..WebhookSettings::default()
+            },
+        );
+        let contacts = ContactService::new(db.clone(), workspaces.clone(), webhooks.clone());
         let sync = MailSync::new(
             db.clone(),
             connectors,
             secrets.clone(),
             fanout.clone(),
             notifications.clone(),
+            webhooks.clone(),
             SyncSettings {
                 reconcile_every: Duration::from_secs(config.mail_reconcile_secs.max(1)),
                 backoff_base: Duration::from_millis(config.mail_retry_ms.max(1)),
@@ -106,9 +128,17 @@ impl Services {
             },
         );
         Services {
+            service_accounts: ServiceAccountService::new(db.clone(), log.clone()),
+            platform_events: PlatformEventService::new(
+                db.clone(),
+                notifications.clone(),
+                webhooks.clone(),
+                PublishSettings { batch_max: config.publish_batch_max },
+            ),
             activity: ActivityService::new(db.clone(), contacts.clone(), workspaces.clone()),
             mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone(), config.max_send_bytes),
             contacts,
+            webhooks,
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
             workspaces,
@@ -139,6 +169,16 @@ impl Services {
             self.tokens.authenticate(bearer).await
         } else {
             self.identity.authenticate_session(bearer).await
+        }
+    }
+
+    /// Who a bearer credential stands for: a user (as `authenticate`) or, for a `csat_`
+    /// token, a service account. `authenticate` never accepts a service-account token.
+    pub async fn authenticate_principal(&self, bearer: &str) -> Result<Option<Principal>> {
+        if bearer.starts_with(SERVICE_TOKEN_PREFIX) {
+            Ok(self.service_accounts.authenticate(bearer).await?.map(Principal::ServiceAccount))
+        } else {
+            Ok(self.authenticate(bearer).await?.map(Principal::User))
         }
     }
 }

@@ -50,4 +50,8 @@ digest-messages-from = { $count ->
 }
 digest-unread = Ungelesene Benachrichtigungen ({ $count })
 digest-mailboxes = Postfächer, die Aufmerksamkeit brauchen
+digest-appointments = Termine heute
+digest-appointment-line = { $time } – { $title }
+digest-tasks = Heute fällige Aufgaben
+digest-task-line = { $title } (fällig um { $time })
 digest-footer = Sie erhalten diese Zusammenfassung täglich um { $time } ({ $zone }). Abschalten können Sie sie in Concierge unter Einstellungen → Benachrichtigungen.

@@ -14,3 +14,5 @@ mail-received-title = Neue Nachricht von { $sender }
 mail-received-untitled = Neue Nachricht
 mailbox-reauth-title = { $address }: bitte erneut anmelden
 mailbox-reauth-body = Der Mailserver hat das gespeicherte Passwort abgelehnt. E-Mails dieses Postfachs werden erst wieder synchronisiert, wenn Sie es neu verbinden.
+webhook-disabled-title = Ein Webhook wurde deaktiviert, weil seine Zustellungen immer wieder fehlschlugen
+webhook-disabled-body = Zustellungen an { $url } sind über einen Tag lang fehlgeschlagen, daher wurde der Webhook abgeschaltet. Die verpassten Ereignisse bleiben erhalten: Beheben Sie den Fehler beim Empfänger und schalten Sie den Webhook wieder ein, um sie zu senden.

@@ -51,4 +51,8 @@ digest-messages-from = { $count ->
 }
 digest-unread = Unread notifications ({ $count })
 digest-mailboxes = Mailboxes that need attention
+digest-appointments = Appointments today
+digest-appointment-line = { $time } – { $title }
+digest-tasks = Tasks due today
+digest-task-line = { $title } (due { $time })
 digest-footer = You get this summary every day at { $time } ({ $zone }). Turn it off in Concierge under Preferences → Notifications.

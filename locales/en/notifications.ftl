@@ -14,3 +14,5 @@ mail-received-title = New message from { $sender }
 mail-received-untitled = New message
 mailbox-reauth-title = { $address } needs you to sign in again
 mailbox-reauth-body = The mail server refused the saved password. Mail from this mailbox is not synced until you connect it again.
+webhook-disabled-title = A webhook was disabled after its deliveries kept failing
+webhook-disabled-body = Deliveries to { $url } kept failing for more than a day, so the webhook was turned off. The events it missed are kept: fix the receiver, then turn the webhook on again to send them.

@@ -50,4 +50,8 @@ digest-messages-from = { $count ->
 }
 digest-unread = Notifications non lues ({ $count })
 digest-mailboxes = Boîtes mail à vérifier
+digest-appointments = Rendez-vous aujourd'hui
+digest-appointment-line = { $time } – { $title }
+digest-tasks = Tâches à faire aujourd'hui
+digest-task-line = { $title } (échéance à { $time })
 digest-footer = Vous recevez ce résumé chaque jour à { $time } ({ $zone }). Désactivez-le dans Concierge, sous Préférences → Notifications.

@@ -14,3 +14,5 @@ mail-received-title = Nouveau message de { $sender }
 mail-received-untitled = Nouveau message
 mailbox-reauth-title = { $address } : reconnectez-vous
 mailbox-reauth-body = Le serveur de messagerie a refusé le mot de passe enregistré. Les e-mails de cette boîte ne sont plus synchronisés tant que vous ne la reconnectez pas.
+webhook-disabled-title = Un webhook a été désactivé car ses envois échouaient sans cesse
+webhook-disabled-body = Les envois vers { $url } ont échoué pendant plus d'un jour : le webhook a donc été désactivé. Les événements manqués sont conservés : corrigez le destinataire, puis réactivez le webhook pour les envoyer.

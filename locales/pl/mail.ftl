@@ -51,4 +51,8 @@ digest-messages-from = { $count ->
 }
 digest-unread = Nieprzeczytane powiadomienia ({ $count })
 digest-mailboxes = Skrzynki wymagające uwagi
+digest-appointments = Dzisiejsze spotkania
+digest-appointment-line = { $time } – { $title }
+digest-tasks = Zadania na dziś
+digest-task-line = { $title } (termin { $time })
 digest-footer = To podsumowanie przychodzi codziennie o { $time } ({ $zone }). Wyłączysz je w Concierge w Preferencje → Powiadomienia.

@@ -14,3 +14,5 @@ mail-received-title = Nowa wiadomość od { $sender }
 mail-received-untitled = Nowa wiadomość
 mailbox-reauth-title = { $address }: zaloguj się ponownie
 mailbox-reauth-body = Serwer poczty odrzucił zapisane hasło. Poczta z tej skrzynki nie będzie synchronizowana, dopóki nie połączysz jej ponownie.
+webhook-disabled-title = Webhook został wyłączony, ponieważ jego dostarczenia wciąż się nie udawały
+webhook-disabled-body = Dostarczenia do { $url } nie udawały się przez ponad dobę, więc webhook został wyłączony. Pominięte zdarzenia są zachowane: napraw odbiorcę, a potem włącz webhook ponownie, aby je wysłać.

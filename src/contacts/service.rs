@@ -8,6 +8,7 @@ use super::store;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::identity::service::Viewer;
+use crate::webhooks::{OutgoingEvent, Webhooks};
 use crate::workspace::model::{Permission, WorkspaceId};
 use crate::workspace::service::WorkspaceService;
 
@@ -15,6 +16,7 @@ use crate::workspace::service::WorkspaceService;
 pub struct ContactService {
     db: Db,
     workspaces: WorkspaceService,
+    webhooks: Webhooks,
 }
 
 /// A new contact, or the edits to one (`None`: unchanged).
@@ -24,8 +26,8 @@ pub struct ContactInput {
 }
 
 impl ContactService {
-    pub fn new(db: Db, workspaces: WorkspaceService) -> Self {
-        ContactService { db, workspaces }
+    pub fn new(db: Db, workspaces: WorkspaceService, webhooks: Webhooks) -> Self {
+        ContactService { db, workspaces, webhooks }
     }
 
     /// The contact, if the viewer is a member of its workspace (else NOT_FOUND).
@@ -75,7 +77,11 @@ impl ContactService {
         let mut tx = self.db.begin().await?;
         store::insert_contact(&mut tx, &contact).await?;
         add_emails(&mut tx, workspace_id, contact.contact_id, &emails).await?;
+        let queued = crate::webhooks::enqueue(&mut tx, workspace_id, &created(&contact, &emails)).await?;
         tx.commit().await?;
+        if queued > 0 {
+            self.webhooks.wake();
+        }
         Ok(contact)
     }
 
@@ -146,19 +152,55 @@ async fn add_emails(tx: &mut Tx, workspace_id: WorkspaceId, id: ContactId, email
 
 /// A new contact for a mail sender whose address no contact of the workspace has (the
 /// caller looked, inside the same transaction). Should another process have added the
-/// address since (PostgreSQL), the new contact is dropped and theirs is returned.
-pub async fn create_for_sender(tx: &mut Tx, workspace_id: WorkspaceId, name: Option<&str>, address: &str) -> Result<Option<ContactId>, sqlx::Error> {
+/// address since (PostgreSQL), the new contact is dropped and theirs is returned. A contact
+/// made here is queued for the workspace's webhooks (`contact.created`) in the same
+/// transaction; the caller wakes the webhook worker after committing.
+pub async fn create_for_sender(tx: &mut Tx, workspace_id: WorkspaceId, name: Option<&str>, address: &str) -> Result<Option<ContactId>> {
     let now = Utc::now();
     let contact = Contact { contact_id: ContactId::new(), workspace_id, name: name_for_sender(name, address), created_at: now, updated_at: now };
     store::insert_contact(tx, &contact).await?;
     if store::insert_email(tx, workspace_id, contact.contact_id, address.trim(), 0).await? {
+        crate::webhooks::enqueue(tx, workspace_id, &created(&contact, &[address.trim().to_owned()])).await?;
         Ok(Some(contact.contact_id))
     } else {
         store::delete_contact(tx, contact.contact_id).await?;
-        store::contact_by_address(tx, workspace_id, address).await
+        Ok(store::contact_by_address(tx, workspace_id, address).await?)
+    }
+}
+
+/// `contact.created` for webhooks. The contact's id is the event's: a contact is created once.
+fn created(contact: &Contact, emails: &[String]) -> OutgoingEvent<'static> {
+    OutgoingEvent {
+        id: contact.contact_id.0,
+        kind: "contact.created",
+        occurred_at: contact.created_at,
+        data: serde_json::json!({
+            "contactId": contact.contact_id.0,
+            "name": contact.name,
+            "emails": emails,
+            "createdAt": contact.created_at,
+        }),
     }
 }
 
 pub async fn workspace_matching(tx: &mut Tx, workspace_id: WorkspaceId) -> Result<ContactMatching, sqlx::Error> {
     Ok(store::contact_matching(tx, workspace_id).await?.as_deref().map(ContactMatching::from_db).unwrap_or(ContactMatching::Create))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contact_created_for_webhooks_matches_the_catalogue() {
+        let now = Utc::now();
+        let contact = Contact { contact_id: ContactId::new(), workspace_id: WorkspaceId::new(), name: "Carol".into(), created_at: now, updated_at: now };
+
+        let event = created(&contact, &["carol@customer.test".to_owned()]);
+
+        assert_eq!(event.id, contact.contact_id.0);
+        let kind = crate::events::catalogue::find(event.kind).expect("a catalogue kind");
+        assert!(kind.webhook);
+        assert_eq!(kind.validate(&event.data), Ok(()), "{}", event.data);
+    }
 }

@@ -1,18 +1,22 @@
-//! What resolvers read from the context: the services, and the viewer (authenticated lazily,
-//! so operations that need no account cost no lookup).
+//! What resolvers read from the context: the services, and who is asking (authenticated
+//! lazily, so operations that need no account cost no lookup). That is a user (`viewer`,
+//! through a session or a personal access token) or a workspace's service account
+//! (`service_account`); neither ever stands in for the other: a service-account token asking
+//! for a user's data is FORBIDDEN, and so is a user asking for a service account's operation.
 
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
 use crate::identity::service::{ClientMeta, Viewer};
+use crate::service_accounts::model::{Principal, ServiceAccountPrincipal, ServiceScope};
 use crate::services::Services;
 use crate::tokens::model::Scope;
 
 /// Per request (or per WebSocket connection): the bearer token and who it turned out to be.
 pub struct RequestAuth {
     token: Option<String>,
-    viewer: OnceCell<Option<Viewer>>,
+    principal: OnceCell<Option<Principal>>,
     /// Set when the request itself signs in (`logIn`, `completeTwoFactorLogIn`), so the
     /// payload's `user` resolves its private fields for the account that just signed in.
     signed_in: std::sync::OnceLock<Viewer>,
@@ -21,13 +25,13 @@ pub struct RequestAuth {
 
 impl RequestAuth {
     pub fn new(token: Option<String>, meta: ClientMeta) -> Self {
-        RequestAuth { token, viewer: OnceCell::new(), signed_in: std::sync::OnceLock::new(), meta }
+        RequestAuth { token, principal: OnceCell::new(), signed_in: std::sync::OnceLock::new(), meta }
     }
 
     /// Already authenticated (a WebSocket connection checks its token once, at `connection_init`).
     pub fn resolved(viewer: Option<Viewer>, meta: ClientMeta) -> Self {
-        let viewer = viewer.map(|v| Viewer { meta: meta.clone(), ..v });
-        RequestAuth { token: None, viewer: OnceCell::new_with(Some(viewer)), signed_in: std::sync::OnceLock::new(), meta }
+        let principal = viewer.map(|v| Principal::User(Viewer { meta: meta.clone(), ..v }));
+        RequestAuth { token: None, principal: OnceCell::new_with(Some(principal)), signed_in: std::sync::OnceLock::new(), meta }
     }
 
     pub fn token(&self) -> Option<&str> {
@@ -39,15 +43,31 @@ impl RequestAuth {
         let _ = self.signed_in.set(viewer);
     }
 
+    /// The user making the request, if any. A service-account token is FORBIDDEN here: it
+    /// never acts as a user.
     pub async fn viewer(&self, services: &Services) -> Result<Option<Viewer>> {
         if let Some(viewer) = self.signed_in.get() {
             return Ok(Some(viewer.clone()));
         }
-        self.viewer
+        match self.principal(services).await? {
+            None => Ok(None),
+            Some(Principal::User(viewer)) => Ok(Some(viewer)),
+            Some(Principal::ServiceAccount(_)) => Err(Error::forbidden("a service account cannot act as a user")),
+        }
+    }
+
+    /// Who the bearer token stands for: a user or a service account.
+    pub async fn principal(&self, services: &Services) -> Result<Option<Principal>> {
+        if let Some(viewer) = self.signed_in.get() {
+            return Ok(Some(Principal::User(viewer.clone())));
+        }
+        self.principal
             .get_or_try_init(|| async {
                 let Some(token) = &self.token else { return Ok(None) };
-                let viewer = services.authenticate(token).await?;
-                Ok(viewer.map(|v| Viewer { meta: self.meta.clone(), ..v }))
+                Ok(match services.authenticate_principal(token).await? {
+                    Some(Principal::User(v)) => Some(Principal::User(Viewer { meta: self.meta.clone(), ..v })),
+                    other => other,
+                })
             })
             .await
             .cloned()
@@ -71,6 +91,9 @@ pub trait ContextExt {
     fn viewer(&self) -> impl std::future::Future<Output = Result<Viewer>> + Send;
     /// The viewer, if their credential carries `scope` (sessions carry every scope).
     fn viewer_for(&self, scope: Scope) -> impl std::future::Future<Output = Result<Viewer>> + Send;
+    /// The service account whose token made the request, if the token carries `scope`.
+    /// No token: UNAUTHENTICATED; a user's session or personal token: FORBIDDEN.
+    fn service_account(&self, scope: ServiceScope) -> impl std::future::Future<Output = Result<ServiceAccountPrincipal>> + Send;
 }
 
 impl ContextExt for Context<'_> {
@@ -91,6 +114,18 @@ impl ContextExt for Context<'_> {
         let viewer = self.viewer().await?;
         viewer.require(scope)?;
         Ok(viewer)
+    }
+
+    async fn service_account(&self, scope: ServiceScope) -> Result<ServiceAccountPrincipal> {
+        let Some(auth) = self.auth() else { return Err(Error::Unauthenticated) };
+        match auth.principal(self.services()?).await? {
+            None => Err(Error::Unauthenticated),
+            Some(Principal::User(_)) => Err(Error::forbidden("this needs a service-account token")),
+            Some(Principal::ServiceAccount(account)) => {
+                account.require(scope)?;
+                Ok(account)
+            }
+        }
     }
 }
 

@@ -14,16 +14,20 @@ use crate::config::Config;
 use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
 use crate::contacts::graphql::{ContactMutation, ContactQuery};
 use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::events::graphql::EventQuery;
 use crate::mailboxes::graphql::{MailboxMutation, MailboxQuery, MailboxSubscription};
 use crate::notifications::graphql::{NotificationMutation, NotificationQuery, NotificationSubscription};
+use crate::platform_events::graphql::PlatformEventMutation;
 use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
+use crate::service_accounts::graphql::{ServiceAccountMutation, ServiceAccountQuery};
 use crate::services::Services;
 use crate::tokens::graphql::TokenMutation;
+use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery, EventQuery, ServiceAccountQuery, WebhookQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -35,6 +39,9 @@ pub struct Mutation(
     NotificationMutation,
     MailboxMutation,
     ContactMutation,
+    ServiceAccountMutation,
+    PlatformEventMutation,
+    WebhookMutation,
 );
 
 #[derive(MergedSubscription, Default)]

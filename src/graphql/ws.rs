@@ -2,7 +2,9 @@
 //! `graphql-ws`. The token comes in `connection_init` (`{"authorization": "Bearer …"}` or
 //! `{"token": "…"}`); a
 //! token that does not authenticate is refused (4403), no token means an anonymous
-//! connection whose subscriptions that need an account fail with UNAUTHENTICATED.
+//! connection whose subscriptions that need an account fail with UNAUTHENTICATED. A
+//! service-account token is refused too (4403): service accounts publish over HTTP and have
+//! nothing to subscribe to.
 //! Connections are closed cleanly (1001) when the server shuts down.
 
 use std::pin::Pin;

@@ -101,12 +101,12 @@ mod tests {
             "security-password-changed", "security-two-factor-enabled", "security-two-factor-disabled",
             "security-recovery-code-used", "security-recovery-codes-regenerated", "security-access-token-created",
             "security-email-changed", "security-mailbox-connected", "security-mailbox-disconnected", "security-body",
-            "security-body-from",
+            "security-body-from", "webhook-disabled-title", "webhook-disabled-body",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what"]
+                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url"]
                     .into_iter()
                     .map(|k| (k, FluentValue::from("x")))
                     .collect();

@@ -5,6 +5,11 @@
 //! that was committed is skipped when fetched again, and one that was not is recorded in full.
 //! Mail the gateway sends itself goes through the same path ([`record_sent`]), so its copy in
 //! the Sent folder is recognised when a sync reaches it.
+//!
+//! News (mail recorded once the mailbox has finished its first sync, and mail sent through
+//! the gateway) is queued for the workspace's webhooks in the same transaction, as
+//! `message.receive` and `message.send` events. The first sync's old mail is not news: a
+//! mailbox with years of mail must not flood the webhooks, whose deliveries go out in order.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -24,6 +29,7 @@ use crate::contacts::store as contacts_store;
 use crate::db::{Db, Tx};
 use crate::error::Result;
 use crate::identity::model::AccountId;
+use crate::webhooks::OutgoingEvent;
 use crate::workspace::model::WorkspaceId;
 
 /// Most recipients of one sent message that get an event (To first, then Cc, then Bcc). A
@@ -81,6 +87,7 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
     let parsed = parse_all(messages).await?;
     let parsed_in = started.elapsed();
     let mut tx = db.begin().await?;
+    let news = store::initially_synced(&mut tx, owner.mailbox_id).await?;
 
     let ids: Vec<&str> = parsed.iter().map(|(raw, ..)| raw.reference.id.as_str()).collect();
     let known: HashSet<String> = store::known_messages(&mut tx, owner.mailbox_id, &ids).await?.into_iter().collect();
@@ -94,7 +101,7 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
         })
         .unzip();
 
-    let written = write(&mut tx, owner, &fresh, now).await?;
+    let written = write(&mut tx, owner, &fresh, now, news).await?;
     // Each server message points at its message's first event, recorded now or before
     // (fetched earlier through another mailbox or folder, or sent through the gateway).
     let handled: Vec<(&str, EventId)> = remote_ids.iter().zip(&written.first_events).filter_map(|(r, e)| e.map(|e| (r.as_str(), e))).collect();
@@ -129,7 +136,7 @@ pub async fn record_sent(db: &Db, owner: &Owner, raw: &[u8], now: DateTime<Utc>)
     })
     .await?;
     let mut tx = db.begin().await?;
-    let written = write(&mut tx, owner, &[Message { parsed, key, occurred_at: now }], now).await?;
+    let written = write(&mut tx, owner, &[Message { parsed, key, occurred_at: now }], now, true).await?;
     tx.commit().await?;
     Ok(written.recorded)
 }
@@ -202,8 +209,9 @@ fn thread_ids(message: &ParsedMessage) -> impl Iterator<Item = String> + '_ {
     message.message_id.iter().chain(&message.in_reply_to).chain(message.references.iter().rev()).take(MAX_THREAD_IDS).map(|id| id_key(id))
 }
 
-/// Records the messages' events (and their contacts and threads) inside `tx`.
-async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<Utc>) -> Result<Written> {
+/// Records the messages' events (and their contacts and threads) inside `tx`; with `news`,
+/// queues each recorded event for the workspace's webhooks too.
+async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<Utc>, news: bool) -> Result<Written> {
     let own = address_key(&owner.address);
     let plans: Vec<Plan> = messages.iter().map(|m| plan(&m.parsed, &own)).collect();
     let parties: Vec<&parse::Address> = plans.iter().flat_map(|p| p.parties.iter().flatten().copied()).collect();
@@ -312,10 +320,14 @@ async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<U
     }
 
     let mut written = Written { recorded: Vec::new(), first_events: Vec::with_capacity(messages.len()), new_messages: 0, malformed: 0 };
+    let mut outgoing: Vec<OutgoingEvent> = Vec::new();
     for ((message, plan), (span, thread)) in messages.iter().zip(&plans).zip(&spans) {
         let mut new = false;
         for e in events[span.clone()].iter().filter(|e| inserted.contains(&e.event_id)) {
             new = true;
+            if news {
+                outgoing.push(outgoing_event(e, plan.kind, &message.parsed, *thread));
+            }
             written.recorded.push(Recorded {
                 event_id: e.event_id,
                 contact_id: e.contact_id,
@@ -343,7 +355,33 @@ async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<U
         }
         written.first_events.push(id);
     }
+    // After the contacts made above: a webhook hears of a new sender before their message.
+    crate::webhooks::enqueue_all(tx, owner.workspace_id, &outgoing).await?;
     Ok(written)
+}
+
+/// A recorded message event as webhooks receive it: who, where, what about; not the body.
+fn outgoing_event(e: &ActivityEvent, kind: ActivityType, message: &ParsedMessage, thread: ThreadId) -> OutgoingEvent<'static> {
+    let people = |list: &[parse::Address]| -> Vec<serde_json::Value> {
+        list.iter().take(MAX_RECIPIENTS).map(|a| serde_json::json!({ "name": a.name, "email": a.email })).collect()
+    };
+    OutgoingEvent {
+        id: e.event_id.0,
+        kind: kind.as_str(),
+        occurred_at: e.occurred_at,
+        data: serde_json::json!({
+            "eventId": e.event_id.0,
+            "contactId": e.contact_id.map(|c| c.0),
+            "mailboxId": e.mailbox_id.map(|m| m.0),
+            "threadId": thread.0,
+            "title": message.title,
+            "messageId": message.message_id,
+            "from": people(&message.from),
+            "to": people(&message.to),
+            "cc": people(&message.cc),
+            "occurredAt": e.occurred_at,
+        }),
+    }
 }
 
 /// The contact of each party's address key: existing ones in one query, new ones made
@@ -459,6 +497,35 @@ mod tests {
 
         assert_eq!(p.parties.len(), MAX_RECIPIENTS);
         assert_eq!(m.to.len(), MAX_RECIPIENTS + 20, "the message still lists everyone");
+    }
+
+    #[test]
+    fn a_message_event_for_webhooks_matches_the_catalogue_and_leaves_the_body_out() {
+        let m = message("From: Carol <carol@customer.test>\r\nTo: ada@lab.test\r\nCc: Dan <dan@customer.test>\r\nMessage-ID: <m1@x>");
+        let e = ActivityEvent {
+            event_id: EventId::new(),
+            workspace_id: WorkspaceId::new(),
+            contact_id: Some(ContactId::new()),
+            mailbox_id: Some(MailboxId::new()),
+            kind: ActivityType::MessageReceive.as_str().to_owned(),
+            occurred_at: Utc::now(),
+            dedupe_key: "mid:m1@x".into(),
+            data: Arc::from("{}"),
+            malformed: false,
+            created_at: Utc::now(),
+            thread_id: None,
+            message_id: None,
+        };
+
+        let out = outgoing_event(&e, ActivityType::MessageReceive, &m, ThreadId(e.event_id.0));
+
+        assert_eq!(out.id, e.event_id.0, "the event's id: stable across retries");
+        let kind = crate::events::catalogue::find(out.kind).expect("a catalogue kind");
+        assert!(kind.webhook);
+        assert_eq!(kind.validate(&out.data), Ok(()), "{}", out.data);
+        assert_eq!(out.data["cc"], serde_json::json!([{ "name": "Dan", "email": "dan@customer.test" }]));
+        assert_eq!(out.data["title"], "s");
+        assert!(!out.data.to_string().contains("body"), "no message body: {}", out.data);
     }
 
     #[test]

@@ -200,6 +200,7 @@ impl MailboxService {
                     .map(|r| Change::Activity { workspace_id: owner.workspace_id, event_id: r.event_id, contact_id: r.contact_id })
                     .collect();
                 self.fanout.publish_all(&changes).await;
+                self.sync.wake_webhooks();
                 recorded.into_iter().map(|r| r.event_id).collect()
             }
             Err(e) => {

@@ -38,6 +38,7 @@ use crate::fanout::{Change, Fanout};
 use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
+use crate::webhooks::Webhooks;
 
 /// Tuning of the sync; the defaults suit production, tests shorten them.
 #[derive(Clone, Debug)]
@@ -83,6 +84,8 @@ struct Inner {
     secrets: SecretBox,
     fanout: Fanout,
     notifications: NotificationService,
+    /// Woken after a batch or a status change queued webhook deliveries.
+    webhooks: Webhooks,
     settings: SyncSettings,
     workers: Mutex<HashMap<MailboxId, Worker>>,
     /// This process, as the holder of mailbox leases.
@@ -158,7 +161,15 @@ enum Ended {
 }
 
 impl MailSync {
-    pub fn new(db: Db, registry: Registry, secrets: SecretBox, fanout: Fanout, notifications: NotificationService, settings: SyncSettings) -> Self {
+    pub fn new(
+        db: Db,
+        registry: Registry,
+        secrets: SecretBox,
+        fanout: Fanout,
+        notifications: NotificationService,
+        webhooks: Webhooks,
+        settings: SyncSettings,
+    ) -> Self {
         MailSync {
             inner: Arc::new(Inner {
                 db,
@@ -166,6 +177,7 @@ impl MailSync {
                 secrets,
                 fanout,
                 notifications,
+                webhooks,
                 settings,
                 workers: Mutex::new(HashMap::new()),
                 process: uuid::Uuid::new_v4(),
@@ -178,6 +190,12 @@ impl MailSync {
     /// The account a connector signs in to for `mailbox` (its credentials unsealed).
     pub async fn account(&self, mailbox: &Mailbox, connector: &SharedConnector) -> Result<Account> {
         account_of(&self.inner, mailbox, connector).await
+    }
+
+    /// Tells the webhook worker that deliveries were committed (after mail sent through the
+    /// gateway was recorded).
+    pub fn wake_webhooks(&self) {
+        self.inner.webhooks.wake();
     }
 
     pub fn registry(&self) -> &Registry {
@@ -512,6 +530,8 @@ async fn record(
                 .collect();
             changes.push(Change::Mailbox { mailbox_id: owner.mailbox_id });
             inner.fanout.publish_all(&changes).await;
+            // The batch may have queued webhook deliveries (new contacts, news).
+            inner.webhooks.wake();
             if notify {
                 notify_owner(&inner, &owner, &outcome.recorded).await;
             }
@@ -591,9 +611,12 @@ async fn reconcile(
 /// Records and publishes a status change; the same status for the same reason is no change.
 async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason: &str, error: Option<&str>) {
     match store::set_status(&inner.db, id, status, Some(reason), error, Utc::now()).await {
-        Ok(true) => inner.fanout.publish(Change::Mailbox { mailbox_id: id }).await,
+        Ok(true) => {
+            inner.webhooks.wake();
+            inner.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
+        }
         Ok(false) => {}
-        Err(e) => warn!(error = %e, "cannot record the mailbox status"),
+        Err(e) => warn!(error = ?e, "cannot record the mailbox status"),
     }
 }
 

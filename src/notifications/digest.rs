@@ -75,8 +75,8 @@ impl DigestJob {
     }
 }
 
-/// Reads what the summary reports: messages by contact, other unread notifications and
-/// mailbox problems since the window opened.
+/// Reads what the summary reports: the day's appointments and tasks due, messages by
+/// contact, other unread notifications and mailbox problems since the window opened.
 pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> Result<DigestContent<'a>, sqlx::Error> {
     let recorded = store::notifications_since(db, account_id, job.since, 5000).await?;
     let message = NotificationEvent::MessageReceived.as_str();
@@ -99,14 +99,49 @@ pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> R
     let mut messages_by_contact: Vec<(String, usize)> = by_contact.into_iter().collect();
     messages_by_contact.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     unread.reverse();
+    let (tasks_today, appointments_today) = agenda(db, account_id, job).await?;
     Ok(DigestContent {
         date: job.date.format("%Y-%m-%d").to_string(),
         messages_by_contact,
         unread,
         mailbox_problems: problems,
+        tasks_today,
+        appointments_today,
         time: &job.time,
         zone: &job.zone,
     })
+}
+
+/// (title, local time) lines for the summary's day.
+type Agenda = Vec<(String, String)>;
+
+/// The tasks due and the appointments on the user's local day (`task.*` events by
+/// `data.dueAt`, `appointment.*` by `data.startsAt`), at local times, earliest first. A task
+/// completed or an appointment cancelled since is left out.
+async fn agenda(db: &Db, account_id: AccountId, job: &DigestJob) -> Result<(Agenda, Agenda), sqlx::Error> {
+    let zone: Tz = job.zone.parse().unwrap_or(Tz::UTC);
+    let (from, to) = local_day(job.date, zone);
+    let mut tasks = Vec::new();
+    let mut appointments = Vec::new();
+    for row in crate::platform_events::store::agenda(db, account_id, from, to).await? {
+        if crate::platform_events::model::ends_the_subject(&row.kind) {
+            continue;
+        }
+        let line = (row.subject_title, row.scheduled_at.with_timezone(&zone).format("%H:%M").to_string());
+        if row.kind.starts_with("task.") {
+            tasks.push(line);
+        } else if row.kind.starts_with("appointment.") {
+            appointments.push(line);
+        }
+    }
+    Ok((tasks, appointments))
+}
+
+/// The instants a local day in `zone` starts and ends (23 or 25 hours across a clock change).
+fn local_day(date: NaiveDate, zone: Tz) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = local_instant(date, NaiveTime::MIN, zone);
+    let end = date.succ_opt().map(|next| local_instant(next, NaiveTime::MIN, zone)).unwrap_or(start + chrono::Duration::days(1));
+    (start, end)
 }
 
 #[derive(Clone)]
@@ -197,6 +232,44 @@ mod tests {
 
     fn hm(s: &str) -> NaiveTime {
         NaiveTime::parse_from_str(s, "%H:%M").unwrap()
+    }
+
+    #[test]
+    fn a_local_day_spans_midnight_to_midnight_in_the_users_zone() {
+        let warsaw: Tz = "Europe/Warsaw".parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 11, 23).unwrap();
+        assert_eq!(local_day(day, warsaw), (utc("2026-11-22T23:00:00Z"), utc("2026-11-23T23:00:00Z")));
+        // The day the clocks go forward has 23 hours.
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let (start, end) = local_day(NaiveDate::from_ymd_opt(2026, 3, 29).unwrap(), berlin);
+        assert_eq!(end - start, chrono::Duration::hours(23));
+    }
+
+    #[test]
+    fn the_days_tasks_and_appointments_are_listed_in_the_users_language() {
+        let d = DigestContent {
+            date: "2026-11-23".into(),
+            messages_by_contact: vec![],
+            unread: vec![],
+            mailbox_problems: vec![],
+            tasks_today: vec![("Call Bob back".into(), "15:00".into())],
+            appointments_today: vec![("Demo with Acme".into(), "10:30".into())],
+            time: "08:00",
+            zone: "Europe/Warsaw",
+        };
+        assert!(!d.is_empty(), "a day with only tasks still sends");
+        let en = super::super::email::digest("en", "Ann", &d, "https://app.example");
+        for part in [&en.html, &en.text] {
+            assert!(part.contains("Tasks due today") && part.contains("Call Bob back (due 15:00)"), "{part}");
+            assert!(part.contains("Appointments today") && part.contains("10:30 – Demo with Acme"), "{part}");
+        }
+        let pl = super::super::email::digest("pl", "Ann", &d, "https://app.example");
+        assert!(pl.text.contains("Zadania na dziś") && pl.text.contains("Call Bob back (termin 15:00)"), "{}", pl.text);
+        for lang in ["de", "fr", "pl"] {
+            for id in ["digest-tasks", "digest-appointments"] {
+                assert_ne!(crate::mail::i18n::text(lang, id, &[]), crate::mail::i18n::text("en", id, &[]), "{lang} lacks {id}");
+            }
+        }
     }
 
     #[test]

@@ -106,6 +106,10 @@ pub struct DigestContent<'a> {
     pub unread: Vec<Notification>,
     /// Mailbox problems, one line each.
     pub mailbox_problems: Vec<String>,
+    /// Tasks due on the user's local day: (title, local time), earliest first.
+    pub tasks_today: Vec<(String, String)>,
+    /// Appointments on the user's local day: (title, local start time), earliest first.
+    pub appointments_today: Vec<(String, String)>,
     /// The delivery time and zone, for the footer.
     pub time: &'a str,
     pub zone: &'a str,
@@ -113,7 +117,11 @@ pub struct DigestContent<'a> {
 
 impl DigestContent<'_> {
     pub fn is_empty(&self) -> bool {
-        self.messages_by_contact.is_empty() && self.unread.is_empty() && self.mailbox_problems.is_empty()
+        self.messages_by_contact.is_empty()
+            && self.unread.is_empty()
+            && self.mailbox_problems.is_empty()
+            && self.tasks_today.is_empty()
+            && self.appointments_today.is_empty()
     }
 }
 
@@ -124,6 +132,9 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
         .map(|(contact, n)| text(lang, "digest-messages-from", &[("count", &n.to_string()), ("contact", contact)]))
         .collect();
     let unread: Vec<Item> = d.unread.iter().take(MAX_ITEMS).map(|n| Item { title: &n.title, body: &n.body }).collect();
+    let lines = |id: &str, items: &[(String, String)]| -> Vec<String> {
+        items.iter().map(|(title, time)| text(lang, id, &[("title", title), ("time", time)])).collect()
+    };
     render(
         "digest",
         text(lang, "digest-subject", &[("date", &d.date)]),
@@ -138,6 +149,10 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
             more => more_line(lang, d.unread.len()),
             mailboxes_heading => text(lang, "digest-mailboxes", &[]),
             mailboxes => &d.mailbox_problems,
+            tasks_heading => text(lang, "digest-tasks", &[]),
+            tasks => lines("digest-task-line", &d.tasks_today),
+            appointments_heading => text(lang, "digest-appointments", &[]),
+            appointments => lines("digest-appointment-line", &d.appointments_today),
             open => text(lang, "notification-open", &[]),
             app_url,
             footer => text(lang, "digest-footer", &[("time", d.time), ("zone", d.zone)]),
@@ -204,6 +219,8 @@ mod tests {
             messages_by_contact: vec![("Bob Stone".into(), 3), ("ann@example.com".into(), 1)],
             unread: vec![note("Task due", "Call Bob")],
             mailbox_problems: vec!["ann@work.example: sign in again".into()],
+            tasks_today: vec![],
+            appointments_today: vec![],
             time: "08:00",
             zone: "Europe/Berlin",
         };

@@ -43,6 +43,8 @@ pub enum NotificationEvent {
     WorkflowCompleted,
     CampaignResult,
     BillingUpdate,
+    /// A webhook was disabled after its deliveries kept failing.
+    WebhookDisabled,
 }
 
 /// Where a notification is delivered.
@@ -55,12 +57,12 @@ pub enum NotificationChannel {
 
 pub const CHANNELS: [NotificationChannel; 3] = [NotificationChannel::InApp, NotificationChannel::Email, NotificationChannel::Push];
 
-pub const EVENTS: [NotificationEvent; 17] = {
+pub const EVENTS: [NotificationEvent; 18] = {
     use NotificationEvent::*;
     [
         MessageReceived, Mention, ConversationAssigned, TaskReminder, TaskAssigned, TaskCompleted, AppointmentBooked,
         AppointmentRescheduled, AppointmentCancelled, OpportunityMoved, OpportunityWon, OpportunityLost, SecurityEvent,
-        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate,
+        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate, WebhookDisabled,
     ]
 };
 
@@ -72,7 +74,9 @@ impl NotificationEvent {
             TaskReminder | TaskAssigned | TaskCompleted => NotificationCategory::Tasks,
             AppointmentBooked | AppointmentRescheduled | AppointmentCancelled => NotificationCategory::Appointments,
             OpportunityMoved | OpportunityWon | OpportunityLost => NotificationCategory::Opportunities,
-            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate => NotificationCategory::Account,
+            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled => {
+                NotificationCategory::Account
+            }
         }
     }
 
@@ -184,6 +188,13 @@ mod tests {
         assert!(!NotificationEvent::MessageReceived.default_for(NotificationChannel::Email));
         assert!(NotificationEvent::ConversationAssigned.default_for(NotificationChannel::Email));
         assert!(EVENTS.iter().all(|e| e.default_for(NotificationChannel::InApp)));
+    }
+
+    #[test]
+    fn a_disabled_webhook_is_told_in_the_app_and_by_email() {
+        let on = |c| NotificationEvent::WebhookDisabled.default_for(c);
+        assert!(on(NotificationChannel::InApp) && on(NotificationChannel::Email) && !on(NotificationChannel::Push));
+        assert_eq!(NotificationEvent::WebhookDisabled.category(), NotificationCategory::Account);
     }
 
     #[test]

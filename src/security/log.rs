@@ -34,6 +34,12 @@ pub enum SecurityEventKind {
     EmailChanged,
     MailboxConnected,
     MailboxDisconnected,
+    /// A workspace service account was created (the detail names it).
+    ServiceAccountCreated,
+    ServiceAccountDeleted,
+    /// A service account's token was created or revoked (the detail names both).
+    ServiceAccountTokenCreated,
+    ServiceAccountTokenRevoked,
 }
 
 impl SecurityEventKind {

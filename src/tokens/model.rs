@@ -89,9 +89,15 @@ impl Scope {
 
 /// A fresh token: `cpat_` + 30 random base62 characters + 6 of checksum (CRC32 of the rest).
 pub fn generate() -> String {
+    generate_with(PREFIX)
+}
+
+/// A fresh token in the same format under another prefix (service-account tokens use
+/// `csat_`), so scanners and the checksum treat every kind of token alike.
+pub fn generate_with(prefix: &str) -> String {
     let mut rng = rand::rng();
     let random: String = (0..RANDOM_CHARS).map(|_| BASE62[(rng.next_u32() % 62) as usize] as char).collect();
-    format!("{PREFIX}{random}{}", checksum(&random))
+    format!("{prefix}{random}{}", checksum(&random))
 }
 
 fn checksum(random: &str) -> String {
@@ -107,7 +113,12 @@ fn checksum(random: &str) -> String {
 /// Whether `token` is well-formed with a matching checksum: no database read needed to
 /// refuse a typo or a forgery.
 pub fn well_formed(token: &str) -> bool {
-    let Some(rest) = token.strip_prefix(PREFIX) else { return false };
+    well_formed_with(PREFIX, token)
+}
+
+/// `well_formed` for a token under another prefix.
+pub fn well_formed_with(prefix: &str, token: &str) -> bool {
+    let Some(rest) = token.strip_prefix(prefix) else { return false };
     if rest.len() != RANDOM_CHARS + CHECKSUM_CHARS || !rest.bytes().all(|b| b.is_ascii_alphanumeric()) {
         return false;
     }
@@ -120,7 +131,12 @@ pub use crate::identity::service::token_hash as hash;
 
 /// The part of a token shown in listings, so a user can tell tokens apart.
 pub fn display_prefix(token: &str) -> String {
-    token.chars().take(PREFIX.len() + 4).collect()
+    display_prefix_with(PREFIX, token)
+}
+
+/// `display_prefix` for a token under another prefix.
+pub fn display_prefix_with(prefix: &str, token: &str) -> String {
+    token.chars().take(prefix.len() + 4).collect()
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -13,6 +13,7 @@ use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
 use crate::identity::graphql::{User, loaders};
 use crate::identity::model::{AccountId, AccountStatus, Email};
+use crate::service_accounts::graphql::ServiceAccountNode;
 use crate::tokens::model::Scope;
 
 /// A team's space, with its members.
@@ -63,6 +64,18 @@ impl WorkspaceNode {
             .edges
             .extend(page.into_iter().map(|m| Edge::new(OpaqueCursor(m.membership_id), MembershipNode(m))));
         Ok(connection)
+    }
+
+    /// The workspace's webhooks, oldest first (needs MANAGE_INTEGRATIONS).
+    async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<crate::webhooks::graphql::WebhookNode>> {
+        crate::webhooks::graphql::workspace_webhooks(ctx, self.0.workspace_id).await
+    }
+
+    /// The workspace's service accounts, oldest first (needs MANAGE_INTEGRATIONS).
+    async fn service_accounts(&self, ctx: &Context<'_>) -> Result<Vec<ServiceAccountNode>> {
+        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
+        let accounts = ctx.services()?.service_accounts.list(&viewer, self.0.workspace_id).await?;
+        Ok(accounts.into_iter().map(ServiceAccountNode).collect())
     }
 }
 

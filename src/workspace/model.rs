@@ -33,6 +33,8 @@ pub enum Permission {
     DeactivateMembers,
     /// Rename the workspace.
     ManageWorkspace,
+    /// Create and manage the workspace's service accounts and webhooks (integrations).
+    ManageIntegrations,
 }
 
 /// A member's role. Ordered by rank: MEMBER < ADMIN < OWNER.
@@ -47,8 +49,8 @@ impl Role {
     pub fn permissions(self) -> &'static [Permission] {
         use Permission::*;
         match self {
-            Role::Owner => &[ViewMembers, ManageMembers, ManageRoles, DeactivateMembers, ManageWorkspace],
-            Role::Admin => &[ViewMembers, ManageMembers, ManageRoles, DeactivateMembers],
+            Role::Owner => &[ViewMembers, ManageMembers, ManageRoles, DeactivateMembers, ManageWorkspace, ManageIntegrations],
+            Role::Admin => &[ViewMembers, ManageMembers, ManageRoles, DeactivateMembers, ManageIntegrations],
             Role::Member => &[ViewMembers],
         }
     }

@@ -83,6 +83,11 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_EMAIL_BATCH_SECS", default_value_t = 60)]
     pub email_batch_secs: u64,
 
+    /// Seconds an AUTOMATIC user stays ONLINE after their last WebSocket closes (a reload or
+    /// a dropped network should not flicker their status).
+    #[arg(long, env = "CONCIERGE_PRESENCE_GRACE_SECS", default_value_t = 30)]
+    pub presence_grace_secs: u64,
+
     /// Milliseconds before the first retry of a failed email or push; each further retry
     /// waits twice as long, up to an hour.
     #[arg(long, env = "CONCIERGE_DELIVERY_RETRY_MS", default_value_t = 30_000)]

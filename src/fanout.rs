@@ -42,6 +42,9 @@ pub enum Change {
     Notification { account_id: AccountId, notification_id: uuid::Uuid },
     /// An activity event was recorded in the workspace (on this contact, if any).
     Activity { workspace_id: WorkspaceId, event_id: EventId, contact_id: Option<ContactId> },
+    /// The account's presence (shown status) may have changed; heard by a workspace it
+    /// belongs to.
+    Presence { workspace_id: WorkspaceId, account_id: AccountId },
     /// The mailbox's status, counts or health changed.
     Mailbox { mailbox_id: MailboxId },
     /// The mailbox's sync recorded `done` of the `total` messages it found to record.
@@ -55,7 +58,7 @@ impl Change {
             Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => {
                 Topic::Account(*account_id)
             }
-            Change::Activity { workspace_id, .. } => Topic::Workspace(*workspace_id),
+            Change::Activity { workspace_id, .. } | Change::Presence { workspace_id, .. } => Topic::Workspace(*workspace_id),
             Change::Mailbox { mailbox_id } | Change::SyncProgress { mailbox_id, .. } => Topic::Mailbox(*mailbox_id),
         }
     }
@@ -66,7 +69,7 @@ impl Change {
 pub enum Topic {
     /// Everything about one user: profile, credentials, notifications.
     Account(AccountId),
-    /// A workspace's activity.
+    /// A workspace's activity and its members' presence.
     Workspace(WorkspaceId),
     /// One mailbox's status and sync progress.
     Mailbox(MailboxId),

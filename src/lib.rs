@@ -3,6 +3,7 @@
 pub mod activity;
 pub mod app;
 pub mod assets;
+pub mod availability;
 pub mod clock;
 pub mod config;
 pub mod contacts;

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::availability::service::AvailabilityService;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
@@ -58,6 +59,7 @@ pub struct Services {
     pub webhooks: Webhooks,
     pub service_accounts: ServiceAccountService,
     pub platform_events: PlatformEventService,
+    pub availability: AvailabilityService,
 }
 
 impl Services {
@@ -128,6 +130,12 @@ impl Services {
             },
         );
         Services {
+            availability: AvailabilityService::new(
+                db.clone(),
+                fanout.clone(),
+                clock.clone(),
+                Duration::from_secs(config.presence_grace_secs),
+            ),
             service_accounts: ServiceAccountService::new(db.clone(), log.clone()),
             platform_events: PlatformEventService::new(
                 db.clone(),

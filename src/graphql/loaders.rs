@@ -1,4 +1,4 @@
-//! DataLoaders: every `User`, `Workspace`, membership list, `Contact` and contact address list a
+//! DataLoaders: every `User`, `Workspace`, membership list, member presence, `Contact` and contact address list a
 //! response needs is fetched in one statement per kind, however many the response holds.
 
 use std::collections::HashMap;
@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
+use crate::availability::model::PresenceStatus;
 use crate::contacts::model::{Contact, ContactId};
 use crate::identity::model::{Account, AccountId};
 use crate::services::Services;
@@ -53,6 +54,18 @@ impl Loader<AccountId> for MembershipsLoader {
     }
 }
 
+/// A member's presence, as others see it.
+pub struct PresenceLoader(pub Services);
+
+impl Loader<AccountId> for PresenceLoader {
+    type Value = PresenceStatus;
+    type Error = LoadError;
+
+    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, PresenceStatus>, LoadError> {
+        self.0.availability.effective_many(keys).await.map_err(Arc::new)
+    }
+}
+
 pub struct ContactLoader(pub Services);
 /// A contact's addresses, in order.
 pub struct ContactEmailsLoader(pub Services);
@@ -87,6 +100,7 @@ pub struct Loaders {
     pub accounts: DataLoader<AccountLoader>,
     pub workspaces: DataLoader<WorkspaceLoader>,
     pub memberships: DataLoader<MembershipsLoader>,
+    pub presence: DataLoader<PresenceLoader>,
 }
 
 impl Loaders {
@@ -97,6 +111,7 @@ impl Loaders {
             accounts: DataLoader::new(AccountLoader(services.clone()), tokio::spawn),
             workspaces: DataLoader::new(WorkspaceLoader(services.clone()), tokio::spawn),
             memberships: DataLoader::new(MembershipsLoader(services.clone()), tokio::spawn),
+            presence: DataLoader::new(PresenceLoader(services.clone()), tokio::spawn),
         }
     }
 }

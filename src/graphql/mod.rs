@@ -10,6 +10,7 @@ pub mod ws;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
+use crate::availability::graphql::{AvailabilityMutation, AvailabilitySubscription};
 use crate::config::Config;
 use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
 use crate::contacts::graphql::{ContactMutation, ContactQuery};
@@ -42,10 +43,11 @@ pub struct Mutation(
     ServiceAccountMutation,
     PlatformEventMutation,
     WebhookMutation,
+    AvailabilityMutation,
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(IdentitySubscription, NotificationSubscription, MailboxSubscription, ActivitySubscription);
+pub struct Subscription(IdentitySubscription, NotificationSubscription, MailboxSubscription, ActivitySubscription, AvailabilitySubscription);
 
 pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
 

@@ -6,6 +6,7 @@
 //! service-account token is refused too (4403): service accounts publish over HTTP and have
 //! nothing to subscribe to.
 //! Connections are closed cleanly (1001) when the server shuts down.
+//! An authenticated connection counts towards its account's presence while it is open.
 
 use std::pin::Pin;
 use std::str::FromStr;
@@ -24,6 +25,7 @@ use tokio::sync::watch;
 
 use super::context::{RequestAuth, bearer};
 use crate::app::AppState;
+use crate::availability::service::PresenceGuard;
 use crate::fanout::{Change, Lagged, Topic, TopicStream};
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
@@ -111,14 +113,31 @@ fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta:
     Box::pin(pump(state.services, stopping, sink, messages, watched))
 }
 
+/// Serves the connection; while it is authenticated it counts towards its account's presence,
+/// and the count is released before the task ends.
+async fn pump(
+    services: Arc<Services>,
+    stopping: CancellationToken,
+    sink: SplitSink<WebSocket, Message>,
+    messages: Pin<Box<dyn Stream<Item = WsMessage> + Send>>,
+    watched: watch::Receiver<Option<(String, AccountId)>>,
+) {
+    let mut presence = None;
+    relay(services, stopping, sink, messages, watched, &mut presence).await;
+    if let Some(guard) = presence {
+        guard.release().await;
+    }
+}
+
 /// Relays the protocol's messages to the socket, and closes it when the credential the
 /// connection authenticated with stops working.
-async fn pump(
+async fn relay(
     services: Arc<Services>,
     stopping: CancellationToken,
     mut sink: SplitSink<WebSocket, Message>,
     mut messages: Pin<Box<dyn Stream<Item = WsMessage> + Send>>,
     mut watched: watch::Receiver<Option<(String, AccountId)>>,
+    presence: &mut Option<PresenceGuard>,
 ) {
     // Listens to the account's topic once the connection has authenticated.
     let mut changes: Option<TopicStream> = None;
@@ -129,8 +148,10 @@ async fn pump(
                 None => break,
             },
             Ok(()) = watched.changed(), if changes.is_none() => {
-                if let Some((_, account_id)) = watched.borrow_and_update().as_ref() {
-                    changes = Some(services.fanout.subscribe(Topic::Account(*account_id)));
+                let account_id = watched.borrow_and_update().as_ref().map(|(_, id)| *id);
+                if let Some(account_id) = account_id {
+                    changes = Some(services.fanout.subscribe(Topic::Account(account_id)));
+                    *presence = Some(services.availability.connected(account_id));
                 }
                 continue;
             }

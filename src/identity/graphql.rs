@@ -143,6 +143,26 @@ impl User {
         ctx.services()?.notifications.unread_count(viewer.account_id()).await
     }
 
+    /// Your status and working hours (yourself only).
+    async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::AvailabilityNode> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::ProfileRead)?;
+        crate::availability::graphql::availability_of(ctx, viewer.account_id()).await
+    }
+
+    /// Your free intervals in `[from, to)` (at most 62 days), in UTC: working hours minus
+    /// out of office. Calendars are not connected yet (yourself only).
+    async fn free_busy(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<crate::availability::graphql::FreeBusy> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::ProfileRead)?;
+        Ok(ctx.services()?.availability.free_busy(&viewer, from, to).await?.into())
+    }
+
     /// Your connected mailboxes (yourself only).
     async fn mailboxes(&self, ctx: &Context<'_>) -> Result<Vec<crate::mailboxes::graphql::MailboxNode>> {
         let viewer = own(ctx, &self.0).await?;

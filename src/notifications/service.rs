@@ -181,6 +181,9 @@ impl NotificationService {
         if !(in_app || email || push) {
             return Ok(None);
         }
+        // BUSY with alerts held: no push and no sound; in-app and email still arrive.
+        let held = crate::availability::service::holds_alerts(&self.db, account_id).await?;
+        let push = push && !held;
         let browsers = if push { store::push_subscriptions(&self.db, account_id).await? } else { Vec::new() };
         let (audio, _) = self.settings(account_id).await?;
         let now = self.clock.now();
@@ -190,7 +193,7 @@ impl NotificationService {
             event: notice.event.as_str().to_owned(),
             title: notice.title,
             body: notice.body,
-            audible: audio.audible(notice.event, notice.assigned_to_me),
+            audible: !held && audio.audible(notice.event, notice.assigned_to_me),
             created_at: now,
             read_at: None,
             in_app,

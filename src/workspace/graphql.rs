@@ -103,6 +103,12 @@ impl MembershipNode {
         w.map(WorkspaceNode).ok_or(Error::NotFound("workspace"))
     }
 
+    /// The member's status as others see it.
+    async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::MemberAvailability> {
+        let status = loaders(ctx)?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
+        Ok(crate::availability::graphql::MemberAvailability { status: status.unwrap_or(crate::availability::model::PresenceStatus::Offline) })
+    }
+
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
         let a = loaders(ctx)?.accounts.load_one(self.0.account_id).await.map_err(unshare)?;
         a.map(User).ok_or(Error::NotFound("user"))

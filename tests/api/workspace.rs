@@ -60,7 +60,7 @@ async fn listing_members_costs_the_same_statements_for_three_members_as_for_fift
         app.user(&format!("b{i}@example.com")).await;
         app.add_member(&big, &big.workspace_id, &format!("b{i}@example.com"), "MEMBER").await;
     }
-    let query = "query($w: ID!) { workspace(id: $w) { members(first: 50) { edges { node { user { email memberships { role workspace { name } } } } } } } }";
+    let query = "query($w: ID!) { workspace(id: $w) { members(first: 50) { edges { node { availability { status } user { email memberships { role workspace { name } } } } } } } }";
     let cost = |user: TestUser| {
         let app = &app;
         async move {

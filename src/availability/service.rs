@@ -1,0 +1,268 @@
+//! Availability rules: reading and changing a user's settings (validated whole, saved in one
+//! statement), their effective presence, free intervals, and the presence of a process's
+//! WebSocket connections.
+//!
+//! Presence across processes: each process counts its open, authenticated WebSocket
+//! connections per account in `presence_connection` (keyed by a process id drawn at start).
+//! An AUTOMATIC user is ONLINE while any process counts a connection, or its last one closed
+//! less than the grace period ago. A change is published to each of the user's workspaces
+//! through the fan-out (which crosses processes on PostgreSQL); subscribers reload the status
+//! from the store, so only ids travel. The process whose last connection closed publishes
+//! once more when the grace period ends. A process that dies without shutting down leaves its
+//! rows behind, which keep its users ONLINE until a row is deleted; a heartbeat per process
+//! is the fix when that matters.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
+use tracing::{debug, instrument};
+use uuid::Uuid;
+
+use super::model::{
+    Availability, AvailabilityStatus, DateOverride, DaySchedule, MAX_FREE_BUSY_DAYS, OutOfOffice, PresenceStatus, Span,
+    check_out_of_office, check_overrides, check_weekly, free_spans,
+};
+use super::store::{self, AvailabilityRow};
+use crate::clock::SharedClock;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::fanout::{Change, Fanout};
+use crate::identity::model::AccountId;
+use crate::identity::service::Viewer;
+use crate::workspace::store as workspace_store;
+
+/// What `updateAvailability` changes; `None` leaves a part as it is.
+#[derive(Default)]
+pub struct AvailabilityChange {
+    pub time_zone: Option<chrono_tz::Tz>,
+    pub weekly: Option<Vec<DaySchedule>>,
+    pub overrides: Option<Vec<DateOverride>>,
+    /// `Some(None)` ends the out-of-office period.
+    pub out_of_office: Option<Option<OutOfOffice>>,
+    pub hold_while_busy: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct AvailabilityService {
+    db: Db,
+    fanout: Fanout,
+    clock: SharedClock,
+    process_id: Uuid,
+    grace: Duration,
+}
+
+impl AvailabilityService {
+    pub fn new(db: Db, fanout: Fanout, clock: SharedClock, grace: Duration) -> Self {
+        AvailabilityService { db, fanout, clock, process_id: Uuid::now_v7(), grace }
+    }
+
+    pub async fn availability(&self, account_id: AccountId) -> Result<Availability> {
+        load(&self.db, account_id).await
+    }
+
+    /// The status others see.
+    pub async fn effective(&self, account_id: AccountId) -> Result<PresenceStatus> {
+        Ok(self.effective_many(&[account_id]).await?.remove(&account_id).unwrap_or(PresenceStatus::Offline))
+    }
+
+    /// The status others see, for each account (two statements however many).
+    pub async fn effective_many(&self, ids: &[AccountId]) -> Result<HashMap<AccountId, PresenceStatus>> {
+        let chosen: HashMap<AccountId, AvailabilityStatus> =
+            store::statuses(&self.db, ids).await?.into_iter().map(|(id, s)| (id, AvailabilityStatus::from_db(&s))).collect();
+        let automatic: Vec<AccountId> =
+            ids.iter().copied().filter(|id| chosen.get(id).copied().unwrap_or_default() == AvailabilityStatus::Automatic).collect();
+        let now = self.clock.now();
+        let grace = chrono::Duration::from_std(self.grace).unwrap_or_default();
+        let connected: HashSet<AccountId> = store::connections(&self.db, &automatic)
+            .await?
+            .into_iter()
+            .filter(|(_, open, closed)| *open > 0 || closed.is_some_and(|at| at + grace > now))
+            .map(|(id, _, _)| id)
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| (*id, chosen.get(id).copied().unwrap_or_default().effective(connected.contains(id))))
+            .collect())
+    }
+
+    #[instrument(skip_all)]
+    pub async fn set_status(&self, viewer: &Viewer, status: AvailabilityStatus) -> Result<Availability> {
+        let account_id = viewer.account_id();
+        let mut a = self.availability(account_id).await?;
+        a.status = status;
+        store::upsert(&self.db, account_id, &to_row(&a)?, self.clock.now()).await?;
+        self.announce(account_id).await;
+        Ok(a)
+    }
+
+    /// Applies `change` after checking all of it; any error saves nothing.
+    #[instrument(skip_all)]
+    pub async fn update(&self, viewer: &Viewer, change: AvailabilityChange) -> Result<Availability> {
+        let account_id = viewer.account_id();
+        let mut a = self.availability(account_id).await?;
+        if let Some(tz) = change.time_zone {
+            a.time_zone = tz;
+        }
+        if let Some(weekly) = change.weekly {
+            check_weekly(&weekly)?;
+            a.weekly = weekly;
+        }
+        if let Some(overrides) = change.overrides {
+            // "The past" is before today where the user is (in the zone being saved).
+            let today = self.clock.now().with_timezone(&a.time_zone).date_naive();
+            check_overrides(&overrides, today)?;
+            a.overrides = overrides;
+        }
+        if let Some(ooo) = change.out_of_office {
+            if let Some(o) = &ooo {
+                check_out_of_office(o)?;
+            }
+            a.out_of_office = ooo;
+        }
+        if let Some(hold) = change.hold_while_busy {
+            a.hold_while_busy = hold;
+        }
+        store::upsert(&self.db, account_id, &to_row(&a)?, self.clock.now()).await?;
+        Ok(a)
+    }
+
+    /// The viewer's free intervals in `[from, to)`: working hours minus busy spans. Busy is
+    /// only the out-of-office period until calendars are connected.
+    pub async fn free_busy(&self, viewer: &Viewer, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Span>> {
+        if to <= from {
+            return Err(Error::invalid("to", "must be after from"));
+        }
+        if to - from > chrono::Duration::days(MAX_FREE_BUSY_DAYS) {
+            return Err(Error::invalid("to", format!("at most {MAX_FREE_BUSY_DAYS} days after from")));
+        }
+        let a = self.availability(viewer.account_id()).await?;
+        let busy = a.busy_spans();
+        Ok(free_spans(&a, from, to, &busy))
+    }
+
+    /// Counts an authenticated WebSocket connection of the account until the returned guard
+    /// is released. The write and the announcement run in the background: the connection
+    /// goes on relaying (and registering its subscriptions) meanwhile.
+    pub fn connected(&self, account_id: AccountId) -> PresenceGuard {
+        let service = self.clone();
+        let opened = tokio::spawn(async move {
+            match store::connection_opened(&service.db, service.process_id, account_id).await {
+                Ok(()) => {
+                    service.announce(account_id).await;
+                    true
+                }
+                Err(e) => {
+                    debug!(error = %e, "could not record a connection");
+                    false
+                }
+            }
+        });
+        PresenceGuard { service: Some(self.clone()), account_id, opened: Some(opened) }
+    }
+
+    /// Uncounts a closed connection, then tells the workspaces once the grace period ends
+    /// (in the background: the connection's task need not wait for it).
+    async fn disconnected(&self, account_id: AccountId) {
+        let closed_at = self.clock.now();
+        if let Err(e) = store::connection_closed(&self.db, self.process_id, account_id, closed_at).await {
+            debug!(error = %e, "could not record a closed connection");
+            return;
+        }
+        // Still ONLINE for the grace period. Subscribers reload and drop repeats, so announcing
+        // when another connection opened meanwhile costs nothing.
+        let service = self.clone();
+        let grace = chrono::Duration::from_std(self.grace).unwrap_or_default();
+        tokio::spawn(async move {
+            service.clock.sleep_until(closed_at + grace + chrono::Duration::milliseconds(10)).await;
+            service.announce(account_id).await;
+        });
+    }
+
+    /// Tells each of the account's workspaces that its presence may have changed.
+    async fn announce(&self, account_id: AccountId) {
+        let workspaces = match workspace_store::memberships_of_accounts(&self.db, &[account_id]).await {
+            Ok(ms) => ms,
+            Err(e) => {
+                debug!(error = %e, "could not load memberships for presence");
+                return;
+            }
+        };
+        let changes: Vec<Change> =
+            workspaces.into_iter().map(|m| Change::Presence { workspace_id: m.workspace_id, account_id }).collect();
+        self.fanout.publish_all(&changes).await;
+    }
+}
+
+/// Whether new notifications for the account should skip push and sound: the user chose
+/// BUSY and to hold alerts while busy.
+pub async fn holds_alerts(db: &Db, account_id: AccountId) -> Result<bool> {
+    let a = load(db, account_id).await?;
+    Ok(a.status == AvailabilityStatus::Busy && a.hold_while_busy)
+}
+
+/// Counts one connection until `release`d; dropping it unreleased uncounts it in the
+/// background.
+pub struct PresenceGuard {
+    service: Option<AvailabilityService>,
+    account_id: AccountId,
+    /// The write that counted it: uncounting waits for it, so the two never cross.
+    opened: Option<JoinHandle<bool>>,
+}
+
+impl PresenceGuard {
+    /// Uncounts the connection now. The WebSocket task awaits this, so a graceful shutdown
+    /// (which waits for those tasks before closing the database) leaves no count behind.
+    pub async fn release(mut self) {
+        let (Some(service), Some(opened)) = (self.service.take(), self.opened.take()) else { return };
+        if opened.await.unwrap_or(false) {
+            service.disconnected(self.account_id).await;
+        }
+    }
+}
+
+impl Drop for PresenceGuard {
+    fn drop(&mut self) {
+        let (Some(service), Some(opened), Ok(runtime)) = (self.service.take(), self.opened.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        let account_id = self.account_id;
+        runtime.spawn(async move {
+            if opened.await.unwrap_or(false) {
+                service.disconnected(account_id).await;
+            }
+        });
+    }
+}
+
+async fn load(db: &Db, account_id: AccountId) -> Result<Availability> {
+    let Some(row) = store::find(db, account_id).await? else { return Ok(Availability::default()) };
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| Error::Internal(anyhow::anyhow!("stored availability {what}: {e}"));
+    Ok(Availability {
+        status: AvailabilityStatus::from_db(&row.status),
+        hold_while_busy: row.hold_while_busy,
+        time_zone: row.time_zone.parse().map_err(|e| corrupt("time zone", &e))?,
+        weekly: serde_json::from_str(&row.weekly_schedule).map_err(|e| corrupt("schedule", &e))?,
+        overrides: serde_json::from_str(&row.date_overrides).map_err(|e| corrupt("overrides", &e))?,
+        out_of_office: match (row.ooo_from, row.ooo_to) {
+            (Some(from), Some(to)) => Some(OutOfOffice { from, to, message: row.ooo_message }),
+            _ => None,
+        },
+    })
+}
+
+fn to_row(a: &Availability) -> Result<AvailabilityRow> {
+    let json = |v: serde_json::Result<String>| v.map_err(|e| Error::Internal(e.into()));
+    Ok(AvailabilityRow {
+        status: a.status.as_str().to_owned(),
+        hold_while_busy: a.hold_while_busy,
+        time_zone: a.time_zone.name().to_owned(),
+        weekly_schedule: json(serde_json::to_string(&a.weekly))?,
+        date_overrides: json(serde_json::to_string(&a.overrides))?,
+        ooo_from: a.out_of_office.as_ref().map(|o| o.from),
+        ooo_to: a.out_of_office.as_ref().map(|o| o.to),
+        ooo_message: a.out_of_office.as_ref().and_then(|o| o.message.clone()),
+    })
+}

@@ -1,0 +1,111 @@
+//! All availability and presence SQL.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::db::Db;
+use crate::identity::model::AccountId;
+use crate::identity::store::placeholders;
+use crate::on_pool;
+
+#[derive(sqlx::FromRow)]
+pub struct AvailabilityRow {
+    pub status: String,
+    pub hold_while_busy: bool,
+    pub time_zone: String,
+    pub weekly_schedule: String,
+    pub date_overrides: String,
+    pub ooo_from: Option<DateTime<Utc>>,
+    pub ooo_to: Option<DateTime<Utc>>,
+    pub ooo_message: Option<String>,
+}
+
+pub async fn find(db: &Db, account_id: AccountId) -> Result<Option<AvailabilityRow>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT status, hold_while_busy, time_zone, weekly_schedule, date_overrides, ooo_from, ooo_to, ooo_message \
+         FROM availability WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_optional(p)
+        .await)
+}
+
+/// Writes the whole row (one statement, so a failed update saves nothing).
+pub async fn upsert(db: &Db, account_id: AccountId, row: &AvailabilityRow, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO availability (account_id, status, hold_while_busy, time_zone, weekly_schedule, date_overrides, \
+         ooo_from, ooo_to, ooo_message, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ON CONFLICT (account_id) DO UPDATE SET status = excluded.status, hold_while_busy = excluded.hold_while_busy, \
+         time_zone = excluded.time_zone, weekly_schedule = excluded.weekly_schedule, date_overrides = excluded.date_overrides, \
+         ooo_from = excluded.ooo_from, ooo_to = excluded.ooo_to, ooo_message = excluded.ooo_message, updated_at = excluded.updated_at")
+        .bind(account_id)
+        .bind(&row.status)
+        .bind(row.hold_while_busy)
+        .bind(&row.time_zone)
+        .bind(&row.weekly_schedule)
+        .bind(&row.date_overrides)
+        .bind(row.ooo_from)
+        .bind(row.ooo_to)
+        .bind(&row.ooo_message)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// One more open connection of the account in this process.
+pub async fn connection_opened(db: &Db, process_id: Uuid, account_id: AccountId) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO presence_connection (process_id, account_id, connections, last_closed_at) VALUES ($1, $2, 1, NULL) \
+         ON CONFLICT (process_id, account_id) DO UPDATE SET connections = presence_connection.connections + 1")
+        .bind(process_id)
+        .bind(account_id)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// One connection fewer; stamps when it closed.
+pub async fn connection_closed(db: &Db, process_id: Uuid, account_id: AccountId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE presence_connection SET connections = CASE WHEN connections > 0 THEN connections - 1 ELSE 0 END, \
+         last_closed_at = $3 WHERE process_id = $1 AND account_id = $2")
+        .bind(process_id)
+        .bind(account_id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// The chosen status of each of these accounts that has saved one.
+pub async fn statuses(db: &Db, ids: &[AccountId]) -> Result<Vec<(AccountId, String)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!("SELECT account_id, status FROM availability WHERE account_id IN ({})", placeholders(1, ids.len()));
+    on_pool!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
+/// Each process's open connections of these accounts, and when its last one closed.
+pub async fn connections(db: &Db, ids: &[AccountId]) -> Result<Vec<(AccountId, i32, Option<DateTime<Utc>>)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = format!(
+        "SELECT account_id, connections, last_closed_at FROM presence_connection WHERE account_id IN ({})",
+        placeholders(1, ids.len())
+    );
+    on_pool!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}

@@ -8,9 +8,9 @@
 //! less than the grace period ago. A change is published to each of the user's workspaces
 //! through the fan-out (which crosses processes on PostgreSQL); subscribers reload the status
 //! from the store, so only ids travel. The process whose last connection closed publishes
-//! once more when the grace period ends. A process that dies without shutting down leaves its
-//! rows behind, which keep its users ONLINE until a row is deleted; a heartbeat per process
-//! is the fix when that matters.
+//! once more when the grace period ends. Each process also records a heartbeat every
+//! [`HEARTBEAT`]; the counts of a process silent for three heartbeats (killed, not shut down)
+//! are swept away by the others, and its users' workspaces told.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -18,6 +18,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tracing::{debug, instrument};
+
+/// How often a process says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 use uuid::Uuid;
 
 use super::model::{
@@ -148,7 +151,12 @@ impl AvailabilityService {
     pub fn connected(&self, account_id: AccountId) -> PresenceGuard {
         let service = self.clone();
         let opened = tokio::spawn(async move {
-            match store::connection_opened(&service.db, service.process_id, account_id).await {
+            // Alive first, so no other process's sweep takes this count for a dead one.
+            let opened = async {
+                store::heartbeat(&service.db, service.process_id, Utc::now()).await?;
+                store::connection_opened(&service.db, service.process_id, account_id).await
+            };
+            match opened.await {
                 Ok(()) => {
                     service.announce(account_id).await;
                     true
@@ -178,6 +186,35 @@ impl AvailabilityService {
             service.clock.sleep_until(closed_at + grace + chrono::Duration::milliseconds(10)).await;
             service.announce(account_id).await;
         });
+    }
+
+    /// Says every [`HEARTBEAT`] that this process is alive, and sweeps away the connection
+    /// counts of processes that stopped saying so (killed rather than shut down), telling
+    /// their users' workspaces. Runs until `stop`.
+    pub async fn run(self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            if let Err(e) = store::heartbeat(&self.db, self.process_id, Utc::now()).await {
+                debug!(error = %e, "could not record the presence heartbeat");
+            }
+            self.sweep().await;
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(HEARTBEAT) => {}
+            }
+        }
+    }
+
+    /// Removes the counts of processes silent for three heartbeats and announces their users.
+    pub async fn sweep(&self) {
+        let cutoff = Utc::now() - chrono::Duration::from_std(HEARTBEAT * 3).unwrap_or_default();
+        match store::sweep(&self.db, cutoff).await {
+            Ok(accounts) => {
+                for account_id in accounts {
+                    self.announce(account_id).await;
+                }
+            }
+            Err(e) => debug!(error = %e, "could not sweep stale presence"),
+        }
     }
 
     /// Tells each of the account's workspaces that its presence may have changed.

@@ -109,3 +109,35 @@ pub async fn connections(db: &Db, ids: &[AccountId]) -> Result<Vec<(AccountId, i
         q.fetch_all(p).await
     })
 }
+
+/// This process is alive at `now`.
+pub async fn heartbeat(db: &Db, process_id: Uuid, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "INSERT INTO presence_process (process_id, seen_at) VALUES ($1, $2) \
+         ON CONFLICT (process_id) DO UPDATE SET seen_at = excluded.seen_at")
+        .bind(process_id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Deletes the connection counts of processes not seen since `cutoff` (or never), and those
+/// processes; returns the accounts whose presence may have changed.
+pub async fn sweep(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<AccountId>, sqlx::Error> {
+    const STALE: &str = "NOT EXISTS (SELECT 1 FROM presence_process p WHERE p.process_id = presence_connection.process_id AND p.seen_at >= $1)";
+    let accounts: Vec<AccountId> = on_pool!(db, p => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT DISTINCT account_id FROM presence_connection WHERE {STALE}")))
+        .bind(cutoff)
+        .fetch_all(p)
+        .await)?;
+    if !accounts.is_empty() {
+        on_pool!(db, p => sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM presence_connection WHERE {STALE}")))
+            .bind(cutoff)
+            .execute(p)
+            .await
+            .map(drop))?;
+    }
+    on_pool!(db, p => sqlx::query("DELETE FROM presence_process WHERE seen_at < $1").bind(cutoff).execute(p).await.map(drop))?;
+    Ok(accounts)
+}

@@ -296,3 +296,33 @@ async fn out_of_office_and_a_day_off_remove_their_spans_from_free_time() {
     let r = app.gql(Some(&ada.token), FREE_BUSY, json!({ "f": "2026-06-01T00:00:00Z", "t": "2026-06-02T00:00:00Z" })).await;
     assert_eq!(spans(&r), [(utc("2026-06-01T09:00:00Z"), utc("2026-06-01T17:00:00Z"))]);
 }
+
+#[tokio::test]
+async fn connections_counted_by_a_process_that_died_are_swept_and_their_user_goes_offline() {
+    let app = spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let effective = |user: TestUser| {
+        let app = &app;
+        async move {
+            let r = app.gql(Some(&user.token), "{ me { availability { effectiveStatus } } }", json!({})).await;
+            r["data"]["me"]["availability"]["effectiveStatus"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+        }
+    };
+    // Ada is counted by a process that never says it is alive (killed before its heartbeat);
+    // Bob by this gateway, through a real socket.
+    let ada_id = AccountId(uuid::Uuid::parse_str(&ada.id).expect("an id"));
+    concierge::availability::store::connection_opened(&app.services.db, uuid::Uuid::new_v4(), ada_id).await.expect("a count");
+    let _bob_socket = connect(&app, &bob, "graphql-transport-ws").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while effective(bob.clone()).await != "ONLINE" {
+        assert!(tokio::time::Instant::now() < deadline, "bob never showed ONLINE");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(effective(ada.clone()).await, "ONLINE");
+
+    app.services.availability.sweep().await;
+
+    assert_eq!(effective(ada.clone()).await, "OFFLINE", "the dead process's count is gone");
+    assert_eq!(effective(bob.clone()).await, "ONLINE", "a live process's count stays");
+}

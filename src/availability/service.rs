@@ -18,9 +18,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::task::JoinHandle;
 use tracing::{debug, instrument};
-
-/// How often a process says it is alive.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
 use uuid::Uuid;
 
 use super::model::{
@@ -35,6 +32,9 @@ use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
 use crate::workspace::store as workspace_store;
+
+/// How often a process says it is alive.
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// What `updateAvailability` changes; `None` leaves a part as it is.
 #[derive(Default)]

@@ -4,6 +4,7 @@ pub mod activity;
 pub mod app;
 pub mod assets;
 pub mod availability;
+pub mod calendars;
 pub mod clock;
 pub mod config;
 pub mod contacts;

@@ -115,6 +115,7 @@ pub(crate) fn generic_descriptor() -> Descriptor {
         capabilities: Capabilities {
             send: true,
             provider_saves_sent: false,
+            calendars: false,
         },
         fields: vec![
             Field::new("imapHost", "IMAP server", FieldKind::Host).required(),
@@ -143,6 +144,7 @@ pub(crate) fn gmail_password_descriptor() -> Descriptor {
         capabilities: Capabilities {
             send: true,
             provider_saves_sent: true,
+            calendars: false,
         },
         fields: vec![
             Field::new("smtpSecurity", "SMTP type", FieldKind::Select)

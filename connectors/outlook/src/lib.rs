@@ -27,6 +27,7 @@ pub fn preset() -> Preset {
             capabilities: Capabilities {
                 send: true,
                 provider_saves_sent: true,
+                calendars: false,
             },
             fields: Vec::new(),
         },

@@ -23,6 +23,9 @@ pub struct Capabilities {
     pub send: bool,
     /// The provider itself keeps sent mail in the account's Sent folder.
     pub provider_saves_sent: bool,
+    /// The same sign-in also serves the account's calendars: the connector's kind is
+    /// registered as a [`crate::CalendarConnector`] too.
+    pub calendars: bool,
 }
 
 /// How a form field is rendered and what it accepts.

@@ -48,6 +48,9 @@ pub enum ConnectorError {
     /// The connector does not do this.
     #[error("not supported by this connector: {what}")]
     Unsupported { what: String },
+    /// What was asked for no longer exists on the server (a calendar deleted there).
+    #[error("no longer on the server: {what}")]
+    Gone { what: String },
 }
 
 /// What the gateway does after an error.
@@ -74,7 +77,7 @@ impl ConnectorError {
             ConnectorError::Unreachable { .. } | ConnectorError::Protocol { .. } | ConnectorError::Tls { .. } => Disposition::BackOff,
             ConnectorError::Throttled { retry_after, .. } => Disposition::WaitAtLeast(retry_after.unwrap_or(Duration::from_secs(60))),
             ConnectorError::CheckpointReset { .. } => Disposition::Resync,
-            ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } => Disposition::Fix,
+            ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } | ConnectorError::Gone { .. } => Disposition::Fix,
             ConnectorError::Rejected { .. } => Disposition::GiveUp,
         }
     }
@@ -91,6 +94,7 @@ impl ConnectorError {
             ConnectorError::Settings(_) => "INVALID_SETTINGS",
             ConnectorError::Rejected { .. } => "REJECTED",
             ConnectorError::Unsupported { .. } => "UNSUPPORTED",
+            ConnectorError::Gone { .. } => "GONE",
         }
     }
 }

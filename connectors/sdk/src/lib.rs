@@ -1,6 +1,6 @@
 //! The seam between Concierge and its connectors.
 //!
-//! A connector is a plug-in that knows one kind of mail account (an IMAP/SMTP server, Gmail,
+//! A connector is a plug-in that knows one kind of mail (or calendar, see [`calendar`]) account (an IMAP/SMTP server, Gmail,
 //! Outlook, a partner's own system). It implements [`MailConnector`]: it describes itself and
 //! its connect form ([`Descriptor`]), validates settings, opens a [`MailSession`] that lists,
 //! fetches and waits for messages, and sends mail. It never touches Concierge's database: it
@@ -12,6 +12,7 @@
 //! connector runs against a real server to show it behaves.
 
 mod account;
+pub mod calendar;
 mod descriptor;
 mod error;
 pub mod kit;
@@ -19,6 +20,10 @@ mod oauth;
 mod session;
 
 pub use account::{AccessTokenSource, Account, Credentials, Secret};
+pub use calendar::{
+    CalendarChanges, CalendarConnector, CalendarObject, CalendarSession, KnownObject, RemoteCalendar, SharedCalendarConnector, SyncToken,
+    WriteReceipt,
+};
 pub use descriptor::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldKind, Settings};
 pub use error::{ConnectorError, Disposition, FieldError};
 pub use oauth::OAuthProvider;

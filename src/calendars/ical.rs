@@ -1,0 +1,1 @@
+//! iCalendar in and out (being written).

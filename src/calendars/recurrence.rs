@@ -1,0 +1,1 @@
+//! Recurrence expansion (being written).

@@ -107,6 +107,15 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_WEBHOOK_RETRY_MS", default_value_t = 5000)]
     pub webhook_retry_ms: u64,
 
+    /// Seconds between two polls of every connected calendar account for changes.
+    #[arg(long, env = "CONCIERGE_CALENDAR_POLL_SECS", default_value_t = 300)]
+    pub calendar_poll_secs: u64,
+
+    /// Milliseconds before the first retry of an appointment that could not be written to a
+    /// calendar; each further retry waits twice as long, up to an hour.
+    #[arg(long, env = "CONCIERGE_CALENDAR_RETRY_MS", default_value_t = 30000)]
+    pub calendar_retry_ms: u64,
+
     /// Contact the Web Push services may reach the operator at (VAPID `sub`): a `mailto:` or
     /// `https:` URL. Default: `mailto:` and the sender address.
     #[arg(long, env = "CONCIERGE_VAPID_SUBJECT")]
@@ -161,6 +170,9 @@ pub struct Config {
     pub gmail_token_url: Option<String>,
     #[arg(long, env = "CONCIERGE_GMAIL_USERINFO_URL")]
     pub gmail_userinfo_url: Option<String>,
+    /// Google's CalDAV base (default `https://apidata.googleusercontent.com/caldav/v2/`).
+    #[arg(long, env = "CONCIERGE_GMAIL_CALDAV_URL")]
+    pub gmail_caldav_url: Option<String>,
     /// Gmail's IMAP server as `host:port` (implicit TLS). Default imap.gmail.com:993.
     #[arg(long, env = "CONCIERGE_GMAIL_IMAP")]
     pub gmail_imap: Option<String>,
@@ -181,6 +193,9 @@ pub struct Config {
     pub outlook_token_url: Option<String>,
     #[arg(long, env = "CONCIERGE_OUTLOOK_USERINFO_URL")]
     pub outlook_userinfo_url: Option<String>,
+    /// Microsoft Graph's base (default `https://graph.microsoft.com/v1.0`).
+    #[arg(long, env = "CONCIERGE_OUTLOOK_GRAPH_URL")]
+    pub outlook_graph_url: Option<String>,
     /// Outlook's IMAP server as `host:port` (implicit TLS). Default outlook.office365.com:993.
     #[arg(long, env = "CONCIERGE_OUTLOOK_IMAP")]
     pub outlook_imap: Option<String>,

@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::availability::service::AvailabilityService;
+use crate::calendars::service::CalendarService;
+use crate::calendars::sync::{CalendarSettings, CalendarSync};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::db::Db;
@@ -60,6 +62,8 @@ pub struct Services {
     pub service_accounts: ServiceAccountService,
     pub platform_events: PlatformEventService,
     pub availability: AvailabilityService,
+    /// Connected calendars, and their worker.
+    pub calendars: CalendarService,
 }
 
 impl Services {
@@ -114,6 +118,7 @@ impl Services {
             },
         );
         let contacts = ContactService::new(db.clone(), workspaces.clone(), webhooks.clone());
+        let calendar_registry = connectors.clone();
         let sync = MailSync::new(
             db.clone(),
             connectors,
@@ -129,7 +134,20 @@ impl Services {
                 ..SyncSettings::default()
             },
         );
+        let calendar_sync = CalendarSync::new(
+            db.clone(),
+            secrets.clone(),
+            calendar_registry,
+            sync.clone(),
+            notifications.clone(),
+            CalendarSettings {
+                poll: Duration::from_secs(config.calendar_poll_secs.max(1)),
+                retry: Duration::from_millis(config.calendar_retry_ms.max(1)),
+                timeout: Duration::from_secs(30),
+            },
+        );
         Services {
+            calendars: CalendarService::new(db.clone(), calendar_sync.clone()),
             availability: AvailabilityService::new(
                 db.clone(),
                 fanout.clone(),
@@ -141,6 +159,7 @@ impl Services {
                 db.clone(),
                 notifications.clone(),
                 webhooks.clone(),
+                calendar_sync,
                 PublishSettings { batch_max: config.publish_batch_max },
             ),
             activity: ActivityService::new(db.clone(), contacts.clone(), workspaces.clone()),

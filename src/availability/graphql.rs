@@ -149,11 +149,15 @@ pub struct TimeSpan {
 pub struct FreeBusy {
     /// Free intervals in order, in UTC.
     free: Vec<TimeSpan>,
+    /// Busy intervals in order, merged, in UTC: the busy events of your primary and conflict
+    /// calendars and your out-of-office period (outside working hours too).
+    busy: Vec<TimeSpan>,
 }
 
-impl From<Vec<Span>> for FreeBusy {
-    fn from(spans: Vec<Span>) -> Self {
-        FreeBusy { free: spans.into_iter().map(|s| TimeSpan { start: s.start, end: s.end }).collect() }
+impl From<(Vec<Span>, Vec<Span>)> for FreeBusy {
+    fn from((free, busy): (Vec<Span>, Vec<Span>)) -> Self {
+        let spans = |list: Vec<Span>| list.into_iter().map(|s| TimeSpan { start: s.start, end: s.end }).collect();
+        FreeBusy { free: spans(free), busy: spans(busy) }
     }
 }
 

@@ -266,7 +266,7 @@ pub fn merge(mut spans: Vec<Span>) -> Vec<Span> {
     out
 }
 
-/// `free` minus every span in `busy`. Calendars' busy events join `busy` later.
+/// `free` minus every span in `busy`.
 pub fn subtract(free: Vec<Span>, busy: &[Span]) -> Vec<Span> {
     let busy = merge(busy.to_vec());
     let mut out = Vec::new();

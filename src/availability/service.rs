@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use super::model::{
     Availability, AvailabilityStatus, DateOverride, DaySchedule, MAX_FREE_BUSY_DAYS, OutOfOffice, PresenceStatus, Span,
-    check_out_of_office, check_overrides, check_weekly, free_spans,
+    check_out_of_office, check_overrides, check_weekly, free_spans, merge,
 };
 use super::store::{self, AvailabilityRow};
 use crate::clock::SharedClock;
@@ -131,9 +131,15 @@ impl AvailabilityService {
         Ok(a)
     }
 
-    /// The viewer's free intervals in `[from, to)`: working hours minus busy spans. Busy is
-    /// only the out-of-office period until calendars are connected.
-    pub async fn free_busy(&self, viewer: &Viewer, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<Vec<Span>> {
+    /// The viewer's free intervals in `[from, to)`: working hours minus the busy events of
+    /// their primary and conflict calendars, minus out of office.
+    pub async fn free_busy(
+        &self,
+        viewer: &Viewer,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        calendars: &crate::calendars::service::CalendarService,
+    ) -> Result<(Vec<Span>, Vec<Span>)> {
         if to <= from {
             return Err(Error::invalid("to", "must be after from"));
         }
@@ -141,8 +147,15 @@ impl AvailabilityService {
             return Err(Error::invalid("to", format!("at most {MAX_FREE_BUSY_DAYS} days after from")));
         }
         let a = self.availability(viewer.account_id()).await?;
-        let busy = a.busy_spans();
-        Ok(free_spans(&a, from, to, &busy))
+        let mut busy = a.busy_spans();
+        busy.extend(calendars.busy(viewer.account_id(), from, to, a.time_zone).await?);
+        let free = free_spans(&a, from, to, &busy);
+        let busy = merge(busy)
+            .into_iter()
+            .map(|s| Span { start: s.start.max(from), end: s.end.min(to) })
+            .filter(|s| s.start < s.end)
+            .collect();
+        Ok((free, busy))
     }
 
     /// Counts an authenticated WebSocket connection of the account until the returned guard

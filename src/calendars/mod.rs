@@ -1,5 +1,12 @@
 //! Calendars: connected calendar accounts, their calendars and events, the primary and
-//! conflict calendars, and appointments written to the primary calendar.
+//! conflict calendars, free/busy from their events, and appointments written to the primary
+//! calendar.
 
+pub mod appointments;
+pub mod graphql;
 pub mod ical;
+pub mod model;
 pub mod recurrence;
+pub mod service;
+pub mod store;
+pub mod sync;

@@ -223,6 +223,14 @@ fn security() -> Value {
     object(&["event"], json!({ "event": { "type": "string" } }))
 }
 
+fn calendar() -> Value {
+    object(&["reason"], json!({
+        "calendarAccountId": { "type": "string", "format": "uuid" },
+        "calendarId": { "type": "string", "format": "uuid" },
+        "reason": { "type": "string", "enum": ["needs_reauth", "write_failed", "removed"] },
+    }))
+}
+
 fn webhook() -> Value {
     object(&["webhookId"], json!({ "webhookId": { "type": "string", "format": "uuid" }, "url": { "type": "string" } }))
 }
@@ -295,6 +303,8 @@ static CATALOGUE: LazyLock<Vec<EventKind>> = LazyLock::new(|| {
             "A connected mailbox's sync status changed."),
         kind!("contact.created", Account, Concierge, None, false, true, contact,
             "A contact was created (by hand, or for a new sender)."),
+        kind!("calendar.needs_attention", Account, Concierge, Some(N::CalendarError), false, false, calendar,
+            "A connected calendar needs attention: sign in to it again, an appointment could not be written to it, or it was deleted on its server."),
         kind!("webhook.disabled", Account, Concierge, Some(N::WebhookDisabled), false, false, webhook,
             "A webhook was disabled after its deliveries kept failing."),
     ]

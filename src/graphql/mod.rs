@@ -11,6 +11,7 @@ pub mod ws;
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
 use crate::availability::graphql::{AvailabilityMutation, AvailabilitySubscription};
+use crate::calendars::graphql::{CalendarMutation, CalendarQuery};
 use crate::config::Config;
 use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
 use crate::contacts::graphql::{ContactMutation, ContactQuery};
@@ -28,7 +29,7 @@ use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery, EventQuery, ServiceAccountQuery, WebhookQuery);
+pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery, EventQuery, ServiceAccountQuery, WebhookQuery, CalendarQuery);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -44,6 +45,7 @@ pub struct Mutation(
     PlatformEventMutation,
     WebhookMutation,
     AvailabilityMutation,
+    CalendarMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -151,7 +151,8 @@ impl User {
     }
 
     /// Your free intervals in `[from, to)` (at most 62 days), in UTC: working hours minus
-    /// out of office. Calendars are not connected yet (yourself only).
+    /// the busy events of your primary and conflict calendars, minus out of office
+    /// (yourself only).
     async fn free_busy(
         &self,
         ctx: &Context<'_>,
@@ -160,7 +161,32 @@ impl User {
     ) -> Result<crate::availability::graphql::FreeBusy> {
         let viewer = own(ctx, &self.0).await?;
         viewer.require(Scope::ProfileRead)?;
-        Ok(ctx.services()?.availability.free_busy(&viewer, from, to).await?.into())
+        Ok(ctx.services()?.availability.free_busy(&viewer, from, to, &ctx.services()?.calendars).await?.into())
+    }
+
+    /// Your connected calendar accounts (yourself only).
+    async fn calendar_accounts(&self, ctx: &Context<'_>) -> Result<Vec<crate::calendars::graphql::CalendarAccountNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::calendars::graphql::calendar_accounts(ctx, &viewer).await
+    }
+
+    /// Every calendar of your connected accounts, with its colour, time zone, whether it can
+    /// be written, and whether it is your primary or a conflict calendar (yourself only).
+    async fn calendars(&self, ctx: &Context<'_>) -> Result<Vec<crate::calendars::graphql::CalendarNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::calendars::graphql::calendars(ctx, &viewer).await
+    }
+
+    /// The occurrences in `[from, to)` (at most 62 days) of the events of your primary and
+    /// conflict calendars, recurring ones expanded, in order (yourself only).
+    async fn calendar_events(
+        &self,
+        ctx: &Context<'_>,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+    ) -> Result<Vec<crate::calendars::graphql::CalendarEventOccurrence>> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::calendars::graphql::calendar_events(ctx, &viewer, from, to).await
     }
 
     /// Your connected mailboxes (yourself only).

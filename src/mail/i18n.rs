@@ -101,12 +101,14 @@ mod tests {
             "security-password-changed", "security-two-factor-enabled", "security-two-factor-disabled",
             "security-recovery-code-used", "security-recovery-codes-regenerated", "security-access-token-created",
             "security-email-changed", "security-mailbox-connected", "security-mailbox-disconnected", "security-body",
-            "security-body-from", "webhook-disabled-title", "webhook-disabled-body",
+            "security-body-from", "webhook-disabled-title", "webhook-disabled-body", "calendar-reauth-title",
+            "calendar-reauth-body", "calendar-removed-title", "calendar-removed-body", "calendar-write-failed-title",
+            "calendar-write-failed-body", "digest-calendar", "digest-calendar-line", "digest-all-day", "digest-untitled",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url"]
+                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url", "title"]
                     .into_iter()
                     .map(|k| (k, FluentValue::from("x")))
                     .collect();

@@ -232,6 +232,10 @@ pub async fn callback(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     let outcome = state.services.mailboxes.finish_authorization(&kind, params, &meta).await;
+    if matches!(outcome, Outcome::Connected(_)) {
+        // The same grant may serve the account's calendars: link and sync them now.
+        state.services.calendars.sync().wake();
+    }
     let base = state.config.oauth_return_url.clone().unwrap_or_else(|| format!("{}/oauth/done", state.config.public_url()));
     let mut url = match url::Url::parse(&base) {
         Ok(url) => url,

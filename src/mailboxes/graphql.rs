@@ -101,30 +101,34 @@ impl MailConnectorNode {
     }
 
     async fn fields(&self) -> Vec<ConnectorField> {
-        self.0
-            .descriptor()
-            .fields
-            .iter()
-            .map(|f| ConnectorField {
-                key: f.key.to_owned(),
-                label: f.label.clone(),
-                kind: match f.kind {
-                    FieldKind::Text => ConnectorFieldType::Text,
-                    FieldKind::Host => ConnectorFieldType::Host,
-                    FieldKind::Port => ConnectorFieldType::Port,
-                    FieldKind::Number => ConnectorFieldType::Number,
-                    FieldKind::Email => ConnectorFieldType::Email,
-                    FieldKind::Select => ConnectorFieldType::Select,
-                    FieldKind::Checkbox => ConnectorFieldType::Checkbox,
-                    FieldKind::Date => ConnectorFieldType::Date,
-                },
-                required: f.required,
-                default: f.default.clone().map(Json),
-                choices: f.choices.iter().map(|c| ConnectorFieldChoice { value: c.value.clone(), label: c.label.clone() }).collect(),
-                help: f.help.clone(),
-            })
-            .collect()
+        form_fields(self.0.descriptor())
     }
+}
+
+/// A connector's connect form, as GraphQL shows it (mail and calendar connectors alike).
+pub fn form_fields(descriptor: &concierge_connector_sdk::Descriptor) -> Vec<ConnectorField> {
+    descriptor
+        .fields
+        .iter()
+        .map(|f| ConnectorField {
+            key: f.key.to_owned(),
+            label: f.label.clone(),
+            kind: match f.kind {
+                FieldKind::Text => ConnectorFieldType::Text,
+                FieldKind::Host => ConnectorFieldType::Host,
+                FieldKind::Port => ConnectorFieldType::Port,
+                FieldKind::Number => ConnectorFieldType::Number,
+                FieldKind::Email => ConnectorFieldType::Email,
+                FieldKind::Select => ConnectorFieldType::Select,
+                FieldKind::Checkbox => ConnectorFieldType::Checkbox,
+                FieldKind::Date => ConnectorFieldType::Date,
+            },
+            required: f.required,
+            default: f.default.clone().map(Json),
+            choices: f.choices.iter().map(|c| ConnectorFieldChoice { value: c.value.clone(), label: c.label.clone() }).collect(),
+            help: f.help.clone(),
+        })
+        .collect()
 }
 
 /// A connected mailbox. Its credentials are never shown.

@@ -5,8 +5,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use concierge_connector_caldav::{CaldavConnector, Options as CaldavOptions};
 use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options as ImapOptions, Security};
-use concierge_connector_sdk::{MailConnector as _, SharedConnector};
+use concierge_connector_sdk::{MailConnector as _, SharedCalendarConnector, SharedConnector};
 
 use super::oauth::{OAuthApp, OAuthApps};
 use crate::config::Config;
@@ -14,6 +15,7 @@ use crate::config::Config;
 #[derive(Clone, Default)]
 pub struct Registry {
     connectors: Vec<SharedConnector>,
+    calendars: Vec<SharedCalendarConnector>,
     oauth: OAuthApps,
 }
 
@@ -34,6 +36,23 @@ impl Registry {
         &self.connectors
     }
 
+    /// Adds a calendar connector; a later one with the same kind replaces the earlier. A
+    /// kind that is also a mail connector shares its sign-in (one OAuth grant serves both).
+    pub fn register_calendar(&mut self, connector: SharedCalendarConnector) -> &mut Self {
+        let kind = connector.descriptor().kind;
+        self.calendars.retain(|c| c.descriptor().kind != kind);
+        self.calendars.push(connector);
+        self
+    }
+
+    pub fn calendar(&self, kind: &str) -> Option<&SharedCalendarConnector> {
+        self.calendars.iter().find(|c| c.descriptor().kind == kind)
+    }
+
+    pub fn calendars(&self) -> &[SharedCalendarConnector] {
+        &self.calendars
+    }
+
     /// The OAuth apps, by connector kind.
     pub fn oauth(&self) -> &OAuthApps {
         &self.oauth
@@ -50,7 +69,8 @@ impl Registry {
     }
 
     /// The connectors Concierge ships with: any IMAP/SMTP server, Gmail with an app
-    /// password, and Gmail and Outlook by OAuth (usable once their client ids are set).
+    /// password, and Gmail and Outlook by OAuth (usable once their client ids are set); for
+    /// calendars, any CalDAV server, iCloud, and Google's and Microsoft's calendars.
     pub fn builtin(imap: ImapOptions, config: &Config) -> anyhow::Result<Registry> {
         let mut registry = Registry::default();
         registry
@@ -90,10 +110,26 @@ impl Registry {
             apps.insert(kind.to_owned(), OAuthApp { provider, client_id: id.trim().to_owned(), client_secret: secret.as_ref().map(|s| s.0.clone()) });
         }
         registry.register(Arc::new(gmail)).register(Arc::new(outlook));
+        // Calendars: any CalDAV server and iCloud by password; Google (CalDAV) and Microsoft
+        // (Graph) through the same OAuth grant as their mailboxes.
+        let caldav = CaldavOptions {
+            extra_root_certs_pem: imap.extra_root_certs_pem.clone(),
+            allow_plaintext_remote: imap.allow_plaintext_remote,
+            ..CaldavOptions::default()
+        };
+        registry
+            .register_calendar(Arc::new(CaldavConnector::generic(caldav.clone())))
+            .register_calendar(Arc::new(CaldavConnector::icloud(caldav)))
+            .register_calendar(Arc::new(CaldavConnector::google(non_empty(&config.gmail_caldav_url))))
+            .register_calendar(Arc::new(concierge_connector_outlook::calendar_connector(non_empty(&config.outlook_graph_url))));
         let state_ttl = std::time::Duration::from_secs(u64::from(config.oauth_state_minutes.max(1)) * 60);
         registry.oauth = OAuthApps::new(apps, &config.public_url(), state_ttl)?;
         Ok(registry)
     }
+}
+
+fn non_empty(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
 }
 
 fn override_url(url: &mut String, configured: &Option<String>) {

@@ -100,6 +100,7 @@ pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> R
     messages_by_contact.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     unread.reverse();
     let (tasks_today, appointments_today) = agenda(db, account_id, job).await?;
+    let calendar_today = calendar_day(db, account_id, job).await?;
     Ok(DigestContent {
         date: job.date.format("%Y-%m-%d").to_string(),
         messages_by_contact,
@@ -107,6 +108,7 @@ pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> R
         mailbox_problems: problems,
         tasks_today,
         appointments_today,
+        calendar_today,
         time: &job.time,
         zone: &job.zone,
     })
@@ -135,6 +137,28 @@ async fn agenda(db: &Db, account_id: AccountId, job: &DigestJob) -> Result<(Agen
         }
     }
     Ok((tasks, appointments))
+}
+
+/// The events of the user's primary and conflict calendars on the summary's day, with local
+/// `start–end` times (empty for all-day events). Appointments Concierge wrote to the
+/// calendar are already listed as appointments, so they are left out here.
+async fn calendar_day(db: &Db, account_id: AccountId, job: &DigestJob) -> Result<Agenda, sqlx::Error> {
+    let zone: Tz = job.zone.parse().unwrap_or(Tz::UTC);
+    let (from, to) = local_day(job.date, zone);
+    let entries = crate::calendars::service::agenda(db, account_id, from, to, zone).await?;
+    Ok(entries
+        .into_iter()
+        .filter(|e| !e.uid.ends_with(crate::calendars::appointments::UID_SUFFIX))
+        .map(|e| {
+            let o = e.occurrence;
+            let time = if o.all_day {
+                String::new()
+            } else {
+                format!("{}–{}", o.start.with_timezone(&zone).format("%H:%M"), o.end.with_timezone(&zone).format("%H:%M"))
+            };
+            (o.summary.unwrap_or_default(), time)
+        })
+        .collect())
 }
 
 /// The instants a local day in `zone` starts and ends (23 or 25 hours across a clock change).
@@ -254,6 +278,7 @@ mod tests {
             mailbox_problems: vec![],
             tasks_today: vec![("Call Bob back".into(), "15:00".into())],
             appointments_today: vec![("Demo with Acme".into(), "10:30".into())],
+            calendar_today: vec![("Dentist".into(), "12:00–12:45".into()), ("Team offsite".into(), String::new())],
             time: "08:00",
             zone: "Europe/Warsaw",
         };
@@ -262,11 +287,14 @@ mod tests {
         for part in [&en.html, &en.text] {
             assert!(part.contains("Tasks due today") && part.contains("Call Bob back (due 15:00)"), "{part}");
             assert!(part.contains("Appointments today") && part.contains("10:30 – Demo with Acme"), "{part}");
+            assert!(part.contains("On your calendar today") && part.contains("12:00–12:45 – Dentist"), "{part}");
+            assert!(part.contains("All day – Team offsite"), "{part}");
         }
         let pl = super::super::email::digest("pl", "Ann", &d, "https://app.example");
         assert!(pl.text.contains("Zadania na dziś") && pl.text.contains("Call Bob back (termin 15:00)"), "{}", pl.text);
+        assert!(pl.text.contains("Cały dzień – Team offsite"), "{}", pl.text);
         for lang in ["de", "fr", "pl"] {
-            for id in ["digest-tasks", "digest-appointments"] {
+            for id in ["digest-tasks", "digest-appointments", "digest-calendar", "digest-all-day"] {
                 assert_ne!(crate::mail::i18n::text(lang, id, &[]), crate::mail::i18n::text("en", id, &[]), "{lang} lacks {id}");
             }
         }

@@ -110,6 +110,9 @@ pub struct DigestContent<'a> {
     pub tasks_today: Vec<(String, String)>,
     /// Appointments on the user's local day: (title, local start time), earliest first.
     pub appointments_today: Vec<(String, String)>,
+    /// Events of the primary and conflict calendars on the user's local day: (title, local
+    /// `start–end`, empty for an all-day event), earliest first.
+    pub calendar_today: Vec<(String, String)>,
     /// The delivery time and zone, for the footer.
     pub time: &'a str,
     pub zone: &'a str,
@@ -122,6 +125,7 @@ impl DigestContent<'_> {
             && self.mailbox_problems.is_empty()
             && self.tasks_today.is_empty()
             && self.appointments_today.is_empty()
+            && self.calendar_today.is_empty()
     }
 }
 
@@ -135,6 +139,17 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
     let lines = |id: &str, items: &[(String, String)]| -> Vec<String> {
         items.iter().map(|(title, time)| text(lang, id, &[("title", title), ("time", time)])).collect()
     };
+    let all_day = text(lang, "digest-all-day", &[]);
+    let untitled = text(lang, "digest-untitled", &[]);
+    let calendar: Vec<String> = d
+        .calendar_today
+        .iter()
+        .map(|(title, time)| {
+            let title = if title.is_empty() { &untitled } else { title };
+            let time = if time.is_empty() { &all_day } else { time };
+            text(lang, "digest-calendar-line", &[("title", title), ("time", time)])
+        })
+        .collect();
     render(
         "digest",
         text(lang, "digest-subject", &[("date", &d.date)]),
@@ -153,6 +168,8 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
             tasks => lines("digest-task-line", &d.tasks_today),
             appointments_heading => text(lang, "digest-appointments", &[]),
             appointments => lines("digest-appointment-line", &d.appointments_today),
+            calendar_heading => text(lang, "digest-calendar", &[]),
+            calendar,
             open => text(lang, "notification-open", &[]),
             app_url,
             footer => text(lang, "digest-footer", &[("time", d.time), ("zone", d.zone)]),
@@ -221,6 +238,7 @@ mod tests {
             mailbox_problems: vec!["ann@work.example: sign in again".into()],
             tasks_today: vec![],
             appointments_today: vec![],
+            calendar_today: vec![],
             time: "08:00",
             zone: "Europe/Berlin",
         };

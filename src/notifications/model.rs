@@ -45,6 +45,9 @@ pub enum NotificationEvent {
     BillingUpdate,
     /// A webhook was disabled after its deliveries kept failing.
     WebhookDisabled,
+    /// A connected calendar needs attention: sign in again, an appointment that could not
+    /// be written, a synced calendar deleted on the server.
+    CalendarError,
 }
 
 /// Where a notification is delivered.
@@ -57,12 +60,12 @@ pub enum NotificationChannel {
 
 pub const CHANNELS: [NotificationChannel; 3] = [NotificationChannel::InApp, NotificationChannel::Email, NotificationChannel::Push];
 
-pub const EVENTS: [NotificationEvent; 18] = {
+pub const EVENTS: [NotificationEvent; 19] = {
     use NotificationEvent::*;
     [
         MessageReceived, Mention, ConversationAssigned, TaskReminder, TaskAssigned, TaskCompleted, AppointmentBooked,
         AppointmentRescheduled, AppointmentCancelled, OpportunityMoved, OpportunityWon, OpportunityLost, SecurityEvent,
-        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate, WebhookDisabled,
+        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate, WebhookDisabled, CalendarError,
     ]
 };
 
@@ -74,7 +77,7 @@ impl NotificationEvent {
             TaskReminder | TaskAssigned | TaskCompleted => NotificationCategory::Tasks,
             AppointmentBooked | AppointmentRescheduled | AppointmentCancelled => NotificationCategory::Appointments,
             OpportunityMoved | OpportunityWon | OpportunityLost => NotificationCategory::Opportunities,
-            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled => {
+            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled | CalendarError => {
                 NotificationCategory::Account
             }
         }

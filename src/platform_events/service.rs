@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::model::{NewPlatformEvent, RawEvent};
 use super::store::{self, EventRow};
+use crate::calendars::sync::CalendarSync;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::model::{AccountId, AccountStatus};
@@ -78,12 +79,13 @@ pub struct PlatformEventService {
     db: Db,
     notifications: NotificationService,
     webhooks: Webhooks,
+    calendars: CalendarSync,
     settings: PublishSettings,
 }
 
 impl PlatformEventService {
-    pub fn new(db: Db, notifications: NotificationService, webhooks: Webhooks, settings: PublishSettings) -> Self {
-        PlatformEventService { db, notifications, webhooks, settings }
+    pub fn new(db: Db, notifications: NotificationService, webhooks: Webhooks, calendars: CalendarSync, settings: PublishSettings) -> Self {
+        PlatformEventService { db, notifications, webhooks, calendars, settings }
     }
 
     /// Publishes a batch for the service account's workspace; one outcome per event, in
@@ -126,7 +128,7 @@ impl PlatformEventService {
             Ok(r) => r,
             Err(e) => return rejected(e),
         };
-        match self.store(principal, &event, &recipients).await {
+        match self.store(principal, index, &event, &recipients).await {
             Ok(Stored::New(id)) => {
                 self.route(id, &event, &recipients).await;
                 PublishOutcome { index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
@@ -143,7 +145,7 @@ impl PlatformEventService {
 
     /// Stores the event, its recipients and its webhook deliveries in one transaction, unless
     /// its key was seen.
-    async fn store(&self, principal: &ServiceAccountPrincipal, event: &NewPlatformEvent, recipients: &[(AccountId, bool)]) -> Result<Stored> {
+    async fn store(&self, principal: &ServiceAccountPrincipal, index: usize, event: &NewPlatformEvent, recipients: &[(AccountId, bool)]) -> Result<Stored> {
         let id = Uuid::now_v7();
         let row = EventRow {
             platform_event_id: id,
@@ -183,9 +185,15 @@ impl PlatformEventService {
         } else {
             0
         };
+        // An appointment also goes into the calendars of the users it names; written by
+        // the calendar worker, so a calendar that is down delays it but never loses it.
+        let calendar_write = crate::calendars::appointments::want(&mut tx, &format!("events[{index}]"), principal.workspace_id, event, row.created_at).await?;
         tx.commit().await?;
         if queued > 0 {
             self.webhooks.wake();
+        }
+        if calendar_write {
+            self.calendars.wake();
         }
         tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = accounts.len(), "platform event stored");
         Ok(Stored::New(id))

@@ -38,10 +38,14 @@ pub enum Scope {
     NotificationsRead,
     /// Send mail through the user's mailboxes.
     MailSend,
+    /// Read connected calendars, their events and free/busy time.
+    CalendarsRead,
+    /// Connect calendar accounts and choose the primary and conflict calendars.
+    CalendarsWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 10] = [
+    pub const ALL: [Scope; 12] = [
         Scope::ProfileRead,
         Scope::ProfileWrite,
         Scope::WorkspacesRead,
@@ -52,6 +56,8 @@ impl Scope {
         Scope::ContactsWrite,
         Scope::NotificationsRead,
         Scope::MailSend,
+        Scope::CalendarsRead,
+        Scope::CalendarsWrite,
     ];
 
     /// The scope as clients write it, e.g. `profile:read`.
@@ -67,6 +73,8 @@ impl Scope {
             Scope::ContactsWrite => "contacts:write",
             Scope::NotificationsRead => "notifications:read",
             Scope::MailSend => "mail:send",
+            Scope::CalendarsRead => "calendars:read",
+            Scope::CalendarsWrite => "calendars:write",
         }
     }
 

@@ -2,6 +2,8 @@
 //! real server on a random port with a database of its own.
 
 mod availability;
+mod calendar_lab;
+mod calendars;
 mod contacts;
 mod delivery;
 mod digest;
@@ -14,6 +16,7 @@ mod mailboxes;
 mod mail_faults;
 mod mail_lab;
 mod notifications;
+mod oauth_calendars;
 mod oauth_mail;
 mod platform_events;
 mod profile;

@@ -16,7 +16,11 @@ pub const FRONTEND: &str = "http://frontend.test/settings/mail";
 
 /// A gateway whose Gmail and Outlook apps point at the lab's stand-in and servers.
 pub async fn oauth_gateway() -> (TestApp, MailLab) {
-    let lab = MailLab::get().await;
+    oauth_gateway_on(MailLab::get().await, |_| {}).await
+}
+
+/// The same on `lab`, with more settings changed by `adjust`.
+pub async fn oauth_gateway_on(lab: MailLab, adjust: impl FnOnce(&mut concierge::config::Config) + Send + 'static) -> (TestApp, MailLab) {
     let cert = lab.cert();
     let base = lab.oauth_url();
     let (imaps, submissions) = (lab.imaps, lab.submissions);
@@ -40,6 +44,7 @@ pub async fn oauth_gateway() -> (TestApp, MailLab) {
         // Outlook submits over STARTTLS; the lab's port for that is `submission`, so the
         // Outlook tests use Gmail's implicit-TLS path for sending and this for signing in.
         c.outlook_smtp = Some(format!("127.0.0.1:{submissions}"));
+        adjust(c);
     })
     .await;
     (app, lab)

@@ -27,7 +27,7 @@ pub fn preset() -> Preset {
             capabilities: Capabilities {
                 send: true,
                 provider_saves_sent: true,
-                calendars: false,
+                calendars: true,
             },
             fields: Vec::new(),
         },
@@ -39,6 +39,8 @@ pub fn preset() -> Preset {
             // Full mail access is the only scope Gmail's IMAP and SMTP accept.
             scopes: vec![
                 "https://mail.google.com/".into(),
+                // The calendars of the same account, over Google's CalDAV API.
+                "https://www.googleapis.com/auth/calendar".into(),
                 "openid".into(),
                 "email".into(),
             ],
@@ -109,7 +111,12 @@ mod tests {
         );
         assert_eq!(
             google.scopes,
-            ["https://mail.google.com/", "openid", "email"]
+            [
+                "https://mail.google.com/",
+                "https://www.googleapis.com/auth/calendar",
+                "openid",
+                "email"
+            ]
         );
         let params: Vec<(&str, &str)> = google
             .extra_authorize_params

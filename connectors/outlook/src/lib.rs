@@ -1,10 +1,12 @@
 //! Outlook for Concierge: Microsoft 365 and Outlook.com mailboxes over Microsoft's IMAP and
-//! SMTP servers, signed in with the Microsoft identity platform (OAuth2, XOAUTH2).
-//! Everything but the description is the IMAP/SMTP connector's: this crate is its
-//! [`Preset`] for Microsoft.
+//! SMTP servers, and their calendars over Microsoft Graph, all signed in with one grant of
+//! the Microsoft identity platform (OAuth2; XOAUTH2 for mail, bearer tokens for Graph).
+//! The mail half is the IMAP/SMTP connector's [`Preset`] for Microsoft; the calendar half
+//! is [`GraphCalendarConnector`], of the same kind.
 //!
 //! ```ignore
 //! registry.register(Arc::new(concierge_connector_outlook::connector(options, None, None)));
+//! calendars.register(Arc::new(concierge_connector_outlook::calendar_connector(None)));
 //! ```
 //!
 //! Exchange Online keeps mail sent over SMTP in Sent Items itself, so nothing is appended
@@ -13,11 +15,16 @@
 use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options, Preset, Security};
 use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor, OAuthProvider};
 
+mod calendar;
+
+pub use calendar::{CALENDAR_SCOPE, GRAPH_BASE, GraphCalendarConnector, calendar_connector};
+
 /// The connector's kind, stored with every mailbox.
 pub const KIND: &str = "outlook";
 
 /// Outlook as Microsoft runs it: the identity platform's v2 endpoints for any account
-/// (`common`: work, school and personal), the scopes, and the servers.
+/// (`common`: work, school and personal), the scopes (mail and, through Graph, calendars:
+/// one grant serves both halves), and the servers.
 pub fn preset() -> Preset {
     Preset {
         descriptor: Descriptor {
@@ -27,7 +34,7 @@ pub fn preset() -> Preset {
             capabilities: Capabilities {
                 send: true,
                 provider_saves_sent: true,
-                calendars: false,
+                calendars: true,
             },
             fields: Vec::new(),
         },
@@ -40,6 +47,7 @@ pub fn preset() -> Preset {
             scopes: [
                 "https://outlook.office.com/IMAP.AccessAsUser.All",
                 "https://outlook.office.com/SMTP.Send",
+                CALENDAR_SCOPE,
                 "offline_access",
                 "openid",
                 "email",
@@ -86,7 +94,9 @@ mod tests {
             ("outlook", "Outlook", AuthMethod::OAuth2)
         );
         assert!(d.fields.is_empty());
-        assert!(d.capabilities.send && d.capabilities.provider_saves_sent);
+        assert!(
+            d.capabilities.send && d.capabilities.provider_saves_sent && d.capabilities.calendars
+        );
         assert_eq!(outlook.validate(&Settings::new()), Ok(Settings::new()));
         let mut unknown = Settings::new();
         unknown.insert("folder".into(), "Archive".into());
@@ -112,9 +122,36 @@ mod tests {
         );
         assert_eq!(
             microsoft.scopes.join(" "),
-            "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid email"
+            "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send https://graph.microsoft.com/Calendars.ReadWrite offline_access openid email"
         );
         assert!(microsoft.extra_authorize_params.is_empty());
+    }
+
+    #[test]
+    fn the_calendar_half_is_the_same_kind_with_the_same_grant() {
+        use concierge_connector_sdk::CalendarConnector;
+        let graph = calendar_connector(None);
+        let d = graph.descriptor();
+        assert_eq!((d.kind, d.auth), ("outlook", AuthMethod::OAuth2));
+        assert!(d.fields.is_empty() && d.capabilities.calendars);
+        assert_eq!(
+            CalendarConnector::validate(&graph, &Settings::new()),
+            Ok(Settings::new())
+        );
+        let microsoft = graph.oauth().expect("an OAuth2 provider");
+        assert_eq!(microsoft, &preset().oauth);
+        assert!(
+            microsoft
+                .scopes
+                .iter()
+                .any(|s| s == "https://graph.microsoft.com/Calendars.ReadWrite")
+        );
+        assert!(
+            microsoft
+                .scopes
+                .iter()
+                .any(|s| s == "https://outlook.office.com/IMAP.AccessAsUser.All")
+        );
     }
 
     #[test]

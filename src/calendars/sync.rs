@@ -1,0 +1,543 @@
+//! The calendar worker: it polls every connected calendar account (its calendars, then the
+//! events of the primary and conflict calendars), and writes the appointments waiting for a
+//! user's primary calendar. One loop for all accounts; [`CalendarSync::wake`] runs it at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use concierge_connector_sdk::{
+    Account, CalendarSession, ConnectorError, Credentials, KnownObject, Secret, Settings, SharedCalendarConnector, SyncToken,
+};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::ical;
+use super::model::{Appointment, AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarAccountStatus, CalendarStatus, StoredEvent};
+use super::store;
+use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::error::{Error, Result};
+use crate::mail::i18n::text;
+use crate::mailboxes::registry::Registry;
+use crate::mailboxes::sync::MailSync;
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService};
+
+#[derive(Clone, Copy, Debug)]
+pub struct CalendarSettings {
+    /// How often every account is polled for changes (`CONCIERGE_CALENDAR_POLL_SECS`).
+    pub poll: Duration,
+    /// The first retry of a failed appointment write; each further one waits twice as long,
+    /// up to an hour (`CONCIERGE_CALENDAR_RETRY_MS`).
+    pub retry: Duration,
+    /// Longest wait for a server's answer.
+    pub timeout: Duration,
+}
+
+/// A CalDAV-style account's own login, sealed at rest and bound to the account's id.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct StoredLogin {
+    pub username: String,
+    pub password: String,
+}
+
+impl StoredLogin {
+    pub fn seal(&self, secrets: &SecretBox, id: CalendarAccountId) -> Result<Vec<u8>> {
+        let plain = serde_json::to_vec(self).map_err(anyhow::Error::from)?;
+        Ok(secrets.seal(&plain, id.0.as_bytes())?)
+    }
+
+    fn open(secrets: &SecretBox, id: CalendarAccountId, sealed: &[u8]) -> Result<StoredLogin> {
+        let plain = secrets.open(sealed, id.0.as_bytes())?;
+        Ok(serde_json::from_slice(&plain).map_err(anyhow::Error::from)?)
+    }
+}
+
+#[derive(Clone)]
+pub struct CalendarSync {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: Db,
+    secrets: SecretBox,
+    registry: Registry,
+    mail: MailSync,
+    notifications: NotificationService,
+    settings: CalendarSettings,
+    wake: Notify,
+}
+
+/// At most this many appointment writes per round.
+const WRITES_PER_ROUND: i64 = 200;
+/// How long a process holds a write it took before another may take it over.
+const CLAIM: Duration = Duration::from_secs(120);
+/// A write waiting for the user to choose a primary calendar is looked at again this often.
+const NO_CALENDAR_RETRY: Duration = Duration::from_secs(3600);
+
+impl CalendarSync {
+    pub fn new(db: Db, secrets: SecretBox, registry: Registry, mail: MailSync, notifications: NotificationService, settings: CalendarSettings) -> Self {
+        CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new() }) }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    pub fn secrets(&self) -> &SecretBox {
+        &self.inner.secrets
+    }
+
+    pub fn settings(&self) -> CalendarSettings {
+        self.inner.settings
+    }
+
+    /// Runs a round now (after a connect, a new primary calendar, a booked appointment).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Syncs every poll interval (and at once when woken), and writes appointments when
+    /// woken or when a failed write's retry falls due, until `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let poll = self.inner.settings.poll;
+        let mut last_sync: Option<tokio::time::Instant> = None;
+        loop {
+            if last_sync.is_none_or(|at| at.elapsed() >= poll) {
+                self.sync_all().await;
+                last_sync = Some(tokio::time::Instant::now());
+            }
+            if let Err(e) = self.write_due().await {
+                tracing::error!(error = ?e, "cannot write appointments");
+            }
+            let mut wait = last_sync.map_or(Duration::ZERO, |at| poll.saturating_sub(at.elapsed()));
+            match store::next_retry_at(&self.inner.db).await {
+                Ok(Some(at)) => wait = wait.min((at - Utc::now()).to_std().unwrap_or(Duration::ZERO)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = ?e, "cannot read when appointment writes are due"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = self.inner.wake.notified() => last_sync = None,
+                _ = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// Calendars of newly connected OAuth mailboxes linked, then every account synced.
+    pub async fn sync_all(&self) {
+        if let Err(e) = self.link_mailboxes().await {
+            tracing::error!(error = ?e, "cannot link mailboxes to their calendars");
+        }
+        match store::runnable_accounts(&self.inner.db).await {
+            Ok(accounts) => {
+                for account in accounts {
+                    self.sync_account(&account).await;
+                }
+            }
+            Err(e) => tracing::error!(error = ?e, "cannot list calendar accounts"),
+        }
+    }
+
+    /// A mailbox whose connector also serves calendars (one OAuth grant for both) gets a
+    /// calendar account sharing its sign-in.
+    async fn link_mailboxes(&self) -> Result<()> {
+        let kinds: Vec<&str> = self
+            .inner
+            .registry
+            .calendars()
+            .iter()
+            .map(|c| c.descriptor().kind)
+            .filter(|k| self.inner.registry.get(k).is_some_and(|m| m.descriptor().capabilities.calendars))
+            .collect();
+        for (mailbox_id, account_id, connector, address) in store::unlinked_mailboxes(&self.inner.db, &kinds).await? {
+            let a = CalendarAccount {
+                calendar_account_id: CalendarAccountId::new(),
+                account_id,
+                connector,
+                username: address,
+                settings: "{}".into(),
+                mailbox_id: Some(mailbox_id),
+                status: CalendarAccountStatus::Connecting.as_str().to_owned(),
+                status_reason: Some("connected with its mailbox".into()),
+                last_error: None,
+                last_synced_at: None,
+                created_at: Utc::now(),
+            };
+            match store::insert_account(&self.inner.db, &a, None).await {
+                Ok(()) => tracing::info!(calendar_account_id = %a.calendar_account_id.0, "calendars linked to a mailbox"),
+                // The same login connected by hand already: keep that one.
+                Err(e) if crate::db::is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// The connector and the signed-in identity of an account (its own login, or the OAuth
+    /// grant of the mailbox it shares).
+    pub async fn account_of(&self, a: &CalendarAccount) -> Result<(SharedCalendarConnector, Account)> {
+        let connector = self
+            .inner
+            .registry
+            .calendar(&a.connector)
+            .cloned()
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("no calendar connector {:?}", a.connector)))?;
+        let settings: Settings = serde_json::from_str(&a.settings).map_err(anyhow::Error::from)?;
+        let credentials = match a.mailbox_id {
+            Some(mailbox_id) => {
+                let mailbox = crate::mailboxes::store::find_mailbox(&self.inner.db, mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
+                let mail_connector = self.inner.registry.get(&mailbox.connector).cloned().ok_or(Error::NotFound("connector"))?;
+                self.inner.mail.account(&mailbox, &mail_connector).await?.credentials
+            }
+            None => {
+                let sealed = store::credentials(&self.inner.db, a.calendar_account_id).await?.ok_or(Error::NotFound("calendar account"))?;
+                let login = StoredLogin::open(&self.inner.secrets, a.calendar_account_id, &sealed)?;
+                Credentials::Password { username: login.username, password: Secret::new(login.password) }
+            }
+        };
+        Ok((connector, Account { address: a.username.clone(), settings, credentials }))
+    }
+
+    async fn open(&self, a: &CalendarAccount) -> std::result::Result<Box<dyn CalendarSession>, ConnectorError> {
+        let (connector, account) = self.account_of(a).await.map_err(|e| ConnectorError::Protocol { message: format!("cannot open the account: {}", e.message()) })?;
+        match tokio::time::timeout(self.inner.settings.timeout, connector.open(&account)).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectorError::Unreachable { message: "signing in timed out".into() }),
+        }
+    }
+
+    /// Syncs one account: its list of calendars, then the events of those synced.
+    pub async fn sync_account(&self, a: &CalendarAccount) {
+        let id = a.calendar_account_id;
+        let mut session = match self.open(a).await {
+            Ok(s) => s,
+            Err(e) => return self.account_failed(a, &e).await,
+        };
+        let result = self.sync_session(a, session.as_mut()).await;
+        session.close().await;
+        match result {
+            Ok(()) => {
+                let status = CalendarAccountStatus::Live.as_str();
+                if let Err(e) = store::set_account_status(&self.inner.db, id, status, "synced", None, Some(Utc::now())).await {
+                    tracing::error!(error = ?e, calendar_account_id = %id.0, "cannot record a calendar sync");
+                }
+            }
+            Err(e) => self.account_failed(a, &e).await,
+        }
+    }
+
+    async fn sync_session(&self, a: &CalendarAccount, session: &mut dyn CalendarSession) -> std::result::Result<(), ConnectorError> {
+        let remote = session.calendars().await?;
+        let removed = {
+            let db_err = |e: sqlx::Error| ConnectorError::Protocol { message: format!("database: {e}") };
+            let mut tx = self.inner.db.begin().await.map_err(db_err)?;
+            let removed = store::reconcile_calendars(&mut tx, a, &remote).await.map_err(db_err)?;
+            tx.commit().await.map_err(db_err)?;
+            removed
+        };
+        for gone in removed.iter().filter(|c| c.synced()) {
+            self.calendar_removed(a, gone).await;
+        }
+        if let Err(e) = choose_default_primary(&self.inner.db, a.account_id).await {
+            tracing::error!(error = ?e, "cannot choose a default primary calendar");
+        }
+        let calendars = store::calendars_in(&self.inner.db, a.calendar_account_id).await.unwrap_or_default();
+        for calendar in calendars.iter().filter(|c| c.synced()) {
+            match self.sync_calendar(calendar, session).await {
+                Ok(()) => {}
+                Err(ConnectorError::Gone { .. }) => {
+                    // Deleted on the server between listing and reading: drop it as if unlisted.
+                    if let Ok(mut tx) = self.inner.db.begin().await {
+                        let done = store::delete_calendar(&mut tx, calendar.calendar_id).await;
+                        if done.is_ok() && tx.commit().await.is_ok() {
+                            self.calendar_removed(a, calendar).await;
+                        }
+                    }
+                }
+                Err(e) if matches!(e, ConnectorError::Authentication { .. } | ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. }) => {
+                    return Err(e);
+                }
+                Err(e) => {
+                    let reason = format!("cannot read its events: {e}");
+                    let _ = store::set_calendar_status(&self.inner.db, calendar.calendar_id, CalendarStatus::SyncFailed.as_str(), Some(&reason)).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what changed in one calendar and stores it with the new sync token.
+    async fn sync_calendar(&self, calendar: &Calendar, session: &mut dyn CalendarSession) -> std::result::Result<(), ConnectorError> {
+        let db_err = |e: sqlx::Error| ConnectorError::Protocol { message: format!("database: {e}") };
+        let known: Vec<KnownObject> = store::known_objects(&self.inner.db, calendar.calendar_id)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(|(id, etag)| KnownObject { id, etag })
+            .collect();
+        let token = calendar.sync_token.clone().map(SyncToken);
+        let changes = session.changes(&calendar.remote_id, token.as_ref(), &known).await?;
+        let mut stored = Vec::with_capacity(changes.changed.len());
+        let mut unreadable = 0usize;
+        for object in &changes.changed {
+            match stored_event(calendar, &object.id, object.etag.clone(), &object.ical) {
+                Some(e) => stored.push(e),
+                None => unreadable += 1,
+            }
+        }
+        if unreadable > 0 {
+            tracing::warn!(calendar_id = %calendar.calendar_id.0, unreadable, "calendar objects without a readable event were skipped");
+        }
+        store::apply_changes(
+            &self.inner.db,
+            calendar.calendar_id,
+            &stored,
+            &changes.removed,
+            changes.complete,
+            changes.token.as_ref().map(|t| t.0.as_str()),
+            Utc::now(),
+        )
+        .await
+        .map_err(db_err)
+    }
+
+    async fn account_failed(&self, a: &CalendarAccount, e: &ConnectorError) {
+        let id = a.calendar_account_id;
+        let (status, reason) = match e {
+            ConnectorError::Authentication { .. } => (CalendarAccountStatus::NeedsReauth, "the server refused the credentials: connect the account again"),
+            _ => (CalendarAccountStatus::Error, "the last sync failed; it is retried at the next poll"),
+        };
+        let message = e.to_string();
+        if let Err(db) = store::set_account_status(&self.inner.db, id, status.as_str(), reason, Some(&message), None).await {
+            tracing::error!(error = ?db, calendar_account_id = %id.0, "cannot record a calendar account's status");
+        }
+        tracing::warn!(calendar_account_id = %id.0, code = e.code(), "calendar sync failed");
+        if status == CalendarAccountStatus::NeedsReauth && a.status() != CalendarAccountStatus::NeedsReauth {
+            self.notify(a.account_id, "calendar-reauth-title", "calendar-reauth-body", &a.username, &format!("calendar-reauth:{}", id.0)).await;
+        }
+    }
+
+    /// A synced calendar disappeared from the server: its events are gone with it; the user
+    /// hears of it (their primary calendar may need choosing again).
+    async fn calendar_removed(&self, a: &CalendarAccount, calendar: &Calendar) {
+        tracing::info!(calendar_id = %calendar.calendar_id.0, primary = calendar.is_primary, "a synced calendar was removed on the server");
+        self.notify(
+            a.account_id,
+            "calendar-removed-title",
+            "calendar-removed-body",
+            &calendar.name,
+            &format!("calendar-removed:{}", calendar.calendar_id.0),
+        )
+        .await;
+    }
+
+    async fn notify(&self, account_id: crate::identity::model::AccountId, title: &str, body: &str, what: &str, key: &str) {
+        let language = match crate::identity::store::find_accounts(&self.inner.db, &[account_id]).await {
+            Ok(found) => found.into_iter().next().map(|a| a.language).unwrap_or_else(|| "en".into()),
+            Err(_) => "en".into(),
+        };
+        let notice = Notice {
+            dedupe_key: Some(key.to_owned()),
+            ..Notice::new(account_id, NotificationEvent::CalendarError, text(&language, title, &[("what", what)]), text(&language, body, &[("what", what)]))
+        };
+        if let Err(e) = self.inner.notifications.notify(notice).await {
+            tracing::warn!(error = ?e, "cannot notify about a calendar");
+        }
+    }
+
+    // --- appointments ---------------------------------------------------------------
+
+    /// Writes (or removes) the appointments whose time has come, one claim at a time.
+    pub async fn write_due(&self) -> Result<()> {
+        let now = Utc::now();
+        let due = store::due_writes(&self.inner.db, now, WRITES_PER_ROUND).await?;
+        let mut sessions: HashMap<CalendarAccountId, Box<dyn CalendarSession>> = HashMap::new();
+        for w in due {
+            let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
+            if !store::claim_write(&self.inner.db, &w, now, until).await? {
+                continue;
+            }
+            if let Err(e) = self.write_one(&w, &mut sessions).await {
+                tracing::error!(error = ?e, "an appointment write stopped on the database");
+            }
+        }
+        for (_, session) in sessions {
+            session.close().await;
+        }
+        Ok(())
+    }
+
+    async fn write_one(&self, w: &AppointmentWrite, sessions: &mut HashMap<CalendarAccountId, Box<dyn CalendarSession>>) -> Result<()> {
+        let db = &self.inner.db;
+        // Where it was written before, if that calendar still exists; else the primary.
+        let previous = match w.calendar_id {
+            Some(id) => store::find_calendar(db, id).await?,
+            None => None,
+        };
+        let target = match previous.clone() {
+            Some(c) => Some(c),
+            None => store::primary_of(db, w.account_id).await?,
+        };
+        let existing = if previous.is_some() { w.remote_id.clone() } else { None };
+        if w.cancelled && existing.is_none() {
+            // Never written: nothing to remove.
+            store::write_done(db, w, None, None).await?;
+            return Ok(());
+        }
+        let Some(calendar) = target else {
+            let next = Utc::now() + chrono::Duration::from_std(NO_CALENDAR_RETRY).unwrap_or_default();
+            store::write_failed(db, w, w.attempts, next, "no primary calendar is chosen").await?;
+            return Ok(());
+        };
+        let outcome = self.write_to(w, &calendar, existing.as_deref(), sessions).await;
+        match outcome {
+            Ok(remote_id) => {
+                store::write_done(db, w, Some(calendar.calendar_id), remote_id.as_deref()).await?;
+                if calendar.status() == CalendarStatus::WriteFailed && store::failing_writes(db, calendar.calendar_id, w.account_id).await? == 0 {
+                    store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::Ok.as_str(), None).await?;
+                }
+                tracing::info!(calendar_id = %calendar.calendar_id.0, cancelled = w.cancelled, "appointment written to a calendar");
+            }
+            Err(e) => {
+                sessions.remove(&calendar.calendar_account_id);
+                let attempts = w.attempts.saturating_add(1);
+                let delay = retry_delay(self.inner.settings.retry, attempts);
+                let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                let message = e.to_string();
+                store::write_failed(db, w, attempts, next, &message).await?;
+                let reason = format!("an appointment could not be written ({message}); retrying");
+                store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::WriteFailed.as_str(), Some(&reason)).await?;
+                tracing::warn!(calendar_id = %calendar.calendar_id.0, attempts, code = e.code(), "appointment write failed");
+                if attempts == 1 {
+                    let title: Appointment = serde_json::from_str(&w.appointment).map_err(anyhow::Error::from)?;
+                    self.notify(
+                        w.account_id,
+                        "calendar-write-failed-title",
+                        "calendar-write-failed-body",
+                        &title.title,
+                        &format!("calendar-write:{}:{}", w.appointment_key, w.version),
+                    )
+                    .await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts or removes the appointment in `calendar`; the object's id on success.
+    async fn write_to(
+        &self,
+        w: &AppointmentWrite,
+        calendar: &Calendar,
+        existing: Option<&str>,
+        sessions: &mut HashMap<CalendarAccountId, Box<dyn CalendarSession>>,
+    ) -> std::result::Result<Option<String>, ConnectorError> {
+        if !calendar.writable {
+            return Err(ConnectorError::Settings(concierge_connector_sdk::FieldError::new("calendar", "is read-only")));
+        }
+        if !sessions.contains_key(&calendar.calendar_account_id) {
+            let account = store::find_account(&self.inner.db, calendar.calendar_account_id)
+                .await
+                .map_err(|e| ConnectorError::Protocol { message: format!("database: {e}") })?
+                .ok_or_else(|| ConnectorError::Gone { what: "the calendar's account".into() })?;
+            let session = self.open(&account).await?;
+            sessions.insert(calendar.calendar_account_id, session);
+        }
+        let Some(session) = sessions.get_mut(&calendar.calendar_account_id) else {
+            return Err(ConnectorError::Protocol { message: "no session".into() });
+        };
+        if w.cancelled {
+            if let Some(id) = existing {
+                session.delete(&calendar.remote_id, id).await?;
+            }
+            return Ok(None);
+        }
+        let appointment: Appointment =
+            serde_json::from_str(&w.appointment).map_err(|e| ConnectorError::Protocol { message: format!("stored appointment: {e}") })?;
+        let owner = store::find_account(&self.inner.db, calendar.calendar_account_id)
+            .await
+            .ok()
+            .flatten()
+            .map(|a| a.username)
+            .unwrap_or_default();
+        let text = ical::appointment(&appointment_ical(&w.uid, w.version, &appointment, &owner));
+        let receipt = session.put(&calendar.remote_id, &w.uid, &text, existing).await?;
+        Ok(Some(receipt.id))
+    }
+}
+
+/// The iCalendar form of an appointment: its SEQUENCE is the write's version. Without an
+/// organiser named by the platform, the calendar's owner organises it.
+fn appointment_ical(uid: &str, version: i64, a: &Appointment, owner: &str) -> ical::AppointmentIcal {
+    let party = |p: &super::model::Person| ical::Party { email: p.email.clone(), name: p.name.clone() };
+    ical::AppointmentIcal {
+        uid: uid.to_owned(),
+        sequence: u32::try_from(version).unwrap_or(u32::MAX),
+        stamp: Utc::now(),
+        start: a.starts_at,
+        end: a.ends_at,
+        summary: a.title.clone(),
+        description: a.description.clone(),
+        location: a.location.clone(),
+        organizer: a.organizer.as_ref().map(party).unwrap_or(ical::Party { email: owner.to_owned(), name: None }),
+        attendees: a.attendees.iter().map(party).collect(),
+    }
+}
+
+/// A user without a primary calendar gets their first writable one, as calendar
+/// schedulers do; they can choose another at any time. Waiting writes go ahead.
+pub async fn choose_default_primary(db: &Db, account_id: crate::identity::model::AccountId) -> Result<()> {
+    if store::primary_of(db, account_id).await?.is_some() {
+        return Ok(());
+    }
+    let calendars = store::calendars_of(db, account_id).await?;
+    if let Some(first) = calendars.iter().find(|c| c.writable) {
+        let mut tx = db.begin().await?;
+        store::set_primary(&mut tx, account_id, first.calendar_id).await?;
+        tx.commit().await?;
+        store::retry_writes_now(db, account_id).await?;
+    }
+    Ok(())
+}
+
+/// The retry after `attempts` failures: `base`, doubling, at most an hour.
+fn retry_delay(base: Duration, attempts: i32) -> Duration {
+    let factor = 2u32.saturating_pow(attempts.clamp(1, 20) as u32 - 1);
+    base.saturating_mul(factor).min(Duration::from_secs(3600))
+}
+
+/// One synced object as stored: parsed once, with the span free/busy reads by. `None` when
+/// it holds no readable event.
+pub fn stored_event(calendar: &Calendar, remote_id: &str, etag: Option<String>, text: &str) -> Option<StoredEvent> {
+    let parsed = ical::parse_object(text).ok()?;
+    let (start, end) = ical::span(&parsed);
+    let recurring = parsed.series.rule.is_some() || !parsed.series.rdates.is_empty();
+    Some(StoredEvent {
+        calendar_id: calendar.calendar_id,
+        remote_id: remote_id.to_owned(),
+        etag,
+        uid: parsed.uid.clone(),
+        summary: parsed.summary.clone(),
+        span_start: start.timestamp(),
+        span_end: end.map(|e| e.timestamp()),
+        recurring,
+        parsed: serde_json::to_string(&parsed).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_double_from_the_base_up_to_an_hour() {
+        let base = Duration::from_secs(30);
+        assert_eq!(retry_delay(base, 1), Duration::from_secs(30));
+        assert_eq!(retry_delay(base, 2), Duration::from_secs(60));
+        assert_eq!(retry_delay(base, 4), Duration::from_secs(240));
+        assert_eq!(retry_delay(base, 12), Duration::from_secs(3600));
+    }
+}

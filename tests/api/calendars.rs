@@ -1,0 +1,442 @@
+//! Calendars against a real CalDAV server (Radicale): connecting lists every calendar, bad
+//! input saves nothing, free/busy subtracts synced events (recurring ones with their moved
+//! and deleted instances, across a daylight-saving change, all-day ones), edits and
+//! deletions on the server arrive with the next sync, and booked appointments are written
+//! to the primary calendar, moved and removed, as an independent client sees them.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::calendar_lab::CalendarLab;
+use crate::helpers::{TestApp, TestUser, error_of};
+
+const CONNECT: &str = "mutation($i: ConnectCalendarAccountInput!) { connectCalendarAccount(input: $i) { \
+    id connector username status calendars { id name } } }";
+const CALENDARS: &str = "{ me { calendars { id name colour timeZone writable primary checkConflicts synced status statusReason } } }";
+const ACCOUNTS: &str = "{ me { calendarAccounts { id status lastError calendars { name } } } }";
+const SET_PRIMARY: &str = "mutation($id: ID!) { setPrimaryCalendar(id: $id) { id primary } }";
+const SET_CONFLICTS: &str = "mutation($ids: [ID!]!) { setConflictCalendars(ids: $ids) { id checkConflicts } }";
+const SYNC: &str = "mutation($id: ID!) { syncCalendarAccount(id: $id) { status lastError } }";
+const EVENTS: &str = "query($f: DateTime!, $t: DateTime!) { me { calendarEvents(from: $f, to: $t) { uid summary start end allDay busy } } }";
+const FREE_BUSY: &str = "query($f: DateTime!, $t: DateTime!) { me { freeBusy(from: $f, to: $t) { free { start end } busy { start end } } } }";
+const UPDATE_AVAILABILITY: &str = "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }";
+
+async fn spawn() -> TestApp {
+    TestApp::spawn_with(|c| {
+        c.calendar_retry_ms = 200;
+        c.calendar_poll_secs = 3600;
+    })
+    .await
+}
+
+fn fresh(local: &str) -> String {
+    format!("{local}-{}@example.com", uuid::Uuid::new_v4().simple())
+}
+
+/// Connects the lab user's CalDAV account; returns the account's id.
+async fn connect(app: &TestApp, user: &TestUser, lab: &CalendarLab, name: &str, password: &str) -> String {
+    let r = app
+        .gql(
+            Some(&user.token),
+            CONNECT,
+            json!({ "i": { "connector": "caldav", "username": name, "password": password, "settings": { "url": lab.url } } }),
+        )
+        .await;
+    r["data"]["connectCalendarAccount"]["id"].as_str().unwrap_or_else(|| panic!("not connected: {r}")).to_owned()
+}
+
+async fn calendars(app: &TestApp, user: &TestUser) -> Vec<Value> {
+    let r = app.gql(Some(&user.token), CALENDARS, json!({})).await;
+    r["data"]["me"]["calendars"].as_array().cloned().unwrap_or_else(|| panic!("no calendars: {r}"))
+}
+
+fn named<'a>(list: &'a [Value], name: &str) -> &'a Value {
+    list.iter().find(|c| c["name"] == name).unwrap_or_else(|| panic!("no calendar {name} in {list:?}"))
+}
+
+async fn sync(app: &TestApp, user: &TestUser, account: &str) {
+    let r = app.gql(Some(&user.token), SYNC, json!({ "id": account })).await;
+    assert_eq!(r["data"]["syncCalendarAccount"]["status"], "LIVE", "{r}");
+}
+
+async fn occurrences(app: &TestApp, user: &TestUser, from: &str, to: &str) -> Vec<Value> {
+    let r = app.gql(Some(&user.token), EVENTS, json!({ "f": from, "t": to })).await;
+    r["data"]["me"]["calendarEvents"].as_array().cloned().unwrap_or_else(|| panic!("no events: {r}"))
+}
+
+fn spans(list: &Value) -> Vec<(String, String)> {
+    list.as_array()
+        .expect("spans")
+        .iter()
+        .map(|s| (s["start"].as_str().expect("start").to_owned(), s["end"].as_str().expect("end").to_owned()))
+        .collect()
+}
+
+fn ics(body: &str) -> String {
+    format!("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concierge tests//EN\r\n{}END:VCALENDAR\r\n", body.replace('\n', "\r\n"))
+}
+
+/// A weekly Monday 10:00–11:00 (Berlin) meeting for six weeks from 2030-03-04, crossing the
+/// change to summer time on 2030-03-31; the 11th moved to 14:00–15:00, the 18th deleted.
+fn weekly_with_exceptions() -> String {
+    ics("BEGIN:VEVENT
+UID:weekly-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART;TZID=Europe/Berlin:20300304T100000
+DTEND;TZID=Europe/Berlin:20300304T110000
+RRULE:FREQ=WEEKLY;COUNT=6
+EXDATE;TZID=Europe/Berlin:20300318T100000
+SUMMARY:Weekly sync
+END:VEVENT
+BEGIN:VEVENT
+UID:weekly-1@tests
+DTSTAMP:20300101T000000Z
+RECURRENCE-ID;TZID=Europe/Berlin:20300311T100000
+DTSTART;TZID=Europe/Berlin:20300311T140000
+DTEND;TZID=Europe/Berlin:20300311T150000
+SUMMARY:Weekly sync (moved)
+END:VEVENT
+")
+}
+
+#[tokio::test]
+async fn connecting_lists_every_calendar_with_its_colour_and_rights_and_picks_a_writable_primary() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("cal")).await;
+    let (name, password) = lab.new_user("c").await;
+    lab.make_calendar(&name, &password, "work", "Work", Some("#3366FFFF")).await;
+    lab.make_read_only_calendar(&name, &password, "ro-holidays", "Holidays").await;
+
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    let list = calendars(&app, &user).await;
+    let work = named(&list, "Work");
+    assert_eq!(work["colour"], "#3366FF");
+    assert_eq!(work["writable"], true);
+    assert_eq!(work["primary"], true, "the first writable calendar becomes the primary one");
+    assert_eq!(work["synced"], true);
+    let holidays = named(&list, "Holidays");
+    assert_eq!(holidays["writable"], false);
+    assert_eq!(holidays["primary"], false);
+    assert_eq!(holidays["synced"], false, "neither primary nor a conflict calendar");
+
+    // A read-only calendar cannot be the primary one; it can be checked for conflicts.
+    let r = app.gql(Some(&user.token), SET_PRIMARY, json!({ "id": holidays["id"] })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
+    let r = app.gql(Some(&user.token), SET_CONFLICTS, json!({ "ids": [holidays["id"]] })).await;
+    let checked: Vec<&Value> = r["data"]["setConflictCalendars"].as_array().expect("calendars").iter().filter(|c| c["checkConflicts"] == true).collect();
+    assert_eq!(checked.len(), 1, "{r}");
+    assert_eq!(named(&calendars(&app, &user).await, "Holidays")["synced"], true);
+
+    // The account and its calendars, and no password anywhere.
+    let r = app.gql(Some(&user.token), ACCOUNTS, json!({})).await;
+    assert_eq!(r["data"]["me"]["calendarAccounts"][0]["id"], account.as_str());
+    assert!(!r.to_string().contains(&password));
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_the_field_at_fault_and_nothing_is_saved() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calbad")).await;
+    let (name, password) = lab.new_user("b").await;
+    lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let attempt = |password: &str, url: &str| {
+        json!({ "i": { "connector": "caldav", "username": name, "password": password, "settings": { "url": url } } })
+    };
+
+    let r = app.gql(Some(&user.token), CONNECT, attempt("wrong", &lab.url)).await;
+    assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
+    // The gateway itself answers HTTP, but is no calendar server.
+    let not_dav = format!("http://127.0.0.1:{}/", app.port);
+    let r = app.gql(Some(&user.token), CONNECT, attempt(&password, &not_dav)).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.url".into())), "{r}");
+    let r = app.gql(Some(&user.token), CONNECT, attempt(&password, "http://127.0.0.1:9/")).await;
+    assert_eq!(error_of(&r).1, Some("settings.url".into()), "{r}");
+    let r = app.gql(Some(&user.token), CONNECT, attempt("", &lab.url)).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("password".into())), "{r}");
+    let r = app
+        .gql(Some(&user.token), CONNECT, json!({ "i": { "connector": "exchange-2003", "username": name, "password": password } }))
+        .await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("connector".into())), "{r}");
+    let r = app.gql(Some(&user.token), ACCOUNTS, json!({})).await;
+    assert_eq!(r["data"]["me"]["calendarAccounts"], json!([]), "a refused connection saves nothing: {r}");
+    assert_eq!(calendars(&app, &user).await, Vec::<Value>::new());
+
+    // Someone else's calendar, or no calendar at all, cannot be chosen.
+    connect(&app, &user, &lab, &name, &password).await;
+    let work = named(&calendars(&app, &user).await, "Work").clone();
+    let other = app.user(&fresh("calother")).await;
+    let r = app.gql(Some(&other.token), SET_PRIMARY, json!({ "id": work["id"] })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
+    let r = app.gql(Some(&other.token), SET_CONFLICTS, json!({ "ids": [work["id"]] })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("ids[0]".into())), "{r}");
+    let r = app.gql(Some(&user.token), SET_PRIMARY, json!({ "id": "not-an-id" })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
+    assert_eq!(named(&calendars(&app, &user).await, "Work")["primary"], true, "a refused change changes nothing");
+}
+
+#[tokio::test]
+async fn free_busy_subtracts_recurring_events_with_their_exceptions_across_a_clock_change() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calfb")).await;
+    let (name, password) = lab.new_user("f").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    lab.put(&name, &password, &work, &weekly_with_exceptions()).await;
+    // All day on Wednesday 6 March; a night across the clock change (20:00 → 10:00 Berlin).
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:allday-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART;VALUE=DATE:20300306
+DTEND;VALUE=DATE:20300307
+SUMMARY:Offsite
+END:VEVENT
+")).await;
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:night-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART;TZID=Europe/Berlin:20300330T200000
+DTEND;TZID=Europe/Berlin:20300331T100000
+SUMMARY:Night shift
+END:VEVENT
+")).await;
+    // Shown but free: it takes no time.
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:free-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART:20300305T090000Z
+DTEND:20300305T100000Z
+TRANSP:TRANSPARENT
+SUMMARY:Optional talk
+END:VEVENT
+")).await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    let r = app.gql(Some(&user.token), UPDATE_AVAILABILITY, json!({ "i": { "timeZone": "Europe/Berlin" } })).await;
+    assert_eq!(r["data"]["updateAvailability"]["timeZone"], "Europe/Berlin", "{r}");
+    sync(&app, &user, &account).await;
+
+    let weekly: Vec<(String, String)> = occurrences(&app, &user, "2030-03-01T00:00:00Z", "2030-04-30T00:00:00Z")
+        .await
+        .iter()
+        .filter(|o| o["uid"] == "weekly-1@tests")
+        .map(|o| (o["start"].as_str().unwrap().to_owned(), o["summary"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(
+        weekly,
+        [
+            ("2030-03-04T09:00:00+00:00".to_owned(), "Weekly sync".to_owned()),
+            ("2030-03-11T13:00:00+00:00".to_owned(), "Weekly sync (moved)".to_owned()),
+            // the 18th is deleted
+            ("2030-03-25T09:00:00+00:00".to_owned(), "Weekly sync".to_owned()),
+            // summer time: still 10:00 in Berlin
+            ("2030-04-01T08:00:00+00:00".to_owned(), "Weekly sync".to_owned()),
+            ("2030-04-08T08:00:00+00:00".to_owned(), "Weekly sync".to_owned()),
+        ]
+        .to_vec(),
+        "RRULE expanded in Berlin time, the moved instance moved, the deleted one gone"
+    );
+
+    // Monday 4 March: 09:00–17:00 Berlin (08:00–16:00 UTC) minus the meeting at 09:00 UTC.
+    let r = app.gql(Some(&user.token), FREE_BUSY, json!({ "f": "2030-03-04T00:00:00Z", "t": "2030-03-07T00:00:00Z" })).await;
+    let fb = &r["data"]["me"]["freeBusy"];
+    assert_eq!(
+        spans(&fb["free"]),
+        [
+            ("2030-03-04T08:00:00+00:00", "2030-03-04T09:00:00+00:00"),
+            ("2030-03-04T10:00:00+00:00", "2030-03-04T16:00:00+00:00"),
+            // Tuesday: the transparent talk leaves the day free
+            ("2030-03-05T08:00:00+00:00", "2030-03-05T16:00:00+00:00"),
+            // Wednesday is the all-day offsite: nothing free
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .to_vec(),
+        "{r}"
+    );
+    assert!(spans(&fb["busy"]).contains(&("2030-03-05T23:00:00+00:00".into(), "2030-03-06T23:00:00+00:00".into())), "all day in Berlin: {r}");
+
+    // The night across the change lasts 13 hours of real time (19:00Z → 08:00Z).
+    let night: Vec<Value> = occurrences(&app, &user, "2030-03-30T00:00:00Z", "2030-04-01T00:00:00Z")
+        .await
+        .into_iter()
+        .filter(|o| o["uid"] == "night-1@tests")
+        .collect();
+    assert_eq!(night.len(), 1);
+    assert_eq!((night[0]["start"].as_str(), night[0]["end"].as_str()), (Some("2030-03-30T19:00:00+00:00"), Some("2030-03-31T08:00:00+00:00")));
+}
+
+#[tokio::test]
+async fn edits_and_deletions_on_the_server_arrive_with_the_next_sync_and_a_deleted_calendar_goes() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("caledit")).await;
+    let (name, password) = lab.new_user("e").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let side = lab.make_calendar(&name, &password, "side", "Side", None).await;
+    let event = |start: &str, end: &str| {
+        ics(&format!("BEGIN:VEVENT\nUID:edit-1@tests\nDTSTAMP:20300101T000000Z\nDTSTART:{start}\nDTEND:{end}\nSUMMARY:Review\nEND:VEVENT\n"))
+    };
+    lab.put(&name, &password, &work, &event("20300304T120000Z", "20300304T130000Z")).await;
+    lab.put(&name, &password, &side, &event("20300305T120000Z", "20300305T130000Z").replace("edit-1", "side-1")).await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    let list = calendars(&app, &user).await;
+    let side_id = named(&list, "Side")["id"].clone();
+    app.gql(Some(&user.token), SET_PRIMARY, json!({ "id": named(&list, "Work")["id"] })).await;
+    app.gql(Some(&user.token), SET_CONFLICTS, json!({ "ids": [side_id] })).await;
+    sync(&app, &user, &account).await;
+    let busy = |r: &Value| spans(&r["data"]["me"]["freeBusy"]["busy"]);
+    let window = json!({ "f": "2030-03-04T00:00:00Z", "t": "2030-03-06T00:00:00Z" });
+    let r = app.gql(Some(&user.token), FREE_BUSY, window.clone()).await;
+    assert_eq!(
+        busy(&r),
+        vec![
+            ("2030-03-04T12:00:00+00:00".to_owned(), "2030-03-04T13:00:00+00:00".to_owned()),
+            ("2030-03-05T12:00:00+00:00".to_owned(), "2030-03-05T13:00:00+00:00".to_owned())
+        ],
+        "{r}"
+    );
+
+    // Moved on the server: the old slot frees up after the next sync, the new one is busy.
+    lab.put(&name, &password, &work, &event("20300304T150000Z", "20300304T153000Z")).await;
+    let r = app.gql(Some(&user.token), FREE_BUSY, window.clone()).await;
+    assert_eq!(busy(&r)[0].0, "2030-03-04T12:00:00+00:00", "not before the sync");
+    sync(&app, &user, &account).await;
+    let r = app.gql(Some(&user.token), FREE_BUSY, window.clone()).await;
+    assert_eq!(busy(&r)[0], ("2030-03-04T15:00:00+00:00".to_owned(), "2030-03-04T15:30:00+00:00".to_owned()), "{r}");
+
+    // Deleted on the server.
+    lab.client(&name, &password, &["delete-event", &work, "edit-1@tests"]).await;
+    // The conflict calendar deleted on the server.
+    lab.client(&name, &password, &["delete-calendar", &side]).await;
+    sync(&app, &user, &account).await;
+    let r = app.gql(Some(&user.token), FREE_BUSY, window).await;
+    assert_eq!(busy(&r), Vec::<(String, String)>::new(), "{r}");
+    let list = calendars(&app, &user).await;
+    assert!(list.iter().all(|c| c["name"] != "Side"), "a calendar deleted on the server goes: {list:?}");
+    let r = app.gql(Some(&user.token), "{ me { notifications(first: 10) { edges { node { event title } } } } }", json!({})).await;
+    assert!(r.to_string().contains("CALENDAR_ERROR") && r.to_string().contains("Side"), "the user hears of it: {r}");
+}
+
+const CREATE_SERVICE_ACCOUNT: &str = "mutation($w: ID!, $n: String!, $s: [String!]!) { \
+    createServiceAccount(workspaceId: $w, name: $n, scopes: $s) { id } }";
+const CREATE_SERVICE_TOKEN: &str = "mutation($a: ID!, $n: String!, $s: [String!]!) { \
+    createServiceAccountToken(serviceAccountId: $a, name: $n, scopes: $s) { token } }";
+pub const PUBLISH: &str = "mutation($e: [PlatformEventInput!]!) { publishEvents(events: $e) { results { status error { code field } } } }";
+
+pub async fn publisher(app: &TestApp, owner: &TestUser) -> String {
+    let r = app.gql(Some(&owner.token), CREATE_SERVICE_ACCOUNT, json!({ "w": owner.workspace_id, "n": "Scheduler", "s": ["events:publish"] })).await;
+    let id = r["data"]["createServiceAccount"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    let r = app.gql(Some(&owner.token), CREATE_SERVICE_TOKEN, json!({ "a": id, "n": "prod", "s": ["events:publish"] })).await;
+    r["data"]["createServiceAccountToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+}
+
+pub fn appointment(kind: &str, user: &TestUser, key: &str, starts: &str, ends: &str) -> Value {
+    json!({
+        "kind": kind,
+        "recipients": { "userIds": [user.id] },
+        "subject": { "type": "appointment", "id": "APT-7", "title": "Demo with Acme, Inc.", "url": "https://crm.example/apt/7" },
+        "occurredAt": "2030-03-01T09:00:00Z",
+        "data": {
+            "startsAt": starts,
+            "endsAt": ends,
+            "location": "Room 4; 2nd floor",
+            "organizer": { "email": "eve@example.com", "name": "Eve Adams" },
+            "attendees": [{ "email": "bob@acme.example", "name": "Bob Stone" }]
+        },
+        "idempotencyKey": key,
+    })
+}
+
+/// Waits until the independent client sees `check` hold for the calendar's events.
+async fn until_events(lab: &CalendarLab, user: &str, password: &str, calendar: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = lab.events(user, password, calendar).await;
+        if check(&events) {
+            return events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{what}; the calendar holds {events:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn appointments_are_written_to_the_primary_calendar_moved_and_removed() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calapt")).await;
+    let token = publisher(&app, &user).await;
+    let (name, password) = lab.new_user("a").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    connect(&app, &user, &lab, &name, &password).await;
+
+    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "b1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    let events = until_events(&lab, &name, &password, &work, "the booking is written", |e| e.len() == 1).await;
+    let e = &events[0];
+    assert_eq!(e["summary"], "Demo with Acme, Inc.");
+    assert_eq!(e["location"], "Room 4; 2nd floor");
+    assert_eq!(e["dtstart"], "20300304T100000Z");
+    assert_eq!(e["dtend"], "20300304T110000Z");
+    assert!(e["organizer"].as_str().unwrap_or_default().contains("eve@example.com"), "{e}");
+    assert!(e["attendees"].to_string().contains("bob@acme.example"), "{e}");
+    let uid = e["uid"].as_str().expect("uid").to_owned();
+
+    // Moved: the same event (same UID), at the new time; never two.
+    let r = app
+        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    let events = until_events(&lab, &name, &password, &work, "the move is written", |e| e.len() == 1 && e[0]["dtstart"] == "20300305T140000Z").await;
+    assert_eq!(events[0]["uid"], uid.as_str());
+    // A repeated publish is a duplicate and writes nothing new.
+    let r = app
+        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "DUPLICATE", "{r}");
+
+    // An appointment that ends before it starts is refused, naming the place.
+    let r = app
+        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "bad", "2030-03-05T14:00:00Z", "2030-03-05T13:00:00Z")] }))
+        .await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["error"]["field"], "events[0].data/endsAt", "{r}");
+
+    // Cancelled: removed from the calendar.
+    let r = app
+        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.cancelled", &user, "c1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    until_events(&lab, &name, &password, &work, "the cancellation removes it", |e| e.is_empty()).await;
+}
+
+#[tokio::test]
+async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_until_it_lands() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calfail")).await;
+    let token = publisher(&app, &user).await;
+    let (name, password) = lab.new_user("w").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    connect(&app, &user, &lab, &name, &password).await;
+
+    // The server stops accepting the saved password.
+    lab.set_password(&name, "changed-elsewhere").await;
+    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "f1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let work_now = named(&calendars(&app, &user).await, "Work").clone();
+        if work_now["status"] == "WRITE_FAILED" {
+            assert!(work_now["statusReason"].as_str().unwrap_or_default().contains("authentication"), "{work_now}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the failure never showed: {work_now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = app.gql(Some(&user.token), "{ me { notifications(first: 10) { edges { node { event title } } } } }", json!({})).await;
+    assert!(r.to_string().contains("CALENDAR_ERROR") && r.to_string().contains("Demo with Acme"), "{r}");
+
+    // The password works again: a retry writes it, and the calendar is OK again.
+    lab.set_password(&name, &password).await;
+    until_events(&lab, &name, &password, &work, "a retry writes it", |e| e.len() == 1).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while named(&calendars(&app, &user).await, "Work")["status"] != "OK" {
+        assert!(tokio::time::Instant::now() < deadline, "the calendar stayed WRITE_FAILED");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}

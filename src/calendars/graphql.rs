@@ -272,7 +272,8 @@ impl CalendarMutation {
     }
 
     /// Disconnects a calendar account: its calendars and their synced events are removed,
-    /// its login deleted. Events already written to the server stay there.
+    /// its login deleted. Events already written to the server stay there. An account that
+    /// shares a mailbox's sign-in (Google, Microsoft) goes with that mailbox instead.
     async fn disconnect_calendar_account(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
         let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
         ctx.services()?.calendars.disconnect(&viewer, &id).await

@@ -217,6 +217,9 @@ impl CalendarService {
     /// Disconnects an account: its calendars and their events go; the login is deleted.
     pub async fn disconnect(&self, viewer: &Viewer, raw_id: &str) -> Result<bool> {
         let a = self.own_account(viewer, raw_id).await?;
+        if a.mailbox_id.is_some() {
+            return Err(Error::invalid("id", "this account shares its mailbox's sign-in: disconnect the mailbox to disconnect its calendars"));
+        }
         Ok(store::delete_account(&self.db, viewer.account_id(), a.calendar_account_id).await?)
     }
 

@@ -132,6 +132,15 @@ async fn connecting_lists_every_calendar_with_its_colour_and_rights_and_picks_a_
     let r = app.gql(Some(&user.token), ACCOUNTS, json!({})).await;
     assert_eq!(r["data"]["me"]["calendarAccounts"][0]["id"], account.as_str());
     assert!(!r.to_string().contains(&password));
+
+    // Disconnected: its calendars go with it; another user cannot disconnect it.
+    let disconnect = "mutation($id: ID!) { disconnectCalendarAccount(id: $id) }";
+    let other = app.user(&fresh("calthief")).await;
+    let r = app.gql(Some(&other.token), disconnect, json!({ "id": account })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
+    let r = app.gql(Some(&user.token), disconnect, json!({ "id": account })).await;
+    assert_eq!(r["data"]["disconnectCalendarAccount"], true, "{r}");
+    assert_eq!(calendars(&app, &user).await, Vec::<Value>::new());
 }
 
 #[tokio::test]

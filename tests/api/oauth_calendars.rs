@@ -73,6 +73,10 @@ async fn connecting_gmail_also_connects_its_google_calendars_with_the_same_grant
         )
         .await;
     assert_eq!(r["data"]["me"]["calendarEvents"][0]["summary"], "Planning", "{r}");
+
+    // Its calendars go with the mailbox, not on their own.
+    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { disconnectCalendarAccount(id: $id) }", json!({ "id": account["id"] })).await;
+    assert_eq!(crate::helpers::error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
 }
 
 #[tokio::test]

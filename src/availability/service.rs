@@ -24,7 +24,7 @@ use super::model::{
     Availability, AvailabilityStatus, DateOverride, DaySchedule, MAX_FREE_BUSY_DAYS, OutOfOffice, PresenceStatus, Span,
     check_out_of_office, check_overrides, check_weekly, free_spans, merge,
 };
-use super::store::{self, AvailabilityRow};
+use super::store::{self, AvailabilityRow, Part};
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -95,7 +95,7 @@ impl AvailabilityService {
         let account_id = viewer.account_id();
         let mut a = self.availability(account_id).await?;
         a.status = status;
-        store::upsert(&self.db, account_id, &to_row(&a)?, self.clock.now()).await?;
+        store::upsert(&self.db, account_id, &to_row(&a)?, &[Part::Status], self.clock.now()).await?;
         self.announce(account_id).await;
         Ok(a)
     }
@@ -105,29 +105,36 @@ impl AvailabilityService {
     pub async fn update(&self, viewer: &Viewer, change: AvailabilityChange) -> Result<Availability> {
         let account_id = viewer.account_id();
         let mut a = self.availability(account_id).await?;
+        let mut parts = Vec::new();
         if let Some(tz) = change.time_zone {
             a.time_zone = tz;
+            parts.push(Part::TimeZone);
         }
         if let Some(weekly) = change.weekly {
             check_weekly(&weekly)?;
             a.weekly = weekly;
+            parts.push(Part::Weekly);
         }
         if let Some(overrides) = change.overrides {
             // "The past" is before today where the user is (in the zone being saved).
             let today = self.clock.now().with_timezone(&a.time_zone).date_naive();
             check_overrides(&overrides, today)?;
             a.overrides = overrides;
+            parts.push(Part::Overrides);
         }
         if let Some(ooo) = change.out_of_office {
             if let Some(o) = &ooo {
                 check_out_of_office(o)?;
             }
             a.out_of_office = ooo;
+            parts.push(Part::OutOfOffice);
         }
         if let Some(hold) = change.hold_while_busy {
             a.hold_while_busy = hold;
+            parts.push(Part::HoldWhileBusy);
         }
-        store::upsert(&self.db, account_id, &to_row(&a)?, self.clock.now()).await?;
+        // Only the parts changed are written: a status set meanwhile is kept.
+        store::upsert(&self.db, account_id, &to_row(&a)?, &parts, self.clock.now()).await?;
         Ok(a)
     }
 

@@ -29,14 +29,43 @@ pub async fn find(db: &Db, account_id: AccountId) -> Result<Option<AvailabilityR
         .await)
 }
 
-/// Writes the whole row (one statement, so a failed update saves nothing).
-pub async fn upsert(db: &Db, account_id: AccountId, row: &AvailabilityRow, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query(
+/// A part of the row a change writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    Status,
+    HoldWhileBusy,
+    TimeZone,
+    Weekly,
+    Overrides,
+    OutOfOffice,
+}
+
+impl Part {
+    fn columns(self) -> &'static [&'static str] {
+        match self {
+            Part::Status => &["status"],
+            Part::HoldWhileBusy => &["hold_while_busy"],
+            Part::TimeZone => &["time_zone"],
+            Part::Weekly => &["weekly_schedule"],
+            Part::Overrides => &["date_overrides"],
+            Part::OutOfOffice => &["ooo_from", "ooo_to", "ooo_message"],
+        }
+    }
+}
+
+/// Writes `parts` of the row in one statement (the whole row when the account has none
+/// yet). Only those columns change, so two changes at once to different parts (a status
+/// and working hours) both stay.
+pub async fn upsert(db: &Db, account_id: AccountId, row: &AvailabilityRow, parts: &[Part], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let mut set: Vec<String> = parts.iter().flat_map(|p| p.columns()).map(|c| format!("{c} = excluded.{c}")).collect();
+    set.push("updated_at = excluded.updated_at".into());
+    let sql = format!(
         "INSERT INTO availability (account_id, status, hold_while_busy, time_zone, weekly_schedule, date_overrides, \
          ooo_from, ooo_to, ooo_message, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-         ON CONFLICT (account_id) DO UPDATE SET status = excluded.status, hold_while_busy = excluded.hold_while_busy, \
-         time_zone = excluded.time_zone, weekly_schedule = excluded.weekly_schedule, date_overrides = excluded.date_overrides, \
-         ooo_from = excluded.ooo_from, ooo_to = excluded.ooo_to, ooo_message = excluded.ooo_message, updated_at = excluded.updated_at")
+         ON CONFLICT (account_id) DO UPDATE SET {}",
+        set.join(", ")
+    );
+    on_pool!(db, p => sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
         .bind(account_id)
         .bind(&row.status)
         .bind(row.hold_while_busy)

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use concierge::availability::store::{self, Part};
 use concierge::fanout::Topic;
 use concierge::identity::model::AccountId;
 use concierge::notifications::model::NotificationEvent;
@@ -325,4 +326,24 @@ async fn connections_counted_by_a_process_that_died_are_swept_and_their_user_goe
 
     assert_eq!(effective(ada.clone()).await, "OFFLINE", "the dead process's count is gone");
     assert_eq!(effective(bob.clone()).await, "ONLINE", "a live process's count stays");
+}
+
+#[tokio::test]
+async fn a_change_written_from_a_stale_read_keeps_the_parts_it_did_not_change() {
+    // Two requests at once each read the row, then write: the later write must not put back
+    // what the earlier one changed. Simulated exactly: the status is written from a row read
+    // before the time zone changed.
+    let app = spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let id = AccountId::parse("id", &ada.id).expect("an account id");
+    let db = &app.services.db;
+    app.gql(Some(&ada.token), UPDATE, json!({ "i": { "weeklySchedule": [] } })).await;
+    let mut stale = store::find(db, id).await.expect("read").expect("a row");
+    let r = app.gql(Some(&ada.token), UPDATE, json!({ "i": { "timeZone": "Asia/Tokyo" } })).await;
+    assert_eq!(r["data"]["updateAvailability"]["timeZone"], "Asia/Tokyo", "{r}");
+    stale.status = "BUSY".into();
+    store::upsert(db, id, &stale, &[Part::Status], Utc::now()).await.expect("write");
+    let r = app.gql(Some(&ada.token), AVAILABILITY, json!({})).await;
+    let now = &r["data"]["me"]["availability"];
+    assert_eq!((now["status"].as_str(), now["timeZone"].as_str()), (Some("BUSY"), Some("Asia/Tokyo")), "{r}");
 }

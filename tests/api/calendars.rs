@@ -449,3 +449,58 @@ async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_u
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+#[tokio::test]
+async fn the_daily_summary_lists_the_days_calendar_events_in_the_users_zone() {
+    use concierge::clock::ManualClock;
+    let (lab, mail) = (CalendarLab::get().await, crate::mail_lab::MailLab::get().await);
+    let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&chrono::Utc);
+    let clock = ManualClock::new(at("2030-03-04T05:00:00Z"));
+    let smtp = mail.smtp_url();
+    let app = TestApp::spawn_with_clock(
+        move |c| {
+            c.smtp_url = Some(concierge::config::Redacted(smtp));
+            c.calendar_poll_secs = 3600;
+        },
+        clock.clone(),
+    )
+    .await;
+    let user = app.user(&fresh("calday")).await;
+    let (name, password) = lab.new_user("d").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    lab.put(&name, &password, &work, &weekly_with_exceptions()).await;
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:allday-2@tests
+DTSTAMP:20300101T000000Z
+DTSTART;VALUE=DATE:20300304
+DTEND;VALUE=DATE:20300305
+SUMMARY:Trade fair
+END:VEVENT
+")).await;
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:tomorrow-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART:20300305T090000Z
+DTEND:20300305T100000Z
+SUMMARY:Not today
+END:VEVENT
+")).await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    sync(&app, &user, &account).await;
+    let r = app
+        .gql(
+            Some(&user.token),
+            "mutation($s: DailySummaryInput!) { updatePreferences(input: { dailySummary: $s }) { dailySummary { enabled } } }",
+            json!({ "s": { "enabled": true, "deliveryTime": "08:00", "timeZone": "Europe/Berlin" } }),
+        )
+        .await;
+    assert_eq!(r["data"]["updatePreferences"]["dailySummary"]["enabled"], true, "{r}");
+
+    clock.set(at("2030-03-04T07:00:00Z")); // 08:00 in Berlin
+    let mails = mail.wait_for(&user.email, 1).await;
+    let summary = crate::mail_lab::parse(&mails[0]);
+    assert!(summary.text.contains("On your calendar today"), "{}", summary.text);
+    assert!(summary.text.contains("10:00–11:00 – Weekly sync"), "Berlin time: {}", summary.text);
+    assert!(summary.text.contains("All day – Trade fair"), "{}", summary.text);
+    assert!(!summary.text.contains("Not today"), "{}", summary.text);
+}

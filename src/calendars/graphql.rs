@@ -4,7 +4,7 @@
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
-use concierge_connector_sdk::{AuthMethod, SharedCalendarConnector};
+use concierge_connector_sdk::SharedCalendarConnector;
 
 use super::model::{Calendar, CalendarAccount, CalendarAccountStatus, CalendarStatus};
 use super::service::{AgendaEntry, ConnectCalendarInput};
@@ -33,10 +33,7 @@ impl CalendarConnectorNode {
     /// PASSWORD: connect with `connectCalendarAccount`. OAUTH2: connecting the provider's
     /// mailbox (`startMailboxAuthorization`) connects its calendars too.
     async fn auth(&self) -> MailAuthMethod {
-        match self.0.descriptor().auth {
-            AuthMethod::Password => MailAuthMethod::Password,
-            AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
-        }
+        self.0.descriptor().auth.into()
     }
 
     async fn fields(&self) -> Vec<ConnectorField> {

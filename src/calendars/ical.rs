@@ -6,8 +6,8 @@
 //! strict only where nothing sensible can be stored (no UID, no DTSTART): a bad object must
 //! not stop the sync of the rest of the calendar, and no input may panic.
 
-use std::fmt::Write as _;
 
+use concierge_connector_sdk::ical::{Writer, param_value};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
 use icalendar::parser::{Component, Property};
@@ -733,71 +733,45 @@ impl Rule {
 /// Renders the VCALENDAR for an appointment written to a user's calendar: one VEVENT in
 /// UTC, text escaped and lines folded at 75 octets as RFC 5545 §3.1 and §3.3.11 require.
 pub fn appointment(a: &AppointmentIcal) -> String {
-    let mut out = String::with_capacity(1024);
-    line(&mut out, "BEGIN:VCALENDAR");
-    line(&mut out, "VERSION:2.0");
-    line(&mut out, "PRODID:-//Concierge//Appointments//EN");
-    line(&mut out, "CALSCALE:GREGORIAN");
-    line(&mut out, "BEGIN:VEVENT");
-    line(&mut out, &format!("UID:{}", escape_text(&a.uid)));
-    line(&mut out, &format!("DTSTAMP:{}", utc_stamp(a.stamp)));
-    line(&mut out, &format!("SEQUENCE:{}", a.sequence));
-    line(&mut out, &format!("DTSTART:{}", utc_stamp(a.start)));
-    line(&mut out, &format!("DTEND:{}", utc_stamp(a.end)));
-    line(&mut out, &format!("SUMMARY:{}", escape_text(&a.summary)));
+    let mut w = Writer::default();
+    w.raw("BEGIN", "VCALENDAR");
+    w.raw("VERSION", "2.0");
+    w.raw("PRODID", "-//Concierge//Appointments//EN");
+    w.raw("CALSCALE", "GREGORIAN");
+    w.raw("BEGIN", "VEVENT");
+    w.text("UID", &a.uid);
+    w.raw("DTSTAMP", &utc_stamp(a.stamp));
+    w.raw("SEQUENCE", &a.sequence.to_string());
+    w.raw("DTSTART", &utc_stamp(a.start));
+    w.raw("DTEND", &utc_stamp(a.end));
+    w.text("SUMMARY", &a.summary);
     if let Some(description) = &a.description {
-        line(&mut out, &format!("DESCRIPTION:{}", escape_text(description)));
+        w.text("DESCRIPTION", description);
     }
     if let Some(location) = &a.location {
-        line(&mut out, &format!("LOCATION:{}", escape_text(location)));
+        w.text("LOCATION", location);
     }
-    line(&mut out, &format!("ORGANIZER{}:mailto:{}", cn_param(&a.organizer), mailto(&a.organizer.email)));
+    w.raw(&format!("ORGANIZER{}", cn_param(&a.organizer)), &format!("mailto:{}", mailto(&a.organizer.email)));
     for attendee in &a.attendees {
-        line(
-            &mut out,
-            &format!(
-                "ATTENDEE{};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:{}",
-                cn_param(attendee),
-                mailto(&attendee.email)
-            ),
+        w.raw(
+            &format!("ATTENDEE{};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE", cn_param(attendee)),
+            &format!("mailto:{}", mailto(&attendee.email)),
         );
     }
-    line(&mut out, "STATUS:CONFIRMED");
-    line(&mut out, "END:VEVENT");
-    line(&mut out, "END:VCALENDAR");
-    out
+    w.raw("STATUS", "CONFIRMED");
+    w.raw("END", "VEVENT");
+    w.raw("END", "VCALENDAR");
+    w.finish()
 }
 
 fn utc_stamp(t: DateTime<Utc>) -> String {
     t.format("%Y%m%dT%H%M%SZ").to_string()
 }
 
-/// Escapes a TEXT value (RFC 5545 §3.3.11): backslash, semicolon, comma, newline.
-fn escape_text(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => out.push_str("\\n"),
-            c if c.is_control() && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-// A CN parameter, quoted (RFC 5545 §3.2: DQUOTE may not appear inside; control characters
-// may not appear at all), or nothing.
+/// A CN parameter (`;CN=…`, quoted when it must be), or nothing.
 fn cn_param(party: &Party) -> String {
     match party.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => {
-            let clean: String = name.chars().filter(|c| *c != '"' && !c.is_control()).collect();
-            format!(";CN=\"{clean}\"")
-        }
+        Some(name) => format!(";CN={}", param_value(name)),
         None => String::new(),
     }
 }
@@ -805,24 +779,6 @@ fn cn_param(party: &Party) -> String {
 // An address goes into a URI: anything that could end the line or the value is dropped.
 fn mailto(email: &str) -> String {
     email.trim().chars().filter(|c| !c.is_control() && !c.is_whitespace()).collect()
-}
-
-/// Appends one content line, folded so no physical line exceeds 75 octets (a continuation
-/// line's leading space counts), never splitting a UTF-8 character.
-fn line(out: &mut String, content: &str) {
-    let mut budget = 75;
-    let mut used = 0;
-    for c in content.chars() {
-        let width = c.len_utf8();
-        if used + width > budget {
-            out.push_str("\r\n ");
-            used = 1;
-            budget = 75;
-        }
-        out.push(c);
-        used += width;
-    }
-    let _ = out.write_str("\r\n");
 }
 
 fn prop<'a>(c: &'a Component<'a>, name: &str) -> Option<&'a Property<'a>> {
@@ -1294,9 +1250,10 @@ mod tests {
         assert!(unfolded.contains("\r\nDTSTART:20260310T090000Z\r\nDTEND:20260310T094500Z\r\n"));
         assert!(unfolded.contains("\r\nDTSTAMP:20260301T120000Z\r\n"));
         assert!(unfolded.contains("\r\nSEQUENCE:3\r\n"));
-        assert!(unfolded.contains("\r\nORGANIZER;CN=\"Ada The Advisor\":mailto:advisor@bank.example\r\n"));
+        // A name is quoted only when it holds `:`, `;` or `,`.
+        assert!(unfolded.contains("\r\nORGANIZER;CN=Ada The Advisor:mailto:advisor@bank.example\r\n"));
         assert!(unfolded.contains(
-            "\r\nATTENDEE;CN=\"Claire Client\";ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:client@example.com\r\n"
+            "\r\nATTENDEE;CN=Claire Client;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:client@example.com\r\n"
         ));
         assert!(unfolded.contains(
             "\r\nATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:observer@example.com\r\n"

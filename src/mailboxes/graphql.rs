@@ -33,6 +33,15 @@ pub enum MailAuthMethod {
     Oauth2,
 }
 
+impl From<AuthMethod> for MailAuthMethod {
+    fn from(auth: AuthMethod) -> Self {
+        match auth {
+            AuthMethod::Password => MailAuthMethod::Password,
+            AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
+        }
+    }
+}
+
 #[derive(Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
 pub enum ConnectorFieldType {
     Text,
@@ -78,10 +87,7 @@ impl MailConnectorNode {
     }
 
     async fn auth(&self) -> MailAuthMethod {
-        match self.0.descriptor().auth {
-            AuthMethod::Password => MailAuthMethod::Password,
-            AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
-        }
+        self.0.descriptor().auth.into()
     }
 
     /// Whether it can be used on this gateway: password connectors always, OAuth ones once

@@ -15,6 +15,7 @@ mod account;
 pub mod calendar;
 mod descriptor;
 mod error;
+pub mod ical;
 pub mod kit;
 mod oauth;
 mod session;

@@ -1,82 +1,7 @@
-//! iCalendar (RFC 5545) text as far as this connector needs it: writing content lines with
-//! TEXT escaping and 75-octet folding, and reading the simple VEVENT the gateway writes.
-//! Pure code, no I/O.
+//! iCalendar (RFC 5545) text as far as this connector needs it: reading the simple VEVENT
+//! the gateway writes (writing is the SDK's [`Writer`]). Pure code, no I/O.
 
-/// Builds an iCalendar document one content line at a time, CRLF-terminated and folded.
-#[derive(Default)]
-pub struct Writer {
-    out: String,
-}
-
-impl Writer {
-    /// A line whose value is already in its final form (a date, a keyword, a URI).
-    pub fn raw(&mut self, name: &str, value: &str) {
-        fold_into(&mut self.out, &format!("{name}:{value}"));
-    }
-
-    /// A TEXT property (SUMMARY, LOCATION, DESCRIPTION): the value is escaped.
-    pub fn text(&mut self, name: &str, value: &str) {
-        self.raw(name, &escape_text(value));
-    }
-
-    pub fn finish(self) -> String {
-        self.out
-    }
-}
-
-/// RFC 5545 3.3.11: backslash, semicolon and comma are escaped, line breaks become `\n`.
-pub fn escape_text(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    let mut chars = value.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            ';' => out.push_str("\\;"),
-            ',' => out.push_str("\\,"),
-            '\r' => {
-                if chars.peek() == Some(&'\n') {
-                    chars.next();
-                }
-                out.push_str("\\n");
-            }
-            '\n' => out.push_str("\\n"),
-            // Other control characters are not allowed in TEXT.
-            c if c.is_control() && c != '\t' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A parameter value (CN=…): quoted when it holds `:`, `;` or `,`. Parameter values have no
-/// escapes, so double quotes and control characters are dropped.
-pub fn param_value(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .filter(|c| *c != '"' && !c.is_control())
-        .collect();
-    if clean.contains([':', ';', ',']) {
-        format!("\"{clean}\"")
-    } else {
-        clean
-    }
-}
-
-/// Appends `line` folded to 75 octets per physical line (continuations start with a space,
-/// which counts), never splitting a UTF-8 sequence, and ends it with CRLF.
-fn fold_into(out: &mut String, line: &str) {
-    let mut used = 0;
-    for c in line.chars() {
-        let len = c.len_utf8();
-        if used + len > 75 {
-            out.push_str("\r\n ");
-            used = 1;
-        }
-        out.push(c);
-        used += len;
-    }
-    out.push_str("\r\n");
-}
+pub use concierge_connector_sdk::ical::{Writer, param_value};
 
 /// One content line, parsed: the name in upper case, its parameters (names upper case,
 /// values unquoted) and the raw value (TEXT still escaped: see [`unescape_text`]).
@@ -196,6 +121,7 @@ pub fn first_event(text: &str) -> Option<Vec<Property>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concierge_connector_sdk::ical::escape_text;
 
     #[test]
     fn text_is_escaped_and_unescaped_back() {

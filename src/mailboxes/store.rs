@@ -96,23 +96,7 @@ pub async fn set_status(
     // A mailbox that needs its user also raises `mailbox.needs_reauth`, for receivers that
     // only want to hear about that.
     let kinds: &[&str] = if status == MailboxStatus::NeedsReauth { &[STATUS_CHANGED, NEEDS_REAUTH] } else { &[STATUS_CHANGED] };
-    let mut watched = Vec::with_capacity(kinds.len());
-    for kind in kinds {
-        if status_watched(db, id, kind).await? {
-            watched.push(*kind);
-        }
-    }
-    if watched.is_empty() {
-        let changed: Option<WorkspaceId> = on_pool!(db, p => sqlx::query_scalar(UPDATE)
-            .bind(id)
-            .bind(status.as_str())
-            .bind(reason)
-            .bind(now)
-            .bind(error)
-            .fetch_optional(p)
-            .await)?;
-        return Ok(changed.is_some());
-    }
+    // The change and its webhook deliveries (if any webhook takes them) commit together.
     let mut tx = db.begin().await?;
     let changed: Option<WorkspaceId> = on_tx!(&mut tx, c => sqlx::query_scalar(UPDATE)
         .bind(id)
@@ -123,15 +107,12 @@ pub async fn set_status(
         .fetch_optional(c)
         .await)?;
     if let Some(workspace_id) = changed {
-        for kind in watched {
-            let event = crate::webhooks::OutgoingEvent {
-                id: uuid::Uuid::now_v7(),
-                kind,
-                occurred_at: now,
-                data: serde_json::json!({ "mailboxId": id.0, "status": status.as_str(), "reason": reason }),
-            };
-            crate::webhooks::enqueue(&mut tx, workspace_id, &event).await?;
-        }
+        let data = serde_json::json!({ "mailboxId": id.0, "status": status.as_str(), "reason": reason });
+        let events: Vec<crate::webhooks::OutgoingEvent> = kinds
+            .iter()
+            .map(|kind| crate::webhooks::OutgoingEvent { id: uuid::Uuid::now_v7(), kind, occurred_at: now, data: data.clone() })
+            .collect();
+        crate::webhooks::enqueue_all(&mut tx, workspace_id, &events).await?;
     }
     tx.commit().await?;
     Ok(changed.is_some())
@@ -139,18 +120,6 @@ pub async fn set_status(
 
 const STATUS_CHANGED: &str = "mailbox.status_changed";
 const NEEDS_REAUTH: &str = "mailbox.needs_reauth";
-
-/// Whether an enabled webhook of the mailbox's workspace takes events of `kind`.
-async fn status_watched(db: &Db, id: MailboxId, kind: &str) -> Result<bool, sqlx::Error> {
-    let n: i64 = on_pool!(db, p => sqlx::query_scalar(
-        "SELECT COUNT(*) FROM webhook w JOIN mailbox m ON m.workspace_id = w.workspace_id \
-         WHERE m.mailbox_id = $1 AND w.enabled AND (' ' || w.event_kinds || ' ') LIKE $2")
-        .bind(id)
-        .bind(format!("% {kind} %"))
-        .fetch_one(p)
-        .await)?;
-    Ok(n > 0)
-}
 
 /// Whether the mailbox finished its first sync: only mail recorded after that is news.
 pub async fn initially_synced(tx: &mut Tx, id: MailboxId) -> Result<bool, sqlx::Error> {

@@ -20,7 +20,12 @@ fn script(name: &str) -> PathBuf {
 }
 
 async fn run(name: &str, args: &[&str]) -> String {
-    let out = tokio::process::Command::new(script(name)).args(args).output().await.expect("the script runs");
+    let command = tokio::process::Command::new(script(name)).args(args).kill_on_drop(true).output();
+    // A server that stops answering fails the test with what it was asked, never hangs it.
+    let out = tokio::time::timeout(std::time::Duration::from_secs(90), command)
+        .await
+        .unwrap_or_else(|_| panic!("scripts/{name} {args:?} did not finish within 90 s"))
+        .expect("the script runs");
     assert!(out.status.success(), "scripts/{name} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }

@@ -68,18 +68,25 @@ struct Inner {
     notifications: NotificationService,
     settings: CalendarSettings,
     wake: Notify,
+    /// This process, as the holder of accounts' sync leases.
+    process: uuid::Uuid,
 }
 
 /// At most this many appointment writes per round.
 const WRITES_PER_ROUND: i64 = 200;
 /// How long a process holds a write it took before another may take it over.
 const CLAIM: Duration = Duration::from_secs(120);
-/// A write waiting for the user to choose a primary calendar is looked at again this often.
-const NO_CALENDAR_RETRY: Duration = Duration::from_secs(3600);
+/// A write waiting for the user to choose a primary calendar is not looked at again until
+/// they do (choosing one makes it due at once); this is only a backstop.
+const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long one process holds an account's sync; a sync takes far less, and a process that
+/// died leaves the account to the others after this.
+const SYNC_LEASE: Duration = Duration::from_secs(600);
 
 impl CalendarSync {
     pub fn new(db: Db, secrets: SecretBox, registry: Registry, mail: MailSync, notifications: NotificationService, settings: CalendarSettings) -> Self {
-        CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new() }) }
+        let process = uuid::Uuid::now_v7();
+        CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process }) }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -211,6 +218,21 @@ impl CalendarSync {
 
     /// Syncs one account: its list of calendars, then the events of those synced.
     pub async fn sync_account(&self, a: &CalendarAccount) {
+        let id = a.calendar_account_id;
+        let (db, process) = (&self.inner.db, self.inner.process);
+        match store::claim_sync(db, id, process, Utc::now(), SYNC_LEASE).await {
+            Ok(true) => {}
+            Ok(false) => return tracing::debug!(calendar_account_id = %id.0, "another process is syncing this calendar account"),
+            Err(e) => return tracing::error!(error = ?e, "cannot take a calendar account's sync lease"),
+        }
+        self.sync_leased(a).await;
+        if let Err(e) = store::release_sync(db, id, process).await {
+            tracing::warn!(error = ?e, "cannot release a calendar account's sync lease");
+        }
+    }
+
+    /// [`Self::sync_account`] once this process holds the lease.
+    async fn sync_leased(&self, a: &CalendarAccount) {
         let id = a.calendar_account_id;
         let mut session = match self.open(a).await {
             Ok(s) => s,

@@ -504,3 +504,41 @@ END:VEVENT
     assert!(summary.text.contains("All day – Trade fair"), "{}", summary.text);
     assert!(!summary.text.contains("Not today"), "{}", summary.text);
 }
+
+#[tokio::test]
+async fn an_account_another_process_is_syncing_is_left_to_it_until_its_lease_runs_out() {
+    use concierge::calendars::model::CalendarAccountId;
+    use concierge::calendars::store;
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("callease")).await;
+    let (name, password) = lab.new_user("l").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    sync(&app, &user, &account).await;
+    let id = CalendarAccountId::parse("id", &account).expect("an id");
+    let db = &app.services.db;
+
+    // Another process takes the account's sync.
+    let other = uuid::Uuid::now_v7();
+    let now = chrono::Utc::now();
+    assert!(store::claim_sync(db, id, other, now, Duration::from_secs(600)).await.expect("claim"));
+    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+UID:lease-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART:20300304T120000Z
+DTEND:20300304T130000Z
+SUMMARY:Held
+END:VEVENT
+")).await;
+    sync(&app, &user, &account).await;
+    let seen = |list: Vec<Value>| list.iter().any(|o| o["uid"] == "lease-1@tests");
+    assert!(!seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "this process kept off");
+    // The other process's claim stands for itself; ours is refused until it lets go.
+    assert!(store::claim_sync(db, id, other, now, Duration::from_secs(600)).await.expect("renew"));
+    assert!(!store::claim_sync(db, id, uuid::Uuid::now_v7(), now, Duration::from_secs(600)).await.expect("refused"));
+
+    // It died: its lease runs out, and the next sync here reads the event.
+    assert!(store::claim_sync(db, id, other, now - chrono::Duration::hours(1), Duration::from_secs(60)).await.expect("an old lease"));
+    sync(&app, &user, &account).await;
+    assert!(seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "synced once the lease ran out");
+}

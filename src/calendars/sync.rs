@@ -263,8 +263,11 @@ impl CalendarSync {
         for gone in removed.iter().filter(|c| c.synced()) {
             self.calendar_removed(a, gone).await;
         }
-        if let Err(e) = choose_default_primary(&self.inner.db, a.account_id).await {
-            tracing::error!(error = ?e, "cannot choose a default primary calendar");
+        match choose_default_primary(&self.inner.db, a.account_id).await {
+            // Appointments waiting for a calendar can go now.
+            Ok(true) => self.wake(),
+            Ok(false) => {}
+            Err(e) => tracing::error!(error = ?e, "cannot choose a default primary calendar"),
         }
         let calendars = store::calendars_in(&self.inner.db, a.calendar_account_id).await.unwrap_or_default();
         for calendar in calendars.iter().filter(|c| c.synced()) {
@@ -510,19 +513,19 @@ fn appointment_ical(uid: &str, version: i64, a: &Appointment, owner: &str) -> ic
 }
 
 /// A user without a primary calendar gets their first writable one, as calendar
-/// schedulers do; they can choose another at any time. Waiting writes go ahead.
-pub async fn choose_default_primary(db: &Db, account_id: crate::identity::model::AccountId) -> Result<()> {
+/// schedulers do; they can choose another at any time. Waiting writes become due: true when
+/// one was chosen (then wake the writer).
+pub async fn choose_default_primary(db: &Db, account_id: crate::identity::model::AccountId) -> Result<bool> {
     if store::primary_of(db, account_id).await?.is_some() {
-        return Ok(());
+        return Ok(false);
     }
     let calendars = store::calendars_of(db, account_id).await?;
-    if let Some(first) = calendars.iter().find(|c| c.writable) {
-        let mut tx = db.begin().await?;
-        store::set_primary(&mut tx, account_id, first.calendar_id).await?;
-        tx.commit().await?;
-        store::retry_writes_now(db, account_id).await?;
-    }
-    Ok(())
+    let Some(first) = calendars.iter().find(|c| c.writable) else { return Ok(false) };
+    let mut tx = db.begin().await?;
+    store::set_primary(&mut tx, account_id, first.calendar_id).await?;
+    tx.commit().await?;
+    store::retry_writes_now(db, account_id).await?;
+    Ok(true)
 }
 
 /// The retry after `attempts` failures: `base`, doubling, at most an hour.

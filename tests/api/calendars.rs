@@ -542,3 +542,28 @@ END:VEVENT
     sync(&app, &user, &account).await;
     assert!(seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "synced once the lease ran out");
 }
+
+#[tokio::test]
+async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_is_one() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calwait")).await;
+    let token = publisher(&app, &user).await;
+    let (name, password) = lab.new_user("q").await;
+    let shared = lab.make_read_only_calendar(&name, &password, "ro-team", "Team").await;
+    connect(&app, &user, &lab, &name, &password).await;
+    assert_eq!(named(&calendars(&app, &user).await, "Team")["primary"], false, "a read-only calendar is never the primary one");
+
+    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "w1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(lab.events(&name, &password, &shared).await, Vec::<Value>::new());
+
+    // A writable calendar appears on the server: the next sync makes it primary, and the
+    // waiting appointment goes into it.
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let account = app.gql(Some(&user.token), ACCOUNTS, json!({})).await["data"]["me"]["calendarAccounts"][0]["id"].as_str().expect("id").to_owned();
+    sync(&app, &user, &account).await;
+    assert_eq!(named(&calendars(&app, &user).await, "Work")["primary"], true);
+    let events = until_events(&lab, &name, &password, &work, "the waiting appointment is written", |e| e.len() == 1).await;
+    assert_eq!(events[0]["summary"], "Demo with Acme, Inc.");
+}

@@ -106,6 +106,18 @@ pub async fn account_for_mailbox(db: &Db, mailbox_id: MailboxId) -> Result<Optio
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(mailbox_id).fetch_optional(p).await)
 }
 
+/// The mailbox was signed in again: a calendar account sharing its grant that was waiting for
+/// that syncs again.
+pub async fn mailbox_reauthorized(db: &Db, mailbox_id: MailboxId) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE calendar_account SET status = 'CONNECTING', status_reason = 'its mailbox was signed in again', last_error = NULL \
+         WHERE mailbox_id = $1 AND status = 'NEEDS_REAUTH'")
+        .bind(mailbox_id)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
 /// Records where the account's sync stands. `synced_at` is set after a good sync.
 pub async fn set_account_status(
     db: &Db,

@@ -306,13 +306,16 @@ impl CalendarSync {
         let token = calendar.sync_token.clone().map(SyncToken);
         let changes = session.changes(&calendar.remote_id, token.as_ref(), &known).await?;
         let mut stored = Vec::with_capacity(changes.changed.len());
-        let mut unreadable = 0usize;
+        let mut removed = changes.removed.clone();
         for object in &changes.changed {
             match stored_event(calendar, &object.id, object.etag.clone(), &object.ical) {
                 Some(e) => stored.push(e),
-                None => unreadable += 1,
+                // No readable event in it (a task, or garbage): whatever was stored under its
+                // id before is no longer true.
+                None => removed.push(object.id.clone()),
             }
         }
+        let unreadable = removed.len() - changes.removed.len();
         if unreadable > 0 {
             tracing::warn!(calendar_id = %calendar.calendar_id.0, unreadable, "calendar objects without a readable event were skipped");
         }
@@ -320,7 +323,7 @@ impl CalendarSync {
             &self.inner.db,
             calendar.calendar_id,
             &stored,
-            &changes.removed,
+            &removed,
             changes.complete,
             changes.token.as_ref().map(|t| t.0.as_str()),
             Utc::now(),

@@ -232,8 +232,12 @@ pub async fn callback(
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     let outcome = state.services.mailboxes.finish_authorization(&kind, params, &meta).await;
-    if matches!(outcome, Outcome::Connected(_)) {
-        // The same grant may serve the account's calendars: link and sync them now.
+    if let Outcome::Connected(mailbox_id) = &outcome {
+        // The same grant may serve the account's calendars: link (or sign them back in) and
+        // sync them now.
+        if let Err(e) = crate::calendars::store::mailbox_reauthorized(&state.services.db, *mailbox_id).await {
+            tracing::warn!(error = ?e, "cannot restart the calendars of a mailbox signed in again");
+        }
         state.services.calendars.sync().wake();
     }
     let base = state.config.oauth_return_url.clone().unwrap_or_else(|| format!("{}/oauth/done", state.config.public_url()));

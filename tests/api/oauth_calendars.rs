@@ -74,6 +74,16 @@ async fn connecting_gmail_also_connects_its_google_calendars_with_the_same_grant
         .await;
     assert_eq!(r["data"]["me"]["calendarEvents"][0]["summary"], "Planning", "{r}");
 
+    // The grant is revoked at Google: the calendars ask to be signed in again; signing the
+    // mailbox in again brings them back.
+    lab.oauth_admin("revoke", json!({ "email": address })).await;
+    let account_id = account["id"].as_str().expect("id").to_owned();
+    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { syncCalendarAccount(id: $id) { status } }", json!({ "id": account_id })).await;
+    assert_eq!(r["data"]["syncCalendarAccount"]["status"], "NEEDS_REAUTH", "{r}");
+    let again = authorize(&app, &ada, "gmail", &address, json!({ "mailboxId": outcome["mailbox"] })).await;
+    assert_eq!(again["status"], "connected", "{again:?}");
+    assert_eq!(linked_account(&app, &ada).await["id"], account_id.as_str(), "the same calendar account, LIVE again");
+
     // Its calendars go with the mailbox, not on their own.
     let r = app.gql(Some(&ada.token), "mutation($id: ID!) { disconnectCalendarAccount(id: $id) }", json!({ "id": account["id"] })).await;
     assert_eq!(crate::helpers::error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");

@@ -67,7 +67,7 @@ pub fn occurrences(object: &ParsedObject, from: DateTime<Utc>, to: DateTime<Utc>
         expand_rule(series, rule, zone, earliest, to, MAX_INSTANCES, |local, start| original(tz, local, start));
     }
     // The rule repeats DTSTART: keep one of each start.
-    out.sort_unstable_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+    out.sort_unstable_by_key(|o| (o.start, o.end));
     out.dedup_by_key(|o| o.start);
 
     // Overrides are placed where they moved to, so one moved into the window from an
@@ -89,7 +89,7 @@ pub fn occurrences(object: &ParsedObject, from: DateTime<Utc>, to: DateTime<Utc>
             });
         }
     }
-    out.sort_unstable_by(|a, b| (a.start, a.end).cmp(&(b.start, b.end)));
+    out.sort_unstable_by_key(|o| (o.start, o.end));
     out
 }
 

@@ -466,16 +466,15 @@ impl CalendarSync {
         if !calendar.writable {
             return Err(ConnectorError::Settings(concierge_connector_sdk::FieldError::new("calendar", "is read-only")));
         }
-        if !sessions.contains_key(&calendar.calendar_account_id) {
-            let account = store::find_account(&self.inner.db, calendar.calendar_account_id)
-                .await
-                .map_err(|e| ConnectorError::Protocol { message: format!("database: {e}") })?
-                .ok_or_else(|| ConnectorError::Gone { what: "the calendar's account".into() })?;
-            let session = self.open(&account).await?;
-            sessions.insert(calendar.calendar_account_id, session);
-        }
-        let Some(session) = sessions.get_mut(&calendar.calendar_account_id) else {
-            return Err(ConnectorError::Protocol { message: "no session".into() });
+        let session = match sessions.entry(calendar.calendar_account_id) {
+            std::collections::hash_map::Entry::Occupied(open) => open.into_mut(),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                let account = store::find_account(&self.inner.db, calendar.calendar_account_id)
+                    .await
+                    .map_err(|e| ConnectorError::Protocol { message: format!("database: {e}") })?
+                    .ok_or_else(|| ConnectorError::Gone { what: "the calendar's account".into() })?;
+                slot.insert(self.open(&account).await?)
+            }
         };
         if w.cancelled {
             if let Some(id) = existing {

@@ -238,13 +238,34 @@ impl Drop for TestApp {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 rt.block_on(async {
                     if let Ok(pool) = sqlx::PgPool::connect(&url).await {
-                        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&pool).await;
+                        drop_schema(&pool, &schema).await;
                         pool.close().await;
                     }
                 });
             })
             .join();
         }
+    }
+}
+
+/// Drops a test's schema. The server's connections may still hold locks in it: a task that
+/// was inside a transaction when the server stopped leaves its connection idle in that
+/// transaction until this runtime (blocked here, in `Drop`) rolls it back. So the drop waits
+/// a little, then ends the sessions holding locks on the schema's tables, and tries again.
+async fn drop_schema(pool: &sqlx::PgPool, schema: &str) {
+    for _ in 0..5 {
+        let Ok(mut conn) = pool.acquire().await else { return };
+        let _ = sqlx::query("SET lock_timeout = '2s'").execute(&mut *conn).await;
+        if sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))).execute(&mut *conn).await.is_ok() {
+            return;
+        }
+        let _ = sqlx::query(
+            "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND l.pid <> pg_backend_pid()",
+        )
+        .bind(schema)
+        .execute(&mut *conn)
+        .await;
     }
 }
 

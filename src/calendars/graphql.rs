@@ -30,6 +30,11 @@ impl CalendarConnectorNode {
         &self.0.descriptor().display_name
     }
 
+    /// What the user needs to know before connecting (iCloud's app-specific password).
+    async fn help(&self) -> Option<&str> {
+        self.0.descriptor().help.as_deref()
+    }
+
     /// PASSWORD: connect with `connectCalendarAccount`. OAUTH2: connecting the provider's
     /// mailbox (`startMailboxAuthorization`) connects its calendars too.
     async fn auth(&self) -> MailAuthMethod {

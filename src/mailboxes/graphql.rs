@@ -86,6 +86,11 @@ impl MailConnectorNode {
         &self.0.descriptor().display_name
     }
 
+    /// What the user needs to know before connecting (an app password, say).
+    async fn help(&self) -> Option<&str> {
+        self.0.descriptor().help.as_deref()
+    }
+
     async fn auth(&self) -> MailAuthMethod {
         self.0.descriptor().auth.into()
     }

@@ -128,6 +128,14 @@ async fn connecting_lists_every_calendar_with_its_colour_and_rights_and_picks_a_
     assert_eq!(checked.len(), 1, "{r}");
     assert_eq!(named(&calendars(&app, &user).await, "Holidays")["synced"], true);
 
+    // iCloud is offered with what the user must know first.
+    let r = app.gql(Some(&user.token), "{ calendarConnectors { kind auth help fields { key } } }", json!({})).await;
+    let kinds = r["data"]["calendarConnectors"].as_array().expect("connectors");
+    let icloud = kinds.iter().find(|k| k["kind"] == "icloud").unwrap_or_else(|| panic!("{r}"));
+    assert!(icloud["help"].as_str().unwrap_or_default().contains("app-specific password"), "{icloud}");
+    assert!(kinds.iter().any(|k| k["kind"] == "caldav" && k["fields"].to_string().contains("url")), "{r}");
+    assert!(kinds.iter().any(|k| k["kind"] == "gmail" && k["auth"] == "OAUTH2"), "{r}");
+
     // The account and its calendars, and no password anywhere.
     let r = app.gql(Some(&user.token), ACCOUNTS, json!({})).await;
     assert_eq!(r["data"]["me"]["calendarAccounts"][0]["id"], account.as_str());

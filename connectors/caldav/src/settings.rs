@@ -35,6 +35,7 @@ impl Preset {
                         .help("The CalDAV server (https://cal.example.com/), your principal or your calendar home address"),
                     Field::new("username", "User name", FieldKind::Text).help("If it is not your email address"),
                 ],
+                help: None,
             },
             start_url: None,
             oauth: None,
@@ -50,6 +51,7 @@ impl Preset {
                 auth: AuthMethod::Password,
                 capabilities: calendars_only(),
                 fields: Vec::new(),
+                help: Some(Preset::ICLOUD_PASSWORD_HELP.into()),
             },
             start_url: Some(ICLOUD_CALDAV.into()),
             oauth: None,
@@ -78,6 +80,7 @@ impl Preset {
                     calendars: true,
                 },
                 fields: Vec::new(),
+                help: None,
             },
             start_url: Some(format!("{base}{{username}}/user")),
             oauth: Some(OAuthProvider {

@@ -30,6 +30,7 @@ pub fn preset() -> Preset {
                 calendars: true,
             },
             fields: Vec::new(),
+            help: None,
         },
         oauth: OAuthProvider {
             name: "Google".into(),

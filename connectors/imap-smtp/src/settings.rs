@@ -132,6 +132,7 @@ pub(crate) fn generic_descriptor() -> Descriptor {
             Field::new("sentFolder", "Sent folder", FieldKind::Text)
                 .help("Where mail sent from the platform is kept; leave empty for the folder the server marks as Sent"),
         ],
+        help: None,
     }
 }
 
@@ -155,6 +156,7 @@ pub(crate) fn gmail_password_descriptor() -> Descriptor {
                 .default_value("SSL_TLS")
                 .help("Sign in with the email address and an app password"),
         ],
+        help: Some("Gmail takes an app password here (Google Account → Security → App passwords), with 2-Step Verification on; or connect Gmail by OAuth instead".into()),
     }
 }
 

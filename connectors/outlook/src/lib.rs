@@ -37,6 +37,7 @@ pub fn preset() -> Preset {
                 calendars: true,
             },
             fields: Vec::new(),
+            help: None,
         },
         oauth: OAuthProvider {
             name: "Microsoft".into(),

@@ -106,6 +106,9 @@ pub struct Descriptor {
     pub auth: AuthMethod,
     pub capabilities: Capabilities,
     pub fields: Vec<Field>,
+    /// What the user needs to know before connecting, shown above the form ("iCloud needs an
+    /// app-specific password: …").
+    pub help: Option<String>,
 }
 
 impl Descriptor {
@@ -215,6 +218,7 @@ mod tests {
                     .choices([Choice::new("ssl_tls", "SSL/TLS"), Choice::new("none", "None")])
                     .default_value("ssl_tls"),
             ],
+            help: None,
         }
     }
 

@@ -29,6 +29,7 @@ impl FolderConnector {
                 auth: AuthMethod::Password,
                 capabilities: Capabilities::default(),
                 fields: vec![Field::new("path", "Folder", FieldKind::Text).required().help("An absolute path on the gateway's machine")],
+                help: None,
             },
         }
     }

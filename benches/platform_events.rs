@@ -45,26 +45,12 @@ struct Client {
 
 impl Client {
     async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let mut request = self.http.post(&self.url).json(&json!({ "query": query, "variables": variables }));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        let reply: Value = request.send().await.context("GraphQL request")?.json().await.context("GraphQL reply")?;
-        if !reply["errors"].is_null() {
-            bail!("GraphQL errors: {reply}");
-        }
-        Ok(reply["data"].clone())
+        gateway::gql(&self.http, &self.url, token, query, variables).await
     }
 
     /// Signs up and logs in; returns (user id, session token).
     async fn user(&self, email: &str) -> anyhow::Result<(String, String)> {
-        let sign_up = "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }";
-        let person = json!({ "email": email, "password": PASSWORD, "firstName": "Bench", "lastName": "User" });
-        let data = self.gql(None, sign_up, json!({ "i": person })).await?;
-        let id = data["signUp"]["user"]["id"].as_str().context("signUp gave no id")?.to_owned();
-        let log_in = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
-        let data = self.gql(None, log_in, json!({ "e": email, "p": PASSWORD })).await?;
-        Ok((id, data["logIn"]["token"].as_str().context("logIn gave no token")?.to_owned()))
+        gateway::sign_up(&self.http, &self.url, email, PASSWORD).await
     }
 
     /// A subscriber: authenticated, subscribed to `notifications`, acknowledged.

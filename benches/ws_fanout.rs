@@ -66,15 +66,7 @@ struct Client {
 
 impl Client {
     async fn gql(&self, token: Option<&str>, query: &str, variables: Value) -> anyhow::Result<Value> {
-        let mut request = self.http.post(&self.url).json(&json!({ "query": query, "variables": variables }));
-        if let Some(t) = token {
-            request = request.bearer_auth(t);
-        }
-        let reply: Value = request.send().await.context("GraphQL request")?.json().await.context("GraphQL reply")?;
-        if !reply["errors"].is_null() {
-            bail!("GraphQL errors: {reply}");
-        }
-        Ok(reply["data"].clone())
+        gateway::gql(&self.http, &self.url, token, query, variables).await
     }
 
     /// Signs up one user and logs in once; every subscriber shares the session.

@@ -88,3 +88,27 @@ pub fn rss_kib(status: &str) -> anyhow::Result<u64> {
         .with_context(|| format!("no VmRSS in {status}"))
 }
 
+
+/// One GraphQL request over HTTP: its `data`, or an error carrying the GraphQL errors.
+pub async fn gql(http: &reqwest::Client, url: &str, token: Option<&str>, query: &str, variables: Value) -> anyhow::Result<Value> {
+    let mut request = http.post(url).json(&serde_json::json!({ "query": query, "variables": variables }));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let reply: Value = request.send().await.context("GraphQL request")?.json().await.context("GraphQL reply")?;
+    if !reply["errors"].is_null() {
+        bail!("GraphQL errors: {reply}");
+    }
+    Ok(reply["data"].clone())
+}
+
+/// Signs a new user up and logs them in: (user id, session token).
+pub async fn sign_up(http: &reqwest::Client, url: &str, email: &str, password: &str) -> anyhow::Result<(String, String)> {
+    let sign_up = "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }";
+    let person = serde_json::json!({ "email": email, "password": password, "firstName": "Bench", "lastName": "User" });
+    let data = gql(http, url, None, sign_up, serde_json::json!({ "i": person })).await?;
+    let id = data["signUp"]["user"]["id"].as_str().context("signUp gave no id")?.to_owned();
+    let log_in = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
+    let data = gql(http, url, None, log_in, serde_json::json!({ "e": email, "p": password })).await?;
+    Ok((id, data["logIn"]["token"].as_str().context("logIn gave no token")?.to_owned()))
+}

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, Object, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt as _, future};
+use futures_util::Stream;
 use uuid::Uuid;
 
 use super::model::{ActivityEvent, ActivityType, Address, Attachment, EventId, MessageData, Thread, ThreadId};
@@ -14,8 +14,9 @@ use super::store::{Feed, Position, ThreadPosition};
 use crate::contacts::graphql::ContactNode;
 use crate::contacts::model::ContactId;
 use crate::error::Result;
-use crate::fanout::{Change, Lagged, Topic};
+use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
 use crate::identity::graphql::loaders;
@@ -345,30 +346,18 @@ impl ActivitySubscription {
                 (w, None)
             }
         };
-        Ok(services
-            .fanout
-            .subscribe(Topic::Workspace(workspace_id))
-            .filter_map(move |c| {
-                future::ready(match c {
-                    Ok(Change::Activity { event_id, contact_id, .. }) if contact.is_none() || contact == contact_id => Some(Ok(event_id)),
-                    Ok(_) => None,
-                    Err(l) => Some(Err(l)),
-                })
-            })
-            .then(move |item| {
-                let services = services.clone();
-                Box::pin(async move {
-                    let id = item.map_err(|Lagged(missed)| {
-                        use async_graphql::ErrorExtensions as _;
-                        async_graphql::Error::new(format!("fell behind and missed {missed} events; reload the activity"))
-                            .extend_with(|_, e| {
-                                e.set("code", "LAGGED");
-                                e.set("missed", missed);
-                            })
-                    })?;
-                    let found = services.activity.events(&[id]).await.map_err(async_graphql::Error::from)?;
-                    found.into_iter().next().map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::new("event gone"))
-                })
-            }))
+        let accepts = move |c: &Change| matches!(c, Change::Activity { contact_id, .. } if contact.is_none() || contact == *contact_id);
+        live::feed(ctx, Topic::Workspace(workspace_id), (), accepts, move |_, change| {
+            let services = services.clone();
+            async move {
+                let id = match change {
+                    Ok(Change::Activity { event_id, .. }) => event_id,
+                    Ok(_) => return None,
+                    Err(missed) => return Some(Err(live::lagged(missed, "events", "reload the activity"))),
+                };
+                let found = services.activity.events(&[id]).await.map_err(async_graphql::Error::from);
+                Some(found.and_then(|f| f.into_iter().next().map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::new("event gone"))))
+            }
+        })
     }
 }

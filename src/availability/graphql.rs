@@ -2,11 +2,11 @@
 //! mutations that change them, and `presenceChanged(workspaceId)`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use async_graphql::{Context, Enum, ID, InputObject, MaybeUndefined, Object, SimpleObject, Subscription};
 use chrono::{DateTime, NaiveDate, Utc, Weekday};
-use futures_util::{Stream, StreamExt as _, future};
+use futures_util::Stream;
 
 use super::model::{
     Availability, AvailabilityStatus, DateOverride, DaySchedule, Interval, OutOfOffice, PresenceStatus, Span, parse_minute,
@@ -15,6 +15,7 @@ use super::service::AvailabilityChange;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::notifications::model::parse_time_zone;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
@@ -295,30 +296,21 @@ impl AvailabilitySubscription {
         let services = ctx.services()?.clone();
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         services.workspaces.membership_of(&viewer, workspace_id).await?;
-        let last: Arc<Mutex<HashMap<crate::identity::model::AccountId, PresenceStatus>>> = Arc::default();
-        Ok(services
-            .fanout
-            .subscribe(Topic::Workspace(workspace_id))
-            .filter_map(move |c| {
-                future::ready(match c {
-                    Ok(Change::Presence { workspace_id: w, account_id }) if w == workspace_id => Some(account_id),
-                    // A lagging listener missed changes it will hear about again next time.
-                    _ => None,
-                })
-            })
-            .then(move |account_id| {
-                let services = services.clone();
-                Box::pin(async move { (account_id, services.availability.effective(account_id).await) })
-            })
-            .filter_map(move |(account_id, status)| {
-                future::ready(match status {
-                    Err(e) => Some(Err(async_graphql::Error::from(e))),
-                    Ok(status) => {
-                        let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
-                        (last.insert(account_id, status) != Some(status))
-                            .then(|| Ok(PresenceChange { user_id: ID(account_id.to_string()), status }))
-                    }
-                })
-            }))
+        // The status each member was last shown with, so repeats are dropped.
+        let shown: Mutex<HashMap<crate::identity::model::AccountId, PresenceStatus>> = Mutex::default();
+        let accepts = move |c: &Change| matches!(c, Change::Presence { workspace_id: w, .. } if *w == workspace_id);
+        live::feed(ctx, Topic::Workspace(workspace_id), shown, accepts, move |shown, change| {
+            let services = services.clone();
+            async move {
+                // A lagging listener missed changes it will hear about again next time.
+                let Ok(Change::Presence { account_id, .. }) = change else { return None };
+                let status = match services.availability.effective(account_id).await {
+                    Ok(status) => status,
+                    Err(e) => return Some(Err(e.into())),
+                };
+                let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
+                (shown.insert(account_id, status) != Some(status)).then(|| Ok(PresenceChange { user_id: ID(account_id.to_string()), status }))
+            }
+        })
     }
 }

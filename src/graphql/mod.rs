@@ -4,6 +4,7 @@
 pub mod context;
 pub mod http;
 pub mod limits;
+pub mod live;
 pub mod paging;
 pub mod loaders;
 pub mod ws;

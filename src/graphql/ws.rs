@@ -7,6 +7,7 @@
 //! nothing to subscribe to.
 //! Connections are closed cleanly (1001) when the server shuts down.
 //! An authenticated connection counts towards its account's presence while it is open.
+//! Subscriptions run through [`LiveExecutor`], so an idle one holds only its topic listener.
 
 use std::pin::Pin;
 use std::str::FromStr;
@@ -24,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::watch;
 
 use super::context::{RequestAuth, bearer};
+use super::live::LiveExecutor;
 use crate::app::AppState;
 use crate::availability::service::PresenceGuard;
 use crate::fanout::{Change, Lagged, Topic, TopicStream};
@@ -109,7 +111,7 @@ fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta:
         data.insert(RequestAuth::resolved(viewer, meta));
         Ok(data)
     };
-    let messages = Box::pin(async_graphql::http::WebSocket::new(state.schema.clone(), input, protocol).on_connection_init(on_init));
+    let messages = Box::pin(async_graphql::http::WebSocket::new(LiveExecutor(state.schema.clone()), input, protocol).on_connection_init(on_init));
     Box::pin(pump(state.services, stopping, sink, messages, watched))
 }
 

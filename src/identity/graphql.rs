@@ -2,13 +2,14 @@
 
 use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{FutureExt as _, Stream, StreamExt as _, future};
+use futures_util::Stream;
 
 use super::model::{Account, AccountStatus, NewAccount};
 use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::graphql::loaders::{Loaders, unshare};
 use crate::security::graphql::SecurityOverview;
 use crate::tokens::graphql::AccessTokenNode;
@@ -397,21 +398,13 @@ impl IdentitySubscription {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
-        Ok(services
-            .fanout
-            .subscribe(Topic::Account(me))
-            // Lagged (Err): some changes were dropped; reloading shows the latest state anyway.
-            .filter(|c| future::ready(matches!(c, Ok(Change::Account { .. }) | Err(_))))
-            .then(move |_| {
-                let services = services.clone();
-                // Boxed, so an idle subscription holds a pointer rather than room for a store read.
-                Box::pin(
-                    async move {
-                        let account = services.identity.accounts(&[me]).await?.pop().ok_or(Error::Unauthenticated)?;
-                        Ok::<_, Error>(User(account))
-                    }
-                    .map(|r| r.map_err(async_graphql::Error::from)),
-                )
-            }))
+        // A lag (Err): some changes were dropped; reloading shows the latest state anyway.
+        live::feed(ctx, Topic::Account(me), (), |c| matches!(c, Change::Account { .. }), move |_, _| {
+            let services = services.clone();
+            async move {
+                let account = services.identity.accounts(&[me]).await.map_err(async_graphql::Error::from);
+                Some(account.and_then(|mut a| a.pop().map(User).ok_or_else(|| Error::Unauthenticated.into())))
+            }
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::io::Read as _;
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use concierge_connector_sdk::{AuthMethod, FieldKind, SharedConnector};
-use futures_util::{Stream, StreamExt as _, future};
+use futures_util::{Stream, future};
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::authorize::StartInput;
@@ -16,8 +16,9 @@ use crate::activity::graphql::ActivityEventNode;
 use crate::activity::model::{ActivityEvent, EventId};
 use crate::error::Error;
 use crate::error::Result;
-use crate::fanout::{Change, Lagged, Topic};
+use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -452,14 +453,6 @@ pub struct MailboxSyncProgress {
 #[derive(Default)]
 pub struct MailboxSubscription;
 
-fn lagged(Lagged(missed): Lagged) -> async_graphql::Error {
-    use async_graphql::ErrorExtensions as _;
-    async_graphql::Error::new(format!("fell behind and missed {missed} updates")).extend_with(|_, e| {
-        e.set("code", "LAGGED");
-        e.set("missed", missed);
-    })
-}
-
 #[Subscription]
 impl MailboxSubscription {
     /// The mailbox each time its status, counts or health change.
@@ -468,19 +461,16 @@ impl MailboxSubscription {
         let id = MailboxId::parse("mailboxId", &mailbox_id)?;
         let services = ctx.services()?.clone();
         services.mailboxes.mailbox(&viewer, id).await?;
-        Ok(services
-            .fanout
-            .subscribe(Topic::Mailbox(id))
-            .filter(|c| future::ready(!matches!(c, Ok(Change::SyncProgress { .. }))))
-            .then(move |c| {
-                let services = services.clone();
-                let viewer = viewer.clone();
-                Box::pin(async move {
-                    c.map_err(lagged)?;
-                    let m = services.mailboxes.mailbox(&viewer, id).await.map_err(async_graphql::Error::from)?;
-                    Ok(MailboxNode(m))
-                })
-            }))
+        live::feed(ctx, Topic::Mailbox(id), (), |c| !matches!(c, Change::SyncProgress { .. }), move |_, change| {
+            let services = services.clone();
+            let viewer = viewer.clone();
+            async move {
+                if let Err(missed) = change {
+                    return Some(Err(live::lagged(missed, "updates", "reload the mailbox")));
+                }
+                Some(services.mailboxes.mailbox(&viewer, id).await.map(MailboxNode).map_err(async_graphql::Error::from))
+            }
+        })
     }
 
     /// Messages done and total while the mailbox records a batch (a progress bar).
@@ -493,13 +483,14 @@ impl MailboxSubscription {
         let id = MailboxId::parse("mailboxId", &mailbox_id)?;
         let services = ctx.services()?;
         services.mailboxes.mailbox(&viewer, id).await?;
-        Ok(services.fanout.subscribe(Topic::Mailbox(id)).filter_map(move |c| {
-            future::ready(match c {
+        live::feed(ctx, Topic::Mailbox(id), (), |c| matches!(c, Change::SyncProgress { .. }), move |_, change| {
+            let item = match change {
                 Ok(Change::SyncProgress { done, total, .. }) => Some(Ok(MailboxSyncProgress { mailbox_id: mailbox_id.clone(), done, total })),
                 Ok(_) => None,
-                Err(l) => Some(Err(lagged(l))),
-            })
-        }))
+                Err(missed) => Some(Err(live::lagged(missed, "updates", "the next one shows the progress"))),
+            };
+            future::ready(item)
+        })
     }
 }
 

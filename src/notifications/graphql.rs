@@ -2,17 +2,18 @@
 //! mutations, push subscriptions, and the live `notifications` subscription.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ErrorExtensions as _, ID, InputObject, Object, SimpleObject, Subscription};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
-use futures_util::{Stream, StreamExt as _, future};
+use futures_util::Stream;
 use uuid::Uuid;
 
 use super::model::{AudioAlerts, NotificationCategory, NotificationChannel, NotificationEvent};
 use super::service::{Cell, Preferences, SummaryChange};
 use super::store::Notification;
 use crate::error::{Error, Result};
-use crate::fanout::{Change, Lagged, Topic};
+use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
+use crate::graphql::live;
 use crate::graphql::paging::page_args;
 use crate::identity::service::Viewer;
 use crate::tokens::model::Scope;
@@ -227,31 +228,17 @@ impl NotificationSubscription {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
-        Ok(services
-            .fanout
-            .subscribe(Topic::Account(me))
-            .filter_map(|c| {
-                future::ready(match c {
-                    Ok(Change::Notification { notification_id, .. }) => Some(Ok(notification_id)),
-                    Ok(_) => None,
-                    Err(lagged) => Some(Err(lagged)),
-                })
-            })
-            .then(move |item| {
-                let services = services.clone();
-                // Boxed: `then` keeps room for its future inline even while idle, and a store
-                // read is kilobytes; a pointer keeps each idle subscription small.
-                Box::pin(async move {
-                    let id = item.map_err(|Lagged(missed)| {
-                        async_graphql::Error::new(format!("fell behind and missed {missed} notifications; reload me.notifications"))
-                            .extend_with(|_, e| {
-                                e.set("code", "LAGGED");
-                                e.set("missed", missed);
-                            })
-                    })?;
-                    let found = services.notifications.find(me, id).await.map_err(async_graphql::Error::from)?;
-                    found.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))
-                })
-            }))
+        live::feed(ctx, Topic::Account(me), (), |c| matches!(c, Change::Notification { .. }), move |_, change| {
+            let services = services.clone();
+            async move {
+                let id = match change {
+                    Ok(Change::Notification { notification_id, .. }) => notification_id,
+                    Ok(_) => return None,
+                    Err(missed) => return Some(Err(live::lagged(missed, "notifications", "reload me.notifications"))),
+                };
+                let found = services.notifications.find(me, id).await.map_err(async_graphql::Error::from);
+                Some(found.and_then(|n| n.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))))
+            }
+        })
     }
 }

@@ -207,6 +207,15 @@ impl TestApp {
         WsClient { stream }
     }
 
+    /// A `graphql-transport-ws` connection signed in with `token`, acknowledged.
+    pub async fn ws_signed_in(&self, token: &str) -> WsClient {
+        let mut ws = self.ws("graphql-transport-ws").await;
+        ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {token}") } })).await;
+        let ack = ws.next_json().await;
+        assert_eq!(ack["type"], "connection_ack", "{ack}");
+        ws
+    }
+
     /// Waits (up to 5 s) until this server has `n` listeners for `topic`: a subscription sent
     /// over WebSocket is registered once its listener is.
     pub async fn listening(&self, topic: concierge::fanout::Topic, n: usize) {

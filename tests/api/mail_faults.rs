@@ -277,7 +277,7 @@ async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
 }
 
 #[tokio::test]
-async fn a_mailbox_status_subscriber_sees_each_change() {
+async fn a_mailbox_status_subscriber_sees_each_change_until_the_mailbox_is_disconnected() {
     let lab = MailLab::get().await;
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| c.mail_ca_file = Some(cert)).await;
@@ -286,15 +286,15 @@ async fn a_mailbox_status_subscriber_sees_each_change() {
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
     live_with(&app, &ada, &id, 0).await;
 
-    let mut ws = app.ws("graphql-transport-ws").await;
-    ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
-    assert_eq!(ws.next_json().await["type"], "connection_ack");
-    ws.send(json!({ "id": "s", "type": "subscribe", "payload": {
+    let mut watching = app.ws("graphql-transport-ws").await;
+    watching.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
+    assert_eq!(watching.next_json().await["type"], "connection_ack");
+    watching.send(json!({ "id": "s", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status statusReason paused } }", "variables": { "m": id } } }))
     .await;
     app.listening(Topic::Mailbox(concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap()), 1).await;
     app.gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { id } }", json!({ "id": id })).await;
-    let WsEvent::Json(m) = ws.next_within(Duration::from_secs(10)).await else { panic!("closed") };
+    let WsEvent::Json(m) = watching.next_within(Duration::from_secs(10)).await else { panic!("closed") };
     assert_eq!(m["payload"]["data"]["mailboxStatus"], json!({ "status": "PAUSED", "statusReason": "paused by the user", "paused": true }), "{m}");
 
     // Someone else cannot watch it.
@@ -308,6 +308,14 @@ async fn a_mailbox_status_subscriber_sees_each_change() {
     let m = ws.next_json().await;
     assert_eq!(m["payload"]["data"], json!(null), "{m}");
     assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{m}");
+
+    // Once the mailbox is gone, its watcher is told so, and the subscription ends.
+    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { disconnectMailbox(id: $id) }", json!({ "id": id })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let m = watching.next_json().await;
+    assert_eq!(m["type"], "next", "{m}");
+    assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{m}");
+    assert_eq!(watching.next_json().await, json!({ "id": "s", "type": "complete" }));
 }
 
 #[tokio::test]

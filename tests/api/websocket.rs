@@ -96,3 +96,105 @@ async fn shutting_down_closes_subscriptions_cleanly() {
     }
     app.stopped(Duration::from_secs(10)).await.expect("the server stops cleanly");
 }
+
+/// Every message the server sends until it has been quiet for `quiet`.
+async fn drain(ws: &mut crate::helpers::WsClient, quiet: Duration) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    while let Some(event) = ws.within(quiet).await {
+        match event {
+            WsEvent::Json(m) => seen.push(m),
+            WsEvent::Closed(code) => panic!("the connection closed ({code:?}) after {seen:?}"),
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn subscriptions_sharing_a_connection_each_hear_only_their_own_changes() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let mut ws = app.ws_signed_in(&ada.token).await;
+    ws.send(json!({ "id": "notes", "type": "subscribe", "payload": { "query": "subscription { notifications { event } }" } })).await;
+    ws.send(json!({ "id": "me", "type": "subscribe", "payload": { "query": "subscription { meUpdated { jobTitle } }" } })).await;
+    let account = concierge::identity::model::AccountId::parse("id", &ada.id).unwrap();
+    // The connection's own credential watch, and the two subscriptions.
+    app.listening(concierge::fanout::Topic::Account(account), 3).await;
+
+    let r = app.gql(Some(&ada.token), "mutation { updateProfile(input: {jobTitle: \"Pilot\"}) { id } }", json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let heard = ws.next_json().await;
+    assert_eq!(heard["id"], "me", "{heard}");
+    assert_eq!(heard["payload"]["data"]["meUpdated"]["jobTitle"], "Pilot");
+    let more = drain(&mut ws, Duration::from_millis(300)).await;
+    assert!(more.is_empty(), "only meUpdated hears a profile change: {more:?}");
+
+    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let heard = ws.next_json().await;
+    assert_eq!(heard["id"], "notes", "{heard}");
+    assert_eq!(heard["payload"]["data"]["notifications"]["event"], "SECURITY_EVENT");
+    let more = drain(&mut ws, Duration::from_millis(300)).await;
+    assert!(more.is_empty(), "only notifications hears a new notification: {more:?}");
+}
+
+#[tokio::test]
+async fn a_query_sent_over_the_socket_is_answered_once_and_completed() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let mut ws = app.ws_signed_in(&ada.token).await;
+
+    ws.send(json!({ "id": "q", "type": "subscribe", "payload": { "query": "{ me { email } }" } })).await;
+
+    let next = ws.next_json().await;
+    assert_eq!(next["type"], "next", "{next}");
+    assert_eq!(next["payload"]["data"]["me"]["email"], "ada@example.com");
+    let complete = ws.next_json().await;
+    assert_eq!(complete, json!({ "id": "q", "type": "complete" }));
+}
+
+#[tokio::test]
+async fn a_subscription_that_falls_behind_is_told_how_many_changes_it_missed() {
+    use concierge::fanout::Change;
+    use futures_util::StreamExt as _;
+
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let viewer = app.services.authenticate(&ada.token).await.unwrap().expect("Ada's session authenticates");
+    let account_id = viewer.account_id();
+    let mut session = async_graphql::Data::default();
+    session.insert(concierge::graphql::context::RequestAuth::resolved(Some(viewer), Default::default()));
+    let schema = concierge::graphql::build_schema(&concierge::config::Config::defaults(), app.services.clone());
+    let executor = concierge::graphql::live::LiveExecutor(schema);
+    let mut stream = async_graphql::Executor::execute_stream(
+        &executor,
+        async_graphql::Request::new("subscription { notifications { id } }"),
+        Some(std::sync::Arc::new(session)),
+    );
+    // Set up and idle: nothing to say yet.
+    assert!(tokio::time::timeout(Duration::from_millis(200), stream.next()).await.is_err());
+
+    // 40 changes while nobody reads: the topic keeps the last 32. A second listener shows when
+    // all 40 have arrived (on PostgreSQL they come back through NOTIFY).
+    let mut probe = app.services.fanout.subscribe(concierge::fanout::Topic::Account(account_id));
+    for _ in 0..40 {
+        app.services.fanout.publish(Change::Notification { account_id, notification_id: uuid::Uuid::now_v7() }).await;
+    }
+    let mut arrived = 0;
+    while arrived < 40 {
+        match tokio::time::timeout(Duration::from_secs(5), probe.next()).await.expect("the changes arrive").expect("open") {
+            Ok(_) => arrived += 1,
+            Err(concierge::fanout::Lagged(missed)) => arrived += missed,
+        }
+    }
+
+    let first = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("an item").expect("the stream goes on");
+    assert_eq!(first.errors.len(), 1, "{first:?}");
+    let extensions = first.errors[0].extensions.as_ref().expect("extensions");
+    assert_eq!(extensions.get("code"), Some(&async_graphql::Value::from("LAGGED")));
+    assert_eq!(extensions.get("missed"), Some(&async_graphql::Value::from(8u64)));
+    // Then the 32 it kept, one item each (these notifications were never stored: an error each).
+    for _ in 0..32 {
+        let item = tokio::time::timeout(Duration::from_secs(5), stream.next()).await.expect("an item").expect("the stream goes on");
+        assert_ne!(item.errors[0].extensions.as_ref().and_then(|e| e.get("code")), Some(&async_graphql::Value::from("LAGGED")));
+    }
+}

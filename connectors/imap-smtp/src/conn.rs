@@ -8,8 +8,8 @@
 use std::time::Duration;
 
 use async_imap::imap_proto::{
-    AttributeValue, Capability, MailboxDatum, NameAttribute, RequestId, Response, ResponseCode,
-    Status, StatusAttribute,
+    AttributeValue, Capability, MailboxDatum, NameAttribute, Outcome, RequestId, Response,
+    ResponseCode, Status, StatusAttribute,
 };
 use chrono::{DateTime, Utc};
 use concierge_connector_sdk::{ConnectorError, Wake};
@@ -157,12 +157,7 @@ impl Conn {
                 Response::Data {
                     status: Status::Bye,
                     outcome,
-                } => {
-                    return Err(ImapFailure::bye(
-                        code_name(outcome.code.as_ref()),
-                        outcome.information.as_deref().unwrap_or(""),
-                    ));
-                }
+                } => return Err(bye(outcome)),
                 other => {
                     self.note(other);
                     on_data(other);
@@ -338,12 +333,7 @@ impl Conn {
                     Response::Data {
                         status: Status::Bye,
                         outcome,
-                    } => {
-                        return Err(ImapFailure::bye(
-                            code_name(outcome.code.as_ref()),
-                            outcome.information.as_deref().unwrap_or(""),
-                        ));
-                    }
+                    } => return Err(bye(outcome)),
                     Response::Done {
                         tag: done,
                         status,
@@ -421,12 +411,7 @@ impl Conn {
                 Response::Data {
                     status: Status::Bye,
                     outcome,
-                } => {
-                    return Err(ImapFailure::bye(
-                        code_name(outcome.code.as_ref()),
-                        outcome.information.as_deref().unwrap_or(""),
-                    ));
-                }
+                } => return Err(bye(outcome)),
                 other => self.note(other),
             }
         }
@@ -455,12 +440,7 @@ impl Conn {
                 Response::Data {
                     status: Status::Bye,
                     outcome,
-                } => {
-                    return Err(ImapFailure::bye(
-                        code_name(outcome.code.as_ref()),
-                        outcome.information.as_deref().unwrap_or(""),
-                    ));
-                }
+                } => return Err(bye(outcome)),
                 other => self.note(other),
             }
         }
@@ -488,6 +468,14 @@ pub(crate) fn far(from: Instant, after: Duration) -> Instant {
     from.checked_add(after)
         .or_else(|| from.checked_add(Duration::from_secs(100 * 365 * 86_400)))
         .unwrap_or(from)
+}
+
+/// The failure an untagged BYE announces: the server is closing the connection.
+fn bye(outcome: &Outcome<'_>) -> ImapFailure {
+    ImapFailure::bye(
+        code_name(outcome.code.as_ref()),
+        outcome.information.as_deref().unwrap_or(""),
+    )
 }
 
 fn completion(

@@ -3,21 +3,23 @@
 //! Subscribers listen to a [`Topic`] (a user, a workspace's activity, a mailbox). Each topic that
 //! has listeners in this process has one bounded `broadcast` channel, so publishing is one
 //! send per topic however many clients listen, a slow client never slows the others (it
-//! lags instead, and is told), and memory stays bounded. Only ids travel: a subscriber
-//! reloads what it shows from the store.
+//! lags instead, and is told), and memory stays bounded. Only ids travel: subscribers reload
+//! what they show from the store, once per change in each process ([`Loads`]).
 //!
 //! How a change reaches the other gateway processes is a [`Carrier`]: in-process only on
 //! SQLite (one process), PostgreSQL `NOTIFY` otherwise. Resolvers see neither: they call
 //! [`Fanout::publish`] and [`Fanout::subscribe`].
 
-use std::collections::HashMap;
+use std::any::{Any, TypeId};
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
-use tokio::sync::broadcast;
+use tokio::sync::{OnceCell, broadcast};
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
@@ -215,10 +217,65 @@ impl Carrier for PgNotify {
     }
 }
 
+/// What listeners load for a change, loaded once in this process however many of them ask.
+///
+/// Every listener of a topic hears each change, and each usually reloads what the change names
+/// (a notification, an activity event): with a user's five tabs, or a workspace's members all
+/// watching its activity, that is the same read many times. The first to ask loads it; the
+/// others wait for that load and share its result. Only the last [`Loads::KEPT`] are kept, so
+/// memory stays bounded and a listener far behind loads again.
+#[derive(Default)]
+pub struct Loads {
+    recent: Mutex<RecentLoads>,
+}
+
+type LoadKey = (TypeId, uuid::Uuid);
+
+#[derive(Default)]
+struct RecentLoads {
+    /// Each an `Arc<OnceCell<V>>` for the `V` in its key.
+    cells: HashMap<LoadKey, Arc<dyn Any + Send + Sync>>,
+    order: VecDeque<LoadKey>,
+}
+
+impl Loads {
+    pub const KEPT: usize = 256;
+
+    /// `load`'s result for the thing with this `id`, shared with everyone who asks for a `V`
+    /// with the same id while it is kept. Only for what is the same whoever asks: check the
+    /// asker's access first.
+    pub async fn once<V, F>(&self, id: uuid::Uuid, load: F) -> V
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Future<Output = V>,
+    {
+        let cell = self.cell::<V>((TypeId::of::<V>(), id));
+        cell.get_or_init(|| load).await.clone()
+    }
+
+    fn cell<V: Send + Sync + 'static>(&self, key: LoadKey) -> Arc<OnceCell<V>> {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cell) = recent.cells.get(&key).and_then(|c| c.clone().downcast::<OnceCell<V>>().ok()) {
+            return cell;
+        }
+        let cell = Arc::new(OnceCell::new());
+        if recent.cells.insert(key, cell.clone()).is_none() {
+            recent.order.push_back(key);
+        }
+        while recent.order.len() > Self::KEPT {
+            if let Some(oldest) = recent.order.pop_front() {
+                recent.cells.remove(&oldest);
+            }
+        }
+        cell
+    }
+}
+
 #[derive(Clone)]
 pub struct Fanout {
     topics: Arc<Topics>,
     carrier: Arc<dyn Carrier>,
+    loads: Arc<Loads>,
 }
 
 impl Fanout {
@@ -257,7 +314,7 @@ impl Fanout {
                 Arc::new(PgNotify { pool: pool.clone(), channel })
             }
         };
-        Ok(Fanout { topics, carrier })
+        Ok(Fanout { topics, carrier, loads: Arc::default() })
     }
 
     /// Announces a committed change. Call after the commit.
@@ -274,6 +331,15 @@ impl Fanout {
 
     pub fn subscribe(&self, topic: Topic) -> TopicStream {
         self.topics.subscribe(topic)
+    }
+
+    /// What a change names, loaded once for all its listeners in this process ([`Loads`]).
+    pub async fn load_once<V, F>(&self, id: uuid::Uuid, load: F) -> V
+    where
+        V: Clone + Send + Sync + 'static,
+        F: Future<Output = V>,
+    {
+        self.loads.once(id, load).await
     }
 
     /// How many listeners this process has for `topic` (live subscriptions, connections
@@ -352,5 +418,44 @@ mod tests {
         // Publishing to a topic nobody listens to is a no-op.
         topics.dispatch(note(alice));
         assert!(topics.is_empty());
+    }
+
+    #[tokio::test]
+    async fn listeners_asking_for_the_same_thing_at_once_share_one_load() {
+        let loads = Arc::new(Loads::default());
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let id = Uuid::now_v7();
+        let askers = (0..50).map(|_| {
+            let (loads, calls) = (loads.clone(), calls.clone());
+            tokio::spawn(async move {
+                loads
+                    .once(id, async {
+                        calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                        String::from("loaded")
+                    })
+                    .await
+            })
+        });
+        for asker in askers.collect::<Vec<_>>() {
+            assert_eq!(asker.await.unwrap(), "loaded");
+        }
+        assert_eq!(calls.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another id, or another kind of value for the same id, is a load of its own.
+        assert_eq!(loads.once(Uuid::now_v7(), async { String::from("other") }).await, "other");
+        assert_eq!(loads.once(id, async { 7u32 }).await, 7);
+    }
+
+    #[tokio::test]
+    async fn only_the_most_recent_loads_are_kept() {
+        let loads = Loads::default();
+        let first = Uuid::now_v7();
+        assert_eq!(loads.once(first, async { 1u32 }).await, 1);
+        assert_eq!(loads.once(first, async { 2u32 }).await, 1, "kept");
+        for _ in 0..Loads::KEPT {
+            loads.once(Uuid::now_v7(), async { 0u32 }).await;
+        }
+        assert_eq!(loads.once(first, async { 3u32 }).await, 3, "pushed out by newer ones, so loaded again");
+        assert!(loads.recent.lock().unwrap().cells.len() <= Loads::KEPT);
     }
 }

@@ -355,8 +355,11 @@ impl ActivitySubscription {
                     Ok(_) => return None,
                     Err(missed) => return Some(Err(live::lagged(missed, "events", "reload the activity"))),
                 };
-                let found = services.activity.events(&[id]).await.map_err(async_graphql::Error::from);
-                Some(found.and_then(|f| f.into_iter().next().map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::new("event gone"))))
+                // Everyone watching the workspace loads the same event: once is enough.
+                let load = async { services.activity.events(&[id]).await.map(|f| f.into_iter().next()).map_err(async_graphql::Error::from) };
+                let found = services.fanout.load_once(id.0, load).await;
+                let here = found.map(|e| e.filter(|e| e.workspace_id == workspace_id));
+                Some(here.and_then(|e| e.map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::new("event gone"))))
             }
         })
     }

@@ -2,7 +2,8 @@
 //! validation), each refused with BAD_USER_INPUT and `extensions.limit` naming the limit.
 //! The same extension records per-operation metrics and names the operation on the request's
 //! log span, and gives every error without a code the code BAD_USER_INPUT (parse and
-//! validation errors are the client's).
+//! validation errors are the client's). It also checks the one validation rule async-graphql
+//! leaves out: a subscription selects a single root field.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,8 +12,8 @@ use std::time::Instant;
 use async_graphql::extensions::{
     Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation,
 };
-use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, Selection, SelectionSet};
-use async_graphql::{ErrorExtensions, Response, ServerError, ServerResult, ValidationResult, Variables};
+use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
+use async_graphql::{ErrorExtensions, Pos, Response, ServerError, ServerResult, ValidationResult, Variables};
 
 use crate::config::Config;
 use crate::telemetry::operation_label;
@@ -170,6 +171,11 @@ impl Extension for PerRequest {
                 format!("the query has {aliases} aliases; at most {} are allowed", self.limits.max_aliases),
             ));
         }
+        if let Some(second) = second_subscription_root(&doc) {
+            return Err(async_graphql::Error::new("a subscription selects exactly one root field")
+                .extend_with(|_, e| e.set("code", "BAD_USER_INPUT"))
+                .into_server_error(second));
+        }
         Ok(doc)
     }
 
@@ -220,6 +226,49 @@ fn single_operation_name(doc: &ExecutableDocument) -> Option<String> {
     }
 }
 
+/// Where a subscription selects a second root field, if one does. The GraphQL specification's
+/// "single root field" rule: a subscription is one stream of one field's events.
+/// async-graphql does not check it. Runs before validation, so fragment cycles are guarded.
+fn second_subscription_root(doc: &ExecutableDocument) -> Option<Pos> {
+    fn collect<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, seen: &mut Vec<&'a str>, keys: &mut Vec<&'a str>) -> Option<Pos> {
+        for item in &set.items {
+            match &item.node {
+                Selection::Field(f) => {
+                    let key = f.node.response_key().node.as_str();
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                        if keys.len() > 1 {
+                            return Some(f.pos);
+                        }
+                    }
+                }
+                Selection::InlineFragment(i) => {
+                    if let Some(pos) = collect(doc, &i.node.selection_set.node, seen, keys) {
+                        return Some(pos);
+                    }
+                }
+                Selection::FragmentSpread(spread) => {
+                    let name = spread.node.fragment_name.node.as_str();
+                    if seen.contains(&name) {
+                        continue;
+                    }
+                    seen.push(name);
+                    if let Some(fragment) = doc.fragments.get(&spread.node.fragment_name.node)
+                        && let Some(pos) = collect(doc, &fragment.node.selection_set.node, seen, keys)
+                    {
+                        return Some(pos);
+                    }
+                }
+            }
+        }
+        None
+    }
+    doc.operations
+        .iter()
+        .filter(|(_, op)| op.node.ty == OperationType::Subscription)
+        .find_map(|(_, op)| collect(doc, &op.node.selection_set.node, &mut Vec::new(), &mut Vec::new()))
+}
+
 /// Aliased fields in the document (each fragment counted once, where it is defined).
 pub fn count_aliases(doc: &ExecutableDocument) -> usize {
     fn walk(set: &SelectionSet) -> usize {
@@ -247,5 +296,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(count_aliases(&doc), 5);
+    }
+
+    fn second_root(query: &str) -> Option<Pos> {
+        second_subscription_root(&async_graphql::parser::parse_query(query).unwrap())
+    }
+
+    #[test]
+    fn a_subscription_selects_one_root_field() {
+        assert_eq!(second_root("subscription { a { id } }"), None);
+        // The same response key twice is one field.
+        assert_eq!(second_root("subscription { a { id } a { name } }"), None);
+        assert_eq!(second_root("subscription { ...F } fragment F on Subscription { a { id } }"), None);
+        // Queries may select as many as they like.
+        assert_eq!(second_root("query { a b c }"), None);
+
+        assert_eq!(second_root("subscription { a { id } b { id } }"), Some(Pos { line: 1, column: 25 }));
+        assert!(second_root("subscription { a { id } x: a { id } }").is_some(), "an alias is a second field");
+        assert!(second_root("subscription { a ... on Subscription { b } }").is_some());
+        assert!(second_root("subscription { a ...F } fragment F on Subscription { b }").is_some());
+        // A fragment cycle (refused later by validation) does not loop here.
+        assert_eq!(second_root("subscription { ...F } fragment F on Subscription { a ...F }"), None);
     }
 }

@@ -164,7 +164,8 @@ enum Phase {
     Idle(Plan),
     /// Running the operation for one change.
     Running(Plan, Arc<LiveEvent>, BoxStream<'static, Response>),
-    /// Several fields in one subscription: async-graphql runs it the ordinary way.
+    /// Several fields in one subscription, which the limits extension refuses before they get
+    /// here: should one get through, async-graphql runs it the ordinary way.
     Ordinary(BoxStream<'static, Response>),
     Done,
 }

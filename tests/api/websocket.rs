@@ -198,3 +198,17 @@ async fn a_subscription_that_falls_behind_is_told_how_many_changes_it_missed() {
         assert_ne!(item.errors[0].extensions.as_ref().and_then(|e| e.get("code")), Some(&async_graphql::Value::from("LAGGED")));
     }
 }
+
+#[tokio::test]
+async fn a_subscription_with_two_root_fields_is_refused() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let mut ws = app.ws_signed_in(&ada.token).await;
+
+    ws.send(json!({ "id": "two", "type": "subscribe", "payload": { "query": "subscription { notifications { id } meUpdated { id } }" } })).await;
+
+    let m = ws.next_json().await;
+    let errors = if m["type"] == "error" { &m["payload"] } else { &m["payload"]["errors"] };
+    assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{m}");
+    assert_eq!(errors[0]["locations"][0]["column"], 37, "the second field is at fault: {m}");
+}

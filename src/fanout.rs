@@ -16,6 +16,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use futures_util::Stream;
 use serde::{Deserialize, Serialize};
@@ -222,11 +223,18 @@ impl Carrier for PgNotify {
 /// Every listener of a topic hears each change, and each usually reloads what the change names
 /// (a notification, an activity event): with a user's five tabs, or a workspace's members all
 /// watching its activity, that is the same read many times. The first to ask loads it; the
-/// others wait for that load and share its result. Only the last [`Loads::KEPT`] are kept, so
-/// memory stays bounded and a listener far behind loads again.
-#[derive(Default)]
+/// others wait for that load and share its result. Only the last [`Loads::KEPT`], and only
+/// for [`Loads::KEPT_FOR`], are kept, so memory stays bounded (a message's event can be large)
+/// and a listener far behind loads again.
 pub struct Loads {
     recent: Mutex<RecentLoads>,
+    kept_for: Duration,
+}
+
+impl Default for Loads {
+    fn default() -> Self {
+        Loads { recent: Mutex::default(), kept_for: Self::KEPT_FOR }
+    }
 }
 
 type LoadKey = (TypeId, uuid::Uuid);
@@ -235,11 +243,14 @@ type LoadKey = (TypeId, uuid::Uuid);
 struct RecentLoads {
     /// Each an `Arc<OnceCell<V>>` for the `V` in its key.
     cells: HashMap<LoadKey, Arc<dyn Any + Send + Sync>>,
-    order: VecDeque<LoadKey>,
+    /// Oldest first, with when each was asked for first.
+    order: VecDeque<(LoadKey, Instant)>,
 }
 
 impl Loads {
     pub const KEPT: usize = 256;
+    /// Long enough for every listener of a change to get to it.
+    pub const KEPT_FOR: Duration = Duration::from_secs(10);
 
     /// `load`'s result for the thing with this `id`, shared with everyone who asks for a `V`
     /// with the same id while it is kept. Only for what is the same whoever asks: check the
@@ -254,18 +265,26 @@ impl Loads {
     }
 
     fn cell<V: Send + Sync + 'static>(&self, key: LoadKey) -> Arc<OnceCell<V>> {
+        let now = Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        while let Some(&(oldest, at)) = recent.order.front() {
+            if recent.order.len() <= Self::KEPT && now.duration_since(at) < self.kept_for {
+                break;
+            }
+            recent.order.pop_front();
+            recent.cells.remove(&oldest);
+        }
         if let Some(cell) = recent.cells.get(&key).and_then(|c| c.clone().downcast::<OnceCell<V>>().ok()) {
             return cell;
         }
         let cell = Arc::new(OnceCell::new());
         if recent.cells.insert(key, cell.clone()).is_none() {
-            recent.order.push_back(key);
+            recent.order.push_back((key, now));
         }
-        while recent.order.len() > Self::KEPT {
-            if let Some(oldest) = recent.order.pop_front() {
-                recent.cells.remove(&oldest);
-            }
+        if recent.order.len() > Self::KEPT
+            && let Some((oldest, _)) = recent.order.pop_front()
+        {
+            recent.cells.remove(&oldest);
         }
         cell
     }
@@ -457,5 +476,15 @@ mod tests {
         }
         assert_eq!(loads.once(first, async { 3u32 }).await, 3, "pushed out by newer ones, so loaded again");
         assert!(loads.recent.lock().unwrap().cells.len() <= Loads::KEPT);
+    }
+
+    #[tokio::test]
+    async fn a_load_is_kept_only_for_a_while() {
+        let loads = Loads { kept_for: std::time::Duration::from_millis(500), ..Loads::default() };
+        let id = Uuid::now_v7();
+        assert_eq!(loads.once(id, async { 1u32 }).await, 1);
+        assert_eq!(loads.once(id, async { 2u32 }).await, 1, "still kept");
+        tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+        assert_eq!(loads.once(id, async { 3u32 }).await, 3, "expired, so loaded again");
     }
 }

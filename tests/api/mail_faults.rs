@@ -286,9 +286,7 @@ async fn a_mailbox_status_subscriber_sees_each_change_until_the_mailbox_is_disco
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
     live_with(&app, &ada, &id, 0).await;
 
-    let mut watching = app.ws("graphql-transport-ws").await;
-    watching.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", ada.token) } })).await;
-    assert_eq!(watching.next_json().await["type"], "connection_ack");
+    let mut watching = app.ws_signed_in(&ada.token).await;
     watching.send(json!({ "id": "s", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status statusReason paused } }", "variables": { "m": id } } }))
     .await;

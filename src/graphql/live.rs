@@ -11,7 +11,8 @@
 //!    instead of returning a long-running stream.
 //! 2. While idle, the subscription is that listener, the filter, and the request's text.
 //! 3. For each change the filter accepts, it runs the operation again with the change in the
-//!    request's data. The resolver checks again (so a user who lost access stops hearing) and
+//!    request's data. The resolver checks again (so a user who lost access is told and stops
+//!    hearing; a failure of the store is told too, but the subscription goes on) and
 //!    [`feed`] turns the change into the item, which is then executed against the client's
 //!    selection set as usual. This is how the GraphQL specification describes a subscription
 //!    event: execute the selection set with the event as its source.
@@ -162,8 +163,9 @@ enum Phase {
     SettingUp(BoxStream<'static, Response>, Arc<Mutex<Vec<Plan>>>),
     /// Waiting for the next change.
     Idle(Plan),
-    /// Running the operation for one change.
-    Running(Plan, Arc<LiveEvent>, BoxStream<'static, Response>),
+    /// Running the operation for one change; `internal` once it answered with an INTERNAL
+    /// error (the store failing, say), which is no reason to stop listening.
+    Running { plan: Plan, event: Arc<LiveEvent>, run: BoxStream<'static, Response>, internal: bool },
     /// Several fields in one subscription, which the limits extension refuses before they get
     /// here: should one get through, async-graphql runs it the ordinary way.
     Ordinary(BoxStream<'static, Response>),
@@ -212,25 +214,35 @@ impl Stream for LiveStream {
                         }
                         let event = Arc::new(LiveEvent { change, state: plan.state.clone(), reached: AtomicBool::new(false) });
                         let run = this.run(Some(Live::Event(event.clone())));
-                        this.phase = Phase::Running(plan, event, run);
+                        this.phase = Phase::Running { plan, event, run, internal: false };
                     }
                 },
-                Phase::Running(plan, event, mut run) => match run.poll_next_unpin(cx) {
+                Phase::Running { plan, event, mut run, internal } => match run.poll_next_unpin(cx) {
                     Poll::Ready(None) => {
-                        // The resolver's checks failed (it never reached `feed`): the client
-                        // had its error, and the subscription ends.
-                        if event.reached.load(Ordering::Acquire) {
+                        // The resolver's checks refused (it never reached `feed`): the viewer
+                        // lost access, the client had the error, and the subscription ends.
+                        // A failure of ours is told too, but the subscription goes on.
+                        if event.reached.load(Ordering::Acquire) || internal {
                             this.phase = Phase::Idle(plan);
                         }
                     }
-                    other => {
-                        this.phase = Phase::Running(plan, event, run);
-                        return other;
+                    Poll::Ready(Some(response)) => {
+                        let internal = internal || response.errors.iter().any(is_internal);
+                        this.phase = Phase::Running { plan, event, run, internal };
+                        return Poll::Ready(Some(response));
+                    }
+                    Poll::Pending => {
+                        this.phase = Phase::Running { plan, event, run, internal };
+                        return Poll::Pending;
                     }
                 },
             }
         }
     }
+}
+
+fn is_internal(error: &async_graphql::ServerError) -> bool {
+    error.extensions.as_ref().and_then(|e| e.get("code")) == Some(&async_graphql::Value::from("INTERNAL"))
 }
 
 /// The error item a subscriber gets when it fell behind: `LAGGED`, with how many `what` it

@@ -212,3 +212,47 @@ async fn a_subscription_with_two_root_fields_is_refused() {
     assert_eq!(errors[0]["extensions"]["code"], "BAD_USER_INPUT", "{m}");
     assert_eq!(errors[0]["locations"][0]["column"], 37, "the second field is at fault: {m}");
 }
+
+#[tokio::test]
+async fn a_store_failure_while_a_change_is_checked_is_reported_and_the_subscription_goes_on() {
+    use concierge::activity::model::EventId;
+    use concierge::contacts::model::ContactId;
+    use concierge::fanout::{Change, Topic};
+    use concierge::workspace::model::WorkspaceId;
+
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($i: CreateContactInput!) { createContact(input: $i) { id } }",
+            json!({ "i": { "workspaceId": ada.workspace_id, "name": "Carol", "emails": ["carol@customer.test"] } }),
+        )
+        .await;
+    let contact = r["data"]["createContact"]["id"].as_str().expect("a contact").to_owned();
+    let mut ws = app.ws_signed_in(&ada.token).await;
+    ws.send(json!({ "id": "a", "type": "subscribe", "payload": {
+        "query": "subscription($c: ID) { activityEvents(contactId: $c) { id } }", "variables": { "c": contact } } }))
+    .await;
+    let workspace_id = WorkspaceId(uuid::Uuid::parse_str(&ada.workspace_id).unwrap());
+    app.listening(Topic::Workspace(workspace_id), 1).await;
+    let contact_id = Some(ContactId(uuid::Uuid::parse_str(&contact).unwrap()));
+    let activity = || Change::Activity { workspace_id, event_id: EventId(uuid::Uuid::now_v7()), contact_id };
+
+    // The contact cannot be read while the change is checked: the store is failing.
+    let db = &app.services.db;
+    concierge::on_pool!(db, p => { sqlx::query("ALTER TABLE contact RENAME TO contact_away").execute(p).await.unwrap(); });
+    app.services.fanout.publish(activity()).await;
+    let m = ws.next_json().await;
+    assert_eq!(m["type"], "next", "{m}");
+    assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "INTERNAL", "{m}");
+
+    // That was no reason to stop: once the store is back, the next change is checked and heard.
+    concierge::on_pool!(db, p => { sqlx::query("ALTER TABLE contact_away RENAME TO contact").execute(p).await.unwrap(); });
+    app.services.fanout.publish(activity()).await;
+    let m = ws.next_json().await;
+    assert_eq!(m["type"], "next", "the subscription is still there: {m}");
+    assert_eq!(m["id"], "a");
+    // (The change names an event that was never stored, so the item is an error of its own.)
+    assert_ne!(m["payload"]["errors"][0]["extensions"]["code"], "INTERNAL", "{m}");
+}

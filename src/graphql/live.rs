@@ -79,13 +79,12 @@ where
             slot.lock().unwrap_or_else(|e| e.into_inner()).push(plan);
             Ok(stream::empty().boxed())
         }
+        // `LiveExecutor` runs the operation only for changes the plan's `accepts` took.
         Some(Live::Event(event)) => {
             event.reached.store(true, Ordering::Release);
-            let wanted = event.change.as_ref().map_or(true, &accepts);
-            let state = event.state.clone().downcast::<S>().ok();
-            match (wanted, state) {
-                (true, Some(state)) => Ok(stream::once(item(state, event.change.clone())).filter_map(future::ready).boxed()),
-                _ => Ok(stream::empty().boxed()),
+            match event.state.clone().downcast::<S>() {
+                Ok(state) => Ok(stream::once(item(state, event.change.clone())).filter_map(future::ready).boxed()),
+                Err(_) => Ok(stream::empty().boxed()),
             }
         }
         None => {
@@ -113,11 +112,11 @@ impl Executor for LiveExecutor {
 
     fn execute_stream(&self, request: Request, session_data: Option<Arc<Data>>) -> BoxStream<'static, Response> {
         let session = session_data.unwrap_or_default();
-        let text = Arc::new(RequestText {
+        let text = RequestText {
             query: request.query.clone(),
             operation_name: request.operation_name.clone(),
             variables: request.variables.clone(),
-        });
+        };
         let slot = Arc::<Mutex<Vec<Plan>>>::default();
         let setup = self.0.execute_stream_with_session_data(request.data(Live::Plan(slot.clone())), session.clone());
         Box::pin(LiveStream { schema: self.0.clone(), session, text, phase: Phase::SettingUp(setup, slot) })
@@ -142,7 +141,7 @@ impl RequestText {
 struct LiveStream {
     schema: ConciergeSchema,
     session: Arc<Data>,
-    text: Arc<RequestText>,
+    text: RequestText,
     phase: Phase,
 }
 

@@ -10,7 +10,8 @@ use crate::mailboxes::{connected, gateway, live_with, message};
 
 const CONTACT: &str = "id name emails workspaceId";
 
-async fn create(app: &TestApp, user: &TestUser, name: Option<&str>, emails: &[&str]) -> Value {
+/// Creates a contact in the user's workspace; the whole response.
+pub async fn create(app: &TestApp, user: &TestUser, name: Option<&str>, emails: &[&str]) -> Value {
     app.gql(
         Some(&user.token),
         &format!("mutation($i: CreateContactInput!) {{ createContact(input: $i) {{ {CONTACT} }} }}"),

@@ -222,13 +222,7 @@ async fn a_store_failure_while_a_change_is_checked_is_reported_and_the_subscript
 
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let r = app
-        .gql(
-            Some(&ada.token),
-            "mutation($i: CreateContactInput!) { createContact(input: $i) { id } }",
-            json!({ "i": { "workspaceId": ada.workspace_id, "name": "Carol", "emails": ["carol@customer.test"] } }),
-        )
-        .await;
+    let r = crate::contacts::create(&app, &ada, Some("Carol"), &["carol@customer.test"]).await;
     let contact = r["data"]["createContact"]["id"].as_str().expect("a contact").to_owned();
     let mut ws = app.ws_signed_in(&ada.token).await;
     ws.send(json!({ "id": "a", "type": "subscribe", "payload": {

@@ -556,19 +556,5 @@ async fn run() -> anyhow::Result<bool> {
 }
 
 fn main() -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("free_busy bench failed: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    gateway::run_bench("free_busy", run())
 }

@@ -377,13 +377,5 @@ async fn run(n: usize) -> anyhow::Result<bool> {
 
 fn main() -> ExitCode {
     let n = subscribers();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
-    match rt.block_on(run(n)) {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::FAILURE,
-        Err(e) => {
-            eprintln!("ws_fanout: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    gateway::run_bench("ws_fanout", run(n))
 }

@@ -3,8 +3,9 @@
 //! port read from its `serving` log line, its resident set read from /proc, killed when
 //! dropped so a failing run leaves nothing behind.
 
+use std::future::Future;
 use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
@@ -111,4 +112,24 @@ pub async fn sign_up(http: &reqwest::Client, url: &str, email: &str, password: &
     let log_in = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
     let data = gql(http, url, None, log_in, serde_json::json!({ "e": email, "p": password })).await?;
     Ok((id, data["logIn"]["token"].as_str().context("logIn gave no token")?.to_owned()))
+}
+
+/// A bench's `main`: runs `bench` on a multi-threaded runtime and fails the process when it
+/// errs or reports a goal not met (`Ok(false)`).
+pub fn run_bench(name: &str, bench: impl Future<Output = anyhow::Result<bool>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(e) => {
+            eprintln!("{name} bench failed: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }

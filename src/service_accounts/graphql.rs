@@ -113,9 +113,10 @@ pub struct ServiceAccountQuery;
 
 #[Object]
 impl ServiceAccountQuery {
-    /// The workspace's service accounts (needs MANAGE_INTEGRATIONS), oldest first.
+    /// The workspace's service accounts (needs MANAGE_INTEGRATIONS; a personal token needs
+    /// `service_accounts:read`), oldest first.
     async fn service_accounts(&self, ctx: &Context<'_>, workspace_id: ID) -> Result<Vec<ServiceAccountNode>> {
-        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
+        let viewer = ctx.viewer_for(Scope::ServiceAccountsRead).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         let accounts = ctx.services()?.service_accounts.list(&viewer, workspace_id).await?;
         Ok(accounts.into_iter().map(ServiceAccountNode).collect())
@@ -123,7 +124,7 @@ impl ServiceAccountQuery {
 
     /// One service account of a workspace whose integrations the viewer manages.
     async fn service_account(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceAccountNode> {
-        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
+        let viewer = ctx.viewer_for(Scope::ServiceAccountsRead).await?;
         let id = ServiceAccountId::parse("id", &id)?;
         Ok(ServiceAccountNode(ctx.services()?.service_accounts.get(&viewer, id).await?))
     }

@@ -32,29 +32,11 @@ impl std::fmt::Display for ServiceAccountId {
     }
 }
 
-/// What a service-account token may do. A separate vocabulary from the user `Scope`: a
-/// personal token can never carry these, and a service token never carries a user scope.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ServiceScope {
-    /// Publish events into the workspace (`publishEvents`).
-    EventsPublish,
-    /// Manage the workspace's webhooks.
-    WebhooksManage,
-}
+pub use crate::tokens::scopes::ServiceScope;
 
 impl ServiceScope {
-    pub const ALL: [ServiceScope; 2] = [ServiceScope::EventsPublish, ServiceScope::WebhooksManage];
-
-    /// The scope as clients write it, e.g. `events:publish`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceScope::EventsPublish => "events:publish",
-            ServiceScope::WebhooksManage => "webhooks:manage",
-        }
-    }
-
     pub fn parse(field: &'static str, raw: &str) -> Result<ServiceScope> {
-        ServiceScope::ALL.into_iter().find(|s| s.as_str() == raw.trim()).ok_or_else(|| {
+        ServiceScope::from_name(raw).ok_or_else(|| {
             Error::invalid(field, format!("unknown service-account scope {raw:?}; use events:publish or webhooks:manage"))
         })
     }
@@ -74,14 +56,6 @@ impl ServiceScope {
         Ok(scopes)
     }
 
-    /// Scopes as stored: space-separated.
-    pub fn join(scopes: &[ServiceScope]) -> String {
-        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-    }
-
-    pub fn split(stored: &str) -> Vec<ServiceScope> {
-        stored.split_whitespace().filter_map(|s| ServiceScope::parse("scopes", s).ok()).collect()
-    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -194,13 +168,13 @@ mod tests {
 
     #[test]
     fn user_scopes_are_not_service_scopes() {
-        for user in crate::tokens::model::Scope::ALL {
+        for user in crate::tokens::model::Scope::ALL.iter().copied() {
             assert!(ServiceScope::parse("scopes", user.as_str()).is_err(), "{}", user.as_str());
         }
-        for scope in ServiceScope::ALL {
+        for scope in ServiceScope::ALL.iter().copied() {
             assert!(crate::tokens::model::Scope::parse("scopes", scope.as_str()).is_err(), "{}", scope.as_str());
         }
-        let joined = ServiceScope::join(&ServiceScope::ALL);
+        let joined = ServiceScope::join(ServiceScope::ALL);
         assert_eq!(ServiceScope::split(&joined), ServiceScope::ALL);
         assert!(ServiceScope::parse_list("scopes", &[]).is_err());
     }

@@ -49,7 +49,7 @@ impl AccessTokenNode {
 #[derive(InputObject)]
 pub struct CreateAccessTokenInput {
     pub name: String,
-    /// Scopes such as `profile:read`, `profile:write`, `workspaces:read`, `mailboxes:read`.
+    /// Scopes by name, such as `profile:read` or `webhooks:read` (the README lists them all).
     pub scopes: Vec<String>,
     /// When the token stops working; never, if omitted.
     pub expires_at: Option<DateTime<Utc>>,

@@ -14,84 +14,11 @@ const RANDOM_CHARS: usize = 30;
 const CHECKSUM_CHARS: usize = 6;
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-/// What a token may be used for. Session-only operations (password, two-factor, sessions,
-/// tokens) have no scope: a token can never perform them.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
-pub enum Scope {
-    /// Read the profile (`me`).
-    ProfileRead,
-    /// Change the profile.
-    ProfileWrite,
-    /// See workspaces and their members.
-    WorkspacesRead,
-    /// Add members, change roles and statuses.
-    WorkspacesWrite,
-    /// Read connected mailboxes.
-    MailboxesRead,
-    /// Connect and change mailboxes.
-    MailboxesWrite,
-    /// Read contacts and their activity events.
-    ActivityRead,
-    /// Create, edit and merge contacts.
-    ContactsWrite,
-    /// Read notifications.
-    NotificationsRead,
-    /// Send mail through the user's mailboxes.
-    MailSend,
-    /// Read connected calendars, their events and free/busy time.
-    CalendarsRead,
-    /// Connect calendar accounts and choose the primary and conflict calendars.
-    CalendarsWrite,
-}
+pub use super::scopes::Scope;
 
 impl Scope {
-    pub const ALL: [Scope; 12] = [
-        Scope::ProfileRead,
-        Scope::ProfileWrite,
-        Scope::WorkspacesRead,
-        Scope::WorkspacesWrite,
-        Scope::MailboxesRead,
-        Scope::MailboxesWrite,
-        Scope::ActivityRead,
-        Scope::ContactsWrite,
-        Scope::NotificationsRead,
-        Scope::MailSend,
-        Scope::CalendarsRead,
-        Scope::CalendarsWrite,
-    ];
-
-    /// The scope as clients write it, e.g. `profile:read`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::ProfileRead => "profile:read",
-            Scope::ProfileWrite => "profile:write",
-            Scope::WorkspacesRead => "workspaces:read",
-            Scope::WorkspacesWrite => "workspaces:write",
-            Scope::MailboxesRead => "mailboxes:read",
-            Scope::MailboxesWrite => "mailboxes:write",
-            Scope::ActivityRead => "activity:read",
-            Scope::ContactsWrite => "contacts:write",
-            Scope::NotificationsRead => "notifications:read",
-            Scope::MailSend => "mail:send",
-            Scope::CalendarsRead => "calendars:read",
-            Scope::CalendarsWrite => "calendars:write",
-        }
-    }
-
     pub fn parse(field: &'static str, raw: &str) -> Result<Scope> {
-        Scope::ALL
-            .into_iter()
-            .find(|s| s.as_str() == raw.trim())
-            .ok_or_else(|| Error::invalid(field, format!("unknown scope {raw:?}")))
-    }
-
-    /// Scopes as stored: space-separated.
-    pub fn join(scopes: &[Scope]) -> String {
-        scopes.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-    }
-
-    pub fn split(stored: &str) -> Vec<Scope> {
-        stored.split_whitespace().filter_map(|s| Scope::parse("scopes", s).ok()).collect()
+        Scope::from_name(raw).ok_or_else(|| Error::invalid(field, format!("unknown scope {raw:?}")))
     }
 }
 

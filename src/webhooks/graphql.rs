@@ -195,9 +195,13 @@ impl WebhookDeliveryNode {
         self.delivery.created_at
     }
 
-    /// The exact JSON body sent: `{"type", "timestamp", "data"}`.
-    async fn payload(&self) -> &str {
-        &self.delivery.payload
+    /// The exact JSON body sent: `{"type", "timestamp", "data"}`. It carries the event's
+    /// data, so a personal token reads it only with `activity:read` as well.
+    async fn payload(&self, ctx: &Context<'_>) -> Result<&str> {
+        if let Manager::User(viewer) = manager(ctx, Scope::WebhooksRead).await? {
+            viewer.require(Scope::ActivityRead)?;
+        }
+        Ok(&self.delivery.payload)
     }
 
     /// Every attempt, in order.
@@ -256,8 +260,20 @@ async fn manager(ctx: &Context<'_>, scope: Scope) -> Result<Manager> {
     }
 }
 
+/// A manager allowed to change webhooks. A personal token needs `webhooks:write` and
+/// `activity:read`: a webhook it makes receives the events' data (contacts' names and
+/// addresses among them) for as long as it lives, so making one must need what reading that
+/// data directly needs.
+async fn writer(ctx: &Context<'_>) -> Result<Manager> {
+    let manager = manager(ctx, Scope::WebhooksWrite).await?;
+    if let Manager::User(viewer) = &manager {
+        viewer.require(Scope::ActivityRead)?;
+    }
+    Ok(manager)
+}
+
 pub async fn workspace_webhooks(ctx: &Context<'_>, workspace_id: WorkspaceId) -> Result<Vec<WebhookNode>> {
-    let manager = manager(ctx, Scope::WorkspacesRead).await?;
+    let manager = manager(ctx, Scope::WebhooksRead).await?;
     let webhooks = &ctx.services()?.webhooks;
     let scope = webhooks.authorize(&manager, workspace_id).await?;
     Ok(webhooks.list(&scope).await?.into_iter().map(|webhook| WebhookNode { webhook, scope }).collect())
@@ -268,14 +284,15 @@ pub struct WebhookQuery;
 
 #[Object]
 impl WebhookQuery {
-    /// A workspace's webhooks, oldest first (needs MANAGE_INTEGRATIONS).
+    /// A workspace's webhooks, oldest first (needs MANAGE_INTEGRATIONS; a personal token
+    /// needs `webhooks:read`).
     async fn webhooks(&self, ctx: &Context<'_>, workspace_id: ID) -> Result<Vec<WebhookNode>> {
         workspace_webhooks(ctx, WorkspaceId::parse("workspaceId", &workspace_id)?).await
     }
 
     /// A webhook of a workspace whose webhooks you may manage.
     async fn webhook(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookNode> {
-        let manager = manager(ctx, Scope::WorkspacesRead).await?;
+        let manager = manager(ctx, Scope::WebhooksRead).await?;
         let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
@@ -291,7 +308,7 @@ impl WebhookMutation {
     /// Creates a webhook (needs MANAGE_INTEGRATIONS); its signing secret is in the answer,
     /// and never again.
     async fn create_webhook(&self, ctx: &Context<'_>, input: CreateWebhookInput) -> Result<WebhookWithSecret> {
-        let manager = manager(ctx, Scope::WorkspacesWrite).await?;
+        let manager = writer(ctx).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize(&manager, workspace_id).await?;
@@ -301,7 +318,7 @@ impl WebhookMutation {
 
     /// Changes a webhook's URL, kinds or description, or turns it off or on.
     async fn update_webhook(&self, ctx: &Context<'_>, id: ID, input: UpdateWebhookInput) -> Result<WebhookNode> {
-        let manager = manager(ctx, Scope::WorkspacesWrite).await?;
+        let manager = writer(ctx).await?;
         let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
@@ -311,7 +328,7 @@ impl WebhookMutation {
 
     /// Deletes a webhook with its queued deliveries.
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let manager = manager(ctx, Scope::WorkspacesWrite).await?;
+        let manager = writer(ctx).await?;
         let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
@@ -322,7 +339,7 @@ impl WebhookMutation {
     /// A new signing secret, shown this once. For 24 hours deliveries carry a signature by
     /// the previous secret too, so the receiver can switch without missing any.
     async fn rotate_webhook_secret(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookWithSecret> {
-        let manager = manager(ctx, Scope::WorkspacesWrite).await?;
+        let manager = writer(ctx).await?;
         let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
@@ -332,7 +349,7 @@ impl WebhookMutation {
     /// Sends a delivery again, with the same `webhook-id`, so the receiver can tell it is one
     /// it may have seen.
     async fn redeliver_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDeliveryNode> {
-        let manager = manager(ctx, Scope::WorkspacesWrite).await?;
+        let manager = writer(ctx).await?;
         let id = DeliveryId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_delivery(&manager, id).await?;

@@ -73,7 +73,7 @@ impl WorkspaceNode {
 
     /// The workspace's service accounts, oldest first (needs MANAGE_INTEGRATIONS).
     async fn service_accounts(&self, ctx: &Context<'_>) -> Result<Vec<ServiceAccountNode>> {
-        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
+        let viewer = ctx.viewer_for(Scope::ServiceAccountsRead).await?;
         let accounts = ctx.services()?.service_accounts.list(&viewer, self.0.workspace_id).await?;
         Ok(accounts.into_iter().map(ServiceAccountNode).collect())
     }

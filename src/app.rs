@@ -168,6 +168,8 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
+        .route("/reset-password", get(crate::recovery::pages::reset_password_page).post(crate::recovery::pages::reset_password))
+        .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
         .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
         .route("/oauth/done", get(crate::mailboxes::authorize::done))

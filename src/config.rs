@@ -228,6 +228,24 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_SESSION_TTL_HOURS", default_value_t = 24 * 30)]
     pub session_ttl_hours: u32,
 
+    /// Minutes a password-reset link works.
+    #[arg(long, env = "CONCIERGE_PASSWORD_RESET_MINUTES", default_value_t = 30)]
+    pub password_reset_minutes: u32,
+
+    /// The platform's own reset page, given the link's token as `token=` in its query.
+    /// Default: the small page the gateway serves at `/reset-password`.
+    #[arg(long, env = "CONCIERGE_PASSWORD_RESET_URL")]
+    pub password_reset_url: Option<String>,
+
+    /// Refuse log-in to accounts whose address is not verified; a sign-up with an address
+    /// that has an account then answers like any other and emails the owner instead.
+    #[arg(long, env = "CONCIERGE_REQUIRE_VERIFIED_EMAIL", default_value_t = false)]
+    pub require_verified_email: bool,
+
+    /// Reset and verification emails one address (and one account) may be sent in 15 minutes.
+    #[arg(long, env = "CONCIERGE_ACCOUNT_EMAILS_PER_ADDRESS", default_value_t = 5)]
+    pub account_emails_per_address: u32,
+
     /// Deepest selection nesting a query may have.
     #[arg(long, env = "CONCIERGE_MAX_QUERY_DEPTH", default_value_t = 15)]
     pub max_query_depth: usize,

@@ -21,6 +21,7 @@ pub mod notifications;
 pub mod platform_events;
 pub mod security;
 pub mod profile;
+pub mod recovery;
 pub mod service_accounts;
 pub mod services;
 pub mod blob;

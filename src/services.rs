@@ -20,6 +20,7 @@ use crate::notifications::push::{PushSender, Vapid};
 use crate::notifications::service::{NotificationService, Wakers};
 use crate::profile::photo::PhotoLimits;
 use crate::profile::service::ProfileService;
+use crate::recovery::service::{RecoveryService, RecoverySettings};
 use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
 use crate::security::throttle::Throttle;
@@ -51,6 +52,8 @@ pub struct Services {
     pub notifications: NotificationService,
     pub fanout: Fanout,
     pub identity: IdentityService,
+    /// Password resets and address verification.
+    pub recovery: RecoveryService,
     pub tokens: TokenService,
     pub security: SecurityService,
     pub workspaces: WorkspaceService,
@@ -103,6 +106,19 @@ impl Services {
             Duration::from_secs(u64::from(config.session_ttl_hours) * 3600),
             log.clone(),
             throttle(config),
+        )
+        .requiring_verified_email(config.require_verified_email);
+        let recovery = RecoveryService::new(
+            db.clone(),
+            fanout.clone(),
+            mailer.clone(),
+            log.clone(),
+            Arc::new(Throttle::new(config.account_emails_per_address, config.login_attempts_per_address)),
+            RecoverySettings {
+                public_url: config.public_url(),
+                reset_url: config.password_reset_url.clone(),
+                reset_ttl: chrono::TimeDelta::minutes(i64::from(config.password_reset_minutes.max(1))),
+            },
         );
         let workspaces = WorkspaceService::new(db.clone(), fanout.clone());
         let webhooks = Webhooks::new(
@@ -168,6 +184,7 @@ impl Services {
             webhooks,
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
+            recovery,
             workspaces,
             tokens: TokenService::new(db.clone(), log.clone(), fanout.clone()),
             profile: ProfileService::new(

@@ -32,6 +32,39 @@ password-changed-body =
 
     Wenn Sie das nicht waren, setzen Sie Ihr Passwort sofort zurück und prüfen Sie Ihr Sicherheitsprotokoll.
 
+password-reset-subject = Setzen Sie Ihr Concierge-Passwort zurück
+password-reset-body =
+    Jemand (hoffentlich Sie) hat von { $ip } aus verlangt, das Passwort Ihres Concierge-Kontos zurückzusetzen.
+    Um ein neues zu wählen, öffnen Sie diesen Link innerhalb von { $minutes } Minuten:
+
+    { $link }
+
+    Der Link funktioniert einmal. Wenn Sie das nicht waren, ignorieren Sie diese E-Mail: Ihr Passwort bleibt, wie es ist.
+
+password-reset-done-subject = Ihr Passwort wurde zurückgesetzt
+password-reset-done-body =
+    Das Passwort Ihres Concierge-Kontos wurde am { $time } (UTC) von { $ip } aus über einen E-Mail-Link zurückgesetzt.
+    Alle Sitzungen wurden abgemeldet; die Zwei-Faktor-Anmeldung bleibt, falls Sie sie nutzen, eingeschaltet.
+
+    Wenn Sie das nicht waren, setzen Sie Ihr Passwort sofort erneut zurück und prüfen Sie Ihr Sicherheitsprotokoll.
+
+verify-email-subject = Bestätigen Sie Ihre E-Mail-Adresse
+verify-email-body =
+    Willkommen bei Concierge. Um zu bestätigen, dass { $email } Ihre Adresse ist, öffnen Sie diesen Link innerhalb von { $days } Tagen:
+
+    { $link }
+
+    Wenn Sie dieses Konto nicht angelegt haben, ignorieren Sie diese E-Mail.
+
+sign-up-attempt-subject = Jemand wollte sich mit Ihrer Adresse registrieren
+sign-up-attempt-body =
+    Jemand wollte mit { $email } ein neues Concierge-Konto anlegen, doch die Adresse hat bereits eines: Ihres.
+    Es wurde nichts geändert. Wenn Sie es waren, melden Sie sich stattdessen an; falls Sie Ihr Passwort vergessen haben, setzen Sie es hier zurück:
+
+    { $reset }
+
+    Wenn Sie es nicht waren, können Sie diese E-Mail ignorieren.
+
 # Benachrichtigungs-E-Mails (HTML und Text teilen sich diese).
 notification-subject-many = { $count } neue Benachrichtigungen
 notification-intro-one = Es gibt etwas Neues für Sie:

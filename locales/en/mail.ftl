@@ -33,6 +33,39 @@ password-changed-body =
 
     If this was not you, reset your password at once and review your security log.
 
+password-reset-subject = Reset your Concierge password
+password-reset-body =
+    Someone (hopefully you) asked from { $ip } to reset the password of your Concierge account.
+    To choose a new one, open this link within { $minutes } minutes:
+
+    { $link }
+
+    The link works once. If you did not ask for this, ignore this email: your password stays as it is.
+
+password-reset-done-subject = Your password was reset
+password-reset-done-body =
+    The password of your Concierge account was reset with an emailed link on { $time } (UTC) from { $ip }.
+    Every session was signed out; two-factor sign-in, if you use it, is still on.
+
+    If this was not you, reset your password again at once and review your security log.
+
+verify-email-subject = Confirm your email address
+verify-email-body =
+    Welcome to Concierge. To confirm that { $email } is your address, open this link within { $days } days:
+
+    { $link }
+
+    If you did not create this account, ignore this email.
+
+sign-up-attempt-subject = Someone tried to sign up with your address
+sign-up-attempt-body =
+    Someone tried to create a new Concierge account with { $email }, which already has one: yours.
+    Nothing was changed. If it was you, sign in instead; if you forgot your password, reset it here:
+
+    { $reset }
+
+    If it was not you, you can ignore this email.
+
 # Notification emails (HTML and plain text share these).
 notification-subject-many = { $count } new notifications
 notification-intro-one = There is something new for you:

@@ -32,6 +32,39 @@ password-changed-body =
 
     Si ce n’était pas vous, réinitialisez votre mot de passe immédiatement et consultez votre journal de sécurité.
 
+password-reset-subject = Réinitialisez votre mot de passe Concierge
+password-reset-body =
+    Quelqu'un (vous, espérons-le) a demandé depuis { $ip } la réinitialisation du mot de passe de votre compte Concierge.
+    Pour en choisir un nouveau, ouvrez ce lien dans les { $minutes } minutes :
+
+    { $link }
+
+    Le lien ne fonctionne qu'une fois. Si vous n'êtes pas à l'origine de cette demande, ignorez cet e-mail : votre mot de passe reste inchangé.
+
+password-reset-done-subject = Votre mot de passe a été réinitialisé
+password-reset-done-body =
+    Le mot de passe de votre compte Concierge a été réinitialisé par un lien envoyé par e-mail le { $time } (UTC) depuis { $ip }.
+    Toutes les sessions ont été déconnectées ; la connexion à deux facteurs, si vous l'utilisez, reste active.
+
+    Si ce n'était pas vous, réinitialisez immédiatement votre mot de passe et consultez votre journal de sécurité.
+
+verify-email-subject = Confirmez votre adresse e-mail
+verify-email-body =
+    Bienvenue sur Concierge. Pour confirmer que { $email } est bien votre adresse, ouvrez ce lien dans les { $days } jours :
+
+    { $link }
+
+    Si vous n'avez pas créé ce compte, ignorez cet e-mail.
+
+sign-up-attempt-subject = Quelqu'un a tenté de s'inscrire avec votre adresse
+sign-up-attempt-body =
+    Quelqu'un a tenté de créer un compte Concierge avec { $email }, qui en a déjà un : le vôtre.
+    Rien n'a été modifié. Si c'était vous, connectez-vous plutôt ; si vous avez oublié votre mot de passe, réinitialisez-le ici :
+
+    { $reset }
+
+    Si ce n'était pas vous, vous pouvez ignorer cet e-mail.
+
 # E-mails de notification (le HTML et le texte partagent ces chaînes).
 notification-subject-many = { $count } nouvelles notifications
 notification-intro-one = Il y a du nouveau pour vous :

@@ -32,6 +32,39 @@ password-changed-body =
 
     Jeśli to nie Ty, natychmiast zresetuj hasło i sprawdź dziennik bezpieczeństwa.
 
+password-reset-subject = Zresetuj hasło do Concierge
+password-reset-body =
+    Ktoś (mamy nadzieję, że Ty) poprosił z adresu { $ip } o zresetowanie hasła do Twojego konta Concierge.
+    Aby ustawić nowe, otwórz ten link w ciągu { $minutes } min:
+
+    { $link }
+
+    Link działa jeden raz. Jeśli to nie Ty, zignoruj tę wiadomość: hasło pozostanie bez zmian.
+
+password-reset-done-subject = Twoje hasło zostało zresetowane
+password-reset-done-body =
+    Hasło do Twojego konta Concierge zostało zresetowane linkiem z e-maila { $time } (UTC) z adresu { $ip }.
+    Wszystkie sesje zostały wylogowane; logowanie dwuskładnikowe, jeśli go używasz, pozostaje włączone.
+
+    Jeśli to nie Ty, natychmiast zresetuj hasło ponownie i sprawdź dziennik bezpieczeństwa.
+
+verify-email-subject = Potwierdź swój adres e-mail
+verify-email-body =
+    Witamy w Concierge. Aby potwierdzić, że { $email } to Twój adres, otwórz ten link w ciągu { $days } dni:
+
+    { $link }
+
+    Jeśli nie zakładałeś tego konta, zignoruj tę wiadomość.
+
+sign-up-attempt-subject = Ktoś próbował zarejestrować się Twoim adresem
+sign-up-attempt-body =
+    Ktoś próbował założyć nowe konto Concierge z adresem { $email }, który ma już konto: Twoje.
+    Nic nie zostało zmienione. Jeśli to Ty, po prostu się zaloguj; jeśli nie pamiętasz hasła, zresetuj je tutaj:
+
+    { $reset }
+
+    Jeśli to nie Ty, możesz zignorować tę wiadomość.
+
 # E-maile z powiadomieniami (HTML i tekst korzystają z tych samych napisów).
 notification-subject-many = Nowe powiadomienia: { $count }
 notification-intro-one = Masz coś nowego:

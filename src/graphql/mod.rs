@@ -25,6 +25,7 @@ use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::service_accounts::graphql::{ServiceAccountMutation, ServiceAccountQuery};
 use crate::services::Services;
+use crate::recovery::graphql::RecoveryMutation;
 use crate::tokens::graphql::TokenMutation;
 use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
@@ -47,6 +48,7 @@ pub struct Mutation(
     WebhookMutation,
     AvailabilityMutation,
     CalendarMutation,
+    RecoveryMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
 use super::model::{Account, AccountStatus, NewAccount};
-use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp};
+use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp, SignedUp};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
@@ -28,6 +28,12 @@ impl User {
     /// The login email (lower-cased).
     async fn email(&self) -> &str {
         &self.0.email
+    }
+
+    /// Whether the login email was proven to be this user's (a verification, password-reset
+    /// or email-change link opened from it).
+    async fn email_verified(&self) -> bool {
+        self.0.email_verified_at.is_some()
     }
 
     async fn first_name(&self) -> &str {
@@ -347,7 +353,19 @@ impl IdentityMutation {
             first_name: input.first_name,
             last_name: input.last_name,
         })?;
-        let account = ctx.services()?.identity.sign_up(new).await?;
+        let services = ctx.services()?;
+        let account = match services.identity.sign_up(new).await? {
+            SignedUp::Created(account) => {
+                if let Err(e) = services.recovery.send_verification(&account).await {
+                    tracing::warn!(error = ?e, "verification email not sent");
+                }
+                account
+            }
+            SignedUp::AddressTaken { shown, owner } => {
+                services.recovery.tell_owner_of_sign_up(&owner).await;
+                shown
+            }
+        };
         Ok(SignUpPayload { user: User(account) })
     }
 

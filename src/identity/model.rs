@@ -128,6 +128,8 @@ pub struct Account {
     pub language: String,
     /// Blob-store prefix of the profile photo's renditions.
     pub photo_key: Option<String>,
+    /// When the login email was last proven to be the holder's (None: never).
+    pub email_verified_at: Option<DateTime<Utc>>,
 }
 
 /// The `status` column, decoded from its text form.

@@ -130,11 +130,29 @@ pub struct IdentityService {
     session_ttl: Duration,
     log: SecurityLog,
     throttle: Arc<Throttle>,
+    /// Log-in needs a verified address (`CONCIERGE_REQUIRE_VERIFIED_EMAIL`).
+    require_verified_email: bool,
+}
+
+/// What a sign-up did.
+pub enum SignedUp {
+    /// A new account, with its personal workspace.
+    Created(Account),
+    /// Verified addresses are required and this one has an account: the answer shows `shown`
+    /// (what a new account would look like, saved nowhere) so it reveals nothing, and the
+    /// owner is told instead.
+    AddressTaken { shown: Account, owner: Account },
 }
 
 impl IdentityService {
     pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>) -> Self {
-        IdentityService { db, fanout, session_ttl, log, throttle }
+        IdentityService { db, fanout, session_ttl, log, throttle, require_verified_email: false }
+    }
+
+    /// Refuses log-in to accounts whose address is not verified.
+    pub fn requiring_verified_email(mut self, required: bool) -> Self {
+        self.require_verified_email = required;
+        self
     }
 
     /// Tells live connections that sessions of `account_id` ended (they re-check theirs).
@@ -144,11 +162,17 @@ impl IdentityService {
 
     /// Creates an ACTIVE account and its personal workspace, which it owns.
     #[instrument(skip_all)]
-    pub async fn sign_up(&self, new: NewAccount) -> Result<Account> {
+    pub async fn sign_up(&self, new: NewAccount) -> Result<SignedUp> {
         // A cheap look first, so a duplicate does not cost a hash; the unique constraint
         // still settles a race between two sign-ups.
-        if store::find_login(&self.db, &new.email).await?.is_some() {
-            return Err(email_taken());
+        if let Some(existing) = store::find_login(&self.db, &new.email).await? {
+            if !self.require_verified_email {
+                return Err(email_taken());
+            }
+            // The same work as a real sign-up, so the time taken says nothing either.
+            password::hash(new.password.clone()).await?;
+            let shown = fresh_account(AccountId::new(), &new, Utc::now());
+            return Ok(SignedUp::AddressTaken { shown, owner: existing.account });
         }
         let hash = password::hash(new.password.clone()).await?;
         let now = Utc::now();
@@ -166,21 +190,7 @@ impl IdentityService {
         workspace_store::insert_membership(&mut tx, workspace.workspace_id, account_id, Role::Owner, now).await?;
         tx.commit().await?;
         tracing::info!(account_id = %account_id, "account created");
-        Ok(Account {
-            account_id,
-            email: new.email.as_str().to_owned(),
-            first_name: new.first_name.as_str().to_owned(),
-            last_name: new.last_name.as_str().to_owned(),
-            status: super::model::StatusColumn(AccountStatus::Active),
-            created_at: now,
-            updated_at: now,
-            display_name: None,
-            phone: None,
-            phone_e164: None,
-            job_title: None,
-            language: crate::mail::i18n::DEFAULT_LANGUAGE.to_owned(),
-            photo_key: None,
-        })
+        Ok(SignedUp::Created(fresh_account(account_id, &new, now)))
     }
 
     /// Checks the credentials and opens a session. "No such account" and "wrong password"
@@ -213,6 +223,9 @@ impl IdentityService {
         };
         if account.status() != AccountStatus::Active {
             return Err(Error::forbidden("this account is inactive"));
+        }
+        if self.require_verified_email && account.email_verified_at.is_none() {
+            return Err(Error::forbidden("confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)"));
         }
         if two_factor {
             let challenge = random_token(CHALLENGE_PREFIX);
@@ -309,6 +322,26 @@ impl IdentityService {
 
     pub async fn accounts(&self, ids: &[AccountId]) -> Result<Vec<Account>> {
         Ok(store::find_accounts(&self.db, ids).await?)
+    }
+}
+
+/// An account as `insert_account` writes it.
+fn fresh_account(account_id: AccountId, new: &NewAccount, now: chrono::DateTime<Utc>) -> Account {
+    Account {
+        account_id,
+        email: new.email.as_str().to_owned(),
+        first_name: new.first_name.as_str().to_owned(),
+        last_name: new.last_name.as_str().to_owned(),
+        status: super::model::StatusColumn(AccountStatus::Active),
+        created_at: now,
+        updated_at: now,
+        display_name: None,
+        phone: None,
+        phone_e164: None,
+        job_title: None,
+        language: crate::mail::i18n::DEFAULT_LANGUAGE.to_owned(),
+        photo_key: None,
+        email_verified_at: None,
     }
 }
 

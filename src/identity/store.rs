@@ -9,10 +9,10 @@ use crate::db::{Db, Tx};
 use crate::{on_pool, on_tx};
 
 const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status, created_at, updated_at, \
-     display_name, phone, phone_e164, job_title, language, photo_key";
+     display_name, phone, phone_e164, job_title, language, photo_key, email_verified_at";
 /// The same columns of `account a`, for joins.
 pub const ACCOUNT_COLUMNS_A: &str = "a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at, \
-     a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key";
+     a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key, a.email_verified_at";
 
 pub async fn insert_account(
     tx: &mut Tx,

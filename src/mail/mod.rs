@@ -22,12 +22,20 @@ pub enum SystemEmail<'a> {
     EmailChanged { new_email: &'a str },
     /// The password was changed.
     PasswordChanged { time: &'a str, ip: &'a str },
+    /// "Forgot password": the link that sets a new one.
+    PasswordReset { link: &'a str, minutes: i64, ip: &'a str },
+    /// The password was set with a reset link.
+    PasswordResetDone { time: &'a str, ip: &'a str },
+    /// After sign-up: the link that proves the address.
+    VerifyEmail { email: &'a str, link: &'a str, days: i64 },
+    /// Someone signed up with an address that already has an account.
+    SignUpAttempt { email: &'a str, reset: &'a str },
 }
 
 impl SystemEmail<'_> {
     /// Subject and plain-text body in `language`, greeting `name`.
     pub fn compose(&self, language: &str, name: &str) -> (String, String) {
-        let hours;
+        let (hours, minutes, days);
         let (id, args): (&str, Vec<(&'static str, &str)>) = match self {
             SystemEmail::EmailChangeVerify { new_email, link, hours: h } => {
                 hours = h.to_string();
@@ -36,6 +44,16 @@ impl SystemEmail<'_> {
             SystemEmail::EmailChangeNotice { new_email, ip } => ("email-change-notice", vec![("new_email", new_email), ("ip", ip)]),
             SystemEmail::EmailChanged { new_email } => ("email-changed", vec![("new_email", new_email)]),
             SystemEmail::PasswordChanged { time, ip } => ("password-changed", vec![("time", time), ("ip", ip)]),
+            SystemEmail::PasswordReset { link, minutes: m, ip } => {
+                minutes = m.to_string();
+                ("password-reset", vec![("link", link), ("minutes", &minutes), ("ip", ip)])
+            }
+            SystemEmail::PasswordResetDone { time, ip } => ("password-reset-done", vec![("time", time), ("ip", ip)]),
+            SystemEmail::VerifyEmail { email, link, days: d } => {
+                days = d.to_string();
+                ("verify-email", vec![("email", email), ("link", link), ("days", &days)])
+            }
+            SystemEmail::SignUpAttempt { email, reset } => ("sign-up-attempt", vec![("email", email), ("reset", reset)]),
         };
         let subject = i18n::text(language, &format!("{id}-subject"), &args);
         let body = format!(

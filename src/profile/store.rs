@@ -132,7 +132,8 @@ pub async fn use_email_change(tx: &mut Tx, id: Uuid, now: DateTime<Utc>) -> Resu
 }
 
 pub async fn set_email(tx: &mut Tx, id: AccountId, email: &str, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    on_tx!(tx, c => sqlx::query("UPDATE account SET email = $2, updated_at = $3 WHERE account_id = $1")
+    // The link that made the change was opened from the new address: it is verified.
+    on_tx!(tx, c => sqlx::query("UPDATE account SET email = $2, email_verified_at = $3, updated_at = $3 WHERE account_id = $1")
         .bind(id)
         .bind(email)
         .bind(now)

@@ -40,6 +40,10 @@ pub enum SecurityEventKind {
     /// A service account's token was created or revoked (the detail names both).
     ServiceAccountTokenCreated,
     ServiceAccountTokenRevoked,
+    /// The password was set with an emailed reset link (every session ended).
+    PasswordReset,
+    /// The login email was proven with an emailed link (the detail is the address).
+    EmailVerified,
 }
 
 impl SecurityEventKind {
@@ -56,7 +60,7 @@ impl SecurityEventKind {
     fn notice(self) -> Option<&'static str> {
         use SecurityEventKind::*;
         Some(match self {
-            PasswordChanged => "security-password-changed",
+            PasswordChanged | PasswordReset => "security-password-changed",
             TwoFactorEnabled => "security-two-factor-enabled",
             TwoFactorDisabled => "security-two-factor-disabled",
             RecoveryCodeUsed => "security-recovery-code-used",

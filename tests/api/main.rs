@@ -21,6 +21,7 @@ mod oauth_calendars;
 mod oauth_mail;
 mod platform_events;
 mod profile;
+mod recovery;
 mod push_endpoint;
 mod schema;
 mod send;

@@ -115,6 +115,7 @@ impl Application {
         state.tasks.spawn(state.services.webhooks.clone().run(stop.clone()));
         state.tasks.spawn(state.services.availability.clone().run(stop.clone()));
         state.tasks.spawn(state.services.calendars.sync().clone().run(stop.clone()));
+        state.tasks.spawn(state.services.exports.clone().run(state.schema.clone(), stop.clone()));
         let sync = state.services.mailboxes.sync().clone();
         if let Err(e) = sync.start_all().await {
             tracing::error!(error = ?e, "cannot start the mailbox syncs");
@@ -169,6 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
         .route("/reset-password", get(crate::recovery::pages::reset_password_page).post(crate::recovery::pages::reset_password))
+        .route("/exports/{id}", get(crate::export::pages::download))
         .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
         .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))

@@ -12,6 +12,7 @@ pub mod crypto;
 pub mod db;
 pub mod error;
 pub mod events;
+pub mod export;
 pub mod fanout;
 pub mod graphql;
 pub mod identity;

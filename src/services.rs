@@ -19,6 +19,7 @@ use crate::notifications::digest::DigestScheduler;
 use crate::notifications::push::{PushSender, Vapid};
 use crate::notifications::service::{NotificationService, Wakers};
 use crate::profile::photo::PhotoLimits;
+use crate::export::service::ExportService;
 use crate::profile::service::ProfileService;
 use crate::recovery::service::{RecoveryService, RecoverySettings};
 use crate::security::log::SecurityLog;
@@ -54,6 +55,9 @@ pub struct Services {
     pub identity: IdentityService,
     /// Password resets and address verification.
     pub recovery: RecoveryService,
+    /// Data exports, and their worker.
+    pub exports: ExportService,
+    public_url: String,
     pub tokens: TokenService,
     pub security: SecurityService,
     pub workspaces: WorkspaceService,
@@ -185,6 +189,8 @@ impl Services {
             security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
             identity,
             recovery,
+            exports: ExportService::new(db.clone(), blobs.clone(), notifications.clone(), log.clone()),
+            public_url: config.public_url(),
             workspaces,
             tokens: TokenService::new(db.clone(), log.clone(), fanout.clone()),
             profile: ProfileService::new(
@@ -205,6 +211,11 @@ impl Services {
             db,
             fanout,
         }
+    }
+
+    /// The URL clients reach the gateway at, without a trailing slash.
+    pub fn public_url(&self) -> String {
+        self.public_url.clone()
     }
 
     /// The viewer a bearer credential stands for: a session token or a personal access token.

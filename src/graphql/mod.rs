@@ -25,6 +25,7 @@ use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::service_accounts::graphql::{ServiceAccountMutation, ServiceAccountQuery};
 use crate::services::Services;
+use crate::export::graphql::ExportMutation;
 use crate::recovery::graphql::RecoveryMutation;
 use crate::tokens::graphql::TokenMutation;
 use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
@@ -49,6 +50,7 @@ pub struct Mutation(
     AvailabilityMutation,
     CalendarMutation,
     RecoveryMutation,
+    ExportMutation,
 );
 
 #[derive(MergedSubscription, Default)]

@@ -30,6 +30,12 @@ impl User {
         &self.0.email
     }
 
+    /// Your data exports, newest first (yourself only, from a session).
+    async fn data_exports(&self, ctx: &Context<'_>) -> Result<Vec<crate::export::graphql::DataExportNode>> {
+        own(ctx, &self.0).await?;
+        crate::export::graphql::data_exports(ctx).await
+    }
+
     /// Whether the login email was proven to be this user's (a verification, password-reset
     /// or email-change link opened from it).
     async fn email_verified(&self) -> bool {

@@ -273,7 +273,8 @@ impl ProfileService {
     }
 }
 
-fn blob_key(photo_key: &str, size: u32) -> Result<BlobKey> {
+/// Where the `size` rendition of a photo is stored.
+pub fn blob_key(photo_key: &str, size: u32) -> Result<BlobKey> {
     let (stem, ext) = photo_key.rsplit_once('.').unwrap_or((photo_key, "jpg"));
     BlobKey::new(format!("photos/{stem}/{size}.{ext}")).map_err(Error::Internal)
 }

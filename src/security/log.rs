@@ -44,6 +44,8 @@ pub enum SecurityEventKind {
     PasswordReset,
     /// The login email was proven with an emailed link (the detail is the address).
     EmailVerified,
+    /// An archive of the account's data was asked for.
+    DataExportRequested,
 }
 
 impl SecurityEventKind {

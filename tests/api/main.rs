@@ -8,6 +8,7 @@ mod calendars;
 mod contacts;
 mod delivery;
 mod digest;
+mod export;
 mod helpers;
 
 mod identity;

@@ -116,6 +116,7 @@ impl Application {
         state.tasks.spawn(state.services.availability.clone().run(stop.clone()));
         state.tasks.spawn(state.services.calendars.sync().clone().run(stop.clone()));
         state.tasks.spawn(state.services.exports.clone().run(state.schema.clone(), stop.clone()));
+        state.tasks.spawn(state.services.deletion.clone().run(stop.clone()));
         let sync = state.services.mailboxes.sync().clone();
         if let Err(e) = sync.start_all().await {
             tracing::error!(error = ?e, "cannot start the mailbox syncs");

@@ -242,6 +242,10 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_REQUIRE_VERIFIED_EMAIL", default_value_t = false)]
     pub require_verified_email: bool,
 
+    /// Hours between `deleteAccount` and the deletion (0: at once).
+    #[arg(long, env = "CONCIERGE_ACCOUNT_DELETION_GRACE_HOURS", default_value_t = 168)]
+    pub account_deletion_grace_hours: u32,
+
     /// Reset and verification emails one address (and one account) may be sent in 15 minutes.
     #[arg(long, env = "CONCIERGE_ACCOUNT_EMAILS_PER_ADDRESS", default_value_t = 5)]
     pub account_emails_per_address: u32,

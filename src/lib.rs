@@ -10,6 +10,7 @@ pub mod config;
 pub mod contacts;
 pub mod crypto;
 pub mod db;
+pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod export;

@@ -19,6 +19,7 @@ use crate::notifications::digest::DigestScheduler;
 use crate::notifications::push::{PushSender, Vapid};
 use crate::notifications::service::{NotificationService, Wakers};
 use crate::profile::photo::PhotoLimits;
+use crate::deletion::service::DeletionService;
 use crate::export::service::ExportService;
 use crate::profile::service::ProfileService;
 use crate::recovery::service::{RecoveryService, RecoverySettings};
@@ -57,6 +58,8 @@ pub struct Services {
     pub recovery: RecoveryService,
     /// Data exports, and their worker.
     pub exports: ExportService,
+    /// Account deletion, and its worker.
+    pub deletion: DeletionService,
     public_url: String,
     pub tokens: TokenService,
     pub security: SecurityService,
@@ -166,6 +169,8 @@ impl Services {
                 timeout: Duration::from_secs(30),
             },
         );
+        let mail_sync = sync.clone();
+        let security = SecurityService::new(db.clone(), secrets.clone(), identity.clone(), log.clone(), throttle(config), mailer.clone());
         Services {
             calendars: CalendarService::new(db.clone(), calendar_sync.clone()),
             availability: AvailabilityService::new(
@@ -186,7 +191,17 @@ impl Services {
             mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone(), config.max_send_bytes),
             contacts,
             webhooks,
-            security: SecurityService::new(db.clone(), secrets, identity.clone(), log.clone(), throttle(config), mailer.clone()),
+            deletion: DeletionService::new(
+                db.clone(),
+                fanout.clone(),
+                mailer.clone(),
+                log.clone(),
+                security.clone(),
+                mail_sync,
+                blobs.clone(),
+                chrono::TimeDelta::hours(i64::from(config.account_deletion_grace_hours)),
+            ),
+            security,
             identity,
             recovery,
             exports: ExportService::new(db.clone(), blobs.clone(), notifications.clone(), log.clone()),

@@ -65,6 +65,13 @@ sign-up-attempt-body =
 
     Wenn Sie es nicht waren, können Sie diese E-Mail ignorieren.
 
+account-deletion-subject = Ihr Concierge-Konto wird gelöscht
+account-deletion-body =
+    Wie gewünscht wird Ihr Concierge-Konto am { $when } (UTC) gelöscht, mit seinen Sitzungen, Tokens, verbundenen Postfächern und Kalendern.
+    Bis dahin können Sie sich anmelden und die Löschung unter Sicherheit abbrechen, falls Sie es sich anders überlegen.
+
+    Wenn Sie das nicht waren, melden Sie sich jetzt an, brechen Sie die Löschung ab und ändern Sie Ihr Passwort.
+
 # Benachrichtigungs-E-Mails (HTML und Text teilen sich diese).
 notification-subject-many = { $count } neue Benachrichtigungen
 notification-intro-one = Es gibt etwas Neues für Sie:

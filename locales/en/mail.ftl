@@ -66,6 +66,13 @@ sign-up-attempt-body =
 
     If it was not you, you can ignore this email.
 
+account-deletion-subject = Your Concierge account will be deleted
+account-deletion-body =
+    As you asked, your Concierge account will be deleted on { $when } (UTC), with its sessions, tokens, connected mailboxes and calendars.
+    Until then, sign in and cancel the deletion under Security if you change your mind.
+
+    If this was not you, sign in now, cancel it and change your password.
+
 # Notification emails (HTML and plain text share these).
 notification-subject-many = { $count } new notifications
 notification-intro-one = There is something new for you:

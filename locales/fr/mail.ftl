@@ -65,6 +65,13 @@ sign-up-attempt-body =
 
     Si ce n'était pas vous, vous pouvez ignorer cet e-mail.
 
+account-deletion-subject = Votre compte Concierge va être supprimé
+account-deletion-body =
+    Comme vous l'avez demandé, votre compte Concierge sera supprimé le { $when } (UTC), avec ses sessions, jetons, boîtes mail et agendas connectés.
+    D'ici là, connectez-vous et annulez la suppression dans Sécurité si vous changez d'avis.
+
+    Si ce n'était pas vous, connectez-vous maintenant, annulez-la et changez votre mot de passe.
+
 # E-mails de notification (le HTML et le texte partagent ces chaînes).
 notification-subject-many = { $count } nouvelles notifications
 notification-intro-one = Il y a du nouveau pour vous :

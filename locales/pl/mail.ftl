@@ -65,6 +65,13 @@ sign-up-attempt-body =
 
     Jeśli to nie Ty, możesz zignorować tę wiadomość.
 
+account-deletion-subject = Twoje konto Concierge zostanie usunięte
+account-deletion-body =
+    Zgodnie z Twoją prośbą konto Concierge zostanie usunięte { $when } (UTC) razem z sesjami, tokenami, podłączonymi skrzynkami i kalendarzami.
+    Do tego czasu możesz się zalogować i anulować usunięcie w sekcji Bezpieczeństwo, jeśli zmienisz zdanie.
+
+    Jeśli to nie Ty, zaloguj się teraz, anuluj usunięcie i zmień hasło.
+
 # E-maile z powiadomieniami (HTML i tekst korzystają z tych samych napisów).
 notification-subject-many = Nowe powiadomienia: { $count }
 notification-intro-one = Masz coś nowego:

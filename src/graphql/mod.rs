@@ -25,6 +25,7 @@ use crate::profile::graphql::{ProfileMutation, ProfileQuery};
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::service_accounts::graphql::{ServiceAccountMutation, ServiceAccountQuery};
 use crate::services::Services;
+use crate::deletion::graphql::DeletionMutation;
 use crate::export::graphql::ExportMutation;
 use crate::recovery::graphql::RecoveryMutation;
 use crate::tokens::graphql::TokenMutation;
@@ -51,6 +52,7 @@ pub struct Mutation(
     CalendarMutation,
     RecoveryMutation,
     ExportMutation,
+    DeletionMutation,
 );
 
 #[derive(MergedSubscription, Default)]

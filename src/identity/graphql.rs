@@ -30,6 +30,13 @@ impl User {
         &self.0.email
     }
 
+    /// When your account will be deleted (after `deleteAccount`, until `cancelAccountDeletion`;
+    /// yourself only).
+    async fn deletion_scheduled_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        own(ctx, &self.0).await?;
+        ctx.services()?.deletion.scheduled_at(self.0.account_id).await
+    }
+
     /// Your data exports, newest first (yourself only, from a session).
     async fn data_exports(&self, ctx: &Context<'_>) -> Result<Vec<crate::export::graphql::DataExportNode>> {
         own(ctx, &self.0).await?;

@@ -30,6 +30,8 @@ pub enum SystemEmail<'a> {
     VerifyEmail { email: &'a str, link: &'a str, days: i64 },
     /// Someone signed up with an address that already has an account.
     SignUpAttempt { email: &'a str, reset: &'a str },
+    /// The account will be deleted at `when` (UTC) unless the holder cancels.
+    AccountDeletionScheduled { when: &'a str },
 }
 
 impl SystemEmail<'_> {
@@ -54,6 +56,7 @@ impl SystemEmail<'_> {
                 ("verify-email", vec![("email", email), ("link", link), ("days", &days)])
             }
             SystemEmail::SignUpAttempt { email, reset } => ("sign-up-attempt", vec![("email", email), ("reset", reset)]),
+            SystemEmail::AccountDeletionScheduled { when } => ("account-deletion", vec![("when", when)]),
         };
         let subject = i18n::text(language, &format!("{id}-subject"), &args);
         let body = format!(

@@ -46,6 +46,9 @@ pub enum SecurityEventKind {
     EmailVerified,
     /// An archive of the account's data was asked for.
     DataExportRequested,
+    /// The holder asked for the account to be deleted (the detail is when).
+    AccountDeletionScheduled,
+    AccountDeletionCancelled,
 }
 
 impl SecurityEventKind {

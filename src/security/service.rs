@@ -215,6 +215,24 @@ impl SecurityService {
         self.identity.issue_session(account, meta).await
     }
 
+    /// Proves it is the holder, for the gravest steps (deleting the account): the password,
+    /// and the second factor (`code`) when two-factor is on. Counted like log-in attempts.
+    pub async fn confirm_holder(&self, viewer: &Viewer, password_given: String, code: Option<&str>) -> Result<()> {
+        viewer.require_session()?;
+        let account = &viewer.account;
+        self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
+        let row = self.row(account.account_id).await?;
+        if !password::verify(password_given, Some(row.password_hash.clone())).await? {
+            self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
+            return Err(Error::invalid("password", "the password is wrong"));
+        }
+        if row.totp_secret.is_some() {
+            let code = code.ok_or_else(|| Error::invalid("code", "two-factor authentication is on: give a code"))?;
+            self.verify_second_factor(account, &row, code, &viewer.meta).await?;
+        }
+        Ok(())
+    }
+
     /// A TOTP code (once per step) or an unspent recovery code (then spent).
     async fn verify_second_factor(&self, account: &Account, row: &store::SecurityRow, code: &str, meta: &ClientMeta) -> Result<()> {
         let sealed = row.totp_secret.as_deref().ok_or_else(|| Error::invalid("code", "two-factor authentication is not on"))?;

@@ -6,6 +6,7 @@ mod availability;
 mod calendar_lab;
 mod calendars;
 mod contacts;
+mod deletion;
 mod delivery;
 mod digest;
 mod export;

@@ -417,7 +417,8 @@ async fn run() -> anyhow::Result<bool> {
     }
 
     // The gateway, the user, their time zone, the account and its conflict calendars.
-    let gateway = Gateway::start_with(&[("CONCIERGE_CALENDAR_POLL_SECS", "3600")])?;
+    // The calendar lab listens on loopback, which the outbound policy refuses by default.
+    let gateway = Gateway::start_with(&[("CONCIERGE_CALENDAR_POLL_SECS", "3600"), ("CONCIERGE_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")])?;
     let client = Client { http: http.clone(), url: format!("http://127.0.0.1:{}/graphql", gateway.port) };
     let token = client.user("freebusy@bench.example").await?;
     let zone = "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }";

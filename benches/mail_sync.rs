@@ -159,6 +159,8 @@ impl Gateway {
         let mut config = concierge::config::Config::defaults();
         config.bind = "127.0.0.1:0".parse()?;
         config.data_dir = data.path().join("data");
+        // The bench's IMAP server listens on loopback, which the outbound policy refuses by default.
+        config.allow_loopback();
         let mut pg_schema = None;
         if std::env::var("BENCH_DB").is_ok_and(|v| v == "postgres") {
             let url = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());

@@ -150,8 +150,10 @@ impl Application {
     }
 }
 
-/// How the built-in mail connectors reach servers: the operator's extra trusted roots, and
-/// whether unencrypted connections to other machines are allowed.
+/// How the built-in mail connectors reach servers: the operator's extra trusted roots,
+/// whether unencrypted connections to other machines are allowed, and which addresses
+/// user-typed hosts may resolve to (`CONCIERGE_OUTBOUND_ALLOW`; presets' servers are the
+/// operator's and not checked, see [`crate::mailboxes::registry`]).
 fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp::Options> {
     let extra_root_certs_pem = match &config.mail_ca_file {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {} (CONCIERGE_MAIL_CA_FILE)", path.display()))?),
@@ -160,6 +162,7 @@ fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp
     Ok(concierge_connector_imap_smtp::Options {
         extra_root_certs_pem,
         allow_plaintext_remote: config.mail_allow_plaintext,
+        outbound: config.outbound_policy(),
         ..concierge_connector_imap_smtp::Options::default()
     })
 }

@@ -5,6 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use concierge_connector_sdk::OutboundPolicy;
+use concierge_connector_sdk::outbound::IpNet;
 
 #[derive(Debug, Parser)]
 #[command(name = "concierge", version, about = "GraphQL gateway for the \"my account\" side of a customer-engagement platform")]
@@ -97,9 +99,16 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_DELIVERY_MAX_ATTEMPTS", default_value_t = 12)]
     pub delivery_max_attempts: i32,
 
-    /// Let webhooks reach this machine (loopback addresses), over plain http too. Off by
-    /// default: webhooks go to public https addresses only. For local development and tests.
-    #[arg(long, env = "CONCIERGE_WEBHOOK_ALLOW_HTTP_LOOPBACK", default_value_t = false)]
+    /// Address ranges (CIDRs, comma-separated: `127.0.0.0/8,::1/128,10.0.0.0/8`) the gateway
+    /// may reach on a user's behalf (push endpoints, CalDAV URLs, IMAP/SMTP hosts, webhooks)
+    /// besides public addresses. Empty by default: loopback, private, link-local and other
+    /// non-public addresses are refused. For self-hosters' LAN servers and for tests.
+    #[arg(long, env = "CONCIERGE_OUTBOUND_ALLOW", value_delimiter = ',', value_parser = parse_cidr)]
+    pub outbound_allow: Vec<IpNet>,
+
+    /// Deprecated: `CONCIERGE_OUTBOUND_ALLOW=127.0.0.0/8,::1/128` says the same. Kept so
+    /// existing deployments keep working.
+    #[arg(long, env = "CONCIERGE_WEBHOOK_ALLOW_HTTP_LOOPBACK", default_value_t = false, hide = true)]
     pub webhook_allow_http_loopback: bool,
 
     /// Milliseconds before the first retry of a failed webhook delivery. The whole schedule
@@ -307,6 +316,23 @@ impl Config {
         Only::parse_from(["concierge"]).config
     }
 
+    /// Which addresses the gateway may reach on a user's behalf: public ones, and the
+    /// ranges of `CONCIERGE_OUTBOUND_ALLOW` (with this machine when the deprecated webhook
+    /// loopback switch is on).
+    pub fn outbound_policy(&self) -> OutboundPolicy {
+        let mut allow = self.outbound_allow.clone();
+        if self.webhook_allow_http_loopback {
+            allow.extend(LOOPBACK.iter().filter_map(|net| net.parse::<IpNet>().ok()));
+        }
+        OutboundPolicy::allowing(allow)
+    }
+
+    /// Lets the gateway reach this machine (127.0.0.0/8 and ::1): how tests and local labs
+    /// (the mail and calendar labs, webhook receivers, push stand-ins) are reached.
+    pub fn allow_loopback(&mut self) {
+        self.outbound_allow.extend(LOOPBACK.iter().filter_map(|net| net.parse::<IpNet>().ok()));
+    }
+
     /// The URL clients reach the gateway at: the configured one, or `http://<bind>`.
     pub fn public_url(&self) -> String {
         self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.bind)).trim_end_matches('/').to_owned()
@@ -322,4 +348,12 @@ impl Cli {
     pub fn into_command(self) -> Command {
         self.command.unwrap_or(Command::Serve(self.config))
     }
+}
+
+/// This machine, as ranges of the outbound allow list.
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// One range of `CONCIERGE_OUTBOUND_ALLOW`: a CIDR, or a bare address.
+fn parse_cidr(item: &str) -> Result<IpNet, String> {
+    concierge_connector_sdk::outbound::parse_range(item)
 }

@@ -20,6 +20,7 @@ pub mod identity;
 pub mod mail;
 pub mod mailboxes;
 pub mod notifications;
+pub mod outbound;
 pub mod platform_events;
 pub mod security;
 pub mod profile;

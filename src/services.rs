@@ -39,7 +39,6 @@ use crate::mailboxes::registry::Registry;
 use crate::mailboxes::service::MailboxService;
 use crate::mailboxes::sync::{MailSync, SyncSettings};
 use crate::webhooks::{WebhookSettings, Webhooks};
-use crate::webhooks::safe_url::UrlPolicy;
 
 #[derive(Clone)]
 pub struct Services {
@@ -88,10 +87,17 @@ impl Services {
         connectors: Registry,
     ) -> Services {
         let wakers = Wakers::default();
-        let notifications =
-            NotificationService::new(db.clone(), fanout.clone(), clock.clone(), wakers.clone(), Duration::from_secs(config.email_batch_secs));
+        let notifications = NotificationService::new(
+            db.clone(),
+            fanout.clone(),
+            clock.clone(),
+            wakers.clone(),
+            Duration::from_secs(config.email_batch_secs),
+            config.outbound_policy(),
+        );
         let vapid_subject = config.vapid_subject.clone().unwrap_or_else(|| format!("mailto:{}", mailer.address()));
-        let push = PushSender::new(Arc::new(Vapid::from_seed(secrets.derive_key(b"concierge web push vapid"), vapid_subject)));
+        let outbound = config.outbound_policy();
+        let push = PushSender::new(Arc::new(Vapid::from_seed(secrets.derive_key(b"concierge web push vapid"), vapid_subject)), outbound.clone());
         let delivery = Delivery::new(
             db.clone(),
             mailer.clone(),
@@ -136,7 +142,7 @@ impl Services {
             clock.clone(),
             WebhookSettings {
                 retry_base: Duration::from_millis(config.webhook_retry_ms.max(1)),
-                policy: UrlPolicy { allow_loopback: config.webhook_allow_http_loopback },
+                policy: outbound,
                 ..WebhookSettings::default()
             },
         );

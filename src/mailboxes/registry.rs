@@ -1,6 +1,14 @@
 //! The connectors this gateway offers, and the OAuth apps the operator registered for the
 //! ones that sign in at a provider. Adding a connector is one `register` line in
 //! [`Registry::builtin`].
+//!
+//! Outbound trust: hosts a user types (generic IMAP/SMTP, CalDAV URLs, iCloud's discovered
+//! servers) are reached under the outbound policy (`imap.outbound`, `CONCIERGE_OUTBOUND_ALLOW`).
+//! What the operator configured here is trusted and not checked: the Gmail and Outlook
+//! presets' IMAP/SMTP servers (`ImapSmtpConnector::preset` reaches them with
+//! `OutboundPolicy::operator_configured`), their OAuth endpoints (called by the gateway's
+//! own OAuth client), Google's CalDAV base URL (`CaldavConnector::google`) and Microsoft
+//! Graph (the Outlook calendar connector's own client).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -115,6 +123,7 @@ impl Registry {
         let caldav = CaldavOptions {
             extra_root_certs_pem: imap.extra_root_certs_pem.clone(),
             allow_plaintext_remote: imap.allow_plaintext_remote,
+            outbound: imap.outbound.clone(),
             ..CaldavOptions::default()
         };
         registry

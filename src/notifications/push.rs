@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use concierge_connector_sdk::OutboundPolicy;
+use concierge_connector_sdk::outbound::{PolicyResolver, refusal_in};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
@@ -92,13 +94,21 @@ pub enum PushOutcome {
 /// Sends push messages; cheap to clone (one connection pool, one shared identity).
 #[derive(Clone)]
 pub struct PushSender {
+    /// Resolves names through `outbound`.
     client: reqwest::Client,
     vapid: Arc<Vapid>,
+    /// Which addresses endpoints may reach, checked again at every send (an endpoint's name
+    /// may resolve elsewhere than when it was registered).
+    outbound: OutboundPolicy,
 }
 
 impl PushSender {
-    pub fn new(vapid: Arc<Vapid>) -> PushSender {
+    pub fn new(vapid: Arc<Vapid>, outbound: OutboundPolicy) -> PushSender {
         let client = reqwest::Client::builder()
+            // Names resolve only to addresses the policy allows, on every new connection;
+            // IP literals skip the resolver and are checked in `send`.
+            .dns_resolver(Arc::new(PolicyResolver(outbound.clone())))
+            .no_proxy()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             // A push service answers; it does not redirect. Following one would post the
@@ -106,7 +116,7 @@ impl PushSender {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the TLS backend initialises");
-        PushSender { client, vapid }
+        PushSender { client, vapid, outbound }
     }
 
     pub fn vapid(&self) -> &Vapid {
@@ -134,11 +144,18 @@ impl PushSender {
         let host = endpoint.parse::<Uri>().ok().and_then(|uri| uri.host().map(str::to_owned)).unwrap_or_default();
         let outcome = match self.request(endpoint, p256dh, auth, payload, topic_key, ttl, urgency) {
             Err(reason) => PushOutcome::Rejected(reason),
+            Ok(request) if self.outbound.check_literal(request.uri().host().unwrap_or_default()).is_err() => {
+                PushOutcome::Rejected("refused: the endpoint's address may not be reached".into())
+            }
             Ok(request) => {
                 let (parts, body) = request.into_parts();
                 let sent = self.client.request(parts.method, parts.uri.to_string()).headers(parts.headers).body(body).send().await;
                 match sent {
                     Ok(response) => classify(response.status()),
+                    // Refused by the resolver: nothing was sent, and retrying cannot help.
+                    Err(error) if refusal_in(&error).is_some() => {
+                        PushOutcome::Rejected("refused: the endpoint's host resolves to an address that may not be reached".into())
+                    }
                     Err(error) => PushOutcome::Retry(network_reason(&error)),
                 }
             }
@@ -251,7 +268,7 @@ mod tests {
     use web_push_native::p256::elliptic_curve::sec1::ToEncodedPoint as _;
 
     fn sender() -> PushSender {
-        PushSender::new(Arc::new(Vapid::from_seed([7; 32], "mailto:ops@example.com".into())))
+        PushSender::new(Arc::new(Vapid::from_seed([7; 32], "mailto:ops@example.com".into())), OutboundPolicy::strict())
     }
 
     /// A browser's side of a subscription: its key pair and auth secret.
@@ -385,6 +402,24 @@ mod tests {
         ] {
             let outcome = sender.send(&endpoint, p256dh, auth, payload, "t", Duration::from_secs(60), urgency).await;
             assert!(matches!(outcome, PushOutcome::Rejected(_)), "{outcome:?}");
+        }
+        let accepted = listener.accept();
+        assert!(matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "nothing connects: {accepted:?}");
+    }
+
+    #[tokio::test]
+    async fn the_endpoint_address_is_checked_again_at_every_send() {
+        // Registration checked the endpoint once; a name may resolve elsewhere later
+        // (rebinding), so the send resolves through the policy again and connects nowhere.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("address").port();
+        let browser = browser();
+        let sender = sender();
+
+        for endpoint in [format!("http://127.0.0.1:{port}/push/abc"), format!("http://localhost:{port}/push/abc"), format!("http://[::ffff:127.0.0.1]:{port}/p")] {
+            let outcome = sender.send(&endpoint, &browser.p256dh, &browser.auth, b"{}", "t", Duration::from_secs(60), "normal").await;
+            assert!(matches!(outcome, PushOutcome::Rejected(_)), "{endpoint}: {outcome:?}");
         }
         let accepted = listener.accept();
         assert!(matches!(&accepted, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock), "nothing connects: {accepted:?}");

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use concierge_connector_sdk::OutboundPolicy;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
@@ -82,11 +83,13 @@ pub struct NotificationService {
     wakers: Wakers,
     /// How long high-volume emails wait for company.
     batch_window: Duration,
+    /// Which addresses push endpoints may reach (`CONCIERGE_OUTBOUND_ALLOW`).
+    outbound: OutboundPolicy,
 }
 
 impl NotificationService {
-    pub fn new(db: Db, fanout: Fanout, clock: SharedClock, wakers: Wakers, batch_window: Duration) -> Self {
-        NotificationService { db, fanout, clock, wakers, batch_window }
+    pub fn new(db: Db, fanout: Fanout, clock: SharedClock, wakers: Wakers, batch_window: Duration, outbound: OutboundPolicy) -> Self {
+        NotificationService { db, fanout, clock, wakers, batch_window, outbound }
     }
 
     pub async fn preferences(&self, account_id: AccountId) -> Result<Preferences> {
@@ -272,10 +275,16 @@ impl NotificationService {
     }
 
     /// Registers a browser's Web Push subscription. The endpoint must be https (plain http
-    /// only on loopback, for local tests); the keys are the browser's P-256 public key
-    /// (65 bytes, uncompressed) and its 16-byte auth secret, base64url as the Push API gives them.
+    /// only to this machine, for local tests) and resolve only to addresses the outbound
+    /// policy allows (checked now, without connecting, and again at every send, so a name
+    /// that does not resolve yet is accepted); the keys are
+    /// the browser's P-256 public key (65 bytes, uncompressed) and its 16-byte auth secret,
+    /// base64url as the Push API gives them.
     pub async fn register_push(&self, viewer: &Viewer, endpoint: &str, p256dh: &str, auth: &str) -> Result<()> {
-        let endpoint = parse_endpoint(endpoint)?;
+        let endpoint = crate::outbound::check_rechecked(endpoint, &self.outbound)
+            .await
+            .map_err(|why| Error::invalid("endpoint", why))?
+            .to_string();
         let p256dh = decode_key("p256dh", p256dh, 65).and_then(|k| {
             if k[0] == 4 { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key")) }
         })?;
@@ -301,29 +310,6 @@ impl NotificationService {
     }
 }
 
-fn parse_endpoint(raw: &str) -> Result<String> {
-    let bad = |m: &'static str| Error::invalid("endpoint", m);
-    if raw.len() > 2048 {
-        return Err(bad("the endpoint URL is too long"));
-    }
-    let url = url::Url::parse(raw.trim()).map_err(|_| bad("not a URL"))?;
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => return Err(bad("the endpoint has no host")),
-    };
-    match url.scheme() {
-        "https" => {}
-        "http" if loopback => {}
-        _ => return Err(bad("a push endpoint must be https")),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(bad("the endpoint must not carry credentials"));
-    }
-    Ok(url.to_string())
-}
-
 fn decode_key(field: &'static str, raw: &str, len: usize) -> Result<Vec<u8>> {
     let trimmed = raw.trim().trim_end_matches('=');
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
@@ -338,16 +324,6 @@ fn decode_key(field: &'static str, raw: &str, len: usize) -> Result<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn push_endpoints_must_be_https_except_on_loopback() {
-        assert!(parse_endpoint("https://push.example.com/send/abc").is_ok());
-        assert!(parse_endpoint("http://127.0.0.1:9000/push").is_ok());
-        assert!(parse_endpoint("http://localhost/push").is_ok());
-        for bad in ["http://push.example.com/x", "ftp://push.example.com/x", "not a url", "https://user:pw@push.example.com/x"] {
-            assert!(parse_endpoint(bad).is_err(), "{bad}");
-        }
-    }
 
     #[test]
     fn keys_must_decode_to_their_size() {

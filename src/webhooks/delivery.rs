@@ -21,7 +21,8 @@ use uuid::Uuid;
 use super::model::{Delivery, WebhookId};
 use super::service::Webhooks;
 use super::store::{self, Outcome};
-use super::{safe_url, signature};
+use super::signature;
+use crate::outbound as safe_url;
 use crate::identity::model::AccountId;
 use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
@@ -223,7 +224,7 @@ impl Webhooks {
             return Ok(Sent::failed("the webhook was deleted"));
         };
         let secrets = self.signing_secrets(delivery.webhook_id).await?;
-        let target = match safe_url::resolve(&webhook.url, settings.policy).await {
+        let target = match safe_url::resolve(&webhook.url, &settings.policy).await {
             Ok(t) => t,
             Err(why) => return Ok(Sent::failed(format!("refused: {why}"))),
         };

@@ -231,7 +231,8 @@ impl WebhookWithSecret {
 #[derive(InputObject)]
 pub struct CreateWebhookInput {
     pub workspace_id: ID,
-    /// An https URL whose host resolves to public addresses only.
+    /// An https URL whose host resolves to public addresses only (unless the operator opens
+    /// more ranges with `CONCIERGE_OUTBOUND_ALLOW`).
     pub url: String,
     /// Kinds of the event catalogue that webhooks can receive (`message.receive`, …).
     pub event_kinds: Vec<String>,

@@ -1,5 +1,5 @@
 //! Webhook types: the ids, the stored rows, and parsing what a client sends (the event kinds
-//! a webhook subscribes to, its description). URLs are checked in [`super::safe_url`].
+//! a webhook subscribes to, its description). URLs are checked in [`crate::outbound`].
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;

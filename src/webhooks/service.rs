@@ -15,7 +15,8 @@ use tracing::instrument;
 use super::model::{
     Attempt, Delivery, DeliveryId, DisabledReason, MAX_WEBHOOKS_PER_WORKSPACE, Webhook, WebhookId, parse_description, parse_event_kinds,
 };
-use super::safe_url::{self, UrlPolicy};
+use crate::outbound as safe_url;
+use concierge_connector_sdk::OutboundPolicy;
 use super::{signature, store};
 use crate::clock::SharedClock;
 use crate::crypto::SecretBox;
@@ -36,7 +37,8 @@ pub const ROTATION_GRACE: chrono::Duration = chrono::Duration::hours(24);
 pub struct WebhookSettings {
     /// The first retry's delay; the whole schedule scales with it (see [`super::delivery::SCHEDULE`]).
     pub retry_base: Duration,
-    pub policy: UrlPolicy,
+    /// Which addresses webhook URLs may reach (`CONCIERGE_OUTBOUND_ALLOW`).
+    pub policy: OutboundPolicy,
     /// Longest an attempt may take, connecting and reading the answer included.
     pub timeout: Duration,
     /// Most of the receiver's answer that is read.
@@ -47,7 +49,7 @@ impl Default for WebhookSettings {
     fn default() -> Self {
         WebhookSettings {
             retry_base: super::delivery::SCHEDULE[0],
-            policy: UrlPolicy::default(),
+            policy: OutboundPolicy::strict(),
             timeout: Duration::from_secs(10),
             max_response_bytes: 64 * 1024,
         }
@@ -191,7 +193,7 @@ impl Webhooks {
     /// Checks a URL as a webhook would be sent to it now (its form, then every address its
     /// host resolves to): BAD_USER_INPUT on `url` when refused. Returns it normalised.
     async fn check_url(&self, raw: &str) -> Result<String> {
-        let target = safe_url::resolve(raw, self.inner.settings.policy).await.map_err(|why| Error::invalid("url", why))?;
+        let target = safe_url::resolve(raw, &self.inner.settings.policy).await.map_err(|why| Error::invalid("url", why))?;
         Ok(target.url.to_string())
     }
 

@@ -26,6 +26,8 @@ async fn spawn() -> TestApp {
     TestApp::spawn_with(|c| {
         c.calendar_retry_ms = 200;
         c.calendar_poll_secs = 3600;
+        // The calendar lab (Radicale) listens on loopback.
+        c.allow_loopback();
     })
     .await
 }
@@ -469,6 +471,7 @@ async fn the_daily_summary_lists_the_days_calendar_events_in_the_users_zone() {
         move |c| {
             c.smtp_url = Some(concierge::config::Redacted(smtp));
             c.calendar_poll_secs = 3600;
+            c.allow_loopback();
         },
         clock.clone(),
     )

@@ -196,7 +196,8 @@ async fn register(app: &TestApp, user: &TestUser, endpoint: &PushEndpoint) {
 
 #[tokio::test]
 async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_published_key() {
-    let app = TestApp::spawn().await;
+    // The push stand-in listens on loopback.
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let user = app.user(&fresh("push")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -216,7 +217,7 @@ async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_publis
 
 #[tokio::test]
 async fn an_endpoint_that_answers_410_gone_is_removed() {
-    let app = TestApp::spawn().await;
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let user = app.user(&fresh("gone")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -233,7 +234,11 @@ async fn an_endpoint_that_answers_410_gone_is_removed() {
 
 #[tokio::test]
 async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers() {
-    let app = TestApp::spawn_with(|c| c.delivery_retry_ms = 100).await;
+    let app = TestApp::spawn_with(|c| {
+        c.delivery_retry_ms = 100;
+        c.allow_loopback();
+    })
+    .await;
     let user = app.user(&fresh("flaky")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;

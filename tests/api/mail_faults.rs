@@ -55,6 +55,8 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
         let cert = cert.clone();
         move |c| {
             c.mail_ca_file = Some(cert);
+            // The mail lab listens on loopback.
+            c.allow_loopback();
             c.secret_key = Some(concierge::config::Redacted(key()));
             c.mail_sync_batch = 20;
             c.mail_lease_secs = 2;
@@ -74,6 +76,7 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
         .env("CONCIERGE_DATA_DIR", data.path())
         .env("CONCIERGE_SECRET_KEY", key())
         .env("CONCIERGE_MAIL_CA_FILE", &cert)
+        .env("CONCIERGE_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
         .env("CONCIERGE_MAIL_SYNC_BATCH", "20")
         .env("CONCIERGE_MAIL_LEASE_SECS", "2")
         .env("RUST_LOG", "warn")
@@ -102,6 +105,8 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
         // The killed process's lease runs out after 2 s; then this one takes the mailbox over.
         c.mail_lease_secs = 2;
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.secret_key = Some(concierge::config::Redacted(key()));
     })
     .await;
@@ -116,6 +121,8 @@ async fn an_imap_outage_mid_sync_shows_as_an_error_then_recovers_with_nothing_lo
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.mail_retry_ms = 100;
         c.mail_sync_batch = 10;
     })
@@ -150,6 +157,8 @@ async fn a_renumbered_folder_is_resynced_without_duplicate_events() {
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.mail_retry_ms = 100;
     })
     .await;
@@ -181,6 +190,8 @@ async fn the_sync_reports_progress_while_it_records() {
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.mail_sync_batch = 10;
     })
     .await;
@@ -235,6 +246,8 @@ async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.mail_reconcile_secs = 1;
     })
     .await;
@@ -280,7 +293,11 @@ async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
 async fn a_mailbox_status_subscriber_sees_each_change_until_the_mailbox_is_disconnected() {
     let lab = MailLab::get().await;
     let cert = lab.cert();
-    let app = TestApp::spawn_with(move |c| c.mail_ca_file = Some(cert)).await;
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.allow_loopback();
+    })
+    .await;
     let ada = app.user("ada@example.com").await;
     let (mail_user, password) = lab.new_user("stat").await;
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
@@ -323,6 +340,8 @@ async fn two_gateways_on_one_database_sync_a_mailbox_from_one_connection_and_han
     let settings = move |cert: std::path::PathBuf| {
         move |c: &mut concierge::config::Config| {
             c.mail_ca_file = Some(cert);
+            // The mail lab listens on loopback.
+            c.allow_loopback();
             c.secret_key = Some(concierge::config::Redacted(key()));
             c.mail_lease_secs = 2;
         }
@@ -373,6 +392,8 @@ async fn credentials_sealed_under_another_key_ask_the_user_to_connect_again() {
         let cert = cert.clone();
         move |c| {
             c.mail_ca_file = Some(cert);
+            // The mail lab listens on loopback.
+            c.allow_loopback();
             c.secret_key = Some(concierge::config::Redacted(key()));
             c.mail_lease_secs = 1;
         }
@@ -389,6 +410,8 @@ async fn credentials_sealed_under_another_key_ask_the_user_to_connect_again() {
     let second = TestApp::spawn_with(move |c| {
         c.database_url = Some(url);
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.secret_key = Some(concierge::config::Redacted(base64::engine::general_purpose::STANDARD.encode([9u8; 32])));
     })
     .await;

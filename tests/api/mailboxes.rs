@@ -22,6 +22,8 @@ pub async fn gateway() -> (TestApp, MailLab) {
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.mail_retry_ms = 200;
     })
     .await;

@@ -524,7 +524,7 @@ async fn the_daily_summary_lists_the_days_tasks_and_appointments_in_the_users_la
 
 #[tokio::test]
 async fn an_accepted_event_is_queued_for_the_workspaces_webhooks_and_a_rejected_one_is_not() {
-    let app = TestApp::spawn_with(|c| c.webhook_allow_http_loopback = true).await;
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let owner = app.user("owner@example.com").await;
     let r = app
         .gql(
@@ -555,7 +555,7 @@ async fn an_accepted_event_is_queued_for_the_workspaces_webhooks_and_a_rejected_
 
 #[tokio::test]
 async fn a_service_account_with_webhooks_manage_manages_its_own_workspaces_webhooks_only() {
-    let app = TestApp::spawn_with(|c| c.webhook_allow_http_loopback = true).await;
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let owner = app.user("owner@example.com").await;
     let stranger = app.user("stranger@example.com").await;
     let create = "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id eventKinds } secret } }";

@@ -243,7 +243,9 @@ mod stand_in {
     const WAIT: Duration = Duration::from_secs(5);
 
     fn sender() -> PushSender {
-        PushSender::new(Arc::new(Vapid::from_seed([9; 32], "mailto:ops@example.com".into())))
+        // The stand-in listens on loopback, which the outbound policy refuses by default.
+        let loopback = concierge_connector_sdk::OutboundPolicy::allowing(["127.0.0.0/8".parse().expect("CIDR")]);
+        PushSender::new(Arc::new(Vapid::from_seed([9; 32], "mailto:ops@example.com".into())), loopback)
     }
 
     async fn push(sender: &PushSender, endpoint: &PushEndpoint, payload: &serde_json::Value) -> PushOutcome {

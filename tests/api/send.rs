@@ -243,6 +243,8 @@ async fn a_message_over_the_configured_size_is_refused_by_name() {
     let cert = lab.cert();
     let app = TestApp::spawn_with(move |c| {
         c.mail_ca_file = Some(cert);
+        // The mail lab listens on loopback.
+        c.allow_loopback();
         c.max_send_bytes = 64 * 1024;
     })
     .await;

@@ -94,7 +94,7 @@ impl Receiver {
 /// A gateway that may deliver to this machine over http, retrying quickly.
 async fn gateway_with(adjust: impl FnOnce(&mut concierge::config::Config)) -> TestApp {
     TestApp::spawn_with(|c| {
-        c.webhook_allow_http_loopback = true;
+        c.allow_loopback();
         c.webhook_retry_ms = 20;
         adjust(c);
     })
@@ -382,7 +382,7 @@ async fn bad_input_and_callers_without_the_permission_get_typed_errors_and_nothi
 #[tokio::test]
 async fn a_webhook_failing_through_the_whole_schedule_is_disabled_its_creator_told_and_a_redelivery_sends_the_same_id() {
     let clock = ManualClock::new(Utc::now());
-    let app = TestApp::spawn_with_clock(|c| c.webhook_allow_http_loopback = true, clock.clone()).await;
+    let app = TestApp::spawn_with_clock(|c| c.allow_loopback(), clock.clone()).await;
     let ada = app.user("ada@example.com").await;
     let receiver = Receiver::start("whsec_placeholder").await;
     let (webhook_id, secret) = webhook_to(&app, &ada, &receiver.url("/hook"), &["contact.created"]).await;

@@ -19,6 +19,13 @@ pub(crate) enum Purpose {
 
 /// A transport failure (no HTTP status) talking to `host`.
 pub(crate) fn transport(host: &str, error: &reqwest::Error) -> ConnectorError {
+    // The resolver refused the name: a setting to fix, and nothing was connected to.
+    if let Some(refusal) = concierge_connector_sdk::outbound::refusal_in(error) {
+        return ConnectorError::Settings(concierge_connector_sdk::FieldError::new(
+            "url",
+            refusal.to_string(),
+        ));
+    }
     let innermost = innermost(error);
     if is_tls(error) {
         return ConnectorError::Tls {

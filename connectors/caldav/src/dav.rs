@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use concierge_connector_sdk::{AccessTokenSource, ConnectorError, Secret};
+use concierge_connector_sdk::{
+    AccessTokenSource, ConnectorError, FieldError, OutboundPolicy, Secret,
+};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use url::Url;
@@ -49,8 +51,11 @@ pub(crate) struct Body<'a> {
 }
 
 pub(crate) struct Dav {
+    /// Resolves names through `outbound`.
     pub client: reqwest::Client,
     pub auth: Auth,
+    /// Which addresses the start URL, redirects and discovered URLs may reach.
+    pub outbound: OutboundPolicy,
 }
 
 const MAX_REDIRECTS: usize = 5;
@@ -70,6 +75,17 @@ impl Dav {
         let mut refreshed: Option<Secret> = None;
         let mut redirects = 0;
         loop {
+            // The client's resolver checks names; an IP literal skips it, so it is checked
+            // here, before each request and each redirect. Nothing is sent to a refused one.
+            if let Err(refusal) = self
+                .outbound
+                .check_literal(url.host_str().unwrap_or_default())
+            {
+                return Err(ConnectorError::Settings(FieldError::new(
+                    "url",
+                    refusal.to_string(),
+                )));
+            }
             let mut request = self.client.request(method.clone(), url.clone());
             if let Some(depth) = depth {
                 request = request.header("Depth", depth);

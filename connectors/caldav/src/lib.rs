@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use concierge_connector_sdk::{
     Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, Descriptor,
-    FieldError, OAuthProvider, Settings, async_trait,
+    FieldError, OAuthProvider, OutboundPolicy, Settings, async_trait,
 };
 
 pub use settings::Preset;
@@ -53,6 +53,9 @@ pub struct Options {
     pub use_sync_collection: bool,
     /// Budget for each HTTP request, connect to last byte.
     pub request_timeout: Duration,
+    /// Which addresses the URL, every redirect and every discovered URL may reach (public
+    /// ones only by default). Google's base URL comes from the operator and is not checked.
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for Options {
@@ -62,6 +65,7 @@ impl Default for Options {
             allow_plaintext_remote: false,
             use_sync_collection: true,
             request_timeout: Duration::from_secs(30),
+            outbound: OutboundPolicy::strict(),
         }
     }
 }
@@ -101,7 +105,12 @@ impl CaldavConnector {
     /// `https://apidata.googleusercontent.com/caldav/v2/` (a stand-in, a proxy); discovery
     /// starts at `{base}{email}/user`.
     pub fn google(base: Option<String>) -> CaldavConnector {
-        CaldavConnector::preset(Preset::google(base), Options::default())
+        // The base URL is the operator's (or Google's), never a user's: trusted.
+        let options = Options {
+            outbound: OutboundPolicy::operator_configured(),
+            ..Options::default()
+        };
+        CaldavConnector::preset(Preset::google(base), options)
     }
 
     /// Any preset with these options.
@@ -129,6 +138,11 @@ fn build_client(options: &Options) -> Result<reqwest::Client, String> {
         // Redirects are followed in `dav`, which keeps the method (reqwest turns a
         // redirected PROPFIND into a GET) and never leaves https.
         .redirect(reqwest::redirect::Policy::none())
+        // Every name is resolved through the policy, on every new connection, and only
+        // allowed addresses come back; IP literals are checked in `dav` before each request.
+        .dns_resolver(Arc::new(concierge_connector_sdk::outbound::PolicyResolver(
+            options.outbound.clone(),
+        )))
         .user_agent(concat!("Concierge-CalDAV/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &options.extra_root_certs_pem {
         for cert in reqwest::Certificate::from_pem_bundle(pem)
@@ -178,7 +192,11 @@ impl CalendarConnector for CaldavConnector {
                 tokens: Arc::clone(tokens),
             },
         };
-        let dav = Arc::new(dav::Dav { client, auth });
+        let dav = Arc::new(dav::Dav {
+            client,
+            auth,
+            outbound: self.options.outbound.clone(),
+        });
         let home = discovery::calendar_home(&dav, &start).await?;
         Ok(Box::new(session::CaldavSession {
             dav,

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Authenticator, Client};
-use concierge_connector_sdk::{ConnectorError, Credentials};
+use concierge_connector_sdk::{
+    ConnectorError, Credentials, FieldError, OutboundError, OutboundPolicy,
+};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
-use tokio::net::TcpStream;
 use tokio::time::timeout;
 
 use crate::Context;
@@ -28,6 +29,8 @@ pub(crate) struct Target {
     pub sent_folder: Option<String>,
     pub login: String,
     pub credentials: Credentials,
+    /// Which addresses the IMAP host may resolve to.
+    pub outbound: OutboundPolicy,
 }
 
 impl Target {
@@ -56,13 +59,23 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
     })?;
     let endpoint = &target.endpoint;
 
-    let tcp = timeout(
-        options.connect_timeout,
-        TcpStream::connect((endpoint.host.trim_matches(['[', ']']), endpoint.port)),
-    )
-    .await
-    .map_err(|_| fail(ImapStage::Connect, ImapFailure::TimedOut))?
-    .map_err(|e| fail(ImapStage::Connect, ImapFailure::Io(e)))?;
+    // Resolved and checked on every connect (no DNS rebinding between the check at save and
+    // a later sync); a refused address gets no connection attempt.
+    let tcp = target
+        .outbound
+        .connect(&endpoint.host, endpoint.port, options.connect_timeout)
+        .await
+        .map_err(|e| match e {
+            OutboundError::Refused(refusal) => {
+                ConnectorError::Settings(FieldError::new("imapHost", refusal.to_string()))
+            }
+            OutboundError::TimedOut => fail(ImapStage::Connect, ImapFailure::TimedOut),
+            OutboundError::Connect(e) => fail(ImapStage::Connect, ImapFailure::Io(e)),
+            unresolved @ OutboundError::Unresolved { .. } => fail(
+                ImapStage::Connect,
+                ImapFailure::Io(std::io::Error::other(unresolved.to_string())),
+            ),
+        })?;
     // Commands are small and answered at once: don't let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
 

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use concierge_connector_sdk::{
     Account, ConnectorError, Descriptor, FieldError, MailConnector, MailSession, OAuthProvider,
-    Outgoing, SendReceipt, Settings, async_trait,
+    OutboundPolicy, Outgoing, SendReceipt, Settings, async_trait,
 };
 
 pub use settings::{Endpoint, Security, ServerSettings};
@@ -59,6 +59,9 @@ pub struct Options {
     /// How often a waiting session looks at the Sent folder (a STATUS), since IDLE watches
     /// only the configured folder. Mail sent from another client shows within this.
     pub sent_check_interval: Duration,
+    /// Which addresses hosts the user typed may resolve to (public ones only by default).
+    /// A [`Preset`]'s servers come from the operator and are not checked.
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for Options {
@@ -71,6 +74,7 @@ impl Default for Options {
             connect_timeout: Duration::from_secs(20),
             command_timeout: Duration::from_secs(60),
             sent_check_interval: Duration::from_secs(5 * 60),
+            outbound: OutboundPolicy::strict(),
         }
     }
 }
@@ -215,6 +219,33 @@ impl ImapSmtpConnector {
             .resolve(settings, self.ctx.options.allow_plaintext_remote)
     }
 
+    /// The policy the servers of an account are reached under: a preset's servers were
+    /// configured by the operator; any other host was typed by a user (Gmail by app password
+    /// included: its hosts are fixed, but nothing is lost by checking them).
+    fn outbound(&self) -> OutboundPolicy {
+        match self.flavor {
+            Flavor::Fixed { .. } => OutboundPolicy::operator_configured(),
+            Flavor::Generic | Flavor::GmailPassword => self.ctx.options.outbound.clone(),
+        }
+    }
+
+    /// Checks that both servers resolve to addresses the policy allows, without connecting
+    /// to either: a refused host is the settings field that names it.
+    async fn check_servers(&self, resolved: &ServerSettings) -> Result<(), ConnectorError> {
+        let policy = self.outbound();
+        for (field, endpoint) in [("imapHost", &resolved.imap), ("smtpHost", &resolved.smtp)] {
+            if let Err(concierge_connector_sdk::OutboundError::Refused(refusal)) =
+                policy.resolve(&endpoint.host, endpoint.port).await
+            {
+                return Err(ConnectorError::Settings(FieldError::new(
+                    field,
+                    refusal.to_string(),
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// The sign-in name: the form's `username` if set, else the credentials' user name, else
     /// the email address.
     fn login(resolved: &ServerSettings, account: &Account) -> String {
@@ -246,12 +277,16 @@ impl MailConnector for ImapSmtpConnector {
         let resolved = self
             .server_settings(&account.settings)
             .map_err(ConnectorError::Settings)?;
+        // Both servers before either is connected to: opening is how a mailbox is checked
+        // when it is connected, and a refused SMTP host must not wait for its first send.
+        self.check_servers(&resolved).await?;
         let target = connect::Target {
             login: ImapSmtpConnector::login(&resolved, account),
             endpoint: resolved.imap,
             folder: resolved.folder,
             sent_folder: resolved.sent_folder,
             credentials: account.credentials.clone(),
+            outbound: self.outbound(),
         };
         let session = session::ImapSession::open(Arc::clone(&self.ctx), target).await?;
         Ok(Box::new(session))
@@ -271,6 +306,7 @@ impl MailConnector for ImapSmtpConnector {
         let login = ImapSmtpConnector::login(&resolved, account);
         let response = smtp::send(
             &self.ctx,
+            &self.outbound(),
             &resolved.smtp,
             &login,
             &account.credentials,
@@ -290,6 +326,7 @@ impl MailConnector for ImapSmtpConnector {
             folder: resolved.folder,
             sent_folder: resolved.sent_folder,
             credentials: account.credentials.clone(),
+            outbound: self.outbound(),
         };
         let copy = sent::save_copy(&self.ctx, &target, message.raw).await;
         Ok(SendReceipt {

@@ -9,7 +9,9 @@ use std::fmt;
 use std::time::Duration;
 
 use base64::Engine as _;
-use concierge_connector_sdk::{ConnectorError, Credentials, Outgoing};
+use concierge_connector_sdk::{
+    ConnectorError, Credentials, FieldError, OutboundError, OutboundPolicy, Outgoing,
+};
 use lettre::Address;
 use lettre::address::Envelope;
 use lettre::transport::smtp::authentication::{Credentials as SmtpCredentials, Mechanism};
@@ -26,6 +28,7 @@ use crate::wire::tidy;
 /// Sends `message` and returns the server's final reply (`250 2.0.0 Ok: queued as …`).
 pub(crate) async fn send(
     ctx: &Context,
+    outbound: &OutboundPolicy,
     endpoint: &Endpoint,
     login: &str,
     credentials: &Credentials,
@@ -53,6 +56,21 @@ pub(crate) async fn send(
         .build_rustls()
         .map_err(|e| fail(SmtpStage::Connect, &e))?;
 
+    // lettre connects only to the addresses just checked; TLS still verifies the host name.
+    let addrs = match outbound.resolve(host, endpoint.port).await {
+        Ok(addrs) => addrs,
+        Err(OutboundError::Refused(refusal)) => {
+            return Err(ConnectorError::Settings(FieldError::new(
+                "smtpHost",
+                refusal.to_string(),
+            )));
+        }
+        Err(other) => {
+            return Err(ConnectorError::Unreachable {
+                message: format!("{server}: {other}"),
+            });
+        }
+    };
     let hello = ClientId::default();
     let implicit = (endpoint.security == Security::SslTls).then(|| tls.clone());
     // Greeting and EHLO are part of connecting, so they share its budget.
@@ -62,7 +80,7 @@ pub(crate) async fn send(
     let mut conn = timeout(
         budget,
         AsyncSmtpConnection::connect_tokio1(
-            (host, endpoint.port),
+            &addrs[..],
             Some(options.connect_timeout),
             &hello,
             implicit,

@@ -18,6 +18,7 @@ mod error;
 pub mod ical;
 pub mod kit;
 mod oauth;
+pub mod outbound;
 mod session;
 
 pub use account::{AccessTokenSource, Account, Credentials, Secret};
@@ -28,6 +29,7 @@ pub use calendar::{
 pub use descriptor::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldKind, Settings};
 pub use error::{ConnectorError, Disposition, FieldError};
 pub use oauth::OAuthProvider;
+pub use outbound::{OutboundError, OutboundPolicy, Refusal};
 pub use session::{Checkpoint, MailSession, MessageRef, Outgoing, RawMessage, SendReceipt, Wake};
 
 pub use async_trait::async_trait;

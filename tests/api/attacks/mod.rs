@@ -1,4 +1,5 @@
 //! The attack catalogue: what a hostile tenant with free accounts, a narrow token or no
 //! credential at all tries, each through the real server, and what they get instead.
 
+mod outbound;
 mod scopes;

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_caldav::{CaldavConnector, Options};
-use concierge_connector_sdk::{Account, CalendarConnector, ConnectorError, Credentials, Secret};
+use concierge_connector_sdk::{
+    Account, CalendarConnector, ConnectorError, Credentials, OutboundPolicy, Secret,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the scripted server answers to one request (its head and body, as text).
@@ -57,6 +59,29 @@ async fn scripted_server(script: Arc<Script>) -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
+/// The scripted servers listen on 127.0.0.1, which the outbound policy refuses by default.
+fn on_loopback() -> Options {
+    Options {
+        outbound: OutboundPolicy::allowing(["127.0.0.1/32".parse().expect("CIDR")]),
+        ..Options::default()
+    }
+}
+
+/// A listener on `ip` that counts the connections made to it; its port and the count.
+async fn counting_listener(ip: &str) -> (u16, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind((ip, 0)).await.expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = Arc::clone(&hits);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(tcp);
+        }
+    });
+    (port, hits)
+}
+
 fn account(url: &str) -> Account {
     let settings = serde_json::json!({ "url": url })
         .as_object()
@@ -92,7 +117,7 @@ async fn too_many_requests_is_throttled_with_the_servers_delay() {
     }))
     .await;
 
-    let error = CaldavConnector::generic(Options::default())
+    let error = CaldavConnector::generic(on_loopback())
         .open(&account(&url))
         .await
         .err()
@@ -114,7 +139,7 @@ async fn malformed_xml_is_a_protocol_error() {
         "<d:multistatus xmlns:d=\"DAV:\"><d:response>".into(),
     )))
     .await;
-    let mut session = CaldavConnector::generic(Options::default())
+    let mut session = CaldavConnector::generic(on_loopback())
         .open(&account(&url))
         .await
         .expect("open");
@@ -132,7 +157,7 @@ async fn a_server_in_trouble_is_unreachable_for_now() {
         "down for maintenance".into(),
     )))
     .await;
-    let mut session = CaldavConnector::generic(Options::default())
+    let mut session = CaldavConnector::generic(on_loopback())
         .open(&account(&url))
         .await
         .expect("open");
@@ -163,11 +188,56 @@ async fn a_server_that_does_not_speak_tls_on_an_https_address_is_a_tls_error() {
         }
     });
 
-    let error = CaldavConnector::generic(Options::default())
+    let error = CaldavConnector::generic(on_loopback())
         .open(&account(&format!("https://127.0.0.1:{port}/")))
         .await
         .err()
         .expect("open must fail");
 
     assert_eq!(error.code(), "TLS_FAILED", "{error}");
+}
+
+#[tokio::test]
+async fn a_url_on_a_refused_address_is_a_settings_error_before_any_connection() {
+    let (port, hits) = counting_listener("127.0.0.1").await;
+    let strict = CaldavConnector::generic(Options::default());
+
+    for url in [
+        format!("http://127.0.0.1:{port}/dav/"),
+        format!("http://localhost:{port}/dav/"),
+    ] {
+        let error = strict.open(&account(&url)).await.err().expect("refused");
+        match error {
+            ConnectorError::Settings(f) => assert_eq!(f.field, "url", "{url}"),
+            other => panic!("{url}: expected a settings error, got {other:?}"),
+        }
+    }
+
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
+
+#[tokio::test]
+async fn a_redirect_to_a_refused_address_is_not_followed() {
+    // 127.0.0.2 is loopback too, but outside the allow list (127.0.0.1/32).
+    let (port, hits) = counting_listener("127.0.0.2").await;
+    let url = scripted_server(Arc::new(move |_: &str| {
+        (
+            301,
+            vec![("Location", format!("http://127.0.0.2:{port}/dav/"))],
+            String::new(),
+        )
+    }))
+    .await;
+
+    let error = CaldavConnector::generic(on_loopback())
+        .open(&account(&url))
+        .await
+        .err()
+        .expect("open must fail");
+
+    match error {
+        ConnectorError::Settings(f) => assert_eq!(f.field, "url"),
+        other => panic!("expected a settings error, got {other:?}"),
+    }
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }

@@ -112,14 +112,14 @@ impl Lab {
 
     /// The generic connector, as the gateway builds it.
     pub fn connector(&self) -> CaldavConnector {
-        CaldavConnector::generic(Options::default())
+        CaldavConnector::generic(lab_options())
     }
 
     /// The connector comparing ETags instead of using sync tokens.
     pub fn connector_without_sync_tokens(&self) -> CaldavConnector {
         CaldavConnector::generic(Options {
             use_sync_collection: false,
-            ..Options::default()
+            ..lab_options()
         })
     }
 
@@ -396,5 +396,16 @@ impl concierge_connector_sdk::AccessTokenSource for StandInTokens {
             .to_owned();
         *self.access.lock().await = token.clone();
         Ok(Secret::new(token))
+    }
+}
+
+/// The lab listens on loopback, which the outbound policy refuses by default.
+pub fn lab_options() -> Options {
+    Options {
+        outbound: concierge_connector_sdk::OutboundPolicy::allowing([
+            "127.0.0.0/8".parse().expect("CIDR"),
+            "::1/128".parse().expect("CIDR"),
+        ]),
+        ..Options::default()
     }
 }

@@ -168,6 +168,11 @@ impl Lab {
             extra_root_certs_pem: Some(self.cert_pem.clone()),
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(20),
+            // The lab listens on loopback, which the outbound policy refuses by default.
+            outbound: concierge_connector_sdk::OutboundPolicy::allowing([
+                "127.0.0.0/8".parse().expect("CIDR"),
+                "::1/128".parse().expect("CIDR"),
+            ]),
             ..Options::default()
         }
     }

@@ -50,6 +50,7 @@ async fn an_untrusted_certificate_is_a_tls_error() {
     let lab = Lab::start();
     let strict = ImapSmtpConnector::generic(Options {
         connect_timeout: Duration::from_secs(5),
+        outbound: lab.options().outbound,
         ..Options::default()
     });
     let (name, password) = lab.add_user("tls").await;

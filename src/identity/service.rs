@@ -17,7 +17,7 @@ use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::security::log::{SecurityEventKind, SecurityLog};
-use crate::security::throttle::Throttle;
+use crate::security::throttle::{AddressLimit, Throttle};
 use crate::tokens::model::Scope;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
@@ -130,11 +130,20 @@ pub struct IdentityService {
     session_ttl: Duration,
     log: SecurityLog,
     throttle: Arc<Throttle>,
+    /// Sign-ups per client address.
+    signups: Arc<AddressLimit>,
 }
 
 impl IdentityService {
-    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>) -> Self {
-        IdentityService { db, fanout, session_ttl, log, throttle }
+    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>, signups: Arc<AddressLimit>) -> Self {
+        IdentityService { db, fanout, session_ttl, log, throttle, signups }
+    }
+
+    /// Counts a sign-up attempt from the client's address, before its input is even read:
+    /// RATE_LIMITED once the address has used its hourly allowance. Aliases and batches run
+    /// the resolver once each, so each counts.
+    pub fn admit_sign_up(&self, meta: &ClientMeta) -> Result<()> {
+        self.signups.attempt(meta.ip.as_deref())
     }
 
     /// Tells live connections that sessions of `account_id` ended (they re-check theirs).

@@ -286,6 +286,43 @@ pub struct Config {
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    // Hardening of the GraphQL surface and anti-automation (issue 19, sections 2, 5 and 6).
+    /// Most fields, inline fragments and fragment spreads an anonymous request's document may
+    /// expand to (each spread counted with everything its fragment expands to), checked
+    /// before validation so a fragment bomb costs nothing.
+    #[arg(long, env = "CONCIERGE_MAX_SELECTIONS_ANONYMOUS", default_value_t = 1000)]
+    pub max_selections_anonymous: usize,
+
+    /// The same budget for a signed-in caller (session or token).
+    #[arg(long, env = "CONCIERGE_MAX_SELECTIONS", default_value_t = 5000)]
+    pub max_selections: usize,
+
+    /// Who may introspect the schema (`__schema`, `__type`): `on` (anyone), `authenticated`
+    /// (signed-in callers) or `off`. Field suggestions ("Did you mean …") are given only to
+    /// those who may introspect.
+    #[arg(long, env = "CONCIERGE_INTROSPECTION", value_enum, default_value_t = Introspection::On)]
+    pub introspection: Introspection,
+
+    /// Sign-ups allowed per client address in an hour before RATE_LIMITED (each alias and
+    /// each operation of a batch counts).
+    #[arg(long, env = "CONCIERGE_SIGNUPS_PER_ADDRESS", default_value_t = 20)]
+    pub signups_per_address: u32,
+
+    /// Failed token checks (bearer tokens that do not authenticate, email-change tokens that
+    /// are unknown or expired) allowed per client address in 15 minutes. Past it, the address's
+    /// token checks are refused with RATE_LIMITED, unchecked, until the window has room again.
+    #[arg(long, env = "CONCIERGE_TOKEN_FAILURES_PER_ADDRESS", default_value_t = 50)]
+    pub token_failures_per_address: u32,
+}
+
+/// Who may introspect the schema.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
+pub enum Introspection {
+    #[default]
+    On,
+    Authenticated,
+    Off,
 }
 
 /// A configured secret: usable, never printed.

@@ -25,7 +25,7 @@ use crate::profile::service::ProfileService;
 use crate::recovery::service::{RecoveryService, RecoverySettings};
 use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
-use crate::security::throttle::Throttle;
+use crate::security::throttle::{AddressLimit, FailureLimit, Throttle};
 use crate::identity::service::{IdentityService, Viewer};
 use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::service_accounts::model::{PREFIX as SERVICE_TOKEN_PREFIX, Principal};
@@ -73,6 +73,8 @@ pub struct Services {
     pub availability: AvailabilityService,
     /// Connected calendars, and their worker.
     pub calendars: CalendarService,
+    /// Bearer and email-change tokens that did not check out, per client address.
+    pub token_failures: Arc<FailureLimit>,
 }
 
 impl Services {
@@ -119,6 +121,7 @@ impl Services {
             Duration::from_secs(u64::from(config.session_ttl_hours) * 3600),
             log.clone(),
             throttle(config),
+            Arc::new(AddressLimit::new(config.signups_per_address, Duration::from_secs(3600))),
         )
         .requiring_verified_email(config.require_verified_email);
         let recovery = RecoveryService::new(
@@ -133,6 +136,7 @@ impl Services {
                 reset_ttl: chrono::TimeDelta::minutes(i64::from(config.password_reset_minutes.max(1))),
             },
         );
+        let token_failures = Arc::new(FailureLimit::new(config.token_failures_per_address));
         let workspaces = WorkspaceService::new(db.clone(), fanout.clone());
         let webhooks = Webhooks::new(
             db.clone(),
@@ -222,7 +226,9 @@ impl Services {
                 log.clone(),
                 &config.public_url(),
                 PhotoLimits { max_bytes: config.max_photo_bytes, ..PhotoLimits::default() },
+                token_failures.clone(),
             ),
+            token_failures,
             security_log: log,
             notifications,
             delivery,
@@ -250,6 +256,17 @@ impl Services {
 
     /// Who a bearer credential stands for: a user (as `authenticate`) or, for a `csat_`
     /// token, a service account. `authenticate` never accepts a service-account token.
+    /// `authenticate_principal` for a client at `address`, throttled: an address that sent
+    /// too many tokens that do not authenticate is RATE_LIMITED, its tokens unchecked.
+    pub async fn authenticate_principal_from(&self, bearer: &str, address: Option<&str>) -> Result<Option<Principal>> {
+        self.token_failures.check(address)?;
+        let principal = self.authenticate_principal(bearer).await?;
+        if principal.is_none() {
+            self.token_failures.failed(address)?;
+        }
+        Ok(principal)
+    }
+
     pub async fn authenticate_principal(&self, bearer: &str) -> Result<Option<Principal>> {
         if bearer.starts_with(SERVICE_TOKEN_PREFIX) {
             Ok(self.service_accounts.authenticate(bearer).await?.map(Principal::ServiceAccount))

@@ -40,6 +40,9 @@ impl Gateway {
             // JSON logs, so the bound port can be read from the `serving` line.
             .env("CONCIERGE_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,concierge::app=info")
+            // The benches sign up their users (up to thousands) from this one address: the
+            // per-address sign-up limit is lifted for them.
+            .env("CONCIERGE_SIGNUPS_PER_ADDRESS", "1000000")
             .envs(settings.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

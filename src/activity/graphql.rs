@@ -359,7 +359,7 @@ impl ActivitySubscription {
                 let load = async { services.activity.events(&[id]).await.map(|f| f.into_iter().next()).map_err(async_graphql::Error::from) };
                 let found = services.fanout.load_once(id.0, load).await;
                 let here = found.map(|e| e.filter(|e| e.workspace_id == workspace_id));
-                Some(here.and_then(|e| e.map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::new("event gone"))))
+                Some(here.and_then(|e| e.map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("event")))))
             }
         })
     }

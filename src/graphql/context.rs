@@ -56,7 +56,8 @@ impl RequestAuth {
         }
     }
 
-    /// Who the bearer token stands for: a user or a service account.
+    /// Who the bearer token stands for: a user or a service account. A token that does not
+    /// authenticate counts against the client's address (RATE_LIMITED once it has sent too many).
     pub async fn principal(&self, services: &Services) -> Result<Option<Principal>> {
         if let Some(viewer) = self.signed_in.get() {
             return Ok(Some(Principal::User(viewer.clone())));
@@ -64,7 +65,7 @@ impl RequestAuth {
         self.principal
             .get_or_try_init(|| async {
                 let Some(token) = &self.token else { return Ok(None) };
-                Ok(match services.authenticate_principal(token).await? {
+                Ok(match services.authenticate_principal_from(token, self.meta.ip.as_deref()).await? {
                     Some(Principal::User(v)) => Some(Principal::User(Viewer { meta: self.meta.clone(), ..v })),
                     other => other,
                 })

@@ -82,7 +82,13 @@ pub fn schema_builder(limits: limits::QueryLimits) -> async_graphql::SchemaBuild
 
 pub fn build_schema(config: &Config, services: Services) -> ConciergeSchema {
     let loaders = loaders::Loaders::new(&services);
-    schema_builder(limits::QueryLimits::from_config(config)).data(services).data(loaders).finish()
+    let mut builder = schema_builder(limits::QueryLimits::from_config(config)).data(services).data(loaders);
+    if config.introspection == crate::config::Introspection::Off {
+        // For nobody, then: the limits extension refuses `__schema` and `__type` with a typed
+        // error first; these make sure nothing else answers them or suggests field names.
+        builder = builder.disable_introspection().disable_suggestions();
+    }
+    builder.finish()
 }
 
 /// The SDL as `concierge schema` prints it and `schema.graphql` holds it.

@@ -4,14 +4,16 @@
 //! token that does not authenticate is refused (4403), no token means an anonymous
 //! connection whose subscriptions that need an account fail with UNAUTHENTICATED. A
 //! service-account token is refused too (4403): service accounts publish over HTTP and have
-//! nothing to subscribe to.
+//! nothing to subscribe to. An address that sent too many bad tokens is refused with 4429.
+//! The close code of a refused `connection_init` comes from its error's `extensions.code`
+//! ([`close_code`]), never from its text.
 //! Connections are closed cleanly (1001) when the server shuts down.
 //! An authenticated connection counts towards its account's presence while it is open.
 //! Subscriptions run through [`LiveExecutor`], so an idle one holds only its topic listener.
 
 use std::pin::Pin;
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_graphql::Data;
 use async_graphql::http::{WebSocketProtocols, WsMessage};
@@ -31,12 +33,30 @@ use crate::availability::service::PresenceGuard;
 use crate::fanout::{Change, Lagged, Topic, TopicStream};
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
+use crate::service_accounts::model::Principal;
 use crate::services::Services;
 
 /// A subscription message is small; refuse anything larger than this.
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
-/// Marks a refused `connection_init`, so it can be closed with 4403 Forbidden.
-const FORBIDDEN: &str = "Forbidden";
+
+/// The WebSocket close code for a refused `connection_init`, from its error's code.
+pub fn close_code(error: &async_graphql::Error) -> u16 {
+    let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+    match code {
+        Some(async_graphql::Value::String(code)) => match code.as_str() {
+            "UNAUTHENTICATED" => 4401,
+            "FORBIDDEN" => 4403,
+            "RATE_LIMITED" => 4429,
+            "INTERNAL" => 1011,
+            _ => 4400,
+        },
+        _ => 4400,
+    }
+}
+
+fn forbidden() -> async_graphql::Error {
+    async_graphql::Error::from(crate::error::Error::forbidden("this token cannot open a subscription connection"))
+}
 
 pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Response {
     let offered = parts
@@ -84,35 +104,49 @@ fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta:
     // The credential the connection authenticated with, re-checked when its account's
     // credentials change.
     let (authenticated, watched) = watch::channel::<Option<(String, AccountId)>>(None);
+    // Set when `connection_init` is refused: the close code its error's code calls for.
+    let refused = Arc::new(OnceLock::<u16>::new());
+    let refusal = refused.clone();
     let on_init = move |payload: serde_json::Value| async move {
-        // `{"authorization": "Bearer …"}` as a header would be, or a bare `{"token": "…"}`
-        // (`authToken` in some Apollo set-ups).
-        let header = ["authorization", "Authorization"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
-        let bare = ["token", "authToken"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
-        let credential = match (header, bare) {
-            (Some(value), _) => Some(bearer(Some(value)).ok_or_else(|| async_graphql::Error::new(FORBIDDEN))?),
-            (None, Some(token)) => Some(token.trim().to_owned()),
-            (None, None) => None,
-        };
-        let viewer = match credential {
-            None => None,
-            Some(token) => {
-                match Box::pin(services.authenticate(&token)).await {
-                    Ok(Some(viewer)) => {
-                        authenticated.send_replace(Some((token.clone(), viewer.account_id())));
-                        Some(viewer)
-                    }
-                    Ok(None) => return Err(async_graphql::Error::new(FORBIDDEN)),
-                    Err(e) => return Err(async_graphql::Error::from(e)),
-                }
-            }
-        };
-        let mut data = Data::default();
-        data.insert(RequestAuth::resolved(viewer, meta));
-        Ok(data)
+        let result = init(&services, &authenticated, meta, payload).await;
+        if let Err(e) = &result {
+            let _ = refusal.set(close_code(e));
+        }
+        result
     };
     let messages = Box::pin(async_graphql::http::WebSocket::new(LiveExecutor(state.schema.clone()), input, protocol).on_connection_init(on_init));
-    Box::pin(pump(state.services, stopping, sink, messages, watched))
+    Box::pin(pump(state.services, stopping, sink, messages, watched, refused))
+}
+
+/// Authenticates `connection_init`'s credential, if it has one, into the connection's data.
+async fn init(
+    services: &Services,
+    authenticated: &watch::Sender<Option<(String, AccountId)>>,
+    meta: ClientMeta,
+    payload: serde_json::Value,
+) -> async_graphql::Result<Data> {
+    // `{"authorization": "Bearer …"}` as a header would be, or a bare `{"token": "…"}`
+    // (`authToken` in some Apollo set-ups).
+    let header = ["authorization", "Authorization"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+    let bare = ["token", "authToken"].iter().find_map(|k| payload.get(*k).and_then(|v| v.as_str()));
+    let credential = match (header, bare) {
+        (Some(value), _) => Some(bearer(Some(value)).ok_or_else(forbidden)?),
+        (None, Some(token)) => Some(token.trim().to_owned()),
+        (None, None) => None,
+    };
+    let viewer = match credential {
+        None => None,
+        Some(token) => match Box::pin(services.authenticate_principal_from(&token, meta.ip.as_deref())).await? {
+            Some(Principal::User(viewer)) => {
+                authenticated.send_replace(Some((token.clone(), viewer.account_id())));
+                Some(viewer)
+            }
+            Some(Principal::ServiceAccount(_)) | None => return Err(forbidden()),
+        },
+    };
+    let mut data = Data::default();
+    data.insert(RequestAuth::resolved(viewer, meta));
+    Ok(data)
 }
 
 /// Serves the connection; while it is authenticated it counts towards its account's presence,
@@ -123,9 +157,10 @@ async fn pump(
     sink: SplitSink<WebSocket, Message>,
     messages: Pin<Box<dyn Stream<Item = WsMessage> + Send>>,
     watched: watch::Receiver<Option<(String, AccountId)>>,
+    refused: Arc<OnceLock<u16>>,
 ) {
     let mut presence = None;
-    relay(services, stopping, sink, messages, watched, &mut presence).await;
+    relay(services, stopping, sink, messages, watched, refused, &mut presence).await;
     if let Some(guard) = presence {
         guard.release().await;
     }
@@ -139,6 +174,7 @@ async fn relay(
     mut sink: SplitSink<WebSocket, Message>,
     mut messages: Pin<Box<dyn Stream<Item = WsMessage> + Send>>,
     mut watched: watch::Receiver<Option<(String, AccountId)>>,
+    refused: Arc<OnceLock<u16>>,
     presence: &mut Option<PresenceGuard>,
 ) {
     // Listens to the account's topic once the connection has authenticated.
@@ -176,15 +212,21 @@ async fn relay(
         let message = match message {
             WsMessage::Text(text) => Message::Text(text.into()),
             WsMessage::Close(code, reason) => {
-                let code = if reason == FORBIDDEN { 4403 } else { code };
+                let code = refused.get().copied().unwrap_or(code);
                 Message::Close(Some(CloseFrame { code, reason: reason.into() }))
             }
         };
-        if sink.send(message).await.is_err() {
+        let closing = matches!(message, Message::Close(_));
+        if sink.send(message).await.is_err() || closing {
+            let _ = sink.close().await;
             return;
         }
     }
-    if stopping.is_cancelled() {
+    // The legacy protocol answers a refused `connection_init` with a message and ends: the
+    // close frame still carries the refusal's code.
+    if let Some(&code) = refused.get() {
+        let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "connection refused".into() }))).await;
+    } else if stopping.is_cancelled() {
         let _ = sink
             .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))
             .await;

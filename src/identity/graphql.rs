@@ -360,6 +360,8 @@ pub struct IdentityMutation;
 impl IdentityMutation {
     /// Creates an active account and a personal workspace it owns. Log in afterwards.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<SignUpPayload> {
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
+        ctx.services()?.identity.admit_sign_up(&meta)?;
         let new = NewAccount::try_from(SignUp {
             email: input.email,
             password: input.password,

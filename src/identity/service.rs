@@ -17,7 +17,7 @@ use crate::db::{Db, is_unique_violation};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::security::log::{SecurityEventKind, SecurityLog};
-use crate::security::throttle::Throttle;
+use crate::security::throttle::{AddressLimit, Throttle};
 use crate::tokens::model::Scope;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
@@ -132,6 +132,8 @@ pub struct IdentityService {
     throttle: Arc<Throttle>,
     /// Log-in needs a verified address (`CONCIERGE_REQUIRE_VERIFIED_EMAIL`).
     require_verified_email: bool,
+    /// Sign-ups per client address.
+    signups: Arc<AddressLimit>,
 }
 
 /// What a sign-up did.
@@ -145,14 +147,21 @@ pub enum SignedUp {
 }
 
 impl IdentityService {
-    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>) -> Self {
-        IdentityService { db, fanout, session_ttl, log, throttle, require_verified_email: false }
+    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>, signups: Arc<AddressLimit>) -> Self {
+        IdentityService { db, fanout, session_ttl, log, throttle, signups, require_verified_email: false }
     }
 
     /// Refuses log-in to accounts whose address is not verified.
     pub fn requiring_verified_email(mut self, required: bool) -> Self {
         self.require_verified_email = required;
         self
+    }
+
+    /// Counts a sign-up attempt from the client's address, before its input is even read:
+    /// RATE_LIMITED once the address has used its hourly allowance. Aliases and batches run
+    /// the resolver once each, so each counts.
+    pub fn admit_sign_up(&self, meta: &ClientMeta) -> Result<()> {
+        self.signups.attempt(meta.ip.as_deref())
     }
 
     /// Tells live connections that sessions of `account_id` ended (they re-check theirs).

@@ -240,7 +240,7 @@ impl NotificationSubscription {
                 let load = async { services.notifications.find(me, id).await.map_err(async_graphql::Error::from) };
                 let found = services.fanout.load_once(id, load).await;
                 let mine = found.map(|n| n.filter(|n| n.account_id == me));
-                Some(mine.and_then(|n| n.map(NotificationNode).ok_or_else(|| async_graphql::Error::new("notification gone"))))
+                Some(mine.and_then(|n| n.map(NotificationNode).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("notification")))))
             }
         })
     }

@@ -20,6 +20,7 @@ use crate::identity::password;
 use crate::identity::service::{Viewer, random_token, token_hash};
 use crate::mail::{Mailer, SystemEmail};
 use crate::security::log::{SecurityEventKind, SecurityLog};
+use crate::security::throttle::FailureLimit;
 use crate::workspace::store as workspace_store;
 
 /// Email-change links start with this and last this long.
@@ -46,12 +47,24 @@ pub struct ProfileService {
     public_url: Arc<str>,
     sanitizer: Arc<Sanitizer>,
     photo_limits: PhotoLimits,
+    /// Email-change links that do not check out, per client address (shared with bearer tokens).
+    token_failures: Arc<FailureLimit>,
 }
 
 impl ProfileService {
-    pub fn new(db: Db, fanout: Fanout, mailer: Mailer, blobs: SharedBlobStore, log: SecurityLog, public_url: &str, photo_limits: PhotoLimits) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        db: Db,
+        fanout: Fanout,
+        mailer: Mailer,
+        blobs: SharedBlobStore,
+        log: SecurityLog,
+        public_url: &str,
+        photo_limits: PhotoLimits,
+        token_failures: Arc<FailureLimit>,
+    ) -> Self {
         let public_url: Arc<str> = public_url.trim_end_matches('/').into();
-        ProfileService { sanitizer: Arc::new(Sanitizer::new(&public_url)), db, fanout, mailer, blobs, log, public_url, photo_limits }
+        ProfileService { sanitizer: Arc::new(Sanitizer::new(&public_url)), db, fanout, mailer, blobs, log, public_url, photo_limits, token_failures }
     }
 
     pub fn photo_limits(&self) -> &PhotoLimits {
@@ -130,6 +143,20 @@ impl ProfileService {
     /// is still free. Returns the account with its new email.
     #[instrument(skip_all)]
     pub async fn confirm_email_change(&self, token: &str, meta: &crate::identity::service::ClientMeta) -> Result<Account> {
+        // Guessing links is throttled per address like guessing bearer tokens: checked before
+        // the lookup, and every link that does not check out counts.
+        let address = meta.ip.as_deref();
+        self.token_failures.check(address)?;
+        match self.apply_email_change(token, meta).await {
+            Err(e @ Error::Invalid { .. }) => {
+                self.token_failures.failed(address)?;
+                Err(e)
+            }
+            other => other,
+        }
+    }
+
+    async fn apply_email_change(&self, token: &str, meta: &crate::identity::service::ClientMeta) -> Result<Account> {
         let invalid = || Error::invalid("token", "this link is unknown, used or expired; ask for a new one");
         if !token.starts_with(EMAIL_CHANGE_PREFIX) || token.len() > 100 {
             return Err(invalid());

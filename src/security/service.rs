@@ -143,6 +143,8 @@ impl SecurityService {
             return Err(Error::conflict("twoFactor", "two-factor authentication is already on"));
         }
         let sealed = row.totp_pending_secret.ok_or_else(|| Error::invalid("code", "begin enrolment first"))?;
+        // Guessing the enrolment code is guessing a second factor: same limit, same buckets.
+        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref())?;
         let secret = self.secrets.open(&sealed, &bound(id))?;
         let step = totp(&secret, &viewer.account.email)?
             .check_current(code.trim())

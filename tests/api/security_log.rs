@@ -155,7 +155,8 @@ async fn one_address_is_limited_across_accounts() {
 
 #[tokio::test]
 async fn guessing_second_factor_codes_is_limited() {
-    let app = TestApp::spawn_with(|c| c.login_attempts_per_account = 4).await;
+    // Five: the enrolment's confirming code is a second-factor attempt too.
+    let app = TestApp::spawn_with(|c| c.login_attempts_per_account = 5).await;
     let ada = app.user("ada@example.com").await;
     enrol(&app, &ada).await;
     let r = app.gql(None, LOG_IN, json!({ "e": "ada@example.com", "p": PASSWORD })).await;

@@ -1,5 +1,7 @@
 //! The attack catalogue: what a hostile tenant with free accounts, a narrow token or no
 //! credential at all tries, each through the real server, and what they get instead.
 
+mod automation;
 mod outbound;
 mod scopes;
+mod validation_cost;

@@ -255,6 +255,11 @@ pub struct Config {
     /// Seconds to let in-flight requests finish on shutdown.
     #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
+
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs or addresses,
+    /// comma-separated, e.g. `10.0.0.0/8,fd00::/8`). Default: none, and those headers are ignored.
+    #[arg(long, env = "CONCIERGE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::transport::TrustedProxies,
 }
 
 /// A configured secret: usable, never printed.

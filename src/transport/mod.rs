@@ -1,0 +1,6 @@
+//! The HTTP transport, between the socket and the handlers: who the client is (behind proxies
+//! too).
+
+mod client_addr;
+
+pub use client_addr::{Client, TrustedProxies, client_addr, client_ip, client_meta};

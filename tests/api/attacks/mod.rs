@@ -1,0 +1,4 @@
+//! The attack catalogue: each hole of the hardening issue, tried through the real server by a
+//! hostile actor, and refused.
+
+mod proxy;

@@ -23,6 +23,7 @@ use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::graphql::{self, ConciergeSchema};
 use crate::services::Services;
+use crate::transport;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -127,12 +128,11 @@ impl Application {
             }
         });
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-        let router = router(state.clone());
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+        let server = transport::serve::serve(listener, router(state.clone()), header_read_timeout, stop.clone());
         // In-flight requests get the grace period; after it the process stops regardless.
         let served = tokio::select! {
-            r = server => r.context("serving HTTP"),
+            () = server => Ok(()),
             _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("grace period over; dropping requests still in flight");
                 Ok(())

@@ -256,6 +256,11 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Seconds a connection may take to send a request's headers (and an idle kept-alive
+    /// connection to start the next one) before it is closed.
+    #[arg(long, env = "CONCIERGE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
     /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs or addresses,
     /// comma-separated, e.g. `10.0.0.0/8,fd00::/8`). Default: none, and those headers are ignored.
     #[arg(long, env = "CONCIERGE_TRUSTED_PROXIES", default_value = "")]

@@ -2,3 +2,4 @@
 //! hostile actor, and refused.
 
 mod proxy;
+mod transport;

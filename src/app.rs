@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::middleware::{map_request, map_response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +24,7 @@ use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::graphql::{self, ConciergeSchema};
 use crate::services::Services;
-use crate::transport;
+use crate::transport::{self, REQUEST_ID};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -42,8 +43,6 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
 }
-
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     /// Opens the database, applies migrations and binds the listener (port 0 picks a free one).
@@ -176,6 +175,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(map_response(transport::finish_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
@@ -192,6 +192,7 @@ pub fn router(state: AppState) -> Router {
             )
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(map_request(transport::drop_unfit_request_id))
 }
 
 /// Alive: the process answers.

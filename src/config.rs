@@ -265,6 +265,15 @@ pub struct Config {
     /// comma-separated, e.g. `10.0.0.0/8,fd00::/8`). Default: none, and those headers are ignored.
     #[arg(long, env = "CONCIERGE_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: crate::transport::TrustedProxies,
+
+    /// Serve `/metrics` on this address only (not on `CONCIERGE_BIND`). Default: on the main
+    /// listener.
+    #[arg(long, env = "CONCIERGE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Bearer token `/metrics` requires (`Authorization: Bearer …`). Default: none.
+    #[arg(long, env = "CONCIERGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Redacted>,
 }
 
 /// A configured secret: usable, never printed.

@@ -1,6 +1,6 @@
 //! The HTTP transport, between the socket and the handlers: serving connections, who the
-//! client is (behind proxies too), request ids, and the caching and error-body rules every
-//! answer follows.
+//! client is (behind proxies too), request ids, the caching and error-body rules every answer
+//! follows, and who may read `/metrics`.
 
 mod client_addr;
 pub mod serve;
@@ -8,7 +8,9 @@ pub mod serve;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest as _, Sha256};
+use subtle::ConstantTimeEq as _;
 
 pub use client_addr::{Client, TrustedProxies, client_addr, client_ip, client_meta};
 
@@ -85,6 +87,34 @@ fn error_response(response: Response, code: &str, limit: Option<&str>, message: 
     Response::from_parts(parts, Body::from(body))
 }
 
+/// Whether `headers` carry `Authorization: Bearer <token>`, compared in constant time (both
+/// sides hashed first, so not even the length shows).
+pub fn bearer_matches(headers: &HeaderMap, token: &str) -> bool {
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .unwrap_or("");
+    let (a, b) = (Sha256::digest(presented.as_bytes()), Sha256::digest(token.as_bytes()));
+    !presented.is_empty() && bool::from(a.ct_eq(&b))
+}
+
+/// The refusal of a request to `/metrics` without its token.
+pub fn metrics_unauthorized() -> Response {
+    let body = r#"{"errors":[{"message":"send the metrics token as a bearer token","extensions":{"code":"UNAUTHENTICATED"}}]}"#;
+    (
+        StatusCode::UNAUTHORIZED,
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8")),
+            (header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +127,21 @@ mod tests {
         for bad in ["", "two words", "quote\"", "new\tline", "semi;colon", "slash/", &"x".repeat(129)] {
             assert!(!acceptable_request_id(&HeaderValue::from_str(bad).unwrap()), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_metrics_token_must_match_exactly() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::AUTHORIZATION, HeaderValue::from_str(v).unwrap());
+            h
+        };
+        assert!(bearer_matches(&with("Bearer s3cret"), "s3cret"));
+        assert!(bearer_matches(&with("bearer s3cret"), "s3cret"));
+        assert!(!bearer_matches(&with("Bearer s3cre"), "s3cret"));
+        assert!(!bearer_matches(&with("Bearer s3cret2"), "s3cret"));
+        assert!(!bearer_matches(&with("Basic s3cret"), "s3cret"));
+        assert!(!bearer_matches(&with("Bearer "), ""));
+        assert!(!bearer_matches(&HeaderMap::new(), "s3cret"));
     }
 }

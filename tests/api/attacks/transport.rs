@@ -1,6 +1,6 @@
 //! Section 6, the HTTP transport: a client that never finishes its headers is cut off, every
 //! refusal is JSON with a code, answers are never cached, request ids cannot be used to stuff
-//! the logs.
+//! the logs, and `/metrics` can be kept away from the public.
 
 use std::time::Duration;
 
@@ -10,6 +10,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::helpers::{PASSWORD, TestApp};
+use concierge::config::Redacted;
 
 /// Reads until the server closes the connection (EOF or reset) and returns what came, or
 /// `None` if it is still open after `within`.
@@ -144,4 +145,45 @@ async fn a_long_or_odd_request_id_is_replaced_and_a_plain_one_kept() {
     }
     assert_eq!(id_for("a".repeat(128)).await, "a".repeat(128));
     assert_eq!(id_for("trace-me.42_b".into()).await, "trace-me.42_b");
+}
+
+#[tokio::test]
+async fn metrics_with_a_token_refuse_callers_without_it() {
+    let app = TestApp::spawn_with(|c| c.metrics_token = Some(Redacted("metrics-s3cret".into()))).await;
+    let metrics = |token: Option<&'static str>| {
+        let mut request = app.client().get(format!("{}/metrics", app.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let res = request.send().await.unwrap();
+            (res.status(), res.headers().clone(), res.text().await.unwrap())
+        }
+    };
+
+    for wrong in [None, Some("metrics-s3cre"), Some("metrics-s3cret-and-more"), Some("")] {
+        let (status, headers, body) = metrics(wrong).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{wrong:?}");
+        assert_eq!(json_code(status, &headers, &body), "UNAUTHENTICATED");
+        assert!(!body.contains("concierge_"), "no metric leaks: {body}");
+    }
+    let (status, _, body) = metrics(Some("metrics-s3cret")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("concierge_db_statements_total"), "{body}");
+}
+
+#[tokio::test]
+async fn metrics_on_their_own_address_are_not_served_on_the_public_one() {
+    let app = TestApp::spawn_with(|c| c.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
+    let private = app.metrics_addr.expect("a metrics listener");
+
+    let (status, headers, body) = app.get("/metrics", "text/plain").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(json_code(status, &headers, &body), "NOT_FOUND");
+
+    let res = app.client().get(format!("http://{private}/metrics")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("concierge_db_statements_total"));
+    let res = app.client().post(format!("http://{private}/graphql")).json(&json!({ "query": "{ __typename }" })).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND, "the metrics address serves nothing else");
 }

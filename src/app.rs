@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{HeaderName, HeaderValue, Request, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::middleware::{map_request, map_response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use crate::db::Db;
 use crate::fanout::Fanout;
 use crate::graphql::{self, ConciergeSchema};
 use crate::services::Services;
+use crate::transport::{self, REQUEST_ID};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -39,10 +41,10 @@ pub struct AppState {
 
 pub struct Application {
     listener: TcpListener,
+    /// `/metrics` on an address of its own (CONCIERGE_METRICS_BIND), off the public listener.
+    metrics_listener: Option<TcpListener>,
     state: AppState,
 }
-
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 impl Application {
     /// Opens the database, applies migrations and binds the listener (port 0 picks a free one).
@@ -64,6 +66,12 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("cannot listen on {} (CONCIERGE_BIND)", config.bind))?;
+        let metrics_listener = match config.metrics_bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (CONCIERGE_METRICS_BIND)"))?,
+            ),
+            None => None,
+        };
         // Links and photo URLs need the address really bound (port 0 picks one).
         if config.public_url.is_none() {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
@@ -73,7 +81,7 @@ impl Application {
         let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors);
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
-        Ok(Application { listener, state })
+        Ok(Application { listener, metrics_listener, state })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -82,6 +90,11 @@ impl Application {
 
     pub fn port(&self) -> u16 {
         self.local_addr().port()
+    }
+
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn services(&self) -> &Services {
@@ -95,7 +108,7 @@ impl Application {
 
     /// Serves until `shutdown_handle()` is cancelled or SIGINT/SIGTERM arrives.
     pub async fn run(self) -> anyhow::Result<()> {
-        let Application { listener, state } = self;
+        let Application { listener, metrics_listener, state } = self;
         let addr = listener.local_addr()?;
         let public = state.config.public_url();
         tracing::info!(%addr, graphiql = %format!("{public}/graphql"), backend = ?state.services.db.backend(), "serving");
@@ -129,12 +142,19 @@ impl Application {
             }
         });
         let grace = Duration::from_secs(state.config.shutdown_grace_secs);
-        let router = router(state.clone());
-        let server = axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned());
+        let header_read_timeout = Duration::from_secs(state.config.header_read_timeout_secs.max(1));
+        let server = transport::serve::serve(listener, router(state.clone()), header_read_timeout, stop.clone());
+        let metrics_server = async {
+            if let Some(listener) = metrics_listener {
+                if let Ok(addr) = listener.local_addr() {
+                    tracing::info!(%addr, "serving /metrics");
+                }
+                transport::serve::serve(listener, metrics_router(state.clone()), header_read_timeout, stop.clone()).await;
+            }
+        };
         // In-flight requests get the grace period; after it the process stops regardless.
         let served = tokio::select! {
-            r = server => r.context("serving HTTP"),
+            _ = futures_util::future::join(server, metrics_server) => Ok(()),
             _ = async { stop.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("grace period over; dropping requests still in flight");
                 Ok(())
@@ -169,7 +189,7 @@ fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp
 
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    Router::new()
+    let mut routes = Router::new()
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
@@ -180,10 +200,14 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
         .route("/oauth/done", get(crate::mailboxes::authorize::done))
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz));
+    if state.config.metrics_bind.is_none() {
+        routes = routes.route("/metrics", get(metrics));
+    }
+    routes
         .with_state(state)
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        .layer(map_response(transport::finish_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
             let id = request
@@ -200,6 +224,12 @@ pub fn router(state: AppState) -> Router {
             )
         }))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .layer(map_request(transport::drop_unfit_request_id))
+}
+
+/// The listener of CONCIERGE_METRICS_BIND serves `/metrics` and nothing else.
+fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(metrics)).with_state(state).layer(map_response(transport::finish_response))
 }
 
 /// Alive: the process answers.
@@ -219,7 +249,12 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(state): State<AppState>) -> Response {
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some(token) = state.config.metrics_token.as_ref().filter(|t| !t.0.is_empty())
+        && !transport::bearer_matches(&headers, &token.0)
+    {
+        return transport::metrics_unauthorized();
+    }
     let mut body = crate::telemetry::prometheus().render();
     body.push_str(&format!(
         "# HELP concierge_db_statements_total Database statements sent by read paths since start.\n\

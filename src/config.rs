@@ -314,6 +314,25 @@ pub struct Config {
     /// token checks are refused with RATE_LIMITED, unchecked, until the window has room again.
     #[arg(long, env = "CONCIERGE_TOKEN_FAILURES_PER_ADDRESS", default_value_t = 50)]
     pub token_failures_per_address: u32,
+
+    /// Seconds a connection may take to send a request's headers (and an idle kept-alive
+    /// connection to start the next one) before it is closed.
+    #[arg(long, env = "CONCIERGE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` headers are believed (CIDRs or addresses,
+    /// comma-separated, e.g. `10.0.0.0/8,fd00::/8`). Default: none, and those headers are ignored.
+    #[arg(long, env = "CONCIERGE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::transport::TrustedProxies,
+
+    /// Serve `/metrics` on this address only (not on `CONCIERGE_BIND`). Default: on the main
+    /// listener.
+    #[arg(long, env = "CONCIERGE_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+
+    /// Bearer token `/metrics` requires (`Authorization: Bearer …`). Default: none.
+    #[arg(long, env = "CONCIERGE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Redacted>,
 }
 
 /// Who may introspect the schema.

@@ -30,5 +30,6 @@ pub mod services;
 pub mod blob;
 pub mod telemetry;
 pub mod tokens;
+pub mod transport;
 pub mod webhooks;
 pub mod workspace;

@@ -1,19 +1,16 @@
 //! GraphQL over HTTP (POST and GET, JSON), as the GraphQL-over-HTTP spec describes it, and
 //! GraphiQL for browsers, served from the gateway's own files.
 
-use std::net::SocketAddr;
-
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Request as GqlRequest, Response as GqlResponse, ServerError};
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 
 use super::context::{RequestAuth, bearer};
 use super::limits::limit_error;
 use crate::app::AppState;
-use crate::identity::service::ClientMeta;
 
 const GRAPHQL_RESPONSE: &str = "application/graphql-response+json; charset=utf-8";
 const JSON: &str = "application/json; charset=utf-8";
@@ -83,15 +80,9 @@ fn bad_request(message: impl Into<String>, limit: Option<&'static str>) -> Serve
     }
 }
 
-fn client_meta(parts: &Parts) -> ClientMeta {
-    let ip = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip().to_string());
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    ClientMeta { ip, user_agent }
-}
-
-fn auth_for(parts: &Parts) -> RequestAuth {
+fn auth_for(state: &AppState, parts: &Parts) -> RequestAuth {
     let token = bearer(parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()));
-    RequestAuth::new(token, client_meta(parts))
+    RequestAuth::new(token, crate::transport::client_meta(parts, &state.config.trusted_proxies))
 }
 
 /// `POST /graphql`: a JSON request, or a batch of at most `max_batch` of them.
@@ -131,7 +122,7 @@ pub async fn post(State(state): State<AppState>, request: axum::extract::Request
         return request_error(StatusCode::BAD_REQUEST, media, bad_request("the request has no query", None));
     }
     let single = requests.len() == 1;
-    let requests: Vec<GqlRequest> = requests.into_iter().map(|r| r.data(auth_for(&parts))).collect();
+    let requests: Vec<GqlRequest> = requests.into_iter().map(|r| r.data(auth_for(&state, &parts))).collect();
     let response = if single {
         let mut requests = requests;
         match requests.pop() {
@@ -225,7 +216,7 @@ pub async fn get(State(state): State<AppState>, request: axum::extract::Request)
             return response;
         }
     }
-    let request = request.data(auth_for(&parts));
+    let request = request.data(auth_for(&state, &parts));
     respond(media, BatchResponse::Single(state.schema.execute(request).await))
 }
 

@@ -67,9 +67,7 @@ pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) 
     let Some(protocol) = offered.split(',').find_map(|p| WebSocketProtocols::from_str(p.trim()).ok()) else {
         return (StatusCode::BAD_REQUEST, "offer the graphql-transport-ws or graphql-ws subprotocol").into_response();
     };
-    let ip = parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|c| c.0.ip().to_string());
-    let user_agent = parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned);
-    let meta = ClientMeta { ip, user_agent };
+    let meta = crate::transport::client_meta(parts, &state.config.trusted_proxies);
     upgrade
         .protocols([protocol.sec_websocket_protocol()])
         // Small buffers: an idle subscriber should cost kilobytes, not tungstenite's 128 KiB

@@ -11,8 +11,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use base64::Engine as _;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -31,6 +31,7 @@ use crate::contacts::model::address_key;
 use crate::error::{Error, Result};
 use crate::identity::service::{ClientMeta, Viewer};
 use crate::profile::pages::{escape, page};
+use crate::transport::Client;
 use crate::workspace::model::WorkspaceId;
 
 /// How long the callback may spend signing in to the new mailbox.
@@ -223,14 +224,9 @@ impl MailboxService {
 pub async fn callback(
     State(state): State<AppState>,
     Path(kind): Path<String>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    Client(meta): Client,
     Query(params): Query<CallbackParams>,
 ) -> Response {
-    let meta = ClientMeta {
-        ip: Some(addr.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    };
     let outcome = state.services.mailboxes.finish_authorization(&kind, params, &meta).await;
     if let Outcome::Connected(mailbox_id) = &outcome {
         // The same grant may serve the account's calendars: link (or sign them back in) and

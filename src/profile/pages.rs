@@ -4,14 +4,14 @@
 //! The link's page asks for a click before anything changes (`GET` is safe: mail scanners
 //! that open links must not confirm a change), then posts the token back as a plain form.
 
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::Form;
 
 use crate::app::AppState;
 use crate::error::Error;
-use crate::identity::service::ClientMeta;
+use crate::transport::Client;
 
 const PAGE_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
@@ -36,14 +36,9 @@ pub async fn confirm_email_page(Query(p): Query<TokenParam>) -> Response {
 /// `POST /confirm-email`: switches the login email and says how it went.
 pub async fn confirm_email(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    Client(meta): Client,
     Form(p): Form<TokenParam>,
 ) -> Response {
-    let meta = ClientMeta {
-        ip: Some(addr.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    };
     match state.services.profile.confirm_email_change(p.token.trim(), &meta).await {
         Ok(account) => page(
             StatusCode::OK,

@@ -3,14 +3,14 @@
 //! nothing (mail scanners open links); only submitting its form does.
 
 use axum::Form;
-use axum::extract::{ConnectInfo, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::app::AppState;
 use crate::error::{Error, PasswordRule};
-use crate::identity::service::ClientMeta;
 use crate::profile::pages::{escape, page};
+use crate::transport::Client;
 
 #[derive(serde::Deserialize)]
 pub struct TokenParam {
@@ -26,13 +26,6 @@ pub struct ResetForm {
     password: String,
     #[serde(default)]
     confirm: String,
-}
-
-fn client(addr: std::net::SocketAddr, headers: &HeaderMap) -> ClientMeta {
-    ClientMeta {
-        ip: Some(addr.ip().to_string()),
-        user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
-    }
 }
 
 /// `GET /reset-password?token=…`: the form.
@@ -56,11 +49,10 @@ fn reset_form(token: &str, problem: Option<&str>) -> String {
 /// `POST /reset-password`: sets it and says how it went.
 pub async fn reset_password(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    Client(meta): Client,
     Form(f): Form<ResetForm>,
 ) -> Response {
-    match state.services.recovery.reset_password(&f.token, f.password, f.confirm, &client(addr, &headers)).await {
+    match state.services.recovery.reset_password(&f.token, f.password, f.confirm, &meta).await {
         Ok(()) => page(StatusCode::OK, "<h1>Done</h1><p>Your password is set. Sign in with it; every other session was signed out.</p>"),
         Err(Error::WeakPassword { unmet, .. }) => {
             let rules: Vec<&str> = unmet.iter().map(|r| rule_text(*r)).collect();
@@ -87,11 +79,10 @@ pub async fn verify_email_page(Query(p): Query<TokenParam>) -> Response {
 /// `POST /verify-email`: verifies the address.
 pub async fn verify_email(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
-    headers: HeaderMap,
+    Client(meta): Client,
     Form(p): Form<TokenParam>,
 ) -> Response {
-    match state.services.recovery.verify_email(&p.token, &client(addr, &headers)).await {
+    match state.services.recovery.verify_email(&p.token, &meta).await {
         Ok(account) => page(StatusCode::OK, &format!("<h1>Done</h1><p><b>{}</b> is verified.</p>", escape(&account.email))),
         Err(e) => outcome_error(e, "verifying an address"),
     }

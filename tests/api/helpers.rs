@@ -21,6 +21,8 @@ pub const PASSWORD: &str = "Correct-Horse-9!battery";
 pub struct TestApp {
     pub base: String,
     pub port: u16,
+    /// Where `/metrics` listens when `metrics_bind` gives it an address of its own.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// The database the server uses, for a second process's worth of services on it.
     pub database_url: String,
     pub services: Services,
@@ -83,12 +85,14 @@ impl TestApp {
         let database_url = config.database_url();
         let app = Application::build_with_clock(config, clock).await.expect("application starts");
         let port = app.port();
+        let metrics_addr = app.metrics_addr();
         let services = app.services().clone();
         let shutdown = app.shutdown_handle();
         let server = tokio::spawn(app.run());
         TestApp {
             base: format!("http://127.0.0.1:{port}"),
             port,
+            metrics_addr,
             database_url,
             services,
             client: reqwest::Client::new(),

@@ -3,5 +3,7 @@
 
 mod automation;
 mod outbound;
+mod proxy;
 mod scopes;
+mod transport;
 mod validation_cost;

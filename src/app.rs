@@ -168,6 +168,7 @@ pub fn router(state: AppState) -> Router {
         .route("/graphql", get(graphql::http::get).post(graphql::http::post))
         .route("/assets/graphiql/{file}", get(crate::assets::graphiql_asset))
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
+        .route("/invitation", get(crate::profile::pages::invitation_page).post(crate::profile::pages::answer_invitation))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
         .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
         .route("/oauth/done", get(crate::mailboxes::authorize::done))

@@ -1,6 +1,7 @@
 //! Concierge's integration tests: one binary, one module per domain. Each test starts the
 //! real server on a random port with a database of its own.
 
+mod attacks;
 mod availability;
 mod calendar_lab;
 mod calendars;

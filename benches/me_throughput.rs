@@ -121,7 +121,7 @@ fn main() {
             last_name: "Mark".into(),
         })
         .expect("valid");
-        services.identity.sign_up(new).await.expect("sign up");
+        services.identity.sign_up(new, None).await.expect("sign up");
         let session = match services
             .identity
             .log_in("bench@example.com", "Correct-Horse-9!battery".into(), ClientMeta::default())

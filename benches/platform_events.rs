@@ -121,6 +121,8 @@ async fn run() -> anyhow::Result<bool> {
     let in_flight = setting("BENCH_IN_FLIGHT", 4).max(1);
     let gateway = Gateway::start_with(&[
         ("CONCIERGE_LOGIN_ATTEMPTS_PER_ADDRESS", "1000000"),
+        // One owner invites every member.
+        ("CONCIERGE_INVITATIONS_PER_INVITER", "1000000"),
         ("CONCIERGE_PUBLISH_BATCH_MAX", "100"),
         ("CONCIERGE_DB_MAX_CONNECTIONS", "8"),
     ])?;
@@ -142,8 +144,13 @@ async fn run() -> anyhow::Result<bool> {
             async move {
                 let email = format!("user{i}@bench.example");
                 let (id, token) = client.user(&email).await?;
-                let add = "mutation($i: AddWorkspaceMemberInput!) { addWorkspaceMember(input: $i) { role } }";
-                client.gql(Some(&owner), add, json!({ "i": { "workspaceId": workspace, "email": email, "role": "MEMBER" } })).await?;
+                // Joining is an invitation the member accepts.
+                let invite = "mutation($i: InviteWorkspaceMemberInput!) { inviteWorkspaceMember(input: $i) { id } }";
+                let input = json!({ "i": { "workspaceId": workspace, "email": email, "role": "MEMBER" } });
+                let invitation = client.gql(Some(&owner), invite, input).await?;
+                let invitation = invitation["inviteWorkspaceMember"]["id"].as_str().context("no invitation")?.to_owned();
+                let accept = "mutation($id: ID!) { acceptInvitation(id: $id) { role } }";
+                client.gql(Some(&token), accept, json!({ "id": invitation })).await?;
                 anyhow::Ok((id, token))
             }
         })

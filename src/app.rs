@@ -196,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reset-password", get(crate::recovery::pages::reset_password_page).post(crate::recovery::pages::reset_password))
         .route("/exports/{id}", get(crate::export::pages::download))
         .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))
+        .route("/invitation", get(crate::profile::pages::invitation_page).post(crate::profile::pages::answer_invitation))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
         .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
         .route("/oauth/done", get(crate::mailboxes::authorize::done))

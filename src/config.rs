@@ -26,6 +26,35 @@ pub enum Command {
     Migrate(Config),
     /// Print the GraphQL schema (SDL) and exit.
     Schema,
+    /// Operator tasks on the database `serve` uses.
+    Admin(AdminArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    #[command(subcommand)]
+    pub task: AdminTask,
+    #[command(flatten)]
+    pub config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AdminTask {
+    /// Activates or deactivates an account (sign-in and every workspace). Deactivating ends
+    /// its sessions; its holder can no longer log in until it is activated again.
+    SetAccountStatus {
+        /// The account's login email.
+        #[arg(long)]
+        email: String,
+        #[arg(long, value_enum)]
+        status: AdminAccountStatus,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum AdminAccountStatus {
+    Active,
+    Inactive,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]
@@ -66,6 +95,20 @@ pub struct Config {
     /// The sender of system emails.
     #[arg(long, env = "CONCIERGE_MAIL_FROM", default_value = "Concierge <concierge@localhost>")]
     pub mail_from: String,
+
+    /// Hours an invitation to a workspace (and each resent link) stays valid.
+    #[arg(long, env = "CONCIERGE_INVITATION_TTL_HOURS", default_value_t = 168)]
+    pub invitation_ttl_hours: u32,
+
+    /// The page invitation links open, `?token=…` appended (a frontend's own page). Default:
+    /// the page the gateway serves at `<public URL>/invitation`.
+    #[arg(long, env = "CONCIERGE_INVITATION_URL")]
+    pub invitation_url: Option<String>,
+
+    /// Invitation emails (new or resent) one account may send in 15 minutes before
+    /// RATE_LIMITED: a free account must not turn the gateway into a mail cannon.
+    #[arg(long, env = "CONCIERGE_INVITATIONS_PER_INVITER", default_value_t = 50)]
+    pub invitations_per_inviter: u32,
 
     /// Failed-or-not log-in attempts allowed per account (and per second-factor challenge
     /// owner) in 15 minutes before RATE_LIMITED.

@@ -48,6 +48,10 @@ pub enum Change {
     /// The account's presence (shown status) may have changed; heard by a workspace it
     /// belongs to.
     Presence { workspace_id: WorkspaceId, account_id: AccountId },
+    /// A member's membership of the workspace changed (deactivated, reactivated): live
+    /// subscriptions on the workspace re-check their viewer's access, so a member who lost
+    /// it stops hearing at once.
+    Membership { workspace_id: WorkspaceId, account_id: AccountId },
     /// The mailbox's status, counts or health changed.
     Mailbox { mailbox_id: MailboxId },
     /// The mailbox's sync recorded `done` of the `total` messages it found to record.
@@ -61,7 +65,9 @@ impl Change {
             Change::Account { account_id } | Change::Sessions { account_id } | Change::Notification { account_id, .. } => {
                 Topic::Account(*account_id)
             }
-            Change::Activity { workspace_id, .. } | Change::Presence { workspace_id, .. } => Topic::Workspace(*workspace_id),
+            Change::Activity { workspace_id, .. } | Change::Presence { workspace_id, .. } | Change::Membership { workspace_id, .. } => {
+                Topic::Workspace(*workspace_id)
+            }
             Change::Mailbox { mailbox_id } | Change::SyncProgress { mailbox_id, .. } => Topic::Mailbox(*mailbox_id),
         }
     }

@@ -1,3 +1,6 @@
+// The merged Mutation object nests one resolver per domain; with sixteen of them the
+// compiler needs more than the default 128 levels to lay out its async body.
+#![recursion_limit = "256"]
 //! Concierge: the GraphQL gateway for the "my account" side of a customer-engagement platform.
 
 pub mod activity;

@@ -1,6 +1,6 @@
 use clap::Parser as _;
 use concierge::app::Application;
-use concierge::config::{Cli, Command};
+use concierge::config::{AdminAccountStatus, AdminTask, Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -14,6 +14,34 @@ async fn main() -> anyhow::Result<()> {
             let db = concierge::db::Db::connect(&config.database_url(), Some(1)).await?;
             db.migrate().await?;
             tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::Admin(args) => {
+            let config = args.config;
+            concierge::telemetry::init_tracing(&config.log_filter, config.log_format, std::io::stderr);
+            let db = concierge::db::Db::connect(&config.database_url(), Some(2)).await?;
+            db.migrate().await?;
+            match args.task {
+                AdminTask::SetAccountStatus { email, status } => {
+                    use concierge::identity::model::{AccountStatus, Email};
+                    let email = Email::parse("email", &email).map_err(|e| anyhow::anyhow!("--email: {}", e.message()))?;
+                    let status = match status {
+                        AdminAccountStatus::Active => AccountStatus::Active,
+                        AdminAccountStatus::Inactive => AccountStatus::Inactive,
+                    };
+                    // On PostgreSQL the change reaches running gateways' live connections.
+                    let stop = tokio_util::sync::CancellationToken::new();
+                    let fanout = concierge::fanout::Fanout::start(db.clone(), stop.clone()).await?;
+                    let set = concierge::identity::service::operator_set_account_status(&db, &fanout, &email, status).await;
+                    stop.cancel();
+                    let id = set.map_err(|e| match e {
+                        concierge::error::Error::Internal(e) => e,
+                        other => anyhow::anyhow!("{}", other.message()),
+                    })?;
+                    println!("account {id} ({}) is now {}", email.as_str(), status.as_str());
+                }
+            }
+            db.close().await;
             Ok(())
         }
         Command::Serve(config) => {

@@ -32,7 +32,7 @@ use crate::service_accounts::model::{PREFIX as SERVICE_TOKEN_PREFIX, Principal};
 use crate::service_accounts::service::ServiceAccountService;
 use crate::platform_events::service::{PlatformEventService, PublishSettings};
 use crate::tokens::service::TokenService;
-use crate::workspace::service::WorkspaceService;
+use crate::workspace::service::{InvitationSettings, WorkspaceService};
 use crate::activity::service::ActivityService;
 use crate::contacts::service::ContactService;
 use crate::mailboxes::registry::Registry;
@@ -137,7 +137,17 @@ impl Services {
             },
         );
         let token_failures = Arc::new(FailureLimit::new(config.token_failures_per_address));
-        let workspaces = WorkspaceService::new(db.clone(), fanout.clone());
+        let workspaces = WorkspaceService::new(
+            db.clone(),
+            fanout.clone(),
+            notifications.clone(),
+            mailer.clone(),
+            InvitationSettings {
+                ttl: chrono::TimeDelta::hours(i64::from(config.invitation_ttl_hours.max(1))),
+                link: config.invitation_url.clone().unwrap_or_else(|| format!("{}/invitation", config.public_url())),
+                per_inviter: config.invitations_per_inviter,
+            },
+        );
         let webhooks = Webhooks::new(
             db.clone(),
             secrets.clone(),

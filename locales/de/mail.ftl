@@ -99,3 +99,26 @@ digest-untitled = (ohne Titel)
 digest-tasks = Heute fällige Aufgaben
 digest-task-line = { $title } (fällig um { $time })
 digest-footer = Sie erhalten diese Zusammenfassung täglich um { $time } ({ $zone }). Abschalten können Sie sie in Concierge unter Einstellungen → Benachrichtigungen.
+
+# Einladungen in einen Arbeitsbereich. $name ist die einladende Person, $role owner, admin oder member.
+invitation-role = { $role ->
+    [owner] Eigentümer
+    [admin] Administrator
+   *[member] Mitglied
+}
+invitation-subject = { $name } hat Sie in { $workspace } eingeladen
+invitation-body =
+    { $name } hat Sie eingeladen, dem Arbeitsbereich { $workspace } in Concierge als { invitation-role } beizutreten.
+    Um anzunehmen oder abzulehnen, öffnen Sie diesen Link innerhalb von { $hours } Stunden:
+
+    { $link }
+
+    Sie können auch in Concierge unter Ihren Einladungen antworten. Wenn Sie { $name } nicht kennen, ignorieren Sie diese E-Mail: Ohne Ihre Zustimmung ändert sich nichts.
+invitation-sign-up-subject = { $name } hat Sie in { $workspace } eingeladen
+invitation-sign-up-body =
+    { $name } hat Sie eingeladen, dem Arbeitsbereich { $workspace } in Concierge als { invitation-role } beizutreten.
+    Um anzunehmen, erstellen Sie über diesen Link innerhalb von { $hours } Stunden Ihr Konto mit dieser E-Mail-Adresse:
+
+    { $link }
+
+    Wenn Sie { $name } nicht kennen, ignorieren Sie diese E-Mail: Ohne Registrierung und Zustimmung geschieht nichts.

@@ -22,3 +22,7 @@ calendar-removed-title = Der Kalender { $what } wurde entfernt
 calendar-removed-body = Er existiert auf seinem Server nicht mehr; seine Termine zählen nicht mehr gegen Ihre freie Zeit. War er Ihr Hauptkalender, wählen Sie einen anderen für neue Termine.
 calendar-write-failed-title = Der Termin { $what } konnte nicht in Ihren Kalender eingetragen werden
 calendar-write-failed-body = Das Eintragen in Ihren Hauptkalender ist fehlgeschlagen; es wird automatisch erneut versucht. Der Status des Kalenders in Ihrem Profil nennt den Grund.
+invitation-received-title = { $name } hat Sie in { $workspace } eingeladen
+invitation-received-body = Nehmen Sie die Einladung unter Ihren Einladungen an oder lehnen Sie sie ab. Bis zur Annahme sind Sie kein Mitglied von { $workspace }.
+membership-deactivated-title = Ihre Mitgliedschaft in { $workspace } wurde deaktiviert
+membership-deactivated-body = Sie sehen und ändern in { $workspace } nichts mehr. Ihr Konto, Ihre Anmeldung und Ihre anderen Arbeitsbereiche sind nicht betroffen.

@@ -100,3 +100,26 @@ digest-untitled = (no title)
 digest-tasks = Tasks due today
 digest-task-line = { $title } (due { $time })
 digest-footer = You get this summary every day at { $time } ({ $zone }). Turn it off in Concierge under Preferences → Notifications.
+
+# Workspace invitations. $name is the inviter, $role one of owner, admin, member.
+invitation-role = { $role ->
+    [owner] an owner
+    [admin] an admin
+   *[member] a member
+}
+invitation-subject = { $name } invited you to { $workspace }
+invitation-body =
+    { $name } invited you to join the workspace { $workspace } in Concierge as { invitation-role }.
+    To accept or decline, open this link within { $hours } hours:
+
+    { $link }
+
+    You can also answer in Concierge, under your invitations. If you do not know { $name }, ignore this email: nothing changes unless you accept.
+invitation-sign-up-subject = { $name } invited you to { $workspace }
+invitation-sign-up-body =
+    { $name } invited you to join the workspace { $workspace } in Concierge as { invitation-role }.
+    To accept, create your account with this email address from this link within { $hours } hours:
+
+    { $link }
+
+    If you do not know { $name }, ignore this email: nothing happens unless you sign up and accept.

@@ -22,3 +22,7 @@ calendar-removed-title = The calendar { $what } was removed
 calendar-removed-body = It no longer exists on its server, so its events no longer count against your free time. If it was your primary calendar, choose another one for new appointments.
 calendar-write-failed-title = The appointment { $what } could not be written to your calendar
 calendar-write-failed-body = Writing it to your primary calendar failed; it is retried automatically. The calendar's status in your profile says why.
+invitation-received-title = { $name } invited you to { $workspace }
+invitation-received-body = Accept or decline the invitation under your invitations. Until you accept, you are not a member of { $workspace }.
+membership-deactivated-title = Your membership of { $workspace } was deactivated
+membership-deactivated-body = You no longer see or change anything in { $workspace }. Your account, your sign-in and your other workspaces are not affected.

@@ -99,3 +99,26 @@ digest-untitled = (sans titre)
 digest-tasks = Tâches à faire aujourd'hui
 digest-task-line = { $title } (échéance à { $time })
 digest-footer = Vous recevez ce résumé chaque jour à { $time } ({ $zone }). Désactivez-le dans Concierge, sous Préférences → Notifications.
+
+# Invitations dans un espace de travail. $name est la personne qui invite, $role owner, admin ou member.
+invitation-role = { $role ->
+    [owner] propriétaire
+    [admin] administrateur
+   *[member] membre
+}
+invitation-subject = { $name } vous invite dans { $workspace }
+invitation-body =
+    { $name } vous invite à rejoindre l'espace de travail { $workspace } dans Concierge en tant que { invitation-role }.
+    Pour accepter ou refuser, ouvrez ce lien dans les { $hours } heures :
+
+    { $link }
+
+    Vous pouvez aussi répondre dans Concierge, parmi vos invitations. Si vous ne connaissez pas { $name }, ignorez cet e-mail : rien ne change sans votre accord.
+invitation-sign-up-subject = { $name } vous invite dans { $workspace }
+invitation-sign-up-body =
+    { $name } vous invite à rejoindre l'espace de travail { $workspace } dans Concierge en tant que { invitation-role }.
+    Pour accepter, créez votre compte avec cette adresse e-mail depuis ce lien dans les { $hours } heures :
+
+    { $link }
+
+    Si vous ne connaissez pas { $name }, ignorez cet e-mail : rien ne se passe sans inscription ni accord de votre part.

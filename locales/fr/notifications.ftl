@@ -22,3 +22,7 @@ calendar-removed-title = L'agenda { $what } a été supprimé
 calendar-removed-body = Il n'existe plus sur son serveur : ses événements ne comptent plus dans votre temps occupé. S'il était votre agenda principal, choisissez-en un autre pour les nouveaux rendez-vous.
 calendar-write-failed-title = Le rendez-vous { $what } n'a pas pu être inscrit dans votre agenda
 calendar-write-failed-body = L'inscription dans votre agenda principal a échoué ; elle est retentée automatiquement. L'état de l'agenda dans votre profil en donne la raison.
+invitation-received-title = { $name } vous invite dans { $workspace }
+invitation-received-body = Acceptez ou refusez l'invitation parmi vos invitations. Tant que vous n'avez pas accepté, vous n'êtes pas membre de { $workspace }.
+membership-deactivated-title = Votre adhésion à { $workspace } a été désactivée
+membership-deactivated-body = Vous ne voyez et ne modifiez plus rien dans { $workspace }. Votre compte, votre connexion et vos autres espaces de travail ne sont pas concernés.

@@ -100,3 +100,26 @@ digest-untitled = (bez tytułu)
 digest-tasks = Zadania na dziś
 digest-task-line = { $title } (termin { $time })
 digest-footer = To podsumowanie przychodzi codziennie o { $time } ({ $zone }). Wyłączysz je w Concierge w Preferencje → Powiadomienia.
+
+# Zaproszenia do przestrzeni roboczej. $name to osoba zapraszająca, $role: owner, admin lub member.
+invitation-role = { $role ->
+    [owner] właściciel
+    [admin] administrator
+   *[member] członek
+}
+invitation-subject = { $name } zaprasza Cię do { $workspace }
+invitation-body =
+    { $name } zaprasza Cię do przestrzeni roboczej { $workspace } w Concierge (rola: { invitation-role }).
+    Aby przyjąć lub odrzucić zaproszenie, otwórz ten link w ciągu { $hours } godz.:
+
+    { $link }
+
+    Możesz też odpowiedzieć w Concierge, w swoich zaproszeniach. Jeśli nie znasz osoby { $name }, zignoruj tę wiadomość: bez Twojej zgody nic się nie zmieni.
+invitation-sign-up-subject = { $name } zaprasza Cię do { $workspace }
+invitation-sign-up-body =
+    { $name } zaprasza Cię do przestrzeni roboczej { $workspace } w Concierge (rola: { invitation-role }).
+    Aby przyjąć zaproszenie, załóż konto z tym adresem e-mail, korzystając z tego linku w ciągu { $hours } godz.:
+
+    { $link }
+
+    Jeśli nie znasz osoby { $name }, zignoruj tę wiadomość: bez rejestracji i Twojej zgody nic się nie stanie.

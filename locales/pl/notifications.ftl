@@ -22,3 +22,7 @@ calendar-removed-title = Kalendarz { $what } został usunięty
 calendar-removed-body = Nie istnieje już na swoim serwerze, więc jego wydarzenia nie zajmują już Twojego czasu. Jeśli był Twoim kalendarzem głównym, wybierz inny dla nowych spotkań.
 calendar-write-failed-title = Nie udało się zapisać spotkania { $what } w Twoim kalendarzu
 calendar-write-failed-body = Zapis w kalendarzu głównym nie powiódł się; zostanie ponowiony automatycznie. Stan kalendarza w Twoim profilu podaje przyczynę.
+invitation-received-title = { $name } zaprasza Cię do { $workspace }
+invitation-received-body = Przyjmij lub odrzuć zaproszenie w swoich zaproszeniach. Dopóki go nie przyjmiesz, nie jesteś członkiem { $workspace }.
+membership-deactivated-title = Twoje członkostwo w { $workspace } zostało dezaktywowane
+membership-deactivated-body = Nie widzisz już ani nie zmieniasz niczego w { $workspace }. Twoje konto, logowanie i inne przestrzenie robocze pozostają bez zmian.

@@ -346,7 +346,14 @@ impl ActivitySubscription {
                 (w, None)
             }
         };
-        let accepts = move |c: &Change| matches!(c, Change::Activity { contact_id, .. } if contact.is_none() || contact == *contact_id);
+        let me = viewer.account_id();
+        // A change of the viewer's own membership runs the checks above again: deactivated,
+        // they are refused and the subscription ends.
+        let accepts = move |c: &Change| match c {
+            Change::Activity { contact_id, .. } => contact.is_none() || contact == *contact_id,
+            Change::Membership { account_id, .. } => *account_id == me,
+            _ => false,
+        };
         live::feed(ctx, Topic::Workspace(workspace_id), (), accepts, move |_, change| {
             let services = services.clone();
             async move {

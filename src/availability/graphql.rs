@@ -298,7 +298,14 @@ impl AvailabilitySubscription {
         services.workspaces.membership_of(&viewer, workspace_id).await?;
         // The status each member was last shown with, so repeats are dropped.
         let shown: Mutex<HashMap<crate::identity::model::AccountId, PresenceStatus>> = Mutex::default();
-        let accepts = move |c: &Change| matches!(c, Change::Presence { workspace_id: w, .. } if *w == workspace_id);
+        let me = viewer.account_id();
+        // A change of the viewer's own membership runs the check above again: deactivated,
+        // they are refused and the subscription ends.
+        let accepts = move |c: &Change| match c {
+            Change::Presence { workspace_id: w, .. } => *w == workspace_id,
+            Change::Membership { account_id, .. } => *account_id == me,
+            _ => false,
+        };
         live::feed(ctx, Topic::Workspace(workspace_id), shown, accepts, move |shown, change| {
             let services = services.clone();
             async move {

@@ -247,7 +247,7 @@ impl AvailabilityService {
             }
         };
         let changes: Vec<Change> =
-            workspaces.into_iter().map(|m| Change::Presence { workspace_id: m.workspace_id, account_id }).collect();
+            workspaces.into_iter().filter(|m| m.is_active()).map(|m| Change::Presence { workspace_id: m.workspace_id, account_id }).collect();
         self.fanout.publish_all(&changes).await;
     }
 }

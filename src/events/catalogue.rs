@@ -231,6 +231,14 @@ fn calendar() -> Value {
     }))
 }
 
+fn invitation() -> Value {
+    object(&["workspace"], json!({ "workspace": { "type": "string" }, "invitedBy": { "type": "string" } }))
+}
+
+fn membership() -> Value {
+    object(&["workspace"], json!({ "workspace": { "type": "string" } }))
+}
+
 fn webhook() -> Value {
     object(&["webhookId"], json!({ "webhookId": { "type": "string", "format": "uuid" }, "url": { "type": "string" } }))
 }
@@ -307,6 +315,10 @@ static CATALOGUE: LazyLock<Vec<EventKind>> = LazyLock::new(|| {
             "A connected calendar needs attention: sign in to it again, an appointment could not be written to it, or it was deleted on its server."),
         kind!("webhook.disabled", Account, Concierge, Some(N::WebhookDisabled), false, false, webhook,
             "A webhook was disabled after its deliveries kept failing."),
+        kind!("workspace.invitation_received", Account, Concierge, Some(N::WorkspaceInvitation), false, false, invitation,
+            "Someone invited you to join a workspace; you are not a member until you accept."),
+        kind!("workspace.membership_deactivated", Account, Concierge, Some(N::MembershipDeactivated), false, false, membership,
+            "Your membership of a workspace was deactivated; your account and other workspaces are not affected."),
     ]
 });
 

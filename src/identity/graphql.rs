@@ -62,6 +62,9 @@ impl User {
         self.0.full_name()
     }
 
+    /// The account's own status, across every workspace: an INACTIVE account cannot log in.
+    /// Only its holder (`deactivateAccount`) or the operator changes it. A workspace
+    /// deactivating a member changes `Membership.status` instead.
     async fn status(&self) -> AccountStatus {
         self.0.status()
     }
@@ -223,8 +226,19 @@ impl User {
         Ok(ctx.services()?.tokens.list(&viewer).await?.into_iter().map(AccessTokenNode).collect())
     }
 
-    /// The workspaces this user belongs to, with their role in each. For another user, only
-    /// the workspaces the viewer shares with them.
+    /// Invitations to workspaces waiting for your answer, addressed to your login email
+    /// (yourself only). Each shows the workspace's and the inviter's names; accept or
+    /// decline them by id.
+    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<crate::workspace::graphql::InvitationNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::WorkspacesRead)?;
+        let found = ctx.services()?.workspaces.my_invitations(&viewer).await?;
+        Ok(found.into_iter().map(|v| crate::workspace::graphql::InvitationNode(v.invitation)).collect())
+    }
+
+    /// The workspaces this user belongs to, with their role and membership status in each
+    /// (yours include inactive memberships). For another user, only the workspaces where
+    /// both of you are active members.
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<MembershipNode>> {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let loaders = loaders(ctx)?;
@@ -235,7 +249,7 @@ impl User {
         let mine = loaders.memberships.load_one(viewer.account_id()).await.map_err(unshare)?.unwrap_or_default();
         Ok(theirs
             .into_iter()
-            .filter(|m| mine.iter().any(|v| v.workspace_id == m.workspace_id))
+            .filter(|m| m.is_active() && mine.iter().any(|v| v.is_active() && v.workspace_id == m.workspace_id))
             .map(MembershipNode)
             .collect())
     }
@@ -301,6 +315,9 @@ pub struct SignUpInput {
     pub password: String,
     pub first_name: String,
     pub last_name: String,
+    /// The token of an invitation's link, addressed to this email: the new account joins
+    /// that workspace too.
+    pub invitation_token: Option<String>,
 }
 
 #[derive(SimpleObject)]
@@ -358,7 +375,8 @@ pub struct IdentityMutation;
 
 #[Object]
 impl IdentityMutation {
-    /// Creates an active account and a personal workspace it owns. Log in afterwards.
+    /// Creates an active account and a personal workspace it owns; with `invitationToken`,
+    /// it joins the invitation's workspace too. Log in afterwards.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<SignUpPayload> {
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
         ctx.services()?.identity.admit_sign_up(&meta)?;
@@ -369,7 +387,9 @@ impl IdentityMutation {
             last_name: input.last_name,
         })?;
         let services = ctx.services()?;
-        let account = match services.identity.sign_up(new).await? {
+        let account = match services.identity.sign_up(new, input.invitation_token.as_deref()).await? {
+            // An invited sign-up proved its address with the invitation's token.
+            SignedUp::Created(account) if account.email_verified_at.is_some() => account,
             SignedUp::Created(account) => {
                 if let Err(e) = services.recovery.send_verification(&account).await {
                     tracing::warn!(error = ?e, "verification email not sent");
@@ -410,6 +430,15 @@ impl IdentityMutation {
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<bool> {
         let viewer = ctx.viewer().await?;
         ctx.services()?.identity.revoke_other_sessions(&viewer).await?;
+        Ok(true)
+    }
+
+    /// Deactivates your own account (from a session, with your password): every session
+    /// ends and you can no longer log in; the operator can reactivate it. Refused
+    /// (CONFLICT) while you are the last active owner of a workspace with other members.
+    async fn deactivate_account(&self, ctx: &Context<'_>, password: String) -> Result<bool> {
+        let viewer = ctx.viewer().await?;
+        ctx.services()?.identity.deactivate_account(&viewer, password).await?;
         Ok(true)
     }
 

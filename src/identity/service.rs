@@ -19,6 +19,7 @@ use crate::fanout::{Change, Fanout};
 use crate::security::log::{SecurityEventKind, SecurityLog};
 use crate::security::throttle::{AddressLimit, Throttle};
 use crate::tokens::model::Scope;
+use crate::workspace::invitations;
 use crate::workspace::model::{Role, Workspace, WorkspaceId};
 use crate::workspace::store as workspace_store;
 
@@ -169,9 +170,11 @@ impl IdentityService {
         self.fanout.publish(Change::Sessions { account_id }).await;
     }
 
-    /// Creates an ACTIVE account and its personal workspace, which it owns.
+    /// Creates an ACTIVE account and its personal workspace, which it owns. With an
+    /// invitation's token (addressed to this email, still waiting), the account also joins
+    /// the invitation's workspace, in the same transaction.
     #[instrument(skip_all)]
-    pub async fn sign_up(&self, new: NewAccount) -> Result<SignedUp> {
+    pub async fn sign_up(&self, new: NewAccount, invitation_token: Option<&str>) -> Result<SignedUp> {
         // A cheap look first, so a duplicate does not cost a hash; the unique constraint
         // still settles a race between two sign-ups.
         if let Some(existing) = store::find_login(&self.db, &new.email).await? {
@@ -192,14 +195,27 @@ impl IdentityService {
             created_at: now,
         };
         let mut tx = self.db.begin().await?;
+        let invitation = match invitation_token {
+            Some(token) => Some(invitations::invitation_for_sign_up(&mut tx, token, &new.email).await?),
+            None => None,
+        };
         store::insert_account(&mut tx, account_id, &new, &hash, now).await.map_err(|e| {
             if is_unique_violation(&e) { email_taken() } else { e.into() }
         })?;
         workspace_store::insert_workspace(&mut tx, &workspace).await?;
         workspace_store::insert_membership(&mut tx, workspace.workspace_id, account_id, Role::Owner, now).await?;
+        if let Some(invitation) = &invitation {
+            invitations::join_on_sign_up(&mut tx, invitation, account_id).await?;
+            // The token came by email to this address: that proves it.
+            store::set_email_verified(&mut tx, account_id, now).await?;
+        }
         tx.commit().await?;
-        tracing::info!(account_id = %account_id, "account created");
-        Ok(SignedUp::Created(fresh_account(account_id, &new, now)))
+        tracing::info!(account_id = %account_id, invited = invitation.is_some(), "account created");
+        let mut account = fresh_account(account_id, &new, now);
+        if invitation.is_some() {
+            account.email_verified_at = Some(now);
+        }
+        Ok(SignedUp::Created(account))
     }
 
     /// Checks the credentials and opens a session. "No such account" and "wrong password"
@@ -311,6 +327,35 @@ impl IdentityService {
         Ok(())
     }
 
+    /// The account holder closes their account for now: every session ends and it can no
+    /// longer log in (the operator can reactivate it). Refused (CONFLICT) while they are the
+    /// last active owner of a workspace that has other active members: those would be left
+    /// without anyone who can manage it.
+    #[instrument(skip_all)]
+    pub async fn deactivate_account(&self, viewer: &Viewer, password_given: String) -> Result<()> {
+        viewer.require_session()?;
+        let account_id = viewer.account_id();
+        self.throttle.attempt(&viewer.account.email, viewer.meta.ip.as_deref())?;
+        let row = crate::security::store::security_row(&self.db, account_id).await?.ok_or(Error::Unauthenticated)?;
+        if !password::verify(password_given, Some(row.password_hash)).await? {
+            return Err(Error::invalid("password", "the password is wrong"));
+        }
+        let now = Utc::now();
+        let mut tx = self.db.begin().await?;
+        if !workspace_store::workspaces_only_owned_by(&mut tx, account_id).await?.is_empty() {
+            return Err(Error::conflict(
+                "account",
+                "you are the last active owner of a workspace with other members; make one of them an owner first",
+            ));
+        }
+        store::set_account_status(&mut tx, account_id, AccountStatus::Inactive, now).await?;
+        store::revoke_account_sessions(&mut tx, account_id, now).await?;
+        tx.commit().await?;
+        tracing::info!(account_id = %account_id, "account deactivated by its holder");
+        self.fanout.publish_all(&[Change::Account { account_id }, Change::Sessions { account_id }]).await;
+        Ok(())
+    }
+
     /// The viewer a session token stands for, if it is a live session of an active account.
     pub async fn authenticate_session(&self, token: &str) -> Result<Option<Viewer>> {
         if !looks_like_session_token(token) {
@@ -352,6 +397,24 @@ fn fresh_account(account_id: AccountId, new: &NewAccount, now: chrono::DateTime<
         photo_key: None,
         email_verified_at: None,
     }
+}
+
+/// The operator's switch (`concierge admin set-account-status`): activates or deactivates
+/// the account with this login email. Deactivating ends its sessions, for good: reactivation
+/// does not bring them back. Returns the account's id.
+pub async fn operator_set_account_status(db: &Db, fanout: &Fanout, email: &Email, status: AccountStatus) -> Result<AccountId> {
+    let now = Utc::now();
+    let mut tx = db.begin().await?;
+    let account = store::find_account_by_email(&mut tx, email).await?.ok_or(Error::NotFound("account"))?;
+    let account_id = account.account_id;
+    store::set_account_status(&mut tx, account_id, status, now).await?;
+    if status == AccountStatus::Inactive {
+        store::revoke_account_sessions(&mut tx, account_id, now).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(account_id = %account_id, status = status.as_str(), "account status set by the operator");
+    fanout.publish_all(&[Change::Account { account_id }, Change::Sessions { account_id }]).await;
+    Ok(account_id)
 }
 
 fn email_taken() -> Error {

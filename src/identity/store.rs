@@ -36,6 +36,11 @@ pub async fn insert_account(
     Ok(())
 }
 
+/// Marks the login email proven (an invitation's emailed token was used to sign up).
+pub async fn set_email_verified(tx: &mut Tx, id: AccountId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query("UPDATE account SET email_verified_at = $2 WHERE account_id = $1").bind(id).bind(now).execute(c).await.map(drop))
+}
+
 /// What log-in needs of an account: the account, its password hash, whether 2FA is on.
 #[derive(sqlx::FromRow)]
 pub struct LoginRow {

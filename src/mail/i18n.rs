@@ -104,11 +104,14 @@ mod tests {
             "security-body-from", "webhook-disabled-title", "webhook-disabled-body", "calendar-reauth-title",
             "calendar-reauth-body", "calendar-removed-title", "calendar-removed-body", "calendar-write-failed-title",
             "calendar-write-failed-body", "digest-calendar", "digest-calendar-line", "digest-all-day", "digest-untitled",
+            "invitation-subject", "invitation-body", "invitation-sign-up-subject", "invitation-sign-up-body",
+            "invitation-received-title", "invitation-received-body", "membership-deactivated-title",
+            "membership-deactivated-body",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url", "title"]
+                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url", "title", "workspace", "role"]
                     .into_iter()
                     .map(|k| (k, FluentValue::from("x")))
                     .collect();
@@ -123,6 +126,13 @@ mod tests {
         assert_eq!(text("en", "digest-messages-from", &[("count", "1"), ("contact", "Ann")]), "1 message from Ann");
         assert_eq!(text("en", "digest-messages-from", &[("count", "3"), ("contact", "Ann")]), "3 messages from Ann");
         assert_eq!(text("pl", "digest-messages-from", &[("count", "3"), ("contact", "Ann")]), "3 wiadomości od Ann");
+    }
+
+    #[test]
+    fn an_invitation_names_the_role_in_the_recipients_language() {
+        let args = [("name", "Ada"), ("workspace", "Acme"), ("role", "admin"), ("link", "L"), ("hours", "168")];
+        assert!(text("en", "invitation-body", &args).contains("as an admin"), "{}", text("en", "invitation-body", &args));
+        assert!(text("de", "invitation-body", &args).contains("als Administrator"), "{}", text("de", "invitation-body", &args));
     }
 
     #[test]

@@ -32,6 +32,9 @@ pub enum SystemEmail<'a> {
     SignUpAttempt { email: &'a str, reset: &'a str },
     /// The account will be deleted at `when` (UTC) unless the holder cancels.
     AccountDeletionScheduled { when: &'a str },
+    /// To an invited address: who invites it where, and the link that answers (to sign up
+    /// first when the address has no account).
+    WorkspaceInvitation { workspace: &'a str, inviter: &'a str, role: &'a str, link: &'a str, hours: i64, has_account: bool },
 }
 
 impl SystemEmail<'_> {
@@ -39,6 +42,11 @@ impl SystemEmail<'_> {
     pub fn compose(&self, language: &str, name: &str) -> (String, String) {
         let (hours, minutes, days);
         let (id, args): (&str, Vec<(&'static str, &str)>) = match self {
+            SystemEmail::WorkspaceInvitation { workspace, inviter, role, link, hours: h, has_account } => {
+                hours = h.to_string();
+                let id = if *has_account { "invitation" } else { "invitation-sign-up" };
+                (id, vec![("workspace", workspace), ("name", inviter), ("role", role), ("link", link), ("hours", &hours)])
+            }
             SystemEmail::EmailChangeVerify { new_email, link, hours: h } => {
                 hours = h.to_string();
                 ("email-change-verify", vec![("new_email", new_email), ("link", link), ("hours", &hours)])

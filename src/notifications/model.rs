@@ -48,6 +48,11 @@ pub enum NotificationEvent {
     /// A connected calendar needs attention: sign in again, an appointment that could not
     /// be written, a synced calendar deleted on the server.
     CalendarError,
+    /// Someone invited you to a workspace (the invitation's own email carries the link, so
+    /// this one is in-app only by default).
+    WorkspaceInvitation,
+    /// Your membership of a workspace was deactivated (your account was not).
+    MembershipDeactivated,
 }
 
 /// Where a notification is delivered.
@@ -60,12 +65,13 @@ pub enum NotificationChannel {
 
 pub const CHANNELS: [NotificationChannel; 3] = [NotificationChannel::InApp, NotificationChannel::Email, NotificationChannel::Push];
 
-pub const EVENTS: [NotificationEvent; 19] = {
+pub const EVENTS: [NotificationEvent; 21] = {
     use NotificationEvent::*;
     [
         MessageReceived, Mention, ConversationAssigned, TaskReminder, TaskAssigned, TaskCompleted, AppointmentBooked,
         AppointmentRescheduled, AppointmentCancelled, OpportunityMoved, OpportunityWon, OpportunityLost, SecurityEvent,
         MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate, WebhookDisabled, CalendarError,
+        WorkspaceInvitation, MembershipDeactivated,
     ]
 };
 
@@ -77,7 +83,8 @@ impl NotificationEvent {
             TaskReminder | TaskAssigned | TaskCompleted => NotificationCategory::Tasks,
             AppointmentBooked | AppointmentRescheduled | AppointmentCancelled => NotificationCategory::Appointments,
             OpportunityMoved | OpportunityWon | OpportunityLost => NotificationCategory::Opportunities,
-            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled | CalendarError => {
+            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled | CalendarError
+            | WorkspaceInvitation | MembershipDeactivated => {
                 NotificationCategory::Account
             }
         }
@@ -90,7 +97,7 @@ impl NotificationEvent {
         use NotificationEvent::*;
         match channel {
             NotificationChannel::InApp => true,
-            NotificationChannel::Email => !matches!(self, MessageReceived | OpportunityMoved | WorkflowCompleted),
+            NotificationChannel::Email => !matches!(self, MessageReceived | OpportunityMoved | WorkflowCompleted | WorkspaceInvitation),
             NotificationChannel::Push => {
                 matches!(self, MessageReceived | Mention | ConversationAssigned | TaskReminder | AppointmentBooked | SecurityEvent)
             }

@@ -270,6 +270,12 @@ impl NotificationService {
         Ok(store::mark_read(&self.db, viewer.account_id(), ids, self.clock.now()).await?)
     }
 
+    /// Marks read the account's notices about something dealt with elsewhere (their dedupe
+    /// keys start with `prefix`).
+    pub async fn settled(&self, account_id: AccountId, prefix: &str) -> Result<u64> {
+        Ok(store::mark_read_by_key_prefix(&self.db, account_id, prefix, self.clock.now()).await?)
+    }
+
     pub async fn mark_all_read(&self, viewer: &Viewer) -> Result<u64> {
         Ok(store::mark_all_read(&self.db, viewer.account_id(), self.clock.now()).await?)
     }

@@ -158,6 +158,18 @@ pub async fn mark_all_read(db: &Db, account_id: AccountId, now: DateTime<Utc>) -
         .map(|r| r.rows_affected()))
 }
 
+/// Marks read the account's notifications whose dedupe key starts with `prefix` (the
+/// notices of one thing that has since been dealt with, like an answered invitation).
+pub async fn mark_read_by_key_prefix(db: &Db, account_id: AccountId, prefix: &str, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE notification SET read_at = $3 WHERE account_id = $1 AND read_at IS NULL AND dedupe_key LIKE $2")
+        .bind(account_id)
+        .bind(format!("{prefix}%"))
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
 pub struct NewPushSubscription<'a> {
     pub id: Uuid,
     pub account_id: AccountId,

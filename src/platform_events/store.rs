@@ -97,7 +97,8 @@ pub async fn count(db: &Db, workspace_id: WorkspaceId) -> Result<i64, sqlx::Erro
         .await)
 }
 
-/// A member of the workspace, as recipients are resolved against.
+/// An active member of the workspace, as recipients are resolved against (an inactive
+/// membership is no membership).
 #[derive(sqlx::FromRow)]
 pub struct MemberRow {
     pub account_id: AccountId,
@@ -108,7 +109,7 @@ pub struct MemberRow {
 pub async fn members(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<MemberRow>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_as(
         "SELECT m.account_id, m.role, a.status FROM membership m JOIN account a ON a.account_id = m.account_id \
-         WHERE m.workspace_id = $1")
+         WHERE m.workspace_id = $1 AND m.status = 'ACTIVE'")
         .bind(workspace_id)
         .fetch_all(p)
         .await)

@@ -1,8 +1,9 @@
-//! What the gateway serves outside GraphQL for the profile: the page an email-change link
-//! opens, and the photo files.
+//! What the gateway serves outside GraphQL for the profile: the pages an email-change link
+//! and a workspace invitation link open, and the photo files.
 //!
-//! The link's page asks for a click before anything changes (`GET` is safe: mail scanners
-//! that open links must not confirm a change), then posts the token back as a plain form.
+//! A link's page asks for a click before anything changes (`GET` is safe: mail scanners
+//! that open links must not confirm a change or accept an invitation), then posts the token
+//! back as a plain form.
 
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -49,6 +50,79 @@ pub async fn confirm_email(
             page(StatusCode::INTERNAL_SERVER_ERROR, "<h1>Something went wrong</h1><p>Try the link again later.</p>")
         }
         Err(e) => page(StatusCode::BAD_REQUEST, &format!("<h1>This link cannot be used</h1><p>{}</p>", escape(&e.message()))),
+    }
+}
+
+#[derive(serde::Deserialize)]
+pub struct InvitationAnswer {
+    #[serde(default)]
+    token: String,
+    /// `accept` or `decline`.
+    #[serde(default)]
+    answer: String,
+}
+
+/// `GET /invitation?token=…`: who invites the address where, with buttons to accept and
+/// decline (or, for an address without an account yet, to sign up first).
+pub async fn invitation_page(State(state): State<AppState>, Query(p): Query<TokenParam>) -> Response {
+    match state.services.workspaces.invitation_by_token(p.token.trim()).await {
+        Ok((view, has_account)) => {
+            let inviter = view.invited_by_name.as_deref().unwrap_or("Someone");
+            let intro = format!(
+                "<h1>Join {}?</h1><p>{} invited <b>{}</b> to the workspace <b>{}</b> as {}.</p>",
+                escape(&view.workspace_name),
+                escape(inviter),
+                escape(&view.invitation.email),
+                escape(&view.workspace_name),
+                view.invitation.role().as_str().to_lowercase(),
+            );
+            let token = escape(p.token.trim());
+            let button = |answer: &str, label: &str| {
+                format!(
+                    "<form method=\"post\" action=\"/invitation\" style=\"display:inline\">\
+                     <input type=\"hidden\" name=\"token\" value=\"{token}\"><input type=\"hidden\" name=\"answer\" value=\"{answer}\">\
+                     <button type=\"submit\">{label}</button></form> "
+                )
+            };
+            let actions = if has_account {
+                format!("{}{}", button("accept", "Accept"), button("decline", "Decline"))
+            } else {
+                format!(
+                    "<p>Create your Concierge account with this address to accept: sign up with the invitation's token.</p>{}",
+                    button("decline", "Decline")
+                )
+            };
+            page(StatusCode::OK, &format!("{intro}{actions}"))
+        }
+        Err(e) => refused(e, "showing an invitation"),
+    }
+}
+
+/// `POST /invitation`: accepts or declines with the link's token, and says how it went.
+pub async fn answer_invitation(State(state): State<AppState>, Form(p): Form<InvitationAnswer>) -> Response {
+    use crate::workspace::invitations::InvitationRef;
+    let workspaces = &state.services.workspaces;
+    let by = InvitationRef::Token(p.token.trim().to_owned());
+    match p.answer.as_str() {
+        "accept" => match workspaces.accept_invitation(None, by).await {
+            Ok(_) => page(StatusCode::OK, "<h1>Welcome</h1><p>You joined the workspace. Open Concierge to start.</p>"),
+            Err(e) => refused(e, "accepting an invitation"),
+        },
+        "decline" => match workspaces.decline_invitation(None, by).await {
+            Ok(()) => page(StatusCode::OK, "<h1>Declined</h1><p>You did not join the workspace. Nothing else changed.</p>"),
+            Err(e) => refused(e, "declining an invitation"),
+        },
+        _ => page(StatusCode::BAD_REQUEST, "<h1>This link cannot be used</h1><p>Choose accept or decline.</p>"),
+    }
+}
+
+fn refused(e: Error, doing: &str) -> Response {
+    match e {
+        Error::Internal(e) => {
+            tracing::error!(error = format!("{e:#}"), "{doing}");
+            page(StatusCode::INTERNAL_SERVER_ERROR, "<h1>Something went wrong</h1><p>Try the link again later.</p>")
+        }
+        e => page(StatusCode::BAD_REQUEST, &format!("<h1>This link cannot be used</h1><p>{}</p>", escape(&e.message()))),
     }
 }
 

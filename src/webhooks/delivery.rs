@@ -284,7 +284,9 @@ impl Webhooks {
         let recipients: Vec<AccountId> = match creator {
             Some(account) => vec![account],
             None => match crate::workspace::store::members_page(&self.inner.db, workspace_id, None, 200).await {
-                Ok(members) => members.into_iter().filter(|m| m.role().allows(Permission::ManageIntegrations)).map(|m| m.account_id).collect(),
+                Ok(members) => {
+                    members.into_iter().filter(|m| m.is_active() && m.role().allows(Permission::ManageIntegrations)).map(|m| m.account_id).collect()
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot find whom to tell about a disabled webhook");
                     return;

@@ -1,18 +1,20 @@
-//! Workspaces over GraphQL: `workspace(id)`, its members as a Relay connection, and the
-//! membership mutations.
+//! Workspaces over GraphQL: `workspace(id)`, its members as a Relay connection, invitations,
+//! and the membership mutations.
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, ID, InputObject, Object};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::model::{Membership, Permission, Role, Workspace, WorkspaceId};
+use super::invitations::InvitationRef;
+use super::model::{Invitation, InvitationId, InvitationState, Membership, MembershipStatus, Permission, Role, Workspace, WorkspaceId};
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
 use crate::identity::graphql::{User, loaders};
-use crate::identity::model::{AccountId, AccountStatus, Email};
+use crate::identity::model::{AccountId, Email};
+use crate::identity::service::Viewer;
 use crate::service_accounts::graphql::ServiceAccountNode;
 use crate::tokens::model::Scope;
 
@@ -66,6 +68,13 @@ impl WorkspaceNode {
         Ok(connection)
     }
 
+    /// Invitations waiting for an answer, oldest first (needs MANAGE_MEMBERS).
+    async fn invitations(&self, ctx: &Context<'_>) -> Result<Vec<InvitationNode>> {
+        let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
+        let found = ctx.services()?.workspaces.workspace_invitations(&viewer, self.0.workspace_id).await?;
+        Ok(found.into_iter().map(InvitationNode).collect())
+    }
+
     /// The workspace's webhooks, oldest first (needs MANAGE_INTEGRATIONS).
     async fn webhooks(&self, ctx: &Context<'_>) -> Result<Vec<crate::webhooks::graphql::WebhookNode>> {
         crate::webhooks::graphql::workspace_webhooks(ctx, self.0.workspace_id).await
@@ -94,6 +103,13 @@ impl MembershipNode {
         self.0.role().permissions().to_vec()
     }
 
+    /// Whether this membership counts: an INACTIVE member sees and does nothing in this
+    /// workspace until reactivated. Their account (`User.status`) and their other
+    /// workspaces are not affected.
+    async fn status(&self) -> MembershipStatus {
+        self.0.status()
+    }
+
     async fn joined_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }
@@ -115,6 +131,56 @@ impl MembershipNode {
     }
 }
 
+/// An invitation to join a workspace. The invitee sees the workspace's name and the
+/// inviter's name, nothing else of the workspace, until they accept.
+pub struct InvitationNode(pub Invitation);
+
+#[Object(name = "WorkspaceInvitation")]
+impl InvitationNode {
+    async fn id(&self) -> ID {
+        ID(self.0.workspace_invitation_id.0.to_string())
+    }
+
+    /// The invited address (lower-cased).
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+
+    /// The role the invitee gets on accepting.
+    async fn role(&self) -> Role {
+        self.0.role()
+    }
+
+    async fn state(&self) -> InvitationState {
+        self.0.state(Utc::now())
+    }
+
+    async fn workspace_name(&self, ctx: &Context<'_>) -> Result<String> {
+        let w = loaders(ctx)?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
+        Ok(w.map(|w| w.name).unwrap_or_default())
+    }
+
+    /// The shown name of whoever invited (null when that account is gone).
+    async fn invited_by_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
+        let Some(id) = self.0.invited_by else { return Ok(None) };
+        let a = loaders(ctx)?.accounts.load_one(id).await.map_err(unshare)?;
+        Ok(a.map(|a| a.shown_name()))
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When the link was last sent (`resendInvitation` sends a new one).
+    async fn sent_at(&self) -> DateTime<Utc> {
+        self.0.sent_at
+    }
+
+    async fn expires_at(&self) -> DateTime<Utc> {
+        self.0.expires_at
+    }
+}
+
 #[derive(Default)]
 pub struct WorkspaceQuery;
 
@@ -129,9 +195,19 @@ impl WorkspaceQuery {
 }
 
 #[derive(InputObject)]
+pub struct InviteWorkspaceMemberInput {
+    pub workspace_id: ID,
+    /// The invitee's email, whether or not it has an account yet.
+    pub email: String,
+    /// At most the inviter's own role.
+    #[graphql(default_with = "Role::Member")]
+    pub role: Role,
+}
+
+#[derive(InputObject)]
 pub struct AddWorkspaceMemberInput {
     pub workspace_id: ID,
-    /// The login email of an existing account.
+    /// The invitee's email, whether or not it has an account yet.
     pub email: String,
     /// At most the inviter's own role.
     #[graphql(default_with = "Role::Member")]
@@ -143,13 +219,50 @@ pub struct WorkspaceMutation;
 
 #[Object]
 impl WorkspaceMutation {
-    /// Adds an existing account to a workspace (needs MANAGE_MEMBERS).
-    async fn add_workspace_member(&self, ctx: &Context<'_>, input: AddWorkspaceMemberInput) -> Result<MembershipNode> {
+    /// Invites an email address to the workspace (needs MANAGE_MEMBERS; the role at most
+    /// the inviter's own). The address gets an email with a link, and an account with that
+    /// login email also an in-app notification; nobody joins until they accept. The answer is
+    /// the same whether or not the address has an account. An address that is a member
+    /// already is a CONFLICT, as is one with an invitation waiting (resend that one).
+    async fn invite_workspace_member(&self, ctx: &Context<'_>, input: InviteWorkspaceMemberInput) -> Result<InvitationNode> {
+        invite(ctx, input.workspace_id, input.email, input.role).await
+    }
+
+    /// Invites, exactly as `inviteWorkspaceMember`: nobody is added without accepting.
+    #[graphql(deprecation = "use inviteWorkspaceMember: this only invites too")]
+    async fn add_workspace_member(&self, ctx: &Context<'_>, input: AddWorkspaceMemberInput) -> Result<InvitationNode> {
+        invite(ctx, input.workspace_id, input.email, input.role).await
+    }
+
+    /// A new link (new token, new expiry) for an unanswered invitation; the old link stops
+    /// working. At most once a minute per invitation (needs MANAGE_MEMBERS).
+    async fn resend_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<InvitationNode> {
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
-        let email = Email::parse("email", &input.email)?;
-        let m = ctx.services()?.workspaces.add_member(&viewer, workspace_id, email, input.role).await?;
-        Ok(MembershipNode(m))
+        let id = InvitationId::parse("id", &id)?;
+        Ok(InvitationNode(ctx.services()?.workspaces.resend_invitation(&viewer, id).await?.invitation))
+    }
+
+    /// Withdraws an unanswered invitation (needs MANAGE_MEMBERS).
+    async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
+        let id = InvitationId::parse("id", &id)?;
+        ctx.services()?.workspaces.revoke_invitation(&viewer, id).await?;
+        Ok(true)
+    }
+
+    /// Joins the invitation's workspace with its role. Give `id` (signed in with the invited
+    /// login email: see `me.invitations`) or the emailed link's `token` (signed in as the
+    /// invited address, or not signed in). A token works once.
+    async fn accept_invitation(&self, ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<MembershipNode> {
+        let (viewer, by) = answer(ctx, id, token).await?;
+        Ok(MembershipNode(ctx.services()?.workspaces.accept_invitation(viewer.as_ref(), by).await?))
+    }
+
+    /// Turns an invitation down, by `id` or the link's `token`, as `acceptInvitation`.
+    async fn decline_invitation(&self, ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<bool> {
+        let (viewer, by) = answer(ctx, id, token).await?;
+        ctx.services()?.workspaces.decline_invitation(viewer.as_ref(), by).await?;
+        Ok(true)
     }
 
     /// Changes a member's role (needs MANAGE_ROLES; never above one's own; the last owner stays).
@@ -161,14 +274,17 @@ impl WorkspaceMutation {
         Ok(MembershipNode(m))
     }
 
-    /// Activates or deactivates a member's account (needs DEACTIVATE_MEMBERS). An inactive
-    /// account cannot log in and its sessions stop working at once.
+    /// Activates or deactivates a member's membership of this workspace (needs
+    /// DEACTIVATE_MEMBERS; never someone ranked above you; the last active owner stays). An
+    /// inactive member loses access to this workspace at once, live subscriptions included,
+    /// and is told; they still sign in and use their other workspaces. Accounts are
+    /// deactivated only by their holder (`deactivateAccount`) or the operator.
     async fn set_member_status(
         &self,
         ctx: &Context<'_>,
         workspace_id: ID,
         user_id: ID,
-        status: AccountStatus,
+        status: MembershipStatus,
     ) -> Result<MembershipNode> {
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
@@ -176,4 +292,26 @@ impl WorkspaceMutation {
         let m = ctx.services()?.workspaces.set_member_status(&viewer, workspace_id, user_id, status).await?;
         Ok(MembershipNode(m))
     }
+}
+
+async fn invite(ctx: &Context<'_>, workspace_id: ID, email: String, role: Role) -> Result<InvitationNode> {
+    let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
+    let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
+    let email = Email::parse("email", &email)?;
+    let view = ctx.services()?.workspaces.invite(&viewer, workspace_id, email, role).await?;
+    Ok(InvitationNode(view.invitation))
+}
+
+/// Who answers an invitation, and which one: exactly one of `id` and `token`. A request
+/// with a bearer credential answers as it (with the `workspaces:write` scope); without one,
+/// only the token can answer.
+async fn answer(ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<(Option<Viewer>, InvitationRef)> {
+    let by = match (id, token) {
+        (Some(id), None) => InvitationRef::Id(InvitationId::parse("id", &id)?),
+        (None, Some(token)) => InvitationRef::Token(token),
+        _ => return Err(Error::invalid("id", "give either id or token")),
+    };
+    let signed_in = ctx.auth().is_some_and(|a| a.token().is_some());
+    let viewer = if signed_in { Some(ctx.viewer_for(Scope::WorkspacesWrite).await?) } else { None };
+    Ok((viewer, by))
 }

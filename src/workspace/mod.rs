@@ -1,5 +1,6 @@
-//! Workspaces, memberships and roles, and who may change them.
+//! Workspaces, memberships and roles, invitations, and who may change them.
 pub mod graphql;
+pub mod invitations;
 pub mod model;
 pub mod service;
 pub mod store;

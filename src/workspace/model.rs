@@ -25,11 +25,11 @@ impl WorkspaceId {
 pub enum Permission {
     /// See the workspace's members and their roles.
     ViewMembers,
-    /// Add existing accounts to the workspace.
+    /// Invite people to the workspace and manage its pending invitations.
     ManageMembers,
     /// Change members' roles (never above one's own).
     ManageRoles,
-    /// Deactivate and reactivate members' accounts.
+    /// Deactivate and reactivate members' memberships of this workspace (never their accounts).
     DeactivateMembers,
     /// Rename the workspace.
     ManageWorkspace,
@@ -90,7 +90,36 @@ pub struct Membership {
     pub account_id: AccountId,
     #[sqlx(try_from = "String")]
     pub role: RoleColumn,
+    #[sqlx(try_from = "String")]
+    pub status: MembershipStatusColumn,
     pub created_at: DateTime<Utc>,
+}
+
+/// Whether a membership counts: an INACTIVE member is no member of that workspace (they see
+/// and do nothing in it) until reactivated, while their account, and their other
+/// workspaces, are untouched. Not the account's own status (`User.status`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum MembershipStatus {
+    Active,
+    Inactive,
+}
+
+impl MembershipStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MembershipStatus::Active => "ACTIVE",
+            MembershipStatus::Inactive => "INACTIVE",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MembershipStatusColumn(pub MembershipStatus);
+
+impl From<String> for MembershipStatusColumn {
+    fn from(s: String) -> Self {
+        MembershipStatusColumn(if s == "ACTIVE" { MembershipStatus::Active } else { MembershipStatus::Inactive })
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,6 +135,77 @@ impl TryFrom<String> for RoleColumn {
 impl Membership {
     pub fn role(&self) -> Role {
         self.role.0
+    }
+
+    pub fn status(&self) -> MembershipStatus {
+        self.status.0
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.status.0 == MembershipStatus::Active
+    }
+}
+
+/// An invitation's id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
+#[sqlx(transparent)]
+pub struct InvitationId(pub Uuid);
+
+impl InvitationId {
+    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
+        raw.parse().map(InvitationId).map_err(|_| Error::invalid(field, "not a valid id"))
+    }
+}
+
+/// An invitation to join a workspace, addressed to an email.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Invitation {
+    pub workspace_invitation_id: InvitationId,
+    pub workspace_id: WorkspaceId,
+    /// The invitee's address, lower-cased as login emails are.
+    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub role: RoleColumn,
+    pub invited_by: Option<AccountId>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub accepted_at: Option<DateTime<Utc>>,
+    pub declined_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Where an invitation stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+#[graphql(name = "InvitationState")]
+pub enum InvitationState {
+    /// Waiting for the invitee.
+    Pending,
+    Accepted,
+    Declined,
+    /// Withdrawn by the workspace.
+    Revoked,
+    /// Not answered in time.
+    Expired,
+}
+
+impl Invitation {
+    pub fn role(&self) -> Role {
+        self.role.0
+    }
+
+    pub fn state(&self, now: DateTime<Utc>) -> InvitationState {
+        if self.accepted_at.is_some() {
+            InvitationState::Accepted
+        } else if self.declined_at.is_some() {
+            InvitationState::Declined
+        } else if self.revoked_at.is_some() {
+            InvitationState::Revoked
+        } else if self.expires_at <= now {
+            InvitationState::Expired
+        } else {
+            InvitationState::Pending
+        }
     }
 }
 

@@ -1,35 +1,59 @@
-//! Workspace rules: who may see members, add them, change roles and deactivate accounts.
-//! Every decision is made from the actor's role in that workspace, inside the transaction
-//! that applies it.
+//! Workspace rules: who may see members, invite them, change roles and deactivate
+//! memberships. Every decision is made from the actor's role in that workspace, inside the
+//! transaction that applies it. Invitations live in `invitations.rs`.
 
-use chrono::Utc;
+use std::sync::Arc;
+
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::model::{Membership, Permission, Role, Workspace, WorkspaceId};
+use super::model::{Membership, MembershipStatus, Permission, Role, Workspace, WorkspaceId};
 use super::store;
-use crate::db::{Db, Tx, is_unique_violation};
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
-use crate::identity::model::{AccountId, AccountStatus, Email};
+use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
 use crate::identity::store as identity_store;
+use crate::mail::Mailer;
+use crate::mail::i18n::text;
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService};
+use crate::security::throttle::Throttle;
+
+/// How invitations are made.
+#[derive(Clone, Debug)]
+pub struct InvitationSettings {
+    /// How long an invitation (and each resent link) stays valid.
+    pub ttl: chrono::TimeDelta,
+    /// The page links open, the token appended as `?token=…`.
+    pub link: String,
+    /// Invitations one account may send (new or resent) in 15 minutes: an open sign-up must
+    /// not make the gateway a mail cannon.
+    pub per_inviter: u32,
+}
 
 #[derive(Clone)]
 pub struct WorkspaceService {
-    db: Db,
-    fanout: Fanout,
+    pub(super) db: Db,
+    pub(super) fanout: Fanout,
+    pub(super) notifications: NotificationService,
+    pub(super) mailer: Mailer,
+    pub(super) invitations: InvitationSettings,
+    pub(super) invite_throttle: Arc<Throttle>,
 }
 
 impl WorkspaceService {
-    pub fn new(db: Db, fanout: Fanout) -> Self {
-        WorkspaceService { db, fanout }
+    pub fn new(db: Db, fanout: Fanout, notifications: NotificationService, mailer: Mailer, invitations: InvitationSettings) -> Self {
+        let invite_throttle = Arc::new(Throttle::new(invitations.per_inviter, u32::MAX));
+        WorkspaceService { db, fanout, notifications, mailer, invitations, invite_throttle }
     }
 
-    /// The viewer's membership in `workspace_id`. Not a member: NOT_FOUND, so a stranger
-    /// cannot tell a workspace exists.
+    /// The viewer's active membership in `workspace_id`. Not a member, or an inactive one:
+    /// NOT_FOUND, so a stranger cannot tell a workspace exists and a deactivated member sees
+    /// nothing of it.
     pub async fn membership_of(&self, viewer: &Viewer, workspace_id: WorkspaceId) -> Result<Membership> {
-        store::find_membership(&self.db, workspace_id, viewer.account_id())
+        store::find_active_membership(&self.db, workspace_id, viewer.account_id())
             .await?
             .ok_or(Error::NotFound("workspace"))
     }
@@ -42,8 +66,8 @@ impl WorkspaceService {
             .ok_or(Error::NotFound("workspace"))
     }
 
-    /// One page of members in join order, after the membership `after`; fetches one extra
-    /// row to tell whether another page follows.
+    /// One page of members (active and inactive) in join order, after the membership
+    /// `after`; fetches one extra row to tell whether another page follows.
     pub async fn members(
         &self,
         viewer: &Viewer,
@@ -59,29 +83,6 @@ impl WorkspaceService {
 
     pub async fn count_members(&self, workspace_id: WorkspaceId) -> Result<i64> {
         Ok(store::count_members(&self.db, workspace_id).await?)
-    }
-
-    /// Adds an existing account to the workspace with `role` (at most the actor's own).
-    #[instrument(skip_all, fields(workspace_id = %workspace_id.0))]
-    pub async fn add_member(&self, viewer: &Viewer, workspace_id: WorkspaceId, email: Email, role: Role) -> Result<Membership> {
-        let mut tx = self.db.begin().await?;
-        let actor = self.actor(&mut tx, viewer, workspace_id, Permission::ManageMembers).await?;
-        grantable(actor.role(), role)?;
-        let account = identity_store::find_account_by_email(&mut tx, &email)
-            .await?
-            .ok_or(Error::NotFound("account"))?;
-        let membership = store::insert_membership(&mut tx, workspace_id, account.account_id, role, Utc::now())
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::conflict("email", "this account is already a member")
-                } else {
-                    e.into()
-                }
-            })?;
-        tx.commit().await?;
-        self.fanout.publish(Change::Account { account_id: account.account_id }).await;
-        Ok(membership)
     }
 
     /// Gives a member another role. Nobody grants a role above their own or changes the role
@@ -105,50 +106,75 @@ impl WorkspaceService {
         Ok(target)
     }
 
-    /// Activates or deactivates a member's account. A deactivated account cannot log in and
-    /// its sessions stop working at once.
+    /// Activates or deactivates a membership of this workspace. An inactive member is no
+    /// member here from the next request on (their live subscriptions on the workspace end),
+    /// but still signs in and uses their other workspaces; they are told. The account's own
+    /// status is never touched here.
     #[instrument(skip_all, fields(workspace_id = %workspace_id.0))]
     pub async fn set_member_status(
         &self,
         viewer: &Viewer,
         workspace_id: WorkspaceId,
         account_id: AccountId,
-        status: AccountStatus,
+        status: MembershipStatus,
     ) -> Result<Membership> {
         if account_id == viewer.account_id() {
             return Err(Error::forbidden("you cannot change your own status"));
         }
         let mut tx = self.db.begin().await?;
         let actor = self.actor(&mut tx, viewer, workspace_id, Permission::DeactivateMembers).await?;
-        let target = member(&mut tx, workspace_id, account_id).await?;
+        let mut target = member(&mut tx, workspace_id, account_id).await?;
         if target.role() > actor.role() {
             return Err(Error::forbidden("you cannot change the status of someone ranked above you"));
         }
-        if status == AccountStatus::Inactive && target.role() == Role::Owner {
+        if target.status() == status {
+            return Ok(target);
+        }
+        if status == MembershipStatus::Inactive && target.role() == Role::Owner {
             ensure_another_owner(&mut tx, workspace_id, account_id).await?;
         }
-        let now = Utc::now();
-        identity_store::set_account_status(&mut tx, account_id, status, now).await?;
-        if status == AccountStatus::Inactive {
-            // Reactivation must not bring old sessions back: they end here, for good.
-            identity_store::revoke_account_sessions(&mut tx, account_id, now).await?;
-        }
+        store::set_membership_status(&mut tx, target.membership_id, status).await?;
         tx.commit().await?;
-        tracing::info!(account_id = %account_id, status = status.as_str(), "member status changed");
+        target.status = super::model::MembershipStatusColumn(status);
+        tracing::info!(account_id = %account_id, status = status.as_str(), "membership status changed");
         self.fanout.publish(Change::Account { account_id }).await;
-        if status == AccountStatus::Inactive {
-            self.fanout.publish(Change::Sessions { account_id }).await;
+        // Live subscriptions on the workspace re-check their viewer's membership on this.
+        self.fanout.publish(Change::Membership { workspace_id, account_id }).await;
+        if status == MembershipStatus::Inactive {
+            self.tell_deactivated(workspace_id, account_id).await;
         }
         Ok(target)
     }
 
-    /// The actor's membership, locked with its workspace, if it holds `permission`.
-    async fn actor(&self, tx: &mut Tx, viewer: &Viewer, workspace_id: WorkspaceId, permission: Permission) -> Result<Membership> {
+    /// In the app and (by default) by email: which workspace, and that nothing else changed.
+    async fn tell_deactivated(&self, workspace_id: WorkspaceId, account_id: AccountId) {
+        let (Ok(mut accounts), Ok(mut workspaces)) = (
+            identity_store::find_accounts(&self.db, &[account_id]).await,
+            store::find_workspaces(&self.db, &[workspace_id]).await,
+        ) else {
+            return tracing::warn!("cannot load whom to tell about a deactivated membership");
+        };
+        let (Some(account), Some(workspace)) = (accounts.pop(), workspaces.pop()) else { return };
+        let lang = &account.language;
+        let notice = Notice::new(
+            account_id,
+            NotificationEvent::MembershipDeactivated,
+            text(lang, "membership-deactivated-title", &[("workspace", &workspace.name)]),
+            text(lang, "membership-deactivated-body", &[("workspace", &workspace.name)]),
+        );
+        if let Err(e) = self.notifications.notify(notice).await {
+            tracing::warn!(error = ?e, "cannot notify about a deactivated membership");
+        }
+    }
+
+    /// The actor's active membership, locked with its workspace, if it holds `permission`.
+    pub(super) async fn actor(&self, tx: &mut Tx, viewer: &Viewer, workspace_id: WorkspaceId, permission: Permission) -> Result<Membership> {
         if !store::lock_workspace(tx, workspace_id).await? {
             return Err(Error::NotFound("workspace"));
         }
         let actor = store::find_membership_tx(tx, workspace_id, viewer.account_id())
             .await?
+            .filter(Membership::is_active)
             .ok_or(Error::NotFound("workspace"))?;
         require(actor.role(), permission)?;
         Ok(actor)
@@ -157,7 +183,8 @@ impl WorkspaceService {
     /// The viewer's workspace when they belong to exactly one (so clients may leave
     /// `workspaceId` out); BAD_USER_INPUT on `workspaceId` otherwise.
     pub async fn only_workspace(&self, viewer: &Viewer) -> Result<WorkspaceId> {
-        let mine = store::memberships_of_accounts(&self.db, &[viewer.account_id()]).await?;
+        let mut mine = store::memberships_of_accounts(&self.db, &[viewer.account_id()]).await?;
+        mine.retain(Membership::is_active);
         match mine.as_slice() {
             [one] => Ok(one.workspace_id),
             [] => Err(Error::invalid("workspaceId", "you belong to no workspace")),
@@ -165,6 +192,7 @@ impl WorkspaceService {
         }
     }
 
+    /// The accounts' memberships, inactive ones included (each says its status).
     pub async fn memberships_of(&self, ids: &[AccountId]) -> Result<Vec<Membership>> {
         Ok(store::memberships_of_accounts(&self.db, ids).await?)
     }
@@ -178,19 +206,18 @@ fn require(role: Role, permission: Permission) -> Result<()> {
     if role.allows(permission) { Ok(()) } else { Err(Error::forbidden("your role does not allow this")) }
 }
 
-fn grantable(actor: Role, role: Role) -> Result<()> {
+pub(super) fn grantable(actor: Role, role: Role) -> Result<()> {
     if role > actor { Err(Error::forbidden("you cannot grant a role above your own")) } else { Ok(()) }
 }
 
-async fn member(tx: &mut Tx, workspace_id: WorkspaceId, account_id: AccountId) -> Result<Membership> {
+pub(super) async fn member(tx: &mut Tx, workspace_id: WorkspaceId, account_id: AccountId) -> Result<Membership> {
     store::find_membership_tx(tx, workspace_id, account_id).await?.ok_or(Error::NotFound("member"))
 }
 
-/// Refuses a change that would leave the workspace without an active owner besides `leaving`.
+/// Refuses a change that would leave the workspace without an active owner besides
+/// `leaving`: an owner whose membership and account are both active.
 async fn ensure_another_owner(tx: &mut Tx, workspace_id: WorkspaceId, leaving: AccountId) -> Result<()> {
-    let owners = store::count_active_owners(tx, workspace_id).await?;
-    let leaving_counts = identity_store::account_is_active(tx, leaving).await?;
-    if owners - i64::from(leaving_counts) < 1 {
+    if store::count_other_active_owners(tx, workspace_id, leaving).await? < 1 {
         return Err(Error::conflict("userId", "a workspace needs at least one active owner"));
     }
     Ok(())

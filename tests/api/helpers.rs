@@ -190,11 +190,30 @@ impl TestApp {
         }
     }
 
-    pub async fn add_member(&self, actor: &TestUser, workspace_id: &str, email: &str, role: &str) -> Value {
+    /// Invites `email` to the workspace as `actor`; the answer's `data.inviteWorkspaceMember`
+    /// is the invitation (`id email role state`).
+    pub async fn invite(&self, actor: &TestUser, workspace_id: &str, email: &str, role: &str) -> Value {
         self.gql(
             Some(&actor.token),
-            "mutation($i: AddWorkspaceMemberInput!) { addWorkspaceMember(input: $i) { role user { email } } }",
+            "mutation($i: InviteWorkspaceMemberInput!) { inviteWorkspaceMember(input: $i) { id email role state } }",
             json!({ "i": { "workspaceId": workspace_id, "email": email, "role": role } }),
+        )
+        .await
+    }
+
+    /// Joins a workspace the way anyone does: `actor` invites `email`, and the invitee (an
+    /// account signed up with the test password) signs in and accepts. Returns the failed
+    /// invitation's answer, or the acceptance (`data.acceptInvitation { role status user { email } }`).
+    pub async fn add_member(&self, actor: &TestUser, workspace_id: &str, email: &str, role: &str) -> Value {
+        let invited = self.invite(actor, workspace_id, email, role).await;
+        let Some(id) = invited["data"]["inviteWorkspaceMember"]["id"].as_str() else { return invited };
+        let Some(token) = self.log_in(email, PASSWORD).await["data"]["logIn"]["token"].as_str().map(str::to_owned) else {
+            return invited;
+        };
+        self.gql(
+            Some(&token),
+            "mutation($id: ID!) { acceptInvitation(id: $id) { role status user { email } } }",
+            json!({ "id": id }),
         )
         .await
     }

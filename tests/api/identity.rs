@@ -151,32 +151,56 @@ async fn secrets_are_stored_only_as_hashes() {
 }
 
 #[tokio::test]
-async fn an_inactive_user_cannot_log_in_and_their_sessions_stop_at_once() {
+async fn an_account_its_holder_deactivated_cannot_log_in_and_its_sessions_stop_at_once() {
     let app = TestApp::spawn().await;
-    let owner = app.user("owner@example.com").await;
     let bob = app.user("bob@example.com").await;
-    app.add_member(&owner, &owner.workspace_id, "bob@example.com", "MEMBER").await;
-    let set_status = |status: &'static str| {
-        let (app, owner, bob) = (&app, &owner, &bob);
-        async move {
-            app.gql(
-                Some(&owner.token),
-                "mutation($w: ID!, $u: ID!, $s: AccountStatus!) { setMemberStatus(workspaceId: $w, userId: $u, status: $s) { role } }",
-                json!({ "w": owner.workspace_id, "u": bob.id, "s": status }),
-            )
-            .await
-        }
-    };
+    let deactivate = "mutation($p: String!) { deactivateAccount(password: $p) }";
 
-    let r = set_status("INACTIVE").await;
-    assert!(r.get("errors").is_none(), "{r}");
+    let wrong = app.gql(Some(&bob.token), deactivate, json!({ "p": "Wrong-Horse-9!battery" })).await;
+    assert_eq!(error_of(&wrong), ("BAD_USER_INPUT".into(), Some("password".into())));
+    let r = app.gql(Some(&bob.token), deactivate, json!({ "p": PASSWORD })).await;
+    assert_eq!(r["data"]["deactivateAccount"], true, "{r}");
 
     assert_eq!(codes(&app.gql(Some(&bob.token), "{ me { id } }", json!({})).await), ["UNAUTHENTICATED"]);
     assert_eq!(codes(&app.log_in("bob@example.com", PASSWORD).await), ["FORBIDDEN"]);
     // A stranger guessing the password learns nothing about the account's state.
     assert_eq!(codes(&app.log_in("bob@example.com", "Wrong-Horse-9!battery").await), ["UNAUTHENTICATED"]);
 
-    set_status("ACTIVE").await;
+    // Only the operator brings it back; old sessions stay ended.
+    let email = concierge::identity::model::Email::parse("email", "bob@example.com").unwrap();
+    let active = concierge::identity::model::AccountStatus::Active;
+    concierge::identity::service::operator_set_account_status(&app.services.db, &app.services.fanout, &email, active).await.unwrap();
     assert_eq!(codes(&app.gql(Some(&bob.token), "{ me { id } }", json!({})).await), ["UNAUTHENTICATED"], "old sessions stay ended");
+    assert!(app.log_in("bob@example.com", PASSWORD).await["data"]["logIn"]["token"].is_string());
+}
+
+#[tokio::test]
+async fn the_last_active_owner_of_a_shared_workspace_cannot_deactivate_their_account() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    app.add_member(&owner, &owner.workspace_id, &bob.email, "MEMBER").await;
+    let deactivate = "mutation($p: String!) { deactivateAccount(password: $p) }";
+
+    let r = app.gql(Some(&owner.token), deactivate, json!({ "p": PASSWORD })).await;
+    assert_eq!(error_of(&r).0, "CONFLICT", "{r}");
+    assert!(app.gql(Some(&owner.token), "{ me { id } }", json!({})).await["data"]["me"]["id"].is_string());
+
+    // Bob, sole owner of only his personal workspace, may leave.
+    let r = app.gql(Some(&bob.token), deactivate, json!({ "p": PASSWORD })).await;
+    assert_eq!(r["data"]["deactivateAccount"], true, "{r}");
+}
+
+#[tokio::test]
+async fn a_personal_access_token_cannot_deactivate_the_account() {
+    let app = TestApp::spawn().await;
+    let bob = app.user("bob@example.com").await;
+    let create = "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }";
+    let r = app.gql(Some(&bob.token), create, json!({ "i": { "name": "ci", "scopes": ["workspaces:write", "profile:write"] } })).await;
+    let pat = r["data"]["createAccessToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+
+    let r = app.gql(Some(&pat), "mutation($p: String!) { deactivateAccount(password: $p) }", json!({ "p": PASSWORD })).await;
+
+    assert_eq!(codes(&r), ["FORBIDDEN"]);
     assert!(app.log_in("bob@example.com", PASSWORD).await["data"]["logIn"]["token"].is_string());
 }

@@ -32,7 +32,7 @@ async fn the_matrix_comes_back_full_with_defaults() {
 
     let p = prefs(&app, &ada).await;
 
-    assert_eq!(p["notifications"].as_array().unwrap().len(), 19 * 3, "{p}");
+    assert_eq!(p["notifications"].as_array().unwrap().len(), 21 * 3, "{p}");
     assert_eq!(cell(&p, "MESSAGE_RECEIVED", "IN_APP")["enabled"], true);
     assert_eq!(cell(&p, "MESSAGE_RECEIVED", "EMAIL")["enabled"], false, "high-volume events do not email by default");
     assert_eq!(cell(&p, "CONVERSATION_ASSIGNED", "EMAIL")["category"], "MESSAGES");

@@ -225,7 +225,8 @@ async fn the_kinds_email_reaches_the_smtp_server_in_the_recipients_language() {
     let r = publish(&app, &token, json!([task_for(&[&bob], "T-1:assigned")])).await;
     assert_eq!(results(&r)[0]["status"], "ACCEPTED", "{r}");
 
-    let mail = parse(&lab.wait_for(&bob.email, 1).await[0]);
+    // The first message Bob got was his invitation to the owner's workspace.
+    let mail = parse(&lab.wait_for(&bob.email, 2).await[1]);
     assert_eq!(mail.subject, "Call Bob back");
     assert!(mail.text.starts_with("Hallo Test User,"), "the German frame: {}", mail.text);
     assert!(mail.text.contains("Eve Adams"), "{}", mail.text);
@@ -508,7 +509,7 @@ async fn the_daily_summary_lists_the_days_tasks_and_appointments_in_the_users_la
     clock.set(at("2026-11-23T07:00:00Z")); // 08:00 in Warsaw
 
     let summary = lab
-        .wait_for(&bob.email, 1)
+        .wait_for(&bob.email, 2) // the invitation to the owner's workspace, then the summary
         .await
         .iter()
         .map(|raw| parse(raw))

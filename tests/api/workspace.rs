@@ -6,7 +6,7 @@ use crate::helpers::{TestApp, TestUser, codes, error_of};
 
 const ASSIGN: &str = "mutation($w: ID!, $u: ID!, $r: Role!) { assignRole(workspaceId: $w, userId: $u, role: $r) { role } }";
 const SET_STATUS: &str =
-    "mutation($w: ID!, $u: ID!, $s: AccountStatus!) { setMemberStatus(workspaceId: $w, userId: $u, status: $s) { role } }";
+    "mutation($w: ID!, $u: ID!, $s: MembershipStatus!) { setMemberStatus(workspaceId: $w, userId: $u, status: $s) { role status } }";
 const MEMBERS: &str = "query($w: ID!, $first: Int, $after: String) { workspace(id: $w) { members(first: $first, after: $after) { \
      totalCount pageInfo { hasNextPage hasPreviousPage endCursor } edges { cursor node { role joinedAt user { email fullName } } } } } }";
 
@@ -154,15 +154,126 @@ async fn a_stranger_cannot_tell_a_workspace_exists() {
 }
 
 #[tokio::test]
-async fn adding_members_refuses_unknown_accounts_and_duplicates() {
+async fn inviting_answers_alike_for_addresses_with_and_without_an_account_and_refuses_members_and_repeats() {
     let app = TestApp::spawn().await;
     let (owner, admin, _) = team(&app).await;
+    app.user("known@example.com").await;
 
-    assert_eq!(codes(&app.add_member(&owner, &owner.workspace_id, "ghost@example.com", "MEMBER").await), ["NOT_FOUND"]);
-    let r = app.add_member(&owner, &owner.workspace_id, &admin.email, "MEMBER").await;
-    assert_eq!(error_of(&r), ("CONFLICT".into(), Some("email".into())));
-    let r = app.add_member(&owner, &owner.workspace_id, "not an email", "MEMBER").await;
+    let known = app.invite(&owner, &owner.workspace_id, "known@example.com", "MEMBER").await;
+    let unknown = app.invite(&owner, &owner.workspace_id, "ghost@example.com", "MEMBER").await;
+
+    let shape = |r: &Value| {
+        let i = &r["data"]["inviteWorkspaceMember"];
+        (i["role"].clone(), i["state"].clone(), i.as_object().map(|o| o.keys().cloned().collect::<Vec<_>>()))
+    };
+    assert_eq!(shape(&known), shape(&unknown), "{known} / {unknown}");
+    assert_eq!(unknown["data"]["inviteWorkspaceMember"]["state"], "PENDING", "{unknown}");
+    let r = app.invite(&owner, &owner.workspace_id, &admin.email, "MEMBER").await;
+    assert_eq!(error_of(&r), ("CONFLICT".into(), Some("email".into())), "a member already: {r}");
+    let r = app.invite(&owner, &owner.workspace_id, "GHOST@example.com", "MEMBER").await;
+    assert_eq!(error_of(&r), ("CONFLICT".into(), Some("email".into())), "one invitation waits already: {r}");
+    let r = app.invite(&owner, &owner.workspace_id, "not an email", "MEMBER").await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("email".into())));
+}
+
+#[tokio::test]
+async fn an_invitee_is_no_member_until_they_accept_and_then_has_the_invited_role() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let bob = app.user("bob@example.com").await;
+
+    let r = app.invite(&owner, &owner.workspace_id, "Bob@Example.com", "ADMIN").await;
+    let id = r["data"]["inviteWorkspaceMember"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+
+    assert_eq!(codes(&app.gql(Some(&bob.token), MEMBERS, json!({ "w": owner.workspace_id })).await), ["NOT_FOUND"], "not yet a member");
+    let mine = app.gql(Some(&bob.token), "{ me { invitations { id email role workspaceName invitedByName expiresAt } } }", json!({})).await;
+    let invitation = &mine["data"]["me"]["invitations"][0];
+    assert_eq!(invitation["id"], id.as_str(), "{mine}");
+    assert_eq!(invitation["workspaceName"], "Test's workspace");
+    assert_eq!(invitation["invitedByName"], "Test User");
+    assert_eq!(invitation["role"], "ADMIN");
+    let pending = app.gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { invitations { id email } } }", json!({ "w": owner.workspace_id })).await;
+    assert_eq!(pending["data"]["workspace"]["invitations"], json!([{ "id": id, "email": "bob@example.com" }]), "{pending}");
+
+    let r = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role status workspace { id } } }", json!({ "id": id })).await;
+
+    assert_eq!(r["data"]["acceptInvitation"], json!({ "role": "ADMIN", "status": "ACTIVE", "workspace": { "id": owner.workspace_id } }), "{r}");
+    let r = app.gql(Some(&bob.token), MEMBERS, json!({ "w": owner.workspace_id })).await;
+    assert_eq!(r["data"]["workspace"]["members"]["totalCount"], 2, "{r}");
+    let again = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role } }", json!({ "id": id })).await;
+    assert_eq!(error_of(&again), ("BAD_USER_INPUT".into(), Some("id".into())), "an invitation is answered once: {again}");
+    let mine = app.gql(Some(&bob.token), "{ me { invitations { id } } }", json!({})).await;
+    assert_eq!(mine["data"]["me"]["invitations"], json!([]));
+}
+
+#[tokio::test]
+async fn a_declined_or_revoked_invitation_cannot_be_accepted() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let accept = "mutation($id: ID!) { acceptInvitation(id: $id) { role } }";
+    let id = |r: Value| r["data"]["inviteWorkspaceMember"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+
+    let declined = id(app.invite(&owner, &owner.workspace_id, &bob.email, "MEMBER").await);
+    let r = app.gql(Some(&bob.token), "mutation($id: ID!) { declineInvitation(id: $id) }", json!({ "id": declined })).await;
+    assert_eq!(r["data"]["declineInvitation"], true, "{r}");
+    assert_eq!(error_of(&app.gql(Some(&bob.token), accept, json!({ "id": declined })).await).0, "BAD_USER_INPUT");
+
+    let revoked = id(app.invite(&owner, &owner.workspace_id, &bob.email, "MEMBER").await);
+    let r = app.gql(Some(&owner.token), "mutation($id: ID!) { revokeInvitation(id: $id) }", json!({ "id": revoked })).await;
+    assert_eq!(r["data"]["revokeInvitation"], true, "{r}");
+    assert_eq!(error_of(&app.gql(Some(&bob.token), accept, json!({ "id": revoked })).await).0, "BAD_USER_INPUT");
+
+    let r = app.gql(Some(&bob.token), MEMBERS, json!({ "w": owner.workspace_id })).await;
+    assert_eq!(codes(&r), ["NOT_FOUND"], "still no member");
+}
+
+#[tokio::test]
+async fn an_expired_invitation_is_refused_and_a_resend_gives_it_a_new_life() {
+    let app = TestApp::spawn().await;
+    let owner = app.user("owner@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let r = app.invite(&owner, &owner.workspace_id, &bob.email, "MEMBER").await;
+    let id = r["data"]["inviteWorkspaceMember"]["id"].as_str().unwrap().to_owned();
+    let resend = "mutation($id: ID!) { resendInvitation(id: $id) { id state expiresAt } }";
+    assert_eq!(codes(&app.gql(Some(&owner.token), resend, json!({ "id": id })).await), ["RATE_LIMITED"], "not twice a minute");
+    let past = chrono::Utc::now() - chrono::TimeDelta::hours(1);
+    let db = &app.services.db;
+    concierge::on_pool!(db, p => sqlx::query("UPDATE workspace_invitation SET expires_at = $1, sent_at = $1").bind(past).execute(p).await.map(drop)).unwrap();
+
+    let r = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role } }", json!({ "id": id })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
+    assert_eq!(app.gql(Some(&bob.token), "{ me { invitations { id } } }", json!({})).await["data"]["me"]["invitations"], json!([]));
+
+    let r = app.gql(Some(&owner.token), resend, json!({ "id": id })).await;
+    assert_eq!(r["data"]["resendInvitation"]["state"], "PENDING", "{r}");
+    let r = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role } }", json!({ "id": id })).await;
+    assert_eq!(r["data"]["acceptInvitation"]["role"], "MEMBER", "{r}");
+}
+
+#[tokio::test]
+async fn a_deactivated_member_loses_that_workspace_only_and_comes_back_when_reactivated() {
+    let app = TestApp::spawn().await;
+    let (owner, _, member) = team(&app).await;
+
+    let r = app.gql(Some(&owner.token), SET_STATUS, json!({ "w": owner.workspace_id, "u": member.id, "s": "INACTIVE" })).await;
+
+    assert_eq!(r["data"]["setMemberStatus"]["status"], "INACTIVE", "{r}");
+    assert_eq!(codes(&app.gql(Some(&member.token), MEMBERS, json!({ "w": owner.workspace_id })).await), ["NOT_FOUND"]);
+    let me = app.gql(Some(&member.token), "{ me { status memberships { status workspace { id } } } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["status"], "ACTIVE", "the account is untouched: {me}");
+    let memberships = me["data"]["me"]["memberships"].as_array().unwrap();
+    assert!(memberships.iter().any(|m| m["workspace"]["id"] == member.workspace_id.as_str() && m["status"] == "ACTIVE"), "{me}");
+    assert!(memberships.iter().any(|m| m["workspace"]["id"] == owner.workspace_id.as_str() && m["status"] == "INACTIVE"), "{me}");
+    let own = app.gql(Some(&member.token), MEMBERS, json!({ "w": member.workspace_id })).await;
+    assert!(own.get("errors").is_none(), "their own workspace still works: {own}");
+    let told = app.gql(Some(&member.token), "{ me { notifications { edges { node { event title } } } } }", json!({})).await;
+    assert_eq!(told["data"]["me"]["notifications"]["edges"][0]["node"]["event"], "MEMBERSHIP_DEACTIVATED", "{told}");
+
+    let r = app.gql(Some(&owner.token), SET_STATUS, json!({ "w": owner.workspace_id, "u": member.id, "s": "ACTIVE" })).await;
+    assert_eq!(r["data"]["setMemberStatus"]["status"], "ACTIVE", "{r}");
+    let back = app.gql(Some(&member.token), MEMBERS, json!({ "w": owner.workspace_id })).await;
+    assert!(back.get("errors").is_none(), "{back}");
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! credential at all tries, each through the real server, and what they get instead.
 
 mod automation;
+mod lockout;
 mod outbound;
 mod proxy;
 mod scopes;

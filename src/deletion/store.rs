@@ -33,15 +33,16 @@ pub async fn due(db: &Db, now: DateTime<Utc>) -> Result<Vec<(AccountId, DateTime
         .await)
 }
 
-/// The workspaces where the account is the only active owner, each with how many other
-/// members it has.
+/// The workspaces where the account is the only active owner (by the rule the workspace
+/// domain keeps: an active owner membership of an active account), each with how many other
+/// active members it has.
 pub async fn sole_ownerships(tx: &mut Tx, id: AccountId) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     on_tx!(tx, c => sqlx::query_as(
-        "SELECT m.workspace_id, (SELECT COUNT(*) FROM membership o WHERE o.workspace_id = m.workspace_id AND o.account_id <> $1) \
+        "SELECT m.workspace_id, (SELECT COUNT(*) FROM membership o WHERE o.workspace_id = m.workspace_id AND o.account_id <> $1 AND o.status = 'ACTIVE') \
          FROM membership m \
-         WHERE m.account_id = $1 AND m.role = 'OWNER' AND NOT EXISTS ( \
+         WHERE m.account_id = $1 AND m.role = 'OWNER' AND m.status = 'ACTIVE' AND NOT EXISTS ( \
              SELECT 1 FROM membership o JOIN account a ON a.account_id = o.account_id \
-             WHERE o.workspace_id = m.workspace_id AND o.account_id <> $1 AND o.role = 'OWNER' AND a.status = 'ACTIVE')")
+             WHERE o.workspace_id = m.workspace_id AND o.account_id <> $1 AND o.role = 'OWNER' AND o.status = 'ACTIVE' AND a.status = 'ACTIVE')")
         .bind(id)
         .fetch_all(c)
         .await)

@@ -17,12 +17,7 @@ async fn delete(app: &TestApp, user: &TestUser, password: &str, code: Option<&st
 async fn a_deleted_account_is_gone_with_its_workspace_and_its_address_can_sign_up_again() {
     let app = TestApp::spawn_with(|c| c.account_deletion_grace_hours = 0).await;
     let ada = app.user("ada@example.com").await;
-    let pat = app
-        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({}))
-        .await["data"]["createAccessToken"]["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let pat = app.access_token(&ada, &["profile:read"]).await;
 
     let r = delete(&app, &ada, PASSWORD, None).await;
 
@@ -65,12 +60,7 @@ async fn deleting_needs_the_password_the_second_factor_and_a_session() {
     let app = TestApp::spawn_with(|c| c.account_deletion_grace_hours = 0).await;
     let ada = app.user("ada@example.com").await;
     let (secret, _) = enrol(&app, &ada).await;
-    let pat = app
-        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:write\"]}) { token } }", json!({}))
-        .await["data"]["createAccessToken"]["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let pat = app.access_token(&ada, &["profile:write"]).await;
 
     assert_eq!(error_of(&delete(&app, &ada, "Wrong-Horse-9!battery", None).await), ("BAD_USER_INPUT".into(), Some("password".into())));
     assert_eq!(error_of(&delete(&app, &ada, PASSWORD, None).await), ("BAD_USER_INPUT".into(), Some("code".into())));

@@ -190,6 +190,18 @@ impl TestApp {
         }
     }
 
+    /// A personal access token of `user` carrying `scopes`.
+    pub async fn access_token(&self, user: &TestUser, scopes: &[&str]) -> String {
+        let r = self
+            .gql(
+                Some(&user.token),
+                "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
+                json!({ "i": { "name": "integration", "scopes": scopes } }),
+            )
+            .await;
+        r["data"]["createAccessToken"]["token"].as_str().unwrap_or_else(|| panic!("createAccessToken: {r}")).to_owned()
+    }
+
     /// Invites `email` to the workspace as `actor`; the answer's `data.inviteWorkspaceMember`
     /// is the invitation (`id email role state`).
     pub async fn invite(&self, actor: &TestUser, workspace_id: &str, email: &str, role: &str) -> Value {

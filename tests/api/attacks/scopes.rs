@@ -18,17 +18,6 @@ const WORKSPACE_SERVICE_ACCOUNTS: &str = "query($w: ID!) { workspace(id: $w) { s
 /// A public address the policy lets through; nothing here waits for a delivery to land.
 const HOOK_URL: &str = "https://93.184.215.14/hook";
 
-async fn token(app: &TestApp, user: &TestUser, scopes: &[&str]) -> String {
-    let r = app
-        .gql(
-            Some(&user.token),
-            "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
-            json!({ "i": { "name": "integration", "scopes": scopes } }),
-        )
-        .await;
-    r["data"]["createAccessToken"]["token"].as_str().unwrap_or_else(|| panic!("createAccessToken: {r}")).to_owned()
-}
-
 fn webhook_input(user: &TestUser) -> Value {
     json!({ "i": { "workspaceId": user.workspace_id, "url": HOOK_URL, "eventKinds": ["contact.created"] } })
 }
@@ -57,7 +46,7 @@ async fn a_token_with_both_workspace_scopes_cannot_create_list_or_rotate_webhook
     let app = TestApp::spawn().await;
     let owner = app.user("owner@example.com").await;
     let webhook = webhook_with_a_delivery(&app, &owner).await;
-    let pat = token(&app, &owner, &["workspaces:read", "workspaces:write", "activity:read"]).await;
+    let pat = app.access_token(&owner, &["workspaces:read", "workspaces:write", "activity:read"]).await;
     let w = json!({ "w": owner.workspace_id });
 
     assert_eq!(codes(&app.gql(Some(&pat), CREATE_WEBHOOK, webhook_input(&owner)).await), ["FORBIDDEN"]);
@@ -78,7 +67,7 @@ async fn a_webhook_token_reads_payloads_only_when_it_could_read_the_contacts_dir
     let webhook = webhook_with_a_delivery(&app, &owner).await;
     let id = json!({ "id": webhook });
 
-    let log_only = token(&app, &owner, &["webhooks:read"]).await;
+    let log_only = app.access_token(&owner, &["webhooks:read"]).await;
     let r = app.gql(Some(&log_only), DELIVERY_TYPES, id.clone()).await;
     assert_eq!(r["data"]["webhook"]["deliveries"]["edges"][0]["node"]["eventType"], "contact.created", "{r}");
     let r = app.gql(Some(&log_only), PAYLOADS, id.clone()).await;
@@ -86,7 +75,7 @@ async fn a_webhook_token_reads_payloads_only_when_it_could_read_the_contacts_dir
     let contacts = app.gql(Some(&log_only), "query($w: ID!) { contacts(workspaceId: $w) { edges { node { id } } } }", json!({ "w": owner.workspace_id })).await;
     assert_eq!(codes(&contacts), ["FORBIDDEN"], "and the contacts themselves are refused the same way: {contacts}");
 
-    let with_activity = token(&app, &owner, &["webhooks:read", "activity:read"]).await;
+    let with_activity = app.access_token(&owner, &["webhooks:read", "activity:read"]).await;
     let r = app.gql(Some(&with_activity), PAYLOADS, id).await;
     let payload = r["data"]["webhook"]["deliveries"]["edges"][0]["node"]["payload"].as_str().unwrap_or_else(|| panic!("{r}"));
     assert!(payload.contains("grace@example.net"));
@@ -97,11 +86,11 @@ async fn creating_a_webhook_with_a_token_needs_webhooks_write_and_activity_read_
     let app = TestApp::spawn().await;
     let owner = app.user("owner@example.com").await;
 
-    let write_only = token(&app, &owner, &["webhooks:write"]).await;
+    let write_only = app.access_token(&owner, &["webhooks:write"]).await;
     let r = app.gql(Some(&write_only), CREATE_WEBHOOK, webhook_input(&owner)).await;
     assert_eq!(codes(&r), ["FORBIDDEN"], "deliveries would carry data the token cannot read: {r}");
 
-    let both = token(&app, &owner, &["webhooks:write", "activity:read"]).await;
+    let both = app.access_token(&owner, &["webhooks:write", "activity:read"]).await;
     let r = app.gql(Some(&both), CREATE_WEBHOOK, webhook_input(&owner)).await;
     assert!(r["data"]["createWebhook"]["secret"].is_string(), "{r}");
 
@@ -123,7 +112,7 @@ async fn another_workspaces_owner_with_every_scope_reaches_no_webhook_or_service
     let owner = app.user("owner@example.com").await;
     let mallory = app.user("mallory@example.com").await;
     let webhook = webhook_with_a_delivery(&app, &owner).await;
-    let all = token(&app, &mallory, &["webhooks:read", "webhooks:write", "activity:read", "service_accounts:read", "workspaces:read"]).await;
+    let all = app.access_token(&mallory, &["webhooks:read", "webhooks:write", "activity:read", "service_accounts:read", "workspaces:read"]).await;
     let w = json!({ "w": owner.workspace_id });
 
     for credential in [mallory.token.as_str(), all.as_str()] {
@@ -157,13 +146,13 @@ async fn service_account_lists_need_their_own_scope_and_anonymous_or_revoked_cal
     assert!(r["data"]["createServiceAccountToken"]["token"].is_string(), "{r}");
     let w = json!({ "w": owner.workspace_id });
 
-    let workspaces = token(&app, &owner, &["workspaces:read"]).await;
+    let workspaces = app.access_token(&owner, &["workspaces:read"]).await;
     assert_eq!(codes(&app.gql(Some(&workspaces), SERVICE_ACCOUNTS, w.clone()).await), ["FORBIDDEN"]);
     assert_eq!(codes(&app.gql(Some(&workspaces), WORKSPACE_SERVICE_ACCOUNTS, w.clone()).await), ["FORBIDDEN"]);
     let one = app.gql(Some(&workspaces), "query($i: ID!) { serviceAccount(id: $i) { id } }", json!({ "i": account })).await;
     assert_eq!(codes(&one), ["FORBIDDEN"]);
 
-    let named = token(&app, &owner, &["service_accounts:read"]).await;
+    let named = app.access_token(&owner, &["service_accounts:read"]).await;
     let r = app.gql(Some(&named), SERVICE_ACCOUNTS, w.clone()).await;
     assert!(r["data"]["serviceAccounts"][0]["tokens"][0]["prefix"].as_str().is_some_and(|p| p.starts_with("csat_")), "{r}");
 

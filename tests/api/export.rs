@@ -49,12 +49,7 @@ fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_downloads_it() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let pat = app
-        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({}))
-        .await["data"]["createAccessToken"]["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let pat = app.access_token(&ada, &["profile:read"]).await;
 
     let r = app.gql(Some(&ada.token), REQUEST, json!({})).await;
     let id = r["data"]["requestDataExport"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
@@ -85,6 +80,7 @@ async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_down
     let mallory = app.user("mallory@example.com").await;
     assert_eq!(download(&app, &url, Some(&mallory.token)).await.status(), 404, "another account's session");
     assert_eq!(download(&app, &url, None).await.status(), 401);
+    assert_eq!(download(&app, &url, Some("cs_not-a-session")).await.status(), 401);
     assert_eq!(download(&app, &url, Some(&pat)).await.status(), 403, "a token is not the account's session");
     assert_eq!(download(&app, &format!("{}/exports/not-an-id", app.base), Some(&ada.token)).await.status(), 404);
     let theirs = app.gql(Some(&mallory.token), LIST, json!({})).await;
@@ -95,12 +91,7 @@ async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_down
 async fn only_a_session_asks_for_an_export_and_at_most_five_a_day() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let pat = app
-        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\", \"profile:write\"]}) { token } }", json!({}))
-        .await["data"]["createAccessToken"]["token"]
-        .as_str()
-        .expect("a token")
-        .to_owned();
+    let pat = app.access_token(&ada, &["profile:read", "profile:write"]).await;
     assert_eq!(codes(&app.gql(Some(&pat), REQUEST, json!({})).await), ["FORBIDDEN"]);
     assert_eq!(codes(&app.gql(None, REQUEST, json!({})).await), ["UNAUTHENTICATED"]);
 

@@ -303,6 +303,10 @@ impl WorkspaceService {
             now,
         )
         .await?;
+        if matches!(by, InvitationRef::Token(_)) && account.email == invitation.email {
+            // The token came by email to this address: using it proves the address.
+            identity_store::set_email_verified(&mut tx, account.account_id, now).await?;
+        }
         tx.commit().await?;
         tracing::info!(account_id = %account.account_id, workspace_id = %invitation.workspace_id.0, "invitation accepted");
         self.fanout

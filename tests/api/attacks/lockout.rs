@@ -627,6 +627,8 @@ async fn the_emailed_token_works_once_for_its_address_only_and_not_after_a_revoc
         ("BAD_USER_INPUT".into(), Some("token".into())),
         "a token works once: {again}"
     );
+    let me = app.gql(Some(&bob.token), "{ me { emailVerified } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["emailVerified"], true, "the emailed token proved the address: {me}");
 
     let id = invitation_id(
         &app.invite(&owner, &owner.workspace_id, &carol.email, "MEMBER")
@@ -800,6 +802,8 @@ async fn an_address_without_an_account_joins_on_sign_up_with_the_token_and_only_
         .as_str()
         .unwrap()
         .to_owned();
+    let verified = app.gql(Some(&session), "{ me { emailVerified } }", json!({})).await;
+    assert_eq!(verified["data"]["me"]["emailVerified"], true, "signing up with the emailed token proved the address: {verified}");
     let r = app
         .gql(
             Some(&session),

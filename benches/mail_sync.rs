@@ -17,6 +17,7 @@
 //! of (a); `BENCH_LOG=warn,concierge::mailboxes=debug` logs each batch's fetch, parse and store
 //! times. Needs root (the lab). Run with `scripts/bench` or `cargo bench --bench mail_sync`;
 //! figures go into BENCHMARKS.md.
+#![recursion_limit = "256"] // the schema's merged Mutation object (see src/lib.rs)
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};

@@ -7,6 +7,7 @@
 //! (100 log-in loops) and the probe (one `me` at a time, each timed) run on a second runtime.
 //! Run with `scripts/bench` or `cargo bench --bench me_during_logins`; figures go into
 //! BENCHMARKS.md.
+#![recursion_limit = "256"] // the schema's merged Mutation object (see src/lib.rs)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

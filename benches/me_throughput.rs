@@ -3,6 +3,7 @@
 //! from the same database, in one run. Load comes from wrk (a second process) with 64
 //! keep-alive connections. Run with `scripts/bench` (or `cargo bench --bench me_throughput`);
 //! the figures go into BENCHMARKS.md.
+#![recursion_limit = "256"] // the schema's merged Mutation object (see src/lib.rs)
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,3 +1,5 @@
+// See src/lib.rs: the merged Mutation object needs more than the default 128 levels.
+#![recursion_limit = "256"]
 use clap::Parser as _;
 use concierge::app::Application;
 use concierge::config::{AdminAccountStatus, AdminTask, Cli, Command};

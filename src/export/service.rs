@@ -98,7 +98,8 @@ impl ExportService {
     /// One pass: sweep, then build every export waiting. Tests call it directly.
     pub async fn run_once(&self, schema: &ConciergeSchema) -> Result<()> {
         let now = Utc::now();
-        for gone in store::expired(&self.db, now).await? {
+        // A failed one stays listed as long as a ready one would be downloadable.
+        for gone in store::expired(&self.db, now, now - KEEP_FOR).await? {
             self.blobs.delete(&BlobKey::new(gone.blob_key())?).await?;
             store::delete(&self.db, gone.data_export_id).await?;
         }

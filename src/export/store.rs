@@ -80,10 +80,12 @@ pub async fn fail(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query("UPDATE data_export SET status = 'FAILED' WHERE data_export_id = $1").bind(id).execute(p).await.map(drop))
 }
 
-/// Ready exports past their time, to sweep.
-pub async fn expired(db: &Db, now: DateTime<Utc>) -> Result<Vec<DataExport>, sqlx::Error> {
-    let sql = format!("SELECT {COLUMNS} FROM data_export WHERE expires_at IS NOT NULL AND expires_at <= $1");
-    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).fetch_all(p).await)
+/// Exports to sweep: ready ones past their time, and failed ones asked for before `failed_before`.
+pub async fn expired(db: &Db, now: DateTime<Utc>, failed_before: DateTime<Utc>) -> Result<Vec<DataExport>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM data_export WHERE (expires_at IS NOT NULL AND expires_at <= $1) OR (status = 'FAILED' AND created_at <= $2)"
+    );
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(failed_before).fetch_all(p).await)
 }
 
 pub async fn delete(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {

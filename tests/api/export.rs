@@ -110,6 +110,13 @@ async fn an_expired_export_is_swept_with_its_archive() {
     let past = chrono::Utc::now() - chrono::TimeDelta::minutes(1);
     let db = &app.services.db;
     concierge::on_pool!(db, p => sqlx::query("UPDATE data_export SET expires_at = $1").bind(past).execute(p).await.map(drop)).unwrap();
+    // One that failed more than a week ago goes too.
+    let failed = uuid::Uuid::now_v7();
+    let long_ago = chrono::Utc::now() - chrono::TimeDelta::days(8);
+    let session = uuid::Uuid::now_v7();
+    let account = uuid::Uuid::parse_str(&ada.id).unwrap();
+    concierge::on_pool!(db, p => sqlx::query("INSERT INTO data_export (data_export_id, account_id, session_id, status, created_at) VALUES ($1, $2, $3, 'FAILED', $4)")
+        .bind(failed).bind(account).bind(session).bind(long_ago).execute(p).await.map(drop)).unwrap();
 
     assert_eq!(download(&app, &url, Some(&ada.token)).await.status(), 404, "an expired archive is not served");
     let next = app.gql(Some(&ada.token), REQUEST, json!({})).await["data"]["requestDataExport"]["id"].as_str().unwrap().to_owned();

@@ -78,7 +78,8 @@ impl Application {
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
         let connectors = crate::mailboxes::registry::Registry::builtin(mail_options(&config)?, &config)?;
-        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors);
+        let relying_party = crate::passkeys::service::relying_party(&config)?;
+        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors, relying_party);
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, metrics_listener, state })
@@ -195,6 +196,8 @@ pub fn router(state: AppState) -> Router {
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
         .route("/reset-password", get(crate::recovery::pages::reset_password_page).post(crate::recovery::pages::reset_password))
         .route("/exports/{id}", get(crate::export::pages::download))
+        .route("/passkeys", get(crate::passkeys::pages::page))
+        .route("/assets/passkeys.js", get(crate::passkeys::pages::script))
         .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))
         .route("/invitation", get(crate::profile::pages::invitation_page).post(crate::profile::pages::answer_invitation))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))

@@ -294,6 +294,19 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_REQUIRE_VERIFIED_EMAIL", default_value_t = false)]
     pub require_verified_email: bool,
 
+    /// The WebAuthn relying party id passkeys are bound to: the registrable domain the
+    /// sign-in pages are on (`example.com`). Default: the public URL's host (`localhost` when
+    /// that is a loopback address, since browsers refuse IP addresses). Changing it orphans
+    /// every passkey registered before.
+    #[arg(long, env = "CONCIERGE_WEBAUTHN_RP_ID")]
+    pub webauthn_rp_id: Option<String>,
+
+    /// The origins (comma-separated: `https://app.example.com,https://example.com`) whose
+    /// pages may register and use passkeys. Default: the public URL (its `localhost` form
+    /// when that is a loopback address: `http://localhost:8080` by default).
+    #[arg(long, env = "CONCIERGE_WEBAUTHN_ORIGINS", value_delimiter = ',')]
+    pub webauthn_origins: Vec<String>,
+
     /// Hours between `deleteAccount` and the deletion (0: at once).
     #[arg(long, env = "CONCIERGE_ACCOUNT_DELETION_GRACE_HOURS", default_value_t = 168)]
     pub account_deletion_grace_hours: u32,

@@ -24,6 +24,7 @@ pub mod mail;
 pub mod mailboxes;
 pub mod notifications;
 pub mod outbound;
+pub mod passkeys;
 pub mod platform_events;
 pub mod security;
 pub mod profile;

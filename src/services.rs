@@ -22,6 +22,7 @@ use crate::profile::photo::PhotoLimits;
 use crate::deletion::service::DeletionService;
 use crate::export::service::ExportService;
 use crate::profile::service::ProfileService;
+use crate::passkeys::service::PasskeyService;
 use crate::recovery::service::{RecoveryService, RecoverySettings};
 use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
@@ -59,6 +60,8 @@ pub struct Services {
     pub exports: ExportService,
     /// Account deletion, and its worker.
     pub deletion: DeletionService,
+    /// Passkeys: registering them and signing in with them.
+    pub passkeys: PasskeyService,
     public_url: String,
     pub tokens: TokenService,
     pub security: SecurityService,
@@ -87,6 +90,7 @@ impl Services {
         blobs: SharedBlobStore,
         clock: SharedClock,
         connectors: Registry,
+        relying_party: webauthn_rs::prelude::Webauthn,
     ) -> Services {
         let wakers = Wakers::default();
         let notifications = NotificationService::new(
@@ -191,7 +195,18 @@ impl Services {
         );
         let mail_sync = sync.clone();
         let security = SecurityService::new(db.clone(), secrets.clone(), identity.clone(), log.clone(), throttle(config), mailer.clone());
+        let passkeys = PasskeyService::new(
+            db.clone(),
+            secrets.clone(),
+            relying_party,
+            identity.clone(),
+            security.clone(),
+            log.clone(),
+            throttle(config),
+            Arc::new(AddressLimit::new(config.login_attempts_per_address, Duration::from_secs(15 * 60))),
+        );
         Services {
+            passkeys,
             calendars: CalendarService::new(db.clone(), calendar_sync.clone()),
             availability: AvailabilityService::new(
                 db.clone(),

@@ -28,6 +28,7 @@ use crate::services::Services;
 use crate::deletion::graphql::DeletionMutation;
 use crate::export::graphql::ExportMutation;
 use crate::recovery::graphql::RecoveryMutation;
+use crate::passkeys::graphql::PasskeyMutation;
 use crate::tokens::graphql::TokenMutation;
 use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
@@ -53,6 +54,7 @@ pub struct Mutation(
     RecoveryMutation,
     ExportMutation,
     DeletionMutation,
+    PasskeyMutation,
 );
 
 #[derive(MergedSubscription, Default)]

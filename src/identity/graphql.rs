@@ -1,6 +1,6 @@
 //! Identity over GraphQL: `me`, `signUp`, `logIn`, `logOut`, and the live `meUpdated`.
 
-use async_graphql::{Context, ID, InputObject, Object, SimpleObject, Subscription};
+use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
@@ -118,6 +118,12 @@ impl User {
             recovery_codes_remaining: o.recovery_codes_remaining,
             password_changed_at: o.password_changed_at,
         })
+    }
+
+    /// Your passkeys, oldest first (yourself only, from a session).
+    async fn passkeys(&self, ctx: &Context<'_>) -> Result<Vec<crate::passkeys::graphql::PasskeyNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::passkeys::graphql::passkeys(ctx, &viewer).await
     }
 
     /// Your live sessions, newest first (yourself only, from a session).
@@ -329,6 +335,7 @@ pub struct SignUpPayload {
 /// `completeTwoFactorLogIn`. The token is shown only here: send it as
 /// `Authorization: Bearer <token>`.
 #[derive(SimpleObject)]
+#[graphql(complex)]
 pub struct LogInPayload {
     /// The session token; null while a second factor is needed.
     pub token: Option<String>,
@@ -343,6 +350,18 @@ pub struct LogInPayload {
 pub struct TwoFactorChallenge {
     pub challenge: String,
     pub expires_at: DateTime<Utc>,
+}
+
+#[ComplexObject]
+impl LogInPayload {
+    /// Set when the account is due to be deleted (`deleteAccount`): offer to keep it with
+    /// `cancelAccountDeletion`, which the session just opened may call until then.
+    async fn deletion_scheduled_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
+        match &self.user {
+            Some(user) => ctx.services()?.deletion.scheduled_at(user.0.account_id).await,
+            None => Ok(None),
+        }
+    }
 }
 
 impl LogInPayload {

@@ -246,12 +246,7 @@ impl IdentityService {
             }
             None => return Err(wrong()),
         };
-        if account.status() != AccountStatus::Active {
-            return Err(Error::forbidden("this account is inactive"));
-        }
-        if self.require_verified_email && account.email_verified_at.is_none() {
-            return Err(Error::forbidden("confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)"));
-        }
+        self.admit(&account)?;
         if two_factor {
             let challenge = random_token(CHALLENGE_PREFIX);
             let now = Utc::now();
@@ -260,6 +255,18 @@ impl IdentityService {
             return Ok(LogInOutcome::Challenge { challenge, expires_at });
         }
         Ok(LogInOutcome::Session(self.issue_session(account, meta).await?))
+    }
+
+    /// Whether an account that proved who it is may have a session: it is active, and its
+    /// address is verified when the gateway asks for that.
+    pub fn admit(&self, account: &Account) -> Result<()> {
+        if account.status() != AccountStatus::Active {
+            return Err(Error::forbidden("this account is inactive"));
+        }
+        if self.require_verified_email && account.email_verified_at.is_none() {
+            return Err(Error::forbidden("confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)"));
+        }
+        Ok(())
     }
 
     /// Opens a session for an account that has proven who it is.

@@ -49,6 +49,10 @@ pub enum SecurityEventKind {
     /// The holder asked for the account to be deleted (the detail is when).
     AccountDeletionScheduled,
     AccountDeletionCancelled,
+    /// A passkey was registered (the detail is its name).
+    PasskeyAdded,
+    /// A passkey was removed (the detail is its name).
+    PasskeyRemoved,
 }
 
 impl SecurityEventKind {
@@ -74,6 +78,8 @@ impl SecurityEventKind {
             EmailChanged => "security-email-changed",
             MailboxConnected => "security-mailbox-connected",
             MailboxDisconnected => "security-mailbox-disconnected",
+            PasskeyAdded => "security-passkey-added",
+            PasskeyRemoved => "security-passkey-removed",
             _ => return None,
         })
     }

@@ -22,7 +22,7 @@ use crate::identity::service::{ClientMeta, IdentityService, IssuedSession, Viewe
 /// Recovery codes issued at enrolment (and on regeneration).
 pub const RECOVERY_CODES: usize = 10;
 /// Wrong codes a log-in challenge tolerates before it is void.
-const MAX_CHALLENGE_ATTEMPTS: i32 = 5;
+pub const MAX_CHALLENGE_ATTEMPTS: i32 = 5;
 const ISSUER: &str = "Concierge";
 
 pub struct Enrollment {
@@ -198,10 +198,7 @@ impl SecurityService {
     #[instrument(skip_all)]
     pub async fn complete_log_in(&self, challenge: &str, code: &str, meta: ClientMeta) -> Result<IssuedSession> {
         let invalid = || Error::invalid("challenge", "the log-in challenge is unknown, used or expired; log in again");
-        let found = store::find_challenge(&self.db, &token_hash(challenge)).await?.ok_or_else(invalid)?;
-        if found.used_at.is_some() || found.expires_at <= Utc::now() || found.attempts >= MAX_CHALLENGE_ATTEMPTS {
-            return Err(invalid());
-        }
+        let found = self.live_challenge(challenge).await?.ok_or_else(invalid)?;
         let account = self.identity.accounts(&[found.account_id]).await?.pop().ok_or_else(invalid)?;
         let row = self.row(account.account_id).await?;
         if let Err(e) = self.verify_second_factor(&account, &row, code, &meta).await {
@@ -233,6 +230,32 @@ impl SecurityService {
             self.verify_second_factor(account, &row, code, &viewer.meta).await?;
         }
         Ok(())
+    }
+
+    /// Proves it is the holder with either the password or a second-factor code, for steps
+    /// a lost password must not block (removing a passkey). Counted like log-in attempts.
+    pub async fn confirm_password_or_code(&self, viewer: &Viewer, password_given: Option<String>, code: Option<&str>) -> Result<()> {
+        viewer.require_session()?;
+        let account = &viewer.account;
+        let row = self.row(account.account_id).await?;
+        match (password_given, code) {
+            (Some(given), _) => {
+                self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
+                if !password::verify(given, Some(row.password_hash.clone())).await? {
+                    self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
+                    return Err(Error::invalid("password", "the password is wrong"));
+                }
+                Ok(())
+            }
+            (None, Some(code)) => self.verify_second_factor(account, &row, code, &viewer.meta).await,
+            (None, None) => Err(Error::invalid("password", "give your password or a second-factor code")),
+        }
+    }
+
+    /// Whether a log-in challenge can still be completed; its row when so.
+    pub async fn live_challenge(&self, challenge: &str) -> Result<Option<store::ChallengeRow>> {
+        let found = store::find_challenge(&self.db, &token_hash(challenge)).await?;
+        Ok(found.filter(|c| c.used_at.is_none() && c.expires_at > Utc::now() && c.attempts < MAX_CHALLENGE_ATTEMPTS))
     }
 
     /// A TOTP code (once per step) or an unspent recovery code (then spent).

@@ -43,7 +43,12 @@ async fn a_scheduled_deletion_waits_for_its_grace_period_and_can_be_cancelled() 
 
     let at = chrono::DateTime::parse_from_rfc3339(r["data"]["deleteAccount"].as_str().unwrap_or_else(|| panic!("{r}"))).unwrap();
     assert!(at > chrono::Utc::now() + chrono::TimeDelta::hours(167), "the default grace is a week: {at}");
-    let token = app.log_in("ada@example.com", PASSWORD).await["data"]["logIn"]["token"].as_str().expect("log-in still works").to_owned();
+    // Logging in during the grace period says so, for the client to offer cancelling.
+    let log_in = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token deletionScheduledAt } }";
+    let r = app.gql(None, log_in, json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+    let token = r["data"]["logIn"]["token"].as_str().unwrap_or_else(|| panic!("log-in still works: {r}")).to_owned();
+    let offered = chrono::DateTime::parse_from_rfc3339(r["data"]["logIn"]["deletionScheduledAt"].as_str().unwrap_or_else(|| panic!("{r}"))).unwrap();
+    assert!((offered - at).num_milliseconds().abs() < 1, "{offered} is when it was scheduled, {at}");
     let me = app.gql(Some(&token), "{ me { deletionScheduledAt } }", json!({})).await;
     assert!(me["data"]["me"]["deletionScheduledAt"].is_string(), "{me}");
 
@@ -53,6 +58,8 @@ async fn a_scheduled_deletion_waits_for_its_grace_period_and_can_be_cancelled() 
     assert!(me["data"]["me"]["deletionScheduledAt"].is_null());
     let again = app.gql(Some(&token), "mutation { cancelAccountDeletion }", json!({})).await;
     assert_eq!(codes(&again), ["BAD_USER_INPUT"]);
+    let r = app.gql(None, log_in, json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+    assert!(r["data"]["logIn"]["token"].is_string() && r["data"]["logIn"]["deletionScheduledAt"].is_null(), "{r}");
 }
 
 #[tokio::test]

@@ -67,6 +67,7 @@ async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_down
     assert_eq!(account["account"]["memberships"][0]["role"], "OWNER");
     assert!(account["account"]["sessions"].as_array().is_some_and(|s| !s.is_empty()));
     assert!(account["account"]["accessTokens"][0]["prefix"].as_str().is_some_and(|p| pat.starts_with(p)));
+    assert_eq!(account["account"]["passkeys"], serde_json::json!([]), "passkey metadata has its place");
     let kinds: Vec<&str> = account["account"]["securityEvents"].as_array().unwrap().iter().filter_map(|e| e["kind"].as_str()).collect();
     assert!(kinds.contains(&"DATA_EXPORT_REQUESTED") && kinds.contains(&"SIGN_IN_SUCCEEDED"), "{kinds:?}");
     let everything = String::from_utf8_lossy(&bytes);

@@ -175,6 +175,15 @@ impl TestApp {
         .await
     }
 
+    /// Logs in with the password of an account with two-factor on; the challenge to complete.
+    pub async fn two_factor_challenge(&self, email: &str) -> String {
+        let r = self
+            .gql(None, "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token twoFactorChallenge { challenge } } }", json!({ "e": email, "p": PASSWORD }))
+            .await;
+        assert!(r["data"]["logIn"]["token"].is_null(), "{r}");
+        r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
+    }
+
     /// Signs up `email` and logs in; returns the user with its token and personal workspace.
     pub async fn user(&self, email: &str) -> TestUser {
         let r = self.sign_up(email, "Test", "User").await;
@@ -379,4 +388,13 @@ pub fn error_of(response: &Value) -> (String, Option<String>) {
         e["extensions"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {response}")).to_owned(),
         e["extensions"]["field"].as_str().map(str::to_owned),
     )
+}
+
+/// Runs a script of tests/js with Node and `args` (without blocking the runtime the server
+/// runs on); its packages come from `scripts/test` (npm ci). Whether it exited 0, and its stdout.
+pub async fn node(script: &str, args: &[&str]) -> (bool, String) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js");
+    assert!(dir.join("node_modules").exists(), "tests/js/node_modules is missing: run scripts/test (it runs npm ci)");
+    let out = tokio::process::Command::new("node").arg(dir.join(script)).args(args).current_dir(&dir).output().await.expect("node runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -21,6 +21,7 @@ mod mail_lab;
 mod notifications;
 mod oauth_calendars;
 mod oauth_mail;
+mod passkeys;
 mod platform_events;
 mod profile;
 mod recovery;

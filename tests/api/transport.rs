@@ -1,26 +1,10 @@
 //! The HTTP surface: GraphiQL from the gateway itself, health, metrics, request ids, GET
 //! semantics, and the GraphQL-over-HTTP conformance audit.
 
-use std::path::Path;
-use tokio::process::Command;
-
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, codes};
-
-fn js_dir() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/js")
-}
-
-/// Runs a script of tests/js with Node (without blocking the runtime the server runs on);
-/// its packages come from `scripts/test` (npm ci).
-async fn node(script: &str, arg: &str) -> (bool, String) {
-    let dir = js_dir();
-    assert!(dir.join("node_modules").exists(), "tests/js/node_modules is missing: run scripts/test (it runs npm ci)");
-    let out = Command::new("node").arg(dir.join(script)).arg(arg).current_dir(&dir).output().await.expect("node runs");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
-}
+use crate::helpers::{TestApp, codes, node};
 
 #[tokio::test]
 async fn graphiql_is_served_to_browsers_by_the_gateway_itself() {
@@ -46,7 +30,7 @@ async fn graphiql_is_served_to_browsers_by_the_gateway_itself() {
 async fn graphiql_runs_a_query_in_headless_chromium_without_leaving_the_gateway() {
     let app = TestApp::spawn().await;
 
-    let (ok, report) = node("graphiql.mjs", &app.base).await;
+    let (ok, report) = node("graphiql.mjs", &[&app.base]).await;
 
     let report: Value = serde_json::from_str(report.trim()).unwrap_or_else(|_| panic!("no report: {report}"));
     assert_eq!(report["externalRequests"], json!([]), "{report}");
@@ -58,7 +42,7 @@ async fn graphiql_runs_a_query_in_headless_chromium_without_leaving_the_gateway(
 async fn every_must_of_the_graphql_over_http_audit_passes() {
     let app = TestApp::spawn().await;
 
-    let (_, out) = node("audit.mjs", &format!("{}/graphql", app.base)).await;
+    let (_, out) = node("audit.mjs", &[&format!("{}/graphql", app.base)]).await;
 
     let results: Vec<Value> = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("no audit results: {out}"));
     assert!(results.len() > 20, "{out}");

@@ -77,7 +77,7 @@ impl Application {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
-        let connectors = crate::mailboxes::registry::Registry::builtin(mail_options(&config)?, &config)?;
+        let connectors = crate::accounts::registry::Registry::builtin(mail_options(&config)?, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
         let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors, relying_party);
         let schema = graphql::build_schema(&config, services.clone());
@@ -174,7 +174,7 @@ impl Application {
 /// How the built-in mail connectors reach servers: the operator's extra trusted roots,
 /// whether unencrypted connections to other machines are allowed, and which addresses
 /// user-typed hosts may resolve to (`CONCIERGE_OUTBOUND_ALLOW`; presets' servers are the
-/// operator's and not checked, see [`crate::mailboxes::registry`]).
+/// operator's and not checked, see [`crate::accounts::registry`]).
 fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp::Options> {
     let extra_root_certs_pem = match &config.mail_ca_file {
         Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read {} (CONCIERGE_MAIL_CA_FILE)", path.display()))?),
@@ -201,8 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))
         .route("/invitation", get(crate::profile::pages::invitation_page).post(crate::profile::pages::answer_invitation))
         .route("/media/photos/{account}/{version}/{file}", get(crate::profile::pages::photo))
-        .route("/oauth/callback/{connector}", get(crate::mailboxes::authorize::callback))
-        .route("/oauth/done", get(crate::mailboxes::authorize::done))
+        .route("/oauth/callback/{connector}", get(crate::connect::callback))
+        .route("/oauth/done", get(crate::connect::done))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz));
     if state.config.metrics_bind.is_none() {

@@ -3,6 +3,7 @@
 #![recursion_limit = "256"]
 //! Concierge: the GraphQL gateway for the "my account" side of a customer-engagement platform.
 
+pub mod accounts;
 pub mod activity;
 pub mod app;
 pub mod assets;
@@ -10,6 +11,7 @@ pub mod availability;
 pub mod calendars;
 pub mod clock;
 pub mod config;
+pub mod connect;
 pub mod contacts;
 pub mod crypto;
 pub mod db;

@@ -36,7 +36,7 @@ use crate::tokens::service::TokenService;
 use crate::workspace::service::{InvitationSettings, WorkspaceService};
 use crate::activity::service::ActivityService;
 use crate::contacts::service::ContactService;
-use crate::mailboxes::registry::Registry;
+use crate::accounts::registry::Registry;
 use crate::mailboxes::service::MailboxService;
 use crate::mailboxes::sync::{MailSync, SyncSettings};
 use crate::webhooks::{WebhookSettings, Webhooks};
@@ -185,7 +185,7 @@ impl Services {
             db.clone(),
             secrets.clone(),
             calendar_registry,
-            sync.clone(),
+            Arc::new(sync.clone()),
             notifications.clone(),
             CalendarSettings {
                 poll: Duration::from_secs(config.calendar_poll_secs.max(1)),

@@ -84,6 +84,43 @@ fn activity_page_args(first: Option<i32>, after: Option<String>) -> Result<(usiz
     Ok((first, after.map(|(at, id)| (at, EventId(id)))))
 }
 
+pub struct MailAddressNode<'a>(&'a Address);
+
+/// One mailbox from an address header.
+#[Object(name = "MailAddress")]
+impl MailAddressNode<'_> {
+    /// The display name, decoded from RFC 2047 encoded words; `None` when absent or blank.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// The address as written (trimmed, never case-folded: matching folds case elsewhere).
+    async fn email(&self) -> &str {
+        &self.0.email
+    }
+}
+
+pub struct MailAttachmentNode<'a>(&'a Attachment);
+
+/// A part of the message that is a file rather than the body.
+#[Object(name = "MailAttachment")]
+impl MailAttachmentNode<'_> {
+    /// The decoded file name (RFC 2231 `filename*` or RFC 2047 `name`), when the sender gave one.
+    async fn name(&self) -> Option<&str> {
+        self.0.name.as_deref()
+    }
+
+    /// `type/subtype`, lower-cased.
+    async fn content_type(&self) -> &str {
+        &self.0.content_type
+    }
+
+    /// Decoded size in bytes.
+    async fn size(&self) -> u64 {
+        self.0.size
+    }
+}
+
 /// The email a mail event (`MESSAGE_RECEIVE`, `MESSAGE_SEND`) records.
 pub struct MailMessageNode<'a>(&'a MessageData);
 
@@ -101,28 +138,28 @@ impl MailMessageNode<'_> {
 
     /// The HTML part, sanitised (no scripts, no event handlers, no styles).
     async fn html(&self) -> Option<String> {
-        self.0.html_source.as_deref().map(crate::mailboxes::parse::sanitise_html)
+        self.0.html()
     }
 
-    async fn from(&self) -> &[Address] {
-        &self.0.from
+    async fn from(&self) -> Vec<MailAddressNode<'_>> {
+        self.0.from.iter().map(MailAddressNode).collect()
     }
 
-    async fn to(&self) -> &[Address] {
-        &self.0.to
+    async fn to(&self) -> Vec<MailAddressNode<'_>> {
+        self.0.to.iter().map(MailAddressNode).collect()
     }
 
-    async fn cc(&self) -> &[Address] {
-        &self.0.cc
+    async fn cc(&self) -> Vec<MailAddressNode<'_>> {
+        self.0.cc.iter().map(MailAddressNode).collect()
     }
 
     /// Blind copies: known only for mail sent from the mailbox (its own copy keeps them).
-    async fn bcc(&self) -> &[Address] {
-        &self.0.bcc
+    async fn bcc(&self) -> Vec<MailAddressNode<'_>> {
+        self.0.bcc.iter().map(MailAddressNode).collect()
     }
 
-    async fn reply_to(&self) -> &[Address] {
-        &self.0.reply_to
+    async fn reply_to(&self) -> Vec<MailAddressNode<'_>> {
+        self.0.reply_to.iter().map(MailAddressNode).collect()
     }
 
     /// The Date header.
@@ -143,8 +180,8 @@ impl MailMessageNode<'_> {
         &self.0.references
     }
 
-    async fn attachments(&self) -> &[Attachment] {
-        &self.0.attachments
+    async fn attachments(&self) -> Vec<MailAttachmentNode<'_>> {
+        self.0.attachments.iter().map(MailAttachmentNode).collect()
     }
 
     /// Why the message could not be fully read, if it could not.

@@ -3,6 +3,7 @@
 //! pushed live.
 
 pub mod graphql;
+pub mod message;
 pub mod model;
 pub mod service;
 pub mod store;

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use crate::contacts::model::ContactId;
 use crate::error::{Error, Result};
-use crate::mailboxes::model::MailboxId;
+use crate::accounts::model::MailboxId;
 use crate::workspace::model::WorkspaceId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, Serialize, Deserialize)]
@@ -86,7 +86,7 @@ pub struct ActivityEvent {
     pub created_at: DateTime<Utc>,
     /// The conversation a mail event belongs to.
     pub thread_id: Option<ThreadId>,
-    /// A mail event's Message-ID, in [`crate::mailboxes::parse::id_key`] form.
+    /// A mail event's Message-ID, in [`super::message::id_key`] form.
     pub message_id: Option<String>,
 }
 
@@ -102,6 +102,5 @@ pub struct Thread {
     pub created_at: DateTime<Utc>,
 }
 
-/// What a mail event records about the email: the parser's output, stored as the event's
-/// `data`.
-pub use crate::mailboxes::parse::{Address, Attachment, ParsedMessage as MessageData};
+/// What a mail event records about the email, stored as the event's `data`.
+pub use super::message::{Address, Attachment, MessageData};

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::model::{ActivityEvent, EventId, Thread, ThreadId};
 use crate::contacts::model::ContactId;
 use crate::db::{Db, Tx};
-use crate::identity::store::{placeholders, row_placeholders};
+use crate::db::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 

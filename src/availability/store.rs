@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::db::Db;
 use crate::identity::model::AccountId;
-use crate::identity::store::placeholders;
+use crate::db::placeholders;
 use crate::on_pool;
 
 #[derive(sqlx::FromRow)]

@@ -10,7 +10,7 @@ use super::model::{Calendar, CalendarAccount, CalendarAccountStatus, CalendarSta
 use super::service::{AgendaEntry, ConnectCalendarInput};
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
-use crate::mailboxes::graphql::{ConnectorField, MailAuthMethod, form_fields};
+use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use crate::tokens::model::Scope;
 
 /// The longest window `me.calendarEvents` reads.

@@ -3,7 +3,7 @@ use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
-use crate::mailboxes::model::MailboxId;
+use crate::accounts::model::MailboxId;
 
 macro_rules! id_type {
     ($name:ident, $what:literal) => {

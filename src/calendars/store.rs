@@ -7,8 +7,8 @@ use concierge_connector_sdk::RemoteCalendar;
 use super::model::{AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarId, StoredEvent};
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::identity::store::placeholders;
-use crate::mailboxes::model::MailboxId;
+use crate::db::placeholders;
+use crate::accounts::model::MailboxId;
 use crate::{on_pool, on_tx};
 
 const ACCOUNT_COLUMNS: &str = "calendar_account_id, account_id, connector, username, settings, mailbox_id, status, status_reason, \

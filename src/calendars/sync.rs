@@ -20,8 +20,8 @@ use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::mail::i18n::text;
-use crate::mailboxes::registry::Registry;
-use crate::mailboxes::sync::MailSync;
+use crate::accounts::registry::Registry;
+use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -64,7 +64,7 @@ struct Inner {
     db: Db,
     secrets: SecretBox,
     registry: Registry,
-    mail: MailSync,
+    mail: SharedMailboxCredentials,
     notifications: NotificationService,
     settings: CalendarSettings,
     wake: Notify,
@@ -84,7 +84,7 @@ const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
 const SYNC_LEASE: Duration = Duration::from_secs(600);
 
 impl CalendarSync {
-    pub fn new(db: Db, secrets: SecretBox, registry: Registry, mail: MailSync, notifications: NotificationService, settings: CalendarSettings) -> Self {
+    pub fn new(db: Db, secrets: SecretBox, registry: Registry, mail: SharedMailboxCredentials, notifications: NotificationService, settings: CalendarSettings) -> Self {
         let process = uuid::Uuid::now_v7();
         CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process }) }
     }
@@ -194,11 +194,7 @@ impl CalendarSync {
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("no calendar connector {:?}", a.connector)))?;
         let settings: Settings = serde_json::from_str(&a.settings).map_err(anyhow::Error::from)?;
         let credentials = match a.mailbox_id {
-            Some(mailbox_id) => {
-                let mailbox = crate::mailboxes::store::find_mailbox(&self.inner.db, mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
-                let mail_connector = self.inner.registry.get(&mailbox.connector).cloned().ok_or(Error::NotFound("connector"))?;
-                self.inner.mail.account(&mailbox, &mail_connector).await?.credentials
-            }
+            Some(mailbox_id) => self.inner.mail.credentials(mailbox_id).await?,
             None => {
                 let sealed = store::credentials(&self.inner.db, a.calendar_account_id).await?.ok_or(Error::NotFound("calendar account"))?;
                 let login = StoredLogin::open(&self.inner.secrets, a.calendar_account_id, &sealed)?;

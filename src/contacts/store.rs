@@ -72,7 +72,7 @@ pub async fn contacts_by_address_keys(tx: &mut Tx, workspace_id: WorkspaceId, ke
     for chunk in keys.chunks(500) {
         let sql = format!(
             "SELECT address_key, contact_id FROM contact_email WHERE workspace_id = $1 AND address_key IN ({})",
-            crate::identity::store::placeholders(2, chunk.len())
+            crate::db::placeholders(2, chunk.len())
         );
         let rows: Vec<(String, ContactId)> = on_tx!(tx, conn => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
@@ -89,7 +89,7 @@ pub async fn contacts_by_address_keys(tx: &mut Tx, workspace_id: WorkspaceId, ke
 pub async fn find_contacts(db: &Db, ids: &[ContactId]) -> Result<Vec<Contact>, sqlx::Error> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(500) {
-        let sql = format!("SELECT {COLUMNS} FROM contact WHERE contact_id IN ({})", crate::identity::store::placeholders(1, chunk.len()));
+        let sql = format!("SELECT {COLUMNS} FROM contact WHERE contact_id IN ({})", crate::db::placeholders(1, chunk.len()));
         let rows: Vec<Contact> = on_pool!(db, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
             for id in chunk {
@@ -113,7 +113,7 @@ pub async fn emails_of(db: &Db, ids: &[ContactId]) -> Result<Vec<ContactEmail>, 
     for chunk in ids.chunks(500) {
         let sql = format!(
             "SELECT contact_id, address FROM contact_email WHERE contact_id IN ({}) ORDER BY contact_id, position",
-            crate::identity::store::placeholders(1, chunk.len())
+            crate::db::placeholders(1, chunk.len())
         );
         let rows: Vec<ContactEmail> = on_pool!(db, p => {
             let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));

@@ -179,6 +179,16 @@ impl Db {
     }
 }
 
+/// `$from, $from+1, …` for `n` values.
+pub fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// `($1, $2), ($3, $4)`: placeholders for a multi-row VALUES of `rows` rows of `cols` columns.
+pub fn row_placeholders(rows: usize, cols: usize) -> String {
+    (0..rows).map(|r| format!("({})", placeholders(r * cols + 1, cols))).collect::<Vec<_>>().join(", ")
+}
+
 /// A keyset page read with `LIMIT first + 1`: the first `first` rows, and whether more follow.
 pub fn split_page<T>(mut rows: Vec<T>, first: usize) -> (Vec<T>, bool) {
     let more = rows.len() > first;

@@ -66,7 +66,7 @@ pub async fn find_accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<Account>, s
     // One statement for the whole batch: `IN ($1, …, $n)` works on both backends.
     let sql = format!(
         "SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id IN ({})",
-        placeholders(1, ids.len())
+        crate::db::placeholders(1, ids.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
@@ -165,16 +165,6 @@ pub async fn revoke_session(db: &Db, session_id: Uuid, now: DateTime<Utc>) -> Re
         .await
         .map(drop))?;
     Ok(())
-}
-
-/// `$from, $from+1, …` for `n` values.
-pub fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
-/// `($1, $2), ($3, $4)`: placeholders for a multi-row VALUES of `rows` rows of `cols` columns.
-pub fn row_placeholders(rows: usize, cols: usize) -> String {
-    (0..rows).map(|r| format!("({})", placeholders(r * cols + 1, cols))).collect::<Vec<_>>().join(", ")
 }
 
 pub async fn account_is_active(tx: &mut Tx, id: AccountId) -> Result<bool, sqlx::Error> {

@@ -5,10 +5,11 @@ use std::io::Read as _;
 
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
-use concierge_connector_sdk::{AuthMethod, FieldKind, SharedConnector};
+use concierge_connector_sdk::SharedConnector;
 use futures_util::{Stream, future};
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
+use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use super::authorize::StartInput;
 use super::send::{OutgoingAttachment, ReplyContext, SendInput};
 use super::service::ConnectInput;
@@ -24,57 +25,6 @@ use crate::workspace::model::WorkspaceId;
 
 /// A kind of mail account the gateway can connect, and the form that connects one.
 pub struct MailConnectorNode(pub SharedConnector);
-
-#[derive(Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum MailAuthMethod {
-    /// The user types the mailbox's password (or an app password) into the form.
-    Password,
-    /// The user signs in at the provider.
-    #[graphql(name = "OAUTH2")]
-    Oauth2,
-}
-
-impl From<AuthMethod> for MailAuthMethod {
-    fn from(auth: AuthMethod) -> Self {
-        match auth {
-            AuthMethod::Password => MailAuthMethod::Password,
-            AuthMethod::OAuth2 => MailAuthMethod::Oauth2,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, async_graphql::Enum)]
-pub enum ConnectorFieldType {
-    Text,
-    Host,
-    Port,
-    Number,
-    Email,
-    Select,
-    Checkbox,
-    Date,
-}
-
-#[derive(SimpleObject)]
-pub struct ConnectorFieldChoice {
-    /// What to send in `settings`.
-    value: String,
-    label: String,
-}
-
-/// One field of a connector's connect form; its value goes in `settings[key]`.
-#[derive(SimpleObject)]
-pub struct ConnectorField {
-    key: String,
-    label: String,
-    #[graphql(name = "type")]
-    kind: ConnectorFieldType,
-    required: bool,
-    /// Used when the field is left out.
-    default: Option<Json<serde_json::Value>>,
-    choices: Vec<ConnectorFieldChoice>,
-    help: Option<String>,
-}
 
 #[Object(name = "MailConnector")]
 impl MailConnectorNode {
@@ -115,32 +65,6 @@ impl MailConnectorNode {
     async fn fields(&self) -> Vec<ConnectorField> {
         form_fields(self.0.descriptor())
     }
-}
-
-/// A connector's connect form, as GraphQL shows it (mail and calendar connectors alike).
-pub fn form_fields(descriptor: &concierge_connector_sdk::Descriptor) -> Vec<ConnectorField> {
-    descriptor
-        .fields
-        .iter()
-        .map(|f| ConnectorField {
-            key: f.key.to_owned(),
-            label: f.label.clone(),
-            kind: match f.kind {
-                FieldKind::Text => ConnectorFieldType::Text,
-                FieldKind::Host => ConnectorFieldType::Host,
-                FieldKind::Port => ConnectorFieldType::Port,
-                FieldKind::Number => ConnectorFieldType::Number,
-                FieldKind::Email => ConnectorFieldType::Email,
-                FieldKind::Select => ConnectorFieldType::Select,
-                FieldKind::Checkbox => ConnectorFieldType::Checkbox,
-                FieldKind::Date => ConnectorFieldType::Date,
-            },
-            required: f.required,
-            default: f.default.clone().map(Json),
-            choices: f.choices.iter().map(|c| ConnectorFieldChoice { value: c.value.clone(), label: c.label.clone() }).collect(),
-            help: f.help.clone(),
-        })
-        .collect()
 }
 
 /// A connected mailbox. Its credentials are never shown.

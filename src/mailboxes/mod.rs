@@ -7,7 +7,6 @@ pub mod ingest;
 pub mod model;
 pub mod oauth;
 pub mod parse;
-pub mod registry;
 pub mod send;
 pub mod service;
 pub mod store;

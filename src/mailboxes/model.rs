@@ -1,29 +1,9 @@
 use chrono::{DateTime, NaiveDate, Utc};
-use uuid::Uuid;
 
-use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct MailboxId(pub Uuid);
-
-impl MailboxId {
-    pub fn new() -> Self {
-        MailboxId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw.trim()).map(MailboxId).map_err(|_| Error::invalid(field, "not a mailbox id"))
-    }
-}
-
-impl Default for MailboxId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+pub use crate::accounts::model::MailboxId;
 
 /// Where a mailbox's sync stands. Every change records why (`status_reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]

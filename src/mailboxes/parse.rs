@@ -5,10 +5,14 @@
 //! Everything here is best effort: [`parse`] always returns a [`ParsedMessage`] and says in
 //! [`ParsedMessage::malformed`] what it could not read, because one broken message must never
 //! stop a mailbox from syncing.
+//!
+//! What it produces is the activity store's own message type ([`crate::activity::message`]):
+//! the parser fills it and knows nothing of how it is stored or shown.
 
 use std::borrow::Cow;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::LazyLock;
+
+pub use crate::activity::message::{Address, Attachment, MAX_CONTENTS, MessageData as ParsedMessage, id_key, sanitise_html};
 
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
@@ -16,12 +20,7 @@ use mail_parser::decoders::charsets::map::charset_decoder;
 use mail_parser::{
     HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
 };
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-/// Most bytes kept for [`ParsedMessage::contents`] and [`ParsedMessage::html`] (and the title),
-/// cut on a char boundary: the event store holds a readable message, not an archive of it.
-pub const MAX_CONTENTS: usize = 256 * 1024;
 /// Most addresses kept per header, and most attachments listed: a hostile message with
 /// 100,000 parts or recipients must not make an event of the same size.
 pub const MAX_LISTED: usize = 1000;
@@ -34,86 +33,6 @@ pub const MAX_HTML_INPUT: usize = 4 * MAX_CONTENTS;
 /// Width html2text wraps at. Wide on purpose: readers wrap text themselves, and hard line
 /// breaks in the middle of sentences make previews and search snippets worse.
 const HTML_TEXT_WIDTH: usize = 10_000;
-
-/// One mailbox from an address header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
-#[graphql(name = "MailAddress")]
-pub struct Address {
-    /// The display name, decoded from RFC 2047 encoded words; `None` when absent or blank.
-    pub name: Option<String>,
-    /// The address as written (trimmed, never case-folded: matching folds case elsewhere).
-    pub email: String,
-}
-
-/// A part of the message that is a file rather than the body.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, async_graphql::SimpleObject)]
-#[graphql(name = "MailAttachment")]
-pub struct Attachment {
-    /// The decoded file name (RFC 2231 `filename*` or RFC 2047 `name`), when the sender gave one.
-    pub name: Option<String>,
-    /// `type/subtype`, lower-cased.
-    pub content_type: String,
-    /// Decoded size in bytes.
-    pub size: u64,
-}
-
-/// What a mail event records about one message (stored as its `data`, JSON).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ParsedMessage {
-    /// The decoded subject; `""` when there is none.
-    pub title: String,
-    /// The plain-text body, or text made from the sanitised HTML when there is only HTML;
-    /// at most [`MAX_CONTENTS`] bytes.
-    pub contents: String,
-    /// The HTML body as the sender wrote it (cut where it nests too deeply, and at
-    /// [`MAX_HTML_INPUT`] bytes); `None` when the message has no HTML part. **Unsanitised:**
-    /// show it only through [`ParsedMessage::html`] or [`sanitise_html`]. Sanitising is left to
-    /// whoever shows it because it is most of the parsing time, and ingest must keep up with
-    /// the server.
-    pub html_source: Option<String>,
-    pub from: Vec<Address>,
-    pub to: Vec<Address>,
-    pub cc: Vec<Address>,
-    /// Present on the sender's own copy (a Sent folder's, or what we sent), rarely otherwise.
-    pub bcc: Vec<Address>,
-    pub reply_to: Vec<Address>,
-    /// The Date header in UTC; `None` when missing or naming a day that does not exist.
-    pub date: Option<DateTime<Utc>>,
-    /// Without angle brackets, trimmed.
-    pub message_id: Option<String>,
-    /// Ids without angle brackets.
-    pub in_reply_to: Vec<String>,
-    /// Ids without angle brackets, oldest first as written.
-    pub references: Vec<String>,
-    pub attachments: Vec<Attachment>,
-    /// Why the message could not be fully read; `None` when it was.
-    pub malformed: Option<String>,
-}
-
-impl ParsedMessage {
-    /// The HTML body, sanitised.
-    pub fn html(&self) -> Option<String> {
-        self.html_source.as_deref().map(sanitise_html)
-    }
-
-    /// The key ingest deduplicates by after (mailbox, UIDVALIDITY, UID): `mid:<message-id>`
-    /// lower-cased, or, for a message without a Message-ID, `sha256:<hex>` of the raw bytes so
-    /// the same message fetched twice is still recognised.
-    pub fn dedupe_key(&self, raw: &[u8]) -> String {
-        match &self.message_id {
-            Some(id) => format!("mid:{}", id_key(id)),
-            None => format!("sha256:{}", hex(&Sha256::digest(raw))),
-        }
-    }
-}
-
-/// The form Message-IDs are compared in (own ids, In-Reply-To, References): lower-cased, as
-/// in [`ParsedMessage::dedupe_key`]. (The local part is case-sensitive in theory; clients
-/// that rewrite ids change their case far more often than two ids differ only by it.)
-pub fn id_key(id: &str) -> String {
-    id.to_lowercase()
-}
 
 /// Parses a raw message. Never panics, whatever the bytes.
 pub fn parse(raw: &[u8]) -> ParsedMessage {
@@ -579,38 +498,6 @@ fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
         .position(|w| w.eq_ignore_ascii_case(needle))
 }
 
-/// The sanitiser, built once: configuring ammonia builds a dozen hash sets, a quarter of its
-/// time on a 2 KB message (26 µs shared, 34 µs built per call). Read-only, so sharing is safe.
-static SANITISER: LazyLock<ammonia::Builder<'static>> = LazyLock::new(|| {
-    let mut builder = ammonia::Builder::default();
-    // Defaults drop <script> and <style> with their content; <title> too, or the document
-    // title would show up as the first line of the body.
-    builder.add_clean_content_tags(["title"]);
-    builder
-});
-
-/// HTML safe to show: ammonia's defaults (no scripts, styles, event handlers or
-/// `javascript:` links), trimmed and capped at [`MAX_CONTENTS`] bytes.
-pub fn sanitise_html(source: &str) -> String {
-    let mut clean = SANITISER.clean(source).to_string();
-    // Removed <head>, <script> and <style> leave blank lines behind.
-    if clean.trim().len() != clean.len() {
-        clean = clean.trim().to_owned();
-    }
-    if clean.len() <= MAX_CONTENTS {
-        return clean;
-    }
-    let mut end = clean.floor_char_boundary(MAX_CONTENTS);
-    // Don't end on half a tag. A browser drops an unfinished tag at the end of input anyway,
-    // so this is tidiness, not safety: a prefix of sanitised HTML introduces nothing new.
-    if let Some(open) = clean[..end].rfind('<')
-        && !clean[open..end].contains('>')
-    {
-        end = open;
-    }
-    clean[..end].to_owned()
-}
-
 fn html_to_text(html: &str) -> String {
     // The trivial decorator writes plain words: no `#` before headings, no `[…]` around links.
     let config = html2text::config::with_decorator(html2text::render::TrivialDecorator::new());
@@ -733,16 +620,6 @@ fn push_text(out: &mut String, piece: &str) {
 
 fn cap(s: &str) -> &str {
     &s[..s.floor_char_boundary(MAX_CONTENTS)]
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        out.push(char::from(DIGITS[usize::from(b >> 4)]));
-        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1423,15 +1300,5 @@ mod tests {
             }
         }
         assert!(inputs > 3_000, "only {inputs} inputs");
-    }
-
-    #[test]
-    fn sanitiser_configuration_is_accepted_by_ammonia() {
-        // ammonia asserts its configuration is consistent when it first cleans; a bad change to
-        // SANITISER must fail here, not on the first HTML message in production.
-        assert_eq!(
-            SANITISER.clean("<title>t</title><p>x</p>").to_string(),
-            "<p>x</p>"
-        );
     }
 }

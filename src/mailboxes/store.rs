@@ -6,7 +6,7 @@ use super::model::{Mailbox, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::identity::store::{placeholders, row_placeholders};
+use crate::db::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 

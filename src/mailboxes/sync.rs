@@ -29,7 +29,7 @@ use super::ingest::{self, Owner};
 use crate::activity::model::ActivityType;
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
-use super::registry::Registry;
+use crate::accounts::registry::Registry;
 use super::store;
 use crate::crypto::SecretBox;
 use crate::db::Db;
@@ -654,5 +654,14 @@ mod tests {
         }
         let spread: HashSet<Duration> = (0..20).map(|_| backoff(&s, 6)).collect();
         assert!(spread.len() > 1, "jitter spreads retries");
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::accounts::credentials::MailboxCredentials for MailSync {
+    async fn credentials(&self, mailbox_id: MailboxId) -> Result<concierge_connector_sdk::Credentials> {
+        let mailbox = store::find_mailbox(&self.inner.db, mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
+        let connector = self.inner.registry.get(&mailbox.connector).cloned().ok_or(Error::NotFound("connector"))?;
+        Ok(account_of(&self.inner, &mailbox, &connector).await?.credentials)
     }
 }

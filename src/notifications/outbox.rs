@@ -115,7 +115,7 @@ pub async fn close(db: &Db, ids: &[Uuid], state: &str, sent_with: Option<Uuid>, 
     let sql = format!(
         "UPDATE delivery_job SET state = $1, sent_with = $2, last_error = $3, done_at = $4, locked_until = NULL \
          WHERE job_id IN ({})",
-        crate::identity::store::placeholders(5, ids.len())
+        crate::db::placeholders(5, ids.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(state).bind(sent_with).bind(error).bind(now);
@@ -133,7 +133,7 @@ pub async fn retry_later(db: &Db, ids: &[Uuid], run_after: DateTime<Utc>, error:
     }
     let sql = format!(
         "UPDATE delivery_job SET run_after = $1, last_error = $2, locked_until = NULL WHERE job_id IN ({})",
-        crate::identity::store::placeholders(3, ids.len())
+        crate::db::placeholders(3, ids.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(run_after).bind(error);
@@ -180,7 +180,7 @@ pub async fn notification_ids(db: &Db, jobs: &[Uuid]) -> Result<Vec<Uuid>, sqlx:
     }
     let sql = format!(
         "SELECT notification_id FROM delivery_job WHERE notification_id IS NOT NULL AND job_id IN ({})",
-        crate::identity::store::placeholders(1, jobs.len())
+        crate::db::placeholders(1, jobs.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()));

@@ -138,7 +138,7 @@ pub async fn mark_read(db: &Db, account_id: AccountId, ids: &[Uuid], now: DateTi
     }
     let sql = format!(
         "UPDATE notification SET read_at = $2 WHERE account_id = $1 AND read_at IS NULL AND notification_id IN ({})",
-        crate::identity::store::placeholders(3, ids.len())
+        crate::db::placeholders(3, ids.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(now);
@@ -220,7 +220,7 @@ pub async fn find_notifications(db: &Db, account_id: AccountId, ids: &[Uuid]) ->
     }
     let sql = format!(
         "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND notification_id IN ({}) ORDER BY notification_id",
-        crate::identity::store::placeholders(2, ids.len())
+        crate::db::placeholders(2, ids.len())
     );
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id);

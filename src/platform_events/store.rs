@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::identity::store::row_placeholders;
+use crate::db::row_placeholders;
 use crate::service_accounts::model::ServiceAccountId;
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};

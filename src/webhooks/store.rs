@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::model::{Attempt, Delivery, DeliveryId, Webhook, WebhookId};
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::identity::store::{placeholders, row_placeholders};
+use crate::db::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 

@@ -6,7 +6,7 @@ use uuid::Uuid;
 use super::model::{Invitation, InvitationId, Membership, MembershipStatus, Role, Workspace, WorkspaceId};
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::identity::store::placeholders;
+use crate::db::placeholders;
 use crate::{on_pool, on_tx};
 
 const MEMBERSHIP_COLUMNS: &str = "membership_id, workspace_id, account_id, role, status, created_at";

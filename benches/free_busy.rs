@@ -46,7 +46,8 @@ const TO: &str = "2027-04-01T00:00:00Z";
 /// The events lie in the 90 days from here (30 days before the window, 29 after).
 const SPAN_DAYS: i64 = 90;
 
-const FREE_BUSY: &str = "query($f: DateTime!, $t: DateTime!) { me { freeBusy(from: $f, to: $t) { free { start end } busy { start end } } } }";
+const FREE_BUSY: &str =
+    "query($f: DateTime!, $t: DateTime!) { me { freeBusy(from: $f, to: $t) { free { start end } busy { start end } } } }";
 const EVENTS_QUERY: &str = "query($f: DateTime!, $t: DateTime!) { me { calendarEvents(from: $f, to: $t) { uid start end allDay busy } } }";
 
 fn setting(name: &str, default: usize) -> usize {
@@ -75,7 +76,11 @@ impl Lab {
         let dir = tempfile::Builder::new().prefix("cl-bench-").tempdir_in("/tmp").context("lab dir")?.keep();
         // `start` wants a folder that does not exist or is empty; it is empty.
         let mut lab = Lab { dir, url: String::new() };
-        let out = std::process::Command::new(script("calendar-lab")).arg("start").arg(&lab.dir).output().context("running scripts/calendar-lab")?;
+        let out = std::process::Command::new(script("calendar-lab"))
+            .arg("start")
+            .arg(&lab.dir)
+            .output()
+            .context("running scripts/calendar-lab")?;
         if !out.status.success() {
             bail!("scripts/calendar-lab start: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -427,7 +432,8 @@ async fn run() -> anyhow::Result<bool> {
     let input = json!({ "connector": "caldav", "username": dav_user, "password": dav_password, "settings": { "url": lab.url } });
     let data = client.gql(Some(&token), connect, json!({ "i": input })).await?;
     let account = data["connectCalendarAccount"]["id"].as_str().context("no calendar account")?.to_owned();
-    let ids: Vec<Value> = data["connectCalendarAccount"]["calendars"].as_array().context("no calendars")?.iter().map(|c| c["id"].clone()).collect();
+    let ids: Vec<Value> =
+        data["connectCalendarAccount"]["calendars"].as_array().context("no calendars")?.iter().map(|c| c["id"].clone()).collect();
     if ids.len() != CALENDARS.len() {
         bail!("the account lists {} calendars, not {}: {data}", ids.len(), CALENDARS.len());
     }
@@ -486,7 +492,10 @@ async fn run() -> anyhow::Result<bool> {
     let window_uids: HashSet<String> = in_window.iter().filter_map(|o| o["uid"].as_str().map(str::to_owned)).collect();
     let mut uids = HashSet::new();
     let start = span_start().and_hms_opt(0, 0, 0).expect("time").and_utc();
-    for (from, to) in [(start - chrono::Duration::days(1), start + chrono::Duration::days(45)), (start + chrono::Duration::days(45), start + chrono::Duration::days(SPAN_DAYS + 1))] {
+    for (from, to) in [
+        (start - chrono::Duration::days(1), start + chrono::Duration::days(45)),
+        (start + chrono::Duration::days(45), start + chrono::Duration::days(SPAN_DAYS + 1)),
+    ] {
         let data = client.gql(Some(&token), EVENTS_QUERY, json!({ "f": from.to_rfc3339(), "t": to.to_rfc3339() })).await?;
         for o in data["me"]["calendarEvents"].as_array().cloned().unwrap_or_default() {
             if let Some(uid) = o["uid"].as_str() {
@@ -526,11 +535,7 @@ async fn run() -> anyhow::Result<bool> {
     println!("  warm-up ({WARM_UP} queries): {}", warm.line());
     println!("  sequential, 1 in flight: {}", sequential.line());
     println!("  {in_flight} in flight: {}", parallel.line());
-    println!(
-        "  gateway RSS: {:.1} MiB after the sync, {:.1} MiB after the queries",
-        rss_synced as f64 / 1024.0,
-        rss_after as f64 / 1024.0
-    );
+    println!("  gateway RSS: {:.1} MiB after the sync, {:.1} MiB after the queries", rss_synced as f64 / 1024.0, rss_after as f64 / 1024.0);
 
     let mut ok = true;
     for (what, round) in [("warm-up", &warm), ("sequential", &sequential), ("parallel", &parallel)] {

@@ -178,17 +178,22 @@ impl Gateway {
         let stop = app.shutdown_handle();
         tokio::spawn(app.run());
         let mut g = Gateway { app_port, services, stop, _data: data, token: String::new(), pg_schema };
-        g.gql("mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }", json!({ "i": {
-            "email": "bench@example.com", "password": PASSWORD, "firstName": "Bench", "lastName": "Mark" } }))
-            .await?;
-        let data = g.gql("mutation { logIn(email: \"bench@example.com\", password: \"Correct-Horse-9!battery\") { token } }", json!({})).await?;
+        g.gql(
+            "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
+            json!({ "i": {
+            "email": "bench@example.com", "password": PASSWORD, "firstName": "Bench", "lastName": "Mark" } }),
+        )
+        .await?;
+        let data =
+            g.gql("mutation { logIn(email: \"bench@example.com\", password: \"Correct-Horse-9!battery\") { token } }", json!({})).await?;
         g.token = data["logIn"]["token"].as_str().context("token")?.to_owned();
         Ok(g)
     }
 
     async fn gql(&self, query: &str, variables: Value) -> anyhow::Result<Value> {
         let client = reqwest::Client::builder().no_proxy().build()?;
-        let mut req = client.post(format!("http://127.0.0.1:{}/graphql", self.app_port)).json(&json!({ "query": query, "variables": variables }));
+        let mut req =
+            client.post(format!("http://127.0.0.1:{}/graphql", self.app_port)).json(&json!({ "query": query, "variables": variables }));
         if !self.token.is_empty() {
             req = req.bearer_auth(&self.token);
         }
@@ -253,11 +258,16 @@ async fn latency(lab: &Lab, gateway: &Gateway, appends: usize) -> anyhow::Result
     let mut request = format!("ws://127.0.0.1:{}/graphql", gateway.app_port).into_client_request()?;
     request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
     let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
-    ws.send(Message::text(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", gateway.token) } }).to_string()))
-        .await?;
+    ws.send(Message::text(
+        json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", gateway.token) } }).to_string(),
+    ))
+    .await?;
     ws.next().await.context("ack")??;
-    ws.send(Message::text(json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { activityEvents { message { title } } }" } }).to_string()))
-        .await?;
+    ws.send(Message::text(
+        json!({ "id": "1", "type": "subscribe", "payload": { "query": "subscription { activityEvents { message { title } } }" } })
+            .to_string(),
+    ))
+    .await?;
     // The bare IDLE client.
     let (mut ir, mut iw) = raw_login(lab.imap).await?;
     iw.write_all(b"s SELECT INBOX\r\n").await?;
@@ -329,7 +339,12 @@ async fn run() -> anyhow::Result<bool> {
         let (id, sync_s) = gateway.sync(lab.imap, n).await?;
         let (bare_rate, sync_rate) = (n as f64 / bare_s, n as f64 / sync_s);
         ratios.push(sync_rate / bare_rate);
-        println!("| {round} | {bare_rate:.0} ({:.2} s, {:.1} MB) | {sync_rate:.0} ({sync_s:.2} s) | {:.2} |", bare_s, bytes as f64 / 1e6, sync_rate / bare_rate);
+        println!(
+            "| {round} | {bare_rate:.0} ({:.2} s, {:.1} MB) | {sync_rate:.0} ({sync_s:.2} s) | {:.2} |",
+            bare_s,
+            bytes as f64 / 1e6,
+            sync_rate / bare_rate
+        );
         last = Some((gateway, id));
     }
     ratios.sort_by(f64::total_cmp);
@@ -341,13 +356,23 @@ async fn run() -> anyhow::Result<bool> {
     println!("\n(b) APPEND → subscriber, {appends} messages (ms)");
     println!("| path | p50 | p99 | max |\n| --- | ---: | ---: | ---: |");
     println!("| gateway subscriber | {:.0} | {:.0} | {:.0} |", percentile(&g, 0.5), percentile(&g, 0.99), g[g.len() - 1]);
-    println!("| bare IDLE client (Dovecot's own delay) | {:.0} | {:.0} | {:.0} |", percentile(&idle, 0.5), percentile(&idle, 0.99), idle[idle.len() - 1]);
+    println!(
+        "| bare IDLE client (Dovecot's own delay) | {:.0} | {:.0} | {:.0} |",
+        percentile(&idle, 0.5),
+        percentile(&idle, 0.99),
+        idle[idle.len() - 1]
+    );
     let added: Vec<f64> = {
         let mut v: Vec<f64> = g.iter().zip(&idle).map(|(a, b)| a - b).collect();
         v.sort_by(f64::total_cmp);
         v
     };
-    println!("| gateway's share (subscriber − IDLE, per message) | {:.0} | {:.0} | {:.0} |", percentile(&added, 0.5), percentile(&added, 0.99), added[added.len() - 1]);
+    println!(
+        "| gateway's share (subscriber − IDLE, per message) | {:.0} | {:.0} | {:.0} |",
+        percentile(&added, 0.5),
+        percentile(&added, 0.99),
+        added[added.len() - 1]
+    );
     let met = percentile(&g, 0.5) <= 50.0 && percentile(&g, 0.99) <= 200.0;
     println!("latency goal (p50 ≤ 50 ms, p99 ≤ 200 ms end to end): {}", if met { "met" } else { "NOT met" });
     Ok(ratio >= 0.8)

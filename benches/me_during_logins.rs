@@ -89,11 +89,25 @@ fn main() {
     client_rt.block_on(async {
         let client = reqwest::Client::builder().pool_max_idle_per_host(LOGINS + 8).build().unwrap();
         let signup = "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }";
-        gql(&client, &url, None, signup, json!({ "i": { "email": "bench@example.com", "password": PASSWORD, "firstName": "Bench", "lastName": "Mark" } })).await;
+        gql(
+            &client,
+            &url,
+            None,
+            signup,
+            json!({ "i": { "email": "bench@example.com", "password": PASSWORD, "firstName": "Bench", "lastName": "Mark" } }),
+        )
+        .await;
         let login = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token } }";
         let r = gql(&client, &url, None, login, json!({ "e": "bench@example.com", "p": PASSWORD })).await;
         let session = r["data"]["logIn"]["token"].as_str().expect("session").to_owned();
-        let r = gql(&client, &url, Some(&session), "mutation { createAccessToken(input: {name: \"bench\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+        let r = gql(
+            &client,
+            &url,
+            Some(&session),
+            "mutation { createAccessToken(input: {name: \"bench\", scopes: [\"profile:read\"]}) { token } }",
+            json!({}),
+        )
+        .await;
         let token = r["data"]["createAccessToken"]["token"].as_str().expect("token").to_owned();
 
         // Warm up, then the idle baseline.

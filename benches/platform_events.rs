@@ -163,7 +163,8 @@ async fn run() -> anyhow::Result<bool> {
     let create = "mutation($w: ID!) { createServiceAccount(workspaceId: $w, name: \"bench\", scopes: [\"events:publish\"]) { id } }";
     let account = client.gql(Some(&owner), create, json!({ "w": workspace })).await?;
     let account = account["createServiceAccount"]["id"].as_str().context("no service account")?.to_owned();
-    let token = "mutation($a: ID!) { createServiceAccountToken(serviceAccountId: $a, name: \"bench\", scopes: [\"events:publish\"]) { token } }";
+    let token =
+        "mutation($a: ID!) { createServiceAccountToken(serviceAccountId: $a, name: \"bench\", scopes: [\"events:publish\"]) { token } }";
     let token = client.gql(Some(&owner), token, json!({ "a": account })).await?;
     let service_token = token["createServiceAccountToken"]["token"].as_str().context("no token")?.to_owned();
 
@@ -188,7 +189,8 @@ async fn run() -> anyhow::Result<bool> {
     let publishing = Instant::now();
     let outcomes: Vec<anyhow::Result<()>> = stream::iter(batches)
         .map(|batch| {
-            let (client, members, times, service_token, now) = (client.clone(), &members, Arc::clone(&times), service_token.clone(), now.clone());
+            let (client, members, times, service_token, now) =
+                (client.clone(), &members, Arc::clone(&times), service_token.clone(), now.clone());
             async move {
                 let input: Vec<Value> = batch
                     .iter()
@@ -254,7 +256,11 @@ async fn run() -> anyhow::Result<bool> {
     from_request.sort();
     let lost = events - latencies.len();
     println!("platform events: {events} events for {users} users, batches of {BATCH}, {in_flight} requests in flight");
-    println!("  publishEvents throughput: {:.0} events/s ({events} accepted in {:.2} s)", events as f64 / published_in.as_secs_f64(), published_in.as_secs_f64());
+    println!(
+        "  publishEvents throughput: {:.0} events/s ({events} accepted in {:.2} s)",
+        events as f64 / published_in.as_secs_f64(),
+        published_in.as_secs_f64()
+    );
     println!(
         "  end to end: the last event reached its subscriber {:.2} s after the first publish ({:.0} events/s)",
         (last_arrival - publishing).as_secs_f64(),

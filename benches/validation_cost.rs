@@ -35,7 +35,13 @@ fn fragment_bomb(depth: usize) -> String {
 }
 
 /// Sends `query` `rounds` times, one after another; the round trips, sorted, and the last answer.
-async fn time(http: &reqwest::Client, url: &str, token: Option<&str>, query: &str, rounds: usize) -> anyhow::Result<(Vec<Duration>, Value)> {
+async fn time(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    query: &str,
+    rounds: usize,
+) -> anyhow::Result<(Vec<Duration>, Value)> {
     let mut times = Vec::with_capacity(rounds);
     let mut last = Value::Null;
     for _ in 0..rounds {
@@ -71,7 +77,12 @@ async fn run() -> anyhow::Result<bool> {
     let mut medians = Vec::new();
     for (caller, token) in [("anonymous", None), ("signed in", Some(token.as_str()))] {
         let (floor, _) = time(&http, &url, token, "{ __typename }", rounds).await?;
-        println!("| {caller} | `{{ __typename }}` | 14 | {rounds} | {} | {} | {} |", ms(at(&floor, 0.5)), ms(at(&floor, 0.95)), ms(at(&floor, 1.0)));
+        println!(
+            "| {caller} | `{{ __typename }}` | 14 | {rounds} | {} | {} | {} |",
+            ms(at(&floor, 0.5)),
+            ms(at(&floor, 0.95)),
+            ms(at(&floor, 1.0))
+        );
         for depth in DEPTHS {
             let bomb = fragment_bomb(depth);
             let (times, last) = time(&http, &url, token, &bomb, rounds).await?;

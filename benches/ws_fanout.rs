@@ -91,7 +91,8 @@ impl Client {
     /// Creates a personal access token: the event every subscriber should hear about.
     async fn trigger(&self, n: usize) -> anyhow::Result<()> {
         let create = "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }";
-        let data = self.gql(Some(&self.session), create, json!({ "i": { "name": format!("fanout {n}"), "scopes": ["profile:read"] } })).await?;
+        let data =
+            self.gql(Some(&self.session), create, json!({ "i": { "name": format!("fanout {n}"), "scopes": ["profile:read"] } })).await?;
         data["createAccessToken"]["token"].as_str().context("createAccessToken gave no token")?;
         Ok(())
     }
@@ -164,7 +165,8 @@ struct Tally {
 
 impl Tally {
     fn new(subscribers: usize) -> Tally {
-        let round = || Round { got: AtomicUsize::new(0), first: AtomicU64::new(u64::MAX), last: AtomicU64::new(0), everyone: Notify::new() };
+        let round =
+            || Round { got: AtomicUsize::new(0), first: AtomicU64::new(u64::MAX), last: AtomicU64::new(0), everyone: Notify::new() };
         Tally {
             base: Instant::now(),
             subscribers,

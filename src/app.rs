@@ -9,8 +9,8 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Request, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use axum::middleware::{map_request, map_response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -63,13 +63,10 @@ impl Application {
         let fanout = Fanout::start(db.clone(), shutdown.clone()).await.context("starting change fan-out")?;
         let secrets = crate::crypto::SecretBox::load(config.secret_key.as_ref().map(|k| k.0.as_str()), &config.data_dir)?;
         let mailer = crate::mail::Mailer::new(config.smtp_url.as_ref().map(|u| u.0.as_str()), &config.mail_from, &config.data_dir)?;
-        let listener = TcpListener::bind(config.bind)
-            .await
-            .with_context(|| format!("cannot listen on {} (CONCIERGE_BIND)", config.bind))?;
+        let listener =
+            TcpListener::bind(config.bind).await.with_context(|| format!("cannot listen on {} (CONCIERGE_BIND)", config.bind))?;
         let metrics_listener = match config.metrics_bind {
-            Some(addr) => Some(
-                TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (CONCIERGE_METRICS_BIND)"))?,
-            ),
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr} (CONCIERGE_METRICS_BIND)"))?),
             None => None,
         };
         // Links and photo URLs need the address really bound (port 0 picks one).
@@ -214,11 +211,7 @@ pub fn router(state: AppState) -> Router {
         .layer(map_response(transport::finish_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request
-                .extensions()
-                .get::<RequestId>()
-                .and_then(|id| id.header_value().to_str().ok())
-                .unwrap_or("-");
+            let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
             tracing::info_span!(
                 "request",
                 request_id = %id,

@@ -139,9 +139,7 @@ impl BlobStore for LocalBlobStore {
         // `photos/a` is folder `photos`, names starting with `a`; `photos/a/` is all of
         // folder `photos/a`.
         let (folder, start) = match prefix.rsplit_once('/') {
-            Some((folder, start)) => {
-                (Some(BlobKey::new(folder).with_context(|| format!("blob prefix {prefix:?}"))?), start)
-            }
+            Some((folder, start)) => (Some(BlobKey::new(folder).with_context(|| format!("blob prefix {prefix:?}"))?), start),
             None => (None, prefix),
         };
         if !start.is_empty() {

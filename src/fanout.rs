@@ -25,9 +25,9 @@ use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_util::sync::CancellationToken;
 
-use crate::db::{Db, Pool};
 use crate::activity::model::EventId;
 use crate::contacts::model::ContactId;
+use crate::db::{Db, Pool};
 use crate::identity::model::AccountId;
 use crate::mailboxes::model::MailboxId;
 use crate::workspace::model::WorkspaceId;
@@ -152,9 +152,7 @@ impl Stream for TopicStream {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let Some(inner) = self.inner.as_mut() else { return Poll::Ready(None) };
-        Pin::new(inner)
-            .poll_next(cx)
-            .map(|item| item.map(|r| r.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n))))
+        Pin::new(inner).poll_next(cx).map(|item| item.map(|r| r.map_err(|BroadcastStreamRecvError::Lagged(n)| Lagged(n))))
     }
 }
 

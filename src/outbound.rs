@@ -14,8 +14,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use concierge_connector_sdk::OutboundPolicy;
-use concierge_connector_sdk::outbound::{OutboundError, Range, classify};
 pub use concierge_connector_sdk::outbound::PolicyResolver;
+use concierge_connector_sdk::outbound::{OutboundError, Range, classify};
 use url::{Host, Url};
 
 /// Longest URL accepted.
@@ -120,9 +120,19 @@ mod tests {
     async fn addresses_are_checked_whatever_way_the_url_writes_them() {
         let strict = OutboundPolicy::strict();
         for refused in [
-            "https://10.0.0.1/x", "https://169.254.169.254/latest/meta-data/", "https://[::ffff:a9fe:a9fe]/", "https://0x7f.1/",
-            "https://2130706433/", "https://[fd00::1]/", "https://127.0.0.1/", "https://localhost/", "https://127.1/",
-            "https://[::1]/", "https://[::ffff:127.0.0.1]/", "https://[64:ff9b::7f00:1]/", "https://[2002:7f00:1::]/",
+            "https://10.0.0.1/x",
+            "https://169.254.169.254/latest/meta-data/",
+            "https://[::ffff:a9fe:a9fe]/",
+            "https://0x7f.1/",
+            "https://2130706433/",
+            "https://[fd00::1]/",
+            "https://127.0.0.1/",
+            "https://localhost/",
+            "https://127.1/",
+            "https://[::1]/",
+            "https://[::ffff:127.0.0.1]/",
+            "https://[64:ff9b::7f00:1]/",
+            "https://[2002:7f00:1::]/",
         ] {
             assert!(resolve(refused, &strict).await.is_err(), "{refused} passed");
         }

@@ -3,43 +3,43 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::accounts::registry::Registry;
+use crate::activity::service::ActivityService;
 use crate::availability::service::AvailabilityService;
+use crate::blob::SharedBlobStore;
 use crate::calendars::service::CalendarService;
 use crate::calendars::sync::{CalendarSettings, CalendarSync};
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::db::Db;
-use crate::fanout::Fanout;
+use crate::contacts::service::ContactService;
 use crate::crypto::SecretBox;
+use crate::db::Db;
+use crate::deletion::service::DeletionService;
 use crate::error::Result;
-use crate::blob::SharedBlobStore;
+use crate::export::service::ExportService;
+use crate::fanout::Fanout;
+use crate::identity::service::{IdentityService, Viewer};
 use crate::mail::Mailer;
+use crate::mailboxes::service::MailboxService;
+use crate::mailboxes::sync::{MailSync, SyncSettings};
 use crate::notifications::delivery::{Delivery, DeliverySettings};
 use crate::notifications::digest::DigestScheduler;
 use crate::notifications::push::{PushSender, Vapid};
 use crate::notifications::service::{NotificationService, Wakers};
-use crate::profile::photo::PhotoLimits;
-use crate::deletion::service::DeletionService;
-use crate::export::service::ExportService;
-use crate::profile::service::ProfileService;
 use crate::passkeys::service::PasskeyService;
+use crate::platform_events::service::{PlatformEventService, PublishSettings};
+use crate::profile::photo::PhotoLimits;
+use crate::profile::service::ProfileService;
 use crate::recovery::service::{RecoveryService, RecoverySettings};
 use crate::security::log::SecurityLog;
 use crate::security::service::SecurityService;
 use crate::security::throttle::{AddressLimit, FailureLimit, Throttle};
-use crate::identity::service::{IdentityService, Viewer};
-use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::service_accounts::model::{PREFIX as SERVICE_TOKEN_PREFIX, Principal};
 use crate::service_accounts::service::ServiceAccountService;
-use crate::platform_events::service::{PlatformEventService, PublishSettings};
+use crate::tokens::model::PREFIX as TOKEN_PREFIX;
 use crate::tokens::service::TokenService;
-use crate::workspace::service::{InvitationSettings, WorkspaceService};
-use crate::activity::service::ActivityService;
-use crate::contacts::service::ContactService;
-use crate::accounts::registry::Registry;
-use crate::mailboxes::service::MailboxService;
-use crate::mailboxes::sync::{MailSync, SyncSettings};
 use crate::webhooks::{WebhookSettings, Webhooks};
+use crate::workspace::service::{InvitationSettings, WorkspaceService};
 
 #[derive(Clone)]
 pub struct Services {
@@ -103,7 +103,8 @@ impl Services {
         );
         let vapid_subject = config.vapid_subject.clone().unwrap_or_else(|| format!("mailto:{}", mailer.address()));
         let outbound = config.outbound_policy();
-        let push = PushSender::new(Arc::new(Vapid::from_seed(secrets.derive_key(b"concierge web push vapid"), vapid_subject)), outbound.clone());
+        let push =
+            PushSender::new(Arc::new(Vapid::from_seed(secrets.derive_key(b"concierge web push vapid"), vapid_subject)), outbound.clone());
         let delivery = Delivery::new(
             db.clone(),
             mailer.clone(),
@@ -223,7 +224,15 @@ impl Services {
                 PublishSettings { batch_max: config.publish_batch_max },
             ),
             activity: ActivityService::new(db.clone(), contacts.clone(), workspaces.clone()),
-            mailboxes: MailboxService::new(db.clone(), secrets.clone(), sync, fanout.clone(), workspaces.clone(), log.clone(), config.max_send_bytes),
+            mailboxes: MailboxService::new(
+                db.clone(),
+                secrets.clone(),
+                sync,
+                fanout.clone(),
+                workspaces.clone(),
+                log.clone(),
+                config.max_send_bytes,
+            ),
             contacts,
             webhooks,
             deletion: DeletionService::new(

@@ -64,9 +64,8 @@ impl Gateway {
             }
         });
         let mut gateway = Gateway { child, port: 0, _data: data };
-        gateway.port = port
-            .recv_timeout(Duration::from_secs(60))
-            .context("the gateway exited or did not log its `serving` line within 60 s")?;
+        gateway.port =
+            port.recv_timeout(Duration::from_secs(60)).context("the gateway exited or did not log its `serving` line within 60 s")?;
         Ok(gateway)
     }
 
@@ -91,7 +90,6 @@ pub fn rss_kib(status: &str) -> anyhow::Result<u64> {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .with_context(|| format!("no VmRSS in {status}"))
 }
-
 
 /// One GraphQL request over HTTP: its `data`, or an error carrying the GraphQL errors.
 pub async fn gql(http: &reqwest::Client, url: &str, token: Option<&str>, query: &str, variables: Value) -> anyhow::Result<Value> {

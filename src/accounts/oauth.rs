@@ -16,7 +16,6 @@ use oauth2::{
 };
 use serde::Deserialize;
 
-
 /// A token is refreshed when it has less than this left.
 pub const EARLY: Duration = Duration::from_secs(60);
 /// How long a provider has to answer a token or user-info request.
@@ -211,9 +210,7 @@ impl OAuthApps {
     }
 }
 
-fn token_error<RE: std::error::Error + 'static>(
-    e: RequestTokenError<RE, StandardErrorResponse<BasicErrorResponseType>>,
-) -> ProviderError {
+fn token_error<RE: std::error::Error + 'static>(e: RequestTokenError<RE, StandardErrorResponse<BasicErrorResponseType>>) -> ProviderError {
     match e {
         RequestTokenError::ServerResponse(r) => {
             let detail = r.error_description().cloned().unwrap_or_else(|| r.error().to_string());
@@ -227,4 +224,3 @@ fn token_error<RE: std::error::Error + 'static>(
         RequestTokenError::Other(m) => ProviderError::Unreachable(m),
     }
 }
-

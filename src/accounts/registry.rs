@@ -115,7 +115,10 @@ impl Registry {
             override_url(&mut provider.authorize_url, authorize);
             override_url(&mut provider.token_url, token);
             override_url(&mut provider.userinfo_url, userinfo);
-            apps.insert(kind.to_owned(), OAuthApp { provider, client_id: id.trim().to_owned(), client_secret: secret.as_ref().map(|s| s.0.clone()) });
+            apps.insert(
+                kind.to_owned(),
+                OAuthApp { provider, client_id: id.trim().to_owned(), client_secret: secret.as_ref().map(|s| s.0.clone()) },
+            );
         }
         registry.register(Arc::new(gmail)).register(Arc::new(outlook));
         // Calendars: any CalDAV server and iCloud by password; Google (CalDAV) and Microsoft

@@ -311,14 +311,17 @@ impl ThreadNode {
 
 /// One page of the threads a contact takes part in, most recently active first; the caller
 /// has authorised the contact.
-pub async fn contact_threads_page(ctx: &Context<'_>, contact: ContactId, first: Option<i32>, after: Option<String>) -> Result<ThreadConnection> {
+pub async fn contact_threads_page(
+    ctx: &Context<'_>,
+    contact: ContactId,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<ThreadConnection> {
     let (first, after) = timed_page_args(first, after)?;
     let before: Option<ThreadPosition> = after.map(|(at, id)| (at, ThreadId(id)));
     let (rows, more) = ctx.services()?.activity.contact_threads(contact, before, first).await?;
     let mut connection = Connection::new(after.is_some(), more);
-    connection
-        .edges
-        .extend(rows.into_iter().map(|t| Edge::new(OpaqueCursor((t.last_activity_at, t.thread_id.0)), ThreadNode(t))));
+    connection.edges.extend(rows.into_iter().map(|t| Edge::new(OpaqueCursor((t.last_activity_at, t.thread_id.0)), ThreadNode(t))));
     Ok(connection)
 }
 
@@ -400,10 +403,13 @@ impl ActivitySubscription {
                     Err(missed) => return Some(Err(live::lagged(missed, "events", "reload the activity"))),
                 };
                 // Everyone watching the workspace loads the same event: once is enough.
-                let load = async { services.activity.events(&[id]).await.map(|f| f.into_iter().next()).map_err(async_graphql::Error::from) };
+                let load =
+                    async { services.activity.events(&[id]).await.map(|f| f.into_iter().next()).map_err(async_graphql::Error::from) };
                 let found = services.fanout.load_once(id.0, load).await;
                 let here = found.map(|e| e.filter(|e| e.workspace_id == workspace_id));
-                Some(here.and_then(|e| e.map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("event")))))
+                Some(here.and_then(|e| {
+                    e.map(ActivityEventNode::new).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("event")))
+                }))
             }
         })
     }

@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::accounts::model::MailboxId;
 use crate::contacts::model::ContactId;
 use crate::error::{Error, Result};
-use crate::accounts::model::MailboxId;
 use crate::workspace::model::WorkspaceId;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, Serialize, Deserialize)]

@@ -30,7 +30,13 @@ impl ActivityService {
     }
 
     /// A page of the feed, newest first; the caller has authorised it.
-    pub async fn page(&self, feed: Feed, types: &[ActivityType], before: Option<Position>, first: usize) -> Result<(Vec<ActivityEvent>, bool)> {
+    pub async fn page(
+        &self,
+        feed: Feed,
+        types: &[ActivityType],
+        before: Option<Position>,
+        first: usize,
+    ) -> Result<(Vec<ActivityEvent>, bool)> {
         let kinds: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
         let rows = store::events_page(&self.db, feed, &kinds, before, first as i64 + 1).await?;
         Ok(crate::db::split_page(rows, first))

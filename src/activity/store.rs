@@ -9,7 +9,8 @@ use crate::db::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 
-const COLUMNS: &str = "event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at, thread_id, message_id";
+const COLUMNS: &str =
+    "event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at, thread_id, message_id";
 const THREAD_COLUMNS: &str = "thread_id, workspace_id, subject, last_activity_at, created_at";
 
 /// Records many events in one statement per 200; returns the ids of those recorded (the
@@ -47,7 +48,12 @@ pub async fn insert_events(tx: &mut Tx, events: &[ActivityEvent]) -> Result<Vec<
 }
 
 /// The ids of the workspace's events of `kind` with these dedupe keys.
-pub async fn events_by_keys(tx: &mut Tx, workspace_id: WorkspaceId, kind: &str, keys: &[&str]) -> Result<Vec<(String, EventId)>, sqlx::Error> {
+pub async fn events_by_keys(
+    tx: &mut Tx,
+    workspace_id: WorkspaceId,
+    kind: &str,
+    keys: &[&str],
+) -> Result<Vec<(String, EventId)>, sqlx::Error> {
     let mut out = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(500) {
         let sql = format!(
@@ -94,7 +100,13 @@ pub type Position = (DateTime<Utc>, EventId);
 
 /// Most recent first (by when it happened, then by id), after `before`, of the given kinds
 /// (all when empty).
-pub async fn events_page(db: &Db, feed: Feed, kinds: &[&str], before: Option<Position>, limit: i64) -> Result<Vec<ActivityEvent>, sqlx::Error> {
+pub async fn events_page(
+    db: &Db,
+    feed: Feed,
+    kinds: &[&str],
+    before: Option<Position>,
+    limit: i64,
+) -> Result<Vec<ActivityEvent>, sqlx::Error> {
     let (column, id) = match feed {
         Feed::Contact(c) => ("contact_id", c.0),
         Feed::Workspace(w) => ("workspace_id", w.0),
@@ -227,7 +239,12 @@ pub type ThreadPosition = (DateTime<Utc>, ThreadId);
 
 /// The threads with an event on the contact, most recently active first (then by id), after
 /// `before`.
-pub async fn contact_threads_page(db: &Db, contact_id: ContactId, before: Option<ThreadPosition>, limit: i64) -> Result<Vec<Thread>, sqlx::Error> {
+pub async fn contact_threads_page(
+    db: &Db,
+    contact_id: ContactId,
+    before: Option<ThreadPosition>,
+    limit: i64,
+) -> Result<Vec<Thread>, sqlx::Error> {
     let sql = format!(
         "SELECT {THREAD_COLUMNS} FROM thread WHERE thread_id IN \
            (SELECT thread_id FROM activity_event WHERE contact_id = $1 AND thread_id IS NOT NULL) \

@@ -214,7 +214,10 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
                 days.iter()
                     .enumerate()
                     .map(|(i, d)| {
-                        Ok(DaySchedule { day: d.day.into(), intervals: parse_intervals(&format!("weeklySchedule[{i}].intervals"), &d.intervals)? })
+                        Ok(DaySchedule {
+                            day: d.day.into(),
+                            intervals: parse_intervals(&format!("weeklySchedule[{i}].intervals"), &d.intervals)?,
+                        })
                     })
                     .collect::<Result<Vec<_>>>()
             })
@@ -224,7 +227,12 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
             .map(|list| {
                 list.iter()
                     .enumerate()
-                    .map(|(i, o)| Ok(DateOverride { date: o.date, intervals: parse_intervals(&format!("dateOverrides[{i}].intervals"), &o.intervals)? }))
+                    .map(|(i, o)| {
+                        Ok(DateOverride {
+                            date: o.date,
+                            intervals: parse_intervals(&format!("dateOverrides[{i}].intervals"), &o.intervals)?,
+                        })
+                    })
                     .collect::<Result<Vec<_>>>()
             })
             .transpose()?;
@@ -316,7 +324,8 @@ impl AvailabilitySubscription {
                     Err(e) => return Some(Err(e.into())),
                 };
                 let mut shown = shown.lock().unwrap_or_else(|e| e.into_inner());
-                (shown.insert(account_id, status) != Some(status)).then(|| Ok(PresenceChange { user_id: ID(account_id.to_string()), status }))
+                (shown.insert(account_id, status) != Some(status))
+                    .then(|| Ok(PresenceChange { user_id: ID(account_id.to_string()), status }))
             }
         })
     }

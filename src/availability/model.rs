@@ -331,7 +331,10 @@ mod tests {
         assert!(check_intervals("x", &[iv("09:00", "12:00"), iv("12:00", "17:00")]).is_ok());
         assert_eq!(field_of(check_intervals("x", &[iv("09:00", "12:00"), iv("13:00", "13:00")]).unwrap_err()), "x[1]");
         assert_eq!(field_of(check_intervals("x", &[iv("17:00", "09:00")]).unwrap_err()), "x[0]");
-        assert_eq!(field_of(check_intervals("x", &[iv("09:00", "12:00"), iv("14:00", "15:00"), iv("11:00", "13:00")]).unwrap_err()), "x[2]");
+        assert_eq!(
+            field_of(check_intervals("x", &[iv("09:00", "12:00"), iv("14:00", "15:00"), iv("11:00", "13:00")]).unwrap_err()),
+            "x[2]"
+        );
     }
 
     #[test]
@@ -381,7 +384,10 @@ mod tests {
         let mut a = every_day(vec![iv("09:00", "17:00")], Tz::UTC);
         a.overrides = vec![
             DateOverride { date: NaiveDate::from_ymd_opt(2026, 6, 1).unwrap(), intervals: vec![] },
-            DateOverride { date: NaiveDate::from_ymd_opt(2026, 6, 2).unwrap(), intervals: vec![iv("10:00", "11:00"), iv("20:00", "24:00")] },
+            DateOverride {
+                date: NaiveDate::from_ymd_opt(2026, 6, 2).unwrap(),
+                intervals: vec![iv("10:00", "11:00"), iv("20:00", "24:00")],
+            },
         ];
         let spans = a.working_spans(utc("2026-06-01T00:00:00Z"), utc("2026-06-03T00:00:00Z"));
         assert_eq!(

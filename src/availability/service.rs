@@ -84,10 +84,7 @@ impl AvailabilityService {
             .filter(|(_, open, closed)| *open > 0 || closed.is_some_and(|at| at + grace > now))
             .map(|(id, _, _)| id)
             .collect();
-        Ok(ids
-            .iter()
-            .map(|id| (*id, chosen.get(id).copied().unwrap_or_default().effective(connected.contains(id))))
-            .collect())
+        Ok(ids.iter().map(|id| (*id, chosen.get(id).copied().unwrap_or_default().effective(connected.contains(id)))).collect())
     }
 
     #[instrument(skip_all)]
@@ -157,11 +154,8 @@ impl AvailabilityService {
         let mut busy = a.busy_spans();
         busy.extend(calendars.busy(viewer.account_id(), from, to, a.time_zone).await?);
         let free = free_spans(&a, from, to, &busy);
-        let busy = merge(busy)
-            .into_iter()
-            .map(|s| Span { start: s.start.max(from), end: s.end.min(to) })
-            .filter(|s| s.start < s.end)
-            .collect();
+        let busy =
+            merge(busy).into_iter().map(|s| Span { start: s.start.max(from), end: s.end.min(to) }).filter(|s| s.start < s.end).collect();
         Ok((free, busy))
     }
 
@@ -246,8 +240,11 @@ impl AvailabilityService {
                 return;
             }
         };
-        let changes: Vec<Change> =
-            workspaces.into_iter().filter(|m| m.is_active()).map(|m| Change::Presence { workspace_id: m.workspace_id, account_id }).collect();
+        let changes: Vec<Change> = workspaces
+            .into_iter()
+            .filter(|m| m.is_active())
+            .map(|m| Change::Presence { workspace_id: m.workspace_id, account_id })
+            .collect();
         self.fanout.publish_all(&changes).await;
     }
 }

@@ -4,8 +4,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::db::Db;
-use crate::identity::model::AccountId;
 use crate::db::placeholders;
+use crate::identity::model::AccountId;
 use crate::on_pool;
 
 #[derive(sqlx::FromRow)]
@@ -154,7 +154,8 @@ pub async fn heartbeat(db: &Db, process_id: Uuid, now: DateTime<Utc>) -> Result<
 /// Deletes the connection counts of processes not seen since `cutoff` (or never), and those
 /// processes; returns the accounts whose presence may have changed.
 pub async fn sweep(db: &Db, cutoff: DateTime<Utc>) -> Result<Vec<AccountId>, sqlx::Error> {
-    const STALE: &str = "NOT EXISTS (SELECT 1 FROM presence_process p WHERE p.process_id = presence_connection.process_id AND p.seen_at >= $1)";
+    const STALE: &str =
+        "NOT EXISTS (SELECT 1 FROM presence_process p WHERE p.process_id = presence_connection.process_id AND p.seen_at >= $1)";
     let accounts: Vec<AccountId> = on_pool!(db, p => sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT DISTINCT account_id FROM presence_connection WHERE {STALE}")))
         .bind(cutoff)

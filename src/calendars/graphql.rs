@@ -8,9 +8,9 @@ use concierge_connector_sdk::SharedCalendarConnector;
 
 use super::model::{Calendar, CalendarAccount, CalendarAccountStatus, CalendarStatus};
 use super::service::{AgendaEntry, ConnectCalendarInput};
+use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
-use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use crate::tokens::model::Scope;
 
 /// The longest window `me.calendarEvents` reads.
@@ -249,7 +249,12 @@ impl CalendarMutation {
     /// its password. A user without a primary calendar gets the first writable one.
     async fn connect_calendar_account(&self, ctx: &Context<'_>, input: ConnectCalendarAccountInput) -> Result<CalendarAccountNode> {
         let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
-        let input = ConnectCalendarInput { connector: input.connector, username: input.username, password: input.password, settings: input.settings.0 };
+        let input = ConnectCalendarInput {
+            connector: input.connector,
+            username: input.username,
+            password: input.password,
+            settings: input.settings.0,
+        };
         Ok(CalendarAccountNode(ctx.services()?.calendars.connect(&viewer, input).await?))
     }
 

@@ -6,10 +6,9 @@
 //! strict only where nothing sensible can be stored (no UID, no DTSTART): a bad object must
 //! not stop the sync of the rest of the calendar, and no input may panic.
 
-
-use concierge_connector_sdk::ical::{Writer, param_value};
 use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
 use chrono_tz::Tz;
+use concierge_connector_sdk::ical::{Writer, param_value};
 use icalendar::parser::{Component, Property};
 use serde::{Deserialize, Serialize};
 
@@ -277,19 +276,11 @@ pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
 }
 
 pub(crate) fn add_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        DateTime::<Utc>::MAX_UTC
-    })
+    t.checked_add_signed(d).unwrap_or(if d < Duration::zero() { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
 }
 
 pub(crate) fn sub_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    t.checked_sub_signed(d).unwrap_or(if d < Duration::zero() {
-        DateTime::<Utc>::MAX_UTC
-    } else {
-        DateTime::<Utc>::MIN_UTC
-    })
+    t.checked_sub_signed(d).unwrap_or(if d < Duration::zero() { DateTime::<Utc>::MAX_UTC } else { DateTime::<Utc>::MIN_UTC })
 }
 
 /// Parses one calendar object: the master VEVENT (the one without RECURRENCE-ID) and the
@@ -388,16 +379,7 @@ fn master_series(
         parsed_overrides.push(parse_override(*recurrence_id, event, length, zones, approximate)?);
     }
 
-    let series = Series {
-        start,
-        length,
-        busy: is_busy(master),
-        rule,
-        rdates,
-        exdates,
-        overrides: parsed_overrides,
-        approximate: false,
-    };
+    let series = Series { start, length, busy: is_busy(master), rule, rdates, exdates, overrides: parsed_overrides, approximate: false };
     Ok((series, text(master, "SUMMARY"), text(master, "LOCATION")))
 }
 
@@ -455,16 +437,9 @@ fn default_length(start: When) -> Length {
 }
 
 // From DURATION, else DTEND; `None` when the event has neither.
-fn event_length(
-    event: &Component<'_>,
-    start: When,
-    zones: &TzidMap,
-    approximate: &mut bool,
-) -> Result<Option<Length>, IcalError> {
+fn event_length(event: &Component<'_>, start: When, zones: &TzidMap, approximate: &mut bool) -> Result<Option<Length>, IcalError> {
     if let Some(p) = prop(event, "DURATION") {
-        return parse_duration(p.val.as_str())
-            .map(Some)
-            .ok_or_else(|| IcalError::Invalid("unreadable DURATION".into()));
+        return parse_duration(p.val.as_str()).map(Some).ok_or_else(|| IcalError::Invalid("unreadable DURATION".into()));
     }
     let Some(p) = prop(event, "DTEND") else { return Ok(None) };
     let end = first_when(p, zones, approximate)?;
@@ -526,13 +501,7 @@ fn parse_when(value: &str, p: &Property<'_>, zones: &TzidMap, approximate: &mut 
         .map_err(|()| IcalError::Invalid(format!("unreadable {} value", p.name.as_str())))
 }
 
-fn parse_value(
-    value: &str,
-    is_date: bool,
-    tzid: Option<&str>,
-    zones: &TzidMap,
-    approximate: &mut bool,
-) -> Result<When, ()> {
+fn parse_value(value: &str, is_date: bool, tzid: Option<&str>, zones: &TzidMap, approximate: &mut bool) -> Result<When, ()> {
     if is_date {
         let day = value.get(..8).ok_or(())?;
         return NaiveDate::parse_from_str(day, "%Y%m%d").map(When::Date).map_err(|_| ());
@@ -637,10 +606,7 @@ pub fn resolve_tzid(tzid: &str) -> Option<Tz> {
         return Some(tz);
     }
     // A vendor prefix: try each suffix that starts after a '/'.
-    tzid.match_indices('/')
-        .filter_map(|(i, _)| tzid.get(i + 1..))
-        .filter(|rest| !rest.is_empty())
-        .find_map(|rest| rest.parse::<Tz>().ok())
+    tzid.match_indices('/').filter_map(|(i, _)| tzid.get(i + 1..)).filter(|rest| !rest.is_empty()).find_map(|rest| rest.parse::<Tz>().ok())
 }
 
 // The Windows zone names seen most, after CLDR's windowsZones.xml ("001" territory).
@@ -1066,16 +1032,9 @@ mod tests {
 
     #[test]
     fn garbage_and_truncated_input_never_panics() {
-        for garbage in [
-            "",
-            "hello world",
-            "BEGIN:",
-            "BEGIN:VCALENDAR",
-            "END:VEVENT",
-            "\u{0}\u{1}\u{2}",
-            ":::;;;",
-            "BEGIN:VEVENT\r\nEND:VTODO",
-        ] {
+        for garbage in
+            ["", "hello world", "BEGIN:", "BEGIN:VCALENDAR", "END:VEVENT", "\u{0}\u{1}\u{2}", ":::;;;", "BEGIN:VEVENT\r\nEND:VTODO"]
+        {
             assert!(parse_object(garbage).is_err(), "{garbage:?}");
         }
         assert!(matches!(parse_object("hello world"), Err(IcalError::Invalid(_))));
@@ -1153,9 +1112,7 @@ mod tests {
             ("20260105T090000Z", "FREQ=DAILY;;;"),
         ];
         for (start, rule) in cases {
-            let text = calendar(&format!(
-                "BEGIN:VEVENT\nUID:odd\nDTSTART:{start}\nDURATION:P9999999W\nRRULE:{rule}\nEND:VEVENT"
-            ));
+            let text = calendar(&format!("BEGIN:VEVENT\nUID:odd\nDTSTART:{start}\nDURATION:P9999999W\nRRULE:{rule}\nEND:VEVENT"));
             let object = parse_object(&text).expect("parses");
             let _ = span(&object);
             let found = crate::calendars::recurrence::occurrences(&object, window.0, window.1, Tz::Pacific__Kiritimati);
@@ -1252,12 +1209,12 @@ mod tests {
         assert!(unfolded.contains("\r\nSEQUENCE:3\r\n"));
         // A name is quoted only when it holds `:`, `;` or `,`.
         assert!(unfolded.contains("\r\nORGANIZER;CN=Ada The Advisor:mailto:advisor@bank.example\r\n"));
-        assert!(unfolded.contains(
-            "\r\nATTENDEE;CN=Claire Client;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:client@example.com\r\n"
-        ));
-        assert!(unfolded.contains(
-            "\r\nATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:observer@example.com\r\n"
-        ));
+        assert!(
+            unfolded.contains(
+                "\r\nATTENDEE;CN=Claire Client;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:client@example.com\r\n"
+            )
+        );
+        assert!(unfolded.contains("\r\nATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:observer@example.com\r\n"));
         assert!(unfolded.contains("\r\nSTATUS:CONFIRMED\r\n"));
         // The long description really was folded, and not inside a character.
         assert!(text.matches("\r\n ").count() >= 3, "{text}");

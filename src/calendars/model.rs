@@ -1,9 +1,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::accounts::model::MailboxId;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
-use crate::accounts::model::MailboxId;
 
 macro_rules! id_type {
     ($name:ident, $what:literal) => {

@@ -46,13 +46,7 @@ pub fn occurrences(object: &ParsedObject, from: DateTime<Utc>, to: DateTime<Utc>
         }
         let end = series.length.end_after(when_tz, local, start);
         if overlaps(start, end, from, to) {
-            out.push(Occurrence {
-                start,
-                end,
-                all_day: series.start.is_date(),
-                busy: series.busy,
-                summary: object.summary.clone(),
-            });
+            out.push(Occurrence { start, end, all_day: series.start.is_date(), busy: series.busy, summary: object.summary.clone() });
         }
     };
 
@@ -107,20 +101,13 @@ pub(crate) fn last_rule_start(series: &Series, rule: &Rule) -> Option<When> {
         }
         // Floating and all-day series are expanded on the UTC wall clock; the caller pads.
         let mut last = None;
-        let complete = expand_rule(
-            series,
-            rule,
-            Tz::UTC,
-            DateTime::<Utc>::MIN_UTC,
-            DateTime::<Utc>::MAX_UTC,
-            MAX_INSTANCES,
-            |local, start| {
+        let complete =
+            expand_rule(series, rule, Tz::UTC, DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC, MAX_INSTANCES, |local, start| {
                 last = Some(match series.start {
                     When::Utc(_) | When::Zoned(..) => When::Utc(start),
                     When::Floating(_) | When::Date(_) => When::Floating(local),
                 });
-            },
-        );
+            });
         return if complete { last.or(Some(series.start)) } else { None };
     }
     if rule.until_is_far(series.start) {
@@ -128,9 +115,7 @@ pub(crate) fn last_rule_start(series: &Series, rule: &Rule) -> Option<When> {
     }
     match rule.until {
         // A DATE UNTIL on a timed series ends with that day.
-        Some(When::Date(d)) if !series.start.is_date() => {
-            Some(When::Floating(d.succ_opt().unwrap_or(d).and_time(NaiveTime::MIN)))
-        }
+        Some(When::Date(d)) if !series.start.is_date() => Some(When::Floating(d.succ_opt().unwrap_or(d).and_time(NaiveTime::MIN))),
         until => until,
     }
 }
@@ -220,8 +205,7 @@ fn rebase(local: NaiveDateTime, freq: Frequency, interval: u16, target: NaiveDat
                 return None;
             }
             let step = if freq == Frequency::Monthly { interval } else { 12 * interval };
-            let months = (i64::from(target.year()) - i64::from(local.year())) * 12 + i64::from(target.month())
-                - i64::from(local.month());
+            let months = (i64::from(target.year()) - i64::from(local.year())) * 12 + i64::from(target.month()) - i64::from(local.month());
             let periods = months / step - 1;
             if periods <= 0 {
                 return None;
@@ -331,14 +315,10 @@ mod tests {
              END:VEVENT",
         );
 
-        let found =
-            occurrences(&weekly, utc("2026-03-15T00:00:00Z"), utc("2026-04-05T00:00:00Z"), Tz::America__New_York);
+        let found = occurrences(&weekly, utc("2026-03-15T00:00:00Z"), utc("2026-04-05T00:00:00Z"), Tz::America__New_York);
 
         // 09:00 CET is 08:00 UTC; from 29 March 09:00 CEST is 07:00 UTC.
-        assert_eq!(
-            starts(&found),
-            vec![utc("2026-03-19T08:00:00Z"), utc("2026-03-26T08:00:00Z"), utc("2026-04-02T07:00:00Z")]
-        );
+        assert_eq!(starts(&found), vec![utc("2026-03-19T08:00:00Z"), utc("2026-03-26T08:00:00Z"), utc("2026-04-02T07:00:00Z")]);
         assert!(found.iter().all(|o| o.end - o.start == chrono::Duration::hours(1)));
     }
 
@@ -357,10 +337,7 @@ mod tests {
 
         // 02:30 does not exist on 29 March: it is read with the offset before the gap
         // (03:30 CEST), and the Sundays either side stay at 02:30 local.
-        assert_eq!(
-            starts(&found),
-            vec![utc("2026-03-22T01:30:00Z"), utc("2026-03-29T01:30:00Z"), utc("2026-04-05T00:30:00Z")]
-        );
+        assert_eq!(starts(&found), vec![utc("2026-03-22T01:30:00Z"), utc("2026-03-29T01:30:00Z"), utc("2026-04-05T00:30:00Z")]);
     }
 
     #[test]
@@ -380,10 +357,7 @@ mod tests {
 
         // Berlin moves its clocks forward that day: the day lasts 23 h.
         assert_eq!((in_berlin[0].start, in_berlin[0].end), (utc("2026-03-28T23:00:00Z"), utc("2026-03-29T22:00:00Z")));
-        assert_eq!(
-            (in_new_york[0].start, in_new_york[0].end),
-            (utc("2026-03-29T04:00:00Z"), utc("2026-03-30T04:00:00Z"))
-        );
+        assert_eq!((in_new_york[0].start, in_new_york[0].end), (utc("2026-03-29T04:00:00Z"), utc("2026-03-30T04:00:00Z")));
         assert!(in_berlin[0].all_day && in_new_york[0].all_day);
     }
 
@@ -397,8 +371,7 @@ mod tests {
              END:VEVENT",
         );
 
-        let in_tokyo =
-            occurrences(&floating, utc("2026-06-09T00:00:00Z"), utc("2026-06-11T00:00:00Z"), Tz::Asia__Tokyo);
+        let in_tokyo = occurrences(&floating, utc("2026-06-09T00:00:00Z"), utc("2026-06-11T00:00:00Z"), Tz::Asia__Tokyo);
 
         assert_eq!(starts(&in_tokyo), vec![utc("2026-06-10T00:00:00Z")]);
         assert!(!in_tokyo[0].all_day);
@@ -417,10 +390,7 @@ mod tests {
 
         let found = occurrences(&counted, utc("2026-01-01T00:00:00Z"), utc("2026-03-01T00:00:00Z"), Tz::UTC);
 
-        assert_eq!(
-            starts(&found),
-            vec![utc("2026-02-01T10:00:00Z"), utc("2026-02-02T10:00:00Z"), utc("2026-02-03T10:00:00Z")]
-        );
+        assert_eq!(starts(&found), vec![utc("2026-02-01T10:00:00Z"), utc("2026-02-02T10:00:00Z"), utc("2026-02-03T10:00:00Z")]);
         assert_eq!(span(&counted).1, Some(utc("2026-02-03T10:30:00Z")));
     }
 
@@ -491,17 +461,11 @@ mod tests {
         );
 
         let fridays = occurrences(&retro, utc("2026-02-01T00:00:00Z"), utc("2026-05-01T00:00:00Z"), Tz::UTC);
-        assert_eq!(
-            starts(&fridays),
-            vec![utc("2026-02-27T15:00:00Z"), utc("2026-03-27T15:00:00Z"), utc("2026-04-24T15:00:00Z")]
-        );
+        assert_eq!(starts(&fridays), vec![utc("2026-02-27T15:00:00Z"), utc("2026-03-27T15:00:00Z"), utc("2026-04-24T15:00:00Z")]);
 
         // 2026-03-01 is 5844 days (1948 × 3) after 2010-03-01; every third day from there.
         let every_third = occurrences(&daily, utc("2026-03-01T00:00:00Z"), utc("2026-03-10T00:00:00Z"), Tz::UTC);
-        assert_eq!(
-            starts(&every_third),
-            vec![utc("2026-03-01T13:30:00Z"), utc("2026-03-04T13:30:00Z"), utc("2026-03-07T13:30:00Z")]
-        );
+        assert_eq!(starts(&every_third), vec![utc("2026-03-01T13:30:00Z"), utc("2026-03-04T13:30:00Z"), utc("2026-03-07T13:30:00Z")]);
     }
 
     #[test]
@@ -553,10 +517,7 @@ mod tests {
 
         let found = occurrences(&series, utc("2026-03-01T00:00:00Z"), utc("2026-03-10T00:00:00Z"), Tz::UTC);
 
-        assert_eq!(
-            starts(&found),
-            vec![utc("2026-03-02T10:00:00Z"), utc("2026-03-04T10:00:00Z"), utc("2026-03-07T18:00:00Z")]
-        );
+        assert_eq!(starts(&found), vec![utc("2026-03-02T10:00:00Z"), utc("2026-03-04T10:00:00Z"), utc("2026-03-07T18:00:00Z")]);
     }
 
     #[test]
@@ -580,8 +541,7 @@ mod tests {
         );
         let (from, to) = (utc("2026-03-01T00:00:00Z"), utc("2026-03-10T00:00:00Z"));
 
-        let found: Vec<Occurrence> =
-            [&transparent, &cancelled].into_iter().flat_map(|o| occurrences(o, from, to, Tz::UTC)).collect();
+        let found: Vec<Occurrence> = [&transparent, &cancelled].into_iter().flat_map(|o| occurrences(o, from, to, Tz::UTC)).collect();
 
         assert_eq!(found.len(), 3);
         assert!(found.iter().all(|o| !o.busy));
@@ -607,10 +567,7 @@ mod tests {
         let (from, to) = (utc("2026-03-01T00:00:00Z"), utc("2026-03-15T00:00:00Z"));
 
         // Los Angeles moves to PDT on 8 March: 09:00 is 17:00 UTC, then 16:00 UTC.
-        assert_eq!(
-            starts(&occurrences(&outlook, from, to, Tz::UTC)),
-            vec![utc("2026-03-02T17:00:00Z"), utc("2026-03-09T16:00:00Z")]
-        );
+        assert_eq!(starts(&occurrences(&outlook, from, to, Tz::UTC)), vec![utc("2026-03-02T17:00:00Z"), utc("2026-03-09T16:00:00Z")]);
         assert_eq!(starts(&occurrences(&unknown, from, to, Tz::UTC)), vec![utc("2026-03-02T09:00:00Z")]);
         assert!(unknown.series.approximate);
     }

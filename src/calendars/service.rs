@@ -62,12 +62,10 @@ impl CalendarService {
     /// its sealed login, records its calendars, and starts syncing.
     #[instrument(skip_all, fields(connector = %input.connector))]
     pub async fn connect(&self, viewer: &Viewer, input: ConnectCalendarInput) -> Result<CalendarAccount> {
-        let connector = self
-            .sync
-            .registry()
-            .calendar(input.connector.trim())
-            .cloned()
-            .ok_or_else(|| Error::invalid("connector", format!("no calendar connector {:?}; see calendarConnectors", input.connector)))?;
+        let connector =
+            self.sync.registry().calendar(input.connector.trim()).cloned().ok_or_else(|| {
+                Error::invalid("connector", format!("no calendar connector {:?}; see calendarConnectors", input.connector))
+            })?;
         if connector.oauth().is_some() {
             return Err(Error::invalid(
                 "connector",
@@ -100,7 +98,9 @@ impl CalendarService {
             listed
         })
         .await
-        .unwrap_or_else(|_| Err(ConnectorError::Unreachable { message: format!("the server did not answer within {} s", timeout.as_secs()) }))
+        .unwrap_or_else(|_| {
+            Err(ConnectorError::Unreachable { message: format!("the server did not answer within {} s", timeout.as_secs()) })
+        })
         .map_err(|e| connect_error(&e, connector.descriptor()))?;
 
         let kind = connector.descriptor().kind;
@@ -218,7 +218,10 @@ impl CalendarService {
     pub async fn disconnect(&self, viewer: &Viewer, raw_id: &str) -> Result<bool> {
         let a = self.own_account(viewer, raw_id).await?;
         if a.mailbox_id.is_some() {
-            return Err(Error::invalid("id", "this account shares its mailbox's sign-in: disconnect the mailbox to disconnect its calendars"));
+            return Err(Error::invalid(
+                "id",
+                "this account shares its mailbox's sign-in: disconnect the mailbox to disconnect its calendars",
+            ));
         }
         Ok(store::delete_account(&self.db, viewer.account_id(), a.calendar_account_id).await?)
     }
@@ -252,8 +255,15 @@ impl CalendarService {
 
 /// Every occurrence in `[from, to)` of the events of the account's synced calendars, in
 /// order (also what the daily summary lists).
-pub async fn agenda(db: &Db, account_id: AccountId, from: DateTime<Utc>, to: DateTime<Utc>, zone: Tz) -> Result<Vec<AgendaEntry>, sqlx::Error> {
-    let calendars: Vec<CalendarId> = store::calendars_of(db, account_id).await?.into_iter().filter(Calendar::synced).map(|c| c.calendar_id).collect();
+pub async fn agenda(
+    db: &Db,
+    account_id: AccountId,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    zone: Tz,
+) -> Result<Vec<AgendaEntry>, sqlx::Error> {
+    let calendars: Vec<CalendarId> =
+        store::calendars_of(db, account_id).await?.into_iter().filter(Calendar::synced).map(|c| c.calendar_id).collect();
     let stored = store::events_overlapping(db, &calendars, from.timestamp(), to.timestamp()).await?;
     let mut out = Vec::new();
     for e in stored {
@@ -280,7 +290,9 @@ fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
         ConnectorError::Authentication { .. } => {
             Error::Mailbox { code: e.code(), field: "password".into(), message: "the server refused the username or password".into() }
         }
-        ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. } => Error::Mailbox { code: e.code(), field: setting("url").into(), message: e.to_string() },
+        ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. } => {
+            Error::Mailbox { code: e.code(), field: setting("url").into(), message: e.to_string() }
+        }
         _ => Error::Mailbox { code: e.code(), field: setting("url").into(), message: e.to_string() },
     }
 }

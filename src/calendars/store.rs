@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use concierge_connector_sdk::RemoteCalendar;
 
 use super::model::{AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarId, StoredEvent};
+use crate::accounts::model::MailboxId;
+use crate::db::placeholders;
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::db::placeholders;
-use crate::accounts::model::MailboxId;
 use crate::{on_pool, on_tx};
 
 const ACCOUNT_COLUMNS: &str = "calendar_account_id, account_id, connector, username, settings, mailbox_id, status, status_reason, \
@@ -16,7 +16,8 @@ const ACCOUNT_COLUMNS: &str = "calendar_account_id, account_id, connector, usern
 const CALENDAR_COLUMNS: &str = "calendar_id, calendar_account_id, account_id, remote_id, name, colour, time_zone, writable, is_primary, \
     check_conflicts, sync_token, status, status_reason, last_synced_at";
 const EVENT_COLUMNS: &str = "calendar_id, remote_id, etag, uid, summary, span_start, span_end, recurring, parsed";
-const WRITE_COLUMNS: &str = "account_id, appointment_key, uid, cancelled, appointment, version, calendar_id, remote_id, attempts, last_error";
+const WRITE_COLUMNS: &str =
+    "account_id, appointment_key, uid, cancelled, appointment, version, calendar_id, remote_id, attempts, last_error";
 
 // --- accounts -----------------------------------------------------------------
 
@@ -142,7 +143,13 @@ pub async fn set_account_status(
 
 /// Takes or renews the account's sync lease for `owner` until `now + lease`; false when
 /// another process holds one that has not run out.
-pub async fn claim_sync(db: &Db, id: CalendarAccountId, owner: uuid::Uuid, now: DateTime<Utc>, lease: std::time::Duration) -> Result<bool, sqlx::Error> {
+pub async fn claim_sync(
+    db: &Db,
+    id: CalendarAccountId,
+    owner: uuid::Uuid,
+    now: DateTime<Utc>,
+    lease: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(10));
     on_pool!(db, p => sqlx::query(
         "UPDATE calendar_account SET sync_owner = $2, sync_lease_until = $4 WHERE calendar_account_id = $1 \
@@ -199,11 +206,7 @@ pub async fn primary_of(db: &Db, account_id: AccountId) -> Result<Option<Calenda
 /// Brings an account's calendars in line with the server's list: new ones are added, known
 /// ones take the server's name, colour, time zone and rights, and the others are removed
 /// (their events with them). Returns the removed ones.
-pub async fn reconcile_calendars(
-    tx: &mut Tx,
-    owner: &CalendarAccount,
-    remote: &[RemoteCalendar],
-) -> Result<Vec<Calendar>, sqlx::Error> {
+pub async fn reconcile_calendars(tx: &mut Tx, owner: &CalendarAccount, remote: &[RemoteCalendar]) -> Result<Vec<Calendar>, sqlx::Error> {
     let sql = format!("SELECT {CALENDAR_COLUMNS} FROM calendar WHERE calendar_account_id = $1");
     let known: Vec<Calendar> =
         on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(owner.calendar_account_id).fetch_all(c).await)?;
@@ -268,7 +271,8 @@ pub async fn set_conflicts(tx: &mut Tx, account_id: AccountId, ids: &[CalendarId
     if ids.is_empty() {
         return Ok(());
     }
-    let sql = format!("UPDATE calendar SET check_conflicts = TRUE WHERE account_id = $1 AND calendar_id IN ({})", placeholders(2, ids.len()));
+    let sql =
+        format!("UPDATE calendar SET check_conflicts = TRUE WHERE account_id = $1 AND calendar_id IN ({})", placeholders(2, ids.len()));
     on_tx!(tx, c => {
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(account_id);
         for id in ids {

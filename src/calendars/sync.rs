@@ -14,14 +14,16 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::ical;
-use super::model::{Appointment, AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarAccountStatus, CalendarStatus, StoredEvent};
+use super::model::{
+    Appointment, AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarAccountStatus, CalendarStatus, StoredEvent,
+};
 use super::store;
+use crate::accounts::credentials::SharedMailboxCredentials;
+use crate::accounts::registry::Registry;
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::mail::i18n::text;
-use crate::accounts::registry::Registry;
-use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -84,7 +86,14 @@ const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
 const SYNC_LEASE: Duration = Duration::from_secs(600);
 
 impl CalendarSync {
-    pub fn new(db: Db, secrets: SecretBox, registry: Registry, mail: SharedMailboxCredentials, notifications: NotificationService, settings: CalendarSettings) -> Self {
+    pub fn new(
+        db: Db,
+        secrets: SecretBox,
+        registry: Registry,
+        mail: SharedMailboxCredentials,
+        notifications: NotificationService,
+        settings: CalendarSettings,
+    ) -> Self {
         let process = uuid::Uuid::now_v7();
         CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process }) }
     }
@@ -205,7 +214,10 @@ impl CalendarSync {
     }
 
     async fn open(&self, a: &CalendarAccount) -> std::result::Result<Box<dyn CalendarSession>, ConnectorError> {
-        let (connector, account) = self.account_of(a).await.map_err(|e| ConnectorError::Protocol { message: format!("cannot open the account: {}", e.message()) })?;
+        let (connector, account) = self
+            .account_of(a)
+            .await
+            .map_err(|e| ConnectorError::Protocol { message: format!("cannot open the account: {}", e.message()) })?;
         match tokio::time::timeout(self.inner.settings.timeout, connector.open(&account)).await {
             Ok(r) => r,
             Err(_) => Err(ConnectorError::Unreachable { message: "signing in timed out".into() }),
@@ -278,12 +290,23 @@ impl CalendarSync {
                         }
                     }
                 }
-                Err(e) if matches!(e, ConnectorError::Authentication { .. } | ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. }) => {
+                Err(e)
+                    if matches!(
+                        e,
+                        ConnectorError::Authentication { .. } | ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. }
+                    ) =>
+                {
                     return Err(e);
                 }
                 Err(e) => {
                     let reason = format!("cannot read its events: {e}");
-                    let _ = store::set_calendar_status(&self.inner.db, calendar.calendar_id, CalendarStatus::SyncFailed.as_str(), Some(&reason)).await;
+                    let _ = store::set_calendar_status(
+                        &self.inner.db,
+                        calendar.calendar_id,
+                        CalendarStatus::SyncFailed.as_str(),
+                        Some(&reason),
+                    )
+                    .await;
                 }
             }
         }
@@ -331,7 +354,9 @@ impl CalendarSync {
     async fn account_failed(&self, a: &CalendarAccount, e: &ConnectorError) {
         let id = a.calendar_account_id;
         let (status, reason) = match e {
-            ConnectorError::Authentication { .. } => (CalendarAccountStatus::NeedsReauth, "the server refused the credentials: connect the account again"),
+            ConnectorError::Authentication { .. } => {
+                (CalendarAccountStatus::NeedsReauth, "the server refused the credentials: connect the account again")
+            }
             _ => (CalendarAccountStatus::Error, "the last sync failed; it is retried at the next poll"),
         };
         let message = e.to_string();
@@ -340,7 +365,8 @@ impl CalendarSync {
         }
         tracing::warn!(calendar_account_id = %id.0, code = e.code(), "calendar sync failed");
         if status == CalendarAccountStatus::NeedsReauth && a.status() != CalendarAccountStatus::NeedsReauth {
-            self.notify(a.account_id, "calendar-reauth-title", "calendar-reauth-body", &a.username, &format!("calendar-reauth:{}", id.0)).await;
+            self.notify(a.account_id, "calendar-reauth-title", "calendar-reauth-body", &a.username, &format!("calendar-reauth:{}", id.0))
+                .await;
         }
     }
 
@@ -365,7 +391,12 @@ impl CalendarSync {
         };
         let notice = Notice {
             dedupe_key: Some(key.to_owned()),
-            ..Notice::new(account_id, NotificationEvent::CalendarError, text(&language, title, &[("what", what)]), text(&language, body, &[("what", what)]))
+            ..Notice::new(
+                account_id,
+                NotificationEvent::CalendarError,
+                text(&language, title, &[("what", what)]),
+                text(&language, body, &[("what", what)]),
+            )
         };
         if let Err(e) = self.inner.notifications.notify(notice).await {
             tracing::warn!(error = ?e, "cannot notify about a calendar");
@@ -420,7 +451,9 @@ impl CalendarSync {
         match outcome {
             Ok(remote_id) => {
                 store::write_done(db, w, Some(calendar.calendar_id), remote_id.as_deref()).await?;
-                if calendar.status() == CalendarStatus::WriteFailed && store::failing_writes(db, calendar.calendar_id, w.account_id).await? == 0 {
+                if calendar.status() == CalendarStatus::WriteFailed
+                    && store::failing_writes(db, calendar.calendar_id, w.account_id).await? == 0
+                {
                     store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::Ok.as_str(), None).await?;
                 }
                 tracing::info!(calendar_id = %calendar.calendar_id.0, cancelled = w.cancelled, "appointment written to a calendar");
@@ -480,12 +513,8 @@ impl CalendarSync {
         }
         let appointment: Appointment =
             serde_json::from_str(&w.appointment).map_err(|e| ConnectorError::Protocol { message: format!("stored appointment: {e}") })?;
-        let owner = store::find_account(&self.inner.db, calendar.calendar_account_id)
-            .await
-            .ok()
-            .flatten()
-            .map(|a| a.username)
-            .unwrap_or_default();
+        let owner =
+            store::find_account(&self.inner.db, calendar.calendar_account_id).await.ok().flatten().map(|a| a.username).unwrap_or_default();
         let text = ical::appointment(&appointment_ical(&w.uid, w.version, &appointment, &owner));
         let receipt = session.put(&calendar.remote_id, &w.uid, &text, existing).await?;
         Ok(Some(receipt.id))

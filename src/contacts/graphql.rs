@@ -130,11 +130,8 @@ impl ContactMutation {
     async fn create_contact(&self, ctx: &Context<'_>, input: CreateContactInput) -> Result<ContactNode> {
         let viewer = ctx.viewer_for(Scope::ContactsWrite).await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
-        let c = ctx
-            .services()?
-            .contacts
-            .create(&viewer, workspace_id, ContactInput { name: input.name, emails: Some(input.emails) })
-            .await?;
+        let c =
+            ctx.services()?.contacts.create(&viewer, workspace_id, ContactInput { name: input.name, emails: Some(input.emails) }).await?;
         Ok(ContactNode(c))
     }
 

@@ -157,7 +157,8 @@ async fn add_emails(tx: &mut Tx, workspace_id: WorkspaceId, id: ContactId, email
 /// transaction; the caller wakes the webhook worker after committing.
 pub async fn create_for_sender(tx: &mut Tx, workspace_id: WorkspaceId, name: Option<&str>, address: &str) -> Result<Option<ContactId>> {
     let now = Utc::now();
-    let contact = Contact { contact_id: ContactId::new(), workspace_id, name: name_for_sender(name, address), created_at: now, updated_at: now };
+    let contact =
+        Contact { contact_id: ContactId::new(), workspace_id, name: name_for_sender(name, address), created_at: now, updated_at: now };
     store::insert_contact(tx, &contact).await?;
     if store::insert_email(tx, workspace_id, contact.contact_id, address.trim(), 0).await? {
         crate::webhooks::enqueue(tx, workspace_id, &created(&contact, &[address.trim().to_owned()])).await?;
@@ -194,7 +195,13 @@ mod tests {
     #[test]
     fn contact_created_for_webhooks_matches_the_catalogue() {
         let now = Utc::now();
-        let contact = Contact { contact_id: ContactId::new(), workspace_id: WorkspaceId::new(), name: "Carol".into(), created_at: now, updated_at: now };
+        let contact = Contact {
+            contact_id: ContactId::new(),
+            workspace_id: WorkspaceId::new(),
+            name: "Carol".into(),
+            created_at: now,
+            updated_at: now,
+        };
 
         let event = created(&contact, &["carol@customer.test".to_owned()]);
 

@@ -35,7 +35,13 @@ pub async fn update_name(tx: &mut Tx, id: ContactId, name: &str, now: DateTime<U
 }
 
 /// Adds an address; false when another contact of the workspace has it.
-pub async fn insert_email(tx: &mut Tx, workspace_id: WorkspaceId, id: ContactId, address: &str, position: i32) -> Result<bool, sqlx::Error> {
+pub async fn insert_email(
+    tx: &mut Tx,
+    workspace_id: WorkspaceId,
+    id: ContactId,
+    address: &str,
+    position: i32,
+) -> Result<bool, sqlx::Error> {
     on_tx!(tx, conn => sqlx::query(
         "INSERT INTO contact_email (contact_id, workspace_id, address, address_key, position) VALUES ($1, $2, $3, $4, $5) \
          ON CONFLICT (workspace_id, address_key) DO NOTHING")
@@ -67,7 +73,11 @@ pub async fn contact_by_address(tx: &mut Tx, workspace_id: WorkspaceId, address:
 }
 
 /// The contacts of the workspace with these address keys: (address key, contact).
-pub async fn contacts_by_address_keys(tx: &mut Tx, workspace_id: WorkspaceId, keys: &[&str]) -> Result<Vec<(String, ContactId)>, sqlx::Error> {
+pub async fn contacts_by_address_keys(
+    tx: &mut Tx,
+    workspace_id: WorkspaceId,
+    keys: &[&str],
+) -> Result<Vec<(String, ContactId)>, sqlx::Error> {
     let mut out = Vec::new();
     for chunk in keys.chunks(500) {
         let sql = format!(

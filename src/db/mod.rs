@@ -103,8 +103,7 @@ impl Db {
             if let Some(parent) = options.get_filename().parent()
                 && !parent.as_os_str().is_empty()
             {
-                std::fs::create_dir_all(parent)
-                    .with_context(|| format!("cannot create the folder {}", parent.display()))?;
+                std::fs::create_dir_all(parent).with_context(|| format!("cannot create the folder {}", parent.display()))?;
             }
             let cores = std::thread::available_parallelism().map_or(2, |n| n.get() as u32);
             let pool = SqlitePoolOptions::new()

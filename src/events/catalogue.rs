@@ -120,103 +120,136 @@ fn person() -> Value {
 }
 
 fn conversation() -> Value {
-    object(&[], json!({
-        "channel": { "type": "string", "enum": ["email", "sms", "chat", "whatsapp", "call", "social", "other"] },
-        "preview": { "type": "string", "maxLength": 2000 },
-        "contactName": { "type": "string", "maxLength": 200 },
-    }))
+    object(
+        &[],
+        json!({
+            "channel": { "type": "string", "enum": ["email", "sms", "chat", "whatsapp", "call", "social", "other"] },
+            "preview": { "type": "string", "maxLength": 2000 },
+            "contactName": { "type": "string", "maxLength": 200 },
+        }),
+    )
 }
 
 fn task() -> Value {
-    object(&[], json!({
-        "dueAt": { "type": "string", "format": "date-time" },
-        "priority": { "type": "string", "enum": ["low", "normal", "high"] },
-        "assignedBy": { "type": "string", "maxLength": 200 },
-    }))
+    object(
+        &[],
+        json!({
+            "dueAt": { "type": "string", "format": "date-time" },
+            "priority": { "type": "string", "enum": ["low", "normal", "high"] },
+            "assignedBy": { "type": "string", "maxLength": 200 },
+        }),
+    )
 }
 
 fn task_reminder() -> Value {
-    object(&["dueAt"], json!({
-        "dueAt": { "type": "string", "format": "date-time" },
-        "priority": { "type": "string", "enum": ["low", "normal", "high"] },
-    }))
+    object(
+        &["dueAt"],
+        json!({
+            "dueAt": { "type": "string", "format": "date-time" },
+            "priority": { "type": "string", "enum": ["low", "normal", "high"] },
+        }),
+    )
 }
 
 /// What an appointment is: enough to write it into a calendar.
 fn appointment() -> Value {
-    object(&["startsAt", "endsAt"], json!({
-        "startsAt": { "type": "string", "format": "date-time" },
-        "endsAt": { "type": "string", "format": "date-time" },
-        "timeZone": { "type": "string", "maxLength": 64 },
-        "location": { "type": "string", "maxLength": 500 },
-        "calendarId": { "type": "string", "maxLength": 200 },
-        "organizer": person(),
-        "attendees": { "type": "array", "maxItems": 100, "items": person() },
-        "previousStartsAt": { "type": "string", "format": "date-time" },
-        "reason": { "type": "string", "maxLength": 1000 },
-    }))
+    object(
+        &["startsAt", "endsAt"],
+        json!({
+            "startsAt": { "type": "string", "format": "date-time" },
+            "endsAt": { "type": "string", "format": "date-time" },
+            "timeZone": { "type": "string", "maxLength": 64 },
+            "location": { "type": "string", "maxLength": 500 },
+            "calendarId": { "type": "string", "maxLength": 200 },
+            "organizer": person(),
+            "attendees": { "type": "array", "maxItems": 100, "items": person() },
+            "previousStartsAt": { "type": "string", "format": "date-time" },
+            "reason": { "type": "string", "maxLength": 1000 },
+        }),
+    )
 }
 
 fn opportunity(required: &[&str]) -> Value {
-    object(required, json!({
-        "pipeline": { "type": "string", "maxLength": 200 },
-        "fromStage": { "type": "string", "maxLength": 200 },
-        "toStage": { "type": "string", "maxLength": 200 },
-        "value": { "type": "number" },
-        "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-    }))
+    object(
+        required,
+        json!({
+            "pipeline": { "type": "string", "maxLength": 200 },
+            "fromStage": { "type": "string", "maxLength": 200 },
+            "toStage": { "type": "string", "maxLength": 200 },
+            "value": { "type": "number" },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+        }),
+    )
 }
 
 fn workflow() -> Value {
-    object(&["workflow"], json!({
-        "workflow": { "type": "string", "maxLength": 200 },
-        "status": { "type": "string", "enum": ["succeeded", "failed"] },
-    }))
+    object(
+        &["workflow"],
+        json!({
+            "workflow": { "type": "string", "maxLength": 200 },
+            "status": { "type": "string", "enum": ["succeeded", "failed"] },
+        }),
+    )
 }
 
 fn campaign() -> Value {
-    object(&["campaign"], json!({
-        "campaign": { "type": "string", "maxLength": 200 },
-        "sent": { "type": "integer", "minimum": 0 },
-        "delivered": { "type": "integer", "minimum": 0 },
-        "opened": { "type": "integer", "minimum": 0 },
-        "clicked": { "type": "integer", "minimum": 0 },
-    }))
+    object(
+        &["campaign"],
+        json!({
+            "campaign": { "type": "string", "maxLength": 200 },
+            "sent": { "type": "integer", "minimum": 0 },
+            "delivered": { "type": "integer", "minimum": 0 },
+            "opened": { "type": "integer", "minimum": 0 },
+            "clicked": { "type": "integer", "minimum": 0 },
+        }),
+    )
 }
 
 fn billing() -> Value {
-    object(&["status"], json!({
-        "status": { "type": "string", "enum": ["paid", "payment_failed", "plan_changed", "trial_ending", "invoice_available"] },
-        "amount": { "type": "number" },
-        "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
-        "plan": { "type": "string", "maxLength": 200 },
-    }))
+    object(
+        &["status"],
+        json!({
+            "status": { "type": "string", "enum": ["paid", "payment_failed", "plan_changed", "trial_ending", "invoice_available"] },
+            "amount": { "type": "number" },
+            "currency": { "type": "string", "pattern": "^[A-Z]{3}$" },
+            "plan": { "type": "string", "maxLength": 200 },
+        }),
+    )
 }
 
 fn mail_message() -> Value {
-    object(&["eventId"], json!({
-        "eventId": { "type": "string", "format": "uuid" },
-        "contactId": { "type": ["string", "null"] },
-        "mailboxId": { "type": ["string", "null"] },
-        "threadId": { "type": ["string", "null"] },
-        "title": { "type": "string" },
-    }))
+    object(
+        &["eventId"],
+        json!({
+            "eventId": { "type": "string", "format": "uuid" },
+            "contactId": { "type": ["string", "null"] },
+            "mailboxId": { "type": ["string", "null"] },
+            "threadId": { "type": ["string", "null"] },
+            "title": { "type": "string" },
+        }),
+    )
 }
 
 fn mailbox() -> Value {
-    object(&["mailboxId", "status"], json!({
-        "mailboxId": { "type": "string", "format": "uuid" },
-        "status": { "type": "string" },
-        "reason": { "type": ["string", "null"] },
-    }))
+    object(
+        &["mailboxId", "status"],
+        json!({
+            "mailboxId": { "type": "string", "format": "uuid" },
+            "status": { "type": "string" },
+            "reason": { "type": ["string", "null"] },
+        }),
+    )
 }
 
 fn contact() -> Value {
-    object(&["contactId"], json!({
-        "contactId": { "type": "string", "format": "uuid" },
-        "name": { "type": "string" },
-        "emails": { "type": "array", "items": { "type": "string" } },
-    }))
+    object(
+        &["contactId"],
+        json!({
+            "contactId": { "type": "string", "format": "uuid" },
+            "name": { "type": "string" },
+            "emails": { "type": "array", "items": { "type": "string" } },
+        }),
+    )
 }
 
 fn security() -> Value {
@@ -224,11 +257,14 @@ fn security() -> Value {
 }
 
 fn calendar() -> Value {
-    object(&["reason"], json!({
-        "calendarAccountId": { "type": "string", "format": "uuid" },
-        "calendarId": { "type": "string", "format": "uuid" },
-        "reason": { "type": "string", "enum": ["needs_reauth", "write_failed", "removed"] },
-    }))
+    object(
+        &["reason"],
+        json!({
+            "calendarAccountId": { "type": "string", "format": "uuid" },
+            "calendarId": { "type": "string", "format": "uuid" },
+            "reason": { "type": "string", "enum": ["needs_reauth", "write_failed", "removed"] },
+        }),
+    )
 }
 
 fn invitation() -> Value {
@@ -265,60 +301,215 @@ use NotificationEvent as N;
 static CATALOGUE: LazyLock<Vec<EventKind>> = LazyLock::new(|| {
     vec![
         // Messages
-        kind!("conversation.message_received", Messages, Platform, Some(N::MessageReceived), true, true, conversation,
-            "A new incoming message in a conversation of yours (SMS, chat, social, …)."),
-        kind!("conversation.mention", Messages, Platform, Some(N::Mention), true, true, conversation,
-            "Someone mentioned you in a conversation or an internal comment."),
-        kind!("conversation.assigned", Messages, Platform, Some(N::ConversationAssigned), true, true, conversation,
-            "A conversation was assigned to you."),
-        kind!("message.receive", Messages, Concierge, Some(N::MessageReceived), true, true, mail_message,
-            "An email arrived in a mailbox you connected."),
-        kind!("message.send", Messages, Concierge, None, false, true, mail_message,
-            "An email was sent from a connected mailbox (one event per recipient's contact)."),
+        kind!(
+            "conversation.message_received",
+            Messages,
+            Platform,
+            Some(N::MessageReceived),
+            true,
+            true,
+            conversation,
+            "A new incoming message in a conversation of yours (SMS, chat, social, …)."
+        ),
+        kind!(
+            "conversation.mention",
+            Messages,
+            Platform,
+            Some(N::Mention),
+            true,
+            true,
+            conversation,
+            "Someone mentioned you in a conversation or an internal comment."
+        ),
+        kind!(
+            "conversation.assigned",
+            Messages,
+            Platform,
+            Some(N::ConversationAssigned),
+            true,
+            true,
+            conversation,
+            "A conversation was assigned to you."
+        ),
+        kind!(
+            "message.receive",
+            Messages,
+            Concierge,
+            Some(N::MessageReceived),
+            true,
+            true,
+            mail_message,
+            "An email arrived in a mailbox you connected."
+        ),
+        kind!(
+            "message.send",
+            Messages,
+            Concierge,
+            None,
+            false,
+            true,
+            mail_message,
+            "An email was sent from a connected mailbox (one event per recipient's contact)."
+        ),
         // Tasks
-        kind!("task.reminder", Tasks, Platform, Some(N::TaskReminder), true, true, task_reminder,
-            "A task of yours is due soon."),
-        kind!("task.assigned", Tasks, Platform, Some(N::TaskAssigned), true, true, task,
-            "A task was assigned to you."),
-        kind!("task.completed", Tasks, Platform, Some(N::TaskCompleted), false, true, task,
-            "Someone else completed a task you created or follow."),
+        kind!("task.reminder", Tasks, Platform, Some(N::TaskReminder), true, true, task_reminder, "A task of yours is due soon."),
+        kind!("task.assigned", Tasks, Platform, Some(N::TaskAssigned), true, true, task, "A task was assigned to you."),
+        kind!(
+            "task.completed",
+            Tasks,
+            Platform,
+            Some(N::TaskCompleted),
+            false,
+            true,
+            task,
+            "Someone else completed a task you created or follow."
+        ),
         // Appointments
-        kind!("appointment.booked", Appointments, Platform, Some(N::AppointmentBooked), true, true, appointment,
-            "An appointment was booked on a calendar assigned to you."),
-        kind!("appointment.rescheduled", Appointments, Platform, Some(N::AppointmentRescheduled), true, true, appointment,
-            "An appointment on a calendar assigned to you moved."),
-        kind!("appointment.cancelled", Appointments, Platform, Some(N::AppointmentCancelled), true, true, appointment,
-            "An appointment on a calendar assigned to you was cancelled."),
+        kind!(
+            "appointment.booked",
+            Appointments,
+            Platform,
+            Some(N::AppointmentBooked),
+            true,
+            true,
+            appointment,
+            "An appointment was booked on a calendar assigned to you."
+        ),
+        kind!(
+            "appointment.rescheduled",
+            Appointments,
+            Platform,
+            Some(N::AppointmentRescheduled),
+            true,
+            true,
+            appointment,
+            "An appointment on a calendar assigned to you moved."
+        ),
+        kind!(
+            "appointment.cancelled",
+            Appointments,
+            Platform,
+            Some(N::AppointmentCancelled),
+            true,
+            true,
+            appointment,
+            "An appointment on a calendar assigned to you was cancelled."
+        ),
         // Opportunities
-        kind!("opportunity.moved", Opportunities, Platform, Some(N::OpportunityMoved), false, true, || opportunity(&["pipeline", "toStage"]),
-            "An opportunity in a pipeline you own or follow changed stage."),
-        kind!("opportunity.won", Opportunities, Platform, Some(N::OpportunityWon), false, true, || opportunity(&["pipeline"]),
-            "An opportunity in a pipeline you own or follow was won."),
-        kind!("opportunity.lost", Opportunities, Platform, Some(N::OpportunityLost), false, true, || opportunity(&["pipeline"]),
-            "An opportunity in a pipeline you own or follow was lost."),
+        kind!(
+            "opportunity.moved",
+            Opportunities,
+            Platform,
+            Some(N::OpportunityMoved),
+            false,
+            true,
+            || opportunity(&["pipeline", "toStage"]),
+            "An opportunity in a pipeline you own or follow changed stage."
+        ),
+        kind!(
+            "opportunity.won",
+            Opportunities,
+            Platform,
+            Some(N::OpportunityWon),
+            false,
+            true,
+            || opportunity(&["pipeline"]),
+            "An opportunity in a pipeline you own or follow was won."
+        ),
+        kind!(
+            "opportunity.lost",
+            Opportunities,
+            Platform,
+            Some(N::OpportunityLost),
+            false,
+            true,
+            || opportunity(&["pipeline"]),
+            "An opportunity in a pipeline you own or follow was lost."
+        ),
         // Account
-        kind!("workflow.completed", Account, Platform, Some(N::WorkflowCompleted), false, true, workflow,
-            "A workflow you own finished."),
-        kind!("campaign.finished", Account, Platform, Some(N::CampaignResult), false, true, campaign,
-            "A campaign finished sending; its results."),
-        kind!("billing.updated", Account, Platform, Some(N::BillingUpdate), false, true, billing,
-            "Something changed in the workspace's billing (a payment, the plan, an invoice)."),
-        kind!("security.event", Account, Concierge, Some(N::SecurityEvent), false, false, security,
-            "Something changed in your account's security (password, two-factor, login email, tokens, sign-ins)."),
-        kind!("mailbox.needs_reauth", Account, Concierge, Some(N::MailboxError), false, true, mailbox,
-            "A connected mailbox needs you to sign in to it again."),
-        kind!("mailbox.status_changed", Account, Concierge, None, false, true, mailbox,
-            "A connected mailbox's sync status changed."),
-        kind!("contact.created", Account, Concierge, None, false, true, contact,
-            "A contact was created (by hand, or for a new sender)."),
-        kind!("calendar.needs_attention", Account, Concierge, Some(N::CalendarError), false, false, calendar,
-            "A connected calendar needs attention: sign in to it again, an appointment could not be written to it, or it was deleted on its server."),
-        kind!("webhook.disabled", Account, Concierge, Some(N::WebhookDisabled), false, false, webhook,
-            "A webhook was disabled after its deliveries kept failing."),
-        kind!("workspace.invitation_received", Account, Concierge, Some(N::WorkspaceInvitation), false, false, invitation,
-            "Someone invited you to join a workspace; you are not a member until you accept."),
-        kind!("workspace.membership_deactivated", Account, Concierge, Some(N::MembershipDeactivated), false, false, membership,
-            "Your membership of a workspace was deactivated; your account and other workspaces are not affected."),
+        kind!("workflow.completed", Account, Platform, Some(N::WorkflowCompleted), false, true, workflow, "A workflow you own finished."),
+        kind!(
+            "campaign.finished",
+            Account,
+            Platform,
+            Some(N::CampaignResult),
+            false,
+            true,
+            campaign,
+            "A campaign finished sending; its results."
+        ),
+        kind!(
+            "billing.updated",
+            Account,
+            Platform,
+            Some(N::BillingUpdate),
+            false,
+            true,
+            billing,
+            "Something changed in the workspace's billing (a payment, the plan, an invoice)."
+        ),
+        kind!(
+            "security.event",
+            Account,
+            Concierge,
+            Some(N::SecurityEvent),
+            false,
+            false,
+            security,
+            "Something changed in your account's security (password, two-factor, login email, tokens, sign-ins)."
+        ),
+        kind!(
+            "mailbox.needs_reauth",
+            Account,
+            Concierge,
+            Some(N::MailboxError),
+            false,
+            true,
+            mailbox,
+            "A connected mailbox needs you to sign in to it again."
+        ),
+        kind!("mailbox.status_changed", Account, Concierge, None, false, true, mailbox, "A connected mailbox's sync status changed."),
+        kind!("contact.created", Account, Concierge, None, false, true, contact, "A contact was created (by hand, or for a new sender)."),
+        kind!(
+            "calendar.needs_attention",
+            Account,
+            Concierge,
+            Some(N::CalendarError),
+            false,
+            false,
+            calendar,
+            "A connected calendar needs attention: sign in to it again, an appointment could not be written to it, or it was deleted on its server."
+        ),
+        kind!(
+            "webhook.disabled",
+            Account,
+            Concierge,
+            Some(N::WebhookDisabled),
+            false,
+            false,
+            webhook,
+            "A webhook was disabled after its deliveries kept failing."
+        ),
+        kind!(
+            "workspace.invitation_received",
+            Account,
+            Concierge,
+            Some(N::WorkspaceInvitation),
+            false,
+            false,
+            invitation,
+            "Someone invited you to join a workspace; you are not a member until you accept."
+        ),
+        kind!(
+            "workspace.membership_deactivated",
+            Account,
+            Concierge,
+            Some(N::MembershipDeactivated),
+            false,
+            false,
+            membership,
+            "Your membership of a workspace was deactivated; your account and other workspaces are not affected."
+        ),
     ]
 });
 

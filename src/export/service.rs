@@ -126,10 +126,7 @@ impl ExportService {
     }
 
     async fn build(&self, schema: &ConciergeSchema, export: &DataExport) -> anyhow::Result<i64> {
-        let account = crate::identity::store::find_accounts(&self.db, &[export.account_id])
-            .await?
-            .pop()
-            .context("the account is gone")?;
+        let account = crate::identity::store::find_accounts(&self.db, &[export.account_id]).await?.pop().context("the account is gone")?;
         let photo = match &account.photo_key {
             Some(key) => {
                 let ext = key.rsplit_once('.').map_or("jpg", |(_, ext)| ext).to_owned();

@@ -41,10 +41,7 @@ fn negotiate(headers: &HeaderMap) -> Option<MediaType> {
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("text/html")))
+    headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|a| a.split(',').any(|t| t.trim().starts_with("text/html")))
 }
 
 /// An error response for a request that never reached execution.
@@ -147,9 +144,8 @@ async fn read_body(body: Body, max: usize, media: MediaType) -> Result<Bytes, Re
 
 async fn read_json(state: &AppState, body: Body, media: MediaType) -> Result<BatchRequest, Response> {
     let bytes = read_body(body, state.config.max_request_bytes, media).await?;
-    serde_json::from_slice(&bytes).map_err(|e| {
-        request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("the body is not a GraphQL request: {e}"), None))
-    })
+    serde_json::from_slice(&bytes)
+        .map_err(|e| request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("the body is not a GraphQL request: {e}"), None)))
 }
 
 /// Most files one multipart request carries (a message's attachments).
@@ -162,15 +158,13 @@ async fn read_multipart(state: &AppState, content_type: &str, body: Body, media:
     let max_file = state.config.max_photo_bytes.max(state.config.max_send_bytes);
     let bytes = read_body(body, state.config.max_request_bytes + max_file, media).await?;
     let options = async_graphql::http::MultipartOptions::default().max_file_size(max_file).max_num_files(MAX_FILES);
-    async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options).await.map_err(|e| {
-        match e {
-            async_graphql::ParseRequestError::PayloadTooLarge => {
-                let mut error = bad_request(format!("the file is larger than {max_file} bytes"), None);
-                error.extensions.get_or_insert_with(Default::default).set("field", "file");
-                request_error(StatusCode::PAYLOAD_TOO_LARGE, media, error)
-            }
-            other => request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("malformed multipart request: {other}"), None)),
+    async_graphql::http::receive_batch_body(Some(content_type), bytes.as_ref(), options).await.map_err(|e| match e {
+        async_graphql::ParseRequestError::PayloadTooLarge => {
+            let mut error = bad_request(format!("the file is larger than {max_file} bytes"), None);
+            error.extensions.get_or_insert_with(Default::default).set("field", "file");
+            request_error(StatusCode::PAYLOAD_TOO_LARGE, media, error)
         }
+        other => request_error(StatusCode::BAD_REQUEST, media, bad_request(format!("malformed multipart request: {other}"), None)),
     })
 }
 
@@ -207,11 +201,8 @@ pub async fn get(State(state): State<AppState>, request: axum::extract::Request)
             })
             .map(|(_, op)| op.node.ty);
         if matches!(op, Some(OperationType::Mutation | OperationType::Subscription)) {
-            let mut response = request_error(
-                StatusCode::METHOD_NOT_ALLOWED,
-                media,
-                bad_request("only queries may be sent with GET; use POST", None),
-            );
+            let mut response =
+                request_error(StatusCode::METHOD_NOT_ALLOWED, media, bad_request("only queries may be sent with GET; use POST", None));
             response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("GET, POST"));
             return response;
         }

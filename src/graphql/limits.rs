@@ -132,11 +132,7 @@ struct PerRequest {
 
 /// Who is asking: over HTTP in the request's data, over WebSocket in the connection's.
 fn request_auth<'a>(ctx: &ExtensionContext<'a>, request: &'a Request) -> Option<&'a RequestAuth> {
-    request
-        .data
-        .get(&TypeId::of::<RequestAuth>())
-        .and_then(|d| d.downcast_ref::<RequestAuth>())
-        .or_else(|| ctx.data_opt::<RequestAuth>())
+    request.data.get(&TypeId::of::<RequestAuth>()).and_then(|d| d.downcast_ref::<RequestAuth>()).or_else(|| ctx.data_opt::<RequestAuth>())
 }
 
 /// Whether the request's caller is signed in (a session, a personal or a service token).
@@ -163,14 +159,24 @@ impl Extension for PerRequest {
         let mut response = next.run(ctx).await;
         tidy_errors(&mut response, self.schema_hidden.load(Ordering::Relaxed));
         let operation = operation_label(self.operation.lock().ok().and_then(|o| o.clone()).as_deref());
-        let outcome = if response.errors.is_empty() { "ok" } else if response.data == async_graphql::Value::Null { "rejected" } else { "partial" };
+        let outcome = if response.errors.is_empty() {
+            "ok"
+        } else if response.data == async_graphql::Value::Null {
+            "rejected"
+        } else {
+            "partial"
+        };
         metrics::counter!("concierge_graphql_requests_total", "operation" => operation.clone(), "outcome" => outcome).increment(1);
-        metrics::histogram!("concierge_graphql_request_duration_seconds", "operation" => operation)
-            .record(started.elapsed().as_secs_f64());
+        metrics::histogram!("concierge_graphql_request_duration_seconds", "operation" => operation).record(started.elapsed().as_secs_f64());
         response
     }
 
-    fn subscribe<'s>(&self, ctx: &ExtensionContext<'_>, stream: BoxStream<'s, Response>, next: NextSubscribe<'_>) -> BoxStream<'s, Response> {
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
         // The flag is set once the stream has started (the request is prepared inside it).
         let hidden = self.schema_hidden.clone();
         next.run(ctx, stream)
@@ -185,9 +191,7 @@ impl Extension for PerRequest {
         let allowed = match self.limits.introspection {
             Introspection::On => true,
             Introspection::Off => false,
-            Introspection::Authenticated => {
-                signed_in(ctx, request_auth(ctx, &request)).await
-            }
+            Introspection::Authenticated => signed_in(ctx, request_auth(ctx, &request)).await,
         };
         self.schema_hidden.store(!allowed, Ordering::Relaxed);
         let mut request = if allowed { request } else { request.disable_introspection() };
@@ -254,11 +258,7 @@ impl Extension for PerRequest {
         Ok(doc)
     }
 
-    async fn validation(
-        &self,
-        ctx: &ExtensionContext<'_>,
-        next: NextValidation<'_>,
-    ) -> Result<ValidationResult, Vec<ServerError>> {
+    async fn validation(&self, ctx: &ExtensionContext<'_>, next: NextValidation<'_>) -> Result<ValidationResult, Vec<ServerError>> {
         let cached = self.cached.lock().ok().and_then(|mut c| c.take());
         let result = match cached {
             // Validated before, and nothing in it depends on variables: same verdict now.
@@ -417,7 +417,8 @@ pub fn selection_cost(doc: &ExecutableDocument) -> Result<u64, FragmentCycle> {
             stack.pop();
         }
     }
-    let spread_cost = |spreads: &[(&str, Pos)]| spreads.iter().map(|(s, _)| cost.get(s).copied().flatten().unwrap_or(0)).fold(0, u64::saturating_add);
+    let spread_cost =
+        |spreads: &[(&str, Pos)]| spreads.iter().map(|(s, _)| cost.get(s).copied().flatten().unwrap_or(0)).fold(0, u64::saturating_add);
     let operations = doc.operations.iter().map(|(_, op)| {
         let mut spreads = Vec::new();
         direct(&op.node.selection_set.node, &mut spreads).saturating_add(spread_cost(&spreads))
@@ -562,10 +563,9 @@ mod tests {
 
     #[test]
     fn aliases_are_counted_in_operations_and_fragments() {
-        let doc = async_graphql::parser::parse_query(
-            "query Q { a: me { id } b: me { x: id ...F } } fragment F on User { y: email z: email }",
-        )
-        .unwrap();
+        let doc =
+            async_graphql::parser::parse_query("query Q { a: me { id } b: me { x: id ...F } } fragment F on User { y: email z: email }")
+                .unwrap();
         assert_eq!(count_aliases(&doc), 5);
     }
 

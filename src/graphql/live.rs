@@ -64,7 +64,13 @@ struct LiveEvent {
 /// The stream a subscription field returns: the items `item` makes of the changes on `topic`
 /// that `accepts` (a lag is always passed on, as `Err`; `item` decides what the client hears
 /// of it). `state` is kept for the subscription's life and handed to every call of `item`.
-pub fn feed<T, S, A, F, Fut>(ctx: &Context<'_>, topic: Topic, state: S, accepts: A, item: F) -> Result<BoxStream<'static, async_graphql::Result<T>>>
+pub fn feed<T, S, A, F, Fut>(
+    ctx: &Context<'_>,
+    topic: Topic,
+    state: S,
+    accepts: A,
+    item: F,
+) -> Result<BoxStream<'static, async_graphql::Result<T>>>
 where
     T: Send + 'static,
     S: Send + Sync + 'static,
@@ -164,7 +170,12 @@ enum Phase {
     Idle(Plan),
     /// Running the operation for one change; `internal` once it answered with an INTERNAL
     /// error (the store failing, say), which is no reason to stop listening.
-    Running { plan: Plan, event: Arc<LiveEvent>, run: BoxStream<'static, Response>, internal: bool },
+    Running {
+        plan: Plan,
+        event: Arc<LiveEvent>,
+        run: BoxStream<'static, Response>,
+        internal: bool,
+    },
     /// Several fields in one subscription, which the limits extension refuses before they get
     /// here: should one get through, async-graphql runs it the ordinary way.
     Ordinary(BoxStream<'static, Response>),

@@ -5,36 +5,49 @@ pub mod context;
 pub mod http;
 pub mod limits;
 pub mod live;
-pub mod paging;
 pub mod loaders;
+pub mod paging;
 pub mod ws;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
 
+use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
 use crate::availability::graphql::{AvailabilityMutation, AvailabilitySubscription};
 use crate::calendars::graphql::{CalendarMutation, CalendarQuery};
 use crate::config::Config;
-use crate::activity::graphql::{ActivityQuery, ActivitySubscription};
 use crate::contacts::graphql::{ContactMutation, ContactQuery};
-use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
+use crate::deletion::graphql::DeletionMutation;
 use crate::events::graphql::EventQuery;
+use crate::export::graphql::ExportMutation;
+use crate::identity::graphql::{IdentityMutation, IdentityQuery, IdentitySubscription};
 use crate::mailboxes::graphql::{MailboxMutation, MailboxQuery, MailboxSubscription};
 use crate::notifications::graphql::{NotificationMutation, NotificationQuery, NotificationSubscription};
+use crate::passkeys::graphql::PasskeyMutation;
 use crate::platform_events::graphql::PlatformEventMutation;
 use crate::profile::graphql::{ProfileMutation, ProfileQuery};
+use crate::recovery::graphql::RecoveryMutation;
 use crate::security::graphql::{SecurityMutation, SecurityQuery};
 use crate::service_accounts::graphql::{ServiceAccountMutation, ServiceAccountQuery};
 use crate::services::Services;
-use crate::deletion::graphql::DeletionMutation;
-use crate::export::graphql::ExportMutation;
-use crate::recovery::graphql::RecoveryMutation;
-use crate::passkeys::graphql::PasskeyMutation;
 use crate::tokens::graphql::TokenMutation;
 use crate::webhooks::graphql::{WebhookMutation, WebhookQuery};
 use crate::workspace::graphql::{WorkspaceMutation, WorkspaceQuery};
 
 #[derive(MergedObject, Default)]
-pub struct Query(IdentityQuery, WorkspaceQuery, SecurityQuery, ProfileQuery, NotificationQuery, MailboxQuery, ContactQuery, ActivityQuery, EventQuery, ServiceAccountQuery, WebhookQuery, CalendarQuery);
+pub struct Query(
+    IdentityQuery,
+    WorkspaceQuery,
+    SecurityQuery,
+    ProfileQuery,
+    NotificationQuery,
+    MailboxQuery,
+    ContactQuery,
+    ActivityQuery,
+    EventQuery,
+    ServiceAccountQuery,
+    WebhookQuery,
+    CalendarQuery,
+);
 
 #[derive(MergedObject, Default)]
 pub struct Mutation(
@@ -58,7 +71,13 @@ pub struct Mutation(
 );
 
 #[derive(MergedSubscription, Default)]
-pub struct Subscription(IdentitySubscription, NotificationSubscription, MailboxSubscription, ActivitySubscription, AvailabilitySubscription);
+pub struct Subscription(
+    IdentitySubscription,
+    NotificationSubscription,
+    MailboxSubscription,
+    ActivitySubscription,
+    AvailabilitySubscription,
+);
 
 pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
 

@@ -23,8 +23,8 @@ use axum::response::{IntoResponse, Response};
 use futures_util::future::BoxFuture;
 use futures_util::stream::SplitSink;
 use futures_util::{SinkExt as _, Stream, StreamExt as _, future};
-use tokio_util::sync::CancellationToken;
 use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use super::context::{RequestAuth, bearer};
 use super::live::LiveExecutor;
@@ -59,11 +59,7 @@ fn forbidden() -> async_graphql::Error {
 }
 
 pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) -> Response {
-    let offered = parts
-        .headers
-        .get(header::SEC_WEBSOCKET_PROTOCOL)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+    let offered = parts.headers.get(header::SEC_WEBSOCKET_PROTOCOL).and_then(|v| v.to_str().ok()).unwrap_or("");
     let Some(protocol) = offered.split(',').find_map(|p| WebSocketProtocols::from_str(p.trim()).ok()) else {
         return (StatusCode::BAD_REQUEST, "offer the graphql-transport-ws or graphql-ws subprotocol").into_response();
     };
@@ -88,16 +84,13 @@ pub async fn upgrade(state: AppState, upgrade: WebSocketUpgrade, parts: &Parts) 
 fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta: ClientMeta) -> BoxFuture<'static, ()> {
     let (sink, stream) = socket.split();
     let stopping = state.shutdown.clone();
-    let input = stream
-        .take_until(stopping.clone().cancelled_owned())
-        .take_while(|m| future::ready(m.is_ok()))
-        .filter_map(|m| {
-            future::ready(match m {
-                Ok(Message::Text(t)) => Some(t.as_bytes().to_vec()),
-                Ok(Message::Binary(b)) => Some(b.to_vec()),
-                _ => None,
-            })
-        });
+    let input = stream.take_until(stopping.clone().cancelled_owned()).take_while(|m| future::ready(m.is_ok())).filter_map(|m| {
+        future::ready(match m {
+            Ok(Message::Text(t)) => Some(t.as_bytes().to_vec()),
+            Ok(Message::Binary(b)) => Some(b.to_vec()),
+            _ => None,
+        })
+    });
     let services = state.services.clone();
     // The credential the connection authenticated with, re-checked when its account's
     // credentials change.
@@ -112,7 +105,8 @@ fn serve(state: AppState, socket: WebSocket, protocol: WebSocketProtocols, meta:
         }
         result
     };
-    let messages = Box::pin(async_graphql::http::WebSocket::new(LiveExecutor(state.schema.clone()), input, protocol).on_connection_init(on_init));
+    let messages =
+        Box::pin(async_graphql::http::WebSocket::new(LiveExecutor(state.schema.clone()), input, protocol).on_connection_init(on_init));
     Box::pin(pump(state.services, stopping, sink, messages, watched, refused))
 }
 
@@ -225,9 +219,7 @@ async fn relay(
     if let Some(&code) = refused.get() {
         let _ = sink.send(Message::Close(Some(CloseFrame { code, reason: "connection refused".into() }))).await;
     } else if stopping.is_cancelled() {
-        let _ = sink
-            .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))
-            .await;
+        let _ = sink.send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() }))).await;
     }
     let _ = sink.close().await;
 }

@@ -182,12 +182,7 @@ impl User {
     /// Your free intervals in `[from, to)` (at most 62 days), in UTC: working hours minus
     /// the busy events of your primary and conflict calendars, minus out of office
     /// (yourself only).
-    async fn free_busy(
-        &self,
-        ctx: &Context<'_>,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<crate::availability::graphql::FreeBusy> {
+    async fn free_busy(&self, ctx: &Context<'_>, from: DateTime<Utc>, to: DateTime<Utc>) -> Result<crate::availability::graphql::FreeBusy> {
         let viewer = own(ctx, &self.0).await?;
         viewer.require(Scope::ProfileRead)?;
         Ok(ctx.services()?.availability.free_busy(&viewer, from, to, &ctx.services()?.calendars).await?.into())
@@ -480,12 +475,18 @@ impl IdentitySubscription {
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
         // A lag (Err): some changes were dropped; reloading shows the latest state anyway.
-        live::feed(ctx, Topic::Account(me), (), |c| matches!(c, Change::Account { .. }), move |_, _| {
-            let services = services.clone();
-            async move {
-                let account = services.identity.accounts(&[me]).await.map_err(async_graphql::Error::from);
-                Some(account.and_then(|mut a| a.pop().map(User).ok_or_else(|| Error::Unauthenticated.into())))
-            }
-        })
+        live::feed(
+            ctx,
+            Topic::Account(me),
+            (),
+            |c| matches!(c, Change::Account { .. }),
+            move |_, _| {
+                let services = services.clone();
+                async move {
+                    let account = services.identity.accounts(&[me]).await.map_err(async_graphql::Error::from);
+                    Some(account.and_then(|mut a| a.pop().map(User).ok_or_else(|| Error::Unauthenticated.into())))
+                }
+            },
+        )
     }
 }

@@ -41,11 +41,8 @@ impl Policy {
             unmet.push(PasswordRule::Special);
         }
         let lower = password.to_lowercase();
-        let contains_personal = personal
-            .iter()
-            .map(|p| p.trim().to_lowercase())
-            .filter(|p| p.chars().count() >= 3)
-            .any(|p| lower.contains(&p));
+        let contains_personal =
+            personal.iter().map(|p| p.trim().to_lowercase()).filter(|p| p.chars().count() >= 3).any(|p| lower.contains(&p));
         if contains_personal {
             unmet.push(PasswordRule::ContainsPersonalData);
         }
@@ -118,10 +115,7 @@ pub async fn verify(password: String, stored: Option<String>) -> Result<bool> {
 fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| {
-        argon2()
-            .hash_password(b"a password nobody has; verified only to spend the same time")
-            .map(|h| h.to_string())
-            .unwrap_or_default()
+        argon2().hash_password(b"a password nobody has; verified only to spend the same time").map(|h| h.to_string()).unwrap_or_default()
     })
 }
 

@@ -67,9 +67,7 @@ impl Viewer {
         match &self.credential {
             Credential::Session(_) => Ok(()),
             Credential::AccessToken { scopes, .. } if scopes.contains(&scope) => Ok(()),
-            Credential::AccessToken { .. } => {
-                Err(Error::forbidden(format!("this access token lacks the {} scope", scope.as_str())))
-            }
+            Credential::AccessToken { .. } => Err(Error::forbidden(format!("this access token lacks the {} scope", scope.as_str()))),
         }
     }
 
@@ -148,7 +146,14 @@ pub enum SignedUp {
 }
 
 impl IdentityService {
-    pub fn new(db: Db, fanout: Fanout, session_ttl: Duration, log: SecurityLog, throttle: Arc<Throttle>, signups: Arc<AddressLimit>) -> Self {
+    pub fn new(
+        db: Db,
+        fanout: Fanout,
+        session_ttl: Duration,
+        log: SecurityLog,
+        throttle: Arc<Throttle>,
+        signups: Arc<AddressLimit>,
+    ) -> Self {
         IdentityService { db, fanout, session_ttl, log, throttle, signups, require_verified_email: false }
     }
 
@@ -189,19 +194,16 @@ impl IdentityService {
         let hash = password::hash(new.password.clone()).await?;
         let now = Utc::now();
         let account_id = AccountId::new();
-        let workspace = Workspace {
-            workspace_id: WorkspaceId::new(),
-            name: format!("{}'s workspace", new.first_name.as_str()),
-            created_at: now,
-        };
+        let workspace =
+            Workspace { workspace_id: WorkspaceId::new(), name: format!("{}'s workspace", new.first_name.as_str()), created_at: now };
         let mut tx = self.db.begin().await?;
         let invitation = match invitation_token {
             Some(token) => Some(invitations::invitation_for_sign_up(&mut tx, token, &new.email).await?),
             None => None,
         };
-        store::insert_account(&mut tx, account_id, &new, &hash, now).await.map_err(|e| {
-            if is_unique_violation(&e) { email_taken() } else { e.into() }
-        })?;
+        store::insert_account(&mut tx, account_id, &new, &hash, now)
+            .await
+            .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
         workspace_store::insert_workspace(&mut tx, &workspace).await?;
         workspace_store::insert_membership(&mut tx, workspace.workspace_id, account_id, Role::Owner, now).await?;
         if let Some(invitation) = &invitation {
@@ -264,7 +266,9 @@ impl IdentityService {
             return Err(Error::forbidden("this account is inactive"));
         }
         if self.require_verified_email && account.email_verified_at.is_none() {
-            return Err(Error::forbidden("confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)"));
+            return Err(Error::forbidden(
+                "confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)",
+            ));
         }
         Ok(())
     }

@@ -64,10 +64,7 @@ pub async fn find_accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<Account>, s
         return Ok(Vec::new());
     }
     // One statement for the whole batch: `IN ($1, …, $n)` works on both backends.
-    let sql = format!(
-        "SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id IN ({})",
-        crate::db::placeholders(1, ids.len())
-    );
+    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM account WHERE account_id IN ({})", crate::db::placeholders(1, ids.len()));
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
         for id in ids {
@@ -82,12 +79,7 @@ pub async fn find_account_by_email(tx: &mut Tx, email: &Email) -> Result<Option<
     on_tx!(tx, c => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(email.as_str()).fetch_optional(c).await)
 }
 
-pub async fn set_account_status(
-    tx: &mut Tx,
-    id: AccountId,
-    status: AccountStatus,
-    now: DateTime<Utc>,
-) -> Result<(), sqlx::Error> {
+pub async fn set_account_status(tx: &mut Tx, id: AccountId, status: AccountStatus, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query("UPDATE account SET status = $2, updated_at = $3 WHERE account_id = $1")
         .bind(id)
         .bind(status.as_str())

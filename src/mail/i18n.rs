@@ -30,10 +30,8 @@ pub struct Language {
 
 /// Every supported language, sorted by tag.
 pub fn supported() -> Vec<Language> {
-    let mut all: Vec<Language> = LOCALES
-        .locales()
-        .map(|id| Language { tag: id.to_string(), native_name: LOCALES.lookup(id, "language-name") })
-        .collect();
+    let mut all: Vec<Language> =
+        LOCALES.locales().map(|id| Language { tag: id.to_string(), native_name: LOCALES.lookup(id, "language-name") }).collect();
     all.sort_by(|a, b| a.tag.cmp(&b.tag));
     all
 }
@@ -42,14 +40,10 @@ pub fn supported() -> Vec<Language> {
 /// returned in its canonical form.
 pub fn parse(field: &'static str, raw: &str) -> Result<String> {
     let wanted = raw.trim();
-    supported()
-        .into_iter()
-        .find(|l| l.tag.eq_ignore_ascii_case(wanted))
-        .map(|l| l.tag)
-        .ok_or_else(|| {
-            let tags: Vec<String> = supported().into_iter().map(|l| l.tag).collect();
-            Error::invalid(field, format!("unsupported language; choose one of {}", tags.join(", ")))
-        })
+    supported().into_iter().find(|l| l.tag.eq_ignore_ascii_case(wanted)).map(|l| l.tag).ok_or_else(|| {
+        let tags: Vec<String> = supported().into_iter().map(|l| l.tag).collect();
+        Error::invalid(field, format!("unsupported language; choose one of {}", tags.join(", ")))
+    })
 }
 
 /// Text `id` in `language` (falling back to English), with `args` filled in.
@@ -92,29 +86,84 @@ mod tests {
     fn every_language_translates_every_email_text() {
         // A message missing from a language would silently fall back to English.
         let ids = [
-            "greeting", "signoff", "email-change-verify-subject", "email-change-verify-body",
-            "email-change-notice-subject", "email-change-notice-body", "email-changed-subject",
-            "email-changed-body", "password-changed-subject", "password-changed-body",
-            "notification-subject-many", "notification-intro-one", "notification-intro-many", "notification-more",
-            "notification-open", "notification-footer", "digest-subject", "digest-intro", "digest-messages",
-            "digest-messages-from", "digest-unread", "digest-mailboxes", "digest-footer",
-            "security-password-changed", "security-two-factor-enabled", "security-two-factor-disabled",
-            "security-recovery-code-used", "security-recovery-codes-regenerated", "security-access-token-created",
-            "security-email-changed", "security-mailbox-connected", "security-mailbox-disconnected", "security-body",
-            "security-body-from", "webhook-disabled-title", "webhook-disabled-body", "calendar-reauth-title",
-            "calendar-reauth-body", "calendar-removed-title", "calendar-removed-body", "calendar-write-failed-title",
-            "calendar-write-failed-body", "digest-calendar", "digest-calendar-line", "digest-all-day", "digest-untitled",
-            "invitation-subject", "invitation-body", "invitation-sign-up-subject", "invitation-sign-up-body",
-            "invitation-received-title", "invitation-received-body", "membership-deactivated-title",
+            "greeting",
+            "signoff",
+            "email-change-verify-subject",
+            "email-change-verify-body",
+            "email-change-notice-subject",
+            "email-change-notice-body",
+            "email-changed-subject",
+            "email-changed-body",
+            "password-changed-subject",
+            "password-changed-body",
+            "notification-subject-many",
+            "notification-intro-one",
+            "notification-intro-many",
+            "notification-more",
+            "notification-open",
+            "notification-footer",
+            "digest-subject",
+            "digest-intro",
+            "digest-messages",
+            "digest-messages-from",
+            "digest-unread",
+            "digest-mailboxes",
+            "digest-footer",
+            "security-password-changed",
+            "security-two-factor-enabled",
+            "security-two-factor-disabled",
+            "security-recovery-code-used",
+            "security-recovery-codes-regenerated",
+            "security-access-token-created",
+            "security-email-changed",
+            "security-mailbox-connected",
+            "security-mailbox-disconnected",
+            "security-body",
+            "security-body-from",
+            "webhook-disabled-title",
+            "webhook-disabled-body",
+            "calendar-reauth-title",
+            "calendar-reauth-body",
+            "calendar-removed-title",
+            "calendar-removed-body",
+            "calendar-write-failed-title",
+            "calendar-write-failed-body",
+            "digest-calendar",
+            "digest-calendar-line",
+            "digest-all-day",
+            "digest-untitled",
+            "invitation-subject",
+            "invitation-body",
+            "invitation-sign-up-subject",
+            "invitation-sign-up-body",
+            "invitation-received-title",
+            "invitation-received-body",
+            "membership-deactivated-title",
             "membership-deactivated-body",
         ];
         for lang in supported() {
             let id: LanguageIdentifier = lang.tag.parse().unwrap();
             for text_id in ids {
-                let args: HashMap<&str, FluentValue> = ["name", "new_email", "link", "hours", "ip", "time", "count", "date", "contact", "zone", "what", "url", "title", "workspace", "role"]
-                    .into_iter()
-                    .map(|k| (k, FluentValue::from("x")))
-                    .collect();
+                let args: HashMap<&str, FluentValue> = [
+                    "name",
+                    "new_email",
+                    "link",
+                    "hours",
+                    "ip",
+                    "time",
+                    "count",
+                    "date",
+                    "contact",
+                    "zone",
+                    "what",
+                    "url",
+                    "title",
+                    "workspace",
+                    "role",
+                ]
+                .into_iter()
+                .map(|k| (k, FluentValue::from("x")))
+                .collect();
                 let found = LOCALES.lookup_single_language(&id, text_id, Some(&args));
                 assert!(found.is_ok(), "{} lacks {text_id}: {found:?}", lang.tag);
             }

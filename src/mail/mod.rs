@@ -146,7 +146,9 @@ impl Mailer {
                 // lettre's messages name the server and the reply, never credentials.
                 reason: format!("SMTP: {e}"),
             }),
-            Transport::Outbox(t) => t.send(message).await.map(drop).map_err(|e| SendFailure { permanent: false, reason: format!("outbox: {e}") }),
+            Transport::Outbox(t) => {
+                t.send(message).await.map(drop).map_err(|e| SendFailure { permanent: false, reason: format!("outbox: {e}") })
+            }
         };
         if sent.is_ok() {
             metrics::counter!("concierge_emails_sent_total").increment(1);
@@ -167,7 +169,8 @@ impl Mailer {
     /// Sends a system email to `to`, in `language`.
     pub async fn send(&self, to: &str, name: &str, language: &str, email: SystemEmail<'_>) -> Result<()> {
         let (subject, body) = email.compose(language, name);
-        let to: Mailbox = Mailbox::new(Some(name.to_owned()), to.parse().map_err(|_| Error::invalid("email", "not a deliverable address"))?);
+        let to: Mailbox =
+            Mailbox::new(Some(name.to_owned()), to.parse().map_err(|_| Error::invalid("email", "not a deliverable address"))?);
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

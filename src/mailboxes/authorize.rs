@@ -73,9 +73,8 @@ impl MailboxService {
     pub async fn start_authorization(&self, viewer: &Viewer, input: StartInput) -> Result<Authorization> {
         let registry = self.sync.registry();
         let kind = input.connector.trim();
-        let connector = registry
-            .get(kind)
-            .ok_or_else(|| Error::invalid("connector", format!("no connector {kind:?}; see mailConnectors")))?;
+        let connector =
+            registry.get(kind).ok_or_else(|| Error::invalid("connector", format!("no connector {kind:?}; see mailConnectors")))?;
         if connector.oauth().is_none() {
             return Err(Error::invalid("connector", "this connector signs in with a password: use connectMailbox"));
         }
@@ -148,10 +147,8 @@ impl MailboxService {
         };
         let state = params.state.filter(|s| !s.is_empty() && s.len() <= 512).ok_or("invalid_state")?;
         let hash = state_hash(&state);
-        let request = store::take_oauth_request(&self.db, &hash, kind, Utc::now())
-            .await
-            .map_err(|e| internal(&e))?
-            .ok_or("invalid_state")?;
+        let request =
+            store::take_oauth_request(&self.db, &hash, kind, Utc::now()).await.map_err(|e| internal(&e))?.ok_or("invalid_state")?;
         if let Some(error) = params.error {
             // The user declined, or the provider refused the request: its code, cleaned.
             let code: String = error.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '_').take(64).collect();
@@ -205,11 +202,11 @@ impl MailboxService {
             Err(_) => return Err("unreachable".into()),
         }
         let credentials = StoredCredentials::OAuth2 { username: address.clone(), tokens };
-        self.save(request.account_id, request.workspace_id, kind, &address, settings, credentials, request.sync_from, meta)
-            .await
-            .map_err(|e| match e {
+        self.save(request.account_id, request.workspace_id, kind, &address, settings, credentials, request.sync_from, meta).await.map_err(
+            |e| match e {
                 Error::Internal(e) => internal(&e),
                 other => other.code().to_ascii_lowercase(),
-            })
+            },
+        )
     }
 }

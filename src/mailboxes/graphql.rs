@@ -8,11 +8,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use concierge_connector_sdk::SharedConnector;
 use futures_util::{Stream, future};
 
-use super::model::{Mailbox, MailboxId, MailboxStatus};
-use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use super::authorize::StartInput;
+use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::send::{OutgoingAttachment, ReplyContext, SendInput};
 use super::service::ConnectInput;
+use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use crate::activity::graphql::ActivityEventNode;
 use crate::activity::model::{ActivityEvent, EventId};
 use crate::error::Error;
@@ -280,8 +280,7 @@ impl MailboxMutation {
             when re-authorising, the mailbox's own date is kept unless this is given.")]
         sync_from: Option<NaiveDate>,
         #[graphql(desc = "Where the mail's activity is recorded; optional when you belong to one workspace.")] workspace_id: Option<ID>,
-        #[graphql(desc = "Re-authorise this mailbox (after NEEDS_REAUTH): it keeps its checkpoint and history.")]
-        mailbox_id: Option<ID>,
+        #[graphql(desc = "Re-authorise this mailbox (after NEEDS_REAUTH): it keeps its checkpoint and history.")] mailbox_id: Option<ID>,
         #[graphql(desc = "The address to suggest at the provider's sign-in.")] login_hint: Option<String>,
     ) -> Result<MailboxAuthorization> {
         let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
@@ -308,13 +307,17 @@ impl MailboxMutation {
             Some(id) => {
                 let id = EventId::parse("replyTo", id)?;
                 let event = services.activity.event(&viewer, id).await.map_err(|_| Error::invalid("replyTo", "no such activity event"))?;
-                Some(reply_context(&event).ok_or_else(|| Error::invalid("replyTo", "this activity event is not a message with a Message-ID"))?)
+                Some(
+                    reply_context(&event)
+                        .ok_or_else(|| Error::invalid("replyTo", "this activity event is not a message with a Message-ID"))?,
+                )
             }
             None => None,
         };
         let mut attachments = Vec::with_capacity(input.attachments.len());
         for (i, upload) in input.attachments.into_iter().enumerate() {
-            let value = upload.value(ctx).map_err(|_| Error::invalid(format!("attachments[{i}]"), "no file was uploaded under this name"))?;
+            let value =
+                upload.value(ctx).map_err(|_| Error::invalid(format!("attachments[{i}]"), "no file was uploaded under this name"))?;
             let filename = value.filename.clone();
             let content_type = value.content_type.clone();
             let mut bytes = Vec::new();
@@ -380,21 +383,31 @@ pub struct MailboxSubscription;
 #[Subscription]
 impl MailboxSubscription {
     /// The mailbox each time its status, counts or health change.
-    async fn mailbox_status(&self, ctx: &Context<'_>, mailbox_id: ID) -> Result<impl Stream<Item = async_graphql::Result<MailboxNode>> + use<>> {
+    async fn mailbox_status(
+        &self,
+        ctx: &Context<'_>,
+        mailbox_id: ID,
+    ) -> Result<impl Stream<Item = async_graphql::Result<MailboxNode>> + use<>> {
         let viewer = ctx.viewer_for(Scope::MailboxesRead).await?;
         let id = MailboxId::parse("mailboxId", &mailbox_id)?;
         let services = ctx.services()?.clone();
         services.mailboxes.mailbox(&viewer, id).await?;
-        live::feed(ctx, Topic::Mailbox(id), (), |c| !matches!(c, Change::SyncProgress { .. }), move |_, change| {
-            let services = services.clone();
-            let viewer = viewer.clone();
-            async move {
-                if let Err(missed) = change {
-                    return Some(Err(live::lagged(missed, "updates", "reload the mailbox")));
+        live::feed(
+            ctx,
+            Topic::Mailbox(id),
+            (),
+            |c| !matches!(c, Change::SyncProgress { .. }),
+            move |_, change| {
+                let services = services.clone();
+                let viewer = viewer.clone();
+                async move {
+                    if let Err(missed) = change {
+                        return Some(Err(live::lagged(missed, "updates", "reload the mailbox")));
+                    }
+                    Some(services.mailboxes.mailbox(&viewer, id).await.map(MailboxNode).map_err(async_graphql::Error::from))
                 }
-                Some(services.mailboxes.mailbox(&viewer, id).await.map(MailboxNode).map_err(async_graphql::Error::from))
-            }
-        })
+            },
+        )
     }
 
     /// Messages done and total while the mailbox records a batch (a progress bar).
@@ -407,17 +420,24 @@ impl MailboxSubscription {
         let id = MailboxId::parse("mailboxId", &mailbox_id)?;
         let services = ctx.services()?;
         services.mailboxes.mailbox(&viewer, id).await?;
-        live::feed(ctx, Topic::Mailbox(id), (), |c| matches!(c, Change::SyncProgress { .. }), move |_, change| {
-            let item = match change {
-                Ok(Change::SyncProgress { done, total, .. }) => Some(Ok(MailboxSyncProgress { mailbox_id: mailbox_id.clone(), done, total })),
-                Ok(_) => None,
-                Err(missed) => Some(Err(live::lagged(missed, "updates", "the next one shows the progress"))),
-            };
-            future::ready(item)
-        })
+        live::feed(
+            ctx,
+            Topic::Mailbox(id),
+            (),
+            |c| matches!(c, Change::SyncProgress { .. }),
+            move |_, change| {
+                let item = match change {
+                    Ok(Change::SyncProgress { done, total, .. }) => {
+                        Some(Ok(MailboxSyncProgress { mailbox_id: mailbox_id.clone(), done, total }))
+                    }
+                    Ok(_) => None,
+                    Err(missed) => Some(Err(live::lagged(missed, "updates", "the next one shows the progress"))),
+                };
+                future::ready(item)
+            },
+        )
     }
 }
-
 
 /// What a reply needs from the message it answers: its Message-ID and References.
 fn reply_context(event: &ActivityEvent) -> Option<ReplyContext> {

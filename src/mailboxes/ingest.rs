@@ -104,7 +104,8 @@ pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoin
     let written = write(&mut tx, owner, &fresh, now, news).await?;
     // Each server message points at its message's first event, recorded now or before
     // (fetched earlier through another mailbox or folder, or sent through the gateway).
-    let handled: Vec<(&str, EventId)> = remote_ids.iter().zip(&written.first_events).filter_map(|(r, e)| e.map(|e| (r.as_str(), e))).collect();
+    let handled: Vec<(&str, EventId)> =
+        remote_ids.iter().zip(&written.first_events).filter_map(|(r, e)| e.map(|e| (r.as_str(), e))).collect();
     store::insert_messages(&mut tx, owner.mailbox_id, &handled, now).await?;
     store::advance(&mut tx, owner.mailbox_id, checkpoint, written.new_messages as i64, written.malformed as i64, now).await?;
     tx.commit().await?;
@@ -399,7 +400,9 @@ async fn match_contacts(tx: &mut Tx, workspace_id: WorkspaceId, parties: &[&pars
             // No contact has this address: make one, unless the workspace matches existing
             // contacts only.
             let made = match matching {
-                ContactMatching::Create if !slot.key().is_empty() => create_for_sender(tx, workspace_id, party.name.as_deref(), &party.email).await?,
+                ContactMatching::Create if !slot.key().is_empty() => {
+                    create_for_sender(tx, workspace_id, party.name.as_deref(), &party.email).await?
+                }
                 _ => None,
             };
             slot.insert(made);
@@ -530,7 +533,8 @@ mod tests {
 
     #[test]
     fn a_message_is_threaded_by_its_own_id_then_its_parent_then_the_nearest_reference() {
-        let m = message("From: c@customer.test\r\nMessage-ID: <Own@x>\r\nIn-Reply-To: <Parent@x>\r\nReferences: <root@x> <mid@x> <parent@x>");
+        let m =
+            message("From: c@customer.test\r\nMessage-ID: <Own@x>\r\nIn-Reply-To: <Parent@x>\r\nReferences: <root@x> <mid@x> <parent@x>");
 
         let ids: Vec<String> = thread_ids(&m).collect();
 

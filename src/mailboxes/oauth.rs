@@ -3,13 +3,12 @@
 //! sealed. A refresh token the provider refuses is an authentication failure, which stops the
 //! sync in NEEDS_REAUTH. The apps and the exchanges themselves are [`crate::accounts::oauth`].
 
-
 use chrono::{DateTime, Utc};
 use concierge_connector_sdk::{AccessTokenSource, ConnectorError, Secret, async_trait};
 
-pub use crate::accounts::oauth::{EARLY, Grant, OAuthApp, OAuthApps, ProviderError};
 use super::model::MailboxId;
 use super::store;
+pub use crate::accounts::oauth::{EARLY, Grant, OAuthApp, OAuthApps, ProviderError};
 use crate::crypto::SecretBox;
 use crate::db::Db;
 
@@ -34,7 +33,15 @@ pub struct MailboxTokens {
 }
 
 impl MailboxTokens {
-    pub fn new(apps: OAuthApps, kind: &str, db: Db, secrets: SecretBox, mailbox_id: MailboxId, username: String, tokens: StoredTokens) -> Self {
+    pub fn new(
+        apps: OAuthApps,
+        kind: &str,
+        db: Db,
+        secrets: SecretBox,
+        mailbox_id: MailboxId,
+        username: String,
+        tokens: StoredTokens,
+    ) -> Self {
         MailboxTokens { apps, kind: kind.to_owned(), db, secrets, mailbox_id, username, state: tokio::sync::Mutex::new(tokens) }
     }
 

@@ -17,9 +17,7 @@ pub use crate::activity::message::{Address, Attachment, MAX_CONTENTS, MessageDat
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use mail_parser::decoders::charsets::map::charset_decoder;
-use mail_parser::{
-    HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType,
-};
+use mail_parser::{HeaderName, HeaderValue, Message, MessageParser, MessagePart, MimeHeaders, PartType};
 
 /// Most addresses kept per header, and most attachments listed: a hostile message with
 /// 100,000 parts or recipients must not make an event of the same size.
@@ -40,8 +38,7 @@ pub fn parse(raw: &[u8]) -> ParsedMessage {
     // in practice; but this runs on bytes from strangers inside the sync loop, where a panic
     // would stop the whole mailbox. If one ever slips through, record the message as
     // unreadable instead. (No shared state is touched, so unwinding cannot leave any broken.)
-    panic::catch_unwind(AssertUnwindSafe(|| parse_message(raw)))
-        .unwrap_or_else(|_| unreadable(raw, "the parser failed on this message"))
+    panic::catch_unwind(AssertUnwindSafe(|| parse_message(raw))).unwrap_or_else(|_| unreadable(raw, "the parser failed on this message"))
 }
 
 fn parse_message(raw: &[u8]) -> ParsedMessage {
@@ -58,11 +55,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
     // mail-parser reads any `word: value` line as a header, so binary junk or a plain text
     // file "parses". A real message has at least one header it knows (From, Date,
     // Content-Type, Received, …); without one we do not trust any field we would extract.
-    if root
-        .headers
-        .iter()
-        .all(|h| matches!(h.name, HeaderName::Other(_)))
-    {
+    if root.headers.iter().all(|h| matches!(h.name, HeaderName::Other(_))) {
         return unreadable(raw, "not a MIME message");
     }
 
@@ -78,10 +71,7 @@ fn parse_message(raw: &[u8]) -> ParsedMessage {
         .collect();
 
     ParsedMessage {
-        title: message
-            .subject()
-            .map(|s| cap(s.trim()).to_owned())
-            .unwrap_or_default(),
+        title: message.subject().map(|s| cap(s.trim()).to_owned()).unwrap_or_default(),
         contents: body.contents,
         html_source: body.html_source,
         from: addresses(&message, HeaderName::From),
@@ -127,12 +117,7 @@ struct Body {
     recovered_parts: Vec<u32>,
 }
 
-fn extract_body(
-    message: &Message<'_>,
-    root: &MessagePart<'_>,
-    raw: &[u8],
-    malformed: &mut Option<String>,
-) -> Body {
+fn extract_body(message: &Message<'_>, root: &MessagePart<'_>, raw: &[u8], malformed: &mut Option<String>) -> Body {
     let mut recovered_parts = Vec::new();
     let mut text = String::new();
 
@@ -194,23 +179,15 @@ fn extract_body(
         Some(source) if text.trim().is_empty() => html_to_text(&sanitise_html(source)),
         _ => text,
     };
-    Body {
-        contents,
-        html_source,
-        recovered_parts,
-    }
+    Body { contents, html_source, recovered_parts }
 }
 
 /// The text left after the last header when the header section ran to the end of the message,
 /// i.e. the sender forgot the blank line and mail-parser had no body to read.
-fn text_after_unterminated_headers<'a>(
-    root: &MessagePart<'_>,
-    raw: &'a [u8],
-) -> Option<Cow<'a, str>> {
+fn text_after_unterminated_headers<'a>(root: &MessagePart<'_>, raw: &'a [u8]) -> Option<Cow<'a, str>> {
     // That is exactly when mail-parser marks the root with an empty body at the very end.
-    let no_body = root.is_encoding_problem
-        && root.offset_body as usize >= raw.len()
-        && matches!(&root.body, PartType::Text(t) if t.is_empty());
+    let no_body =
+        root.is_encoding_problem && root.offset_body as usize >= raw.len() && matches!(&root.body, PartType::Text(t) if t.is_empty());
     if !no_body {
         return None;
     }
@@ -220,9 +197,7 @@ fn text_after_unterminated_headers<'a>(
     if rest.iter().all(u8::is_ascii_whitespace) {
         return None;
     }
-    Some(String::from_utf8_lossy(
-        &rest[..rest.len().min(MAX_CONTENTS)],
-    ))
+    Some(String::from_utf8_lossy(&rest[..rest.len().min(MAX_CONTENTS)]))
 }
 
 /// Structural damage worth recording: a multipart whose boundary is missing or never closed.
@@ -241,15 +216,9 @@ fn broken_structure(message: &Message<'_>, raw: &[u8]) -> Option<&'static str> {
         // mail-parser ends a multipart just after its closing delimiter (or where its parent's
         // next delimiter starts), so searching back from there finds it in a few bytes even
         // when a 10 MB attachment follows.
-        let end = (part.offset_end as usize)
-            .saturating_add(closing.len())
-            .min(raw.len());
+        let end = (part.offset_end as usize).saturating_add(closing.len()).min(raw.len());
         let span = raw.get(part.offset_body as usize..end).unwrap_or_default();
-        if !span
-            .windows(closing.len())
-            .rev()
-            .any(|w| w == closing.as_slice())
-        {
+        if !span.windows(closing.len()).rev().any(|w| w == closing.as_slice()) {
             return Some("multipart boundary never closed");
         }
     }
@@ -319,11 +288,7 @@ fn lenient_base64(encoded: &[u8]) -> Vec<u8> {
         let line = line.trim_ascii();
         let data_len = line.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
         let (data, padding) = line.split_at(data_len);
-        if data.is_empty()
-            || !data
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/')
-        {
+        if data.is_empty() || !data.iter().all(|&b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/') {
             continue;
         }
         run.extend_from_slice(data);
@@ -338,11 +303,7 @@ fn lenient_base64(encoded: &[u8]) -> Vec<u8> {
 /// Quoted-printable where `=XX` decodes, `=` at a line end joins lines, and anything else
 /// (a stray `=`, bad hex) is kept as written.
 fn lenient_quoted_printable(encoded: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| {
-        char::from(b)
-            .to_digit(16)
-            .and_then(|d| u8::try_from(d).ok())
-    };
+    let hex = |b: u8| char::from(b).to_digit(16).and_then(|d| u8::try_from(d).ok());
     let mut out = Vec::with_capacity(encoded.len());
     let mut i = 0;
     while let Some(&b) = encoded.get(i) {
@@ -383,13 +344,10 @@ fn decode_charset(part: &MessagePart<'_>, bytes: &[u8]) -> String {
 /// All HTML body parts (and damaged ones we recovered), joined; `None` when there is none.
 /// mail-parser also lists a plain-text alternative among the HTML bodies: that is not HTML.
 fn html_body(message: &Message<'_>, recovered: Vec<String>) -> Option<String> {
-    let parts = message
-        .html_body
-        .iter()
-        .filter_map(|&id| match &message.part(id)?.body {
-            PartType::Html(source) => Some(source.as_ref()),
-            _ => None,
-        });
+    let parts = message.html_body.iter().filter_map(|&id| match &message.part(id)?.body {
+        PartType::Html(source) => Some(source.as_ref()),
+        _ => None,
+    });
     let mut html: Option<String> = None;
     for source in parts.chain(recovered.iter().map(String::as_str)) {
         let joined = html.get_or_insert_with(String::new);
@@ -419,45 +377,27 @@ const MAX_HTML_DEPTH: usize = 1_000;
 /// end tag close only an element it has open.
 fn too_deep_at(html: &str) -> Option<usize> {
     const VOID: &[&str] = &[
-        "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img",
-        "input", "keygen", "link", "meta", "param", "source", "track", "wbr",
+        "area", "base", "basefont", "bgsound", "br", "col", "embed", "frame", "hr", "image", "img", "input", "keygen", "link", "meta",
+        "param", "source", "track", "wbr",
     ];
     const OPTIONAL_END: &[&str] = &[
-        "body", "caption", "colgroup", "dd", "dt", "head", "html", "li", "optgroup", "option", "p",
-        "rb", "rp", "rt", "rtc", "tbody", "td", "tfoot", "th", "thead", "tr",
+        "body", "caption", "colgroup", "dd", "dt", "head", "html", "li", "optgroup", "option", "p", "rb", "rp", "rt", "rtc", "tbody", "td",
+        "tfoot", "th", "thead", "tr",
     ];
     // Their content is text to html5ever until the matching end tag.
-    const RAW_TEXT: &[&str] = &[
-        "iframe",
-        "noembed",
-        "noframes",
-        "plaintext",
-        "script",
-        "style",
-        "textarea",
-        "title",
-        "xmp",
-    ];
-    let is =
-        |list: &[&str], name: &[u8]| list.iter().any(|t| name.eq_ignore_ascii_case(t.as_bytes()));
+    const RAW_TEXT: &[&str] = &["iframe", "noembed", "noframes", "plaintext", "script", "style", "textarea", "title", "xmp"];
+    let is = |list: &[&str], name: &[u8]| list.iter().any(|t| name.eq_ignore_ascii_case(t.as_bytes()));
 
     let bytes = html.as_bytes();
     let mut open: Vec<&[u8]> = Vec::new();
     let mut i = 0;
-    while let Some(found) = bytes
-        .get(i..)
-        .and_then(|rest| rest.iter().position(|&b| b == b'<'))
-    {
+    while let Some(found) = bytes.get(i..).and_then(|rest| rest.iter().position(|&b| b == b'<')) {
         let start = i + found;
         let after = &bytes[start + 1..];
         i = start + 1;
         match after.first() {
             Some(b'!') => {
-                let end = if after.starts_with(b"!--") {
-                    b"-->".as_slice()
-                } else {
-                    b">"
-                };
+                let end = if after.starts_with(b"!--") { b"-->".as_slice() } else { b">" };
                 i = find_ci(after, end).map_or(bytes.len(), |p| start + 1 + p + end.len());
             }
             Some(b'/') => {
@@ -485,17 +425,12 @@ fn too_deep_at(html: &str) -> Option<usize> {
 }
 
 fn tag_name(after_lt: &[u8]) -> &[u8] {
-    let end = after_lt
-        .iter()
-        .position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>')
-        .unwrap_or(after_lt.len());
+    let end = after_lt.iter().position(|&b| b.is_ascii_whitespace() || b == b'/' || b == b'>').unwrap_or(after_lt.len());
     &after_lt[..end]
 }
 
 fn find_ci(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack
-        .windows(needle.len())
-        .position(|w| w.eq_ignore_ascii_case(needle))
+    haystack.windows(needle.len()).position(|w| w.eq_ignore_ascii_case(needle))
 }
 
 fn html_to_text(html: &str) -> String {
@@ -521,22 +456,12 @@ fn attachment(part: &MessagePart<'_>, raw: &[u8]) -> Attachment {
     let size = match &part.body {
         // A message/rfc822 part kept as-is carries the whole outer message as its raw bytes in
         // mail-parser, so measure its span instead.
-        PartType::Message(_) if part.encoding == mail_parser::Encoding::None => {
-            part.offset_end.saturating_sub(part.offset_body) as usize
-        }
+        PartType::Message(_) if part.encoding == mail_parser::Encoding::None => part.offset_end.saturating_sub(part.offset_body) as usize,
         // Cut short or damaged: report what the sender's bytes decode to, not their encoding.
         _ if part.is_encoding_problem => salvage(part, raw).map_or(part.len(), |bytes| bytes.len()),
         _ => part.len(),
     };
-    Attachment {
-        name: part
-            .attachment_name()
-            .map(str::trim)
-            .filter(|n| !n.is_empty())
-            .map(str::to_owned),
-        content_type,
-        size: size as u64,
-    }
+    Attachment { name: part.attachment_name().map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned), content_type, size: size as u64 }
 }
 
 /// The Date header in UTC; `None` for a date that does not exist (31 February, hour 25, …)
@@ -545,18 +470,14 @@ fn utc(date: &mail_parser::DateTime) -> Option<DateTime<Utc>> {
     if !date.is_valid() {
         return None;
     }
-    let local =
-        chrono::NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())?
-            .and_hms_opt(date.hour.into(), date.minute.into(), date.second.into())?;
-    let east = (i32::from(date.tz_hour) * 3600 + i32::from(date.tz_minute) * 60)
-        * if date.tz_before_gmt { -1 } else { 1 };
+    let local = chrono::NaiveDate::from_ymd_opt(date.year.into(), date.month.into(), date.day.into())?.and_hms_opt(
+        date.hour.into(),
+        date.minute.into(),
+        date.second.into(),
+    )?;
+    let east = (i32::from(date.tz_hour) * 3600 + i32::from(date.tz_minute) * 60) * if date.tz_before_gmt { -1 } else { 1 };
     let offset = chrono::FixedOffset::east_opt(east)?;
-    Some(
-        local
-            .and_local_timezone(offset)
-            .single()?
-            .with_timezone(&Utc),
-    )
+    Some(local.and_local_timezone(offset).single()?.with_timezone(&Utc))
 }
 
 /// Every mailbox in every header of this name, groups flattened; entries without `@` dropped.
@@ -571,10 +492,7 @@ fn addresses(message: &Message<'_>, header: HeaderName<'static>) -> Vec<Address>
                 return None;
             }
             let name = addr.name().map(str::trim).filter(|n| !n.is_empty());
-            Some(Address {
-                name: name.map(str::to_owned),
-                email: email.to_owned(),
-            })
+            Some(Address { name: name.map(str::to_owned), email: email.to_owned() })
         })
         .take(MAX_LISTED)
         .collect()
@@ -589,11 +507,7 @@ fn ids(value: &HeaderValue<'_>) -> Vec<String> {
 }
 
 fn clean_id(id: &str) -> Option<String> {
-    let id = id
-        .trim()
-        .trim_start_matches('<')
-        .trim_end_matches('>')
-        .trim();
+    let id = id.trim().trim_start_matches('<').trim_end_matches('>').trim();
     (!id.is_empty()).then(|| id.to_owned())
 }
 
@@ -610,11 +524,7 @@ fn push_text(out: &mut String, piece: &str) {
     // Look at no more than could fit once CRLFs become LFs: a 10 MB text part is not copied
     // only to be cut.
     let piece = &piece[..piece.floor_char_boundary(room.saturating_mul(2))];
-    let piece = if piece.contains('\r') {
-        Cow::Owned(piece.replace("\r\n", "\n"))
-    } else {
-        Cow::Borrowed(piece)
-    };
+    let piece = if piece.contains('\r') { Cow::Owned(piece.replace("\r\n", "\n")) } else { Cow::Borrowed(piece) };
     out.push_str(&piece[..piece.floor_char_boundary(room)]);
 }
 
@@ -638,18 +548,11 @@ mod tests {
     }
 
     fn addr(name: Option<&str>, email: &str) -> Address {
-        Address {
-            name: name.map(str::to_owned),
-            email: email.to_owned(),
-        }
+        Address { name: name.map(str::to_owned), email: email.to_owned() }
     }
 
     fn at(rfc3339: &str) -> Option<DateTime<Utc>> {
-        Some(
-            DateTime::parse_from_rfc3339(rfc3339)
-                .expect("test date")
-                .with_timezone(&Utc),
-        )
+        Some(DateTime::parse_from_rfc3339(rfc3339).expect("test date").with_timezone(&Utc))
     }
 
     fn assert_sanitised(html: &str) {
@@ -669,10 +572,7 @@ mod tests {
             "evil.example",
             "tracker.example",
         ] {
-            assert!(
-                !lower.contains(banned),
-                "sanitised HTML still contains {banned:?}: {html}"
-            );
+            assert!(!lower.contains(banned), "sanitised HTML still contains {banned:?}: {html}");
         }
     }
 
@@ -691,33 +591,15 @@ mod tests {
         );
         let html = m.html();
         let html = html.as_deref().expect("the HTML alternative");
-        assert!(
-            html.contains("<b>up 12%</b> and the café reopening went well."),
-            "{html}"
-        );
-        assert!(
-            html.contains(r#"<a href="https://example.com/report""#),
-            "{html}"
-        );
+        assert!(html.contains("<b>up 12%</b> and the café reopening went well."), "{html}");
+        assert!(html.contains(r#"<a href="https://example.com/report""#), "{html}");
         assert!(!html.contains("<head"), "{html}");
         assert_eq!(m.from, [addr(Some("Piotr Nowak"), "piotr@example.pl")]);
-        assert_eq!(
-            m.to,
-            [
-                addr(Some("Anna Kowalska"), "anna@example.com"),
-                addr(None, "bob@example.org")
-            ]
-        );
+        assert_eq!(m.to, [addr(Some("Anna Kowalska"), "anna@example.com"), addr(None, "bob@example.org")]);
         assert_eq!(m.cc, [addr(Some("Sales, EMEA"), "sales-emea@example.com")]);
-        assert_eq!(
-            m.reply_to,
-            [addr(Some("Piotr (work)"), "piotr.nowak@example.pl")]
-        );
+        assert_eq!(m.reply_to, [addr(Some("Piotr (work)"), "piotr.nowak@example.pl")]);
         assert_eq!(m.date, at("2024-05-14T09:15:00Z"));
-        assert_eq!(
-            m.message_id.as_deref(),
-            Some("20240514091500.ABC123@mail.example.pl")
-        );
+        assert_eq!(m.message_id.as_deref(), Some("20240514091500.ABC123@mail.example.pl"));
         assert!(m.in_reply_to.is_empty() && m.references.is_empty());
         assert!(m.attachments.is_empty());
         assert_eq!(m.malformed, None);
@@ -731,32 +613,13 @@ mod tests {
         let html = m.html();
         let html = html.as_deref().expect("the HTML body");
         assert_sanitised(html);
-        assert!(
-            html.starts_with("<h1>Spring sale</h1>"),
-            "the <title> is dropped too: {html}"
-        );
-        assert!(
-            html.contains(r#"<a href="https://shop.example/sale""#),
-            "{html}"
-        );
-        for text in [
-            "Spring sale",
-            "Save 40% on everything this week.",
-            "Click here or visit the shop.",
-            "Unsubscribe any time.",
-        ] {
-            assert!(
-                m.contents.contains(text),
-                "{text:?} missing from {:?}",
-                m.contents
-            );
+        assert!(html.starts_with("<h1>Spring sale</h1>"), "the <title> is dropped too: {html}");
+        assert!(html.contains(r#"<a href="https://shop.example/sale""#), "{html}");
+        for text in ["Spring sale", "Save 40% on everything this week.", "Click here or visit the shop.", "Unsubscribe any time."] {
+            assert!(m.contents.contains(text), "{text:?} missing from {:?}", m.contents);
         }
         for leaked in ["document", "display:none", "alert", "Offer\n", "<"] {
-            assert!(
-                !m.contents.contains(leaked),
-                "{leaked:?} leaked into {:?}",
-                m.contents
-            );
+            assert!(!m.contents.contains(leaked), "{leaked:?} leaked into {:?}", m.contents);
         }
         assert_eq!(m.date, at("2024-05-15T12:00:00Z"));
         assert_eq!(m.malformed, None);
@@ -778,10 +641,7 @@ mod tests {
 
         assert_eq!(m.title, "Zażółć gęślą jaźń");
         assert_eq!(m.from, [addr(Some("Michał Wójcik"), "michal@example.pl")]);
-        assert_eq!(
-            m.contents,
-            "Treść wiadomości w kodowaniu ISO-8859-2: żółw, źdźbło, łąka."
-        );
+        assert_eq!(m.contents, "Treść wiadomości w kodowaniu ISO-8859-2: żółw, źdźbło, łąka.");
         assert_eq!(m.date, at("2024-05-17T05:30:00Z"));
         assert_eq!(m.malformed, None);
     }
@@ -789,7 +649,10 @@ mod tests {
     #[test]
     fn addresses_and_attachments_are_capped() {
         let to: Vec<String> = (0..3000).map(|i| format!("r{i}@x.test")).collect();
-        let mut raw = format!("From: a@x.test\r\nTo: {}\r\nSubject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n", to.join(", "));
+        let mut raw = format!(
+            "From: a@x.test\r\nTo: {}\r\nSubject: many\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n",
+            to.join(", ")
+        );
         for i in 0..3000 {
             raw.push_str(&format!("--b\r\nContent-Type: application/octet-stream; name=\"f{i}.bin\"\r\n\r\nx\r\n"));
         }
@@ -814,11 +677,7 @@ mod tests {
                     content_type: "application/pdf".to_owned(),
                     size: 1234,
                 },
-                Attachment {
-                    name: Some("Zdjęcie z wakacji.png".to_owned()),
-                    content_type: "image/png".to_owned(),
-                    size: 517,
-                },
+                Attachment { name: Some("Zdjęcie z wakacji.png".to_owned()), content_type: "image/png".to_owned(), size: 517 },
             ]
         );
         assert_eq!(m.contents, "Both files are attached.");
@@ -839,15 +698,8 @@ mod tests {
     #[test]
     fn very_long_folded_subject_and_unfolded_to_header_are_read_whole() {
         let raw = corpus("long_header_lines.eml");
-        let longest_line = raw
-            .split(|&b| b == b'\n')
-            .map(<[u8]>::len)
-            .max()
-            .unwrap_or(0);
-        assert!(
-            longest_line > 5_000,
-            "the corpus file keeps its unfolded To line"
-        );
+        let longest_line = raw.split(|&b| b == b'\n').map(<[u8]>::len).max().unwrap_or(0);
+        assert!(longest_line > 5_000, "the corpus file keeps its unfolded To line");
 
         let m = parse(&raw);
 
@@ -865,20 +717,13 @@ mod tests {
     fn multipart_that_is_never_closed_keeps_its_parts_and_is_marked_malformed() {
         let m = parse_corpus("unterminated_multipart.eml");
 
-        assert_eq!(
-            m.malformed.as_deref(),
-            Some("multipart boundary never closed")
-        );
+        assert_eq!(m.malformed.as_deref(), Some("multipart boundary never closed"));
         assert_eq!(m.title, "Cut off in transit");
         assert_eq!(m.contents, "The first part arrived intact.");
         // 92 base64 characters survive the cut: 69 bytes of data.
         assert_eq!(
             m.attachments,
-            [Attachment {
-                name: Some("data.bin".to_owned()),
-                content_type: "application/octet-stream".to_owned(),
-                size: 69,
-            }]
+            [Attachment { name: Some("data.bin".to_owned()), content_type: "application/octet-stream".to_owned(), size: 69 }]
         );
     }
 
@@ -886,18 +731,9 @@ mod tests {
     fn body_with_a_bad_base64_line_keeps_the_text_around_it_and_is_marked_malformed() {
         let m = parse_corpus("bad_base64_body.eml");
 
-        assert_eq!(
-            m.contents,
-            "Readable text before the damage. And the rest of the sentence."
-        );
-        assert_eq!(
-            m.malformed.as_deref(),
-            Some("undecodable body part (bad base64 or quoted-printable)")
-        );
-        assert!(
-            m.attachments.is_empty(),
-            "the damaged body is not listed as a file"
-        );
+        assert_eq!(m.contents, "Readable text before the damage. And the rest of the sentence.");
+        assert_eq!(m.malformed.as_deref(), Some("undecodable body part (bad base64 or quoted-printable)"));
+        assert!(m.attachments.is_empty(), "the damaged body is not listed as a file");
         assert_eq!(m.title, "Garbled body");
     }
 
@@ -908,18 +744,8 @@ mod tests {
         assert_eq!(m.title, "Re: Quarterly numbers");
         assert_eq!(m.message_id.as_deref(), Some("reply-3@example.org"));
         assert_eq!(m.in_reply_to, ["20240514091500.ABC123@mail.example.pl"]);
-        assert_eq!(
-            m.references,
-            [
-                "thread-root@example.com",
-                "20240513.other@mail.example.pl",
-                "20240514091500.ABC123@mail.example.pl",
-            ]
-        );
-        assert_eq!(
-            m.contents,
-            "Thanks, looks good.\n\n> The quarterly numbers are in."
-        );
+        assert_eq!(m.references, ["thread-root@example.com", "20240513.other@mail.example.pl", "20240514091500.ABC123@mail.example.pl",]);
+        assert_eq!(m.contents, "Thanks, looks good.\n\n> The quarterly numbers are in.");
         assert_eq!(m.malformed, None);
     }
 
@@ -930,13 +756,7 @@ mod tests {
               Subject: Sent\r\n\r\nbody",
         );
 
-        assert_eq!(
-            m.bcc,
-            [
-                addr(Some("Boss"), "boss@example.org"),
-                addr(None, "b@example.net")
-            ]
-        );
+        assert_eq!(m.bcc, [addr(Some("Boss"), "boss@example.org"), addr(None, "b@example.net")]);
         assert!(parse_corpus("reply_with_references.eml").bcc.is_empty());
     }
 
@@ -944,14 +764,7 @@ mod tests {
     fn group_addresses_are_flattened_and_entries_without_at_sign_dropped() {
         let m = parse_corpus("group_addresses.eml");
 
-        assert_eq!(
-            m.to,
-            [
-                addr(None, "alice@example.com"),
-                addr(Some("Bob B."), "bob@example.org"),
-                addr(None, "carol@example.net"),
-            ]
-        );
+        assert_eq!(m.to, [addr(None, "alice@example.com"), addr(Some("Bob B."), "bob@example.org"), addr(None, "carol@example.net"),]);
         // An empty group (undisclosed-recipients:;) and a bare "postmaster" leave nothing.
         assert!(m.cc.is_empty(), "{:?}", m.cc);
         assert_eq!(m.from, [addr(Some("Coordinator"), "coord@example.com")]);
@@ -968,15 +781,8 @@ mod tests {
         let key = m.dedupe_key(&raw);
         let hex = key.strip_prefix("sha256:").expect("a hash key");
         assert_eq!(hex.len(), 64);
-        assert!(
-            hex.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        );
-        assert_eq!(
-            parse(&raw).dedupe_key(&raw.clone()),
-            key,
-            "fetched twice, same key"
-        );
+        assert!(hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
+        assert_eq!(parse(&raw).dedupe_key(&raw.clone()), key, "fetched twice, same key");
         let mut other = raw.clone();
         other.extend_from_slice(b"P.S.\r\n");
         assert_ne!(parse(&other).dedupe_key(&other), key);
@@ -987,10 +793,7 @@ mod tests {
         let raw = corpus("alternative_quoted_printable.eml");
         let m = parse(&raw);
 
-        assert_eq!(
-            m.dedupe_key(&raw),
-            "mid:20240514091500.abc123@mail.example.pl"
-        );
+        assert_eq!(m.dedupe_key(&raw), "mid:20240514091500.abc123@mail.example.pl");
         assert_eq!(m.dedupe_key(b"other bytes"), m.dedupe_key(&raw));
     }
 
@@ -1012,11 +815,7 @@ mod tests {
         assert_eq!(m.contents, "Forwarding this to you.");
         assert_eq!(
             m.attachments,
-            [Attachment {
-                name: Some("Original.eml".to_owned()),
-                content_type: "message/rfc822".to_owned(),
-                size: 118,
-            }]
+            [Attachment { name: Some("Original.eml".to_owned()), content_type: "message/rfc822".to_owned(), size: 118 }]
         );
         assert_eq!(m.malformed, None);
     }
@@ -1036,9 +835,7 @@ mod tests {
     #[test]
     fn ten_megabyte_attachment_is_measured_and_the_contents_capped() {
         let attachment: Vec<u8> = (0..10 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
-        let text: String = (0..40_000)
-            .map(|i| format!("line {i} of a very long body\r\n"))
-            .collect();
+        let text: String = (0..40_000).map(|i| format!("line {i} of a very long body\r\n")).collect();
         assert!(text.len() > MAX_CONTENTS);
         let raw = format!(
             "From: big@example.com\r\nTo: anna@example.com\r\nSubject: Big\r\n\
@@ -1055,29 +852,18 @@ mod tests {
 
         assert_eq!(
             m.attachments,
-            [Attachment {
-                name: Some("blob.bin".to_owned()),
-                content_type: "application/octet-stream".to_owned(),
-                size: 10 * 1024 * 1024,
-            }]
+            [Attachment { name: Some("blob.bin".to_owned()), content_type: "application/octet-stream".to_owned(), size: 10 * 1024 * 1024 }]
         );
         assert!(m.contents.len() <= MAX_CONTENTS);
-        assert!(
-            m.contents.len() > MAX_CONTENTS - 100,
-            "cut at the cap, not earlier"
-        );
-        assert!(
-            m.contents
-                .starts_with("line 0 of a very long body\nline 1 ")
-        );
+        assert!(m.contents.len() > MAX_CONTENTS - 100, "cut at the cap, not earlier");
+        assert!(m.contents.starts_with("line 0 of a very long body\nline 1 "));
         assert_eq!(m.malformed, None);
     }
 
     #[test]
     fn contents_are_cut_on_a_char_boundary() {
         let body = "ż".repeat(MAX_CONTENTS); // two bytes each
-        let raw =
-            format!("From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}");
+        let raw = format!("From: a@example.com\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}");
 
         let m = parse(raw.as_bytes());
 
@@ -1087,9 +873,7 @@ mod tests {
 
     #[test]
     fn huge_html_is_sanitised_and_capped_without_a_half_tag_at_the_end() {
-        let paragraphs: String = (0..40_000)
-            .map(|i| format!("<p class=\"x\" onclick=\"f({i})\">paragraph {i}</p>\r\n"))
-            .collect();
+        let paragraphs: String = (0..40_000).map(|i| format!("<p class=\"x\" onclick=\"f({i})\">paragraph {i}</p>\r\n")).collect();
         let raw = format!("From: a@example.com\r\nContent-Type: text/html\r\n\r\n{paragraphs}");
 
         let m = parse(raw.as_bytes());
@@ -1102,31 +886,18 @@ mod tests {
         let tail = &html[html.rfind('<').unwrap_or(0)..];
         assert!(tail.contains('>'), "ends inside a tag: {tail:?}");
         assert!(m.contents.len() <= MAX_CONTENTS);
-        assert!(
-            m.contents.starts_with("paragraph 0\n\nparagraph 1\n"),
-            "{:?}",
-            &m.contents[..40]
-        );
+        assert!(m.contents.starts_with("paragraph 0\n\nparagraph 1\n"), "{:?}", &m.contents[..40]);
     }
 
     #[test]
     fn deeply_nested_html_is_cut_at_the_nesting_limit_instead_of_parsed_for_minutes() {
         let bomb = "<div>".repeat(100_000);
-        let raw = format!(
-            "From: a@example.com\r\nContent-Type: text/html\r\n\r\n<p>Before the bomb</p>{bomb}after"
-        );
+        let raw = format!("From: a@example.com\r\nContent-Type: text/html\r\n\r\n<p>Before the bomb</p>{bomb}after");
 
         let m = parse(raw.as_bytes());
 
-        assert_eq!(
-            m.malformed.as_deref(),
-            Some("HTML nested too deeply; the rest was dropped")
-        );
-        assert!(
-            m.contents.starts_with("Before the bomb"),
-            "{:?}",
-            m.contents
-        );
+        assert_eq!(m.malformed.as_deref(), Some("HTML nested too deeply; the rest was dropped"));
+        assert!(m.contents.starts_with("Before the bomb"), "{:?}", m.contents);
         assert!(!m.contents.contains("after"));
     }
 
@@ -1135,9 +906,7 @@ mod tests {
         // 2,000 unclosed <p> and <li> and 300 properly nested tables are normal HTML.
         let sloppy = "<p>para<li>item".repeat(2_000);
         let tables = "<table><tr><td>".repeat(300) + &"</td></tr></table>".repeat(300);
-        let raw = format!(
-            "From: a@example.com\r\nContent-Type: text/html\r\n\r\n{sloppy}{tables}<b>end</b>"
-        );
+        let raw = format!("From: a@example.com\r\nContent-Type: text/html\r\n\r\n{sloppy}{tables}<b>end</b>");
 
         let m = parse(raw.as_bytes());
 
@@ -1183,10 +952,7 @@ mod tests {
         assert_eq!(m.html().as_deref(), Some("<p>Still readable</p>"));
         assert_eq!(m.contents, "Still readable");
         assert!(m.attachments.is_empty(), "{:?}", m.attachments);
-        assert_eq!(
-            m.malformed.as_deref(),
-            Some("undecodable body part (bad base64 or quoted-printable)")
-        );
+        assert_eq!(m.malformed.as_deref(), Some("undecodable body part (bad base64 or quoted-printable)"));
     }
 
     #[test]
@@ -1243,9 +1009,7 @@ mod tests {
     // --- robustness ---------------------------------------------------------------------------
 
     fn lcg(state: &mut u64) -> u64 {
-        *state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
+        *state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
         *state >> 33
     }
 

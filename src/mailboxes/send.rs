@@ -112,7 +112,10 @@ impl MailboxService {
         let (html, text) = if signature.rendered.trim().is_empty() {
             (body, body_text)
         } else {
-            (format!("{body}<br><br><div class=\"signature\">{}</div>", signature.rendered), format!("{body_text}\n\n-- \n{}", signature.text))
+            (
+                format!("{body}<br><br><div class=\"signature\">{}</div>", signature.rendered),
+                format!("{body_text}\n\n-- \n{}", signature.text),
+            )
         };
         let domain = mailbox.email_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("concierge.invalid");
         let message_id = format!("{}@{domain}", uuid::Uuid::now_v7().simple());
@@ -177,7 +180,10 @@ impl MailboxService {
                 return Err(Error::Mailbox {
                     code: "UNREACHABLE",
                     field: "mailboxId".into(),
-                    message: format!("the mail server did not accept the message within {} s; it may or may not have been sent", SEND_TIMEOUT.as_secs()),
+                    message: format!(
+                        "the mail server did not accept the message within {} s; it may or may not have been sent",
+                        SEND_TIMEOUT.as_secs()
+                    ),
                 });
             }
         };
@@ -215,7 +221,11 @@ impl MailboxService {
 }
 
 fn too_large(max: usize) -> Error {
-    Error::Mailbox { code: "MESSAGE_TOO_LARGE", field: "attachments".into(), message: format!("the message may be at most {max} bytes, attachments included") }
+    Error::Mailbox {
+        code: "MESSAGE_TOO_LARGE",
+        field: "attachments".into(),
+        message: format!("the message may be at most {max} bytes, attachments included"),
+    }
 }
 
 /// Parsed recipients of one field, each as lettre's mailbox and the bare address.

@@ -45,7 +45,15 @@ pub struct MailboxService {
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl MailboxService {
-    pub fn new(db: Db, secrets: SecretBox, sync: MailSync, fanout: Fanout, workspaces: WorkspaceService, log: SecurityLog, max_send_bytes: usize) -> Self {
+    pub fn new(
+        db: Db,
+        secrets: SecretBox,
+        sync: MailSync,
+        fanout: Fanout,
+        workspaces: WorkspaceService,
+        log: SecurityLog,
+        max_send_bytes: usize,
+    ) -> Self {
         MailboxService { db, secrets, sync, fanout, workspaces, log, max_send_bytes }
     }
 
@@ -81,15 +89,8 @@ impl MailboxService {
         }
         check_sync_from(input.sync_from)?;
         let workspace_id = self.workspace_for(viewer, input.workspace_id).await?;
-        let settings = connector
-            .validate(&input.settings)
-            .map_err(|e| Error::invalid(format!("settings.{}", e.field), e.message))?;
-        let username = settings
-            .get("username")
-            .and_then(|v| v.as_str())
-            .filter(|u| !u.is_empty())
-            .unwrap_or(address)
-            .to_owned();
+        let settings = connector.validate(&input.settings).map_err(|e| Error::invalid(format!("settings.{}", e.field), e.message))?;
+        let username = settings.get("username").and_then(|v| v.as_str()).filter(|u| !u.is_empty()).unwrap_or(address).to_owned();
         let account = Account {
             address: address.to_owned(),
             settings: settings.clone(),
@@ -109,9 +110,7 @@ impl MailboxService {
         }
         let kind = connector.descriptor().kind;
         let credentials = StoredCredentials::Password { username, password: input.password };
-        let id = self
-            .save(viewer.account_id(), workspace_id, kind, address, settings, credentials, input.sync_from, &viewer.meta)
-            .await?;
+        let id = self.save(viewer.account_id(), workspace_id, kind, address, settings, credentials, input.sync_from, &viewer.meta).await?;
         self.mailbox(viewer, id).await
     }
 
@@ -171,11 +170,7 @@ impl MailboxService {
         let sealed = credentials.seal(&self.secrets, mailbox.mailbox_id)?;
         let mut tx = self.db.begin().await?;
         store::insert_mailbox(&mut tx, &mailbox, &sealed).await.map_err(|e| {
-            if is_unique_violation(&e) {
-                Error::conflict("emailAddress", "this mailbox is already connected")
-            } else {
-                e.into()
-            }
+            if is_unique_violation(&e) { Error::conflict("emailAddress", "this mailbox is already connected") } else { e.into() }
         })?;
         tx.commit().await?;
         self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;
@@ -200,10 +195,7 @@ impl MailboxService {
 
     /// The viewer's own mailbox (NOT_FOUND for anyone else's).
     pub async fn mailbox(&self, viewer: &Viewer, id: MailboxId) -> Result<Mailbox> {
-        store::find_mailbox(&self.db, id)
-            .await?
-            .filter(|m| m.account_id == viewer.account_id())
-            .ok_or(Error::NotFound("mailbox"))
+        store::find_mailbox(&self.db, id).await?.filter(|m| m.account_id == viewer.account_id()).ok_or(Error::NotFound("mailbox"))
     }
 
     /// Changes the sync-from date and pauses or resumes. An earlier date lists again from
@@ -250,9 +242,7 @@ impl MailboxService {
         let mailbox = self.mailbox(viewer, id).await?;
         self.sync.stop(id);
         store::delete_mailbox(&self.db, id).await?;
-        self.log
-            .record(viewer.account_id(), SecurityEventKind::MailboxDisconnected, &viewer.meta, Some(&mailbox.email_address))
-            .await;
+        self.log.record(viewer.account_id(), SecurityEventKind::MailboxDisconnected, &viewer.meta, Some(&mailbox.email_address)).await;
         self.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
         Ok(())
     }

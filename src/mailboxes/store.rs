@@ -5,8 +5,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::{Db, Tx};
-use crate::identity::model::AccountId;
 use crate::db::{placeholders, row_placeholders};
+use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 
@@ -123,12 +123,17 @@ const NEEDS_REAUTH: &str = "mailbox.needs_reauth";
 
 /// Whether the mailbox finished its first sync: only mail recorded after that is news.
 pub async fn initially_synced(tx: &mut Tx, id: MailboxId) -> Result<bool, sqlx::Error> {
-    let at: Option<Option<DateTime<Utc>>> =
-        on_tx!(tx, c => sqlx::query_scalar("SELECT initial_synced_at FROM mailbox WHERE mailbox_id = $1").bind(id).fetch_optional(c).await)?;
+    let at: Option<Option<DateTime<Utc>>> = on_tx!(tx, c => sqlx::query_scalar("SELECT initial_synced_at FROM mailbox WHERE mailbox_id = $1").bind(id).fetch_optional(c).await)?;
     Ok(at.flatten().is_some())
 }
 
-pub async fn update_settings(db: &Db, id: MailboxId, sync_from: NaiveDate, paused: bool, reset_checkpoint: bool) -> Result<(), sqlx::Error> {
+pub async fn update_settings(
+    db: &Db,
+    id: MailboxId,
+    sync_from: NaiveDate,
+    paused: bool,
+    reset_checkpoint: bool,
+) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
         "UPDATE mailbox SET sync_from = $2, paused = $3, checkpoint = CASE WHEN $4 THEN NULL ELSE checkpoint END, \
            initial_synced_at = CASE WHEN $4 THEN NULL ELSE initial_synced_at END WHERE mailbox_id = $1")
@@ -161,7 +166,13 @@ pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error>
 
 /// Takes or renews the mailbox's sync lease for `owner` until `now + lease`; false when
 /// another process holds a lease that has not run out.
-pub async fn claim_lease(db: &Db, id: MailboxId, owner: uuid::Uuid, now: DateTime<Utc>, lease: std::time::Duration) -> Result<bool, sqlx::Error> {
+pub async fn claim_lease(
+    db: &Db,
+    id: MailboxId,
+    owner: uuid::Uuid,
+    now: DateTime<Utc>,
+    lease: std::time::Duration,
+) -> Result<bool, sqlx::Error> {
     let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
     on_pool!(db, p => sqlx::query(
         "UPDATE mailbox SET sync_owner = $2, sync_lease_until = $4 WHERE mailbox_id = $1 \
@@ -316,7 +327,12 @@ pub async fn insert_oauth_request(
 /// Uses up the authorisation with this state for `connector`: it is returned once, if it
 /// exists, has not expired and was not used before; the check and the marking are one
 /// statement, so two callbacks racing with one state cannot both win. Old ones are pruned.
-pub async fn take_oauth_request(db: &Db, state_hash: &[u8], connector: &str, now: DateTime<Utc>) -> Result<Option<OAuthRequest>, sqlx::Error> {
+pub async fn take_oauth_request(
+    db: &Db,
+    state_hash: &[u8],
+    connector: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<OAuthRequest>, sqlx::Error> {
     let taken = on_pool!(db, p => sqlx::query_as(
         "UPDATE oauth_request SET used_at = $3 WHERE state_hash = $1 AND connector = $2 AND used_at IS NULL AND expires_at > $3 \
          RETURNING account_id, workspace_id, connector, mailbox_id, sync_from, verifier")

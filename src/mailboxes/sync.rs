@@ -26,11 +26,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span, warn};
 
 use super::ingest::{self, Owner};
-use crate::activity::model::ActivityType;
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
-use crate::accounts::registry::Registry;
 use super::store;
+use crate::accounts::registry::Registry;
+use crate::activity::model::ActivityType;
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -103,9 +103,15 @@ struct Worker {
 #[derive(serde::Serialize, serde::Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum StoredCredentials {
-    Password { username: String, password: String },
+    Password {
+        username: String,
+        password: String,
+    },
     /// Signed in at the provider: the refresh token, and the last access token.
-    OAuth2 { username: String, tokens: StoredTokens },
+    OAuth2 {
+        username: String,
+        tokens: StoredTokens,
+    },
 }
 
 impl StoredCredentials {
@@ -325,7 +331,14 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
             }
             Disposition::Resync => {
                 let _ = store::reset_checkpoint(&inner.db, id).await;
-                set_status(inner, id, MailboxStatus::Syncing, "the server renumbered the folder; listing again from the sync-from date", None).await;
+                set_status(
+                    inner,
+                    id,
+                    MailboxStatus::Syncing,
+                    "the server renumbered the folder; listing again from the sync-from date",
+                    None,
+                )
+                .await;
                 continue;
             }
             Disposition::BackOff => backoff(&inner.settings, failures),
@@ -363,7 +376,8 @@ async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, ki
         return Ok(Ended::Stop);
     }
     let Some(connector) = inner.registry.get(&mailbox.connector).cloned() else {
-        set_status(inner, id, MailboxStatus::Error, &format!("connector {} is not available in this gateway", mailbox.connector), None).await;
+        set_status(inner, id, MailboxStatus::Error, &format!("connector {} is not available in this gateway", mailbox.connector), None)
+            .await;
         return Ok(Ended::Stop);
     };
     let account = match account_of(inner, &mailbox, &connector).await {
@@ -597,7 +611,8 @@ async fn reconcile(
     store::set_health(&inner.db, owner.mailbox_id, server, missing.len() as i64, Utc::now()).await?;
     if !missing.is_empty() {
         warn!(missing = missing.len(), "reconciliation found messages the sync had not recorded; backfilling");
-        set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, &format!("backfilling {} messages found missing", missing.len()), None).await;
+        set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, &format!("backfilling {} messages found missing", missing.len()), None)
+            .await;
         if let Err(e) = record(inner, owner, session, &missing, false, false, stop).await? {
             return Ok(Err(e));
         }
@@ -621,8 +636,14 @@ async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason:
 }
 
 async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {
-    set_status(inner, id, MailboxStatus::NeedsReauth, "the server refused the credentials; connect the mailbox again", Some(&error.to_string()))
-        .await;
+    set_status(
+        inner,
+        id,
+        MailboxStatus::NeedsReauth,
+        "the server refused the credentials; connect the mailbox again",
+        Some(&error.to_string()),
+    )
+    .await;
     let Ok(Some(mailbox)) = store::find_mailbox(&inner.db, id).await else { return };
     let language = language_of(inner, mailbox.account_id).await;
     let notice = Notice {

@@ -190,7 +190,15 @@ impl Delivery {
         let urgency = if n.event == "SECURITY_EVENT" { "high" } else { "normal" };
         let outcome = self
             .push
-            .send(&sub.endpoint, &sub.p256dh, &sub.auth, payload.as_bytes(), &job.job_id.to_string(), Duration::from_secs(24 * 3600), urgency)
+            .send(
+                &sub.endpoint,
+                &sub.p256dh,
+                &sub.auth,
+                payload.as_bytes(),
+                &job.job_id.to_string(),
+                Duration::from_secs(24 * 3600),
+                urgency,
+            )
             .await;
         Ok(match outcome {
             PushOutcome::Delivered => Outcome::Sent,

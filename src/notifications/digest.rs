@@ -201,7 +201,8 @@ impl DigestScheduler {
         let now = self.clock.now();
         let mut queued = 0;
         for due in store::summaries_due(&self.db, now, 200).await? {
-            let (Ok(time), Ok(zone)) = (parse_time_of_day("deliveryTime", &due.summary_time), parse_time_zone("timeZone", &due.summary_time_zone))
+            let (Ok(time), Ok(zone)) =
+                (parse_time_of_day("deliveryTime", &due.summary_time), parse_time_zone("timeZone", &due.summary_time_zone))
             else {
                 store::set_summary_next(&self.db, due.account_id, None).await?;
                 continue;

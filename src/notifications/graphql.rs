@@ -117,7 +117,13 @@ impl NotificationNode {
 pub type NotificationConnection = Connection<OpaqueCursor<Uuid>, NotificationNode, EmptyFields>;
 
 /// A page of the viewer's in-app notifications, newest first.
-pub async fn notifications(ctx: &Context<'_>, viewer: &Viewer, first: Option<i32>, after: Option<String>, unread_only: bool) -> Result<NotificationConnection> {
+pub async fn notifications(
+    ctx: &Context<'_>,
+    viewer: &Viewer,
+    first: Option<i32>,
+    after: Option<String>,
+    unread_only: bool,
+) -> Result<NotificationConnection> {
     viewer.require(Scope::NotificationsRead)?;
     let (first, after) = page_args(first, after)?;
     let (page, more) = ctx.services()?.notifications.page(viewer.account_id(), after, unread_only, first).await?;
@@ -178,7 +184,11 @@ pub struct NotificationMutation;
 #[Object]
 impl NotificationMutation {
     /// Changes any cells of the matrix at once; returns the whole of it.
-    async fn update_notification_preferences(&self, ctx: &Context<'_>, changes: Vec<NotificationPreferenceChange>) -> Result<PreferencesNode> {
+    async fn update_notification_preferences(
+        &self,
+        ctx: &Context<'_>,
+        changes: Vec<NotificationPreferenceChange>,
+    ) -> Result<PreferencesNode> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
         let changes: Vec<_> = changes.into_iter().map(|c| (c.event, c.channel, c.enabled)).collect();
         Ok(PreferencesNode(ctx.services()?.notifications.update_matrix(&viewer, &changes).await?))
@@ -187,7 +197,8 @@ impl NotificationMutation {
     /// Changes the audio choice and the daily summary; a bad part refuses the whole.
     async fn update_preferences(&self, ctx: &Context<'_>, input: UpdatePreferencesInput) -> Result<PreferencesNode> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        let summary = input.daily_summary.map(|s| SummaryChange { enabled: s.enabled, delivery_time: s.delivery_time, time_zone: s.time_zone });
+        let summary =
+            input.daily_summary.map(|s| SummaryChange { enabled: s.enabled, delivery_time: s.delivery_time, time_zone: s.time_zone });
         Ok(PreferencesNode(ctx.services()?.notifications.update_preferences(&viewer, input.audio, summary).await?))
     }
 
@@ -228,20 +239,28 @@ impl NotificationSubscription {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
         let services = ctx.services()?.clone();
         let me = viewer.account_id();
-        live::feed(ctx, Topic::Account(me), (), |c| matches!(c, Change::Notification { .. }), move |_, change| {
-            let services = services.clone();
-            async move {
-                let id = match change {
-                    Ok(Change::Notification { notification_id, .. }) => notification_id,
-                    Ok(_) => return None,
-                    Err(missed) => return Some(Err(live::lagged(missed, "notifications", "reload me.notifications"))),
-                };
-                // Every open client of the user loads the same notification: once is enough.
-                let load = async { services.notifications.find(me, id).await.map_err(async_graphql::Error::from) };
-                let found = services.fanout.load_once(id, load).await;
-                let mine = found.map(|n| n.filter(|n| n.account_id == me));
-                Some(mine.and_then(|n| n.map(NotificationNode).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("notification")))))
-            }
-        })
+        live::feed(
+            ctx,
+            Topic::Account(me),
+            (),
+            |c| matches!(c, Change::Notification { .. }),
+            move |_, change| {
+                let services = services.clone();
+                async move {
+                    let id = match change {
+                        Ok(Change::Notification { notification_id, .. }) => notification_id,
+                        Ok(_) => return None,
+                        Err(missed) => return Some(Err(live::lagged(missed, "notifications", "reload me.notifications"))),
+                    };
+                    // Every open client of the user loads the same notification: once is enough.
+                    let load = async { services.notifications.find(me, id).await.map_err(async_graphql::Error::from) };
+                    let found = services.fanout.load_once(id, load).await;
+                    let mine = found.map(|n| n.filter(|n| n.account_id == me));
+                    Some(mine.and_then(|n| {
+                        n.map(NotificationNode).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("notification")))
+                    }))
+                }
+            },
+        )
     }
 }

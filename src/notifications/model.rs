@@ -68,10 +68,27 @@ pub const CHANNELS: [NotificationChannel; 3] = [NotificationChannel::InApp, Noti
 pub const EVENTS: [NotificationEvent; 21] = {
     use NotificationEvent::*;
     [
-        MessageReceived, Mention, ConversationAssigned, TaskReminder, TaskAssigned, TaskCompleted, AppointmentBooked,
-        AppointmentRescheduled, AppointmentCancelled, OpportunityMoved, OpportunityWon, OpportunityLost, SecurityEvent,
-        MailboxError, WorkflowCompleted, CampaignResult, BillingUpdate, WebhookDisabled, CalendarError,
-        WorkspaceInvitation, MembershipDeactivated,
+        MessageReceived,
+        Mention,
+        ConversationAssigned,
+        TaskReminder,
+        TaskAssigned,
+        TaskCompleted,
+        AppointmentBooked,
+        AppointmentRescheduled,
+        AppointmentCancelled,
+        OpportunityMoved,
+        OpportunityWon,
+        OpportunityLost,
+        SecurityEvent,
+        MailboxError,
+        WorkflowCompleted,
+        CampaignResult,
+        BillingUpdate,
+        WebhookDisabled,
+        CalendarError,
+        WorkspaceInvitation,
+        MembershipDeactivated,
     ]
 };
 
@@ -83,10 +100,15 @@ impl NotificationEvent {
             TaskReminder | TaskAssigned | TaskCompleted => NotificationCategory::Tasks,
             AppointmentBooked | AppointmentRescheduled | AppointmentCancelled => NotificationCategory::Appointments,
             OpportunityMoved | OpportunityWon | OpportunityLost => NotificationCategory::Opportunities,
-            SecurityEvent | MailboxError | WorkflowCompleted | CampaignResult | BillingUpdate | WebhookDisabled | CalendarError
-            | WorkspaceInvitation | MembershipDeactivated => {
-                NotificationCategory::Account
-            }
+            SecurityEvent
+            | MailboxError
+            | WorkflowCompleted
+            | CampaignResult
+            | BillingUpdate
+            | WebhookDisabled
+            | CalendarError
+            | WorkspaceInvitation
+            | MembershipDeactivated => NotificationCategory::Account,
         }
     }
 
@@ -107,7 +129,17 @@ impl NotificationEvent {
     /// Kinds that come in bursts: their emails wait a little and go out together.
     pub fn high_volume(self) -> bool {
         use NotificationEvent::*;
-        matches!(self, MessageReceived | Mention | ConversationAssigned | TaskAssigned | TaskCompleted | OpportunityMoved | WorkflowCompleted | CampaignResult)
+        matches!(
+            self,
+            MessageReceived
+                | Mention
+                | ConversationAssigned
+                | TaskAssigned
+                | TaskCompleted
+                | OpportunityMoved
+                | WorkflowCompleted
+                | CampaignResult
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -149,7 +181,8 @@ impl AudioAlerts {
 
     /// Whether a new-message notification should play a sound.
     pub fn audible(self, event: NotificationEvent, assigned_to_me: bool) -> bool {
-        let message = matches!(event, NotificationEvent::MessageReceived | NotificationEvent::ConversationAssigned | NotificationEvent::Mention);
+        let message =
+            matches!(event, NotificationEvent::MessageReceived | NotificationEvent::ConversationAssigned | NotificationEvent::Mention);
         match self {
             AudioAlerts::None => false,
             AudioAlerts::AssignedToMe => message && assigned_to_me,

@@ -66,7 +66,8 @@ pub struct Job {
     pub run_after: DateTime<Utc>,
 }
 
-const JOB_COLUMNS: &str = "job_id, account_id, channel, kind, notification_id, push_subscription_id, payload, batchable, attempts, run_after";
+const JOB_COLUMNS: &str =
+    "job_id, account_id, channel, kind, notification_id, push_subscription_id, payload, batchable, attempts, run_after";
 
 /// Pending jobs due at `now` that nobody holds, oldest first.
 pub async fn due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<Job>, sqlx::Error> {
@@ -108,7 +109,14 @@ pub async fn claim(db: &Db, job_id: Uuid, now: DateTime<Utc>, until: DateTime<Ut
 }
 
 /// Closes jobs as SENT, SKIPPED or FAILED; `sent_with` names the job whose message carried them.
-pub async fn close(db: &Db, ids: &[Uuid], state: &str, sent_with: Option<Uuid>, error: Option<&str>, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn close(
+    db: &Db,
+    ids: &[Uuid],
+    state: &str,
+    sent_with: Option<Uuid>,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     if ids.is_empty() {
         return Ok(());
     }

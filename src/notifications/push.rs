@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use concierge_connector_sdk::OutboundPolicy;
 use concierge_connector_sdk::outbound::{PolicyResolver, refusal_in};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use http::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use sha2::{Digest as _, Sha256};
@@ -196,9 +196,8 @@ impl PushSender {
 
         // VAPID is added by hand, not by `with_vapid`: that names the audience without the
         // port and ties the token's expiry to the TTL.
-        let mut request = WebPushBuilder::new(uri, ua_public, Auth::from(auth))
-            .build(payload)
-            .map_err(|_| "could not encrypt the payload".to_owned())?;
+        let mut request =
+            WebPushBuilder::new(uri, ua_public, Auth::from(auth)).build(payload).map_err(|_| "could not encrypt the payload".to_owned())?;
         let headers = request.headers_mut();
         headers.insert(AUTHORIZATION, self.vapid.authorization(&origin)?);
         headers.insert(TTL, HeaderValue::from(ttl.as_secs()));
@@ -319,9 +318,8 @@ mod tests {
         let endpoint = "https://push.example.net/send/abc";
         let ttl = Duration::from_secs(3600);
 
-        let request = sender()
-            .request(endpoint, &browser.p256dh, &browser.auth, payload, "notification:42", ttl, "high")
-            .expect("a valid request");
+        let request =
+            sender().request(endpoint, &browser.p256dh, &browser.auth, payload, "notification:42", ttl, "high").expect("a valid request");
 
         assert_eq!(request.method(), http::Method::POST);
         assert_eq!(request.uri(), "https://push.example.net/send/abc");
@@ -343,13 +341,11 @@ mod tests {
             ("https://push.example.net:443/send/abc", "https://push.example.net"),
             ("http://127.0.0.1:8123/push/abc", "http://127.0.0.1:8123"),
         ] {
-            let request = sender.request(endpoint, &browser.p256dh, &browser.auth, b"{}", "t", Duration::ZERO, "normal").expect("a valid request");
+            let request =
+                sender.request(endpoint, &browser.p256dh, &browser.auth, b"{}", "t", Duration::ZERO, "normal").expect("a valid request");
 
             let authorization = header(&request, "authorization");
-            let (token, key) = authorization
-                .strip_prefix("vapid t=")
-                .and_then(|rest| rest.split_once(", k="))
-                .expect("vapid t=…, k=…");
+            let (token, key) = authorization.strip_prefix("vapid t=").and_then(|rest| rest.split_once(", k=")).expect("vapid t=…, k=…");
             assert_eq!(key, sender.vapid().public_key());
             let public = ES256PublicKey::from_bytes(&URL_SAFE_NO_PAD.decode(key).expect("base64url")).expect("a P-256 key");
             let options = VerificationOptions { allowed_audiences: Some([audience.to_owned()].into()), ..Default::default() };
@@ -417,7 +413,11 @@ mod tests {
         let browser = browser();
         let sender = sender();
 
-        for endpoint in [format!("http://127.0.0.1:{port}/push/abc"), format!("http://localhost:{port}/push/abc"), format!("http://[::ffff:127.0.0.1]:{port}/p")] {
+        for endpoint in [
+            format!("http://127.0.0.1:{port}/push/abc"),
+            format!("http://localhost:{port}/push/abc"),
+            format!("http://[::ffff:127.0.0.1]:{port}/p"),
+        ] {
             let outcome = sender.send(&endpoint, &browser.p256dh, &browser.auth, b"{}", "t", Duration::from_secs(60), "normal").await;
             assert!(matches!(outcome, PushOutcome::Rejected(_)), "{endpoint}: {outcome:?}");
         }

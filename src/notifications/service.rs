@@ -100,11 +100,8 @@ impl NotificationService {
 
     /// Every cell, the user's overrides over the defaults.
     async fn matrix(&self, account_id: AccountId) -> Result<Vec<Cell>> {
-        let overrides: HashMap<(String, String), bool> = store::overrides(&self.db, account_id)
-            .await?
-            .into_iter()
-            .map(|(e, c, on)| ((e, c), on))
-            .collect();
+        let overrides: HashMap<(String, String), bool> =
+            store::overrides(&self.db, account_id).await?.into_iter().map(|(e, c, on)| ((e, c), on)).collect();
         Ok(EVENTS
             .iter()
             .flat_map(|&event| CHANNELS.iter().map(move |&channel| (event, channel)))
@@ -145,7 +142,12 @@ impl NotificationService {
     }
 
     /// Changes the audio choice and the daily summary; every part is checked first.
-    pub async fn update_preferences(&self, viewer: &Viewer, audio: Option<AudioAlerts>, summary: Option<SummaryChange>) -> Result<Preferences> {
+    pub async fn update_preferences(
+        &self,
+        viewer: &Viewer,
+        audio: Option<AudioAlerts>,
+        summary: Option<SummaryChange>,
+    ) -> Result<Preferences> {
         let id = viewer.account_id();
         let (current_audio, mut schedule) = self.settings(id).await?;
         if let Some(change) = summary {
@@ -254,7 +256,13 @@ impl NotificationService {
         Ok(store::find_notification(&self.db, account_id, id).await?)
     }
 
-    pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, unread_only: bool, first: usize) -> Result<(Vec<Notification>, bool)> {
+    pub async fn page(
+        &self,
+        account_id: AccountId,
+        before: Option<Uuid>,
+        unread_only: bool,
+        first: usize,
+    ) -> Result<(Vec<Notification>, bool)> {
         let rows = store::notifications_page(&self.db, account_id, before, unread_only, first as i64 + 1).await?;
         Ok(crate::db::split_page(rows, first))
     }
@@ -287,17 +295,21 @@ impl NotificationService {
     /// the browser's P-256 public key (65 bytes, uncompressed) and its 16-byte auth secret,
     /// base64url as the Push API gives them.
     pub async fn register_push(&self, viewer: &Viewer, endpoint: &str, p256dh: &str, auth: &str) -> Result<()> {
-        let endpoint = crate::outbound::check_rechecked(endpoint, &self.outbound)
-            .await
-            .map_err(|why| Error::invalid("endpoint", why))?
-            .to_string();
-        let p256dh = decode_key("p256dh", p256dh, 65).and_then(|k| {
-            if k[0] == 4 { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key")) }
-        })?;
+        let endpoint =
+            crate::outbound::check_rechecked(endpoint, &self.outbound).await.map_err(|why| Error::invalid("endpoint", why))?.to_string();
+        let p256dh = decode_key("p256dh", p256dh, 65)
+            .and_then(|k| if k[0] == 4 { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key")) })?;
         let auth = decode_key("auth", auth, 16)?;
         store::upsert_push_subscription(
             &self.db,
-            &store::NewPushSubscription { id: Uuid::now_v7(), account_id: viewer.account_id(), endpoint: &endpoint, p256dh: &p256dh, auth: &auth, now: self.clock.now() },
+            &store::NewPushSubscription {
+                id: Uuid::now_v7(),
+                account_id: viewer.account_id(),
+                endpoint: &endpoint,
+                p256dh: &p256dh,
+                auth: &auth,
+                now: self.clock.now(),
+            },
         )
         .await?;
         Ok(())
@@ -318,9 +330,7 @@ impl NotificationService {
 
 fn decode_key(field: &'static str, raw: &str, len: usize) -> Result<Vec<u8>> {
     let trimmed = raw.trim().trim_end_matches('=');
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(trimmed)
-        .map_err(|_| Error::invalid(field, "not base64url"))?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(trimmed).map_err(|_| Error::invalid(field, "not base64url"))?;
     if bytes.len() != len {
         return Err(Error::invalid(field, format!("must be {len} bytes")));
     }

@@ -232,7 +232,12 @@ pub async fn find_notifications(db: &Db, account_id: AccountId, ids: &[Uuid]) ->
 }
 
 /// Everything recorded for the account at or after `since`, oldest first (at most `limit`).
-pub async fn notifications_since(db: &Db, account_id: AccountId, since: DateTime<Utc>, limit: i64) -> Result<Vec<Notification>, sqlx::Error> {
+pub async fn notifications_since(
+    db: &Db,
+    account_id: AccountId,
+    since: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<Notification>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND created_at >= $2 ORDER BY notification_id LIMIT $3");
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(since).bind(limit).fetch_all(p).await)
 }
@@ -311,7 +316,12 @@ pub async fn advance_summary(tx: &mut Tx, account_id: AccountId, was: DateTime<U
 }
 
 /// Takes on the user's summary for `local_date`; false when it was taken before.
-pub async fn claim_digest(tx: &mut Tx, account_id: AccountId, local_date: chrono::NaiveDate, now: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+pub async fn claim_digest(
+    tx: &mut Tx,
+    account_id: AccountId,
+    local_date: chrono::NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
     on_tx!(tx, c => sqlx::query("INSERT INTO digest_claim (account_id, local_date, claimed_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
         .bind(account_id)
         .bind(local_date.format("%Y-%m-%d").to_string())

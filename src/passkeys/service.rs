@@ -13,8 +13,8 @@ use tracing::instrument;
 use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
-    RegisterPublicKeyCredential, Webauthn, WebauthnBuilder,
+    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    Webauthn, WebauthnBuilder,
 };
 use webauthn_rs_proto::{ResidentKeyRequirement, UserVerificationPolicy};
 
@@ -145,10 +145,7 @@ impl PasskeyService {
         let row = store::take_registration(&self.db, ceremony, account_id, Utc::now()).await?.ok_or_else(unknown_ceremony)?;
         let state: PasskeyRegistration = self.open_state(&row)?;
         let answer: RegisterPublicKeyCredential = parse_answer(answer)?;
-        let passkey = self
-            .webauthn
-            .finish_passkey_registration(&answer, &state)
-            .map_err(|e| refused(&e))?;
+        let passkey = self.webauthn.finish_passkey_registration(&answer, &state).map_err(|e| refused(&e))?;
         if store::credentials_of(&self.db, account_id).await?.len() >= MAX_PER_ACCOUNT {
             return Err(Error::conflict("passkeys", format!("an account holds at most {MAX_PER_ACCOUNT} passkeys: remove one first")));
         }
@@ -217,8 +214,7 @@ impl PasskeyService {
                     .webauthn
                     .start_passkey_authentication(&keys)
                     .map_err(|e| Error::Internal(anyhow::anyhow!("passkey options: {e}")))?;
-                self.open_ceremony(Purpose::SecondFactor, Some(found.account_id), Some(found.login_challenge_id), &state, &options)
-                    .await
+                self.open_ceremony(Purpose::SecondFactor, Some(found.account_id), Some(found.login_challenge_id), &state, &options).await
             }
         }
     }
@@ -321,7 +317,6 @@ impl PasskeyService {
         let options = serde_json::to_value(options).map_err(anyhow::Error::new)?;
         Ok(Ceremony { id, options, expires_at })
     }
-
 
     fn open_state<T: DeserializeOwned>(&self, row: &CeremonyRow) -> Result<T> {
         let plain = self.secrets.open(&row.state, &bound(row.passkey_ceremony_id))?;

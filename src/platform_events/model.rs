@@ -240,7 +240,12 @@ mod tests {
             kind: kind.into(),
             user_ids: vec![uuid::Uuid::now_v7().to_string()],
             roles: vec![],
-            subject: RawSubject { kind: "task".into(), id: "t-1".into(), title: "Call Bob back".into(), url: Some("https://crm.example/t/1".into()) },
+            subject: RawSubject {
+                kind: "task".into(),
+                id: "t-1".into(),
+                title: "Call Bob back".into(),
+                url: Some("https://crm.example/t/1".into()),
+            },
             actor: Some(RawActor { kind: "user".into(), id: Some("u-9".into()), name: Some("Eve".into()) }),
             occurred_at: Utc::now(),
             data: Some(data),
@@ -257,7 +262,9 @@ mod tests {
 
     #[test]
     fn a_good_task_passes_and_its_due_time_is_kept() {
-        let Ok(e) = NewPlatformEvent::parse(0, raw("task.assigned", json!({ "dueAt": "2026-11-23T15:00:00+01:00" }))) else { panic!("refused") };
+        let Ok(e) = NewPlatformEvent::parse(0, raw("task.assigned", json!({ "dueAt": "2026-11-23T15:00:00+01:00" }))) else {
+            panic!("refused")
+        };
         assert_eq!(e.kind.kind, "task.assigned");
         assert_eq!(e.scheduled_at, Some(DateTime::parse_from_rfc3339("2026-11-23T14:00:00Z").unwrap().with_timezone(&Utc)));
         assert_eq!(e.contact().as_deref(), Some("Eve"));
@@ -275,11 +282,17 @@ mod tests {
             (RawEvent { user_ids: vec![], ..raw("task.assigned", json!({})) }, "events[2].recipients"),
             (RawEvent { user_ids: vec!["x".into()], ..raw("task.assigned", json!({})) }, "events[2].recipients.userIds[0]"),
             (
-                RawEvent { subject: RawSubject { kind: "task".into(), id: "1".into(), title: "t".repeat(501), url: None }, ..raw("task.assigned", json!({})) },
+                RawEvent {
+                    subject: RawSubject { kind: "task".into(), id: "1".into(), title: "t".repeat(501), url: None },
+                    ..raw("task.assigned", json!({}))
+                },
                 "events[2].subject.title",
             ),
             (
-                RawEvent { subject: RawSubject { kind: "task".into(), id: "1".into(), title: "t".into(), url: Some("javascript:alert(1)".into()) }, ..raw("task.assigned", json!({})) },
+                RawEvent {
+                    subject: RawSubject { kind: "task".into(), id: "1".into(), title: "t".into(), url: Some("javascript:alert(1)".into()) },
+                    ..raw("task.assigned", json!({}))
+                },
                 "events[2].subject.url",
             ),
             (raw("task.assigned", json!({ "assignedBy": "x".repeat(MAX_DATA_BYTES) })), "events[2].data"),

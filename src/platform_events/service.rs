@@ -122,7 +122,13 @@ impl PlatformEventService {
         ))
     }
 
-    async fn publish_one(&self, principal: &ServiceAccountPrincipal, members: &Members, index: usize, event: NewPlatformEvent) -> PublishOutcome {
+    async fn publish_one(
+        &self,
+        principal: &ServiceAccountPrincipal,
+        members: &Members,
+        index: usize,
+        event: NewPlatformEvent,
+    ) -> PublishOutcome {
         let rejected = |e: Error| PublishOutcome { index, status: PublishStatus::Rejected, event_id: None, error: Some(e) };
         let recipients = match members.resolve(index, &event) {
             Ok(r) => r,
@@ -145,7 +151,13 @@ impl PlatformEventService {
 
     /// Stores the event, its recipients and its webhook deliveries in one transaction, unless
     /// its key was seen.
-    async fn store(&self, principal: &ServiceAccountPrincipal, index: usize, event: &NewPlatformEvent, recipients: &[(AccountId, bool)]) -> Result<Stored> {
+    async fn store(
+        &self,
+        principal: &ServiceAccountPrincipal,
+        index: usize,
+        event: &NewPlatformEvent,
+        recipients: &[(AccountId, bool)],
+    ) -> Result<Stored> {
         let id = Uuid::now_v7();
         let row = EventRow {
             platform_event_id: id,
@@ -187,7 +199,9 @@ impl PlatformEventService {
         };
         // An appointment also goes into the calendars of the users it names; written by
         // the calendar worker, so a calendar that is down delays it but never loses it.
-        let calendar_write = crate::calendars::appointments::want(&mut tx, &format!("events[{index}]"), principal.workspace_id, event, row.created_at).await?;
+        let calendar_write =
+            crate::calendars::appointments::want(&mut tx, &format!("events[{index}]"), principal.workspace_id, event, row.created_at)
+                .await?;
         tx.commit().await?;
         if queued > 0 {
             self.webhooks.wake();

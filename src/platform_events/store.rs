@@ -3,9 +3,9 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::db::row_placeholders;
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::db::row_placeholders;
 use crate::service_accounts::model::ServiceAccountId;
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
@@ -65,10 +65,8 @@ const RECIPIENT_CHUNK: usize = 500;
 
 pub async fn insert_recipients(tx: &mut Tx, event_id: Uuid, accounts: &[AccountId]) -> Result<(), sqlx::Error> {
     for chunk in accounts.chunks(RECIPIENT_CHUNK) {
-        let sql = format!(
-            "INSERT INTO platform_event_recipient (platform_event_id, account_id) VALUES {}",
-            row_placeholders(chunk.len(), 2)
-        );
+        let sql =
+            format!("INSERT INTO platform_event_recipient (platform_event_id, account_id) VALUES {}", row_placeholders(chunk.len(), 2));
         on_tx!(tx, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
             for account in chunk {

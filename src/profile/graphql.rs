@@ -99,7 +99,10 @@ impl Photo {
     /// The URL of a rendition at least `size` pixels wide (512 and 64 are stored). The URL
     /// changes with every upload, so it may be cached for good.
     async fn url(&self, ctx: &Context<'_>, #[graphql(default = 512)] size: i32) -> Result<String> {
-        let size = u32::try_from(size).ok().filter(|s| (1..=4096).contains(s)).ok_or_else(|| Error::invalid("size", "must be between 1 and 4096"))?;
+        let size = u32::try_from(size)
+            .ok()
+            .filter(|s| (1..=4096).contains(s))
+            .ok_or_else(|| Error::invalid("size", "must be between 1 and 4096"))?;
         Ok(ctx.services()?.profile.photo_url(&self.key, size))
     }
 
@@ -130,7 +133,11 @@ impl ProfileQuery {
     async fn signature_custom_values(&self) -> Vec<SignatureCustomValue> {
         CUSTOM_VALUES
             .iter()
-            .map(|v| SignatureCustomValue { name: v.name.to_owned(), placeholder: format!("{{{{{}}}}}", v.name), description: v.description.to_owned() })
+            .map(|v| SignatureCustomValue {
+                name: v.name.to_owned(),
+                placeholder: format!("{{{{{}}}}}", v.name),
+                description: v.description.to_owned(),
+            })
             .collect()
     }
 

@@ -5,5 +5,5 @@ pub mod model;
 pub mod pages;
 pub mod photo;
 pub mod service;
-pub mod store;
 pub mod signature;
+pub mod store;

@@ -58,7 +58,10 @@ impl Phone {
         let candidate = format!("+{digits}");
         // The numbering-plan parser is third-party code fed user input: contain any panic.
         let valid = std::panic::catch_unwind(|| {
-            phonenumber::parse(None, &candidate).ok().filter(phonenumber::is_valid).map(|n| n.format().mode(phonenumber::Mode::E164).to_string())
+            phonenumber::parse(None, &candidate)
+                .ok()
+                .filter(phonenumber::is_valid)
+                .map(|n| n.format().mode(phonenumber::Mode::E164).to_string())
         })
         .ok()
         .flatten();
@@ -154,7 +157,17 @@ mod tests {
 
     #[test]
     fn text_that_is_not_a_phone_number_is_refused() {
-        for raw in ["call me maybe", "12", "+", "+48 abc", "555-0100 ext. twelve", "1234567890123456789", "+999 1234 5678", "☎ 555 0100", &"1".repeat(50)] {
+        for raw in [
+            "call me maybe",
+            "12",
+            "+",
+            "+48 abc",
+            "555-0100 ext. twelve",
+            "1234567890123456789",
+            "+999 1234 5678",
+            "☎ 555 0100",
+            &"1".repeat(50),
+        ] {
             assert!(
                 matches!(Phone::parse("phone", raw), Err(Error::Invalid { ref field, .. }) if field == "phone"),
                 "{raw:?} was accepted"

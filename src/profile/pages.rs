@@ -5,10 +5,10 @@
 //! that open links must not confirm a change or accept an invitation), then posts the token
 //! back as a plain form.
 
+use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Form;
 
 use crate::app::AppState;
 use crate::error::Error;
@@ -35,16 +35,9 @@ pub async fn confirm_email_page(Query(p): Query<TokenParam>) -> Response {
 }
 
 /// `POST /confirm-email`: switches the login email and says how it went.
-pub async fn confirm_email(
-    State(state): State<AppState>,
-    Client(meta): Client,
-    Form(p): Form<TokenParam>,
-) -> Response {
+pub async fn confirm_email(State(state): State<AppState>, Client(meta): Client, Form(p): Form<TokenParam>) -> Response {
     match state.services.profile.confirm_email_change(p.token.trim(), &meta).await {
-        Ok(account) => page(
-            StatusCode::OK,
-            &format!("<h1>Done</h1><p>Your login email is now <b>{}</b>.</p>", escape(&account.email)),
-        ),
+        Ok(account) => page(StatusCode::OK, &format!("<h1>Done</h1><p>Your login email is now <b>{}</b>.</p>", escape(&account.email))),
         Err(Error::Internal(e)) => {
             tracing::error!(error = format!("{e:#}"), "confirming an email change");
             page(StatusCode::INTERNAL_SERVER_ERROR, "<h1>Something went wrong</h1><p>Try the link again later.</p>")

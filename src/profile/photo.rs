@@ -67,10 +67,7 @@ pub struct Rendition {
 /// renditions of one photo share one format. Every refusal is [`Error::Invalid`] on `file`.
 pub fn process(data: &[u8], limits: &PhotoLimits) -> Result<Vec<Rendition>> {
     if data.is_empty() {
-        return Err(Error::invalid(
-            FIELD,
-            format!("the file is empty; send an image of at most {}", megabytes(limits)),
-        ));
+        return Err(Error::invalid(FIELD, format!("the file is empty; send an image of at most {}", megabytes(limits))));
     }
     if data.len() > limits.max_bytes {
         return Err(Error::invalid(FIELD, format!("the image must be at most {}", megabytes(limits))));
@@ -191,12 +188,9 @@ impl OutputFormat {
         let mut bytes = Vec::new();
         let (written, content_type, extension) = match self {
             OutputFormat::Png => (image.write_with_encoder(PngEncoder::new(&mut bytes)), "image/png", "png"),
-            OutputFormat::Jpeg => {
-                (image.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)), "image/jpeg", "jpg")
-            }
+            OutputFormat::Jpeg => (image.write_with_encoder(JpegEncoder::new_with_quality(&mut bytes, JPEG_QUALITY)), "image/jpeg", "jpg"),
         };
-        written
-            .map_err(|err| Error::Internal(anyhow!(err).context(format!("encoding a {size} px photo rendition"))))?;
+        written.map_err(|err| Error::Internal(anyhow!(err).context(format!("encoding a {size} px photo rendition"))))?;
         Ok(Rendition { size, bytes, content_type, extension })
     }
 }
@@ -204,10 +198,9 @@ impl OutputFormat {
 fn refusal(err: ImageError, limits: &PhotoLimits) -> Error {
     match err {
         ImageError::Limits(_) => too_large(limits),
-        ImageError::Unsupported(_) => Error::invalid(
-            FIELD,
-            "the image uses a variant of its format that is not supported; save it as PNG or JPEG",
-        ),
+        ImageError::Unsupported(_) => {
+            Error::invalid(FIELD, "the image uses a variant of its format that is not supported; save it as PNG or JPEG")
+        }
         _ => Error::invalid(FIELD, DAMAGED),
     }
 }
@@ -390,8 +383,7 @@ mod tests {
 
     #[test]
     fn a_transparent_png_stays_png() {
-        let photo =
-            RgbaImage::from_fn(120, 80, |x, _| if x < 60 { Rgba([0, 0, 0, 0]) } else { Rgba([200, 10, 10, 255]) });
+        let photo = RgbaImage::from_fn(120, 80, |x, _| if x < 60 { Rgba([0, 0, 0, 0]) } else { Rgba([200, 10, 10, 255]) });
         let renditions = process_default(&encoded(photo, ImageFormat::Png)).unwrap();
         assert_square_renditions(&renditions, "image/png");
         let decoded = image::load_from_memory(&renditions[0].bytes).unwrap().to_rgba8();

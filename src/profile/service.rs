@@ -64,7 +64,17 @@ impl ProfileService {
         token_failures: Arc<FailureLimit>,
     ) -> Self {
         let public_url: Arc<str> = public_url.trim_end_matches('/').into();
-        ProfileService { sanitizer: Arc::new(Sanitizer::new(&public_url)), db, fanout, mailer, blobs, log, public_url, photo_limits, token_failures }
+        ProfileService {
+            sanitizer: Arc::new(Sanitizer::new(&public_url)),
+            db,
+            fanout,
+            mailer,
+            blobs,
+            log,
+            public_url,
+            photo_limits,
+            token_failures,
+        }
     }
 
     pub fn photo_limits(&self) -> &PhotoLimits {

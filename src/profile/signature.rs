@@ -111,11 +111,7 @@ impl Sanitizer {
             // is opened, so it must come over TLS, or from our own origin (plain http in
             // development).
             .attribute_filter(move |element, attribute, value| {
-                if element == "img" && attribute == "src" && !image_allowed(value, &own_origin) {
-                    None
-                } else {
-                    Some(Cow::Borrowed(value))
-                }
+                if element == "img" && attribute == "src" && !image_allowed(value, &own_origin) { None } else { Some(Cow::Borrowed(value)) }
             });
         Sanitizer { policy }
     }
@@ -170,8 +166,7 @@ pub fn render_html(clean_html: &str, values: &Values) -> String {
     while i < bytes.len() {
         match (&context, bytes[i]) {
             (Context::Text | Context::AttributeValue { .. }, b'{') => {
-                let found = placeholder_at(clean_html, i)
-                    .and_then(|placeholder| Some((placeholder.end, values.get(placeholder.name)?)));
+                let found = placeholder_at(clean_html, i).and_then(|placeholder| Some((placeholder.end, values.get(placeholder.name)?)));
                 if let Some((end, value)) = found {
                     out.push_str(&clean_html[copied..i]);
                     match context {
@@ -377,9 +372,7 @@ fn push_html_escaped(out: &mut String, value: &str) {
 fn push_url_encoded(out: &mut String, value: &str, in_mailto: bool) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     for b in value.bytes() {
-        let keep = b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (in_mailto && matches!(b, b'@' | b'+'));
+        let keep = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (in_mailto && matches!(b, b'@' | b'+'));
         if keep {
             out.push(char::from(b));
         } else {
@@ -439,9 +432,7 @@ mod tests {
 
     #[test]
     fn style_attributes_and_embedded_frames_are_removed() {
-        let html = clean(
-            r#"<p style="position:fixed">Hi</p><iframe src="https://evil.test"></iframe><object data="x"></object>"#,
-        );
+        let html = clean(r#"<p style="position:fixed">Hi</p><iframe src="https://evil.test"></iframe><object data="x"></object>"#);
         assert_eq!(html, "<p>Hi</p>");
     }
 
@@ -487,11 +478,7 @@ mod tests {
 
     #[test]
     fn image_from_a_lookalike_of_own_origin_is_refused() {
-        for src in [
-            "http://127.0.0.1:8080.evil.test/a.png",
-            "http://127.0.0.1:8080@evil.test/a.png",
-            "http://127.0.0.1:80801/a.png",
-        ] {
+        for src in ["http://127.0.0.1:8080.evil.test/a.png", "http://127.0.0.1:8080@evil.test/a.png", "http://127.0.0.1:80801/a.png"] {
             let html = clean(&format!(r#"<img src="{src}">"#));
             assert_eq!(html, "<img>", "{src}");
         }
@@ -578,10 +565,7 @@ mod tests {
     #[test]
     fn mailto_link_with_the_email_renders_the_address() {
         let html = clean(r#"<a href="mailto:{{ user.email }}">{{user.email}}</a>"#);
-        assert_eq!(
-            render_html(&html, &zoe()),
-            r#"<a href="mailto:zoe+sig@acme.test" rel="noopener noreferrer">zoe+sig@acme.test</a>"#
-        );
+        assert_eq!(render_html(&html, &zoe()), r#"<a href="mailto:zoe+sig@acme.test" rel="noopener noreferrer">zoe+sig@acme.test</a>"#);
     }
 
     #[test]

@@ -47,11 +47,7 @@ fn reset_form(token: &str, problem: Option<&str>) -> String {
 }
 
 /// `POST /reset-password`: sets it and says how it went.
-pub async fn reset_password(
-    State(state): State<AppState>,
-    Client(meta): Client,
-    Form(f): Form<ResetForm>,
-) -> Response {
+pub async fn reset_password(State(state): State<AppState>, Client(meta): Client, Form(f): Form<ResetForm>) -> Response {
     match state.services.recovery.reset_password(&f.token, f.password, f.confirm, &meta).await {
         Ok(()) => page(StatusCode::OK, "<h1>Done</h1><p>Your password is set. Sign in with it; every other session was signed out.</p>"),
         Err(Error::WeakPassword { unmet, .. }) => {
@@ -77,11 +73,7 @@ pub async fn verify_email_page(Query(p): Query<TokenParam>) -> Response {
 }
 
 /// `POST /verify-email`: verifies the address.
-pub async fn verify_email(
-    State(state): State<AppState>,
-    Client(meta): Client,
-    Form(p): Form<TokenParam>,
-) -> Response {
+pub async fn verify_email(State(state): State<AppState>, Client(meta): Client, Form(p): Form<TokenParam>) -> Response {
     match state.services.recovery.verify_email(&p.token, &meta).await {
         Ok(account) => page(StatusCode::OK, &format!("<h1>Done</h1><p><b>{}</b> is verified.</p>", escape(&account.email))),
         Err(e) => outcome_error(e, "verifying an address"),

@@ -173,7 +173,9 @@ impl RecoveryService {
         let now = Utc::now();
         let (link, account) = self.live_link(&token_hash(token), Purpose::VerifyEmail).await?.ok_or_else(invalid)?;
         let mut tx = self.db.begin().await?;
-        if !store::use_link(&mut tx, link.account_link_id, now).await? || !store::mark_verified(&mut tx, account.account_id, &link.email, now).await? {
+        if !store::use_link(&mut tx, link.account_link_id, now).await?
+            || !store::mark_verified(&mut tx, account.account_id, &link.email, now).await?
+        {
             return Err(invalid());
         }
         tx.commit().await?;
@@ -201,7 +203,14 @@ impl RecoveryService {
     async fn new_link(&self, tx: &mut crate::db::Tx, account: &Account, purpose: Purpose, ttl: TimeDelta) -> Result<String> {
         let token = random_token(purpose.prefix());
         let now = Utc::now();
-        let new = NewLink { account_id: account.account_id, purpose, email: &account.email, token_hash: &token_hash(&token), now, expires_at: now + ttl };
+        let new = NewLink {
+            account_id: account.account_id,
+            purpose,
+            email: &account.email,
+            token_hash: &token_hash(&token),
+            now,
+            expires_at: now + ttl,
+        };
         store::insert_link(tx, &new).await?;
         Ok(token)
     }

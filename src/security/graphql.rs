@@ -3,16 +3,16 @@
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
 use async_graphql::{Context, ID, Object, SimpleObject};
-use uuid::Uuid;
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
+use super::log::{SecurityEvent, SecurityEventKind};
 use crate::error::{PasswordRule, Result};
 use crate::graphql::context::ContextExt;
+use crate::graphql::paging::page_args;
 use crate::identity::graphql::LogInPayload;
 use crate::identity::password::Policy;
-use crate::graphql::paging::page_args;
 use crate::identity::service::{ClientMeta, Viewer};
-use super::log::{SecurityEvent, SecurityEventKind};
 
 /// The password rules, for a frontend checklist; the server enforces the same.
 #[derive(SimpleObject)]
@@ -166,13 +166,16 @@ impl SecurityEventNode {
 pub type SecurityEventConnection = Connection<OpaqueCursor<Uuid>, SecurityEventNode, EmptyFields>;
 
 /// A page of the viewer's security log, newest first.
-pub async fn security_events(ctx: &Context<'_>, viewer: &Viewer, first: Option<i32>, after: Option<String>) -> Result<SecurityEventConnection> {
+pub async fn security_events(
+    ctx: &Context<'_>,
+    viewer: &Viewer,
+    first: Option<i32>,
+    after: Option<String>,
+) -> Result<SecurityEventConnection> {
     viewer.require_session()?;
     let (first, after) = page_args(first, after)?;
     let (page, more) = ctx.services()?.security_log.page(viewer.account_id(), after, first).await?;
     let mut connection = Connection::new(after.is_some(), more);
-    connection
-        .edges
-        .extend(page.into_iter().map(|e| Edge::new(OpaqueCursor(e.event_id), SecurityEventNode(e))));
+    connection.edges.extend(page.into_iter().map(|e| Edge::new(OpaqueCursor(e.event_id), SecurityEventNode(e))));
     Ok(connection)
 }

@@ -11,13 +11,13 @@ use std::sync::Arc;
 use super::log::{SecurityEventKind, SecurityLog};
 use super::store;
 use super::throttle::Throttle;
-use crate::mail::{Mailer, SystemEmail};
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, PasswordRule, Result};
 use crate::identity::model::{Account, AccountId};
 use crate::identity::password::{self, Policy};
 use crate::identity::service::{ClientMeta, IdentityService, IssuedSession, Viewer, token_hash};
+use crate::mail::{Mailer, SystemEmail};
 
 /// Recovery codes issued at enrolment (and on regeneration).
 pub const RECOVERY_CODES: usize = 10;
@@ -344,7 +344,6 @@ fn qr_svg(uri: &str) -> Result<String> {
          <rect width=\"100%\" height=\"100%\" fill=\"#fff\"/><path d=\"{path}\" fill=\"#000\"/></svg>"
     ))
 }
-
 
 #[cfg(test)]
 mod tests {

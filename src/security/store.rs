@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{Db, Tx};
 use super::log::SecurityEvent;
+use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
 use crate::{on_pool, on_tx};
 
@@ -103,7 +103,13 @@ pub async fn recovery_codes_left(db: &Db, id: AccountId) -> Result<i64, sqlx::Er
         .await)
 }
 
-pub async fn insert_challenge(db: &Db, id: AccountId, token_hash: &[u8], now: DateTime<Utc>, expires_at: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn insert_challenge(
+    db: &Db,
+    id: AccountId,
+    token_hash: &[u8],
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
         "INSERT INTO login_challenge (login_challenge_id, account_id, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(Uuid::now_v7())

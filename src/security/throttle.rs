@@ -151,9 +151,7 @@ fn quota(attempts: u32) -> Quota {
 fn quota_over(attempts: u32, window: Duration) -> Quota {
     let attempts = NonZeroU32::new(attempts.max(1)).unwrap_or(NonZeroU32::MIN);
     let period = window / attempts.get();
-    Quota::with_period(period.max(Duration::from_millis(1)))
-        .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
-        .allow_burst(attempts)
+    Quota::with_period(period.max(Duration::from_millis(1))).unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN)).allow_burst(attempts)
 }
 
 #[cfg(test)]

@@ -137,7 +137,13 @@ pub struct ServiceAccountMutation;
 impl ServiceAccountMutation {
     /// Creates a service account in a workspace (from a session, needs MANAGE_INTEGRATIONS).
     /// `scopes` are what its tokens may carry at most: `events:publish`, `webhooks:manage`.
-    async fn create_service_account(&self, ctx: &Context<'_>, workspace_id: ID, name: String, scopes: Vec<String>) -> Result<ServiceAccountNode> {
+    async fn create_service_account(
+        &self,
+        ctx: &Context<'_>,
+        workspace_id: ID,
+        name: String,
+        scopes: Vec<String>,
+    ) -> Result<ServiceAccountNode> {
         let viewer = ctx.viewer().await?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         Ok(ServiceAccountNode(ctx.services()?.service_accounts.create(&viewer, workspace_id, &name, &scopes).await?))

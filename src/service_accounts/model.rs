@@ -36,9 +36,8 @@ pub use crate::tokens::scopes::ServiceScope;
 
 impl ServiceScope {
     pub fn parse(field: &'static str, raw: &str) -> Result<ServiceScope> {
-        ServiceScope::from_name(raw).ok_or_else(|| {
-            Error::invalid(field, format!("unknown service-account scope {raw:?}; use events:publish or webhooks:manage"))
-        })
+        ServiceScope::from_name(raw)
+            .ok_or_else(|| Error::invalid(field, format!("unknown service-account scope {raw:?}; use events:publish or webhooks:manage")))
     }
 
     /// A list as sent: at least one, each known, duplicates dropped.
@@ -55,7 +54,6 @@ impl ServiceScope {
         }
         Ok(scopes)
     }
-
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]

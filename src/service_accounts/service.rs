@@ -52,9 +52,8 @@ impl ServiceAccountService {
     /// Refuses anyone but a member of `workspace_id` whose role manages integrations. A
     /// stranger learns nothing (NOT_FOUND, as for the workspace itself).
     async fn authorize(&self, viewer: &Viewer, workspace_id: WorkspaceId, missing: &'static str) -> Result<()> {
-        let membership = workspace_store::find_active_membership(&self.db, workspace_id, viewer.account_id())
-            .await?
-            .ok_or(Error::NotFound(missing))?;
+        let membership =
+            workspace_store::find_active_membership(&self.db, workspace_id, viewer.account_id()).await?.ok_or(Error::NotFound(missing))?;
         if membership.role().allows(Permission::ManageIntegrations) {
             Ok(())
         } else {

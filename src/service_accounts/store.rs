@@ -52,7 +52,12 @@ pub async fn rename(db: &Db, id: ServiceAccountId, name: &str, now: DateTime<Utc
 }
 
 /// Disables (with the time) or enables (None) the account.
-pub async fn set_disabled(db: &Db, id: ServiceAccountId, disabled_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+pub async fn set_disabled(
+    db: &Db,
+    id: ServiceAccountId,
+    disabled_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query("UPDATE service_account SET disabled_at = $2, updated_at = $3 WHERE service_account_id = $1")
         .bind(id)
         .bind(disabled_at)

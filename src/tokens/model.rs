@@ -109,7 +109,6 @@ pub fn parse_name(field: &'static str, raw: &str) -> Result<String> {
     Ok(name.to_owned())
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

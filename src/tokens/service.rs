@@ -14,7 +14,6 @@ use crate::identity::model::AccountStatus;
 use crate::identity::service::{Credential, TOUCH_EVERY, Viewer};
 use crate::security::log::{SecurityEventKind, SecurityLog};
 
-
 pub struct NewToken {
     pub name: String,
     pub scopes: Vec<Scope>,
@@ -123,6 +122,10 @@ impl TokenService {
         if token.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY) {
             store::touch(&self.db, token.access_token_id, now).await?;
         }
-        Ok(Some(Viewer { account, credential: Credential::AccessToken { id: token.access_token_id, scopes: token.scopes() }, meta: Default::default() }))
+        Ok(Some(Viewer {
+            account,
+            credential: Credential::AccessToken { id: token.access_token_id, scopes: token.scopes() },
+            meta: Default::default(),
+        }))
     }
 }

@@ -8,8 +8,7 @@ use crate::db::Db;
 use crate::identity::model::{Account, AccountId};
 use crate::on_pool;
 
-const COLUMNS: &str =
-    "access_token_id, account_id, name, display_prefix, scopes, created_at, expires_at, last_used_at, revoked_at";
+const COLUMNS: &str = "access_token_id, account_id, name, display_prefix, scopes, created_at, expires_at, last_used_at, revoked_at";
 
 pub async fn insert(db: &Db, t: &AccessToken, token_hash: &[u8]) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(

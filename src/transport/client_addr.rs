@@ -326,7 +326,16 @@ mod tests {
 
     #[test]
     fn a_malformed_x_forwarded_for_falls_back_to_the_peer() {
-        for bad in ["", "not-an-address", "203.0.113.7,", "203.0.113.7, , 198.51.100.9", "203.0.113.7:99999", "[2001:db8::1", "203.0.113.7:80:80", "999.1.1.1"] {
+        for bad in [
+            "",
+            "not-an-address",
+            "203.0.113.7,",
+            "203.0.113.7, , 198.51.100.9",
+            "203.0.113.7:99999",
+            "[2001:db8::1",
+            "203.0.113.7:80:80",
+            "999.1.1.1",
+        ] {
             assert_eq!(client(PROXY, &[("x-forwarded-for", bad)]), ip(PROXY), "{bad:?}");
         }
     }

@@ -39,7 +39,13 @@ pub async fn serve(listener: TcpListener, router: Router, header_read_timeout: D
     connections.wait().await;
 }
 
-async fn serve_connection(stream: tokio::net::TcpStream, peer: SocketAddr, router: Router, header_read_timeout: Duration, stop: CancellationToken) {
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    header_read_timeout: Duration,
+    stop: CancellationToken,
+) {
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         router.clone().oneshot(request.map(Body::new))

@@ -20,13 +20,13 @@ use uuid::Uuid;
 
 use super::model::{Delivery, WebhookId};
 use super::service::Webhooks;
-use super::store::{self, Outcome};
 use super::signature;
-use crate::outbound as safe_url;
+use super::store::{self, Outcome};
 use crate::identity::model::AccountId;
 use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::Notice;
+use crate::outbound as safe_url;
 use crate::workspace::model::{Permission, WorkspaceId};
 
 /// The waits after the 1st, 2nd, … failed attempt (with up to 20% added at random, so
@@ -280,13 +280,22 @@ impl Webhooks {
 
     /// Tells the webhook's creator (or, when no person created it, the workspace's members
     /// who may manage integrations) that it was turned off.
-    async fn notify_disabled(&self, id: WebhookId, creator: Option<AccountId>, workspace_id: WorkspaceId, url: &str, now: chrono::DateTime<Utc>) {
+    async fn notify_disabled(
+        &self,
+        id: WebhookId,
+        creator: Option<AccountId>,
+        workspace_id: WorkspaceId,
+        url: &str,
+        now: chrono::DateTime<Utc>,
+    ) {
         let recipients: Vec<AccountId> = match creator {
             Some(account) => vec![account],
             None => match crate::workspace::store::members_page(&self.inner.db, workspace_id, None, 200).await {
-                Ok(members) => {
-                    members.into_iter().filter(|m| m.is_active() && m.role().allows(Permission::ManageIntegrations)).map(|m| m.account_id).collect()
-                }
+                Ok(members) => members
+                    .into_iter()
+                    .filter(|m| m.is_active() && m.role().allows(Permission::ManageIntegrations))
+                    .map(|m| m.account_id)
+                    .collect(),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot find whom to tell about a disabled webhook");
                     return;

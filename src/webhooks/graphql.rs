@@ -11,9 +11,9 @@ use uuid::Uuid;
 use super::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, DisabledReason, Webhook, WebhookId};
 use super::service::{Manager, NewWebhook, WebhookChanges, WebhookScope, WithSecret};
 use crate::error::{Error, Result};
-use crate::service_accounts::model::Principal;
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
+use crate::service_accounts::model::Principal;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -323,7 +323,8 @@ impl WebhookMutation {
         let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
-        let changes = WebhookChanges { url: input.url, event_kinds: input.event_kinds, description: input.description, enabled: input.enabled };
+        let changes =
+            WebhookChanges { url: input.url, event_kinds: input.event_kinds, description: input.description, enabled: input.enabled };
         Ok(WebhookNode { webhook: webhooks.update(&scope, id, changes).await?, scope })
     }
 

@@ -180,7 +180,8 @@ pub fn parse_event_kinds(raw: &[String]) -> Result<Vec<&'static str>> {
     }
     let mut kinds: Vec<&'static str> = Vec::with_capacity(raw.len());
     for (i, k) in raw.iter().enumerate() {
-        let kind = catalogue::find(k.trim()).ok_or_else(|| Error::invalid(format!("eventKinds[{i}]"), format!("unknown event kind {k:?}")))?;
+        let kind =
+            catalogue::find(k.trim()).ok_or_else(|| Error::invalid(format!("eventKinds[{i}]"), format!("unknown event kind {k:?}")))?;
         if !kind.webhook {
             return Err(Error::invalid(format!("eventKinds[{i}]"), format!("{} events are not delivered to webhooks", kind.kind)));
         }

@@ -15,8 +15,6 @@ use tracing::instrument;
 use super::model::{
     Attempt, Delivery, DeliveryId, DisabledReason, MAX_WEBHOOKS_PER_WORKSPACE, Webhook, WebhookId, parse_description, parse_event_kinds,
 };
-use crate::outbound as safe_url;
-use concierge_connector_sdk::OutboundPolicy;
 use super::{signature, store};
 use crate::clock::SharedClock;
 use crate::crypto::SecretBox;
@@ -24,10 +22,12 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
-use crate::service_accounts::model::{ServiceAccountPrincipal, ServiceScope};
 use crate::notifications::service::NotificationService;
+use crate::outbound as safe_url;
+use crate::service_accounts::model::{ServiceAccountPrincipal, ServiceScope};
 use crate::workspace::model::{Permission, WorkspaceId};
 use crate::workspace::service::WorkspaceService;
+use concierge_connector_sdk::OutboundPolicy;
 
 /// How long the secret before a rotation keeps signing, so receivers can switch over.
 pub const ROTATION_GRACE: chrono::Duration = chrono::Duration::hours(24);
@@ -184,10 +184,7 @@ impl Webhooks {
     }
 
     pub async fn get(&self, scope: &WebhookScope, id: WebhookId) -> Result<Webhook> {
-        store::find_webhook(&self.inner.db, id)
-            .await?
-            .filter(|w| w.workspace_id == scope.workspace_id)
-            .ok_or(Error::NotFound("webhook"))
+        store::find_webhook(&self.inner.db, id).await?.filter(|w| w.workspace_id == scope.workspace_id).ok_or(Error::NotFound("webhook"))
     }
 
     /// Checks a URL as a webhook would be sent to it now (its form, then every address its

@@ -12,8 +12,8 @@ use uuid::Uuid;
 
 use super::model::{Attempt, Delivery, DeliveryId, Webhook, WebhookId};
 use crate::db::{Db, Tx};
-use crate::identity::model::AccountId;
 use crate::db::{placeholders, row_placeholders};
+use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
 
@@ -154,7 +154,11 @@ pub async fn workspace_of_delivery(db: &Db, id: DeliveryId) -> Result<Option<Wor
 
 /// Turns off a webhook whose delivery failed for good; returns who created it and its URL,
 /// or None when it was off already.
-pub async fn disable_failing(db: &Db, id: WebhookId, now: DateTime<Utc>) -> Result<Option<(Option<AccountId>, WorkspaceId, String)>, sqlx::Error> {
+pub async fn disable_failing(
+    db: &Db,
+    id: WebhookId,
+    now: DateTime<Utc>,
+) -> Result<Option<(Option<AccountId>, WorkspaceId, String)>, sqlx::Error> {
     on_pool!(db, c => sqlx::query_as(
         "UPDATE webhook SET enabled = FALSE, disabled_reason = 'FAILING', disabled_at = $2, updated_at = $2 \
          WHERE webhook_id = $1 AND enabled RETURNING created_by, workspace_id, url")

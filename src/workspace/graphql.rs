@@ -49,12 +49,7 @@ impl WorkspaceNode {
 
     /// Members in the order they joined. `first` is 1–100 (default 20); `after` is a cursor
     /// from a previous page.
-    async fn members(
-        &self,
-        ctx: &Context<'_>,
-        first: Option<i32>,
-        after: Option<String>,
-    ) -> Result<MemberConnection> {
+    async fn members(&self, ctx: &Context<'_>, first: Option<i32>, after: Option<String>) -> Result<MemberConnection> {
         let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
         let (first, after) = page_args(first, after)?;
         let services = ctx.services()?;
@@ -62,9 +57,7 @@ impl WorkspaceNode {
         let (page, more) = services.workspaces.members(&viewer, id, after, first).await?;
         let total = services.workspaces.count_members(id).await?;
         let mut connection = Connection::with_additional_fields(after.is_some(), more, MemberConnectionFields { total_count: total });
-        connection
-            .edges
-            .extend(page.into_iter().map(|m| Edge::new(OpaqueCursor(m.membership_id), MembershipNode(m))));
+        connection.edges.extend(page.into_iter().map(|m| Edge::new(OpaqueCursor(m.membership_id), MembershipNode(m))));
         Ok(connection)
     }
 
@@ -122,7 +115,9 @@ impl MembershipNode {
     /// The member's status as others see it.
     async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::MemberAvailability> {
         let status = loaders(ctx)?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
-        Ok(crate::availability::graphql::MemberAvailability { status: status.unwrap_or(crate::availability::model::PresenceStatus::Offline) })
+        Ok(crate::availability::graphql::MemberAvailability {
+            status: status.unwrap_or(crate::availability::model::PresenceStatus::Offline),
+        })
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {

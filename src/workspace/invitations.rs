@@ -10,10 +10,7 @@ use chrono::Utc;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::model::{
-    Invitation, InvitationId, InvitationState, Membership, Permission, Role, RoleColumn, Workspace,
-    WorkspaceId,
-};
+use super::model::{Invitation, InvitationId, InvitationState, Membership, Permission, Role, RoleColumn, Workspace, WorkspaceId};
 use super::service::{WorkspaceService, grantable};
 use super::store::{self, Outcome};
 use crate::db::{Tx, is_unique_violation};
@@ -54,42 +51,24 @@ impl WorkspaceService {
     /// a CONFLICT (the inviter may see the members anyway); whether the address has an
     /// account is never told.
     #[instrument(skip_all, fields(workspace_id = %workspace_id.0))]
-    pub async fn invite(
-        &self,
-        viewer: &Viewer,
-        workspace_id: WorkspaceId,
-        email: Email,
-        role: Role,
-    ) -> Result<InvitationView> {
-        self.invite_throttle
-            .attempt(&viewer.account_id().to_string(), None)?;
+    pub async fn invite(&self, viewer: &Viewer, workspace_id: WorkspaceId, email: Email, role: Role) -> Result<InvitationView> {
+        self.invite_throttle.attempt(&viewer.account_id().to_string(), None)?;
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
-        let actor = self
-            .actor(&mut tx, viewer, workspace_id, Permission::ManageMembers)
-            .await?;
+        let actor = self.actor(&mut tx, viewer, workspace_id, Permission::ManageMembers).await?;
         grantable(actor.role(), role)?;
         let invitee = identity_store::find_account_by_email(&mut tx, &email).await?;
         if let Some(account) = &invitee
-            && store::find_membership_tx(&mut tx, workspace_id, account.account_id)
-                .await?
-                .is_some()
+            && store::find_membership_tx(&mut tx, workspace_id, account.account_id).await?.is_some()
         {
-            return Err(Error::conflict(
-                "email",
-                "this address belongs to a member of the workspace already",
-            ));
+            return Err(Error::conflict("email", "this address belongs to a member of the workspace already"));
         }
         if let Some(open) = store::open_invitation(&mut tx, workspace_id, email.as_str()).await? {
             if open.state(now) == InvitationState::Pending {
-                return Err(Error::conflict(
-                    "email",
-                    "an invitation to this address is waiting for an answer; resend it instead",
-                ));
+                return Err(Error::conflict("email", "an invitation to this address is waiting for an answer; resend it instead"));
             }
             // Expired unanswered: it gives way to the new one.
-            store::close_invitation(&mut tx, open.workspace_invitation_id, Outcome::Revoked, now)
-                .await?;
+            store::close_invitation(&mut tx, open.workspace_invitation_id, Outcome::Revoked, now).await?;
         }
         let token = random_token(TOKEN_PREFIX);
         let invitation = Invitation {
@@ -105,64 +84,35 @@ impl WorkspaceService {
             declined_at: None,
             revoked_at: None,
         };
-        store::insert_invitation(&mut tx, &invitation, &token_hash(&token))
-            .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    Error::conflict(
-                        "email",
-                        "an invitation to this address is waiting for an answer; resend it instead",
-                    )
-                } else {
-                    e.into()
-                }
-            })?;
+        store::insert_invitation(&mut tx, &invitation, &token_hash(&token)).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::conflict("email", "an invitation to this address is waiting for an answer; resend it instead")
+            } else {
+                e.into()
+            }
+        })?;
         let workspace = find_workspace(&mut tx, workspace_id).await?;
         tx.commit().await?;
         tracing::info!(invitation_id = %invitation.workspace_invitation_id.0, "invitation sent");
-        self.deliver(
-            &invitation,
-            &token,
-            &workspace,
-            &viewer.account,
-            invitee.as_ref(),
-        )
-        .await;
-        Ok(InvitationView {
-            invitation,
-            workspace_name: workspace.name,
-            invited_by_name: Some(viewer.account.shown_name()),
-        })
+        self.deliver(&invitation, &token, &workspace, &viewer.account, invitee.as_ref()).await;
+        Ok(InvitationView { invitation, workspace_name: workspace.name, invited_by_name: Some(viewer.account.shown_name()) })
     }
 
     /// A new link (new token, new expiry) for an unanswered invitation, expired or not; the
     /// old link stops working. At most once a minute per invitation.
     #[instrument(skip_all)]
-    pub async fn resend_invitation(
-        &self,
-        viewer: &Viewer,
-        id: InvitationId,
-    ) -> Result<InvitationView> {
+    pub async fn resend_invitation(&self, viewer: &Viewer, id: InvitationId) -> Result<InvitationView> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let invitation = self.managed_invitation(&mut tx, viewer, id).await?;
-        if !matches!(
-            invitation.state(now),
-            InvitationState::Pending | InvitationState::Expired
-        ) {
-            return Err(Error::invalid(
-                "id",
-                "this invitation was answered or revoked; invite again",
-            ));
+        if !matches!(invitation.state(now), InvitationState::Pending | InvitationState::Expired) {
+            return Err(Error::invalid("id", "this invitation was answered or revoked; invite again"));
         }
         let wait = invitation.sent_at + RESEND_EVERY - now;
         if wait > chrono::TimeDelta::zero() {
-            return Err(Error::RateLimited {
-                retry_after_secs: wait.num_seconds().max(1) as u64,
-            });
+            return Err(Error::RateLimited { retry_after_secs: wait.num_seconds().max(1) as u64 });
         }
-        self.invite_throttle
-            .attempt(&viewer.account_id().to_string(), None)?;
+        self.invite_throttle.attempt(&viewer.account_id().to_string(), None)?;
         let token = random_token(TOKEN_PREFIX);
         let expires_at = now + self.invitations.ttl;
         if !store::renew_invitation(&mut tx, id, &token_hash(&token), now, expires_at).await? {
@@ -172,24 +122,9 @@ impl WorkspaceService {
         let email = Email::parse("email", &invitation.email)?;
         let invitee = identity_store::find_account_by_email(&mut tx, &email).await?;
         tx.commit().await?;
-        let invitation = Invitation {
-            sent_at: now,
-            expires_at,
-            ..invitation
-        };
-        self.deliver(
-            &invitation,
-            &token,
-            &workspace,
-            &viewer.account,
-            invitee.as_ref(),
-        )
-        .await;
-        Ok(InvitationView {
-            invitation,
-            workspace_name: workspace.name,
-            invited_by_name: Some(viewer.account.shown_name()),
-        })
+        let invitation = Invitation { sent_at: now, expires_at, ..invitation };
+        self.deliver(&invitation, &token, &workspace, &viewer.account, invitee.as_ref()).await;
+        Ok(InvitationView { invitation, workspace_name: workspace.name, invited_by_name: Some(viewer.account.shown_name()) })
     }
 
     /// Withdraws an unanswered invitation: its link stops working.
@@ -198,21 +133,14 @@ impl WorkspaceService {
         let mut tx = self.db.begin().await?;
         self.managed_invitation(&mut tx, viewer, id).await?;
         if !store::close_invitation(&mut tx, id, Outcome::Revoked, Utc::now()).await? {
-            return Err(Error::invalid(
-                "id",
-                "this invitation was already answered or revoked",
-            ));
+            return Err(Error::invalid("id", "this invitation was already answered or revoked"));
         }
         tx.commit().await?;
         Ok(())
     }
 
     /// The workspace's invitations waiting for an answer (needs MANAGE_MEMBERS).
-    pub async fn workspace_invitations(
-        &self,
-        viewer: &Viewer,
-        workspace_id: WorkspaceId,
-    ) -> Result<Vec<Invitation>> {
+    pub async fn workspace_invitations(&self, viewer: &Viewer, workspace_id: WorkspaceId) -> Result<Vec<Invitation>> {
         let mine = self.membership_of(viewer, workspace_id).await?;
         if !mine.role().allows(Permission::ManageMembers) {
             return Err(Error::forbidden("your role does not allow this"));
@@ -222,8 +150,7 @@ impl WorkspaceService {
 
     /// The invitations waiting for the viewer's answer (addressed to their login email).
     pub async fn my_invitations(&self, viewer: &Viewer) -> Result<Vec<InvitationView>> {
-        let pending =
-            store::pending_invitations_for(&self.db, &viewer.account.email, Utc::now()).await?;
+        let pending = store::pending_invitations_for(&self.db, &viewer.account.email, Utc::now()).await?;
         let mut workspace_ids: Vec<WorkspaceId> = pending.iter().map(|i| i.workspace_id).collect();
         workspace_ids.sort();
         workspace_ids.dedup();
@@ -240,10 +167,7 @@ impl WorkspaceService {
                     .find(|w| w.workspace_id == invitation.workspace_id)
                     .map(|w| w.name.clone())
                     .unwrap_or_default(),
-                invited_by_name: invitation
-                    .invited_by
-                    .and_then(|id| inviters.iter().find(|a| a.account_id == id))
-                    .map(Account::shown_name),
+                invited_by_name: invitation.invited_by.and_then(|id| inviters.iter().find(|a| a.account_id == id)).map(Account::shown_name),
                 invitation,
             })
             .collect())
@@ -253,11 +177,7 @@ impl WorkspaceService {
     /// invitee only. By token: the account with the invited login email (signed in as it, or
     /// not signed in at all).
     #[instrument(skip_all)]
-    pub async fn accept_invitation(
-        &self,
-        viewer: Option<&Viewer>,
-        by: InvitationRef,
-    ) -> Result<Membership> {
+    pub async fn accept_invitation(&self, viewer: Option<&Viewer>, by: InvitationRef) -> Result<Membership> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let (invitation, field) = answerable(&mut tx, viewer, &by, now).await?;
@@ -276,75 +196,38 @@ impl WorkspaceService {
         if !store::lock_workspace(&mut tx, invitation.workspace_id).await? {
             return Err(unusable(field));
         }
-        if store::find_membership_tx(&mut tx, invitation.workspace_id, account.account_id)
-            .await?
-            .is_some()
-        {
-            return Err(Error::conflict(
-                field,
-                "you are a member of this workspace already",
-            ));
+        if store::find_membership_tx(&mut tx, invitation.workspace_id, account.account_id).await?.is_some() {
+            return Err(Error::conflict(field, "you are a member of this workspace already"));
         }
-        if !store::close_invitation(
-            &mut tx,
-            invitation.workspace_invitation_id,
-            Outcome::Accepted,
-            now,
-        )
-        .await?
-        {
+        if !store::close_invitation(&mut tx, invitation.workspace_invitation_id, Outcome::Accepted, now).await? {
             return Err(unusable(field));
         }
-        let membership = store::insert_membership(
-            &mut tx,
-            invitation.workspace_id,
-            account.account_id,
-            invitation.role(),
-            now,
-        )
-        .await?;
+        let membership = store::insert_membership(&mut tx, invitation.workspace_id, account.account_id, invitation.role(), now).await?;
         if matches!(by, InvitationRef::Token(_)) && account.email == invitation.email {
             // The token came by email to this address: using it proves the address.
             identity_store::set_email_verified(&mut tx, account.account_id, now).await?;
         }
         tx.commit().await?;
         tracing::info!(account_id = %account.account_id, workspace_id = %invitation.workspace_id.0, "invitation accepted");
-        self.fanout
-            .publish(Change::Account {
-                account_id: account.account_id,
-            })
-            .await;
-        self.settle_notice(account.account_id, invitation.workspace_invitation_id)
-            .await;
+        self.fanout.publish(Change::Account { account_id: account.account_id }).await;
+        self.settle_notice(account.account_id, invitation.workspace_invitation_id).await;
         Ok(membership)
     }
 
     /// Turns the invitation down: nothing of the workspace changes for the invitee.
     #[instrument(skip_all)]
-    pub async fn decline_invitation(
-        &self,
-        viewer: Option<&Viewer>,
-        by: InvitationRef,
-    ) -> Result<()> {
+    pub async fn decline_invitation(&self, viewer: Option<&Viewer>, by: InvitationRef) -> Result<()> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let (invitation, field) = answerable(&mut tx, viewer, &by, now).await?;
-        if !store::close_invitation(
-            &mut tx,
-            invitation.workspace_invitation_id,
-            Outcome::Declined,
-            now,
-        )
-        .await?
-        {
+        if !store::close_invitation(&mut tx, invitation.workspace_invitation_id, Outcome::Declined, now).await? {
             return Err(unusable(field));
         }
         let email = Email::parse(field, &invitation.email)?;
         let invitee = identity_store::find_account_by_email(&mut tx, &email).await?;
         tx.commit().await?;
         if let Some(account) = invitee {
-            self.settle_notice(account.account_id, invitation.workspace_invitation_id)
-                .await;
+            self.settle_notice(account.account_id, invitation.workspace_invitation_id).await;
         }
         Ok(())
     }
@@ -354,62 +237,30 @@ impl WorkspaceService {
     pub async fn invitation_by_token(&self, token: &str) -> Result<(InvitationView, bool)> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
-        let (invitation, _) =
-            answerable(&mut tx, None, &InvitationRef::Token(token.to_owned()), now).await?;
+        let (invitation, _) = answerable(&mut tx, None, &InvitationRef::Token(token.to_owned()), now).await?;
         let workspace = find_workspace(&mut tx, invitation.workspace_id).await?;
         let inviter = match invitation.invited_by {
-            Some(id) => identity_store::find_accounts(&self.db, &[id])
-                .await?
-                .pop()
-                .map(|a| a.shown_name()),
+            Some(id) => identity_store::find_accounts(&self.db, &[id]).await?.pop().map(|a| a.shown_name()),
             None => None,
         };
         let email = Email::parse("token", &invitation.email)?;
-        let has_account = identity_store::find_account_by_email(&mut tx, &email)
-            .await?
-            .is_some();
+        let has_account = identity_store::find_account_by_email(&mut tx, &email).await?.is_some();
         drop(tx); // read only: nothing to commit
-        Ok((
-            InvitationView {
-                invitation,
-                workspace_name: workspace.name,
-                invited_by_name: inviter,
-            },
-            has_account,
-        ))
+        Ok((InvitationView { invitation, workspace_name: workspace.name, invited_by_name: inviter }, has_account))
     }
 
     /// An answered invitation's in-app notices stop counting as unread.
     async fn settle_notice(&self, account_id: crate::identity::model::AccountId, id: InvitationId) {
-        if let Err(e) = self
-            .notifications
-            .settled(account_id, &notice_key(id))
-            .await
-        {
+        if let Err(e) = self.notifications.settled(account_id, &notice_key(id)).await {
             tracing::warn!(error = ?e, "cannot mark an answered invitation's notice read");
         }
     }
 
     /// The invitation `id` of a workspace where the viewer manages members. Anyone else:
     /// NOT_FOUND, as if it did not exist.
-    async fn managed_invitation(
-        &self,
-        tx: &mut Tx,
-        viewer: &Viewer,
-        id: InvitationId,
-    ) -> Result<Invitation> {
-        let invitation = store::find_invitation(tx, id)
-            .await?
-            .ok_or(Error::NotFound("invitation"))?;
-        match self
-            .actor(
-                tx,
-                viewer,
-                invitation.workspace_id,
-                Permission::ManageMembers,
-            )
-            .await
-        {
+    async fn managed_invitation(&self, tx: &mut Tx, viewer: &Viewer, id: InvitationId) -> Result<Invitation> {
+        let invitation = store::find_invitation(tx, id).await?.ok_or(Error::NotFound("invitation"))?;
+        match self.actor(tx, viewer, invitation.workspace_id, Permission::ManageMembers).await {
             Ok(_) => Ok(invitation),
             Err(Error::NotFound(_)) => Err(Error::NotFound("invitation")),
             Err(e) => Err(e),
@@ -419,21 +270,10 @@ impl WorkspaceService {
     /// Mails the link (in the invitee's language when they have an account, else the
     /// inviter's) and tells an existing account in the app. Failures are logged: the
     /// invitation stands, and the inviter can resend it.
-    async fn deliver(
-        &self,
-        invitation: &Invitation,
-        token: &str,
-        workspace: &Workspace,
-        inviter: &Account,
-        invitee: Option<&Account>,
-    ) {
+    async fn deliver(&self, invitation: &Invitation, token: &str, workspace: &Workspace, inviter: &Account, invitee: Option<&Account>) {
         let link = format!("{}?token={token}", self.invitations.link);
         let language = invitee.map_or(inviter.language.as_str(), |a| a.language.as_str());
-        let language = if language.is_empty() {
-            DEFAULT_LANGUAGE
-        } else {
-            language
-        };
+        let language = if language.is_empty() { DEFAULT_LANGUAGE } else { language };
         let name = invitee.map_or_else(|| invitation.email.clone(), Account::shown_name);
         let inviter_name = inviter.shown_name();
         let role = invitation.role().as_str().to_lowercase();
@@ -446,25 +286,14 @@ impl WorkspaceService {
             hours,
             has_account: invitee.is_some(),
         };
-        if let Err(e) = self
-            .mailer
-            .send(&invitation.email, &name, language, email)
-            .await
-        {
+        if let Err(e) = self.mailer.send(&invitation.email, &name, language, email).await {
             tracing::warn!(error = ?e, "invitation email not sent");
         }
         if let Some(account) = invitee {
             let lang = &account.language;
-            let args = [
-                ("workspace", workspace.name.as_str()),
-                ("name", inviter_name.as_str()),
-            ];
+            let args = [("workspace", workspace.name.as_str()), ("name", inviter_name.as_str())];
             let notice = Notice {
-                dedupe_key: Some(format!(
-                    "{}{}",
-                    notice_key(invitation.workspace_invitation_id),
-                    invitation.sent_at.timestamp()
-                )),
+                dedupe_key: Some(format!("{}{}", notice_key(invitation.workspace_invitation_id), invitation.sent_at.timestamp())),
                 ..Notice::new(
                     account.account_id,
                     NotificationEvent::WorkspaceInvitation,
@@ -490,9 +319,7 @@ async fn answerable(
     let (invitation, field) = match by {
         InvitationRef::Id(id) => {
             let viewer = viewer.ok_or(Error::Unauthenticated)?;
-            let found = store::find_invitation(tx, *id)
-                .await?
-                .filter(|i| i.email == viewer.account.email);
+            let found = store::find_invitation(tx, *id).await?.filter(|i| i.email == viewer.account.email);
             (found.ok_or(Error::NotFound("invitation"))?, "id")
         }
         InvitationRef::Token(token) => {
@@ -500,14 +327,9 @@ async fn answerable(
             if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
                 return Err(unusable("token"));
             }
-            let found = store::find_invitation_by_token(tx, &token_hash(token))
-                .await?
-                .ok_or_else(|| unusable("token"))?;
+            let found = store::find_invitation_by_token(tx, &token_hash(token)).await?.ok_or_else(|| unusable("token"))?;
             if viewer.is_some_and(|v| v.account.email != found.email) {
-                return Err(Error::invalid(
-                    "token",
-                    "this invitation is for another address; sign in with it",
-                ));
+                return Err(Error::invalid("token", "this invitation is for another address; sign in with it"));
             }
             (found, "token")
         }
@@ -524,16 +346,11 @@ fn notice_key(id: InvitationId) -> String {
 }
 
 fn unusable(field: &'static str) -> Error {
-    Error::invalid(
-        field,
-        "this invitation was answered, revoked or has expired; ask for a new one",
-    )
+    Error::invalid(field, "this invitation was answered, revoked or has expired; ask for a new one")
 }
 
 async fn find_workspace(tx: &mut Tx, id: WorkspaceId) -> Result<Workspace> {
-    store::find_workspace_tx(tx, id)
-        .await?
-        .ok_or(Error::NotFound("workspace"))
+    store::find_workspace_tx(tx, id).await?.ok_or(Error::NotFound("workspace"))
 }
 
 /// Checks a sign-up's invitation token inside the sign-up's transaction: the invitation
@@ -542,57 +359,26 @@ async fn find_workspace(tx: &mut Tx, id: WorkspaceId) -> Result<Workspace> {
 pub async fn invitation_for_sign_up(tx: &mut Tx, token: &str, email: &Email) -> Result<Invitation> {
     let field = "invitationToken";
     let token = token.trim();
-    let refuse = || {
-        Error::invalid(
-            field,
-            "this invitation was answered, revoked or has expired; ask for a new one",
-        )
-    };
+    let refuse = || Error::invalid(field, "this invitation was answered, revoked or has expired; ask for a new one");
     if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
         return Err(refuse());
     }
-    let invitation = store::find_invitation_by_token(tx, &token_hash(token))
-        .await?
-        .ok_or_else(refuse)?;
+    let invitation = store::find_invitation_by_token(tx, &token_hash(token)).await?.ok_or_else(refuse)?;
     if invitation.state(Utc::now()) != InvitationState::Pending {
         return Err(refuse());
     }
     if invitation.email != email.as_str() {
-        return Err(Error::invalid(
-            field,
-            "this invitation is for another address; sign up with the invited one",
-        ));
+        return Err(Error::invalid(field, "this invitation is for another address; sign up with the invited one"));
     }
     Ok(invitation)
 }
 
 /// Accepts a sign-up's invitation for the account just created, in the same transaction.
-pub async fn join_on_sign_up(
-    tx: &mut Tx,
-    invitation: &Invitation,
-    account_id: crate::identity::model::AccountId,
-) -> Result<()> {
+pub async fn join_on_sign_up(tx: &mut Tx, invitation: &Invitation, account_id: crate::identity::model::AccountId) -> Result<()> {
     let now = Utc::now();
-    if !store::close_invitation(
-        tx,
-        invitation.workspace_invitation_id,
-        Outcome::Accepted,
-        now,
-    )
-    .await?
-    {
-        return Err(Error::invalid(
-            "invitationToken",
-            "this invitation was answered, revoked or has expired; ask for a new one",
-        ));
+    if !store::close_invitation(tx, invitation.workspace_invitation_id, Outcome::Accepted, now).await? {
+        return Err(Error::invalid("invitationToken", "this invitation was answered, revoked or has expired; ask for a new one"));
     }
-    store::insert_membership(
-        tx,
-        invitation.workspace_id,
-        account_id,
-        invitation.role(),
-        now,
-    )
-    .await?;
+    store::insert_membership(tx, invitation.workspace_id, account_id, invitation.role(), now).await?;
     Ok(())
 }

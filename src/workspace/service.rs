@@ -53,17 +53,12 @@ impl WorkspaceService {
     /// NOT_FOUND, so a stranger cannot tell a workspace exists and a deactivated member sees
     /// nothing of it.
     pub async fn membership_of(&self, viewer: &Viewer, workspace_id: WorkspaceId) -> Result<Membership> {
-        store::find_active_membership(&self.db, workspace_id, viewer.account_id())
-            .await?
-            .ok_or(Error::NotFound("workspace"))
+        store::find_active_membership(&self.db, workspace_id, viewer.account_id()).await?.ok_or(Error::NotFound("workspace"))
     }
 
     pub async fn workspace(&self, viewer: &Viewer, workspace_id: WorkspaceId) -> Result<Workspace> {
         self.membership_of(viewer, workspace_id).await?;
-        store::find_workspaces(&self.db, &[workspace_id])
-            .await?
-            .pop()
-            .ok_or(Error::NotFound("workspace"))
+        store::find_workspaces(&self.db, &[workspace_id]).await?.pop().ok_or(Error::NotFound("workspace"))
     }
 
     /// One page of members (active and inactive) in join order, after the membership
@@ -148,10 +143,9 @@ impl WorkspaceService {
 
     /// In the app and (by default) by email: which workspace, and that nothing else changed.
     async fn tell_deactivated(&self, workspace_id: WorkspaceId, account_id: AccountId) {
-        let (Ok(mut accounts), Ok(mut workspaces)) = (
-            identity_store::find_accounts(&self.db, &[account_id]).await,
-            store::find_workspaces(&self.db, &[workspace_id]).await,
-        ) else {
+        let (Ok(mut accounts), Ok(mut workspaces)) =
+            (identity_store::find_accounts(&self.db, &[account_id]).await, store::find_workspaces(&self.db, &[workspace_id]).await)
+        else {
             return tracing::warn!("cannot load whom to tell about a deactivated membership");
         };
         let (Some(account), Some(workspace)) = (accounts.pop(), workspaces.pop()) else { return };
@@ -168,7 +162,13 @@ impl WorkspaceService {
     }
 
     /// The actor's active membership, locked with its workspace, if it holds `permission`.
-    pub(super) async fn actor(&self, tx: &mut Tx, viewer: &Viewer, workspace_id: WorkspaceId, permission: Permission) -> Result<Membership> {
+    pub(super) async fn actor(
+        &self,
+        tx: &mut Tx,
+        viewer: &Viewer,
+        workspace_id: WorkspaceId,
+        permission: Permission,
+    ) -> Result<Membership> {
         if !store::lock_workspace(tx, workspace_id).await? {
             return Err(Error::NotFound("workspace"));
         }

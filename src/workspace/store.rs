@@ -4,9 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{Invitation, InvitationId, Membership, MembershipStatus, Role, Workspace, WorkspaceId};
+use crate::db::placeholders;
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::db::placeholders;
 use crate::{on_pool, on_tx};
 
 const MEMBERSHIP_COLUMNS: &str = "membership_id, workspace_id, account_id, role, status, created_at";
@@ -54,10 +54,7 @@ pub async fn find_workspaces(db: &Db, ids: &[WorkspaceId]) -> Result<Vec<Workspa
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT workspace_id, name, created_at FROM workspace WHERE workspace_id IN ({})",
-        placeholders(1, ids.len())
-    );
+    let sql = format!("SELECT workspace_id, name, created_at FROM workspace WHERE workspace_id IN ({})", placeholders(1, ids.len()));
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
         for id in ids {
@@ -79,10 +76,7 @@ pub async fn find_workspace_tx(tx: &mut Tx, id: WorkspaceId) -> Result<Option<Wo
 pub async fn lock_workspace(tx: &mut Tx, id: WorkspaceId) -> Result<bool, sqlx::Error> {
     let found: Option<Uuid> = match tx {
         Tx::Sqlite(t) => {
-            sqlx::query_scalar("SELECT workspace_id FROM workspace WHERE workspace_id = $1")
-                .bind(id)
-                .fetch_optional(&mut **t)
-                .await?
+            sqlx::query_scalar("SELECT workspace_id FROM workspace WHERE workspace_id = $1").bind(id).fetch_optional(&mut **t).await?
         }
         Tx::Postgres(t) => {
             sqlx::query_scalar("SELECT workspace_id FROM workspace WHERE workspace_id = $1 FOR UPDATE")
@@ -112,10 +106,8 @@ pub async fn memberships_of_accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<M
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let sql = format!(
-        "SELECT {MEMBERSHIP_COLUMNS} FROM membership WHERE account_id IN ({}) ORDER BY membership_id",
-        placeholders(1, ids.len())
-    );
+    let sql =
+        format!("SELECT {MEMBERSHIP_COLUMNS} FROM membership WHERE account_id IN ({}) ORDER BY membership_id", placeholders(1, ids.len()));
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
         for id in ids {
@@ -126,12 +118,7 @@ pub async fn memberships_of_accounts(db: &Db, ids: &[AccountId]) -> Result<Vec<M
 }
 
 /// One page of a workspace's members in join order, starting after `after` (keyset pagination).
-pub async fn members_page(
-    db: &Db,
-    workspace_id: WorkspaceId,
-    after: Option<Uuid>,
-    limit: i64,
-) -> Result<Vec<Membership>, sqlx::Error> {
+pub async fn members_page(db: &Db, workspace_id: WorkspaceId, after: Option<Uuid>, limit: i64) -> Result<Vec<Membership>, sqlx::Error> {
     let sql = format!(
         "SELECT {MEMBERSHIP_COLUMNS} FROM membership WHERE workspace_id = $1 AND ($2 IS NULL OR membership_id > $2) \
          ORDER BY membership_id LIMIT $3"
@@ -232,7 +219,11 @@ pub async fn open_invitation(tx: &mut Tx, workspace_id: WorkspaceId, email: &str
 }
 
 /// The workspace's invitations still waiting for an answer, oldest first (at most 500).
-pub async fn pending_invitations_of_workspace(db: &Db, workspace_id: WorkspaceId, now: DateTime<Utc>) -> Result<Vec<Invitation>, sqlx::Error> {
+pub async fn pending_invitations_of_workspace(
+    db: &Db,
+    workspace_id: WorkspaceId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Invitation>, sqlx::Error> {
     let sql = format!(
         "SELECT {INVITATION_COLUMNS} FROM workspace_invitation WHERE workspace_id = $1 AND {OPEN} AND expires_at > $2 \
          ORDER BY workspace_invitation_id LIMIT 500"

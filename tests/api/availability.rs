@@ -155,7 +155,8 @@ async fn a_chosen_busy_status_shows_to_members_and_holds_push_and_sound_back() {
     let ada = app.user("ada@example.com").await;
     let bob = app.user("bob@example.com").await;
     app.add_member(&ada, &ada.workspace_id, &bob.email, "MEMBER").await;
-    let register = "mutation($e: String!, $p: String!, $a: String!) { registerPushSubscription(endpoint: $e, keys: {p256dh: $p, auth: $a}) }";
+    let register =
+        "mutation($e: String!, $p: String!, $a: String!) { registerPushSubscription(endpoint: $e, keys: {p256dh: $p, auth: $a}) }";
     let keys = json!({ "e": "https://push.example.com/bob", "p": "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM", "a": "tBHItJI5svbpez7KI4CCXg" });
     let r = app.gql(Some(&bob.token), register, keys).await;
     assert!(r["errors"].is_null(), "{r}");
@@ -207,17 +208,17 @@ async fn bad_working_hours_are_typed_errors_that_save_nothing() {
     let day = |intervals: Value| json!([{ "day": "TUESDAY", "intervals": intervals }]);
     let cases = [
         (json!({ "timeZone": "Mars/Olympus" }), "timeZone"),
-        (json!({ "timeZone": "Asia/Tokyo", "weeklySchedule": day(json!([{ "start": "17:00", "end": "09:00" }])) }), "weeklySchedule[0].intervals[0]"),
+        (
+            json!({ "timeZone": "Asia/Tokyo", "weeklySchedule": day(json!([{ "start": "17:00", "end": "09:00" }])) }),
+            "weeklySchedule[0].intervals[0]",
+        ),
         (
             json!({ "weeklySchedule": day(json!([{ "start": "09:00", "end": "12:00" }, { "start": "11:00", "end": "14:00" }])) }),
             "weeklySchedule[0].intervals[1]",
         ),
         (json!({ "weeklySchedule": day(json!([{ "start": "9am", "end": "12:00" }])) }), "weeklySchedule[0].intervals[0].start"),
         (json!({ "timeZone": "UTC", "dateOverrides": [{ "date": "2020-01-01", "intervals": [] }] }), "dateOverrides[0].date"),
-        (
-            json!({ "outOfOffice": { "from": "2030-01-10T00:00:00Z", "to": "2030-01-01T00:00:00Z", "message": "Away" } }),
-            "outOfOffice.to",
-        ),
+        (json!({ "outOfOffice": { "from": "2030-01-10T00:00:00Z", "to": "2030-01-01T00:00:00Z", "message": "Away" } }), "outOfOffice.to"),
     ];
     for (input, field) in cases {
         let r = update(&app, &ada, input.clone()).await;
@@ -238,19 +239,13 @@ async fn free_busy_follows_berlin_working_hours_across_both_daylight_saving_chan
     let r = app.gql(Some(&ada.token), FREE_BUSY, json!({ "f": "2026-10-24T00:00:00Z", "t": "2026-10-26T00:00:00Z" })).await;
     assert_eq!(
         spans(&r),
-        [
-            (utc("2026-10-24T07:00:00Z"), utc("2026-10-24T15:00:00Z")),
-            (utc("2026-10-25T08:00:00Z"), utc("2026-10-25T16:00:00Z")),
-        ]
+        [(utc("2026-10-24T07:00:00Z"), utc("2026-10-24T15:00:00Z")), (utc("2026-10-25T08:00:00Z"), utc("2026-10-25T16:00:00Z")),]
     );
     // Clocks go forward on Sunday 2026-03-29.
     let r = app.gql(Some(&ada.token), FREE_BUSY, json!({ "f": "2026-03-28T00:00:00Z", "t": "2026-03-30T00:00:00Z" })).await;
     assert_eq!(
         spans(&r),
-        [
-            (utc("2026-03-28T08:00:00Z"), utc("2026-03-28T16:00:00Z")),
-            (utc("2026-03-29T07:00:00Z"), utc("2026-03-29T15:00:00Z")),
-        ]
+        [(utc("2026-03-28T08:00:00Z"), utc("2026-03-28T16:00:00Z")), (utc("2026-03-29T07:00:00Z"), utc("2026-03-29T15:00:00Z")),]
     );
 
     let r = app.gql(Some(&ada.token), FREE_BUSY, json!({ "f": "2026-01-01T00:00:00Z", "t": "2026-04-01T00:00:00Z" })).await;
@@ -279,10 +274,7 @@ async fn out_of_office_and_a_day_off_remove_their_spans_from_free_time() {
     let r = app.gql(Some(&ada.token), FREE_BUSY, json!({ "f": "2026-06-01T00:00:00Z", "t": "2026-06-03T00:00:00Z" })).await;
     assert_eq!(
         spans(&r),
-        [
-            (utc("2026-06-01T09:00:00Z"), utc("2026-06-01T12:00:00Z")),
-            (utc("2026-06-02T10:00:00Z"), utc("2026-06-02T17:00:00Z")),
-        ]
+        [(utc("2026-06-01T09:00:00Z"), utc("2026-06-01T12:00:00Z")), (utc("2026-06-02T10:00:00Z"), utc("2026-06-02T17:00:00Z")),]
     );
 
     let midnight = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc();

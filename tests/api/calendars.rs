@@ -18,8 +18,10 @@ const ACCOUNTS: &str = "{ me { calendarAccounts { id status lastError calendars 
 const SET_PRIMARY: &str = "mutation($id: ID!) { setPrimaryCalendar(id: $id) { id primary } }";
 const SET_CONFLICTS: &str = "mutation($ids: [ID!]!) { setConflictCalendars(ids: $ids) { id checkConflicts } }";
 const SYNC: &str = "mutation($id: ID!) { syncCalendarAccount(id: $id) { status lastError } }";
-const EVENTS: &str = "query($f: DateTime!, $t: DateTime!) { me { calendarEvents(from: $f, to: $t) { uid summary start end allDay busy } } }";
-const FREE_BUSY: &str = "query($f: DateTime!, $t: DateTime!) { me { freeBusy(from: $f, to: $t) { free { start end } busy { start end } } } }";
+const EVENTS: &str =
+    "query($f: DateTime!, $t: DateTime!) { me { calendarEvents(from: $f, to: $t) { uid summary start end allDay busy } } }";
+const FREE_BUSY: &str =
+    "query($f: DateTime!, $t: DateTime!) { me { freeBusy(from: $f, to: $t) { free { start end } busy { start end } } } }";
 const UPDATE_AVAILABILITY: &str = "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }";
 
 async fn spawn() -> TestApp {
@@ -126,7 +128,8 @@ async fn connecting_lists_every_calendar_with_its_colour_and_rights_and_picks_a_
     let r = app.gql(Some(&user.token), SET_PRIMARY, json!({ "id": holidays["id"] })).await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("id".into())), "{r}");
     let r = app.gql(Some(&user.token), SET_CONFLICTS, json!({ "ids": [holidays["id"]] })).await;
-    let checked: Vec<&Value> = r["data"]["setConflictCalendars"].as_array().expect("calendars").iter().filter(|c| c["checkConflicts"] == true).collect();
+    let checked: Vec<&Value> =
+        r["data"]["setConflictCalendars"].as_array().expect("calendars").iter().filter(|c| c["checkConflicts"] == true).collect();
     assert_eq!(checked.len(), 1, "{r}");
     assert_eq!(named(&calendars(&app, &user).await, "Holidays")["synced"], true);
 
@@ -159,9 +162,7 @@ async fn bad_input_is_refused_with_the_field_at_fault_and_nothing_is_saved() {
     let user = app.user(&fresh("calbad")).await;
     let (name, password) = lab.new_user("b").await;
     lab.make_calendar(&name, &password, "work", "Work", None).await;
-    let attempt = |password: &str, url: &str| {
-        json!({ "i": { "connector": "caldav", "username": name, "password": password, "settings": { "url": url } } })
-    };
+    let attempt = |password: &str, url: &str| json!({ "i": { "connector": "caldav", "username": name, "password": password, "settings": { "url": url } } });
 
     let r = app.gql(Some(&user.token), CONNECT, attempt("wrong", &lab.url)).await;
     assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
@@ -173,9 +174,8 @@ async fn bad_input_is_refused_with_the_field_at_fault_and_nothing_is_saved() {
     assert_eq!(error_of(&r).1, Some("settings.url".into()), "{r}");
     let r = app.gql(Some(&user.token), CONNECT, attempt("", &lab.url)).await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("password".into())), "{r}");
-    let r = app
-        .gql(Some(&user.token), CONNECT, json!({ "i": { "connector": "exchange-2003", "username": name, "password": password } }))
-        .await;
+    let r =
+        app.gql(Some(&user.token), CONNECT, json!({ "i": { "connector": "exchange-2003", "username": name, "password": password } })).await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("connector".into())), "{r}");
     let r = app.gql(Some(&user.token), ACCOUNTS, json!({})).await;
     assert_eq!(r["data"]["me"]["calendarAccounts"], json!([]), "a refused connection saves nothing: {r}");
@@ -202,24 +202,40 @@ async fn free_busy_subtracts_recurring_events_with_their_exceptions_across_a_clo
     let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
     lab.put(&name, &password, &work, &weekly_with_exceptions()).await;
     // All day on Wednesday 6 March; a night across the clock change (20:00 → 10:00 Berlin).
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:allday-1@tests
 DTSTAMP:20300101T000000Z
 DTSTART;VALUE=DATE:20300306
 DTEND;VALUE=DATE:20300307
 SUMMARY:Offsite
 END:VEVENT
-")).await;
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+"),
+    )
+    .await;
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:night-1@tests
 DTSTAMP:20300101T000000Z
 DTSTART;TZID=Europe/Berlin:20300330T200000
 DTEND;TZID=Europe/Berlin:20300331T100000
 SUMMARY:Night shift
 END:VEVENT
-")).await;
+"),
+    )
+    .await;
     // Shown but free: it takes no time.
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:free-1@tests
 DTSTAMP:20300101T000000Z
 DTSTART:20300305T090000Z
@@ -227,7 +243,9 @@ DTEND:20300305T100000Z
 TRANSP:TRANSPARENT
 SUMMARY:Optional talk
 END:VEVENT
-")).await;
+"),
+    )
+    .await;
     let account = connect(&app, &user, &lab, &name, &password).await;
     let r = app.gql(Some(&user.token), UPDATE_AVAILABILITY, json!({ "i": { "timeZone": "Europe/Berlin" } })).await;
     assert_eq!(r["data"]["updateAvailability"]["timeZone"], "Europe/Berlin", "{r}");
@@ -270,7 +288,10 @@ END:VEVENT
         .to_vec(),
         "{r}"
     );
-    assert!(spans(&fb["busy"]).contains(&("2030-03-05T23:00:00+00:00".into(), "2030-03-06T23:00:00+00:00".into())), "all day in Berlin: {r}");
+    assert!(
+        spans(&fb["busy"]).contains(&("2030-03-05T23:00:00+00:00".into(), "2030-03-06T23:00:00+00:00".into())),
+        "all day in Berlin: {r}"
+    );
 
     // The night across the change lasts 13 hours of real time (19:00Z → 08:00Z).
     let night: Vec<Value> = occurrences(&app, &user, "2030-03-30T00:00:00Z", "2030-04-01T00:00:00Z")
@@ -279,7 +300,10 @@ END:VEVENT
         .filter(|o| o["uid"] == "night-1@tests")
         .collect();
     assert_eq!(night.len(), 1);
-    assert_eq!((night[0]["start"].as_str(), night[0]["end"].as_str()), (Some("2030-03-30T19:00:00+00:00"), Some("2030-03-31T08:00:00+00:00")));
+    assert_eq!(
+        (night[0]["start"].as_str(), night[0]["end"].as_str()),
+        (Some("2030-03-30T19:00:00+00:00"), Some("2030-03-31T08:00:00+00:00"))
+    );
 }
 
 #[tokio::test]
@@ -290,7 +314,9 @@ async fn edits_and_deletions_on_the_server_arrive_with_the_next_sync_and_a_delet
     let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
     let side = lab.make_calendar(&name, &password, "side", "Side", None).await;
     let event = |start: &str, end: &str| {
-        ics(&format!("BEGIN:VEVENT\nUID:edit-1@tests\nDTSTAMP:20300101T000000Z\nDTSTART:{start}\nDTEND:{end}\nSUMMARY:Review\nEND:VEVENT\n"))
+        ics(&format!(
+            "BEGIN:VEVENT\nUID:edit-1@tests\nDTSTAMP:20300101T000000Z\nDTSTART:{start}\nDTEND:{end}\nSUMMARY:Review\nEND:VEVENT\n"
+        ))
     };
     lab.put(&name, &password, &work, &event("20300304T120000Z", "20300304T130000Z")).await;
     lab.put(&name, &password, &side, &event("20300305T120000Z", "20300305T130000Z").replace("edit-1", "side-1")).await;
@@ -340,7 +366,9 @@ const CREATE_SERVICE_TOKEN: &str = "mutation($a: ID!, $n: String!, $s: [String!]
 pub const PUBLISH: &str = "mutation($e: [PlatformEventInput!]!) { publishEvents(events: $e) { results { status error { code field } } } }";
 
 pub async fn publisher(app: &TestApp, owner: &TestUser) -> String {
-    let r = app.gql(Some(&owner.token), CREATE_SERVICE_ACCOUNT, json!({ "w": owner.workspace_id, "n": "Scheduler", "s": ["events:publish"] })).await;
+    let r = app
+        .gql(Some(&owner.token), CREATE_SERVICE_ACCOUNT, json!({ "w": owner.workspace_id, "n": "Scheduler", "s": ["events:publish"] }))
+        .await;
     let id = r["data"]["createServiceAccount"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     let r = app.gql(Some(&owner.token), CREATE_SERVICE_TOKEN, json!({ "a": id, "n": "prod", "s": ["events:publish"] })).await;
     r["data"]["createServiceAccountToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
@@ -364,7 +392,14 @@ pub fn appointment(kind: &str, user: &TestUser, key: &str, starts: &str, ends: &
 }
 
 /// Waits until the independent client sees `check` hold for the calendar's events.
-async fn until_events(lab: &CalendarLab, user: &str, password: &str, calendar: &str, what: &str, check: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+async fn until_events(
+    lab: &CalendarLab,
+    user: &str,
+    password: &str,
+    calendar: &str,
+    what: &str,
+    check: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let events = lab.events(user, password, calendar).await;
@@ -385,7 +420,13 @@ async fn appointments_are_written_to_the_primary_calendar_moved_and_removed() {
     let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
     connect(&app, &user, &lab, &name, &password).await;
 
-    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "b1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    let r = app
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.booked", &user, "b1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] }),
+        )
+        .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     let events = until_events(&lab, &name, &password, &work, "the booking is written", |e| e.len() == 1).await;
     let e = &events[0];
@@ -399,26 +440,43 @@ async fn appointments_are_written_to_the_primary_calendar_moved_and_removed() {
 
     // Moved: the same event (same UID), at the new time; never two.
     let r = app
-        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }),
+        )
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
-    let events = until_events(&lab, &name, &password, &work, "the move is written", |e| e.len() == 1 && e[0]["dtstart"] == "20300305T140000Z").await;
+    let events =
+        until_events(&lab, &name, &password, &work, "the move is written", |e| e.len() == 1 && e[0]["dtstart"] == "20300305T140000Z").await;
     assert_eq!(events[0]["uid"], uid.as_str());
     // A repeated publish is a duplicate and writes nothing new.
     let r = app
-        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.rescheduled", &user, "r1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }),
+        )
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "DUPLICATE", "{r}");
 
     // An appointment that ends before it starts is refused, naming the place.
     let r = app
-        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "bad", "2030-03-05T14:00:00Z", "2030-03-05T13:00:00Z")] }))
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.booked", &user, "bad", "2030-03-05T14:00:00Z", "2030-03-05T13:00:00Z")] }),
+        )
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["error"]["field"], "events[0].data/endsAt", "{r}");
 
     // Cancelled: removed from the calendar.
     let r = app
-        .gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.cancelled", &user, "c1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }))
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.cancelled", &user, "c1", "2030-03-05T14:00:00Z", "2030-03-05T15:00:00Z")] }),
+        )
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     until_events(&lab, &name, &password, &work, "the cancellation removes it", |e| e.is_empty()).await;
@@ -435,7 +493,13 @@ async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_u
 
     // The server stops accepting the saved password.
     lab.set_password(&name, "changed-elsewhere").await;
-    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "f1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    let r = app
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.booked", &user, "f1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] }),
+        )
+        .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -480,22 +544,34 @@ async fn the_daily_summary_lists_the_days_calendar_events_in_the_users_zone() {
     let (name, password) = lab.new_user("d").await;
     let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
     lab.put(&name, &password, &work, &weekly_with_exceptions()).await;
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:allday-2@tests
 DTSTAMP:20300101T000000Z
 DTSTART;VALUE=DATE:20300304
 DTEND;VALUE=DATE:20300305
 SUMMARY:Trade fair
 END:VEVENT
-")).await;
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+"),
+    )
+    .await;
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:tomorrow-1@tests
 DTSTAMP:20300101T000000Z
 DTSTART:20300305T090000Z
 DTEND:20300305T100000Z
 SUMMARY:Not today
 END:VEVENT
-")).await;
+"),
+    )
+    .await;
     let account = connect(&app, &user, &lab, &name, &password).await;
     sync(&app, &user, &account).await;
     let r = app
@@ -533,14 +609,20 @@ async fn an_account_another_process_is_syncing_is_left_to_it_until_its_lease_run
     let other = uuid::Uuid::now_v7();
     let now = chrono::Utc::now();
     assert!(store::claim_sync(db, id, other, now, Duration::from_secs(600)).await.expect("claim"));
-    lab.put(&name, &password, &work, &ics("BEGIN:VEVENT
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VEVENT
 UID:lease-1@tests
 DTSTAMP:20300101T000000Z
 DTSTART:20300304T120000Z
 DTEND:20300304T130000Z
 SUMMARY:Held
 END:VEVENT
-")).await;
+"),
+    )
+    .await;
     sync(&app, &user, &account).await;
     let seen = |list: Vec<Value>| list.iter().any(|o| o["uid"] == "lease-1@tests");
     assert!(!seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "this process kept off");
@@ -564,7 +646,13 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     connect(&app, &user, &lab, &name, &password).await;
     assert_eq!(named(&calendars(&app, &user).await, "Team")["primary"], false, "a read-only calendar is never the primary one");
 
-    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [appointment("appointment.booked", &user, "w1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] })).await;
+    let r = app
+        .gql(
+            Some(&token),
+            PUBLISH,
+            json!({ "e": [appointment("appointment.booked", &user, "w1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] }),
+        )
+        .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lab.events(&name, &password, &shared).await, Vec::<Value>::new());
@@ -572,7 +660,8 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     // A writable calendar appears on the server: the next sync makes it primary, and the
     // waiting appointment goes into it.
     let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
-    let account = app.gql(Some(&user.token), ACCOUNTS, json!({})).await["data"]["me"]["calendarAccounts"][0]["id"].as_str().expect("id").to_owned();
+    let account =
+        app.gql(Some(&user.token), ACCOUNTS, json!({})).await["data"]["me"]["calendarAccounts"][0]["id"].as_str().expect("id").to_owned();
     sync(&app, &user, &account).await;
     assert_eq!(named(&calendars(&app, &user).await, "Work")["primary"], true);
     let events = until_events(&lab, &name, &password, &work, "the waiting appointment is written", |e| e.len() == 1).await;

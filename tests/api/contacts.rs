@@ -96,10 +96,8 @@ async fn contacts_are_invisible_outside_their_workspace() {
     let ada = app.user("ada@example.com").await;
     let eve = app.user("eve@example.com").await;
     let id = create(&app, &ada, Some("Carol"), &["carol@customer.test"]).await["data"]["createContact"]["id"].clone();
-    for q in [
-        "query($id: ID!) { contact(id: $id) { id } }",
-        "mutation($id: ID!) { updateContact(id: $id, input: { name: \"x\" }) { id } }",
-    ] {
+    for q in ["query($id: ID!) { contact(id: $id) { id } }", "mutation($id: ID!) { updateContact(id: $id, input: { name: \"x\" }) { id } }"]
+    {
         let r = app.gql(Some(&eve.token), q, json!({ "id": id })).await;
         assert_eq!(codes(&r), ["NOT_FOUND"], "{q}: {r}");
     }
@@ -128,7 +126,10 @@ async fn with_existing_only_matching_unknown_senders_make_no_contact() {
     lab.append(
         &mail_user,
         &password,
-        &[(message("known@customer.test", &to, "from a contact", "a"), None), (message("stranger@else.test", &to, "from a stranger", "b"), None)],
+        &[
+            (message("known@customer.test", &to, "from a contact", "a"), None),
+            (message("stranger@else.test", &to, "from a stranger", "b"), None),
+        ],
     )
     .await;
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
@@ -158,7 +159,11 @@ async fn an_activity_page_costs_the_same_queries_whatever_its_length() {
         async move {
             let before = app.services.db.queries();
             let r = app
-                .gql(Some(&ada.token), "query($n: Int) { activity(first: $n) { edges { node { id contact { name emails } message { title } } } } }", json!({ "n": n }))
+                .gql(
+                    Some(&ada.token),
+                    "query($n: Int) { activity(first: $n) { edges { node { id contact { name emails } message { title } } } } }",
+                    json!({ "n": n }),
+                )
                 .await;
             assert_eq!(r["data"]["activity"]["edges"].as_array().map(Vec::len), Some(n), "{r}");
             app.services.db.queries() - before
@@ -177,7 +182,9 @@ async fn a_merge_that_cannot_be_done_names_its_field_and_changes_nothing() {
     let a = create(&app, &ada, Some("Carol"), &["carol@customer.test"]).await["data"]["createContact"]["id"].clone();
     let foreign = create(&app, &eve, Some("Eve's"), &["x@eve.test"]).await["data"]["createContact"]["id"].clone();
     let merge = "mutation($t: ID!, $s: [ID!]!) { mergeContacts(targetId: $t, sourceIds: $s) { id } }";
-    for (sources, field) in [(json!([]), "sourceIds"), (json!([a]), "sourceIds"), (json!([foreign]), "sourceIds"), (json!(["not-an-id"]), "sourceIds")] {
+    for (sources, field) in
+        [(json!([]), "sourceIds"), (json!([a]), "sourceIds"), (json!([foreign]), "sourceIds"), (json!(["not-an-id"]), "sourceIds")]
+    {
         let r = app.gql(Some(&ada.token), merge, json!({ "t": a, "s": sources })).await;
         assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some(field.into())), "{sources}: {r}");
     }

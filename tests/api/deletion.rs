@@ -47,7 +47,8 @@ async fn a_scheduled_deletion_waits_for_its_grace_period_and_can_be_cancelled() 
     let log_in = "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token deletionScheduledAt } }";
     let r = app.gql(None, log_in, json!({ "e": "ada@example.com", "p": PASSWORD })).await;
     let token = r["data"]["logIn"]["token"].as_str().unwrap_or_else(|| panic!("log-in still works: {r}")).to_owned();
-    let offered = chrono::DateTime::parse_from_rfc3339(r["data"]["logIn"]["deletionScheduledAt"].as_str().unwrap_or_else(|| panic!("{r}"))).unwrap();
+    let offered =
+        chrono::DateTime::parse_from_rfc3339(r["data"]["logIn"]["deletionScheduledAt"].as_str().unwrap_or_else(|| panic!("{r}"))).unwrap();
     assert!((offered - at).num_milliseconds().abs() < 1, "{offered} is when it was scheduled, {at}");
     let me = app.gql(Some(&token), "{ me { deletionScheduledAt } }", json!({})).await;
     assert!(me["data"]["me"]["deletionScheduledAt"].is_string(), "{me}");
@@ -98,7 +99,11 @@ async fn the_only_owner_of_a_workspace_with_members_cannot_leave_it_without_an_o
     let r = delete(&app, &member, PASSWORD, None).await;
     assert!(r["data"]["deleteAccount"].is_string(), "a member may leave: {r}");
     let members = app
-        .gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { members { edges { node { user { email } } } } } }", json!({ "w": owner.workspace_id }))
+        .gql(
+            Some(&owner.token),
+            "query($w: ID!) { workspace(id: $w) { members { edges { node { user { email } } } } } }",
+            json!({ "w": owner.workspace_id }),
+        )
         .await;
     assert!(!members.to_string().contains("member@example.com"), "{members}");
     assert!(app.log_in(&owner.email, PASSWORD).await["data"]["logIn"]["token"].is_string());

@@ -43,7 +43,11 @@ async fn jobs_until(app: &TestApp, user: &TestUser, what: &str, done: impl Fn(&[
 
 async fn set_language(app: &TestApp, user: &TestUser, language: &str) {
     let r = app
-        .gql(Some(&user.token), "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { language } }", json!({ "i": { "language": language } }))
+        .gql(
+            Some(&user.token),
+            "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { language } }",
+            json!({ "i": { "language": language } }),
+        )
         .await;
     assert_eq!(r["data"]["updateProfile"]["language"], language, "{r}");
 }

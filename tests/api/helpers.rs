@@ -178,7 +178,11 @@ impl TestApp {
     /// Logs in with the password of an account with two-factor on; the challenge to complete.
     pub async fn two_factor_challenge(&self, email: &str) -> String {
         let r = self
-            .gql(None, "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token twoFactorChallenge { challenge } } }", json!({ "e": email, "p": PASSWORD }))
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token twoFactorChallenge { challenge } } }",
+                json!({ "e": email, "p": PASSWORD }),
+            )
             .await;
         assert!(r["data"]["logIn"]["token"].is_null(), "{r}");
         r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
@@ -231,12 +235,7 @@ impl TestApp {
         let Some(token) = self.log_in(email, PASSWORD).await["data"]["logIn"]["token"].as_str().map(str::to_owned) else {
             return invited;
         };
-        self.gql(
-            Some(&token),
-            "mutation($id: ID!) { acceptInvitation(id: $id) { role status user { email } } }",
-            json!({ "id": id }),
-        )
-        .await
+        self.gql(Some(&token), "mutation($id: ID!) { acceptInvitation(id: $id) { role status user { email } } }", json!({ "id": id })).await
     }
 
     pub async fn ws(&self, protocol: &str) -> WsClient {

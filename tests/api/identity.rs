@@ -141,7 +141,8 @@ async fn secrets_are_stored_only_as_hashes() {
 
     let db = &app.services.db;
     let (hash,): (String,) = concierge::on_pool!(db, p => sqlx::query_as("SELECT password_hash FROM account").fetch_one(p).await).unwrap();
-    let tokens: Vec<Vec<u8>> = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM session").fetch_all(p).await).unwrap();
+    let tokens: Vec<Vec<u8>> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM session").fetch_all(p).await).unwrap();
 
     assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
     assert!(!hash.contains(crate::helpers::PASSWORD));

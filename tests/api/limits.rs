@@ -41,9 +41,8 @@ async fn unknown_fields_and_wrong_types_are_refused_before_execution() {
 
     let unknown = app.gql(None, "{ me { id favouriteColour } }", json!({})).await;
     let wrong_type = app.gql(None, "mutation { logIn(email: 42, password: \"x\") { token } }", json!({})).await;
-    let wrong_variable = app
-        .gql(None, "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }", json!({ "i": { "email": 1 } }))
-        .await;
+    let wrong_variable =
+        app.gql(None, "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }", json!({ "i": { "email": 1 } })).await;
 
     for r in [unknown, wrong_type, wrong_variable] {
         assert_eq!(codes(&r), ["BAD_USER_INPUT"], "{r}");

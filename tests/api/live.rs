@@ -57,12 +57,18 @@ async fn the_graphql_ws_client_gets_its_users_notifications_and_no_one_elses() {
     let mut ada_client = NodeSubscriber::start(&app, &ada.token).await;
     let mut bob_client = NodeSubscriber::start(&app, &bob.token).await;
 
-    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
 
     let got = ada_client.next(Duration::from_secs(10)).await.expect("ada's notification");
     let n = &got["next"]["notifications"];
-    assert_eq!((n["event"].clone(), n["title"].clone(), n["read"].clone()), (json!("SECURITY_EVENT"), json!("A personal access token was created"), json!(false)), "{got}");
+    assert_eq!(
+        (n["event"].clone(), n["title"].clone(), n["read"].clone()),
+        (json!("SECURITY_EVENT"), json!("A personal access token was created"), json!(false)),
+        "{got}"
+    );
     assert_eq!(bob_client.next(Duration::from_millis(700)).await, None, "bob's client hears nothing");
 }
 

@@ -110,7 +110,10 @@ async fn a_gateway_killed_mid_sync_resumes_and_records_each_message_once() {
         c.secret_key = Some(concierge::config::Redacted(key()));
     })
     .await;
-    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    let ada = TestUser {
+        token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(),
+        ..ada
+    };
     live_with(&second, &ada, &id, 400).await;
     assert_eq!(event_counts(&second, &ada).await, (400, 400));
 }
@@ -209,7 +212,7 @@ async fn the_sync_reports_progress_while_it_records() {
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "p", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxSyncProgress(mailboxId: $m) { done total } }", "variables": { "m": id } } }))
-    .await;
+        .await;
     app.listening(Topic::Mailbox(concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap()), 1).await;
     // An earlier sync-from date lists again from it.
     let r = app
@@ -235,8 +238,11 @@ async fn the_sync_reports_progress_while_it_records() {
     assert!(seen.len() >= 3, "progress comes batch by batch: {seen:?}");
     live_with(&app, &ada, &id, 40).await;
     // Old mail recorded late is not news: no notifications for it.
-    let r = app.gql(Some(&ada.token), "{ me { unreadNotificationCount notifications(first: 50) { edges { node { event } } } } }", json!({})).await;
-    let received = r["data"]["me"]["notifications"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["event"] == "MESSAGE_RECEIVED").count();
+    let r = app
+        .gql(Some(&ada.token), "{ me { unreadNotificationCount notifications(first: 50) { edges { node { event } } } } }", json!({}))
+        .await;
+    let received =
+        r["data"]["me"]["notifications"]["edges"].as_array().unwrap().iter().filter(|e| e["node"]["event"] == "MESSAGE_RECEIVED").count();
     assert_eq!(received, 0, "{r}");
 }
 
@@ -304,13 +310,18 @@ async fn a_mailbox_status_subscriber_sees_each_change_until_the_mailbox_is_disco
     live_with(&app, &ada, &id, 0).await;
 
     let mut watching = app.ws_signed_in(&ada.token).await;
-    watching.send(json!({ "id": "s", "type": "subscribe", "payload": {
+    watching
+        .send(json!({ "id": "s", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status statusReason paused } }", "variables": { "m": id } } }))
-    .await;
+        .await;
     app.listening(Topic::Mailbox(concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap()), 1).await;
     app.gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { id } }", json!({ "id": id })).await;
     let WsEvent::Json(m) = watching.next_within(Duration::from_secs(10)).await else { panic!("closed") };
-    assert_eq!(m["payload"]["data"]["mailboxStatus"], json!({ "status": "PAUSED", "statusReason": "paused by the user", "paused": true }), "{m}");
+    assert_eq!(
+        m["payload"]["data"]["mailboxStatus"],
+        json!({ "status": "PAUSED", "statusReason": "paused by the user", "paused": true }),
+        "{m}"
+    );
 
     // Someone else cannot watch it.
     let eve = app.user("eve@example.com").await;
@@ -319,7 +330,7 @@ async fn a_mailbox_status_subscriber_sees_each_change_until_the_mailbox_is_disco
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "s", "type": "subscribe", "payload": {
         "query": "subscription($m: ID!) { mailboxStatus(mailboxId: $m) { status } }", "variables": { "m": id } } }))
-    .await;
+        .await;
     let m = ws.next_json().await;
     assert_eq!(m["payload"]["data"], json!(null), "{m}");
     assert_eq!(m["payload"]["errors"][0]["extensions"]["code"], "NOT_FOUND", "{m}");
@@ -379,7 +390,10 @@ async fn two_gateways_on_one_database_sync_a_mailbox_from_one_connection_and_han
     first.begin_shutdown();
     first.stopped(Duration::from_secs(20)).await.unwrap();
     lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "two", "b"), None)]).await;
-    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    let ada = TestUser {
+        token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(),
+        ..ada
+    };
     live_with(&second, &ada, &id, 2).await;
     assert_eq!(event_counts(&second, &ada).await, (2, 2));
 }
@@ -415,7 +429,10 @@ async fn credentials_sealed_under_another_key_ask_the_user_to_connect_again() {
         c.secret_key = Some(concierge::config::Redacted(base64::engine::general_purpose::STANDARD.encode([9u8; 32])));
     })
     .await;
-    let ada = TestUser { token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(), ..ada };
+    let ada = TestUser {
+        token: second.log_in("ada@example.com", crate::helpers::PASSWORD).await["data"]["logIn"]["token"].as_str().unwrap().to_owned(),
+        ..ada
+    };
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let m = mailbox(&second, &ada, &id).await;

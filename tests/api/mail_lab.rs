@@ -94,13 +94,7 @@ impl MailLab {
     /// Runs `doveadm` against the lab's Dovecot.
     pub async fn doveadm(&self, args: &[&str]) -> String {
         let conf = self.dir.join("dovecot.conf");
-        let out = tokio::process::Command::new("doveadm")
-            .arg("-c")
-            .arg(&conf)
-            .args(args)
-            .output()
-            .await
-            .expect("doveadm runs");
+        let out = tokio::process::Command::new("doveadm").arg("-c").arg(&conf).args(args).output().await.expect("doveadm runs");
         assert!(out.status.success(), "doveadm {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).into_owned()
     }

@@ -119,7 +119,9 @@ async fn the_connectors_describe_their_connect_forms() {
     let imap = connectors.iter().find(|c| c["kind"] == "imap").expect("the IMAP/SMTP connector");
     assert_eq!(imap["auth"], "PASSWORD");
     assert_eq!(imap["canSend"], true);
-    let field = |key: &str| imap["fields"].as_array().unwrap().iter().find(|f| f["key"] == key).cloned().unwrap_or_else(|| panic!("no field {key}"));
+    let field = |key: &str| {
+        imap["fields"].as_array().unwrap().iter().find(|f| f["key"] == key).cloned().unwrap_or_else(|| panic!("no field {key}"))
+    };
     assert_eq!(field("imapHost")["required"], true);
     assert_eq!(field("imapPort")["type"], "PORT");
     let security: Vec<String> =
@@ -240,7 +242,7 @@ async fn mail_appended_while_live_reaches_an_activity_subscriber() {
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query":
         "subscription { activityEvents { type contact { emails } message { title from { email } } } }" } }))
-    .await;
+        .await;
     app.listening(Topic::Workspace(WorkspaceId(uuid::Uuid::parse_str(&ada.workspace_id).unwrap())), 1).await;
 
     lab.append(&mail_user, &password, &[(message("eve@customer.test", &format!("{mail_user}@lab.test"), "Live one", "hi"), None)]).await;
@@ -275,10 +277,11 @@ async fn mailbox_credentials_never_come_back_and_are_sealed_at_rest() {
         .gql(Some(&ada.token), &format!("{{ me {{ mailboxes {{ {MAILBOX} statusChangedAt createdAt workspaceId }} }} }}"), json!({}))
         .await;
     assert!(!everything.to_string().contains(&password), "the password came back: {everything}");
-    let stored = concierge::mailboxes::store::credentials(&app.services.db, concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap())
-        .await
-        .unwrap()
-        .expect("sealed credentials");
+    let stored =
+        concierge::mailboxes::store::credentials(&app.services.db, concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap())
+            .await
+            .unwrap()
+            .expect("sealed credentials");
     assert!(!stored.windows(password.len()).any(|w| w == password.as_bytes()), "the password is stored in the clear");
 }
 
@@ -337,7 +340,11 @@ async fn pausing_stops_the_sync_and_disconnecting_keeps_the_events() {
     live_with(&app, &ada, &id, 1).await;
 
     let r = app
-        .gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { status paused } }", json!({ "id": id }))
+        .gql(
+            Some(&ada.token),
+            "mutation($id: ID!) { updateMailbox(id: $id, input: { paused: true }) { status paused } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(r["data"]["updateMailbox"], json!({ "status": "PAUSED", "paused": true }), "{r}");
     lab.append(&mail_user, &password, &[(message("x@customer.test", &to, "two", "2"), None)]).await;
@@ -478,7 +485,11 @@ async fn sync_from_dates_must_be_real_ones() {
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("syncFrom".into())), "{r}");
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
     let r = app
-        .gql(Some(&ada.token), "mutation($id: ID!) { updateMailbox(id: $id, input: { syncFrom: \"1980-01-01\" }) { id } }", json!({ "id": id }))
+        .gql(
+            Some(&ada.token),
+            "mutation($id: ID!) { updateMailbox(id: $id, input: { syncFrom: \"1980-01-01\" }) { id } }",
+            json!({ "id": id }),
+        )
         .await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("syncFrom".into())), "{r}");
     assert_eq!(mailbox(&app, &ada, &id).await["syncFrom"], sync_from(30), "nothing changed");

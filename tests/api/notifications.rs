@@ -10,7 +10,8 @@ use crate::helpers::{TestApp, TestUser, WsClient, codes, error_of};
 const PREFS: &str = "{ me { preferences { audio dailySummary { enabled deliveryTime timeZone } \
     notifications { event category channel enabled isDefault } } } }";
 const SET_CELLS: &str = "mutation($c: [NotificationPreferenceChange!]!) { updateNotificationPreferences(changes: $c) { notifications { event channel enabled isDefault } } }";
-const SET_PREFS: &str = "mutation($i: UpdatePreferencesInput!) { updatePreferences(input: $i) { audio dailySummary { enabled deliveryTime timeZone } } }";
+const SET_PREFS: &str =
+    "mutation($i: UpdatePreferencesInput!) { updatePreferences(input: $i) { audio dailySummary { enabled deliveryTime timeZone } } }";
 
 fn cell<'a>(prefs: &'a Value, event: &str, channel: &str) -> &'a Value {
     prefs["notifications"]
@@ -59,7 +60,10 @@ async fn cells_change_at_once_and_stick() {
 
     assert!(r["errors"].is_null(), "{r}");
     let p = prefs(&app, &ada).await;
-    assert_eq!(cell(&p, "MESSAGE_RECEIVED", "EMAIL"), &json!({ "event": "MESSAGE_RECEIVED", "category": "MESSAGES", "channel": "EMAIL", "enabled": true, "isDefault": false }));
+    assert_eq!(
+        cell(&p, "MESSAGE_RECEIVED", "EMAIL"),
+        &json!({ "event": "MESSAGE_RECEIVED", "category": "MESSAGES", "channel": "EMAIL", "enabled": true, "isDefault": false })
+    );
     assert_eq!(cell(&p, "BILLING_UPDATE", "PUSH")["enabled"], true);
     assert_eq!(cell(&p, "TASK_ASSIGNED", "IN_APP")["enabled"], false);
     assert_eq!(cell(&p, "TASK_ASSIGNED", "EMAIL")["isDefault"], true, "other cells untouched");
@@ -71,9 +75,17 @@ async fn audio_and_the_daily_summary_are_set_and_bad_values_refused_without_chan
     let ada = app.user("ada@example.com").await;
 
     let r = app
-        .gql(Some(&ada.token), SET_PREFS, json!({ "i": { "audio": "ALL", "dailySummary": { "enabled": true, "deliveryTime": "07:30", "timeZone": "Europe/Warsaw" } } }))
+        .gql(
+            Some(&ada.token),
+            SET_PREFS,
+            json!({ "i": { "audio": "ALL", "dailySummary": { "enabled": true, "deliveryTime": "07:30", "timeZone": "Europe/Warsaw" } } }),
+        )
         .await;
-    assert_eq!(r["data"]["updatePreferences"], json!({ "audio": "ALL", "dailySummary": { "enabled": true, "deliveryTime": "07:30", "timeZone": "Europe/Warsaw" } }), "{r}");
+    assert_eq!(
+        r["data"]["updatePreferences"],
+        json!({ "audio": "ALL", "dailySummary": { "enabled": true, "deliveryTime": "07:30", "timeZone": "Europe/Warsaw" } }),
+        "{r}"
+    );
 
     for (input, field) in [
         (json!({ "audio": "NONE", "dailySummary": { "deliveryTime": "25:00" } }), "deliveryTime"),
@@ -83,9 +95,11 @@ async fn audio_and_the_daily_summary_are_set_and_bad_values_refused_without_chan
         let r = app.gql(Some(&ada.token), SET_PREFS, json!({ "i": input })).await;
         assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some(field.into())), "{input}: {r}");
     }
-    let unknown = app.gql(Some(&ada.token), SET_CELLS, json!({ "c": [{ "event": "COFFEE_READY", "channel": "EMAIL", "enabled": true }] })).await;
+    let unknown =
+        app.gql(Some(&ada.token), SET_CELLS, json!({ "c": [{ "event": "COFFEE_READY", "channel": "EMAIL", "enabled": true }] })).await;
     assert!(unknown["errors"][0]["message"].as_str().unwrap().contains("COFFEE_READY"), "{unknown}");
-    let channel = app.gql(Some(&ada.token), SET_CELLS, json!({ "c": [{ "event": "MENTION", "channel": "PIGEON", "enabled": true }] })).await;
+    let channel =
+        app.gql(Some(&ada.token), SET_CELLS, json!({ "c": [{ "event": "MENTION", "channel": "PIGEON", "enabled": true }] })).await;
     assert!(channel["errors"][0]["message"].as_str().unwrap().contains("PIGEON"), "{channel}");
 
     let p = prefs(&app, &ada).await;
@@ -101,7 +115,10 @@ async fn subscribe(app: &TestApp, user: &TestUser) -> WsClient {
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", user.token) } })).await;
     assert_eq!(ws.next_json().await["type"], "connection_ack");
-    ws.send(json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notifications { id event title audible read } }" } })).await;
+    ws.send(
+        json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notifications { id event title audible read } }" } }),
+    )
+    .await;
     app.listening(topic, before + 2).await;
     ws
 }
@@ -114,12 +131,18 @@ async fn a_security_event_reaches_its_users_open_clients_and_no_one_else() {
     let mut ada_ws = subscribe(&app, &ada).await;
     let mut bob_ws = subscribe(&app, &bob).await;
 
-    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
 
     let live = ada_ws.next_json().await;
     let n = &live["payload"]["data"]["notifications"];
-    assert_eq!((n["event"].clone(), n["title"].clone(), n["read"].clone()), (json!("SECURITY_EVENT"), json!("A personal access token was created"), json!(false)), "{live}");
+    assert_eq!(
+        (n["event"].clone(), n["title"].clone(), n["read"].clone()),
+        (json!("SECURITY_EVENT"), json!("A personal access token was created"), json!(false)),
+        "{live}"
+    );
     if let Some(event) = bob_ws.within(Duration::from_millis(700)).await {
         panic!("bob's client heard something: {event:?}");
     }
@@ -130,7 +153,12 @@ async fn notifications_are_listed_counted_and_marked_read() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
     for name in ["one", "two", "three"] {
-        app.gql(Some(&ada.token), &format!("mutation {{ createAccessToken(input: {{name: \"{name}\", scopes: [\"profile:read\"]}}) {{ token }} }}"), json!({})).await;
+        app.gql(
+            Some(&ada.token),
+            &format!("mutation {{ createAccessToken(input: {{name: \"{name}\", scopes: [\"profile:read\"]}}) {{ token }} }}"),
+            json!({}),
+        )
+        .await;
     }
     let list = "query($u: Boolean) { me { unreadNotificationCount notifications(first: 2, unreadOnly: $u) { edges { node { id title read } } pageInfo { hasNextPage } } } }";
 
@@ -157,7 +185,8 @@ async fn a_channel_turned_off_in_the_matrix_gets_nothing() {
     let ada = app.user("ada@example.com").await;
     app.gql(Some(&ada.token), SET_CELLS, json!({ "c": [{ "event": "SECURITY_EVENT", "channel": "IN_APP", "enabled": false }] })).await;
 
-    app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
 
     let r = app.gql(Some(&ada.token), "{ me { unreadNotificationCount } }", json!({})).await;
     assert_eq!(r["data"]["me"]["unreadNotificationCount"], 0, "{r}");
@@ -167,7 +196,8 @@ async fn a_channel_turned_off_in_the_matrix_gets_nothing() {
 async fn push_subscriptions_need_an_https_endpoint_and_well_formed_keys() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let register = "mutation($e: String!, $p: String!, $a: String!) { registerPushSubscription(endpoint: $e, keys: {p256dh: $p, auth: $a}) }";
+    let register =
+        "mutation($e: String!, $p: String!, $a: String!) { registerPushSubscription(endpoint: $e, keys: {p256dh: $p, auth: $a}) }";
     let p256dh = "BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM";
     let auth = "tBHItJI5svbpez7KI4CCXg";
 
@@ -184,9 +214,21 @@ async fn push_subscriptions_need_an_https_endpoint_and_well_formed_keys() {
     let aid = concierge::identity::model::AccountId::parse("id", &ada.id).unwrap();
     assert_eq!(app.services.notifications.push_subscription_count(aid).await.unwrap(), 1, "only the good one was stored");
 
-    let gone = app.gql(Some(&ada.token), "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }", json!({ "e": "https://push.example.com/x" })).await;
+    let gone = app
+        .gql(
+            Some(&ada.token),
+            "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }",
+            json!({ "e": "https://push.example.com/x" }),
+        )
+        .await;
     assert_eq!(gone["data"]["unregisterPushSubscription"], true);
-    let again = app.gql(Some(&ada.token), "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }", json!({ "e": "https://push.example.com/x" })).await;
+    let again = app
+        .gql(
+            Some(&ada.token),
+            "mutation($e: String!) { unregisterPushSubscription(endpoint: $e) }",
+            json!({ "e": "https://push.example.com/x" }),
+        )
+        .await;
     assert_eq!(codes(&again), ["NOT_FOUND"]);
 }
 

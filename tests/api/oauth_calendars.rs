@@ -13,7 +13,8 @@ use crate::helpers::{TestApp, TestUser};
 use crate::mail_lab::MailLab;
 use crate::oauth_mail::{authorize, oauth_gateway_on};
 
-const ACCOUNTS: &str = "{ me { calendarAccounts { id connector username mailboxId status lastError calendars { id name colour writable primary } } } }";
+const ACCOUNTS: &str =
+    "{ me { calendarAccounts { id connector username mailboxId status lastError calendars { id name colour writable primary } } } }";
 
 /// The calendar account linked to the user's mailbox, once its first sync is done.
 async fn linked_account(app: &TestApp, user: &TestUser) -> Value {
@@ -157,7 +158,8 @@ async fn connecting_outlook_also_connects_its_calendars_and_appointments_are_wri
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let stored = graph.admin("GET", &format!("/events?calendar={}", main["id"].as_str().expect("id")), Value::Null).await;
-        let written: Vec<&Value> = stored["value"].as_array().expect("events").iter().filter(|e| e["subject"] == "Demo with Acme, Inc.").collect();
+        let written: Vec<&Value> =
+            stored["value"].as_array().expect("events").iter().filter(|e| e["subject"] == "Demo with Acme, Inc.").collect();
         if let [e] = written.as_slice() {
             assert!(e["start"]["dateTime"].as_str().unwrap_or_default().starts_with(&format!("{booking_day}T10:00:00")), "{e}");
             assert_eq!(e["location"]["displayName"], "Room 4; 2nd floor");

@@ -102,7 +102,13 @@ async fn callback(url: &str) -> String {
 
 /// Connects `mail_user`'s mailbox with `connector` by the whole browser flow; returns the
 /// frontend URL's query.
-pub async fn authorize(app: &TestApp, user: &TestUser, connector: &str, email: &str, extra: Value) -> std::collections::HashMap<String, String> {
+pub async fn authorize(
+    app: &TestApp,
+    user: &TestUser,
+    connector: &str,
+    email: &str,
+    extra: Value,
+) -> std::collections::HashMap<String, String> {
     let mut input = json!({ "connector": connector, "syncFrom": sync_from(30) });
     input.as_object_mut().unwrap().extend(extra.as_object().cloned().unwrap_or_default());
     let r = start(app, user, input).await;
@@ -166,7 +172,9 @@ async fn outlook_asks_for_microsofts_scopes_and_connects_the_same_way() {
     let r = start(&app, &ada, json!({ "connector": "outlook", "syncFrom": sync_from(30) })).await;
     let url = r["data"]["startMailboxAuthorization"]["url"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     let scopes: Vec<String> = query_of(&url)["scope"].split(' ').map(str::to_owned).collect();
-    for scope in ["https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"] {
+    for scope in
+        ["https://outlook.office.com/IMAP.AccessAsUser.All", "https://outlook.office.com/SMTP.Send", "offline_access", "openid", "email"]
+    {
         assert!(scopes.iter().any(|s| s == scope), "scope {scope} in {scopes:?}");
     }
     let outcome = query_of(&callback(&consent(&url, &address, true).await).await);

@@ -44,7 +44,11 @@ async fn a_passkey_registers_confirms_a_log_in_and_signs_in_alone_in_chromium_an
     // The page signed the injected session out; a recovery code opens a new one.
     let challenge = app.two_factor_challenge("ada@example.com").await;
     let r = app
-        .gql(None, "mutation($ch: String!, $c: String!) { completeTwoFactorLogIn(challenge: $ch, code: $c) { token } }", json!({ "ch": challenge, "c": recovery_codes[0] }))
+        .gql(
+            None,
+            "mutation($ch: String!, $c: String!) { completeTwoFactorLogIn(challenge: $ch, code: $c) { token } }",
+            json!({ "ch": challenge, "c": recovery_codes[0] }),
+        )
         .await;
     let token = r["data"]["completeTwoFactorLogIn"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
 
@@ -67,10 +71,18 @@ async fn a_passkey_registers_confirms_a_log_in_and_signs_in_alone_in_chromium_an
     // Another account can neither rename nor remove it.
     let r = app.gql(Some(&bob.token), "mutation($id: ID!) { renamePasskey(id: $id, name: \"Mine\") { id } }", json!({ "id": id })).await;
     assert_eq!(error_of(&r).0, "NOT_FOUND", "{r}");
-    let r = app.gql(Some(&bob.token), "mutation($id: ID!, $p: String) { removePasskey(id: $id, password: $p) }", json!({ "id": id, "p": PASSWORD })).await;
+    let r = app
+        .gql(
+            Some(&bob.token),
+            "mutation($id: ID!, $p: String) { removePasskey(id: $id, password: $p) }",
+            json!({ "id": id, "p": PASSWORD }),
+        )
+        .await;
     assert_eq!(error_of(&r).0, "NOT_FOUND", "{r}");
     // Its holder renames it, and removes it only with the password (or a code).
-    let r = app.gql(Some(&token), "mutation($id: ID!) { renamePasskey(id: $id, name: \"  Work laptop \") { name } }", json!({ "id": id })).await;
+    let r = app
+        .gql(Some(&token), "mutation($id: ID!) { renamePasskey(id: $id, name: \"  Work laptop \") { name } }", json!({ "id": id }))
+        .await;
     assert_eq!(r["data"]["renamePasskey"]["name"], "Work laptop", "{r}");
     let remove = "mutation($id: ID!, $p: String, $c: String) { removePasskey(id: $id, password: $p, code: $c) }";
     let r = app.gql(Some(&token), remove, json!({ "id": id })).await;
@@ -141,7 +153,12 @@ async fn registering_needs_a_session_of_ones_own() {
 async fn a_malformed_or_forged_answer_is_refused_on_its_field_and_spends_the_ceremony() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let begin = || async { app.gql(Some(&ada.token), BEGIN_REGISTRATION, json!({})).await["data"]["beginPasskeyRegistration"]["id"].as_str().unwrap().to_owned() };
+    let begin = || async {
+        app.gql(Some(&ada.token), BEGIN_REGISTRATION, json!({})).await["data"]["beginPasskeyRegistration"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
 
     let id = begin().await;
     let r = app.gql(Some(&ada.token), FINISH_REGISTRATION, json!({ "id": id, "c": { "hello": 1 } })).await;

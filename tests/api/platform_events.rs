@@ -85,7 +85,10 @@ async fn subscribe(app: &TestApp, user: &TestUser) -> WsClient {
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", user.token) } })).await;
     assert_eq!(ws.next_json().await["type"], "connection_ack");
-    ws.send(json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notifications { id event title body audible } }" } })).await;
+    ws.send(
+        json!({ "id": "n", "type": "subscribe", "payload": { "query": "subscription { notifications { id event title body audible } }" } }),
+    )
+    .await;
     app.listening(topic, before + 2).await;
     ws
 }
@@ -112,11 +115,19 @@ async fn a_published_task_reaches_its_recipients_open_subscription_and_no_one_el
     let r = publish(&app, &token, json!([task_for(&[&bob], "T-1:assigned")])).await;
 
     let result = &results(&r)[0];
-    assert_eq!((result["index"].clone(), result["status"].clone(), result["error"].clone()), (json!(0), json!("ACCEPTED"), Value::Null), "{r}");
+    assert_eq!(
+        (result["index"].clone(), result["status"].clone(), result["error"].clone()),
+        (json!(0), json!("ACCEPTED"), Value::Null),
+        "{r}"
+    );
     assert!(result["eventId"].is_string(), "{r}");
     let live = bob_ws.next_json().await;
     let n = &live["payload"]["data"]["notifications"];
-    assert_eq!((n["event"].clone(), n["title"].clone(), n["body"].clone()), (json!("TASK_ASSIGNED"), json!("Call Bob back"), json!("Eve Adams")), "{live}");
+    assert_eq!(
+        (n["event"].clone(), n["title"].clone(), n["body"].clone()),
+        (json!("TASK_ASSIGNED"), json!("Call Bob back"), json!("Eve Adams")),
+        "{live}"
+    );
     if let Some(event) = carol_ws.within(Duration::from_millis(700)).await {
         panic!("carol's client heard something: {event:?}");
     }
@@ -133,7 +144,12 @@ async fn the_same_idempotency_key_again_is_a_duplicate_and_creates_nothing() {
 
     let first = publish(&app, &token, json!([task_for(&[&bob], "T-1:assigned")])).await;
     // Again, and twice within one batch.
-    let again = publish(&app, &token, json!([task_for(&[&bob], "T-1:assigned"), task_for(&[&bob], "T-2:assigned"), task_for(&[&bob], "T-2:assigned")])).await;
+    let again = publish(
+        &app,
+        &token,
+        json!([task_for(&[&bob], "T-1:assigned"), task_for(&[&bob], "T-2:assigned"), task_for(&[&bob], "T-2:assigned")]),
+    )
+    .await;
 
     let statuses: Vec<&Value> = results(&again).iter().map(|r| &r["status"]).collect();
     assert_eq!(statuses, [&json!("DUPLICATE"), &json!("ACCEPTED"), &json!("DUPLICATE")], "{again}");
@@ -168,7 +184,11 @@ async fn a_user_whose_matrix_turns_the_kind_off_in_app_gets_no_in_app_notificati
     let bob = app.user("bob@example.com").await;
     join(&app, &owner, &bob, "MEMBER").await;
     let r = app
-        .gql(Some(&bob.token), "mutation { updateNotificationPreferences(changes: [{event: TASK_ASSIGNED, channel: IN_APP, enabled: false}]) { audio } }", json!({}))
+        .gql(
+            Some(&bob.token),
+            "mutation { updateNotificationPreferences(changes: [{event: TASK_ASSIGNED, channel: IN_APP, enabled: false}]) { audio } }",
+            json!({}),
+        )
         .await;
     assert!(r["errors"].is_null(), "{r}");
     let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
@@ -299,7 +319,9 @@ async fn only_a_service_token_with_events_publish_may_publish() {
     let events = json!([task_for(&[&owner], "k")]);
 
     let session = publish(&app, &owner.token, events.clone()).await;
-    let r = app.gql(Some(&owner.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&owner.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     let personal = publish(&app, r["data"]["createAccessToken"]["token"].as_str().expect("a token"), events.clone()).await;
     let unscoped = publish(&app, &webhooks_only, events.clone()).await;
     let anonymous = app.gql(None, PUBLISH, json!({ "e": events })).await;
@@ -317,7 +339,8 @@ async fn a_disabled_service_account_or_a_revoked_token_is_refused() {
     let owner = app.user("owner@example.com").await;
     let (id, token) = service_account(&app, &owner, &["events:publish"]).await;
 
-    let r = app.gql(Some(&owner.token), "mutation($i: ID!) { disableServiceAccount(id: $i) { enabled disabledAt } }", json!({ "i": id })).await;
+    let r =
+        app.gql(Some(&owner.token), "mutation($i: ID!) { disableServiceAccount(id: $i) { enabled disabledAt } }", json!({ "i": id })).await;
     assert_eq!(r["data"]["disableServiceAccount"]["enabled"], false, "{r}");
     let disabled = publish(&app, &token, json!([task_for(&[&owner], "a")])).await;
     assert_eq!(codes(&disabled), ["UNAUTHENTICATED"], "{disabled}");
@@ -326,10 +349,13 @@ async fn a_disabled_service_account_or_a_revoked_token_is_refused() {
     let enabled = publish(&app, &token, json!([task_for(&[&owner], "b")])).await;
     assert_eq!(results(&enabled)[0]["status"], "ACCEPTED", "{enabled}");
 
-    let listed = app.gql(Some(&owner.token), "query($i: ID!) { serviceAccount(id: $i) { tokens { id lastUsedAt } } }", json!({ "i": id })).await;
+    let listed =
+        app.gql(Some(&owner.token), "query($i: ID!) { serviceAccount(id: $i) { tokens { id lastUsedAt } } }", json!({ "i": id })).await;
     let tokens = &listed["data"]["serviceAccount"]["tokens"];
     assert!(tokens[0]["lastUsedAt"].is_string(), "last use recorded: {listed}");
-    let r = app.gql(Some(&owner.token), "mutation($i: ID!) { revokeServiceAccountToken(id: $i) { id } }", json!({ "i": tokens[0]["id"] })).await;
+    let r = app
+        .gql(Some(&owner.token), "mutation($i: ID!) { revokeServiceAccountToken(id: $i) { id } }", json!({ "i": tokens[0]["id"] }))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
     let revoked = publish(&app, &token, json!([task_for(&[&owner], "c")])).await;
     assert_eq!(codes(&revoked), ["UNAUTHENTICATED"], "{revoked}");
@@ -355,7 +381,13 @@ async fn a_member_cannot_create_a_service_account_and_a_stranger_cannot_see_the_
     let one = "query($i: ID!) { serviceAccount(id: $i) { id } }";
     assert_eq!(codes(&app.gql(Some(&stranger.token), one, json!({ "i": id })).await), ["NOT_FOUND"]);
     // A personal access token never manages credentials, whatever its scopes.
-    let r = app.gql(Some(&owner.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"workspaces:write\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(
+            Some(&owner.token),
+            "mutation { createAccessToken(input: {name: \"x\", scopes: [\"workspaces:write\"]}) { token } }",
+            json!({}),
+        )
+        .await;
     let personal = r["data"]["createAccessToken"]["token"].as_str().expect("a token").to_owned();
     assert_eq!(codes(&app.gql(Some(&personal), CREATE_ACCOUNT, create).await), ["FORBIDDEN"]);
 
@@ -365,7 +397,8 @@ async fn a_member_cannot_create_a_service_account_and_a_stranger_cannot_see_the_
     assert_eq!(r["data"]["createServiceAccount"]["name"], "Billing", "an admin may: {r}");
     let r = app.gql(Some(&owner.token), list, json!({ "w": owner.workspace_id })).await;
     assert_eq!(r["data"]["serviceAccounts"].as_array().map(Vec::len), Some(2), "{r}");
-    let dup = app.gql(Some(&owner.token), CREATE_ACCOUNT, json!({ "w": owner.workspace_id, "n": "Billing", "s": ["events:publish"] })).await;
+    let dup =
+        app.gql(Some(&owner.token), CREATE_ACCOUNT, json!({ "w": owner.workspace_id, "n": "Billing", "s": ["events:publish"] })).await;
     assert_eq!(error_of(&dup), ("CONFLICT".into(), Some("name".into())), "{dup}");
 }
 
@@ -382,13 +415,20 @@ async fn a_service_token_is_shown_once_stored_hashed_and_carries_only_service_sc
     assert!(token.starts_with("csat_") && token.len() == 41, "{token}");
     let node = &r["data"]["createServiceAccountToken"]["serviceAccountToken"];
     assert_eq!((node["prefix"].as_str(), node["scopes"].clone()), (Some(&token[..9]), json!(["events:publish"])));
-    let listed = app.gql(Some(&owner.token), "query($i: ID!) { serviceAccount(id: $i) { name scopes tokens { name prefix scopes lastUsedAt expiresAt } } }", json!({ "i": id })).await;
+    let listed = app
+        .gql(
+            Some(&owner.token),
+            "query($i: ID!) { serviceAccount(id: $i) { name scopes tokens { name prefix scopes lastUsedAt expiresAt } } }",
+            json!({ "i": id }),
+        )
+        .await;
     assert!(!listed.to_string().contains(&token), "never shown again: {listed}");
     assert_eq!(listed["data"]["serviceAccount"]["tokens"][0]["name"], "production");
-    let rows: Vec<(Vec<u8>, String)> = concierge::on_pool!(&app.services.db, p => sqlx::query_as("SELECT token_hash, display_prefix FROM service_account_token")
+    let rows: Vec<(Vec<u8>, String)> =
+        concierge::on_pool!(&app.services.db, p => sqlx::query_as("SELECT token_hash, display_prefix FROM service_account_token")
         .fetch_all(p)
         .await)
-    .expect("rows");
+        .expect("rows");
     assert_eq!(rows, [(Sha256::digest(token.as_bytes()).to_vec(), token[..9].to_owned())], "only the SHA-256 is kept");
 
     // Scopes stay in their own vocabulary, and within the account's.
@@ -396,7 +436,9 @@ async fn a_service_token_is_shown_once_stored_hashed_and_carries_only_service_sc
         let r = app.gql(Some(&owner.token), CREATE_TOKEN, json!({ "a": id, "n": "x", "s": scopes })).await;
         assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("scopes".into())), "{scopes}: {r}");
     }
-    let r = app.gql(Some(&owner.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"events:publish\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&owner.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"events:publish\"]}) { token } }", json!({}))
+        .await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("scopes".into())), "a personal token cannot carry it: {r}");
 }
 
@@ -427,7 +469,9 @@ async fn managing_service_accounts_is_in_the_security_log_and_deleting_one_ends_
     let app = TestApp::spawn().await;
     let owner = app.user("owner@example.com").await;
     let (id, token) = service_account(&app, &owner, &["events:publish"]).await;
-    let r = app.gql(Some(&owner.token), "mutation($i: ID!) { renameServiceAccount(id: $i, name: \"CRM (EU)\") { name } }", json!({ "i": id })).await;
+    let r = app
+        .gql(Some(&owner.token), "mutation($i: ID!) { renameServiceAccount(id: $i, name: \"CRM (EU)\") { name } }", json!({ "i": id }))
+        .await;
     assert_eq!(r["data"]["renameServiceAccount"]["name"], "CRM (EU)", "{r}");
     assert_eq!(results(&publish(&app, &token, json!([task_for(&[&owner], "a")])).await)[0]["status"], "ACCEPTED");
 
@@ -437,7 +481,8 @@ async fn managing_service_accounts_is_in_the_security_log_and_deleting_one_ends_
     assert_eq!(codes(&publish(&app, &token, json!([task_for(&[&owner], "b")])).await), ["UNAUTHENTICATED"]);
     assert_eq!(stored(&app, &owner).await, 1, "its events stay");
     let log = app.gql(Some(&owner.token), "{ me { securityEvents(first: 20) { edges { node { kind detail } } } } }", json!({})).await;
-    let kinds: Vec<&str> = log["data"]["me"]["securityEvents"]["edges"].as_array().expect("edges").iter().filter_map(|e| e["node"]["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        log["data"]["me"]["securityEvents"]["edges"].as_array().expect("edges").iter().filter_map(|e| e["node"]["kind"].as_str()).collect();
     for kind in ["SERVICE_ACCOUNT_CREATED", "SERVICE_ACCOUNT_TOKEN_CREATED", "SERVICE_ACCOUNT_DELETED"] {
         assert!(kinds.contains(&kind), "{kind} missing from {kinds:?}");
     }
@@ -497,9 +542,9 @@ async fn the_daily_summary_lists_the_days_tasks_and_appointments_in_the_users_la
         &app,
         &token,
         json!([
-            task("T-1", "T-1", "Call Bob back", "2026-11-23T14:00:00Z"),    // 15:00 in Warsaw today
+            task("T-1", "T-1", "Call Bob back", "2026-11-23T14:00:00Z"), // 15:00 in Warsaw today
             task("T-2", "T-2", "Send the contract", "2026-11-24T09:00:00Z"), // tomorrow
-            task("T-3", "T-3", "Late-night check", "2026-11-23T23:30:00Z"),  // 00:30 tomorrow in Warsaw
+            task("T-3", "T-3", "Late-night check", "2026-11-23T23:30:00Z"), // 00:30 tomorrow in Warsaw
             demo,
         ]),
     )
@@ -551,7 +596,10 @@ async fn an_accepted_event_is_queued_for_the_workspaces_webhooks_and_a_rejected_
         .await;
     let edges = deliveries["data"]["webhook"]["deliveries"]["edges"].as_array().unwrap_or_else(|| panic!("{deliveries}"));
     assert_eq!(edges.len(), 1, "{deliveries}");
-    assert_eq!((edges[0]["node"]["eventId"].as_str(), edges[0]["node"]["eventType"].as_str()), (Some(event_id.as_str()), Some("task.assigned")));
+    assert_eq!(
+        (edges[0]["node"]["eventId"].as_str(), edges[0]["node"]["eventType"].as_str()),
+        (Some(event_id.as_str()), Some("task.assigned"))
+    );
 }
 
 #[tokio::test]
@@ -560,13 +608,15 @@ async fn a_service_account_with_webhooks_manage_manages_its_own_workspaces_webho
     let owner = app.user("owner@example.com").await;
     let stranger = app.user("stranger@example.com").await;
     let create = "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id eventKinds } secret } }";
-    let input = |workspace: &str| json!({ "i": { "workspaceId": workspace, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } });
+    let input =
+        |workspace: &str| json!({ "i": { "workspaceId": workspace, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } });
 
     let (_, manager) = service_account(&app, &owner, &["webhooks:manage"]).await;
     let r = app.gql(Some(&manager), create, input(&owner.workspace_id)).await;
     assert!(r["errors"].is_null(), "{r}");
     assert!(r["data"]["createWebhook"]["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")), "{r}");
-    let r = app.gql(Some(&manager), "query($w: ID!) { webhooks(workspaceId: $w) { eventKinds } }", json!({ "w": owner.workspace_id })).await;
+    let r =
+        app.gql(Some(&manager), "query($w: ID!) { webhooks(workspaceId: $w) { eventKinds } }", json!({ "w": owner.workspace_id })).await;
     assert_eq!(r["data"]["webhooks"], json!([{ "eventKinds": ["task.assigned"] }]), "{r}");
 
     // Another workspace is not its business, and a token without the scope manages nothing.
@@ -575,6 +625,7 @@ async fn a_service_account_with_webhooks_manage_manages_its_own_workspaces_webho
     let (_, publisher) = service_account(&app, &owner, &["events:publish"]).await;
     let r = app.gql(Some(&publisher), create, input(&owner.workspace_id)).await;
     assert_eq!(codes(&r), ["FORBIDDEN"], "{r}");
-    let r = app.gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { webhooks { id } } }", json!({ "w": owner.workspace_id })).await;
+    let r =
+        app.gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { webhooks { id } } }", json!({ "w": owner.workspace_id })).await;
     assert_eq!(r["data"]["workspace"]["webhooks"].as_array().map(Vec::len), Some(1), "{r}");
 }

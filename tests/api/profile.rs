@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use crate::helpers::{PASSWORD, TestApp, TestUser, codes, error_of};
 use crate::mail_lab::{MailLab, parse};
 
-const UPDATE: &str = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { firstName lastName displayName phone phoneE164 jobTitle language } }";
+const UPDATE: &str =
+    "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { firstName lastName displayName phone phoneE164 jobTitle language } }";
 const ME: &str = "{ me { firstName lastName displayName phone phoneE164 jobTitle language } }";
 
 async fn me(app: &TestApp, user: &TestUser) -> Value {
@@ -93,7 +94,9 @@ async fn supported_languages_are_listed_in_their_own_names() {
 async fn a_token_needs_profile_write_to_change_the_profile() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
-    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"r\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"r\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     let read_only = r["data"]["createAccessToken"]["token"].as_str().unwrap().to_owned();
 
     let r = app.gql(Some(&read_only), UPDATE, json!({ "i": { "jobTitle": "Hacker" } })).await;
@@ -137,7 +140,11 @@ async fn the_login_email_changes_once_the_emailed_link_is_followed() {
     let notice = parse(&lab.wait_for(&old, 1).await[0]);
     assert!(notice.text.contains(&new), "the old address is told: {}", notice.text);
     assert_eq!(me(&app, &ada).await["language"], "de");
-    assert_eq!(app.gql(Some(&ada.token), "{ me { email } }", json!({})).await["data"]["me"]["email"], old.as_str(), "nothing changes before the link");
+    assert_eq!(
+        app.gql(Some(&ada.token), "{ me { email } }", json!({})).await["data"]["me"]["email"],
+        old.as_str(),
+        "nothing changes before the link"
+    );
 
     let token = link_token(&verify.text);
     let r = app.gql(None, CONFIRM, json!({ "t": token })).await;
@@ -166,7 +173,11 @@ async fn the_link_opens_a_page_that_confirms_only_on_a_click() {
     assert_eq!(status, 200);
     assert!(headers["content-security-policy"].to_str().unwrap().contains("form-action 'self'"));
     assert!(page.contains("<form method=\"post\""));
-    assert_eq!(app.gql(Some(&ada.token), "{ me { email } }", json!({})).await["data"]["me"]["email"], old.as_str(), "opening the link changes nothing");
+    assert_eq!(
+        app.gql(Some(&ada.token), "{ me { email } }", json!({})).await["data"]["me"]["email"],
+        old.as_str(),
+        "opening the link changes nothing"
+    );
     let res = app.client().post(format!("{}/confirm-email", app.base)).form(&[("token", link_token(&text))]).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert!(res.text().await.unwrap().contains(&new));
@@ -213,7 +224,8 @@ async fn the_email_change_token_is_stored_hashed() {
     let token = link_token(&parse(&lab.wait_for(&new, 1).await[0]).text);
 
     let db = &app.services.db;
-    let stored: Vec<u8> = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM email_change").fetch_one(p).await).unwrap();
+    let stored: Vec<u8> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM email_change").fetch_one(p).await).unwrap();
 
     assert_eq!(stored.len(), 32);
     assert!(!String::from_utf8_lossy(&stored).contains(&token[4..20]));
@@ -345,7 +357,11 @@ async fn uploads_that_are_not_acceptable_images_are_refused_and_change_nothing()
 #[tokio::test]
 async fn photo_urls_that_were_never_issued_are_not_found() {
     let app = TestApp::spawn().await;
-    for path in ["/media/photos/x/y/512.jpg", "/media/photos/0190a0a0-0000-7000-8000-000000000000/0190a0a0-0000-7000-8000-000000000000/512.jpg", "/media/photos/a/b/..%2F..%2Fsecret.key"] {
+    for path in [
+        "/media/photos/x/y/512.jpg",
+        "/media/photos/0190a0a0-0000-7000-8000-000000000000/0190a0a0-0000-7000-8000-000000000000/512.jpg",
+        "/media/photos/a/b/..%2F..%2Fsecret.key",
+    ] {
         let (status, _, _) = app.get(path, "*/*").await;
         assert_eq!(status, 404, "{path}");
     }
@@ -404,13 +420,28 @@ async fn a_preview_renders_without_saving_and_the_custom_values_are_listed() {
     let app = TestApp::spawn().await;
     let ada = app.user("ada@example.com").await;
 
-    let r = app.gql(Some(&ada.token), "query($h: String!) { previewSignature(html: $h) { rendered } }", json!({ "h": "<i>{{user.first_name}}</i>" })).await;
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "query($h: String!) { previewSignature(html: $h) { rendered } }",
+            json!({ "h": "<i>{{user.first_name}}</i>" }),
+        )
+        .await;
 
     assert_eq!(r["data"]["previewSignature"]["rendered"], "<i>Test</i>", "{r}");
     assert_eq!(app.gql(Some(&ada.token), "{ me { signature { html } } }", json!({})).await["data"]["me"]["signature"]["html"], "");
     let r = app.gql(None, "{ signatureCustomValues { name placeholder description } }", json!({})).await;
     let names: Vec<&str> = r["data"]["signatureCustomValues"].as_array().unwrap().iter().map(|v| v["name"].as_str().unwrap()).collect();
-    for name in ["user.full_name", "user.first_name", "user.last_name", "user.display_name", "user.email", "user.phone", "user.job_title", "workspace.name"] {
+    for name in [
+        "user.full_name",
+        "user.first_name",
+        "user.last_name",
+        "user.display_name",
+        "user.email",
+        "user.phone",
+        "user.job_title",
+        "workspace.name",
+    ] {
         assert!(names.contains(&name), "{name}");
     }
     assert_eq!(r["data"]["signatureCustomValues"][0]["placeholder"], "{{user.full_name}}");

@@ -317,13 +317,8 @@ mod stand_in {
             .expect("request");
         let (parts, body) = request.into_parts();
 
-        let response = reqwest::Client::new()
-            .post(&endpoint.url)
-            .headers(parts.headers)
-            .body(body)
-            .send()
-            .await
-            .expect("the push endpoint answers");
+        let response =
+            reqwest::Client::new().post(&endpoint.url).headers(parts.headers).body(body).send().await.expect("the push endpoint answers");
 
         assert_eq!(response.status(), reqwest::StatusCode::BAD_REQUEST);
         assert_eq!(endpoint.attempts(), 1);

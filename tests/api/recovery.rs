@@ -82,13 +82,16 @@ async fn a_forgotten_password_is_reset_once_by_the_emailed_link_and_every_sessio
         other => panic!("a socket of the old session stayed open: {other:?}"),
     }
     assert_eq!(codes(&app.log_in(&email, PASSWORD).await), ["UNAUTHENTICATED"], "the old password no longer works");
-    let fresh_session = app.log_in(&email, NEW_PASSWORD).await["data"]["logIn"]["token"].as_str().expect("the new password works").to_owned();
+    let fresh_session =
+        app.log_in(&email, NEW_PASSWORD).await["data"]["logIn"]["token"].as_str().expect("the new password works").to_owned();
     let again = reset(&app, &token, "Third-Horse-5#battery").await;
     assert_eq!(error_of(&again), ("BAD_USER_INPUT".into(), Some("token".into())), "the link works once");
 
-    let me = app.gql(Some(&fresh_session), "{ me { emailVerified securityEvents(first: 5) { edges { node { kind } } } } }", json!({})).await;
+    let me =
+        app.gql(Some(&fresh_session), "{ me { emailVerified securityEvents(first: 5) { edges { node { kind } } } } }", json!({})).await;
     assert_eq!(me["data"]["me"]["emailVerified"], true, "opening the link proved the address: {me}");
-    let kinds: Vec<&str> = me["data"]["me"]["securityEvents"]["edges"].as_array().unwrap().iter().filter_map(|e| e["node"]["kind"].as_str()).collect();
+    let kinds: Vec<&str> =
+        me["data"]["me"]["securityEvents"]["edges"].as_array().unwrap().iter().filter_map(|e| e["node"]["kind"].as_str()).collect();
     assert!(kinds.contains(&"PASSWORD_RESET"), "{kinds:?}");
     mails(&lab, &email, "Your password was reset", 1).await;
 }
@@ -172,7 +175,8 @@ async fn only_the_newest_link_works_and_tokens_are_stored_hashed() {
 
     assert_eq!(error_of(&reset(&app, &first, NEW_PASSWORD).await), ("BAD_USER_INPUT".into(), Some("token".into())));
     let db = &app.services.db;
-    let stored: Vec<Vec<u8>> = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM account_link").fetch_all(p).await).unwrap();
+    let stored: Vec<Vec<u8>> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM account_link").fetch_all(p).await).unwrap();
     for t in [&first, &second] {
         assert!(!stored.iter().any(|h| h == t.as_bytes()), "a token is stored as it was sent");
     }
@@ -228,9 +232,21 @@ async fn the_reset_page_sets_the_password_only_when_its_form_is_sent() {
     assert!(page.contains("type=\"password\"") && !page.contains("<script"));
     assert!(app.log_in(&email, PASSWORD).await["data"]["logIn"]["token"].is_string(), "opening the page changed nothing");
     let token = link_token(&text);
-    let weak = app.client().post(format!("{}/reset-password", app.base)).form(&[("token", token.as_str()), ("password", "short"), ("confirm", "short")]).send().await.unwrap();
+    let weak = app
+        .client()
+        .post(format!("{}/reset-password", app.base))
+        .form(&[("token", token.as_str()), ("password", "short"), ("confirm", "short")])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(weak.status(), 400);
-    let res = app.client().post(format!("{}/reset-password", app.base)).form(&[("token", token.as_str()), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)]).send().await.unwrap();
+    let res = app
+        .client()
+        .post(format!("{}/reset-password", app.base))
+        .form(&[("token", token.as_str()), ("password", NEW_PASSWORD), ("confirm", NEW_PASSWORD)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert!(app.log_in(&email, NEW_PASSWORD).await["data"]["logIn"]["token"].is_string());
 }
@@ -263,7 +279,12 @@ async fn a_new_address_is_unverified_until_the_emailed_link_and_an_email_change_
     assert_eq!(error_of(&app.gql(None, VERIFY, json!({ "t": token })).await), ("BAD_USER_INPUT".into(), Some("token".into())), "once");
 
     let new = fresh("ada-new");
-    app.gql(Some(&ada.token), "mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, password: $p) }", json!({ "e": new, "p": PASSWORD })).await;
+    app.gql(
+        Some(&ada.token),
+        "mutation($e: String!, $p: String!) { requestEmailChange(newEmail: $e, password: $p) }",
+        json!({ "e": new, "p": PASSWORD }),
+    )
+    .await;
     let change = link_token(&parse(&lab.wait_for(&new, 1).await[0]).text);
     let r = app.gql(None, "mutation($t: String!) { confirmEmailChange(token: $t) { email } }", json!({ "t": change })).await;
     assert_eq!(r["data"]["confirmEmailChange"]["email"], new.as_str(), "{r}");

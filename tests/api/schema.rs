@@ -4,10 +4,7 @@
 fn schema_graphql_is_what_the_code_defines() {
     let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schema.graphql")).expect("schema.graphql exists");
     let generated = concierge::graphql::sdl();
-    assert!(
-        committed == generated,
-        "schema.graphql is stale: run `cargo run -- schema > schema.graphql` and commit it"
-    );
+    assert!(committed == generated, "schema.graphql is stale: run `cargo run -- schema > schema.graphql` and commit it");
 }
 
 #[test]

@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use crate::helpers::{PASSWORD, TestApp, TestUser, codes, error_of};
 
-const CHANGE: &str = "mutation($c: String!, $n: String!, $f: String!) { changePassword(currentPassword: $c, newPassword: $n, confirmPassword: $f) }";
+const CHANGE: &str =
+    "mutation($c: String!, $n: String!, $f: String!) { changePassword(currentPassword: $c, newPassword: $n, confirmPassword: $f) }";
 const NEW_PASSWORD: &str = "Brand-New-Horse-42!";
 
 /// An RFC 6238 code computed by an independent implementation (Python's standard library).
@@ -23,7 +24,8 @@ pub async fn totp_now(secret_b32: &str, offset_steps: i64) -> String {
 
 /// Enrols `user` in two-factor; returns the secret and the recovery codes.
 pub async fn enrol(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
-    let r = app.gql(Some(&user.token), "mutation { beginTotpEnrollment { secret otpauthUri qrCodeSvg qrCodePngDataUrl } }", json!({})).await;
+    let r =
+        app.gql(Some(&user.token), "mutation { beginTotpEnrollment { secret otpauthUri qrCodeSvg qrCodePngDataUrl } }", json!({})).await;
     let e = &r["data"]["beginTotpEnrollment"];
     let secret = e["secret"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     assert!(e["otpauthUri"].as_str().unwrap().starts_with("otpauth://totp/Concierge:"));
@@ -41,14 +43,17 @@ pub async fn enrol(app: &TestApp, user: &TestUser) -> (String, Vec<String>) {
 }
 
 async fn security(app: &TestApp, user: &TestUser) -> Value {
-    app.gql(Some(&user.token), "{ me { security { twoFactorEnabled recoveryCodesRemaining passwordChangedAt } } }", json!({})).await["data"]["me"]["security"].clone()
+    app.gql(Some(&user.token), "{ me { security { twoFactorEnabled recoveryCodesRemaining passwordChangedAt } } }", json!({})).await["data"]
+        ["me"]["security"]
+        .clone()
 }
 
 #[tokio::test]
 async fn the_policy_is_described_for_a_checklist() {
     let app = TestApp::spawn().await;
 
-    let r = app.gql(None, "{ passwordPolicy { minLength maxLength maxBytes specialCharacters rules { code description } } }", json!({})).await;
+    let r =
+        app.gql(None, "{ passwordPolicy { minLength maxLength maxBytes specialCharacters rules { code description } } }", json!({})).await;
 
     let p = &r["data"]["passwordPolicy"];
     assert_eq!(p["minLength"], 10);
@@ -131,7 +136,13 @@ async fn two_factor_enrols_with_an_independent_totp_and_then_guards_log_in() {
     // The same challenge and the same code are refused a second time.
     let again = app.gql(None, complete, json!({ "c": challenge, "code": code })).await;
     assert_eq!(error_of(&again).1.as_deref(), Some("challenge"));
-    let r = app.gql(None, "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }", json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+    let r = app
+        .gql(
+            None,
+            "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }",
+            json!({ "e": "ada@example.com", "p": PASSWORD }),
+        )
+        .await;
     let second = r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned();
     let replay = app.gql(None, complete, json!({ "c": second, "code": code })).await;
     assert_eq!(error_of(&replay), ("BAD_USER_INPUT".into(), Some("code".into())), "a replayed code is refused");
@@ -144,7 +155,13 @@ async fn a_recovery_code_completes_a_log_in_once() {
     let (_, recovery) = enrol(&app, &ada).await;
     let complete = "mutation($c: String!, $code: String!) { completeTwoFactorLogIn(challenge: $c, code: $code) { token } }";
     let challenge = || async {
-        let r = app.gql(None, "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }", json!({ "e": "ada@example.com", "p": PASSWORD })).await;
+        let r = app
+            .gql(
+                None,
+                "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }",
+                json!({ "e": "ada@example.com", "p": PASSWORD }),
+            )
+            .await;
         r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned()
     };
 
@@ -196,12 +213,20 @@ async fn totp_secrets_are_sealed_at_rest_and_tokens_cannot_touch_security() {
     assert!(sealed.len() > 24 + 16);
     assert!(!String::from_utf8_lossy(&sealed).contains(&secret));
 
-    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\", \"profile:write\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation { createAccessToken(input: {name: \"x\", scopes: [\"profile:read\", \"profile:write\"]}) { token } }",
+            json!({}),
+        )
+        .await;
     let pat = r["data"]["createAccessToken"]["token"].as_str().unwrap().to_owned();
     for m in [
         "mutation { beginTotpEnrollment { secret } }",
         "mutation { regenerateRecoveryCodes(code: \"123456\") { codes } }",
-        &format!("mutation {{ changePassword(currentPassword: \"{PASSWORD}\", newPassword: \"{NEW_PASSWORD}\", confirmPassword: \"{NEW_PASSWORD}\") }}"),
+        &format!(
+            "mutation {{ changePassword(currentPassword: \"{PASSWORD}\", newPassword: \"{NEW_PASSWORD}\", confirmPassword: \"{NEW_PASSWORD}\") }}"
+        ),
     ] {
         assert_eq!(codes(&app.gql(Some(&pat), m, json!({})).await), ["FORBIDDEN"], "{m}");
     }

@@ -26,7 +26,11 @@ async fn the_log_records_what_happened_newest_first_with_address_and_user_agent(
     let ada = app.user("ada@example.com").await;
     app.gql_as("Firefox/140 (test)", None, LOG_IN, json!({ "e": "ada@example.com", "p": "Wrong-Password-1!" })).await;
     let r = app
-        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"CI\", scopes: [\"profile:read\"]}) { accessToken { id } } }", json!({}))
+        .gql(
+            Some(&ada.token),
+            "mutation { createAccessToken(input: {name: \"CI\", scopes: [\"profile:read\"]}) { accessToken { id } } }",
+            json!({}),
+        )
         .await;
     let token_id = r["data"]["createAccessToken"]["accessToken"]["id"].as_str().unwrap().to_owned();
     app.gql(Some(&ada.token), "mutation($id: ID!) { revokeAccessToken(id: $id) { id } }", json!({ "id": token_id })).await;
@@ -87,7 +91,12 @@ async fn two_factor_password_and_session_changes_are_logged() {
     app.gql(None, complete, json!({ "c": challenge, "code": "000000" })).await;
     app.gql(None, complete, json!({ "c": challenge, "code": recovery[0] })).await;
     let code = totp_now(&secret, 1).await;
-    app.gql(Some(&ada.token), "mutation($p: String!, $c: String!) { disableTotp(password: $p, code: $c) }", json!({ "p": PASSWORD, "c": code })).await;
+    app.gql(
+        Some(&ada.token),
+        "mutation($p: String!, $c: String!) { disableTotp(password: $p, code: $c) }",
+        json!({ "p": PASSWORD, "c": code }),
+    )
+    .await;
     app.gql(Some(&ada.token), "mutation { revokeOtherSessions }", json!({})).await;
     let r = app.gql(Some(&ada.token), CHANGE, json!({ "c": PASSWORD, "n": "Brand-New-Horse-42!" })).await;
     assert_eq!(r["data"]["changePassword"], true, "{r}");
@@ -97,7 +106,15 @@ async fn two_factor_password_and_session_changes_are_logged() {
 
     assert_eq!(
         kinds(&r)[..7],
-        ["PASSWORD_CHANGED", "SESSION_REVOKED", "TWO_FACTOR_DISABLED", "SIGN_IN_SUCCEEDED", "RECOVERY_CODE_USED", "SIGN_IN_FAILED", "TWO_FACTOR_ENABLED"],
+        [
+            "PASSWORD_CHANGED",
+            "SESSION_REVOKED",
+            "TWO_FACTOR_DISABLED",
+            "SIGN_IN_SUCCEEDED",
+            "RECOVERY_CODE_USED",
+            "SIGN_IN_FAILED",
+            "TWO_FACTOR_ENABLED"
+        ],
         "{r}"
     );
 }

@@ -64,7 +64,11 @@ impl Pair {
     async fn activity(&self) -> Vec<Value> {
         let r = self
             .app
-            .gql(Some(&self.ada.token), "{ activity(first: 50) { edges { node { id type thread { id } contact { emails } message { title } } } } }", json!({}))
+            .gql(
+                Some(&self.ada.token),
+                "{ activity(first: 50) { edges { node { id type thread { id } contact { emails } message { title } } } } }",
+                json!({}),
+            )
             .await;
         r["data"]["activity"]["edges"].as_array().unwrap_or_else(|| panic!("{r}")).iter().map(|e| e["node"].clone()).collect()
     }
@@ -73,13 +77,20 @@ impl Pair {
 #[tokio::test]
 async fn a_sent_message_reaches_the_contact_is_kept_in_sent_and_recorded_once() {
     let p = Pair::new().await;
-    let r = p.app.gql(Some(&p.ada.token), "mutation { updateSignature(html: \"<p>Ada from {{user.full_name}}</p>\") { rendered } }", json!({})).await;
+    let r = p
+        .app
+        .gql(Some(&p.ada.token), "mutation { updateSignature(html: \"<p>Ada from {{user.full_name}}</p>\") { rendered } }", json!({}))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
 
-    let r = send(&p.app, &p.ada, json!({
-        "mailboxId": p.mailbox, "to": [format!("Casey <{}>", p.contact_address())],
-        "subject": "Proposal", "html": "<p>Hello <b>there</b></p><script>alert(1)</script>",
-    }))
+    let r = send(
+        &p.app,
+        &p.ada,
+        json!({
+            "mailboxId": p.mailbox, "to": [format!("Casey <{}>", p.contact_address())],
+            "subject": "Proposal", "html": "<p>Hello <b>there</b></p><script>alert(1)</script>",
+        }),
+    )
     .await;
     let sent = &r["data"]["sendEmail"];
     assert!(r["errors"].is_null(), "{r}");
@@ -120,7 +131,12 @@ async fn a_sent_message_reaches_the_contact_is_kept_in_sent_and_recorded_once() 
 #[tokio::test]
 async fn the_contacts_reply_comes_back_live_into_the_same_thread() {
     let p = Pair::new().await;
-    let r = send(&p.app, &p.ada, json!({ "mailboxId": p.mailbox, "to": [p.contact_address()], "subject": "Quote", "html": "<p>Our quote</p>" })).await;
+    let r = send(
+        &p.app,
+        &p.ada,
+        json!({ "mailboxId": p.mailbox, "to": [p.contact_address()], "subject": "Quote", "html": "<p>Our quote</p>" }),
+    )
+    .await;
     let sent = &r["data"]["sendEmail"];
     let thread = sent["events"][0]["thread"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
     let message_id = sent["messageId"].as_str().expect("id").to_owned();
@@ -130,7 +146,7 @@ async fn the_contacts_reply_comes_back_live_into_the_same_thread() {
     assert_eq!(ws.next_json().await["type"], "connection_ack");
     ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query":
         "subscription { activityEvents { type thread { id } contact { emails } message { title inReplyTo } } }" } }))
-    .await;
+        .await;
     p.app.listening(Topic::Workspace(WorkspaceId(uuid::Uuid::parse_str(&p.ada.workspace_id).unwrap())), 1).await;
 
     // The contact answers from their own mailbox, through SMTP.
@@ -167,9 +183,13 @@ async fn replying_to_an_event_threads_the_message_for_the_recipient_too() {
     let received = p.activity().await.into_iter().find(|e| e["type"] == "MESSAGE_RECEIVE").expect("the question");
     let original_id = parse(std::str::from_utf8(&original).unwrap()).message_id.expect("it has a Message-ID");
 
-    let r = send(&p.app, &p.ada, json!({
-        "mailboxId": p.mailbox, "to": [p.contact_address()], "subject": "Re: Question", "html": "Yes.", "replyTo": received["id"],
-    }))
+    let r = send(
+        &p.app,
+        &p.ada,
+        json!({
+            "mailboxId": p.mailbox, "to": [p.contact_address()], "subject": "Re: Question", "html": "Yes.", "replyTo": received["id"],
+        }),
+    )
     .await;
     assert!(r["errors"].is_null(), "{r}");
     assert_eq!(r["data"]["sendEmail"]["events"][0]["thread"]["id"], received["thread"]["id"]);
@@ -186,11 +206,19 @@ async fn bad_input_is_a_typed_error_and_sends_nothing() {
     let to = p.contact_address();
     let cases = [
         (json!({ "mailboxId": p.mailbox, "to": ["not an address"], "subject": "s", "html": "b" }), "BAD_USER_INPUT", "to[0]"),
-        (json!({ "mailboxId": p.mailbox, "to": [to], "cc": ["ok@example.com", "x@"], "subject": "s", "html": "b" }), "BAD_USER_INPUT", "cc[1]"),
+        (
+            json!({ "mailboxId": p.mailbox, "to": [to], "cc": ["ok@example.com", "x@"], "subject": "s", "html": "b" }),
+            "BAD_USER_INPUT",
+            "cc[1]",
+        ),
         (json!({ "mailboxId": p.mailbox, "to": [], "subject": "s", "html": "b" }), "BAD_USER_INPUT", "to"),
         (json!({ "mailboxId": p.mailbox, "to": [to], "subject": "", "html": "  <p> </p> " }), "BAD_USER_INPUT", "subject"),
         (json!({ "mailboxId": p.mailbox, "to": [to], "subject": "two\r\nlines", "html": "b" }), "BAD_USER_INPUT", "subject"),
-        (json!({ "mailboxId": p.mailbox, "to": [to], "subject": "s", "html": "b", "replyTo": uuid::Uuid::new_v4().to_string() }), "BAD_USER_INPUT", "replyTo"),
+        (
+            json!({ "mailboxId": p.mailbox, "to": [to], "subject": "s", "html": "b", "replyTo": uuid::Uuid::new_v4().to_string() }),
+            "BAD_USER_INPUT",
+            "replyTo",
+        ),
         (json!({ "mailboxId": "nope", "to": [to], "subject": "s", "html": "b" }), "BAD_USER_INPUT", "mailboxId"),
     ];
     for (input, code, field) in cases {
@@ -270,7 +298,12 @@ async fn mail_the_owner_sent_from_another_client_is_recorded_but_notifies_nobody
         let r = p.app.gql(Some(&p.ada.token), "{ me { notifications(first: 10) { edges { node { event body } } } } }", json!({})).await;
         let bodies: Vec<String> = r["data"]["me"]["notifications"]["edges"]
             .as_array()
-            .map(|es| es.iter().filter(|e| e["node"]["event"] == "MESSAGE_RECEIVED").filter_map(|e| e["node"]["body"].as_str().map(str::to_owned)).collect())
+            .map(|es| {
+                es.iter()
+                    .filter(|e| e["node"]["event"] == "MESSAGE_RECEIVED")
+                    .filter_map(|e| e["node"]["body"].as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         if bodies.iter().any(|b| b == "Answer") || tokio::time::Instant::now() > deadline {
             break bodies;

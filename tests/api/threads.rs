@@ -81,7 +81,8 @@ async fn subscribe(app: &TestApp, user: &TestUser) -> crate::helpers::WsClient {
     let mut ws = app.ws("graphql-transport-ws").await;
     ws.send(json!({ "type": "connection_init", "payload": { "authorization": format!("Bearer {}", user.token) } })).await;
     assert_eq!(ws.next_json().await["type"], "connection_ack");
-    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": format!("subscription {{ activityEvents {{ {EVENT} }} }}") } })).await;
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": format!("subscription {{ activityEvents {{ {EVENT} }} }}") } }))
+        .await;
     app.listening(Topic::Workspace(WorkspaceId(uuid::Uuid::parse_str(&user.workspace_id).unwrap())), 1).await;
     ws
 }
@@ -135,7 +136,8 @@ async fn a_message_naming_a_known_one_only_in_references_joins_its_thread_and_an
     let id = connected(&app, &ada, &lab, &mail_user, &password).await;
     live_with(&app, &ada, &id, 3).await;
 
-    let (root, forwarded, unrelated) = (event_of(&app, &ada, &root).await, event_of(&app, &ada, &forwarded).await, event_of(&app, &ada, &unrelated).await);
+    let (root, forwarded, unrelated) =
+        (event_of(&app, &ada, &root).await, event_of(&app, &ada, &forwarded).await, event_of(&app, &ada, &unrelated).await);
     assert_eq!(forwarded["thread"]["id"], root["thread"]["id"], "{forwarded}");
     assert_ne!(unrelated["thread"]["id"], root["thread"]["id"], "{unrelated}");
     assert_eq!(unrelated["thread"]["subject"], "Invoice");
@@ -270,7 +272,12 @@ async fn a_message_recorded_when_sent_is_recognised_when_its_sent_copy_is_synced
 
     // The sync finds the same bytes in the Sent folder.
     let copy = |uid: u32, bytes: Vec<u8>| RawMessage {
-        reference: MessageRef { id: format!("Sent/1/{uid}"), checkpoint: Checkpoint(format!("Sent/1/{uid}")), received_at: None, size: None },
+        reference: MessageRef {
+            id: format!("Sent/1/{uid}"),
+            checkpoint: Checkpoint(format!("Sent/1/{uid}")),
+            received_at: None,
+            size: None,
+        },
         bytes,
     };
     let outcome = ingest::ingest(db, &owner, vec![copy(1, raw.clone())], None, Utc::now()).await.unwrap();

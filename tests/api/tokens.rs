@@ -14,10 +14,7 @@ async fn create(app: &TestApp, user: &TestUser, input: Value) -> Value {
 async fn token_for(app: &TestApp, user: &TestUser, scopes: &[&str]) -> (String, String) {
     let r = create(app, user, json!({ "name": "CI", "scopes": scopes })).await;
     let payload = &r["data"]["createAccessToken"];
-    (
-        payload["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned(),
-        payload["accessToken"]["id"].as_str().unwrap().to_owned(),
-    )
+    (payload["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned(), payload["accessToken"]["id"].as_str().unwrap().to_owned())
 }
 
 #[tokio::test]
@@ -71,7 +68,13 @@ async fn a_revoked_or_regenerated_secret_stops_working() {
     let ada = app.user("ada@example.com").await;
     let (old, id) = token_for(&app, &ada, &["profile:read"]).await;
 
-    let r = app.gql(Some(&ada.token), "mutation($id: ID!) { regenerateAccessToken(id: $id) { token accessToken { id name scopes } } }", json!({ "id": id })).await;
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($id: ID!) { regenerateAccessToken(id: $id) { token accessToken { id name scopes } } }",
+            json!({ "id": id }),
+        )
+        .await;
     let new = r["data"]["regenerateAccessToken"]["token"].as_str().unwrap().to_owned();
     assert_eq!(r["data"]["regenerateAccessToken"]["accessToken"]["id"], id.as_str());
     assert_eq!(r["data"]["regenerateAccessToken"]["accessToken"]["scopes"], json!(["profile:read"]));
@@ -135,8 +138,10 @@ async fn tokens_are_stored_only_as_hashes() {
     let (token, _) = token_for(&app, &ada, &["profile:read"]).await;
     let db = &app.services.db;
 
-    let hashes: Vec<Vec<u8>> = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM access_token").fetch_all(p).await).unwrap();
-    let prefixes: Vec<String> = concierge::on_pool!(db, p => sqlx::query_scalar("SELECT display_prefix FROM access_token").fetch_all(p).await).unwrap();
+    let hashes: Vec<Vec<u8>> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT token_hash FROM access_token").fetch_all(p).await).unwrap();
+    let prefixes: Vec<String> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT display_prefix FROM access_token").fetch_all(p).await).unwrap();
 
     assert_eq!(hashes[0].len(), 32);
     assert_eq!(prefixes[0].len(), 9);

@@ -46,7 +46,8 @@ async fn every_must_of_the_graphql_over_http_audit_passes() {
 
     let results: Vec<Value> = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("no audit results: {out}"));
     assert!(results.len() > 20, "{out}");
-    let failed_musts: Vec<&Value> = results.iter().filter(|r| r["name"].as_str().unwrap_or("").starts_with("MUST") && r["status"] != "ok").collect();
+    let failed_musts: Vec<&Value> =
+        results.iter().filter(|r| r["name"].as_str().unwrap_or("").starts_with("MUST") && r["status"] != "ok").collect();
     assert!(failed_musts.is_empty(), "MUST audits failed: {failed_musts:#?}");
     // The README lists the SHOULD audits that fail and why; keep that list true.
     let failed_shoulds: Vec<&str> = results
@@ -92,7 +93,9 @@ async fn metrics_count_requests_and_latency_per_operation() {
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/plain"));
     let count = text
         .lines()
-        .find(|l| l.starts_with("concierge_graphql_requests_total{") && l.contains("operation=\"MetricsProbe\"") && l.contains("outcome=\"ok\""))
+        .find(|l| {
+            l.starts_with("concierge_graphql_requests_total{") && l.contains("operation=\"MetricsProbe\"") && l.contains("outcome=\"ok\"")
+        })
         .unwrap_or_else(|| panic!("no request counter for MetricsProbe in:\n{text}"));
     assert!(count.ends_with(" 2"), "{count}");
     assert!(text.lines().any(|l| l.starts_with("concierge_graphql_request_duration_seconds_bucket{") && l.contains("MetricsProbe")));

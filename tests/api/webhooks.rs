@@ -43,7 +43,10 @@ impl Receiver {
             if let Ok(p) = std::fs::read_to_string(&port_file) {
                 break p.trim().parse().expect("a port");
             }
-            assert!(tokio::time::Instant::now() < deadline, "the webhook receiver did not start (is standardwebhooks installed? run scripts/test)");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the webhook receiver did not start (is standardwebhooks installed? run scripts/test)"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         };
         Receiver { dir, port, _child: child }
@@ -85,7 +88,12 @@ impl Receiver {
                 assert!(self.lines("rejected.jsonl").is_empty(), "a delivery failed verification: {:?}", self.lines("rejected.jsonl"));
                 return got;
             }
-            assert!(tokio::time::Instant::now() < deadline, "{} of {n} deliveries arrived: {got:?}\nrequests: {:?}", got.len(), self.requests());
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} deliveries arrived: {got:?}\nrequests: {:?}",
+                got.len(),
+                self.requests()
+            );
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -168,7 +176,8 @@ async fn a_new_senders_mail_reaches_the_webhook_signed_as_contact_created_then_m
     .await;
     let ada = app.user("ada@example.com").await;
     let receiver = Receiver::start("whsec_placeholder").await;
-    let (_, secret) = webhook_to(&app, &ada, &receiver.url("/hook"), &["contact.created", "message.receive", "mailbox.status_changed"]).await;
+    let (_, secret) =
+        webhook_to(&app, &ada, &receiver.url("/hook"), &["contact.created", "message.receive", "mailbox.status_changed"]).await;
     assert!(secret.starts_with("whsec_"), "{secret}");
     receiver.control(json!({ "secret": secret })).await;
 
@@ -176,8 +185,12 @@ async fn a_new_senders_mail_reaches_the_webhook_signed_as_contact_created_then_m
     let mailbox_id = connected(&app, &ada, &lab, &mail_user, &password).await;
     live_with(&app, &ada, &mailbox_id, 0).await;
     let sender = format!("eve{}@customer.test", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    lab.append(&mail_user, &password, &[(message(&format!("Eve Sender <{sender}>"), &format!("{mail_user}@lab.test"), "Quote, please", "hi"), None)])
-        .await;
+    lab.append(
+        &mail_user,
+        &password,
+        &[(message(&format!("Eve Sender <{sender}>"), &format!("{mail_user}@lab.test"), "Quote, please", "hi"), None)],
+    )
+    .await;
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let got = loop {
@@ -204,7 +217,10 @@ async fn a_new_senders_mail_reaches_the_webhook_signed_as_contact_created_then_m
 
     // The sync's status changes came too, the mailbox being LIVE among them.
     let statuses: Vec<&Value> = got.iter().filter(|d| d["payload"]["type"] == "mailbox.status_changed").collect();
-    assert!(statuses.iter().any(|d| d["payload"]["data"]["status"] == "LIVE" && d["payload"]["data"]["mailboxId"] == mailbox_id), "{statuses:?}");
+    assert!(
+        statuses.iter().any(|d| d["payload"]["data"]["status"] == "LIVE" && d["payload"]["data"]["mailboxId"] == mailbox_id),
+        "{statuses:?}"
+    );
     stop(app).await;
 }
 
@@ -227,7 +243,10 @@ async fn events_wait_out_a_receiver_that_is_down_and_then_arrive_in_order_none_l
     let requests = receiver.requests();
     let refused: Vec<&Value> = requests.iter().filter(|r| r["status"] == 503).collect();
     assert_eq!(refused.len(), 3);
-    assert!(refused.iter().all(|r| r["headers"]["webhook-id"] == got[0]["id"]), "the first event was retried with the same webhook-id: {requests:?}");
+    assert!(
+        refused.iter().all(|r| r["headers"]["webhook-id"] == got[0]["id"]),
+        "the first event was retried with the same webhook-id: {requests:?}"
+    );
     assert_eq!(requests.len(), 8, "nothing went out of turn while the first one was retried: {requests:?}");
 
     let w = webhook(&app, &ada, &webhook_id).await;
@@ -273,7 +292,8 @@ async fn after_a_rotation_deliveries_verify_with_the_new_secret_and_with_the_old
     receiver.received_within(3, Duration::from_secs(10)).await;
 
     // The secret is never shown again.
-    let listed = app.gql(Some(&ada.token), "query($w: ID!) { webhooks(workspaceId: $w) { id url } }", json!({ "w": ada.workspace_id })).await;
+    let listed =
+        app.gql(Some(&ada.token), "query($w: ID!) { webhooks(workspaceId: $w) { id url } }", json!({ "w": ada.workspace_id })).await;
     assert!(!listed.to_string().contains(&new[6..]) && !listed.to_string().contains(&old[6..]), "{listed}");
 }
 
@@ -373,7 +393,11 @@ async fn bad_input_and_callers_without_the_permission_get_typed_errors_and_nothi
         assert_eq!(error_of(&r).0, code, "{r}");
     }
     let r = app
-        .gql(Some(&bob.token), "mutation($id: ID!) { updateWebhook(id: $id, input: { url: \"https://10.1.2.3/\" }) { url } }", json!({ "id": bobs }))
+        .gql(
+            Some(&bob.token),
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { url: \"https://10.1.2.3/\" }) { url } }",
+            json!({ "id": bobs }),
+        )
         .await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("url".into())), "{r}");
     assert_eq!(webhook(&app, &bob, &bobs).await["url"], url, "unchanged");
@@ -449,7 +473,11 @@ async fn a_webhook_failing_through_the_whole_schedule_is_disabled_its_creator_to
 
     receiver.control(json!({ "fail": 0 })).await;
     let r = app
-        .gql(Some(&ada.token), "mutation($id: ID!) { updateWebhook(id: $id, input: { enabled: true }) { enabled disabledReason } }", json!({ "id": webhook_id }))
+        .gql(
+            Some(&ada.token),
+            "mutation($id: ID!) { updateWebhook(id: $id, input: { enabled: true }) { enabled disabledReason } }",
+            json!({ "id": webhook_id }),
+        )
         .await;
     assert_eq!(r["data"]["updateWebhook"], json!({ "enabled": true, "disabledReason": null }), "{r}");
     let r = app.gql(Some(&ada.token), &redeliver, json!({ "id": failed["id"] })).await;

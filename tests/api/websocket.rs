@@ -128,7 +128,9 @@ async fn subscriptions_sharing_a_connection_each_hear_only_their_own_changes() {
     let more = drain(&mut ws, Duration::from_millis(300)).await;
     assert!(more.is_empty(), "only meUpdated hears a profile change: {more:?}");
 
-    let r = app.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = app
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     assert!(r.get("errors").is_none(), "{r}");
     let heard = ws.next_json().await;
     assert_eq!(heard["id"], "notes", "{heard}");
@@ -205,7 +207,8 @@ async fn a_subscription_with_two_root_fields_is_refused() {
     let ada = app.user("ada@example.com").await;
     let mut ws = app.ws_signed_in(&ada.token).await;
 
-    ws.send(json!({ "id": "two", "type": "subscribe", "payload": { "query": "subscription { notifications { id } meUpdated { id } }" } })).await;
+    ws.send(json!({ "id": "two", "type": "subscribe", "payload": { "query": "subscription { notifications { id } meUpdated { id } }" } }))
+        .await;
 
     let m = ws.next_json().await;
     let errors = if m["type"] == "error" { &m["payload"] } else { &m["payload"]["errors"] };
@@ -227,7 +230,7 @@ async fn a_store_failure_while_a_change_is_checked_is_reported_and_the_subscript
     let mut ws = app.ws_signed_in(&ada.token).await;
     ws.send(json!({ "id": "a", "type": "subscribe", "payload": {
         "query": "subscription($c: ID) { activityEvents(contactId: $c) { id } }", "variables": { "c": contact } } }))
-    .await;
+        .await;
     let workspace_id = WorkspaceId(uuid::Uuid::parse_str(&ada.workspace_id).unwrap());
     app.listening(Topic::Workspace(workspace_id), 1).await;
     let contact_id = Some(ContactId(uuid::Uuid::parse_str(&contact).unwrap()));

@@ -92,7 +92,8 @@ async fn a_member_cannot_change_roles_and_an_admin_cannot_grant_owner() {
 
     // Nothing changed.
     let r = app.gql(Some(&owner.token), MEMBERS, json!({ "w": owner.workspace_id })).await;
-    let roles: Vec<&str> = r["data"]["workspace"]["members"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["role"].as_str().unwrap()).collect();
+    let roles: Vec<&str> =
+        r["data"]["workspace"]["members"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["role"].as_str().unwrap()).collect();
     assert_eq!(roles, ["OWNER", "ADMIN", "MEMBER"]);
 }
 
@@ -192,12 +193,20 @@ async fn an_invitee_is_no_member_until_they_accept_and_then_has_the_invited_role
     assert_eq!(invitation["workspaceName"], "Test's workspace");
     assert_eq!(invitation["invitedByName"], "Test User");
     assert_eq!(invitation["role"], "ADMIN");
-    let pending = app.gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { invitations { id email } } }", json!({ "w": owner.workspace_id })).await;
+    let pending = app
+        .gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { invitations { id email } } }", json!({ "w": owner.workspace_id }))
+        .await;
     assert_eq!(pending["data"]["workspace"]["invitations"], json!([{ "id": id, "email": "bob@example.com" }]), "{pending}");
 
-    let r = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role status workspace { id } } }", json!({ "id": id })).await;
+    let r = app
+        .gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role status workspace { id } } }", json!({ "id": id }))
+        .await;
 
-    assert_eq!(r["data"]["acceptInvitation"], json!({ "role": "ADMIN", "status": "ACTIVE", "workspace": { "id": owner.workspace_id } }), "{r}");
+    assert_eq!(
+        r["data"]["acceptInvitation"],
+        json!({ "role": "ADMIN", "status": "ACTIVE", "workspace": { "id": owner.workspace_id } }),
+        "{r}"
+    );
     let r = app.gql(Some(&bob.token), MEMBERS, json!({ "w": owner.workspace_id })).await;
     assert_eq!(r["data"]["workspace"]["members"]["totalCount"], 2, "{r}");
     let again = app.gql(Some(&bob.token), "mutation($id: ID!) { acceptInvitation(id: $id) { role } }", json!({ "id": id })).await;
@@ -304,6 +313,7 @@ async fn another_members_memberships_show_only_the_workspaces_shared_with_the_vi
     let r = app.gql(Some(&owner.token), q, json!({ "w": owner.workspace_id })).await;
     let edges = r["data"]["workspace"]["members"]["edges"].as_array().unwrap();
     let member_view = edges.iter().find(|e| e["node"]["user"]["email"] == member.email.as_str()).unwrap();
-    let ids: Vec<&str> = member_view["node"]["user"]["memberships"].as_array().unwrap().iter().map(|m| m["workspace"]["id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> =
+        member_view["node"]["user"]["memberships"].as_array().unwrap().iter().map(|m| m["workspace"]["id"].as_str().unwrap()).collect();
     assert_eq!(ids, [owner.workspace_id.as_str()], "the member's personal workspace stays private");
 }

@@ -21,71 +21,39 @@ pub(crate) enum Purpose {
 pub(crate) fn transport(host: &str, error: &reqwest::Error) -> ConnectorError {
     // The resolver refused the name: a setting to fix, and nothing was connected to.
     if let Some(refusal) = concierge_connector_sdk::outbound::refusal_in(error) {
-        return ConnectorError::Settings(concierge_connector_sdk::FieldError::new(
-            "url",
-            refusal.to_string(),
-        ));
+        return ConnectorError::Settings(concierge_connector_sdk::FieldError::new("url", refusal.to_string()));
     }
     let innermost = innermost(error);
     if is_tls(error) {
-        return ConnectorError::Tls {
-            message: format!("{host}: {innermost}"),
-        };
+        return ConnectorError::Tls { message: format!("{host}: {innermost}") };
     }
     if error.is_timeout() {
-        return ConnectorError::Unreachable {
-            message: format!("{host}: no answer in time"),
-        };
+        return ConnectorError::Unreachable { message: format!("{host}: no answer in time") };
     }
     if error.is_connect() || error.is_request() || error.is_body() {
-        return ConnectorError::Unreachable {
-            message: format!("{host}: {innermost}"),
-        };
+        return ConnectorError::Unreachable { message: format!("{host}: {innermost}") };
     }
-    ConnectorError::Protocol {
-        message: format!("{host}: {innermost}"),
-    }
+    ConnectorError::Protocol { message: format!("{host}: {innermost}") }
 }
 
 /// An HTTP status that is not what the operation expects.
-pub(crate) fn status(
-    status: u16,
-    retry_after: Option<Duration>,
-    purpose: Purpose,
-    what: &str,
-) -> ConnectorError {
+pub(crate) fn status(status: u16, retry_after: Option<Duration>, purpose: Purpose, what: &str) -> ConnectorError {
     match (status, purpose) {
-        (401, _) | (403, Purpose::SignIn | Purpose::Read) => ConnectorError::Authentication {
-            message: format!("the server refused the credentials ({status}) for {what}"),
-        },
-        (403, Purpose::Write) => ConnectorError::Rejected {
-            message: format!("the server refused to write {what} (403)"),
-        },
-        (404 | 410, _) => ConnectorError::Gone {
-            what: what.to_owned(),
-        },
-        (429, _) => ConnectorError::Throttled {
-            retry_after,
-            message: format!("{status} on {what}"),
-        },
-        (503, _) if retry_after.is_some() => ConnectorError::Throttled {
-            retry_after,
-            message: format!("{status} on {what}"),
-        },
-        (502..=504, _) => ConnectorError::Unreachable {
-            message: format!("the server answered {status} on {what}"),
-        },
-        _ => ConnectorError::Protocol {
-            message: format!("unexpected HTTP status {status} on {what}"),
-        },
+        (401, _) | (403, Purpose::SignIn | Purpose::Read) => {
+            ConnectorError::Authentication { message: format!("the server refused the credentials ({status}) for {what}") }
+        }
+        (403, Purpose::Write) => ConnectorError::Rejected { message: format!("the server refused to write {what} (403)") },
+        (404 | 410, _) => ConnectorError::Gone { what: what.to_owned() },
+        (429, _) => ConnectorError::Throttled { retry_after, message: format!("{status} on {what}") },
+        (503, _) if retry_after.is_some() => ConnectorError::Throttled { retry_after, message: format!("{status} on {what}") },
+        (502..=504, _) => ConnectorError::Unreachable { message: format!("the server answered {status} on {what}") },
+        _ => ConnectorError::Protocol { message: format!("unexpected HTTP status {status} on {what}") },
     }
 }
 
 /// Malformed XML or another answer that makes no sense.
 pub(crate) fn protocol(what: &str, why: &str) -> ConnectorError {
-    ConnectorError::Protocol {
-        message: format!("{what}: {why}"),
-    }
+    ConnectorError::Protocol { message: format!("{what}: {why}") }
 }
 
 /// `Retry-After` in seconds (the HTTP-date form is rare for DAV servers; it counts as
@@ -104,9 +72,7 @@ fn names_rustls(error: &(dyn std::error::Error + 'static)) -> bool {
     if error.downcast_ref::<rustls::Error>().is_some() {
         return true;
     }
-    if let Some(inner) = error
-        .downcast_ref::<std::io::Error>()
-        .and_then(std::io::Error::get_ref)
+    if let Some(inner) = error.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref)
         && names_rustls(inner)
     {
         return true;

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use concierge_connector_sdk::{
-    AccessTokenSource, ConnectorError, FieldError, OutboundPolicy, Secret,
-};
+use concierge_connector_sdk::{AccessTokenSource, ConnectorError, FieldError, OutboundPolicy, Secret};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};
 use url::Url;
@@ -62,53 +60,33 @@ const MAX_REDIRECTS: usize = 5;
 
 impl Dav {
     /// Sends one request (`depth` is the WebDAV Depth header) and reads the answer.
-    pub async fn request(
-        &self,
-        method: &str,
-        url: &Url,
-        depth: Option<&str>,
-        body: Option<Body<'_>>,
-    ) -> Result<Reply, ConnectorError> {
-        let method = Method::from_bytes(method.as_bytes())
-            .map_err(|_| classify::protocol("request", "bad method"))?;
+    pub async fn request(&self, method: &str, url: &Url, depth: Option<&str>, body: Option<Body<'_>>) -> Result<Reply, ConnectorError> {
+        let method = Method::from_bytes(method.as_bytes()).map_err(|_| classify::protocol("request", "bad method"))?;
         let mut url = url.clone();
         let mut refreshed: Option<Secret> = None;
         let mut redirects = 0;
         loop {
             // The client's resolver checks names; an IP literal skips it, so it is checked
             // here, before each request and each redirect. Nothing is sent to a refused one.
-            if let Err(refusal) = self
-                .outbound
-                .check_literal(url.host_str().unwrap_or_default())
-            {
-                return Err(ConnectorError::Settings(FieldError::new(
-                    "url",
-                    refusal.to_string(),
-                )));
+            if let Err(refusal) = self.outbound.check_literal(url.host_str().unwrap_or_default()) {
+                return Err(ConnectorError::Settings(FieldError::new("url", refusal.to_string())));
             }
             let mut request = self.client.request(method.clone(), url.clone());
             if let Some(depth) = depth {
                 request = request.header("Depth", depth);
             }
             if let Some(body) = &body {
-                request = request
-                    .header(CONTENT_TYPE, HeaderValue::from_static(body.content_type))
-                    .body(body.text.to_owned());
+                request = request.header(CONTENT_TYPE, HeaderValue::from_static(body.content_type)).body(body.text.to_owned());
             }
             request = match &self.auth {
-                Auth::Basic { username, password } => {
-                    request.basic_auth(username, Some(password.expose()))
-                }
+                Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),
                 Auth::Bearer { tokens } => match &refreshed {
                     Some(token) => request.bearer_auth(token.expose()),
                     None => request.bearer_auth(tokens.access_token().await?.expose()),
                 },
             };
             let host = host_of(&url);
-            let response = request
-                .send()
-                .await
-                .map_err(|e| classify::transport(&host, &e))?;
+            let response = request.send().await.map_err(|e| classify::transport(&host, &e))?;
             let status = response.status().as_u16();
 
             if let (401, None, Auth::Bearer { tokens }) = (status, &refreshed, &self.auth) {
@@ -123,9 +101,7 @@ impl Dav {
                     .get("location")
                     .and_then(|l| l.to_str().ok())
                     .and_then(|l| url.join(l).ok())
-                    .ok_or_else(|| {
-                        classify::protocol(&host, "redirect without a usable Location")
-                    })?;
+                    .ok_or_else(|| classify::protocol(&host, "redirect without a usable Location"))?;
                 redirects += 1;
                 if redirects > MAX_REDIRECTS {
                     return Err(classify::protocol(&host, "too many redirects"));
@@ -137,24 +113,12 @@ impl Dav {
                 url = target;
                 continue;
             }
-            let header = |name: &str| {
-                response
-                    .headers()
-                    .get(name)
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-            };
+            let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
             let etag = header("etag");
             let retry_after = classify::retry_after(header("retry-after").as_deref());
             let final_url = response.url().clone();
             let body = read_body(response, &host).await?;
-            return Ok(Reply {
-                status,
-                url: final_url,
-                etag,
-                retry_after,
-                body,
-            });
+            return Ok(Reply { status, url: final_url, etag, retry_after, body });
         }
     }
 }
@@ -165,25 +129,16 @@ const MAX_BODY: usize = 64 << 20;
 /// The body as text, read in chunks so an endless answer stops at [`MAX_BODY`].
 async fn read_body(mut response: reqwest::Response, host: &str) -> Result<String, ConnectorError> {
     let mut bytes = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| classify::transport(host, &e))?
-    {
+    while let Some(chunk) = response.chunk().await.map_err(|e| classify::transport(host, &e))? {
         if bytes.len() + chunk.len() > MAX_BODY {
             return Err(classify::protocol(host, "answer larger than 64 MiB"));
         }
         bytes.extend_from_slice(&chunk);
     }
-    Ok(String::from_utf8(bytes)
-        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
+    Ok(String::from_utf8(bytes).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// `host:port` for messages.
 pub(crate) fn host_of(url: &Url) -> String {
-    format!(
-        "{}:{}",
-        url.host_str().unwrap_or("?"),
-        url.port_or_known_default().unwrap_or(0)
-    )
+    format!("{}:{}", url.host_str().unwrap_or("?"), url.port_or_known_default().unwrap_or(0))
 }

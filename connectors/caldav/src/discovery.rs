@@ -11,10 +11,7 @@ use crate::dav::{Body, Dav};
 use crate::wire;
 
 fn not_caldav() -> ConnectorError {
-    ConnectorError::Settings(FieldError::new(
-        "url",
-        "is not a CalDAV server or calendar address",
-    ))
+    ConnectorError::Settings(FieldError::new("url", "is not a CalDAV server or calendar address"))
 }
 
 /// The calendar home's URL.
@@ -41,10 +38,7 @@ async fn from(dav: &Dav, url: &Url) -> Result<Option<Url>, ConnectorError> {
     if let Some(home) = props.home_sets.first() {
         return Ok(found_at.join(home).ok());
     }
-    if let Some(principal) = props
-        .principal
-        .as_deref()
-        .and_then(|p| found_at.join(p).ok())
+    if let Some(principal) = props.principal.as_deref().and_then(|p| found_at.join(p).ok())
         && principal != found_at
         && let Some((at, p)) = propfind(dav, &principal).await?
         && let Some(home) = p.home_sets.first()
@@ -62,26 +56,11 @@ async fn from(dav: &Dav, url: &Url) -> Result<Option<Url>, ConnectorError> {
 /// WebDAV (404, a web page, a method not allowed).
 async fn propfind(dav: &Dav, url: &Url) -> Result<Option<(Url, wire::Props)>, ConnectorError> {
     let body = wire::propfind_discovery();
-    let reply = dav
-        .request(
-            "PROPFIND",
-            url,
-            Some("0"),
-            Some(Body {
-                content_type: "application/xml; charset=utf-8",
-                text: &body,
-            }),
-        )
-        .await?;
+    let reply = dav.request("PROPFIND", url, Some("0"), Some(Body { content_type: "application/xml; charset=utf-8", text: &body })).await?;
     match reply.status {
         207 => {}
         401 | 403 | 429 | 500..=599 => {
-            return Err(classify::status(
-                reply.status,
-                reply.retry_after,
-                Purpose::SignIn,
-                "sign-in",
-            ));
+            return Err(classify::status(reply.status, reply.retry_after, Purpose::SignIn, "sign-in"));
         }
         _ => return Ok(None),
     }

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_sdk::{
-    Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, Descriptor,
-    FieldError, OAuthProvider, OutboundPolicy, Settings, async_trait,
+    Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, Descriptor, FieldError, OAuthProvider, OutboundPolicy,
+    Settings, async_trait,
 };
 
 pub use settings::Preset;
@@ -82,10 +82,7 @@ pub struct CaldavConnector {
 
 impl fmt::Debug for CaldavConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CaldavConnector")
-            .field("kind", &self.preset.descriptor.kind)
-            .field("options", &self.options)
-            .finish()
+        f.debug_struct("CaldavConnector").field("kind", &self.preset.descriptor.kind).field("options", &self.options).finish()
     }
 }
 
@@ -106,10 +103,7 @@ impl CaldavConnector {
     /// starts at `{base}{email}/user`.
     pub fn google(base: Option<String>) -> CaldavConnector {
         // The base URL is the operator's (or Google's), never a user's: trusted.
-        let options = Options {
-            outbound: OutboundPolicy::operator_configured(),
-            ..Options::default()
-        };
+        let options = Options { outbound: OutboundPolicy::operator_configured(), ..Options::default() };
         CaldavConnector::preset(Preset::google(base), options)
     }
 
@@ -117,16 +111,9 @@ impl CaldavConnector {
     pub fn preset(preset: Preset, options: Options) -> CaldavConnector {
         let client = build_client(&options);
         if let Err(why) = &client {
-            tracing::warn!(
-                kind = preset.descriptor.kind,
-                "CalDAV connector TLS setup failed: {why}"
-            );
+            tracing::warn!(kind = preset.descriptor.kind, "CalDAV connector TLS setup failed: {why}");
         }
-        CaldavConnector {
-            preset,
-            options,
-            client,
-        }
+        CaldavConnector { preset, options, client }
     }
 }
 
@@ -140,14 +127,10 @@ fn build_client(options: &Options) -> Result<reqwest::Client, String> {
         .redirect(reqwest::redirect::Policy::none())
         // Every name is resolved through the policy, on every new connection, and only
         // allowed addresses come back; IP literals are checked in `dav` before each request.
-        .dns_resolver(Arc::new(concierge_connector_sdk::outbound::PolicyResolver(
-            options.outbound.clone(),
-        )))
+        .dns_resolver(Arc::new(concierge_connector_sdk::outbound::PolicyResolver(options.outbound.clone())))
         .user_agent(concat!("Concierge-CalDAV/", env!("CARGO_PKG_VERSION")));
     if let Some(pem) = &options.extra_root_certs_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem)
-            .map_err(|e| format!("extra root certificates: {e}"))?
-        {
+        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("extra root certificates: {e}"))? {
             builder = builder.add_root_certificate(cert);
         }
     }
@@ -161,48 +144,25 @@ impl CalendarConnector for CaldavConnector {
     }
 
     fn validate(&self, settings: &Settings) -> Result<Settings, FieldError> {
-        self.preset
-            .validate(settings, self.options.allow_plaintext_remote)
+        self.preset.validate(settings, self.options.allow_plaintext_remote)
     }
 
     /// Signs in and finds the calendar home; nothing is listed yet.
     async fn open(&self, account: &Account) -> Result<Box<dyn CalendarSession>, ConnectorError> {
-        let client = self
-            .client
-            .clone()
-            .map_err(|message| ConnectorError::Tls { message })?;
+        let client = self.client.clone().map_err(|message| ConnectorError::Tls { message })?;
         let username = match account.credentials.username().trim() {
             "" => account.address.trim(),
             name => name,
         };
-        let start = self
-            .preset
-            .start(
-                &account.settings,
-                username,
-                self.options.allow_plaintext_remote,
-            )
-            .map_err(ConnectorError::Settings)?;
+        let start =
+            self.preset.start(&account.settings, username, self.options.allow_plaintext_remote).map_err(ConnectorError::Settings)?;
         let auth = match &account.credentials {
-            Credentials::Password { password, .. } => dav::Auth::Basic {
-                username: username.to_owned(),
-                password: password.clone(),
-            },
-            Credentials::OAuth2 { tokens, .. } => dav::Auth::Bearer {
-                tokens: Arc::clone(tokens),
-            },
+            Credentials::Password { password, .. } => dav::Auth::Basic { username: username.to_owned(), password: password.clone() },
+            Credentials::OAuth2 { tokens, .. } => dav::Auth::Bearer { tokens: Arc::clone(tokens) },
         };
-        let dav = Arc::new(dav::Dav {
-            client,
-            auth,
-            outbound: self.options.outbound.clone(),
-        });
+        let dav = Arc::new(dav::Dav { client, auth, outbound: self.options.outbound.clone() });
         let home = discovery::calendar_home(&dav, &start).await?;
-        Ok(Box::new(session::CaldavSession {
-            dav,
-            home,
-            use_sync_collection: self.options.use_sync_collection,
-        }))
+        Ok(Box::new(session::CaldavSession { dav, home, use_sync_collection: self.options.use_sync_collection }))
     }
 
     fn oauth(&self) -> Option<&OAuthProvider> {

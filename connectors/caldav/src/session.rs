@@ -4,8 +4,7 @@
 use std::sync::Arc;
 
 use concierge_connector_sdk::{
-    CalendarChanges, CalendarObject, CalendarSession, ConnectorError, KnownObject, RemoteCalendar,
-    SyncToken, WriteReceipt, async_trait,
+    CalendarChanges, CalendarObject, CalendarSession, ConnectorError, KnownObject, RemoteCalendar, SyncToken, WriteReceipt, async_trait,
 };
 use url::Url;
 
@@ -27,9 +26,7 @@ pub(crate) struct CaldavSession {
 impl CaldavSession {
     /// A calendar id (a path) or an object id as a URL on the home's server.
     fn url(&self, path: &str) -> Result<Url, ConnectorError> {
-        self.home
-            .join(path)
-            .map_err(|_| classify::protocol(path, "not a path on the calendar server"))
+        self.home.join(path).map_err(|_| classify::protocol(path, "not a path on the calendar server"))
     }
 
     fn collection_url(&self, calendar: &str) -> Result<Url, ConnectorError> {
@@ -40,39 +37,14 @@ impl CaldavSession {
         Ok(url)
     }
 
-    async fn xml(
-        &self,
-        method: &str,
-        url: &Url,
-        depth: &str,
-        body: &str,
-    ) -> Result<Reply, ConnectorError> {
-        self.dav
-            .request(
-                method,
-                url,
-                Some(depth),
-                Some(Body {
-                    content_type: XML,
-                    text: body,
-                }),
-            )
-            .await
+    async fn xml(&self, method: &str, url: &Url, depth: &str, body: &str) -> Result<Reply, ConnectorError> {
+        self.dav.request(method, url, Some(depth), Some(Body { content_type: XML, text: body })).await
     }
 
     /// The multistatus of a 207, or the typed error of anything else.
-    fn multistatus(
-        reply: &Reply,
-        purpose: Purpose,
-        what: &str,
-    ) -> Result<wire::Multistatus, ConnectorError> {
+    fn multistatus(reply: &Reply, purpose: Purpose, what: &str) -> Result<wire::Multistatus, ConnectorError> {
         if reply.status != 207 {
-            return Err(classify::status(
-                reply.status,
-                reply.retry_after,
-                purpose,
-                what,
-            ));
+            return Err(classify::status(reply.status, reply.retry_after, purpose, what));
         }
         wire::parse_multistatus(&reply.body).map_err(|why| classify::protocol(what, &why))
     }
@@ -89,46 +61,28 @@ impl CaldavSession {
         calendar: &str,
         token: Option<&SyncToken>,
     ) -> Result<Option<CalendarChanges>, ConnectorError> {
-        let reply = self
-            .xml(
-                "REPORT",
-                url,
-                "0",
-                &wire::sync_collection(token.map(|t| t.0.as_str())),
-            )
-            .await?;
+        let reply = self.xml("REPORT", url, "0", &wire::sync_collection(token.map(|t| t.0.as_str()))).await?;
         if token.is_some() && matches!(reply.status, 403 | 404 | 409 | 410) {
             // RFC 6578 says 403/409 with valid-sync-token when the server forgot the token;
             // some servers answer 410 instead. Start over, whole: if the calendar itself is
             // gone, that listing says so.
             if !wire::names_precondition(&reply.body, DAV, "valid-sync-token") {
-                tracing::debug!(
-                    status = reply.status,
-                    "sync token refused without valid-sync-token; listing again"
-                );
+                tracing::debug!(status = reply.status, "sync token refused without valid-sync-token; listing again");
             }
             return Box::pin(self.sync_collection(url, calendar, None)).await;
         }
         match reply.status {
             207 => {}
             404 | 410 => {
-                return Err(ConnectorError::Gone {
-                    what: format!("calendar {calendar}"),
-                });
+                return Err(ConnectorError::Gone { what: format!("calendar {calendar}") });
             }
             // Not supported (here): 400, 403, 405, 415, 501 are what servers answer.
             400 | 403 | 405 | 415 | 501 if token.is_none() => return Ok(None),
             _ => {
-                return Err(classify::status(
-                    reply.status,
-                    reply.retry_after,
-                    Purpose::Read,
-                    &format!("calendar {calendar}"),
-                ));
+                return Err(classify::status(reply.status, reply.retry_after, Purpose::Read, &format!("calendar {calendar}")));
             }
         }
-        let ms = wire::parse_multistatus(&reply.body)
-            .map_err(|why| classify::protocol("sync-collection", &why))?;
+        let ms = wire::parse_multistatus(&reply.body).map_err(|why| classify::protocol("sync-collection", &why))?;
         let collection = url.path().to_owned();
         let mut changed = Vec::new();
         let mut removed = Vec::new();
@@ -154,16 +108,9 @@ impl CaldavSession {
     }
 
     /// Without sync tokens: list ETags, fetch what is new or changed, report what is gone.
-    async fn by_etag(
-        &self,
-        url: &Url,
-        calendar: &str,
-        known: &[KnownObject],
-    ) -> Result<CalendarChanges, ConnectorError> {
+    async fn by_etag(&self, url: &Url, calendar: &str, known: &[KnownObject]) -> Result<CalendarChanges, ConnectorError> {
         let what = format!("calendar {calendar}");
-        let reply = self
-            .xml("PROPFIND", url, "1", &wire::propfind_etags())
-            .await?;
+        let reply = self.xml("PROPFIND", url, "1", &wire::propfind_etags()).await?;
         let ms = Self::multistatus(&reply, Purpose::Read, &what)?;
         let collection = url.path().to_owned();
         let mut listed = Vec::new();
@@ -178,48 +125,25 @@ impl CaldavSession {
         }
         let fetch: Vec<String> = listed
             .iter()
-            .filter(|(id, etag)| {
-                !known
-                    .iter()
-                    .any(|k| &k.id == id && etag.is_some() && k.etag == *etag)
-            })
+            .filter(|(id, etag)| !known.iter().any(|k| &k.id == id && etag.is_some() && k.etag == *etag))
             .map(|(id, _)| id.clone())
             .collect();
-        let removed = known
-            .iter()
-            .filter(|k| !listed.iter().any(|(id, _)| *id == k.id))
-            .map(|k| k.id.clone())
-            .collect();
-        Ok(CalendarChanges {
-            changed: self.multiget(url, &fetch).await?,
-            removed,
-            complete: known.is_empty(),
-            token: None,
-        })
+        let removed = known.iter().filter(|k| !listed.iter().any(|(id, _)| *id == k.id)).map(|k| k.id.clone()).collect();
+        Ok(CalendarChanges { changed: self.multiget(url, &fetch).await?, removed, complete: known.is_empty(), token: None })
     }
 
     /// calendar-multiget in batches; only objects holding a VEVENT come back.
-    async fn multiget(
-        &self,
-        url: &Url,
-        ids: &[String],
-    ) -> Result<Vec<CalendarObject>, ConnectorError> {
+    async fn multiget(&self, url: &Url, ids: &[String]) -> Result<Vec<CalendarObject>, ConnectorError> {
         let mut out = Vec::new();
         for batch in ids.chunks(MULTIGET_BATCH) {
             let reply = self.xml("REPORT", url, "1", &wire::multiget(batch)).await?;
             let ms = Self::multistatus(&reply, Purpose::Read, "calendar-multiget")?;
             for r in ms.responses {
-                let (Some(id), Some(ical)) =
-                    (Self::id_of(&reply.url, &r.href), r.props.calendar_data)
-                else {
+                let (Some(id), Some(ical)) = (Self::id_of(&reply.url, &r.href), r.props.calendar_data) else {
                     continue;
                 };
                 if wire::has_vevent(&ical) {
-                    out.push(CalendarObject {
-                        id,
-                        etag: r.props.etag,
-                        ical,
-                    });
+                    out.push(CalendarObject { id, etag: r.props.etag, ical });
                 }
             }
         }
@@ -227,24 +151,12 @@ impl CaldavSession {
     }
 
     async fn put_at(&self, url: &Url, ical: &str) -> Result<Reply, ConnectorError> {
-        self.dav
-            .request(
-                "PUT",
-                url,
-                None,
-                Some(Body {
-                    content_type: "text/calendar; charset=utf-8",
-                    text: ical,
-                }),
-            )
-            .await
+        self.dav.request("PUT", url, None, Some(Body { content_type: "text/calendar; charset=utf-8", text: ical })).await
     }
 
     /// The ETag of one resource, when a PUT answered without one.
     async fn etag_of(&self, url: &Url) -> Result<Option<String>, ConnectorError> {
-        let reply = self
-            .xml("PROPFIND", url, "0", &wire::propfind_etags())
-            .await?;
+        let reply = self.xml("PROPFIND", url, "0", &wire::propfind_etags()).await?;
         let ms = Self::multistatus(&reply, Purpose::Read, "the written event")?;
         Ok(ms.responses.into_iter().find_map(|r| r.props.etag))
     }
@@ -253,18 +165,12 @@ impl CaldavSession {
 #[async_trait]
 impl CalendarSession for CaldavSession {
     async fn calendars(&mut self) -> Result<Vec<RemoteCalendar>, ConnectorError> {
-        let reply = self
-            .xml("PROPFIND", &self.home, "1", &wire::propfind_calendars())
-            .await?;
+        let reply = self.xml("PROPFIND", &self.home, "1", &wire::propfind_calendars()).await?;
         let ms = Self::multistatus(&reply, Purpose::Read, "the calendar home")?;
         let mut out = Vec::new();
         for r in ms.responses {
             let p = r.props;
-            if !p.calendar
-                || p.components
-                    .as_ref()
-                    .is_some_and(|c| !c.iter().any(|c| c == "VEVENT"))
-            {
+            if !p.calendar || p.components.as_ref().is_some_and(|c| !c.iter().any(|c| c == "VEVENT")) {
                 continue;
             }
             let Some(id) = Self::id_of(&reply.url, &r.href) else {
@@ -272,10 +178,8 @@ impl CalendarSession for CaldavSession {
             };
             let name = p.displayname.unwrap_or_else(|| last_segment(&id));
             // No privileges reported: assume writable; a refused write says otherwise later.
-            let writable = p.privileges.as_ref().is_none_or(|ps| {
-                ps.iter()
-                    .any(|p| matches!(p.as_str(), "write" | "write-content" | "all"))
-            });
+            let writable =
+                p.privileges.as_ref().is_none_or(|ps| ps.iter().any(|p| matches!(p.as_str(), "write" | "write-content" | "all")));
             out.push(RemoteCalendar {
                 id,
                 name,
@@ -302,19 +206,10 @@ impl CalendarSession for CaldavSession {
         self.by_etag(&url, calendar, known).await
     }
 
-    async fn put(
-        &mut self,
-        calendar: &str,
-        uid: &str,
-        ical: &str,
-        existing: Option<&str>,
-    ) -> Result<WriteReceipt, ConnectorError> {
+    async fn put(&mut self, calendar: &str, uid: &str, ical: &str, existing: Option<&str>) -> Result<WriteReceipt, ConnectorError> {
         let mut url = match existing {
             Some(id) => self.url(id)?,
-            None => self
-                .collection_url(calendar)?
-                .join(&wire::resource_name(uid))
-                .map_err(|_| classify::protocol(uid, "bad UID"))?,
+            None => self.collection_url(calendar)?.join(&wire::resource_name(uid)).map_err(|_| classify::protocol(uid, "bad UID"))?,
         };
         let mut reply = self.put_at(&url, ical).await?;
         if matches!(reply.status, 403 | 409)
@@ -329,25 +224,15 @@ impl CalendarSession for CaldavSession {
         if !reply.ok() {
             return Err(match reply.status {
                 // PUT into a collection that is gone: 404, or 409 (no parent).
-                404 | 409 | 410 => ConnectorError::Gone {
-                    what: format!("calendar {calendar}"),
-                },
-                s => classify::status(
-                    s,
-                    reply.retry_after,
-                    Purpose::Write,
-                    &format!("event {uid}"),
-                ),
+                404 | 409 | 410 => ConnectorError::Gone { what: format!("calendar {calendar}") },
+                s => classify::status(s, reply.retry_after, Purpose::Write, &format!("event {uid}")),
             });
         }
         let etag = match reply.etag {
             Some(etag) => Some(etag),
             None => self.etag_of(&url).await?,
         };
-        Ok(WriteReceipt {
-            id: url.path().to_owned(),
-            etag,
-        })
+        Ok(WriteReceipt { id: url.path().to_owned(), etag })
     }
 
     async fn delete(&mut self, calendar: &str, id: &str) -> Result<(), ConnectorError> {
@@ -355,23 +240,14 @@ impl CalendarSession for CaldavSession {
         let reply = self.dav.request("DELETE", &url, None, None).await?;
         match reply.status {
             200..=299 | 404 | 410 => Ok(()),
-            s => Err(classify::status(
-                s,
-                reply.retry_after,
-                Purpose::Write,
-                &format!("{id} in {calendar}"),
-            )),
+            s => Err(classify::status(s, reply.retry_after, Purpose::Write, &format!("{id} in {calendar}"))),
         }
     }
 }
 
 /// A collection's last path segment, decoded, for a calendar without a display name.
 fn last_segment(path: &str) -> String {
-    let segment = path
-        .trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(path);
+    let segment = path.trim_end_matches('/').rsplit('/').next().unwrap_or(path);
     url::form_urlencoded::parse(format!("x={}", segment.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, v)| v.into_owned())
@@ -391,13 +267,7 @@ mod tests {
     #[test]
     fn ids_are_paths_even_when_hrefs_are_absolute() {
         let base = Url::parse("https://p01.example.com/123/calendars/").unwrap();
-        assert_eq!(
-            CaldavSession::id_of(&base, "https://p01.example.com/123/calendars/a/x.ics").as_deref(),
-            Some("/123/calendars/a/x.ics")
-        );
-        assert_eq!(
-            CaldavSession::id_of(&base, "/123/calendars/a/").as_deref(),
-            Some("/123/calendars/a/")
-        );
+        assert_eq!(CaldavSession::id_of(&base, "https://p01.example.com/123/calendars/a/x.ics").as_deref(), Some("/123/calendars/a/x.ics"));
+        assert_eq!(CaldavSession::id_of(&base, "/123/calendars/a/").as_deref(), Some("/123/calendars/a/"));
     }
 }

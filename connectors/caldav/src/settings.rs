@@ -1,9 +1,7 @@
 //! The connect forms (generic CalDAV) and presets (iCloud, Google), and how an account's
 //! settings resolve into the URL discovery starts from. Pure: no I/O.
 
-use concierge_connector_sdk::{
-    AuthMethod, Capabilities, Descriptor, Field, FieldError, FieldKind, OAuthProvider, Settings,
-};
+use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor, Field, FieldError, FieldKind, OAuthProvider, Settings};
 use url::Url;
 
 /// A kind of CalDAV account: its descriptor, where discovery starts, and how it signs in.
@@ -59,7 +57,8 @@ impl Preset {
     }
 
     /// Help for the iCloud password field (the gateway shows it next to the password).
-    pub const ICLOUD_PASSWORD_HELP: &'static str = "iCloud needs an app-specific password: create one at appleid.apple.com (Sign-In and Security → App-Specific Passwords)";
+    pub const ICLOUD_PASSWORD_HELP: &'static str =
+        "iCloud needs an app-specific password: create one at appleid.apple.com (Sign-In and Security → App-Specific Passwords)";
 
     /// Google Calendar's CalDAV API, signed in with Google OAuth2. Kind `gmail`: the same
     /// kind as the Gmail mail connector, since one grant (with both scopes) serves both.
@@ -74,11 +73,7 @@ impl Preset {
                 kind: "gmail",
                 display_name: "Google".into(),
                 auth: AuthMethod::OAuth2,
-                capabilities: Capabilities {
-                    send: true,
-                    provider_saves_sent: true,
-                    calendars: true,
-                },
+                capabilities: Capabilities { send: true, provider_saves_sent: true, calendars: true },
                 fields: Vec::new(),
                 help: None,
             },
@@ -88,25 +83,14 @@ impl Preset {
                 authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
                 token_url: "https://oauth2.googleapis.com/token".into(),
                 userinfo_url: "https://openidconnect.googleapis.com/v1/userinfo".into(),
-                scopes: vec![
-                    "openid".into(),
-                    "email".into(),
-                    "https://www.googleapis.com/auth/calendar".into(),
-                ],
-                extra_authorize_params: vec![
-                    ("access_type".into(), "offline".into()),
-                    ("prompt".into(), "consent".into()),
-                ],
+                scopes: vec!["openid".into(), "email".into(), "https://www.googleapis.com/auth/calendar".into()],
+                extra_authorize_params: vec![("access_type".into(), "offline".into()), ("prompt".into(), "consent".into())],
             }),
         }
     }
 
     /// Checks the form and, for the generic form, that `url` is usable.
-    pub(crate) fn validate(
-        &self,
-        settings: &Settings,
-        allow_plaintext_remote: bool,
-    ) -> Result<Settings, FieldError> {
+    pub(crate) fn validate(&self, settings: &Settings, allow_plaintext_remote: bool) -> Result<Settings, FieldError> {
         let out = self.descriptor.validate(settings)?;
         if self.start_url.is_none() {
             let url = out.get("url").and_then(|v| v.as_str()).unwrap_or("");
@@ -116,35 +100,21 @@ impl Preset {
     }
 
     /// Where discovery starts for this account.
-    pub(crate) fn start(
-        &self,
-        settings: &Settings,
-        username: &str,
-        allow_plaintext_remote: bool,
-    ) -> Result<Url, FieldError> {
+    pub(crate) fn start(&self, settings: &Settings, username: &str, allow_plaintext_remote: bool) -> Result<Url, FieldError> {
         match &self.start_url {
-            Some(template) => check_url(
-                &template.replace("{username}", username.trim()),
-                allow_plaintext_remote,
-            ),
-            None => check_url(
-                settings.get("url").and_then(|v| v.as_str()).unwrap_or(""),
-                allow_plaintext_remote,
-            ),
+            Some(template) => check_url(&template.replace("{username}", username.trim()), allow_plaintext_remote),
+            None => check_url(settings.get("url").and_then(|v| v.as_str()).unwrap_or(""), allow_plaintext_remote),
         }
     }
 }
 
 fn calendars_only() -> Capabilities {
-    Capabilities {
-        send: false,
-        provider_saves_sent: false,
-        calendars: true,
-    }
+    Capabilities { send: false, provider_saves_sent: false, calendars: true }
 }
 
 const NOT_A_URL: &str = "must be an http:// or https:// address";
-const PLAINTEXT_REFUSED: &str = "must start with https://: an unencrypted connection is only allowed to this machine (localhost) unless the operator allows it";
+const PLAINTEXT_REFUSED: &str =
+    "must start with https://: an unencrypted connection is only allowed to this machine (localhost) unless the operator allows it";
 
 /// Parses a URL the connector may use: http(s), a host, no user or password in it, and
 /// plain http only to loopback unless the operator allows it.
@@ -152,11 +122,7 @@ pub(crate) fn check_url(raw: &str, allow_plaintext_remote: bool) -> Result<Url, 
     let bad = |why: &str| FieldError::new("url", why);
     let raw = raw.trim();
     // A bare host name is a server address: assume https.
-    let with_scheme = if raw.contains("://") {
-        raw.to_owned()
-    } else {
-        format!("https://{raw}")
-    };
+    let with_scheme = if raw.contains("://") { raw.to_owned() } else { format!("https://{raw}") };
     let url = Url::parse(&with_scheme).map_err(|_| bad(NOT_A_URL))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(bad(NOT_A_URL));
@@ -191,41 +157,14 @@ mod tests {
     #[test]
     fn the_generic_form_needs_a_usable_url() {
         let p = Preset::generic();
-        assert_eq!(
-            p.validate(&settings(json!({})), false).unwrap_err().field,
-            "url"
-        );
-        for bad in [
-            "ftp://x.org/",
-            "http://cal.example.com/",
-            "https://u:p@x.org/",
-            "https://",
-        ] {
-            assert_eq!(
-                p.validate(&settings(json!({"url": bad})), false)
-                    .unwrap_err()
-                    .field,
-                "url",
-                "{bad}"
-            );
+        assert_eq!(p.validate(&settings(json!({})), false).unwrap_err().field, "url");
+        for bad in ["ftp://x.org/", "http://cal.example.com/", "https://u:p@x.org/", "https://"] {
+            assert_eq!(p.validate(&settings(json!({"url": bad})), false).unwrap_err().field, "url", "{bad}");
         }
-        for good in [
-            "https://cal.example.com/dav/",
-            "cal.example.com",
-            "http://127.0.0.1:5232/",
-            "http://localhost/",
-            "http://[::1]:8/",
-        ] {
-            assert!(
-                p.validate(&settings(json!({"url": good, "username": "bob"})), false)
-                    .is_ok(),
-                "{good}"
-            );
+        for good in ["https://cal.example.com/dav/", "cal.example.com", "http://127.0.0.1:5232/", "http://localhost/", "http://[::1]:8/"] {
+            assert!(p.validate(&settings(json!({"url": good, "username": "bob"})), false).is_ok(), "{good}");
         }
-        assert!(
-            p.validate(&settings(json!({"url": "http://cal.example.com/"})), true)
-                .is_ok()
-        );
+        assert!(p.validate(&settings(json!({"url": "http://cal.example.com/"})), true).is_ok());
     }
 
     #[test]
@@ -234,17 +173,9 @@ mod tests {
         assert_eq!(p.descriptor.kind, "gmail");
         assert_eq!(p.descriptor.auth, AuthMethod::OAuth2);
         let url = p.start(&Settings::new(), "ann@example.com", false).unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:9/caldav/v2/ann@example.com/user"
-        );
-        let real = Preset::google(None)
-            .start(&Settings::new(), "ann@example.com", false)
-            .unwrap();
-        assert_eq!(
-            real.as_str(),
-            "https://apidata.googleusercontent.com/caldav/v2/ann@example.com/user"
-        );
+        assert_eq!(url.as_str(), "http://127.0.0.1:9/caldav/v2/ann@example.com/user");
+        let real = Preset::google(None).start(&Settings::new(), "ann@example.com", false).unwrap();
+        assert_eq!(real.as_str(), "https://apidata.googleusercontent.com/caldav/v2/ann@example.com/user");
     }
 
     #[test]
@@ -252,15 +183,7 @@ mod tests {
         let p = Preset::icloud();
         assert_eq!(p.descriptor.kind, "icloud");
         assert!(p.descriptor.fields.is_empty());
-        assert_eq!(
-            p.validate(&Settings::new(), false).unwrap(),
-            Settings::new()
-        );
-        assert_eq!(
-            p.start(&Settings::new(), "a@icloud.com", false)
-                .unwrap()
-                .as_str(),
-            "https://caldav.icloud.com/"
-        );
+        assert_eq!(p.validate(&Settings::new(), false).unwrap(), Settings::new());
+        assert_eq!(p.start(&Settings::new(), "a@icloud.com", false).unwrap().as_str(), "https://caldav.icloud.com/");
     }
 }

@@ -50,10 +50,7 @@ pub fn parse_multistatus(xml: &str) -> Result<Multistatus, String> {
     let doc = Document::parse(xml).map_err(|e| format!("malformed XML: {e}"))?;
     let root = doc.root_element();
     if !is(root, DAV, "multistatus") {
-        return Err(format!(
-            "expected DAV:multistatus, got {}",
-            root.tag_name().name()
-        ));
+        return Err(format!("expected DAV:multistatus, got {}", root.tag_name().name()));
     }
     let mut out = Multistatus::default();
     for child in root.children().filter(Node::is_element) {
@@ -74,9 +71,7 @@ fn parse_response(node: Node) -> Response {
         } else if is(child, DAV, "status") {
             response.status = parse_status(&text(child));
         } else if is(child, DAV, "propstat") {
-            let ok = element(child, DAV, "status")
-                .and_then(|s| parse_status(&text(s)))
-                .is_some_and(|s| (200..300).contains(&s));
+            let ok = element(child, DAV, "status").and_then(|s| parse_status(&text(s))).is_some_and(|s| (200..300).contains(&s));
             if let (true, Some(prop)) = (ok, element(child, DAV, "prop")) {
                 read_props(prop, &mut response.props);
             }
@@ -115,17 +110,10 @@ fn read_props(prop: Node, props: &mut Props) {
                 props.components = Some(names);
             }
             (DAV, "getetag") => props.etag = Some(text(p)).filter(|s| !s.is_empty()),
-            (CALDAV, "calendar-data") => {
-                props.calendar_data = Some(p.text().unwrap_or("").to_owned())
-            }
+            (CALDAV, "calendar-data") => props.calendar_data = Some(p.text().unwrap_or("").to_owned()),
             (DAV, "current-user-principal") => props.principal = element(p, DAV, "href").map(text),
             (CALDAV, "calendar-home-set") => {
-                props.home_sets = p
-                    .children()
-                    .filter(|c| is(*c, DAV, "href"))
-                    .map(text)
-                    .filter(|h| !h.is_empty())
-                    .collect();
+                props.home_sets = p.children().filter(|c| is(*c, DAV, "href")).map(text).filter(|h| !h.is_empty()).collect();
             }
             _ => {}
         }
@@ -146,12 +134,7 @@ fn element<'a, 'i>(node: Node<'a, 'i>, ns: &str, name: &str) -> Option<Node<'a, 
 }
 
 fn text(node: Node) -> String {
-    node.descendants()
-        .filter(Node::is_text)
-        .filter_map(|t| t.text())
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    node.descendants().filter(Node::is_text).filter_map(|t| t.text()).collect::<String>().trim().to_owned()
 }
 
 /// A `DAV:error` body names this precondition (`valid-sync-token`, `no-uid-conflict`).
@@ -162,18 +145,13 @@ pub fn names_precondition(xml: &str, ns: &str, name: &str) -> bool {
 /// RFC 4791 `no-uid-conflict`: the href of the resource that already holds the UID.
 pub fn uid_conflict_href(xml: &str) -> Option<String> {
     let doc = Document::parse(xml).ok()?;
-    let conflict = doc
-        .descendants()
-        .find(|n| is(*n, CALDAV, "no-uid-conflict"))?;
-    element(conflict, DAV, "href")
-        .map(text)
-        .filter(|h| !h.is_empty())
+    let conflict = doc.descendants().find(|n| is(*n, CALDAV, "no-uid-conflict"))?;
+    element(conflict, DAV, "href").map(text).filter(|h| !h.is_empty())
 }
 
 // --- request bodies ------------------------------------------------------------------
 
-const XMLNS: &str =
-    r#"xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="http://apple.com/ns/ical/""#;
+const XMLNS: &str = r#"xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav" xmlns:a="http://apple.com/ns/ical/""#;
 
 /// PROPFIND for discovery: who am I, where are my calendars, what is this resource.
 pub fn propfind_discovery() -> String {
@@ -191,9 +169,7 @@ pub fn propfind_calendars() -> String {
 
 /// PROPFIND for ETags (and what each member is).
 pub fn propfind_etags() -> String {
-    format!(
-        r#"<?xml version="1.0" encoding="utf-8"?><d:propfind {XMLNS}><d:prop><d:resourcetype/><d:getetag/></d:prop></d:propfind>"#
-    )
+    format!(r#"<?xml version="1.0" encoding="utf-8"?><d:propfind {XMLNS}><d:prop><d:resourcetype/><d:getetag/></d:prop></d:propfind>"#)
 }
 
 /// RFC 6578 sync-collection; no token: everything.
@@ -206,10 +182,7 @@ pub fn sync_collection(token: Option<&str>) -> String {
 
 /// RFC 4791 calendar-multiget of these hrefs.
 pub fn multiget(hrefs: &[String]) -> String {
-    let hrefs: String = hrefs
-        .iter()
-        .map(|h| format!("<d:href>{}</d:href>", escape(h)))
-        .collect();
+    let hrefs: String = hrefs.iter().map(|h| format!("<d:href>{}</d:href>", escape(h))).collect();
     format!(
         r#"<?xml version="1.0" encoding="utf-8"?><c:calendar-multiget {XMLNS}><d:prop><d:getetag/><c:calendar-data/></d:prop>{hrefs}</c:calendar-multiget>"#
     )
@@ -235,8 +208,7 @@ pub fn escape(s: &str) -> String {
 
 /// The object holds at least one event (VTODO- or VJOURNAL-only resources are skipped).
 pub fn has_vevent(ical: &str) -> bool {
-    ical.lines()
-        .any(|l| l.trim().eq_ignore_ascii_case("BEGIN:VEVENT"))
+    ical.lines().any(|l| l.trim().eq_ignore_ascii_case("BEGIN:VEVENT"))
 }
 
 /// The TZID of the first VTIMEZONE in a `calendar-timezone` value.
@@ -246,9 +218,7 @@ pub fn tzid(ical: &str) -> Option<String> {
         if line.eq_ignore_ascii_case("BEGIN:VTIMEZONE") {
             in_tz = true;
         } else if in_tz
-            && line
-                .get(..4)
-                .is_some_and(|name| name.eq_ignore_ascii_case("TZID"))
+            && line.get(..4).is_some_and(|name| name.eq_ignore_ascii_case("TZID"))
             && matches!(line.as_bytes().get(4), Some(b':' | b';'))
         {
             let value = line.split_once(':')?.1.trim();
@@ -284,9 +254,7 @@ pub fn resource_name(uid: &str) -> String {
     }
     if name.len() > 120 {
         // FNV-1a: stable across builds (std's hasher is not promised to be).
-        let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
+        let hash = uid.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
         name.truncate(100);
         name.push_str(&format!("-{hash:016x}"));
     }
@@ -324,14 +292,8 @@ END:VCALENDAR</C:calendar-timezone>
         let work = &ms.responses[1].props;
         assert!(work.calendar && work.collection);
         assert_eq!(work.displayname.as_deref(), Some("Work"));
-        assert_eq!(
-            work.color.as_deref().and_then(colour),
-            Some("#FF8800".into())
-        );
-        assert_eq!(
-            work.timezone.as_deref().and_then(tzid),
-            Some("Europe/Berlin".into())
-        );
+        assert_eq!(work.color.as_deref().and_then(colour), Some("#FF8800".into()));
+        assert_eq!(work.timezone.as_deref().and_then(tzid), Some("Europe/Berlin".into()));
         assert_eq!(work.privileges, Some(vec!["read".into(), "write".into()]));
         assert_eq!(work.components, Some(vec!["VEVENT".into(), "VTODO".into()]));
         assert_eq!(work.etag, None);
@@ -348,13 +310,9 @@ END:VCALENDAR</C:calendar-timezone>
 
     #[test]
     fn garbage_is_an_error_not_a_panic() {
-        for body in [
-            "",
-            "<html><body>hi</body></html>",
-            "<d:multistatus xmlns:d=\"DAV:\">",
-            "\u{0}\u{1}",
-            "<!DOCTYPE x [<!ENTITY a 'b'>]><x/>",
-        ] {
+        for body in
+            ["", "<html><body>hi</body></html>", "<d:multistatus xmlns:d=\"DAV:\">", "\u{0}\u{1}", "<!DOCTYPE x [<!ENTITY a 'b'>]><x/>"]
+        {
             assert!(parse_multistatus(body).is_err(), "{body:?}");
         }
         assert!(!names_precondition("not xml", DAV, "valid-sync-token"));
@@ -391,25 +349,15 @@ END:VCALENDAR</C:calendar-timezone>
 
     #[test]
     fn time_zones_come_from_the_first_vtimezone_and_odd_text_is_harmless() {
-        assert_eq!(
-            tzid("BEGIN:VTIMEZONE\nTZID;X-A=b:America/New_York\n").as_deref(),
-            Some("America/New_York")
-        );
-        assert_eq!(
-            tzid("TZID:Outside/Any\nBEGIN:VTIMEZONE\nTZIé\nTZID\n"),
-            None
-        );
+        assert_eq!(tzid("BEGIN:VTIMEZONE\nTZID;X-A=b:America/New_York\n").as_deref(), Some("America/New_York"));
+        assert_eq!(tzid("TZID:Outside/Any\nBEGIN:VTIMEZONE\nTZIé\nTZID\n"), None);
         assert_eq!(tzid("BEGIN:VTIMEZONE\nTZID:\n"), None);
     }
 
     #[test]
     fn events_are_told_from_tasks() {
-        assert!(has_vevent(
-            "BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
-        ));
-        assert!(!has_vevent(
-            "BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"
-        ));
+        assert!(has_vevent("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"));
+        assert!(!has_vevent("BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"));
     }
 
     #[test]

@@ -24,11 +24,7 @@ pub fn preset() -> Preset {
             kind: KIND,
             display_name: "Gmail".into(),
             auth: AuthMethod::OAuth2,
-            capabilities: Capabilities {
-                send: true,
-                provider_saves_sent: true,
-                calendars: true,
-            },
+            capabilities: Capabilities { send: true, provider_saves_sent: true, calendars: true },
             fields: Vec::new(),
             help: None,
         },
@@ -46,32 +42,17 @@ pub fn preset() -> Preset {
                 "email".into(),
             ],
             // Without these Google issues a refresh token only on the first consent.
-            extra_authorize_params: vec![
-                ("access_type".into(), "offline".into()),
-                ("prompt".into(), "consent".into()),
-            ],
+            extra_authorize_params: vec![("access_type".into(), "offline".into()), ("prompt".into(), "consent".into())],
         },
-        imap: Endpoint {
-            host: "imap.gmail.com".into(),
-            port: 993,
-            security: Security::SslTls,
-        },
-        smtp: Endpoint {
-            host: "smtp.gmail.com".into(),
-            port: 465,
-            security: Security::SslTls,
-        },
+        imap: Endpoint { host: "imap.gmail.com".into(), port: 993, security: Security::SslTls },
+        smtp: Endpoint { host: "smtp.gmail.com".into(), port: 465, security: Security::SslTls },
         gmail_extensions: true,
     }
 }
 
 /// The Gmail connector. `imap` and `smtp` replace Google's servers when given: how the
 /// gateway's configuration (and the tests) point it at another server.
-pub fn connector(
-    options: Options,
-    imap: Option<Endpoint>,
-    smtp: Option<Endpoint>,
-) -> ImapSmtpConnector {
+pub fn connector(options: Options, imap: Option<Endpoint>, smtp: Option<Endpoint>) -> ImapSmtpConnector {
     ImapSmtpConnector::preset(preset().with_servers(imap, smtp), options)
 }
 
@@ -84,10 +65,7 @@ mod tests {
     fn gmail_signs_in_with_google_and_asks_for_nothing() {
         let gmail = connector(Options::default(), None, None);
         let d = gmail.descriptor();
-        assert_eq!(
-            (d.kind, d.display_name.as_str(), d.auth),
-            ("gmail", "Gmail", AuthMethod::OAuth2)
-        );
+        assert_eq!((d.kind, d.display_name.as_str(), d.auth), ("gmail", "Gmail", AuthMethod::OAuth2));
         assert!(d.fields.is_empty());
         assert!(d.capabilities.send && d.capabilities.provider_saves_sent);
         assert_eq!(gmail.validate(&Settings::new()), Ok(Settings::new()));
@@ -101,66 +79,23 @@ mod tests {
         let gmail = connector(Options::default(), None, None);
         let google = gmail.oauth().expect("an OAuth2 provider");
         assert_eq!(google, &preset().oauth);
-        assert_eq!(
-            google.authorize_url,
-            "https://accounts.google.com/o/oauth2/v2/auth"
-        );
+        assert_eq!(google.authorize_url, "https://accounts.google.com/o/oauth2/v2/auth");
         assert_eq!(google.token_url, "https://oauth2.googleapis.com/token");
-        assert_eq!(
-            google.userinfo_url,
-            "https://openidconnect.googleapis.com/v1/userinfo"
-        );
-        assert_eq!(
-            google.scopes,
-            [
-                "https://mail.google.com/",
-                "https://www.googleapis.com/auth/calendar",
-                "openid",
-                "email"
-            ]
-        );
-        let params: Vec<(&str, &str)> = google
-            .extra_authorize_params
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        assert_eq!(google.userinfo_url, "https://openidconnect.googleapis.com/v1/userinfo");
+        assert_eq!(google.scopes, ["https://mail.google.com/", "https://www.googleapis.com/auth/calendar", "openid", "email"]);
+        let params: Vec<(&str, &str)> = google.extra_authorize_params.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         assert_eq!(params, [("access_type", "offline"), ("prompt", "consent")]);
     }
 
     #[test]
     fn it_talks_to_googles_servers_unless_told_otherwise() {
-        let google = connector(Options::default(), None, None)
-            .server_settings(&Settings::new())
-            .expect("resolves");
-        assert_eq!(
-            (
-                google.imap.host.as_str(),
-                google.imap.port,
-                google.imap.security
-            ),
-            ("imap.gmail.com", 993, Security::SslTls)
-        );
-        assert_eq!(
-            (
-                google.smtp.host.as_str(),
-                google.smtp.port,
-                google.smtp.security
-            ),
-            ("smtp.gmail.com", 465, Security::SslTls)
-        );
+        let google = connector(Options::default(), None, None).server_settings(&Settings::new()).expect("resolves");
+        assert_eq!((google.imap.host.as_str(), google.imap.port, google.imap.security), ("imap.gmail.com", 993, Security::SslTls));
+        assert_eq!((google.smtp.host.as_str(), google.smtp.port, google.smtp.security), ("smtp.gmail.com", 465, Security::SslTls));
         assert_eq!(google.folder, "INBOX");
 
-        let local = Endpoint {
-            host: "127.0.0.1".into(),
-            port: 10993,
-            security: Security::SslTls,
-        };
-        let elsewhere = connector(Options::default(), Some(local.clone()), None)
-            .server_settings(&Settings::new())
-            .expect("resolves");
-        assert_eq!(
-            (elsewhere.imap, elsewhere.smtp.host.as_str()),
-            (local, "smtp.gmail.com")
-        );
+        let local = Endpoint { host: "127.0.0.1".into(), port: 10993, security: Security::SslTls };
+        let elsewhere = connector(Options::default(), Some(local.clone()), None).server_settings(&Settings::new()).expect("resolves");
+        assert_eq!((elsewhere.imap, elsewhere.smtp.host.as_str()), (local, "smtp.gmail.com"));
     }
 }

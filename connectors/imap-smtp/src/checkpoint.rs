@@ -53,11 +53,7 @@ impl Position {
     pub fn parse(checkpoint: &Checkpoint) -> Option<Position> {
         let stored: Stored = serde_json::from_str(&checkpoint.0).ok()?;
         let folders = match stored.v {
-            1 => vec![FolderPosition {
-                folder: stored.folder?,
-                uidvalidity: stored.uidvalidity?,
-                uid: stored.uid?,
-            }],
+            1 => vec![FolderPosition { folder: stored.folder?, uidvalidity: stored.uidvalidity?, uid: stored.uid? }],
             2 => stored.folders?,
             _ => return None,
         };
@@ -80,13 +76,7 @@ impl Position {
             v: u32,
             folders: &'a [FolderPosition],
         }
-        Checkpoint(
-            serde_json::to_string(&V2 {
-                v: 2,
-                folders: &self.folders,
-            })
-            .unwrap_or_default(),
-        )
+        Checkpoint(serde_json::to_string(&V2 { v: 2, folders: &self.folders }).unwrap_or_default())
     }
 }
 
@@ -94,11 +84,7 @@ impl Position {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum MessageId<'a> {
     /// `FOLDER/UIDVALIDITY/UID`.
-    Folder {
-        folder: &'a str,
-        uidvalidity: u32,
-        uid: u32,
-    },
+    Folder { folder: &'a str, uidvalidity: u32, uid: u32 },
     /// `gm/<X-GM-MSGID>`.
     Gmail(u64),
 }
@@ -111,11 +97,7 @@ impl MessageId<'_> {
         let last = parts.next()?;
         let middle = parts.next()?;
         match parts.next() {
-            Some(folder) => Some(MessageId::Folder {
-                folder,
-                uidvalidity: middle.parse().ok()?,
-                uid: last.parse().ok()?,
-            }),
+            Some(folder) => Some(MessageId::Folder { folder, uidvalidity: middle.parse().ok()?, uid: last.parse().ok()? }),
             None if middle == "gm" => last.parse().ok().map(MessageId::Gmail),
             None => None,
         }
@@ -174,10 +156,7 @@ pub(crate) fn message_refs(listings: &[FolderListing]) -> Vec<MessageRef> {
     let entry = |l: &FolderListing, uid: u32| {
         // A string always serializes; the fallback only keeps this path free of panics.
         let folder = serde_json::to_string(&l.folder).unwrap_or_else(|_| "\"\"".into());
-        format!(
-            r#"{{"folder":{folder},"uidvalidity":{},"uid":{uid}}}"#,
-            l.uidvalidity
-        )
+        format!(r#"{{"folder":{folder},"uidvalidity":{},"uid":{uid}}}"#, l.uidvalidity)
     };
     let total = listings.iter().map(|l| l.messages.len()).sum();
     let mut out: Vec<MessageRef> = Vec::with_capacity(total);
@@ -192,11 +171,7 @@ pub(crate) fn message_refs(listings: &[FolderListing]) -> Vec<MessageRef> {
             prefix.push(',');
         }
         let folder = serde_json::to_string(&listing.folder).unwrap_or_else(|_| "\"\"".into());
-        let _ = write!(
-            prefix,
-            r#"{{"folder":{folder},"uidvalidity":{},"uid":"#,
-            listing.uidvalidity
-        );
+        let _ = write!(prefix, r#"{{"folder":{folder},"uidvalidity":{},"uid":"#, listing.uidvalidity);
         let mut suffix = String::from("}");
         for after in &listings[i + 1..] {
             suffix.push(',');
@@ -223,12 +198,7 @@ pub(crate) fn message_refs(listings: &[FolderListing]) -> Vec<MessageRef> {
                 }
                 None => folder_id(&listing.folder, listing.uidvalidity, m.uid),
             };
-            out.push(MessageRef {
-                id,
-                checkpoint: checkpoint(m.uid),
-                received_at: m.received_at,
-                size: None,
-            });
+            out.push(MessageRef { id, checkpoint: checkpoint(m.uid), received_at: m.received_at, size: None });
         }
     }
     out
@@ -239,16 +209,7 @@ mod tests {
     use super::*;
 
     fn position(folders: &[(&str, u32, u32)]) -> Position {
-        Position {
-            folders: folders
-                .iter()
-                .map(|(f, v, u)| FolderPosition {
-                    folder: (*f).into(),
-                    uidvalidity: *v,
-                    uid: *u,
-                })
-                .collect(),
-        }
+        Position { folders: folders.iter().map(|(f, v, u)| FolderPosition { folder: (*f).into(), uidvalidity: *v, uid: *u }).collect() }
     }
 
     fn listing(folder: &str, uidvalidity: u32, start: u32, uids: &[u32]) -> FolderListing {
@@ -256,46 +217,24 @@ mod tests {
             folder: folder.into(),
             uidvalidity,
             start,
-            messages: uids
-                .iter()
-                .map(|&uid| Listed {
-                    uid,
-                    gm_msgid: None,
-                    received_at: None,
-                })
-                .collect(),
+            messages: uids.iter().map(|&uid| Listed { uid, gm_msgid: None, received_at: None }).collect(),
         }
     }
 
     #[test]
     fn v2_checkpoints_round_trip() {
-        let p = position(&[
-            ("INBOX", 1_700_000_000, 42),
-            ("A \"quoted\" \\ folder/ü", 7, u32::MAX),
-        ]);
+        let p = position(&[("INBOX", 1_700_000_000, 42), ("A \"quoted\" \\ folder/ü", 7, u32::MAX)]);
         let cp = p.to_checkpoint();
-        assert!(
-            cp.0.starts_with(
-                r#"{"v":2,"folders":[{"folder":"INBOX","uidvalidity":1700000000,"uid":42},"#
-            ),
-            "{}",
-            cp.0
-        );
+        assert!(cp.0.starts_with(r#"{"v":2,"folders":[{"folder":"INBOX","uidvalidity":1700000000,"uid":42},"#), "{}", cp.0);
         assert_eq!(Position::parse(&cp), Some(p));
     }
 
     #[test]
     fn v1_checkpoints_still_read_as_one_folder() {
         let v1 = Checkpoint(r#"{"v":1,"folder":"INBOX","uidvalidity":1700000000,"uid":42}"#.into());
-        assert_eq!(
-            Position::parse(&v1),
-            Some(position(&[("INBOX", 1_700_000_000, 42)]))
-        );
+        assert_eq!(Position::parse(&v1), Some(position(&[("INBOX", 1_700_000_000, 42)])));
         let unversioned = Checkpoint(r#"{"folder":"INBOX","uidvalidity":1,"uid":2}"#.into());
-        assert_eq!(
-            Position::parse(&unversioned).map(|p| p.folders[0].uid),
-            Some(2)
-        );
+        assert_eq!(Position::parse(&unversioned).map(|p| p.folders[0].uid), Some(2));
     }
 
     #[test]
@@ -314,35 +253,11 @@ mod tests {
 
     #[test]
     fn message_ids_split_from_the_right_and_gmail_ids_are_their_own_form() {
-        assert_eq!(
-            MessageId::parse("Archive/2024/7/42"),
-            Some(MessageId::Folder {
-                folder: "Archive/2024",
-                uidvalidity: 7,
-                uid: 42
-            })
-        );
-        assert_eq!(
-            MessageId::parse("INBOX/7/42"),
-            Some(MessageId::Folder {
-                folder: "INBOX",
-                uidvalidity: 7,
-                uid: 42
-            })
-        );
-        assert_eq!(
-            MessageId::parse("gm/1278455344230334865"),
-            Some(MessageId::Gmail(1_278_455_344_230_334_865))
-        );
+        assert_eq!(MessageId::parse("Archive/2024/7/42"), Some(MessageId::Folder { folder: "Archive/2024", uidvalidity: 7, uid: 42 }));
+        assert_eq!(MessageId::parse("INBOX/7/42"), Some(MessageId::Folder { folder: "INBOX", uidvalidity: 7, uid: 42 }));
+        assert_eq!(MessageId::parse("gm/1278455344230334865"), Some(MessageId::Gmail(1_278_455_344_230_334_865)));
         // A folder called "gm" keeps the folder form.
-        assert_eq!(
-            MessageId::parse("gm/7/42"),
-            Some(MessageId::Folder {
-                folder: "gm",
-                uidvalidity: 7,
-                uid: 42
-            })
-        );
+        assert_eq!(MessageId::parse("gm/7/42"), Some(MessageId::Folder { folder: "gm", uidvalidity: 7, uid: 42 }));
         for bad in ["INBOX/7/x", "42", "gm/x", "gx/42", "gm/"] {
             assert_eq!(MessageId::parse(bad), None, "{bad}");
         }
@@ -350,33 +265,22 @@ mod tests {
 
     #[test]
     fn each_ref_covers_its_folder_up_to_it_and_the_other_folders_as_listed() {
-        let refs = message_refs(&[
-            listing("INBOX", 5, 10, &[11, 14]),
-            listing("Sent", 9, 2, &[3]),
-        ]);
+        let refs = message_refs(&[listing("INBOX", 5, 10, &[11, 14]), listing("Sent", 9, 2, &[3])]);
         let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["INBOX/5/11", "INBOX/5/14", "Sent/9/3"]);
         let at = |i: usize| Position::parse(&refs[i].checkpoint).expect("parses");
         assert_eq!(at(0), position(&[("INBOX", 5, 11), ("Sent", 9, 2)]));
         assert_eq!(at(1), position(&[("INBOX", 5, 14), ("Sent", 9, 2)]));
         assert_eq!(at(2), position(&[("INBOX", 5, 14), ("Sent", 9, 3)]));
-        assert_eq!(
-            refs[2].checkpoint,
-            position(&[("INBOX", 5, 14), ("Sent", 9, 3)]).to_checkpoint()
-        );
+        assert_eq!(refs[2].checkpoint, position(&[("INBOX", 5, 14), ("Sent", 9, 3)]).to_checkpoint());
     }
 
     #[test]
     fn a_folder_with_nothing_new_keeps_its_start_in_every_checkpoint() {
         let refs = message_refs(&[listing("INBOX", 5, 10, &[]), listing("Sent", 9, 0, &[1, 2])]);
         assert_eq!(refs.len(), 2);
-        assert_eq!(
-            Position::parse(&refs[1].checkpoint),
-            Some(position(&[("INBOX", 5, 10), ("Sent", 9, 2)]))
-        );
-        assert!(
-            message_refs(&[listing("INBOX", 5, 10, &[]), listing("Sent", 9, 0, &[])]).is_empty()
-        );
+        assert_eq!(Position::parse(&refs[1].checkpoint), Some(position(&[("INBOX", 5, 10), ("Sent", 9, 2)])));
+        assert!(message_refs(&[listing("INBOX", 5, 10, &[]), listing("Sent", 9, 0, &[])]).is_empty());
     }
 
     #[test]
@@ -392,9 +296,6 @@ mod tests {
         let ids: Vec<&str> = refs.iter().map(|r| r.id.as_str()).collect();
         assert_eq!(ids, ["gm/100", "gm/200", "gm/300"]);
         // The last ref stands for the left-out copy too: the next listing starts after it.
-        assert_eq!(
-            Position::parse(&refs[2].checkpoint),
-            Some(position(&[("INBOX", 5, 2), ("[Gmail]/Sent Mail", 9, 8)]))
-        );
+        assert_eq!(Position::parse(&refs[2].checkpoint), Some(position(&[("INBOX", 5, 2), ("[Gmail]/Sent Mail", 9, 8)])));
     }
 }

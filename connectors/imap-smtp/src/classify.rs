@@ -64,19 +64,12 @@ impl ImapFailure {
     /// A tagged or untagged status with its text (`[CODE] human text`).
     pub fn refused(bad: bool, code: Option<String>, text: &str) -> ImapFailure {
         let (embedded, human) = split_response_code(text);
-        ImapFailure::Refused {
-            bad,
-            code: code.or(embedded),
-            text: human,
-        }
+        ImapFailure::Refused { bad, code: code.or(embedded), text: human }
     }
 
     pub fn bye(code: Option<String>, text: &str) -> ImapFailure {
         let (embedded, human) = split_response_code(text);
-        ImapFailure::Bye {
-            code: code.or(embedded),
-            text: human,
-        }
+        ImapFailure::Bye { code: code.or(embedded), text: human }
     }
 }
 
@@ -95,12 +88,8 @@ impl From<async_imap::error::Error> for ImapFailure {
             Error::Bad(s) => from_status_debug(true, &s),
             Error::ConnectionLost => ImapFailure::Closed,
             // Parse errors quote the server's bytes (and SASL challenges): never shown.
-            Error::Parse(_) => {
-                ImapFailure::Unexpected("the server sent a response the client could not parse")
-            }
-            Error::Validate(_) => {
-                ImapFailure::InvalidInput("the user name or password contains a line break")
-            }
+            Error::Parse(_) => ImapFailure::Unexpected("the server sent a response the client could not parse"),
+            Error::Validate(_) => ImapFailure::InvalidInput("the user name or password contains a line break"),
             _ => ImapFailure::Unexpected("the server answered something the client did not expect"),
         }
     }
@@ -116,12 +105,7 @@ fn from_status_debug(bad: bool, s: &str) -> ImapFailure {
     };
     let code = code_part
         .strip_prefix("code: Some(")
-        .map(|rest| {
-            rest.split(|c: char| !c.is_ascii_alphanumeric())
-                .next()
-                .unwrap_or("")
-                .to_ascii_uppercase()
-        })
+        .map(|rest| rest.split(|c: char| !c.is_ascii_alphanumeric()).next().unwrap_or("").to_ascii_uppercase())
         .filter(|c| !c.is_empty());
     let info = info_part
         .strip_prefix("Some(\"")
@@ -133,30 +117,19 @@ fn from_status_debug(bad: bool, s: &str) -> ImapFailure {
 
 /// Maps one IMAP failure. `server` names the endpoint (`IMAP mail.example.com:993 (SSL/TLS)`)
 /// so the person reading the message knows which of the two servers is meant.
-pub(crate) fn classify_imap(
-    stage: ImapStage,
-    server: &str,
-    failure: ImapFailure,
-) -> ConnectorError {
-    let unreachable = |why: String| ConnectorError::Unreachable {
-        message: format!("{server}: {why}"),
-    };
-    let tls = |why: String| ConnectorError::Tls {
-        message: format!("{server}: {why}"),
-    };
-    let protocol = |why: String| ConnectorError::Protocol {
-        message: format!("{server}: {why}"),
-    };
+pub(crate) fn classify_imap(stage: ImapStage, server: &str, failure: ImapFailure) -> ConnectorError {
+    let unreachable = |why: String| ConnectorError::Unreachable { message: format!("{server}: {why}") };
+    let tls = |why: String| ConnectorError::Tls { message: format!("{server}: {why}") };
+    let protocol = |why: String| ConnectorError::Protocol { message: format!("{server}: {why}") };
     match failure {
         ImapFailure::Io(e) => {
             if let Some(why) = rustls_cause(&e) {
                 return tls(why);
             }
             match stage {
-                ImapStage::TlsHandshake => tls(format!(
-                    "the TLS handshake failed ({}); check that the port expects this security type",
-                    io_kind(e.kind())
-                )),
+                ImapStage::TlsHandshake => {
+                    tls(format!("the TLS handshake failed ({}); check that the port expects this security type", io_kind(e.kind())))
+                }
                 // Connect errors come from the OS and the resolver, never from the server's
                 // data, so their text is safe and useful ("Name or service not known").
                 ImapStage::Connect => unreachable(format!("cannot connect: {e}")),
@@ -167,9 +140,9 @@ pub(crate) fn classify_imap(
         ImapFailure::TimedOut => match stage {
             ImapStage::Connect => unreachable("timed out connecting".into()),
             ImapStage::TlsHandshake => tls("timed out during the TLS handshake; check that the port expects this security type".into()),
-            ImapStage::Greeting => unreachable(
-                "no greeting from the server in time; if the port expects TLS from the first byte, choose SSL/TLS".into(),
-            ),
+            ImapStage::Greeting => {
+                unreachable("no greeting from the server in time; if the port expects TLS from the first byte, choose SSL/TLS".into())
+            }
             _ => unreachable("the server stopped answering".into()),
         },
         ImapFailure::Closed => match stage {
@@ -197,7 +170,9 @@ pub(crate) fn classify_imap(
                 // A BAD to LOGIN may echo the command line: keep its text out.
                 (ImapStage::SignIn, true) => protocol("the server rejected the sign-in command as malformed".into()),
                 (ImapStage::StartTls, _) => tls(format!("the server refused STARTTLS: {}", tidy(&text))),
-                (ImapStage::OpenFolder, false) => ConnectorError::Settings(FieldError::new("folder", "does not exist on the server or cannot be opened")),
+                (ImapStage::OpenFolder, false) => {
+                    ConnectorError::Settings(FieldError::new("folder", "does not exist on the server or cannot be opened"))
+                }
                 (_, true) => protocol(format!("the server rejected a command: {}", tidy(&text))),
                 (_, false) => protocol(format!("the server refused a command: {}", tidy(&text))),
             }
@@ -206,37 +181,23 @@ pub(crate) fn classify_imap(
 }
 
 /// RFC 5530 response codes (and a few providers' own) mean the same in any command.
-fn by_code(
-    code: Option<&str>,
-    stage: ImapStage,
-    server: &str,
-    text: &str,
-) -> Option<ConnectorError> {
+fn by_code(code: Option<&str>, stage: ImapStage, server: &str, text: &str) -> Option<ConnectorError> {
     let text = tidy(text);
     let message = format!("{server}: {text}");
     Some(match code? {
-        "AUTHENTICATIONFAILED" | "AUTHORIZATIONFAILED" | "EXPIRED" | "CONTACTADMIN" => {
-            ConnectorError::Authentication { message }
-        }
+        "AUTHENTICATIONFAILED" | "AUTHORIZATIONFAILED" | "EXPIRED" | "CONTACTADMIN" => ConnectorError::Authentication { message },
         // Gmail and others put the reason a sign-in failed into an ALERT.
         "ALERT" if stage == ImapStage::SignIn => ConnectorError::Authentication { message },
         "PRIVACYREQUIRED" => ConnectorError::Settings(FieldError::new(
             "imapSecurity",
             "must be SSL/TLS or STARTTLS: the server signs in only over an encrypted connection",
         )),
-        "UNAVAILABLE" => ConnectorError::Unreachable {
-            message: format!("{server}: temporarily unavailable: {text}"),
-        },
-        "LIMIT" | "THROTTLED" | "OVERQUOTA" | "INUSE" => ConnectorError::Throttled {
-            retry_after: None,
-            message,
-        },
+        "UNAVAILABLE" => ConnectorError::Unreachable { message: format!("{server}: temporarily unavailable: {text}") },
+        "LIMIT" | "THROTTLED" | "OVERQUOTA" | "INUSE" => ConnectorError::Throttled { retry_after: None, message },
         "NONEXISTENT" if stage == ImapStage::OpenFolder => {
             ConnectorError::Settings(FieldError::new("folder", "does not exist on the server"))
         }
-        "SERVERBUG" => ConnectorError::Protocol {
-            message: format!("{server}: server bug: {text}"),
-        },
+        "SERVERBUG" => ConnectorError::Protocol { message: format!("{server}: server bug: {text}") },
         _ => return None,
     })
 }
@@ -275,10 +236,7 @@ impl From<&lettre::transport::smtp::Error> for SmtpFailure {
         if let Some(code) = e.status() {
             // The source of a reply error is the server's text, joined.
             let text = e.source().map(|s| s.to_string()).unwrap_or_default();
-            return SmtpFailure::Reply {
-                code: u16::from(code),
-                text,
-            };
+            return SmtpFailure::Reply { code: u16::from(code), text };
         }
         let mut source = e.source();
         while let Some(err) = source {
@@ -303,11 +261,7 @@ impl From<&lettre::transport::smtp::Error> for SmtpFailure {
         } else if e.is_timeout() {
             SmtpFailure::TimedOut
         } else if e.is_client() {
-            SmtpFailure::Client(
-                e.source()
-                    .map(|s| tidy(&s.to_string()))
-                    .unwrap_or_else(|| "client error".into()),
-            )
+            SmtpFailure::Client(e.source().map(|s| tidy(&s.to_string())).unwrap_or_else(|| "client error".into()))
         } else if e.is_response() {
             SmtpFailure::Malformed
         } else {
@@ -316,11 +270,7 @@ impl From<&lettre::transport::smtp::Error> for SmtpFailure {
     }
 }
 
-pub(crate) fn classify_smtp(
-    stage: SmtpStage,
-    server: &str,
-    failure: SmtpFailure,
-) -> ConnectorError {
+pub(crate) fn classify_smtp(stage: SmtpStage, server: &str, failure: SmtpFailure) -> ConnectorError {
     let msg = |why: String| format!("{server}: {why}");
     match failure {
         SmtpFailure::Reply { code, text } => {
@@ -328,61 +278,38 @@ pub(crate) fn classify_smtp(
             match (code, stage) {
                 // 530 authentication required, 534 mechanism too weak / app password needed,
                 // 535 credentials invalid, 538 encryption required for the mechanism.
-                (530 | 534 | 535 | 538, _) => ConnectorError::Authentication {
-                    message: msg(format!("{code} {text}")),
-                },
-                (500..=599, SmtpStage::SignIn) => ConnectorError::Authentication {
-                    message: msg(format!("{code} {text}")),
-                },
-                (421, _) => ConnectorError::Unreachable {
-                    message: msg(format!("service not available: {code} {text}")),
-                },
-                (454, SmtpStage::SignIn) => ConnectorError::Unreachable {
-                    message: msg(format!("temporary authentication failure: {code} {text}")),
-                },
-                (400..=499, _) => ConnectorError::Throttled {
-                    retry_after: None,
-                    message: msg(format!("{code} {text}")),
-                },
-                (_, SmtpStage::Connect) => ConnectorError::Unreachable {
-                    message: msg(format!("the server refused the session: {code} {text}")),
-                },
-                (_, SmtpStage::StartTls) => ConnectorError::Tls {
-                    message: msg(format!("the server refused STARTTLS: {code} {text}")),
-                },
+                (530 | 534 | 535 | 538, _) => ConnectorError::Authentication { message: msg(format!("{code} {text}")) },
+                (500..=599, SmtpStage::SignIn) => ConnectorError::Authentication { message: msg(format!("{code} {text}")) },
+                (421, _) => ConnectorError::Unreachable { message: msg(format!("service not available: {code} {text}")) },
+                (454, SmtpStage::SignIn) => {
+                    ConnectorError::Unreachable { message: msg(format!("temporary authentication failure: {code} {text}")) }
+                }
+                (400..=499, _) => ConnectorError::Throttled { retry_after: None, message: msg(format!("{code} {text}")) },
+                (_, SmtpStage::Connect) => {
+                    ConnectorError::Unreachable { message: msg(format!("the server refused the session: {code} {text}")) }
+                }
+                (_, SmtpStage::StartTls) => ConnectorError::Tls { message: msg(format!("the server refused STARTTLS: {code} {text}")) },
                 // A permanent refusal while sending (a recipient, the content, the size):
                 // this message will never go, the account is fine.
-                (500..=599, SmtpStage::Send) => ConnectorError::Rejected {
-                    message: msg(format!("the server refused the message: {code} {text}")),
-                },
-                (_, _) => ConnectorError::Protocol {
-                    message: msg(format!("unexpected reply: {code} {text}")),
-                },
+                (500..=599, SmtpStage::Send) => {
+                    ConnectorError::Rejected { message: msg(format!("the server refused the message: {code} {text}")) }
+                }
+                (_, _) => ConnectorError::Protocol { message: msg(format!("unexpected reply: {code} {text}")) },
             }
         }
         SmtpFailure::Tls(why) => ConnectorError::Tls { message: msg(why) },
-        SmtpFailure::TimedOut => ConnectorError::Unreachable {
-            message: msg("timed out".into()),
-        },
+        SmtpFailure::TimedOut => ConnectorError::Unreachable { message: msg("timed out".into()) },
         SmtpFailure::Io(kind) => match stage {
-            SmtpStage::Connect => ConnectorError::Unreachable {
-                message: msg(format!("cannot connect ({})", io_kind(kind))),
-            },
-            SmtpStage::StartTls => ConnectorError::Tls {
-                message: msg(format!("the TLS handshake failed ({})", io_kind(kind))),
-            },
-            _ => ConnectorError::Unreachable {
-                message: msg(format!("connection lost ({})", io_kind(kind))),
-            },
+            SmtpStage::Connect => ConnectorError::Unreachable { message: msg(format!("cannot connect ({})", io_kind(kind))) },
+            SmtpStage::StartTls => ConnectorError::Tls { message: msg(format!("the TLS handshake failed ({})", io_kind(kind))) },
+            _ => ConnectorError::Unreachable { message: msg(format!("connection lost ({})", io_kind(kind))) },
         },
         SmtpFailure::Client(why) => match stage {
             SmtpStage::StartTls => ConnectorError::Tls { message: msg(why) },
             SmtpStage::SignIn => ConnectorError::Authentication { message: msg(why) },
             _ => ConnectorError::Protocol { message: msg(why) },
         },
-        SmtpFailure::Malformed => ConnectorError::Protocol {
-            message: msg("the server sent a reply the client could not parse".into()),
-        },
+        SmtpFailure::Malformed => ConnectorError::Protocol { message: msg("the server sent a reply the client could not parse".into()) },
     }
 }
 
@@ -455,174 +382,86 @@ mod tests {
 
     #[test]
     fn a_refused_login_is_an_authentication_error_with_or_without_a_code() {
-        let coded =
-            ImapFailure::refused(false, None, "[AUTHENTICATIONFAILED] Authentication failed.");
-        assert!(matches!(
-            imap(ImapStage::SignIn, coded),
-            ConnectorError::Authentication { .. }
-        ));
+        let coded = ImapFailure::refused(false, None, "[AUTHENTICATIONFAILED] Authentication failed.");
+        assert!(matches!(imap(ImapStage::SignIn, coded), ConnectorError::Authentication { .. }));
         let bare = ImapFailure::refused(false, None, "Login failed");
-        assert!(matches!(
-            imap(ImapStage::SignIn, bare),
-            ConnectorError::Authentication { .. }
-        ));
-        let alert = ImapFailure::refused(
-            false,
-            Some("ALERT".into()),
-            "Application-specific password required",
-        );
-        assert!(matches!(
-            imap(ImapStage::SignIn, alert),
-            ConnectorError::Authentication { .. }
-        ));
+        assert!(matches!(imap(ImapStage::SignIn, bare), ConnectorError::Authentication { .. }));
+        let alert = ImapFailure::refused(false, Some("ALERT".into()), "Application-specific password required");
+        assert!(matches!(imap(ImapStage::SignIn, alert), ConnectorError::Authentication { .. }));
     }
 
     #[test]
     fn async_imap_status_text_keeps_its_code() {
-        let e = async_imap::error::Error::No(
-            r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#.into(),
-        );
+        let e = async_imap::error::Error::No(r#"code: None, info: Some("[AUTHENTICATIONFAILED] Authentication failed.")"#.into());
         match ImapFailure::from(e) {
-            ImapFailure::Refused {
-                bad: false,
-                code,
-                text,
-            } => {
+            ImapFailure::Refused { bad: false, code, text } => {
                 assert_eq!(code.as_deref(), Some("AUTHENTICATIONFAILED"));
                 assert_eq!(text, "Authentication failed.");
             }
             other => panic!("{other:?}"),
         }
-        let e = async_imap::error::Error::No(
-            r#"code: Some(Alert), info: Some("Web login \"required\"")"#.into(),
-        );
+        let e = async_imap::error::Error::No(r#"code: Some(Alert), info: Some("Web login \"required\"")"#.into());
         match ImapFailure::from(e) {
-            ImapFailure::Refused { code, text, .. } => assert_eq!(
-                (code.as_deref(), text.as_str()),
-                (Some("ALERT"), "Web login \"required\"")
-            ),
+            ImapFailure::Refused { code, text, .. } => {
+                assert_eq!((code.as_deref(), text.as_str()), (Some("ALERT"), "Web login \"required\""))
+            }
             other => panic!("{other:?}"),
         }
         let e = async_imap::error::Error::Bad("code: None, info: None".into());
-        assert!(matches!(
-            ImapFailure::from(e),
-            ImapFailure::Refused {
-                bad: true,
-                code: None,
-                ..
-            }
-        ));
+        assert!(matches!(ImapFailure::from(e), ImapFailure::Refused { bad: true, code: None, .. }));
     }
 
     #[test]
     fn temporary_and_rate_codes_are_unreachable_or_throttled() {
-        let unavailable = ImapFailure::refused(
-            false,
-            None,
-            "[UNAVAILABLE] Temporary authentication failure.",
-        );
-        assert!(matches!(
-            imap(ImapStage::SignIn, unavailable),
-            ConnectorError::Unreachable { .. }
-        ));
+        let unavailable = ImapFailure::refused(false, None, "[UNAVAILABLE] Temporary authentication failure.");
+        assert!(matches!(imap(ImapStage::SignIn, unavailable), ConnectorError::Unreachable { .. }));
         for code in ["LIMIT", "OVERQUOTA", "INUSE", "THROTTLED"] {
             let f = ImapFailure::refused(false, None, &format!("[{code}] slow down"));
-            assert!(
-                matches!(
-                    imap(ImapStage::Command, f),
-                    ConnectorError::Throttled {
-                        retry_after: None,
-                        ..
-                    }
-                ),
-                "{code}"
-            );
+            assert!(matches!(imap(ImapStage::Command, f), ConnectorError::Throttled { retry_after: None, .. }), "{code}");
         }
         let bye = ImapFailure::bye(None, "[LIMIT] Too many connections");
-        assert!(matches!(
-            imap(ImapStage::Greeting, bye),
-            ConnectorError::Throttled { .. }
-        ));
+        assert!(matches!(imap(ImapStage::Greeting, bye), ConnectorError::Throttled { .. }));
     }
 
     #[test]
     fn a_bye_means_the_server_went_away() {
         let bye = ImapFailure::bye(None, "IMAP session state is inconsistent, please relogin.");
-        assert!(matches!(
-            imap(ImapStage::Command, bye),
-            ConnectorError::Unreachable { .. }
-        ));
+        assert!(matches!(imap(ImapStage::Command, bye), ConnectorError::Unreachable { .. }));
     }
 
     #[test]
     fn a_missing_folder_names_the_folder_field() {
         let f = ImapFailure::refused(false, None, "[NONEXISTENT] Mailbox doesn't exist: Archive");
-        assert!(
-            matches!(imap(ImapStage::OpenFolder, f), ConnectorError::Settings(FieldError { ref field, .. }) if field == "folder")
-        );
+        assert!(matches!(imap(ImapStage::OpenFolder, f), ConnectorError::Settings(FieldError { ref field, .. }) if field == "folder"));
         let bare = ImapFailure::refused(false, None, "Mailbox doesn't exist");
-        assert!(matches!(
-            imap(ImapStage::OpenFolder, bare),
-            ConnectorError::Settings(_)
-        ));
+        assert!(matches!(imap(ImapStage::OpenFolder, bare), ConnectorError::Settings(_)));
     }
 
     #[test]
     fn plaintext_refusal_asks_for_encryption() {
-        let f = ImapFailure::refused(
-            false,
-            None,
-            "[PRIVACYREQUIRED] Plaintext authentication disallowed",
-        );
-        assert!(
-            matches!(imap(ImapStage::SignIn, f), ConnectorError::Settings(FieldError { ref field, .. }) if field == "imapSecurity")
-        );
+        let f = ImapFailure::refused(false, None, "[PRIVACYREQUIRED] Plaintext authentication disallowed");
+        assert!(matches!(imap(ImapStage::SignIn, f), ConnectorError::Settings(FieldError { ref field, .. }) if field == "imapSecurity"));
     }
 
     #[test]
     fn transport_failures_depend_on_the_stage() {
         let refused = || ImapFailure::Io(io::Error::from(io::ErrorKind::ConnectionRefused));
-        assert!(matches!(
-            imap(ImapStage::Connect, refused()),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            imap(ImapStage::Command, refused()),
-            ConnectorError::Unreachable { .. }
-        ));
+        assert!(matches!(imap(ImapStage::Connect, refused()), ConnectorError::Unreachable { .. }));
+        assert!(matches!(imap(ImapStage::Command, refused()), ConnectorError::Unreachable { .. }));
         let eof = || ImapFailure::Io(io::Error::from(io::ErrorKind::UnexpectedEof));
-        assert!(matches!(
-            imap(ImapStage::TlsHandshake, eof()),
-            ConnectorError::Tls { .. }
-        ));
-        assert!(matches!(
-            imap(ImapStage::TlsHandshake, ImapFailure::TimedOut),
-            ConnectorError::Tls { .. }
-        ));
-        assert!(matches!(
-            imap(ImapStage::Greeting, ImapFailure::TimedOut),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            imap(ImapStage::Command, ImapFailure::Closed),
-            ConnectorError::Unreachable { .. }
-        ));
+        assert!(matches!(imap(ImapStage::TlsHandshake, eof()), ConnectorError::Tls { .. }));
+        assert!(matches!(imap(ImapStage::TlsHandshake, ImapFailure::TimedOut), ConnectorError::Tls { .. }));
+        assert!(matches!(imap(ImapStage::Greeting, ImapFailure::TimedOut), ConnectorError::Unreachable { .. }));
+        assert!(matches!(imap(ImapStage::Command, ImapFailure::Closed), ConnectorError::Unreachable { .. }));
     }
 
     #[test]
     fn tls_errors_inside_io_errors_are_tls_whatever_the_stage() {
-        let plain_server = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType),
-        );
-        assert!(matches!(
-            imap(ImapStage::Command, ImapFailure::Io(plain_server)),
-            ConnectorError::Tls { .. }
-        ));
-        let untrusted = io::Error::new(
-            io::ErrorKind::InvalidData,
-            rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer),
-        );
+        let plain_server =
+            io::Error::new(io::ErrorKind::InvalidData, rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType));
+        assert!(matches!(imap(ImapStage::Command, ImapFailure::Io(plain_server)), ConnectorError::Tls { .. }));
+        let untrusted =
+            io::Error::new(io::ErrorKind::InvalidData, rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
         match imap(ImapStage::TlsHandshake, ImapFailure::Io(untrusted)) {
             ConnectorError::Tls { message } => {
                 assert!(message.contains("not trusted"), "{message}")
@@ -633,16 +472,13 @@ mod tests {
 
     #[test]
     fn parser_errors_never_quote_server_bytes() {
-        let leaky =
-            io::Error::other("Error during parsing of \"* 1 FETCH (BODY[] {12}\\r\\nsecret body\"");
+        let leaky = io::Error::other("Error during parsing of \"* 1 FETCH (BODY[] {12}\\r\\nsecret body\"");
         let e = imap(ImapStage::Command, ImapFailure::Io(leaky));
         assert!(matches!(e, ConnectorError::Protocol { .. }));
         assert!(!e.to_string().contains("secret"), "{e}");
         let e = imap(
             ImapStage::Command,
-            ImapFailure::from(async_imap::error::Error::Parse(
-                async_imap::error::ParseError::Unexpected("secret".into()),
-            )),
+            ImapFailure::from(async_imap::error::Error::Parse(async_imap::error::ParseError::Unexpected("secret".into()))),
         );
         assert!(!e.to_string().contains("secret"), "{e}");
     }
@@ -657,106 +493,39 @@ mod tests {
     #[test]
     fn starttls_refusal_is_tls() {
         let f = ImapFailure::refused(true, None, "STARTTLS not supported");
-        assert!(matches!(
-            imap(ImapStage::StartTls, f),
-            ConnectorError::Tls { .. }
-        ));
+        assert!(matches!(imap(ImapStage::StartTls, f), ConnectorError::Tls { .. }));
     }
 
     fn smtp(stage: SmtpStage, code: u16) -> ConnectorError {
-        classify_smtp(
-            stage,
-            "SMTP smtp.example.com:587 (STARTTLS)",
-            SmtpFailure::Reply {
-                code,
-                text: "5.7.8 nope".into(),
-            },
-        )
+        classify_smtp(stage, "SMTP smtp.example.com:587 (STARTTLS)", SmtpFailure::Reply { code, text: "5.7.8 nope".into() })
     }
 
     #[test]
     fn smtp_replies_map_by_code_and_stage() {
-        assert!(matches!(
-            smtp(SmtpStage::SignIn, 535),
-            ConnectorError::Authentication { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Send, 530),
-            ConnectorError::Authentication { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::SignIn, 534),
-            ConnectorError::Authentication { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::SignIn, 504),
-            ConnectorError::Authentication { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::SignIn, 454),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Connect, 421),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Send, 451),
-            ConnectorError::Throttled { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Send, 452),
-            ConnectorError::Throttled { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Send, 550),
-            ConnectorError::Rejected { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::Connect, 554),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            smtp(SmtpStage::StartTls, 554),
-            ConnectorError::Tls { .. }
-        ));
+        assert!(matches!(smtp(SmtpStage::SignIn, 535), ConnectorError::Authentication { .. }));
+        assert!(matches!(smtp(SmtpStage::Send, 530), ConnectorError::Authentication { .. }));
+        assert!(matches!(smtp(SmtpStage::SignIn, 534), ConnectorError::Authentication { .. }));
+        assert!(matches!(smtp(SmtpStage::SignIn, 504), ConnectorError::Authentication { .. }));
+        assert!(matches!(smtp(SmtpStage::SignIn, 454), ConnectorError::Unreachable { .. }));
+        assert!(matches!(smtp(SmtpStage::Connect, 421), ConnectorError::Unreachable { .. }));
+        assert!(matches!(smtp(SmtpStage::Send, 451), ConnectorError::Throttled { .. }));
+        assert!(matches!(smtp(SmtpStage::Send, 452), ConnectorError::Throttled { .. }));
+        assert!(matches!(smtp(SmtpStage::Send, 550), ConnectorError::Rejected { .. }));
+        assert!(matches!(smtp(SmtpStage::Connect, 554), ConnectorError::Unreachable { .. }));
+        assert!(matches!(smtp(SmtpStage::StartTls, 554), ConnectorError::Tls { .. }));
     }
 
     #[test]
     fn smtp_transport_failures() {
         let c = |stage, f| classify_smtp(stage, "SMTP x:25 (None)", f);
+        assert!(matches!(c(SmtpStage::Connect, SmtpFailure::Io(io::ErrorKind::ConnectionRefused)), ConnectorError::Unreachable { .. }));
+        assert!(matches!(c(SmtpStage::Send, SmtpFailure::TimedOut), ConnectorError::Unreachable { .. }));
+        assert!(matches!(c(SmtpStage::Connect, SmtpFailure::Tls("x".into())), ConnectorError::Tls { .. }));
+        assert!(matches!(c(SmtpStage::StartTls, SmtpFailure::Client("STARTTLS is not supported".into())), ConnectorError::Tls { .. }));
         assert!(matches!(
-            c(
-                SmtpStage::Connect,
-                SmtpFailure::Io(io::ErrorKind::ConnectionRefused)
-            ),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            c(SmtpStage::Send, SmtpFailure::TimedOut),
-            ConnectorError::Unreachable { .. }
-        ));
-        assert!(matches!(
-            c(SmtpStage::Connect, SmtpFailure::Tls("x".into())),
-            ConnectorError::Tls { .. }
-        ));
-        assert!(matches!(
-            c(
-                SmtpStage::StartTls,
-                SmtpFailure::Client("STARTTLS is not supported".into())
-            ),
-            ConnectorError::Tls { .. }
-        ));
-        assert!(matches!(
-            c(
-                SmtpStage::SignIn,
-                SmtpFailure::Client("No compatible mechanism".into())
-            ),
+            c(SmtpStage::SignIn, SmtpFailure::Client("No compatible mechanism".into())),
             ConnectorError::Authentication { .. }
         ));
-        assert!(matches!(
-            c(SmtpStage::Send, SmtpFailure::Malformed),
-            ConnectorError::Protocol { .. }
-        ));
+        assert!(matches!(c(SmtpStage::Send, SmtpFailure::Malformed), ConnectorError::Protocol { .. }));
     }
 }

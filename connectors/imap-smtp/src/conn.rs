@@ -8,8 +8,7 @@
 use std::time::Duration;
 
 use async_imap::imap_proto::{
-    AttributeValue, Capability, MailboxDatum, NameAttribute, Outcome, RequestId, Response,
-    ResponseCode, Status, StatusAttribute,
+    AttributeValue, Capability, MailboxDatum, NameAttribute, Outcome, RequestId, Response, ResponseCode, Status, StatusAttribute,
 };
 use chrono::{DateTime, Utc};
 use concierge_connector_sdk::{ConnectorError, Wake};
@@ -80,13 +79,7 @@ impl Conn {
     /// Connects, signs in and reads CAPABILITY. No folder is selected yet.
     pub async fn open(ctx: &Context, target: &Target) -> Result<Conn, ConnectorError> {
         let imap = sign_in_to(ctx, target).await?;
-        let mut conn = Conn {
-            imap,
-            state: State::Ready,
-            caps: Caps::default(),
-            selected: None,
-            changed: false,
-        };
+        let mut conn = Conn { imap, state: State::Ready, caps: Caps::default(), selected: None, changed: false };
         let mut caps = Caps::default();
         conn.run("CAPABILITY", ctx.options.command_timeout, |r| {
             if let Response::Capabilities(list) = r {
@@ -114,50 +107,25 @@ impl Conn {
     /// Sends one command and reads up to its tagged completion. Untagged responses go to
     /// `on_data`; EXISTS/EXPUNGE/RECENT also mark the folder as changed. `limit` bounds each
     /// step (a slow server streaming a big FETCH is fine; a silent one is not).
-    pub async fn run(
-        &mut self,
-        command: &str,
-        limit: Duration,
-        on_data: impl FnMut(&Response<'_>),
-    ) -> Result<(), ImapFailure> {
+    pub async fn run(&mut self, command: &str, limit: Duration, on_data: impl FnMut(&Response<'_>)) -> Result<(), ImapFailure> {
         self.state = State::Broken;
-        let tag = timeout(limit, self.imap.run_command(command))
-            .await
-            .map_err(|_| ImapFailure::TimedOut)??;
+        let tag = timeout(limit, self.imap.run_command(command)).await.map_err(|_| ImapFailure::TimedOut)??;
         self.complete(tag, limit, on_data).await
     }
 
     /// Reads up to the tagged completion of `tag`.
-    async fn complete(
-        &mut self,
-        tag: RequestId,
-        limit: Duration,
-        mut on_data: impl FnMut(&Response<'_>),
-    ) -> Result<(), ImapFailure> {
+    async fn complete(&mut self, tag: RequestId, limit: Duration, mut on_data: impl FnMut(&Response<'_>)) -> Result<(), ImapFailure> {
         loop {
-            let response = timeout(limit, self.imap.read_response())
-                .await
-                .map_err(|_| ImapFailure::TimedOut)??
-                .ok_or(ImapFailure::Closed)?;
+            let response =
+                timeout(limit, self.imap.read_response()).await.map_err(|_| ImapFailure::TimedOut)??.ok_or(ImapFailure::Closed)?;
             match response.parsed() {
-                Response::Done {
-                    tag: done,
-                    status,
-                    outcome,
-                } if *done == tag => {
+                Response::Done { tag: done, status, outcome } if *done == tag => {
                     self.state = State::Ready;
-                    return completion(
-                        status,
-                        outcome.code.as_ref(),
-                        outcome.information.as_deref(),
-                    );
+                    return completion(status, outcome.code.as_ref(), outcome.information.as_deref());
                 }
                 // A completion for an earlier tag cannot be ours; skip it.
                 Response::Done { .. } => {}
-                Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } => return Err(bye(outcome)),
+                Response::Data { status: Status::Bye, outcome } => return Err(bye(outcome)),
                 other => {
                     self.note(other);
                     on_data(other);
@@ -169,9 +137,7 @@ impl Conn {
     fn note(&mut self, response: &Response<'_>) {
         if matches!(
             response,
-            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_))
-                | Response::Expunge(_)
-                | Response::Vanished { .. }
+            Response::MailboxData(MailboxDatum::Exists(_) | MailboxDatum::Recent(_)) | Response::Expunge(_) | Response::Vanished { .. }
         ) {
             self.changed = true;
         }
@@ -179,11 +145,7 @@ impl Conn {
 
     /// EXAMINE (read-only, so syncing never changes \Seen or \Recent) of a folder given by its
     /// quoted wire name. Its own EXISTS is not news: `changed` is left as it was.
-    pub async fn examine(
-        &mut self,
-        wire: &str,
-        limit: Duration,
-    ) -> Result<FolderState, ImapFailure> {
+    pub async fn examine(&mut self, wire: &str, limit: Duration) -> Result<FolderState, ImapFailure> {
         // A failed EXAMINE leaves no folder selected (RFC 3501 §6.3.1).
         self.selected = None;
         let changed = self.changed;
@@ -191,11 +153,7 @@ impl Conn {
         let mut uidnext = None;
         let result = self
             .run(&format!("EXAMINE {wire}"), limit, |r| {
-                if let Response::Data {
-                    status: Status::Ok,
-                    outcome,
-                } = r
-                {
+                if let Response::Data { status: Status::Ok, outcome } = r {
                     match outcome.code {
                         Some(ResponseCode::UidValidity(v)) => uidvalidity = Some(v),
                         Some(ResponseCode::UidNext(n)) => uidnext = Some(n),
@@ -207,9 +165,7 @@ impl Conn {
         self.changed = changed;
         result?;
         let state = FolderState {
-            uidvalidity: uidvalidity.ok_or(ImapFailure::Unexpected(
-                "the server did not report the folder's UIDVALIDITY",
-            ))?,
+            uidvalidity: uidvalidity.ok_or(ImapFailure::Unexpected("the server did not report the folder's UIDVALIDITY"))?,
             uidnext,
         };
         self.selected = Some((wire.to_owned(), state));
@@ -217,50 +173,34 @@ impl Conn {
     }
 
     /// STATUS of a folder that is not selected: has mail been added since a listing saw it?
-    pub async fn status(
-        &mut self,
-        wire: &str,
-        limit: Duration,
-    ) -> Result<FolderState, ImapFailure> {
+    pub async fn status(&mut self, wire: &str, limit: Duration) -> Result<FolderState, ImapFailure> {
         let mut uidvalidity = None;
         let mut uidnext = None;
-        self.run(
-            &format!("STATUS {wire} (UIDNEXT UIDVALIDITY)"),
-            limit,
-            |r| {
-                if let Response::MailboxData(MailboxDatum::Status { status, .. }) = r {
-                    for attribute in status {
-                        match attribute {
-                            StatusAttribute::UidValidity(v) => uidvalidity = Some(*v),
-                            StatusAttribute::UidNext(n) => uidnext = Some(*n),
-                            _ => {}
-                        }
+        self.run(&format!("STATUS {wire} (UIDNEXT UIDVALIDITY)"), limit, |r| {
+            if let Response::MailboxData(MailboxDatum::Status { status, .. }) = r {
+                for attribute in status {
+                    match attribute {
+                        StatusAttribute::UidValidity(v) => uidvalidity = Some(*v),
+                        StatusAttribute::UidNext(n) => uidnext = Some(*n),
+                        _ => {}
                     }
                 }
-            },
-        )
+            }
+        })
         .await?;
         Ok(FolderState {
-            uidvalidity: uidvalidity.ok_or(ImapFailure::Unexpected(
-                "the server's STATUS did not report the folder's UIDVALIDITY",
-            ))?,
+            uidvalidity: uidvalidity.ok_or(ImapFailure::Unexpected("the server's STATUS did not report the folder's UIDVALIDITY"))?,
             uidnext,
         })
     }
 
     /// The folders a LIST command (`LIST "" "*"`, or `LIST (SPECIAL-USE) "" "*"`) returns.
-    pub async fn list(
-        &mut self,
-        command: &str,
-        limit: Duration,
-    ) -> Result<Vec<ListedFolder>, ImapFailure> {
+    pub async fn list(&mut self, command: &str, limit: Duration) -> Result<Vec<ListedFolder>, ImapFailure> {
         let mut folders = Vec::new();
         self.run(command, limit, |r| {
             if let Response::MailboxData(MailboxDatum::List(data)) = r {
                 let flag = |wanted: &str| {
-                    data.name_attributes
-                        .iter()
-                        .any(|a| matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case(wanted)))
+                    data.name_attributes.iter().any(|a| matches!(a, NameAttribute::Extension(e) if e.eq_ignore_ascii_case(wanted)))
                 };
                 let wire_name = data.name.to_string();
                 folders.push(ListedFolder {
@@ -268,8 +208,7 @@ impl Conn {
                     wire_name,
                     delimiter: data.delimiter.as_ref().map(|d| d.to_string()),
                     sent: data.name_attributes.contains(&NameAttribute::Sent),
-                    selectable: !data.name_attributes.contains(&NameAttribute::NoSelect)
-                        && !flag("\\NonExistent"),
+                    selectable: !data.name_attributes.contains(&NameAttribute::NoSelect) && !flag("\\NonExistent"),
                 });
             }
         })
@@ -279,24 +218,13 @@ impl Conn {
 
     /// APPEND `raw` with `flags` (`(\Seen)`) to the folder with this quoted wire name.
     /// A synchronising literal: the bytes go only after the server's `+`.
-    pub async fn append(
-        &mut self,
-        wire: &str,
-        flags: &str,
-        raw: &[u8],
-        limit: Duration,
-    ) -> Result<(), ImapFailure> {
+    pub async fn append(&mut self, wire: &str, flags: &str, raw: &[u8], limit: Duration) -> Result<(), ImapFailure> {
         self.state = State::Broken;
-        let tag = timeout(
-            limit,
-            self.imap
-                .run_command(format!("APPEND {wire} {flags} {{{}}}", raw.len())),
-        )
-        .await
-        .map_err(|_| ImapFailure::TimedOut)??;
+        let tag = timeout(limit, self.imap.run_command(format!("APPEND {wire} {flags} {{{}}}", raw.len())))
+            .await
+            .map_err(|_| ImapFailure::TimedOut)??;
         // Refused before the upload (no such folder, too big) is the server's answer.
-        self.await_continuation(&tag, limit, "the server ended APPEND before taking the message")
-            .await?;
+        self.await_continuation(&tag, limit, "the server ended APPEND before taking the message").await?;
         // The upload takes as long as it takes: allow 1 s per 64 KiB beyond the usual budget.
         let upload = limit.saturating_add(Duration::from_secs((raw.len() / (64 * 1024)) as u64));
         let stream = self.imap.get_mut();
@@ -312,11 +240,7 @@ impl Conn {
 
     /// IDLE until news, `deadline`, or the renewal interval; renews IDLE (DONE, IDLE again)
     /// so no server drops it for inactivity (RFC 2177 asks for less than 29 minutes).
-    pub async fn idle_until(
-        &mut self,
-        deadline: Instant,
-        options: &crate::Options,
-    ) -> Result<Wake, ImapFailure> {
+    pub async fn idle_until(&mut self, deadline: Instant, options: &crate::Options) -> Result<Wake, ImapFailure> {
         loop {
             let now = Instant::now();
             if now >= deadline {
@@ -330,22 +254,11 @@ impl Conn {
                     Ok(read) => read?.ok_or(ImapFailure::Closed)?,
                 };
                 match response.parsed() {
-                    Response::Data {
-                        status: Status::Bye,
-                        outcome,
-                    } => return Err(bye(outcome)),
-                    Response::Done {
-                        tag: done,
-                        status,
-                        outcome,
-                    } if *done == tag => {
+                    Response::Data { status: Status::Bye, outcome } => return Err(bye(outcome)),
+                    Response::Done { tag: done, status, outcome } if *done == tag => {
                         // The server ended IDLE by itself.
                         self.state = State::Ready;
-                        completion(
-                            status,
-                            outcome.code.as_ref(),
-                            outcome.information.as_deref(),
-                        )?;
+                        completion(status, outcome.code.as_ref(), outcome.information.as_deref())?;
                         break self.changed;
                     }
                     other => {
@@ -370,77 +283,45 @@ impl Conn {
 
     async fn start_idle(&mut self, limit: Duration) -> Result<RequestId, ImapFailure> {
         self.state = State::Broken;
-        let tag = timeout(limit, self.imap.run_command("IDLE"))
-            .await
-            .map_err(|_| ImapFailure::TimedOut)??;
-        self.await_continuation(&tag, limit, "the server ended IDLE before it began")
-            .await?;
+        let tag = timeout(limit, self.imap.run_command("IDLE")).await.map_err(|_| ImapFailure::TimedOut)??;
+        self.await_continuation(&tag, limit, "the server ended IDLE before it began").await?;
         self.state = State::Idling(tag.clone());
         Ok(tag)
     }
 
     /// Reads until the server's `+` for the command `tag`. The command finishing first is
     /// its refusal (or, if it says OK, `early`); BYE ends the connection.
-    async fn await_continuation(
-        &mut self,
-        tag: &RequestId,
-        limit: Duration,
-        early: &'static str,
-    ) -> Result<(), ImapFailure> {
+    async fn await_continuation(&mut self, tag: &RequestId, limit: Duration, early: &'static str) -> Result<(), ImapFailure> {
         loop {
-            let response = timeout(limit, self.imap.read_response())
-                .await
-                .map_err(|_| ImapFailure::TimedOut)??
-                .ok_or(ImapFailure::Closed)?;
+            let response =
+                timeout(limit, self.imap.read_response()).await.map_err(|_| ImapFailure::TimedOut)??.ok_or(ImapFailure::Closed)?;
             match response.parsed() {
                 Response::Continue { .. } => return Ok(()),
-                Response::Done {
-                    tag: done,
-                    status,
-                    outcome,
-                } if done == tag => {
+                Response::Done { tag: done, status, outcome } if done == tag => {
                     self.state = State::Ready;
-                    completion(
-                        status,
-                        outcome.code.as_ref(),
-                        outcome.information.as_deref(),
-                    )?;
+                    completion(status, outcome.code.as_ref(), outcome.information.as_deref())?;
                     return Err(ImapFailure::Unexpected(early));
                 }
                 Response::Done { .. } => {}
-                Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } => return Err(bye(outcome)),
+                Response::Data { status: Status::Bye, outcome } => return Err(bye(outcome)),
                 other => self.note(other),
             }
         }
     }
 
     /// Ends IDLE: DONE, then read to IDLE's completion, keeping any news it carries.
-    pub async fn finish_idle(
-        &mut self,
-        tag: RequestId,
-        limit: Duration,
-    ) -> Result<(), ImapFailure> {
+    pub async fn finish_idle(&mut self, tag: RequestId, limit: Duration) -> Result<(), ImapFailure> {
         self.state = State::Broken;
-        timeout(limit, self.imap.run_command_untagged("DONE"))
-            .await
-            .map_err(|_| ImapFailure::TimedOut)??;
+        timeout(limit, self.imap.run_command_untagged("DONE")).await.map_err(|_| ImapFailure::TimedOut)??;
         loop {
-            let response = timeout(limit, self.imap.read_response())
-                .await
-                .map_err(|_| ImapFailure::TimedOut)??
-                .ok_or(ImapFailure::Closed)?;
+            let response =
+                timeout(limit, self.imap.read_response()).await.map_err(|_| ImapFailure::TimedOut)??.ok_or(ImapFailure::Closed)?;
             match response.parsed() {
                 Response::Done { tag: done, .. } if *done == tag => {
                     self.state = State::Ready;
                     return Ok(());
                 }
-                Response::Data {
-                    status: Status::Bye,
-                    outcome,
-                } => return Err(bye(outcome)),
+                Response::Data { status: Status::Bye, outcome } => return Err(bye(outcome)),
                 other => self.note(other),
             }
         }
@@ -465,40 +346,21 @@ impl Conn {
 
 /// `from + after`, saturating at a century instead of panicking on a huge timeout.
 pub(crate) fn far(from: Instant, after: Duration) -> Instant {
-    from.checked_add(after)
-        .or_else(|| from.checked_add(Duration::from_secs(100 * 365 * 86_400)))
-        .unwrap_or(from)
+    from.checked_add(after).or_else(|| from.checked_add(Duration::from_secs(100 * 365 * 86_400))).unwrap_or(from)
 }
 
 /// The failure an untagged BYE announces: the server is closing the connection.
 fn bye(outcome: &Outcome<'_>) -> ImapFailure {
-    ImapFailure::bye(
-        code_name(outcome.code.as_ref()),
-        outcome.information.as_deref().unwrap_or(""),
-    )
+    ImapFailure::bye(code_name(outcome.code.as_ref()), outcome.information.as_deref().unwrap_or(""))
 }
 
-fn completion(
-    status: &Status,
-    code: Option<&ResponseCode<'_>>,
-    text: Option<&str>,
-) -> Result<(), ImapFailure> {
+fn completion(status: &Status, code: Option<&ResponseCode<'_>>, text: Option<&str>) -> Result<(), ImapFailure> {
     match status {
         Status::Ok => Ok(()),
-        Status::No => Err(ImapFailure::refused(
-            false,
-            code_name(code),
-            text.unwrap_or(""),
-        )),
-        Status::Bad => Err(ImapFailure::refused(
-            true,
-            code_name(code),
-            text.unwrap_or(""),
-        )),
+        Status::No => Err(ImapFailure::refused(false, code_name(code), text.unwrap_or(""))),
+        Status::Bad => Err(ImapFailure::refused(true, code_name(code), text.unwrap_or(""))),
         Status::Bye => Err(ImapFailure::bye(code_name(code), text.unwrap_or(""))),
-        Status::PreAuth => Err(ImapFailure::Unexpected(
-            "the server answered a command with PREAUTH",
-        )),
+        Status::PreAuth => Err(ImapFailure::Unexpected("the server answered a command with PREAUTH")),
     }
 }
 
@@ -523,12 +385,7 @@ pub(crate) fn fetched(response: &Response<'_>) -> Option<Fetched> {
             AttributeValue::Uid(uid) => item.uid = Some(*uid),
             AttributeValue::InternalDate(date) => item.internal_date = parse_internal_date(date),
             AttributeValue::GmailMsgId(id) => item.gm_msgid = Some(*id),
-            AttributeValue::BodySection {
-                section: None,
-                data: Some(data),
-                ..
-            }
-            | AttributeValue::Rfc822(Some(data)) => {
+            AttributeValue::BodySection { section: None, data: Some(data), .. } | AttributeValue::Rfc822(Some(data)) => {
                 item.body = Some(data.to_vec());
             }
             _ => {}
@@ -549,10 +406,7 @@ mod tests {
         let item = fetched(&response).unwrap();
         assert_eq!(item.uid, Some(42));
         assert_eq!(item.body.as_deref(), Some(&b"hello"[..]));
-        assert_eq!(
-            item.internal_date.map(|d| d.to_rfc3339()),
-            Some("1996-07-17T09:44:25+00:00".into())
-        );
+        assert_eq!(item.internal_date.map(|d| d.to_rfc3339()), Some("1996-07-17T09:44:25+00:00".into()));
         assert_eq!(item.gm_msgid, None);
 
         let (_, flags_only) = Response::parse(b"* 4 FETCH (FLAGS (\\Seen) UID 43)\r\n").unwrap();
@@ -565,29 +419,20 @@ mod tests {
     #[test]
     fn gmail_message_ids_are_read_from_fetch_responses() {
         // As Gmail answers `UID FETCH 1:* (UID X-GM-MSGID)`, in either order.
-        let (_, response) =
-            Response::parse(b"* 1 FETCH (X-GM-MSGID 1278455344230334865 UID 7)\r\n").unwrap();
+        let (_, response) = Response::parse(b"* 1 FETCH (X-GM-MSGID 1278455344230334865 UID 7)\r\n").unwrap();
         let item = fetched(&response).unwrap();
-        assert_eq!(
-            (item.uid, item.gm_msgid),
-            (Some(7), Some(1_278_455_344_230_334_865))
-        );
-        let (_, response) =
-            Response::parse(b"* 2 FETCH (UID 8 X-GM-MSGID 18446744073709551615)\r\n").unwrap();
+        assert_eq!((item.uid, item.gm_msgid), (Some(7), Some(1_278_455_344_230_334_865)));
+        let (_, response) = Response::parse(b"* 2 FETCH (UID 8 X-GM-MSGID 18446744073709551615)\r\n").unwrap();
         assert_eq!(fetched(&response).unwrap().gm_msgid, Some(u64::MAX));
     }
 
     #[test]
     fn list_responses_carry_the_sent_attribute() {
-        let (_, response) =
-            Response::parse(b"* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n").unwrap();
+        let (_, response) = Response::parse(b"* LIST (\\HasNoChildren \\Sent) \"/\" Sent\r\n").unwrap();
         let Response::MailboxData(MailboxDatum::List(data)) = response else {
             panic!("not a LIST response: {response:?}");
         };
         assert!(data.name_attributes.contains(&NameAttribute::Sent));
-        assert_eq!(
-            (data.name.as_ref(), data.delimiter.as_deref()),
-            ("Sent", Some("/"))
-        );
+        assert_eq!((data.name.as_ref(), data.delimiter.as_deref()), ("Sent", Some("/")));
     }
 }

@@ -5,9 +5,7 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Authenticator, Client};
-use concierge_connector_sdk::{
-    ConnectorError, Credentials, FieldError, OutboundError, OutboundPolicy,
-};
+use concierge_connector_sdk::{ConnectorError, Credentials, FieldError, OutboundError, OutboundPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::time::timeout;
 
@@ -54,28 +52,19 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
     let server = target.server();
     let fail = |stage, failure| classify_imap(stage, &server, failure);
     let options = &ctx.options;
-    let tls = ctx.tls.as_ref().map_err(|why| ConnectorError::Tls {
-        message: why.clone(),
-    })?;
+    let tls = ctx.tls.as_ref().map_err(|why| ConnectorError::Tls { message: why.clone() })?;
     let endpoint = &target.endpoint;
 
     // Resolved and checked on every connect (no DNS rebinding between the check at save and
     // a later sync); a refused address gets no connection attempt.
-    let tcp = target
-        .outbound
-        .connect(&endpoint.host, endpoint.port, options.connect_timeout)
-        .await
-        .map_err(|e| match e {
-            OutboundError::Refused(refusal) => {
-                ConnectorError::Settings(FieldError::new("imapHost", refusal.to_string()))
-            }
-            OutboundError::TimedOut => fail(ImapStage::Connect, ImapFailure::TimedOut),
-            OutboundError::Connect(e) => fail(ImapStage::Connect, ImapFailure::Io(e)),
-            unresolved @ OutboundError::Unresolved { .. } => fail(
-                ImapStage::Connect,
-                ImapFailure::Io(std::io::Error::other(unresolved.to_string())),
-            ),
-        })?;
+    let tcp = target.outbound.connect(&endpoint.host, endpoint.port, options.connect_timeout).await.map_err(|e| match e {
+        OutboundError::Refused(refusal) => ConnectorError::Settings(FieldError::new("imapHost", refusal.to_string())),
+        OutboundError::TimedOut => fail(ImapStage::Connect, ImapFailure::TimedOut),
+        OutboundError::Connect(e) => fail(ImapStage::Connect, ImapFailure::Io(e)),
+        unresolved @ OutboundError::Unresolved { .. } => {
+            fail(ImapStage::Connect, ImapFailure::Io(std::io::Error::other(unresolved.to_string())))
+        }
+    })?;
     // Commands are small and answered at once: don't let Nagle hold them back.
     let _ = tcp.set_nodelay(true);
 
@@ -92,23 +81,15 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
             // STARTTLS by hand: async-imap has no TLS. Whatever the server sent before the
             // handshake is dropped with the plain client, as RFC 3501 requires.
             let mut plain = Client::new(tcp);
-            greeting(&mut plain, options.connect_timeout)
+            greeting(&mut plain, options.connect_timeout).await.map_err(|f| fail(ImapStage::Greeting, f))?;
+            timeout(options.command_timeout, plain.run_command_and_check_ok("STARTTLS", None))
                 .await
-                .map_err(|f| fail(ImapStage::Greeting, f))?;
-            timeout(
-                options.command_timeout,
-                plain.run_command_and_check_ok("STARTTLS", None),
-            )
-            .await
-            .map_err(|_| fail(ImapStage::StartTls, ImapFailure::TimedOut))?
-            .map_err(|e| fail(ImapStage::StartTls, e.into()))?;
-            let tls_stream = timeout(
-                options.connect_timeout,
-                handshake(tls, &endpoint.host, plain.into_inner()),
-            )
-            .await
-            .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
-            .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
+                .map_err(|_| fail(ImapStage::StartTls, ImapFailure::TimedOut))?
+                .map_err(|e| fail(ImapStage::StartTls, e.into()))?;
+            let tls_stream = timeout(options.connect_timeout, handshake(tls, &endpoint.host, plain.into_inner()))
+                .await
+                .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
+                .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
             MailStream::Tls(Box::new(tls_stream))
         }
     };
@@ -118,9 +99,7 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
     let mut client = Client::new(BufStream::with_capacity(64 * 1024, 8 * 1024, stream));
     if endpoint.security != Security::StartTls {
         // After STARTTLS there is no second greeting.
-        greeting(&mut client, options.connect_timeout)
-            .await
-            .map_err(|f| fail(ImapStage::Greeting, f))?;
+        greeting(&mut client, options.connect_timeout).await.map_err(|f| fail(ImapStage::Greeting, f))?;
     }
     sign_in(client, target, options.command_timeout, &server).await
 }
@@ -130,41 +109,22 @@ async fn greeting<T>(client: &mut Client<T>, limit: Duration) -> Result<(), Imap
 where
     T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
 {
-    let response = timeout(limit, client.read_response())
-        .await
-        .map_err(|_| ImapFailure::TimedOut)??
-        .ok_or(ImapFailure::Closed)?;
+    let response = timeout(limit, client.read_response()).await.map_err(|_| ImapFailure::TimedOut)??.ok_or(ImapFailure::Closed)?;
     match response.parsed() {
-        Response::Data {
-            status: Status::Ok, ..
-        } => Ok(()),
-        Response::Data {
-            status: Status::Bye,
-            outcome,
-        } => Err(ImapFailure::bye(
-            code_name(outcome.code.as_ref()),
-            outcome.information.as_deref().unwrap_or(""),
-        )),
-        Response::Data {
-            status: Status::PreAuth,
-            ..
-        } => Err(ImapFailure::Unexpected(
-            "the server signed in by itself (PREAUTH), which is not supported",
-        )),
-        _ => Err(ImapFailure::Unexpected(
-            "the server did not greet like an IMAP server",
-        )),
+        Response::Data { status: Status::Ok, .. } => Ok(()),
+        Response::Data { status: Status::Bye, outcome } => {
+            Err(ImapFailure::bye(code_name(outcome.code.as_ref()), outcome.information.as_deref().unwrap_or("")))
+        }
+        Response::Data { status: Status::PreAuth, .. } => {
+            Err(ImapFailure::Unexpected("the server signed in by itself (PREAUTH), which is not supported"))
+        }
+        _ => Err(ImapFailure::Unexpected("the server did not greet like an IMAP server")),
     }
 }
 
 /// LOGIN (or AUTHENTICATE PLAIN when LOGIN cannot carry the password) for passwords;
 /// XOAUTH2 for tokens, refreshing the token once when the server refuses it.
-async fn sign_in(
-    client: Client<BufStream<MailStream>>,
-    target: &Target,
-    limit: Duration,
-    server: &str,
-) -> Result<Imap, ConnectorError> {
+async fn sign_in(client: Client<BufStream<MailStream>>, target: &Target, limit: Duration, server: &str) -> Result<Imap, ConnectorError> {
     let fail = |failure: ImapFailure| classify_imap(ImapStage::SignIn, server, failure);
     let login = target.login.as_str();
     match &target.credentials {
@@ -173,24 +133,15 @@ async fn sign_in(
             let result = if login_can_carry(login) && login_can_carry(password) {
                 timeout(limit, client.login(login, password)).await
             } else {
-                timeout(
-                    limit,
-                    client.authenticate("PLAIN", Plain { login, password }),
-                )
-                .await
+                timeout(limit, client.authenticate("PLAIN", Plain { login, password })).await
             };
-            result
-                .map_err(|_| fail(ImapFailure::TimedOut))?
-                .map_err(|(e, _)| fail(e.into()))
+            result.map_err(|_| fail(ImapFailure::TimedOut))?.map_err(|(e, _)| fail(e.into()))
         }
         Credentials::OAuth2 { tokens, .. } => {
             let token = tokens.access_token().await?;
-            let first = timeout(
-                limit,
-                client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())),
-            )
-            .await
-            .map_err(|_| fail(ImapFailure::TimedOut))?;
+            let first = timeout(limit, client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())))
+                .await
+                .map_err(|_| fail(ImapFailure::TimedOut))?;
             match first {
                 Ok(session) => Ok(session),
                 Err((e, client)) => {
@@ -200,13 +151,10 @@ async fn sign_in(
                     }
                     // The token may have been revoked or expired early: one fresh one.
                     let token = tokens.refresh().await?;
-                    timeout(
-                        limit,
-                        client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())),
-                    )
-                    .await
-                    .map_err(|_| fail(ImapFailure::TimedOut))?
-                    .map_err(|(e, _)| fail(e.into()))
+                    timeout(limit, client.authenticate("XOAUTH2", XOAuth2::new(login, token.expose())))
+                        .await
+                        .map_err(|_| fail(ImapFailure::TimedOut))?
+                        .map_err(|(e, _)| fail(e.into()))
                 }
             }
         }
@@ -240,9 +188,7 @@ pub(crate) struct XOAuth2 {
 
 impl XOAuth2 {
     pub(crate) fn new(login: &str, token: &str) -> XOAuth2 {
-        XOAuth2 {
-            first: Some(xoauth2_payload(login, token)),
-        }
+        XOAuth2 { first: Some(xoauth2_payload(login, token)) }
     }
 }
 
@@ -254,10 +200,7 @@ impl Authenticator for XOAuth2 {
     type Response = Vec<u8>;
 
     fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
-        self.first
-            .take()
-            .map(String::into_bytes)
-            .unwrap_or_default()
+        self.first.take().map(String::into_bytes).unwrap_or_default()
     }
 }
 
@@ -268,10 +211,7 @@ mod tests {
     #[test]
     fn xoauth2_answers_once_then_acknowledges_the_error_challenge() {
         let mut auth = XOAuth2::new("alice@example.com", "tok");
-        assert_eq!(
-            auth.process(b""),
-            b"user=alice@example.com\x01auth=Bearer tok\x01\x01"
-        );
+        assert_eq!(auth.process(b""), b"user=alice@example.com\x01auth=Bearer tok\x01\x01");
         assert_eq!(auth.process(br#"{"status":"401"}"#), b"");
     }
 

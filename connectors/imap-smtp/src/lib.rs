@@ -31,8 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_sdk::{
-    Account, ConnectorError, Descriptor, FieldError, MailConnector, MailSession, OAuthProvider,
-    OutboundPolicy, Outgoing, SendReceipt, Settings, async_trait,
+    Account, ConnectorError, Descriptor, FieldError, MailConnector, MailSession, OAuthProvider, OutboundPolicy, Outgoing, SendReceipt,
+    Settings, async_trait,
 };
 
 pub use settings::{Endpoint, Security, ServerSettings};
@@ -138,23 +138,14 @@ pub struct ImapSmtpConnector {
 
 impl fmt::Debug for ImapSmtpConnector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ImapSmtpConnector")
-            .field("kind", &self.descriptor.kind)
-            .field("options", &self.ctx.options)
-            .finish()
+        f.debug_struct("ImapSmtpConnector").field("kind", &self.descriptor.kind).field("options", &self.ctx.options).finish()
     }
 }
 
 impl ImapSmtpConnector {
     /// Any IMAP and SMTP server: the user enters hosts, security types, ports.
     pub fn generic(options: Options) -> ImapSmtpConnector {
-        ImapSmtpConnector::new(
-            Flavor::Generic,
-            settings::generic_descriptor(),
-            None,
-            false,
-            options,
-        )
+        ImapSmtpConnector::new(Flavor::Generic, settings::generic_descriptor(), None, false, options)
     }
 
     /// Gmail with an app password: imap.gmail.com:993 and smtp.gmail.com (465 or 587); the
@@ -163,23 +154,14 @@ impl ImapSmtpConnector {
     /// Its ids stay `FOLDER/UIDVALIDITY/UID` (no Gmail ids), so accounts connected before
     /// keep theirs.
     pub fn gmail_app_password(options: Options) -> ImapSmtpConnector {
-        ImapSmtpConnector::new(
-            Flavor::GmailPassword,
-            settings::gmail_password_descriptor(),
-            None,
-            false,
-            options,
-        )
+        ImapSmtpConnector::new(Flavor::GmailPassword, settings::gmail_password_descriptor(), None, false, options)
     }
 
     /// A provider's fixed servers with OAuth2 sign-in (Gmail, Outlook): see [`Preset`].
     /// Settings are the descriptor's fields only (normally none: `{}`).
     pub fn preset(preset: Preset, options: Options) -> ImapSmtpConnector {
         ImapSmtpConnector::new(
-            Flavor::Fixed {
-                imap: preset.imap,
-                smtp: preset.smtp,
-            },
+            Flavor::Fixed { imap: preset.imap, smtp: preset.smtp },
             preset.descriptor,
             Some(preset.oauth),
             preset.gmail_extensions,
@@ -196,27 +178,14 @@ impl ImapSmtpConnector {
     ) -> ImapSmtpConnector {
         let tls = tls::setup(options.extra_root_certs_pem.as_deref());
         if let Err(why) = &tls {
-            tracing::warn!(
-                kind = descriptor.kind,
-                "IMAP/SMTP connector TLS setup failed: {why}"
-            );
+            tracing::warn!(kind = descriptor.kind, "IMAP/SMTP connector TLS setup failed: {why}");
         }
-        ImapSmtpConnector {
-            flavor,
-            descriptor,
-            oauth,
-            ctx: Arc::new(Context {
-                options,
-                tls,
-                gmail_extensions,
-            }),
-        }
+        ImapSmtpConnector { flavor, descriptor, oauth, ctx: Arc::new(Context { options, tls, gmail_extensions }) }
     }
 
     /// The servers validated settings resolve to (for display, and for tests).
     pub fn server_settings(&self, settings: &Settings) -> Result<ServerSettings, FieldError> {
-        self.flavor
-            .resolve(settings, self.ctx.options.allow_plaintext_remote)
+        self.flavor.resolve(settings, self.ctx.options.allow_plaintext_remote)
     }
 
     /// The policy the servers of an account are reached under: a preset's servers were
@@ -234,13 +203,8 @@ impl ImapSmtpConnector {
     async fn check_servers(&self, resolved: &ServerSettings) -> Result<(), ConnectorError> {
         let policy = self.outbound();
         for (field, endpoint) in [("imapHost", &resolved.imap), ("smtpHost", &resolved.smtp)] {
-            if let Err(concierge_connector_sdk::OutboundError::Refused(refusal)) =
-                policy.resolve(&endpoint.host, endpoint.port).await
-            {
-                return Err(ConnectorError::Settings(FieldError::new(
-                    field,
-                    refusal.to_string(),
-                )));
+            if let Err(concierge_connector_sdk::OutboundError::Refused(refusal)) = policy.resolve(&endpoint.host, endpoint.port).await {
+                return Err(ConnectorError::Settings(FieldError::new(field, refusal.to_string())));
             }
         }
         Ok(())
@@ -252,9 +216,7 @@ impl ImapSmtpConnector {
         resolved
             .username
             .clone()
-            .or_else(|| {
-                Some(account.credentials.username().trim().to_owned()).filter(|u| !u.is_empty())
-            })
+            .or_else(|| Some(account.credentials.username().trim().to_owned()).filter(|u| !u.is_empty()))
             .unwrap_or_else(|| account.address.trim().to_owned())
     }
 }
@@ -266,17 +228,11 @@ impl MailConnector for ImapSmtpConnector {
     }
 
     fn validate(&self, settings: &Settings) -> Result<Settings, FieldError> {
-        self.flavor.validate(
-            &self.descriptor,
-            settings,
-            self.ctx.options.allow_plaintext_remote,
-        )
+        self.flavor.validate(&self.descriptor, settings, self.ctx.options.allow_plaintext_remote)
     }
 
     async fn open(&self, account: &Account) -> Result<Box<dyn MailSession>, ConnectorError> {
-        let resolved = self
-            .server_settings(&account.settings)
-            .map_err(ConnectorError::Settings)?;
+        let resolved = self.server_settings(&account.settings).map_err(ConnectorError::Settings)?;
         // Both servers before either is connected to: opening is how a mailbox is checked
         // when it is connected, and a refused SMTP host must not wait for its first send.
         self.check_servers(&resolved).await?;
@@ -295,30 +251,12 @@ impl MailConnector for ImapSmtpConnector {
     /// Sends over SMTP; then, unless the provider keeps sent mail itself, APPENDs the same
     /// bytes (marked read) to the Sent folder. A failed copy is a warning in the receipt,
     /// never an error: the mail went out. A failed send appends nothing.
-    async fn send(
-        &self,
-        account: &Account,
-        message: Outgoing<'_>,
-    ) -> Result<SendReceipt, ConnectorError> {
-        let resolved = self
-            .server_settings(&account.settings)
-            .map_err(ConnectorError::Settings)?;
+    async fn send(&self, account: &Account, message: Outgoing<'_>) -> Result<SendReceipt, ConnectorError> {
+        let resolved = self.server_settings(&account.settings).map_err(ConnectorError::Settings)?;
         let login = ImapSmtpConnector::login(&resolved, account);
-        let response = smtp::send(
-            &self.ctx,
-            &self.outbound(),
-            &resolved.smtp,
-            &login,
-            &account.credentials,
-            message,
-        )
-        .await?;
+        let response = smtp::send(&self.ctx, &self.outbound(), &resolved.smtp, &login, &account.credentials, message).await?;
         if self.descriptor.capabilities.provider_saves_sent {
-            return Ok(SendReceipt {
-                response,
-                saved_to_sent: true,
-                sent_copy_error: None,
-            });
+            return Ok(SendReceipt { response, saved_to_sent: true, sent_copy_error: None });
         }
         let target = connect::Target {
             login,
@@ -329,11 +267,7 @@ impl MailConnector for ImapSmtpConnector {
             outbound: self.outbound(),
         };
         let copy = sent::save_copy(&self.ctx, &target, message.raw).await;
-        Ok(SendReceipt {
-            response,
-            saved_to_sent: copy.is_ok(),
-            sent_copy_error: copy.err(),
-        })
+        Ok(SendReceipt { response, saved_to_sent: copy.is_ok(), sent_copy_error: copy.err() })
     }
 
     fn oauth(&self) -> Option<&OAuthProvider> {

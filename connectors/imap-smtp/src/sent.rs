@@ -46,11 +46,7 @@ pub(crate) fn pick_sent<'a>(listed: &'a [ListedFolder], exclude: &str) -> Option
 /// Finds the Sent folder: `LIST (SPECIAL-USE)` when the server can answer it, then a plain
 /// LIST (its attributes, then the names). `None` when the account has none, or the server
 /// refuses to list.
-pub(crate) async fn find(
-    conn: &mut Conn,
-    exclude: &str,
-    ctx: &Context,
-) -> Result<Option<SentFolder>, ImapFailure> {
+pub(crate) async fn find(conn: &mut Conn, exclude: &str, ctx: &Context) -> Result<Option<SentFolder>, ImapFailure> {
     let limit = ctx.options.command_timeout;
     let mut listed = Vec::new();
     if conn.caps.special_use && conn.caps.list_extended {
@@ -68,12 +64,7 @@ pub(crate) async fn find(
             Err(other) => return Err(other),
         };
     }
-    Ok(pick_sent(&listed, exclude).and_then(|f| {
-        Some(SentFolder {
-            name: f.name.clone(),
-            wire: quote_raw(&f.wire_name)?,
-        })
-    }))
+    Ok(pick_sent(&listed, exclude).and_then(|f| Some(SentFolder { name: f.name.clone(), wire: quote_raw(&f.wire_name)? })))
 }
 
 /// Appends `raw` to the account's Sent folder, marked read, over a connection of its own.
@@ -89,18 +80,14 @@ pub(crate) async fn save_copy(ctx: &Context, target: &Target, raw: &[u8]) -> Res
                 name: name.clone(),
                 wire: quote_mailbox(name).ok_or_else(|| format!("the Sent folder {name:?} is not a folder name"))?,
             },
-            None => find(&mut conn, "", ctx)
-                .await
-                .map_err(fail)?
-                .ok_or_else(|| format!("{server}: the account has no Sent folder"))?,
+            None => find(&mut conn, "", ctx).await.map_err(fail)?.ok_or_else(|| format!("{server}: the account has no Sent folder"))?,
         };
         conn.append(&folder.wire, r"(\Seen)", raw, limit)
             .await
             .map_err(|f| format!("could not keep a copy in {}: {}", folder.name, fail(f)))
     }
     .await;
-    conn.logout(limit.min(std::time::Duration::from_secs(5)))
-        .await;
+    conn.logout(limit.min(std::time::Duration::from_secs(5))).await;
     result
 }
 
@@ -109,49 +96,23 @@ mod tests {
     use super::*;
 
     fn folder(name: &str, sent: bool) -> ListedFolder {
-        ListedFolder {
-            wire_name: name.into(),
-            name: name.into(),
-            delimiter: Some("/".into()),
-            sent,
-            selectable: true,
-        }
+        ListedFolder { wire_name: name.into(), name: name.into(), delimiter: Some("/".into()), sent, selectable: true }
     }
 
     #[test]
     fn the_sent_attribute_wins_over_names() {
-        let listed = [
-            folder("INBOX", false),
-            folder("Sent", false),
-            folder("Gesendet", true),
-        ];
-        assert_eq!(
-            pick_sent(&listed, "INBOX").map(|f| f.name.as_str()),
-            Some("Gesendet")
-        );
+        let listed = [folder("INBOX", false), folder("Sent", false), folder("Gesendet", true)];
+        assert_eq!(pick_sent(&listed, "INBOX").map(|f| f.name.as_str()), Some("Gesendet"));
     }
 
     #[test]
     fn without_the_attribute_a_well_known_name_is_used() {
-        let listed = [
-            folder("INBOX", false),
-            folder("Archive/Sent", false),
-            folder("sent items", false),
-        ];
-        assert_eq!(
-            pick_sent(&listed, "INBOX").map(|f| f.name.as_str()),
-            Some("sent items")
-        );
+        let listed = [folder("INBOX", false), folder("Archive/Sent", false), folder("sent items", false)];
+        assert_eq!(pick_sent(&listed, "INBOX").map(|f| f.name.as_str()), Some("sent items"));
         let mut dotted = folder("INBOX.Sent Messages", false);
         dotted.delimiter = Some(".".into());
-        assert_eq!(
-            pick_sent(&[dotted], "INBOX").map(|f| f.name.as_str()),
-            Some("INBOX.Sent Messages")
-        );
-        assert_eq!(
-            pick_sent(&[folder("INBOX", false), folder("Drafts", false)], "INBOX"),
-            None
-        );
+        assert_eq!(pick_sent(&[dotted], "INBOX").map(|f| f.name.as_str()), Some("INBOX.Sent Messages"));
+        assert_eq!(pick_sent(&[folder("INBOX", false), folder("Drafts", false)], "INBOX"), None);
     }
 
     #[test]

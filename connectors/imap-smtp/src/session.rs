@@ -12,9 +12,7 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{MailboxDatum, Response};
 use chrono::{DateTime, Utc};
-use concierge_connector_sdk::{
-    Checkpoint, ConnectorError, FieldError, MailSession, MessageRef, RawMessage, Wake, async_trait,
-};
+use concierge_connector_sdk::{Checkpoint, ConnectorError, FieldError, MailSession, MessageRef, RawMessage, Wake, async_trait};
 use tokio::time::Instant;
 
 use crate::Context;
@@ -69,37 +67,23 @@ pub(crate) struct ImapSession {
 }
 
 impl ImapSession {
-    pub(crate) async fn open(
-        ctx: Arc<Context>,
-        target: Target,
-    ) -> Result<ImapSession, ConnectorError> {
+    pub(crate) async fn open(ctx: Arc<Context>, target: Target) -> Result<ImapSession, ConnectorError> {
         let server = target.server();
         let fail = |stage, failure| classify_imap(stage, &server, failure);
         let limit = ctx.options.command_timeout;
         let mut conn = Conn::open(&ctx, &target).await?;
-        let wire = quote_mailbox(&target.folder).ok_or_else(|| {
-            ConnectorError::Settings(FieldError::new("folder", "must not contain line breaks"))
-        })?;
+        let wire = quote_mailbox(&target.folder)
+            .ok_or_else(|| ConnectorError::Settings(FieldError::new("folder", "must not contain line breaks")))?;
         // Opening the configured folder now makes a wrong folder name fail here, typed.
-        conn.examine(&wire, limit)
-            .await
-            .map_err(|f| fail(ImapStage::OpenFolder, f))?;
-        let mut folders = vec![Folder {
-            name: target.folder.clone(),
-            wire,
-            seen: None,
-        }];
+        conn.examine(&wire, limit).await.map_err(|f| fail(ImapStage::OpenFolder, f))?;
+        let mut folders = vec![Folder { name: target.folder.clone(), wire, seen: None }];
         let named = match &target.sent_folder {
             Some(name) if name != &target.folder => quote_mailbox(name).map(|wire| sent::SentFolder { name: name.clone(), wire }),
             Some(_) => None,
             None => sent::find(&mut conn, &target.folder, &ctx).await.map_err(|f| fail(ImapStage::Command, f))?,
         };
         if let Some(found) = named {
-            folders.push(Folder {
-                name: found.name,
-                wire: found.wire,
-                seen: None,
-            });
+            folders.push(Folder { name: found.name, wire: found.wire, seen: None });
         }
         conn.changed = false;
         Ok(ImapSession {
@@ -139,19 +123,13 @@ impl ImapSession {
             conn.changed = true;
             self.conn = Some(conn);
         }
-        self.conn.as_mut().ok_or_else(|| ConnectorError::Protocol {
-            message: "no IMAP connection".into(),
-        })
+        self.conn.as_mut().ok_or_else(|| ConnectorError::Protocol { message: "no IMAP connection".into() })
     }
 
     /// Makes folder `idx` the selected one (EXAMINE unless it already is) and returns its
     /// state. Outside a listing, a folder that gained mail since it was listed sets
     /// `changed`. `None` when the Sent folder cannot be opened any more: it is dropped.
-    async fn select(
-        &mut self,
-        idx: usize,
-        listing: bool,
-    ) -> Result<Option<FolderState>, ConnectorError> {
+    async fn select(&mut self, idx: usize, listing: bool) -> Result<Option<FolderState>, ConnectorError> {
         let limit = self.ctx.options.command_timeout;
         let wire = self.folders[idx].wire.clone();
         let seen = self.folders[idx].seen;
@@ -228,17 +206,12 @@ impl ImapSession {
             && pos.uidvalidity != state.uidvalidity
         {
             return Err(ConnectorError::CheckpointReset {
-                message: format!(
-                    "UIDVALIDITY of {name} changed from {} to {}",
-                    pos.uidvalidity, state.uidvalidity
-                ),
+                message: format!("UIDVALIDITY of {name} changed from {} to {}", pos.uidvalidity, state.uidvalidity),
             });
         }
         let gmail = self.gmail_ids;
         let conn = self.ready().await?;
-        let scan = scan(conn, since, after.as_ref().map(|p| p.uid), gmail, limit)
-            .await
-            .map_err(|f| self.fail(ImapStage::Command, f))?;
+        let scan = scan(conn, since, after.as_ref().map(|p| p.uid), gmail, limit).await.map_err(|f| self.fail(ImapStage::Command, f))?;
         self.folders[idx].seen = Some(Seen {
             state: FolderState {
                 uidvalidity: state.uidvalidity,
@@ -250,10 +223,7 @@ impl ImapSession {
         // Listing from the date, every UID below the first one listed is older than `since`.
         let start = match &after {
             Some(pos) => pos.uid,
-            None => scan
-                .uids
-                .first()
-                .map_or(scan.highest, |first| first.saturating_sub(1)),
+            None => scan.uids.first().map_or(scan.highest, |first| first.saturating_sub(1)),
         };
         Ok(Some(FolderListing {
             folder: name,
@@ -262,11 +232,7 @@ impl ImapSession {
             messages: scan
                 .uids
                 .iter()
-                .map(|uid| Listed {
-                    uid: *uid,
-                    gm_msgid: scan.gm.get(uid).copied(),
-                    received_at: scan.received.get(uid).copied(),
-                })
+                .map(|uid| Listed { uid: *uid, gm_msgid: scan.gm.get(uid).copied(), received_at: scan.received.get(uid).copied() })
                 .collect(),
         }))
     }
@@ -281,9 +247,7 @@ impl ImapSession {
         let (wire, seen) = (folder.wire.clone(), folder.seen);
         let conn = self.ready().await?;
         match conn.status(&wire, limit).await {
-            Ok(now) => {
-                Ok(std::mem::take(&mut conn.changed) || seen.is_none_or(|s| s.outdated_by(now)))
-            }
+            Ok(now) => Ok(std::mem::take(&mut conn.changed) || seen.is_none_or(|s| s.outdated_by(now))),
             // Gone, most likely: the next listing finds out.
             Err(ImapFailure::Refused { .. }) => Ok(true),
             Err(f) => Err(self.fail(ImapStage::Command, f)),
@@ -292,10 +256,7 @@ impl ImapSession {
 
     /// Finds Gmail ids this session has not listed (another session did) by searching each
     /// folder for them. Those found nowhere have vanished.
-    async fn locate_gmail(
-        &mut self,
-        wanted: &[u64],
-    ) -> Result<HashMap<u64, (usize, u32, u32)>, ConnectorError> {
+    async fn locate_gmail(&mut self, wanted: &[u64]) -> Result<HashMap<u64, (usize, u32, u32)>, ConnectorError> {
         let limit = self.ctx.options.command_timeout;
         let mut found = HashMap::new();
         let mut idx = 0;
@@ -308,9 +269,7 @@ impl ImapSession {
                     continue;
                 }
                 let conn = self.ready().await?;
-                let uids = search(conn, &format!("X-GM-MSGID {msgid}"), limit)
-                    .await
-                    .map_err(|f| self.fail(ImapStage::Command, f))?;
+                let uids = search(conn, &format!("X-GM-MSGID {msgid}"), limit).await.map_err(|f| self.fail(ImapStage::Command, f))?;
                 if let Some(uid) = uids.into_iter().max() {
                     found.insert(*msgid, (idx, state.uidvalidity, uid));
                 }
@@ -347,20 +306,11 @@ async fn search(conn: &mut Conn, criteria: &str, limit: Duration) -> Result<Vec<
 }
 
 /// The selected folder's messages after UID `after`, or received on or after `since`.
-async fn scan(
-    conn: &mut Conn,
-    since: DateTime<Utc>,
-    after: Option<u32>,
-    gmail: bool,
-    limit: Duration,
-) -> Result<Scan, ImapFailure> {
+async fn scan(conn: &mut Conn, since: DateTime<Utc>, after: Option<u32>, gmail: bool, limit: Duration) -> Result<Scan, ImapFailure> {
     let range = match after {
         None => "ALL".to_owned(),
         Some(u32::MAX) => {
-            return Ok(Scan {
-                highest: u32::MAX,
-                ..Scan::default()
-            });
+            return Ok(Scan { highest: u32::MAX, ..Scan::default() });
         }
         Some(uid) => format!("UID {}:*", uid + 1),
     };
@@ -376,28 +326,16 @@ async fn scan(
     // `n:*` always matches the highest UID, even below n: nothing new is an empty list.
     uids.retain(|uid| after.is_none_or(|a| *uid > a));
     if uids.is_empty() {
-        return Ok(Scan {
-            highest,
-            ..Scan::default()
-        });
+        return Ok(Scan { highest, ..Scan::default() });
     }
-    let older = search(
-        conn,
-        &format!("{range} BEFORE {}", imap_date(band.sure)),
-        limit,
-    )
-    .await?;
+    let older = search(conn, &format!("{range} BEFORE {}", imap_date(band.sure)), limit).await?;
     let mut received: HashMap<u32, DateTime<Utc>> = HashMap::new();
     if !older.is_empty() {
         let older_set = uid_sets(&older, usize::MAX).concat();
         let edge_query = if older_set.len() <= 4000 {
             format!("UID {older_set} SINCE {}", imap_date(band.maybe))
         } else {
-            format!(
-                "{range} SINCE {} BEFORE {}",
-                imap_date(band.maybe),
-                imap_date(band.sure)
-            )
+            format!("{range} SINCE {} BEFORE {}", imap_date(band.maybe), imap_date(band.sure))
         };
         let edge = search(conn, &edge_query, limit).await?;
         for set in uid_sets(&edge, FETCH_CHUNK) {
@@ -429,40 +367,24 @@ async fn scan(
             .await?;
         }
     }
-    Ok(Scan {
-        uids,
-        received,
-        highest,
-        gm,
-    })
+    Ok(Scan { uids, received, highest, gm })
 }
 
 #[async_trait]
 impl MailSession for ImapSession {
-    async fn list(
-        &mut self,
-        since: DateTime<Utc>,
-        checkpoint: Option<&Checkpoint>,
-    ) -> Result<Vec<MessageRef>, ConnectorError> {
+    async fn list(&mut self, since: DateTime<Utc>, checkpoint: Option<&Checkpoint>) -> Result<Vec<MessageRef>, ConnectorError> {
         let main = self.folders[0].name.clone();
         let position = match checkpoint {
             None => None,
-            Some(cp) => {
-                Some(
-                    Position::parse(cp).ok_or_else(|| ConnectorError::CheckpointReset {
-                        message: "the checkpoint was not written by this connector version".into(),
-                    })?,
-                )
-            }
+            Some(cp) => Some(Position::parse(cp).ok_or_else(|| ConnectorError::CheckpointReset {
+                message: "the checkpoint was not written by this connector version".into(),
+            })?),
         };
         if let Some(p) = &position
             && p.get(&main).is_none()
         {
             return Err(ConnectorError::CheckpointReset {
-                message: format!(
-                    "the synced folder changed from {} to {main}",
-                    p.folders[0].folder
-                ),
+                message: format!("the synced folder changed from {} to {main}", p.folders[0].folder),
             });
         }
         self.ready().await?.changed = false;
@@ -475,10 +397,7 @@ impl MailSession for ImapSession {
             if idx >= self.folders.len() {
                 continue;
             }
-            let after = position
-                .as_ref()
-                .and_then(|p| p.get(&self.folders[idx].name))
-                .cloned();
+            let after = position.as_ref().and_then(|p| p.get(&self.folders[idx].name)).cloned();
             listed[idx] = self.list_folder(idx, since, after).await?;
         }
         if self.gmail_ids {
@@ -489,8 +408,7 @@ impl MailSession for ImapSession {
                 let Some(listing) = listing else { continue };
                 for m in &listing.messages {
                     if let Some(msgid) = m.gm_msgid {
-                        self.located
-                            .insert(msgid, (idx, listing.uidvalidity, m.uid));
+                        self.located.insert(msgid, (idx, listing.uidvalidity, m.uid));
                     }
                 }
             }
@@ -504,24 +422,16 @@ impl MailSession for ImapSession {
             return Ok(Vec::new());
         }
         let limit = self.ctx.options.command_timeout;
-        let not_ours = |id: &str| ConnectorError::Protocol {
-            message: format!("{id:?} is not a message id of this connector"),
-        };
+        let not_ours = |id: &str| ConnectorError::Protocol { message: format!("{id:?} is not a message id of this connector") };
 
         // Where each ref lives: folder index, UIDVALIDITY, UID.
         let mut wanted: Vec<Option<(usize, u32, u32)>> = Vec::with_capacity(refs.len());
         let mut unknown_gmail: Vec<u64> = Vec::new();
         for r in refs {
             wanted.push(match MessageId::parse(&r.id).ok_or_else(|| not_ours(&r.id))? {
-                MessageId::Folder {
-                    folder,
-                    uidvalidity,
-                    uid,
-                } => {
-                    let idx = self.folders.iter().position(|f| f.name == folder).ok_or_else(|| {
-                        ConnectorError::CheckpointReset {
-                            message: format!("message {} was listed under a folder this session does not sync", r.id),
-                        }
+                MessageId::Folder { folder, uidvalidity, uid } => {
+                    let idx = self.folders.iter().position(|f| f.name == folder).ok_or_else(|| ConnectorError::CheckpointReset {
+                        message: format!("message {} was listed under a folder this session does not sync", r.id),
                     })?;
                     Some((idx, uidvalidity, uid))
                 }
@@ -554,17 +464,9 @@ impl MailSession for ImapSession {
         // Folder by folder, the configured one last (IDLE watches it next).
         let mut by_folder: BTreeMap<usize, Vec<(u32, u32)>> = BTreeMap::new();
         for (idx, uidvalidity, uid) in wanted.iter().flatten() {
-            by_folder
-                .entry(*idx)
-                .or_default()
-                .push((*uidvalidity, *uid));
+            by_folder.entry(*idx).or_default().push((*uidvalidity, *uid));
         }
-        let order: Vec<usize> = by_folder
-            .keys()
-            .copied()
-            .filter(|i| *i != 0)
-            .chain(by_folder.contains_key(&0).then_some(0))
-            .collect();
+        let order: Vec<usize> = by_folder.keys().copied().filter(|i| *i != 0).chain(by_folder.contains_key(&0).then_some(0)).collect();
         let mut found: HashMap<(usize, u32), Fetched> = HashMap::with_capacity(refs.len());
         for idx in order {
             if idx >= self.folders.len() {
@@ -578,10 +480,7 @@ impl MailSession for ImapSession {
             // Fetching by UID under another UIDVALIDITY would return other messages.
             if entries.iter().any(|(v, _)| *v != state.uidvalidity) {
                 return Err(ConnectorError::CheckpointReset {
-                    message: format!(
-                        "messages were listed under another UIDVALIDITY of {}",
-                        self.folders[idx].name
-                    ),
+                    message: format!("messages were listed under another UIDVALIDITY of {}", self.folders[idx].name),
                 });
             }
             let uids: Vec<u32> = entries.iter().map(|(_, uid)| *uid).collect();
@@ -623,18 +522,10 @@ impl MailSession for ImapSession {
                 continue;
             };
             *count -= 1;
-            let bytes = if *count == 0 {
-                item.body.take()
-            } else {
-                item.body.clone()
-            };
+            let bytes = if *count == 0 { item.body.take() } else { item.body.clone() };
             let Some(bytes) = bytes else { continue };
             out.push(RawMessage {
-                reference: MessageRef {
-                    received_at: item.internal_date.or(r.received_at),
-                    size: Some(bytes.len() as u64),
-                    ..r.clone()
-                },
+                reference: MessageRef { received_at: item.internal_date.or(r.received_at), size: Some(bytes.len() as u64), ..r.clone() },
                 bytes,
             });
         }
@@ -661,11 +552,7 @@ impl MailSession for ImapSession {
                 // With a Sent folder, IDLE pauses every `sent_check_interval` for a STATUS of
                 // it: IDLE sees only the selected folder.
                 let watch_sent = self.folders.len() > 1;
-                let slice_end = if watch_sent {
-                    deadline.min(far(Instant::now(), options.sent_check_interval))
-                } else {
-                    deadline
-                };
+                let slice_end = if watch_sent { deadline.min(far(Instant::now(), options.sent_check_interval)) } else { deadline };
                 let conn = self.ready().await?;
                 match conn.idle_until(slice_end, options).await {
                     Ok(Wake::Changed) => return Ok(Wake::Changed),
@@ -688,12 +575,7 @@ impl MailSession for ImapSession {
         // No push: poll. A NOOP lets the server report news and keeps the session alive;
         // without push there is no telling what changed (nor in the other folder), so the
         // answer is always Changed.
-        tokio::time::sleep(
-            deadline
-                .saturating_duration_since(Instant::now())
-                .min(options.poll_interval),
-        )
-        .await;
+        tokio::time::sleep(deadline.saturating_duration_since(Instant::now()).min(options.poll_interval)).await;
         let conn = self.ready().await?;
         let result = conn.run("NOOP", options.command_timeout, |_| {}).await;
         conn.changed = false;

@@ -6,9 +6,7 @@
 
 use std::net::IpAddr;
 
-use concierge_connector_sdk::{
-    AuthMethod, Capabilities, Choice, Descriptor, Field, FieldError, FieldKind, Settings,
-};
+use concierge_connector_sdk::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldError, FieldKind, Settings};
 use serde_json::Value;
 
 /// How a connection to a server is protected.
@@ -98,11 +96,7 @@ const GMAIL_SMTP: &str = "smtp.gmail.com";
 
 fn security_field(key: &'static str, label: &str) -> Field {
     Field::new(key, label, FieldKind::Select)
-        .choices([
-            Choice::new("SSL_TLS", "SSL/TLS"),
-            Choice::new("STARTTLS", "STARTTLS"),
-            Choice::new("NONE", "None (unencrypted)"),
-        ])
+        .choices([Choice::new("SSL_TLS", "SSL/TLS"), Choice::new("STARTTLS", "STARTTLS"), Choice::new("NONE", "None (unencrypted)")])
         .default_value("SSL_TLS")
 }
 
@@ -112,22 +106,15 @@ pub(crate) fn generic_descriptor() -> Descriptor {
         kind: "imap",
         display_name: "IMAP / SMTP".into(),
         auth: AuthMethod::Password,
-        capabilities: Capabilities {
-            send: true,
-            provider_saves_sent: false,
-            calendars: false,
-        },
+        capabilities: Capabilities { send: true, provider_saves_sent: false, calendars: false },
         fields: vec![
             Field::new("imapHost", "IMAP server", FieldKind::Host).required(),
             security_field("imapSecurity", "IMAP security"),
-            Field::new("imapPort", "IMAP port", FieldKind::Port)
-                .help("993 for SSL/TLS, 143 otherwise"),
+            Field::new("imapPort", "IMAP port", FieldKind::Port).help("993 for SSL/TLS, 143 otherwise"),
             Field::new("smtpHost", "SMTP server", FieldKind::Host).required(),
             security_field("smtpSecurity", "SMTP security"),
-            Field::new("smtpPort", "SMTP port", FieldKind::Port)
-                .help("465 for SSL/TLS, 587 for STARTTLS, 25 for none"),
-            Field::new("username", "User name", FieldKind::Text)
-                .help("Leave empty to sign in with the email address"),
+            Field::new("smtpPort", "SMTP port", FieldKind::Port).help("465 for SSL/TLS, 587 for STARTTLS, 25 for none"),
+            Field::new("username", "User name", FieldKind::Text).help("Leave empty to sign in with the email address"),
             Field::new("folder", "Folder", FieldKind::Text).default_value("INBOX"),
             Field::new("sentFolder", "Sent folder", FieldKind::Text)
                 .help("Where mail sent from the platform is kept; leave empty for the folder the server marks as Sent"),
@@ -173,12 +160,7 @@ impl Flavor {
         let mut out = descriptor.validate(settings)?;
         if *self == Flavor::Generic {
             for (host, security, port, default_port) in [
-                (
-                    "imapHost",
-                    "imapSecurity",
-                    "imapPort",
-                    Security::imap_port as fn(Security) -> u16,
-                ),
+                ("imapHost", "imapSecurity", "imapPort", Security::imap_port as fn(Security) -> u16),
                 ("smtpHost", "smtpSecurity", "smtpPort", Security::smtp_port),
             ] {
                 let sec = security_of(&out, security)?;
@@ -193,28 +175,15 @@ impl Flavor {
 
     /// Resolves validated settings. Defensive: it applies the same defaults and the same
     /// plaintext rule, so settings stored before a rule changed cannot bypass it.
-    pub(crate) fn resolve(
-        &self,
-        settings: &Settings,
-        allow_plaintext_remote: bool,
-    ) -> Result<ServerSettings, FieldError> {
+    pub(crate) fn resolve(&self, settings: &Settings, allow_plaintext_remote: bool) -> Result<ServerSettings, FieldError> {
         match self {
             Flavor::Fixed { imap, smtp } => {
                 for (endpoint, key) in [(imap, "imapSecurity"), (smtp, "smtpSecurity")] {
-                    if endpoint.security == Security::None
-                        && !allow_plaintext_remote
-                        && !is_loopback(&endpoint.host)
-                    {
+                    if endpoint.security == Security::None && !allow_plaintext_remote && !is_loopback(&endpoint.host) {
                         return Err(FieldError::new(key, PLAINTEXT_REFUSED));
                     }
                 }
-                Ok(ServerSettings {
-                    imap: imap.clone(),
-                    smtp: smtp.clone(),
-                    username: None,
-                    folder: "INBOX".into(),
-                    sent_folder: None,
-                })
+                Ok(ServerSettings { imap: imap.clone(), smtp: smtp.clone(), username: None, folder: "INBOX".into(), sent_folder: None })
             }
             Flavor::GmailPassword => {
                 let smtp_security = match settings.get("smtpSecurity") {
@@ -223,52 +192,31 @@ impl Flavor {
                 };
                 let smtp_security = match smtp_security {
                     Security::None => {
-                        return Err(FieldError::new(
-                            "smtpSecurity",
-                            "must be SSL/TLS or STARTTLS for Gmail",
-                        ));
+                        return Err(FieldError::new("smtpSecurity", "must be SSL/TLS or STARTTLS for Gmail"));
                     }
                     other => other,
                 };
                 Ok(ServerSettings {
-                    imap: Endpoint {
-                        host: GMAIL_IMAP.into(),
-                        port: 993,
-                        security: Security::SslTls,
-                    },
-                    smtp: Endpoint {
-                        host: GMAIL_SMTP.into(),
-                        port: smtp_security.smtp_port(),
-                        security: smtp_security,
-                    },
+                    imap: Endpoint { host: GMAIL_IMAP.into(), port: 993, security: Security::SslTls },
+                    smtp: Endpoint { host: GMAIL_SMTP.into(), port: smtp_security.smtp_port(), security: smtp_security },
                     username: None,
                     folder: "INBOX".into(),
                     sent_folder: None,
                 })
             }
             Flavor::Generic => {
-                let endpoint = |host: &'static str,
-                                security: &'static str,
-                                port: &'static str,
-                                default_port: fn(Security) -> u16| {
+                let endpoint = |host: &'static str, security: &'static str, port: &'static str, default_port: fn(Security) -> u16| {
                     let sec = match settings.get(security) {
                         None | Some(Value::Null) => Security::SslTls,
                         Some(_) => security_of(settings, security)?,
                     };
                     check_plaintext(settings, host, security, sec, allow_plaintext_remote)?;
-                    let host_name =
-                        text(settings, host).ok_or_else(|| FieldError::new(host, "is required"))?;
+                    let host_name = text(settings, host).ok_or_else(|| FieldError::new(host, "is required"))?;
                     let port_number = match settings.get(port) {
                         None | Some(Value::Null) => default_port(sec),
-                        Some(v) => port_of(v).ok_or_else(|| {
-                            FieldError::new(port, "must be a port between 1 and 65535")
-                        })?,
+                        Some(v) => port_of(v).ok_or_else(|| FieldError::new(port, "must be a port between 1 and 65535"))?,
                     };
-                    Ok::<_, FieldError>(Endpoint {
-                        host: host_name,
-                        port: port_number,
-                        security: sec,
-                    })
+                    Ok::<_, FieldError>(Endpoint { host: host_name, port: port_number, security: sec })
                 };
                 Ok(ServerSettings {
                     imap: endpoint("imapHost", "imapSecurity", "imapPort", Security::imap_port)?,
@@ -306,13 +254,7 @@ fn security_of(settings: &Settings, key: &str) -> Result<Security, FieldError> {
         .ok_or_else(|| FieldError::new(key, "must be one of SSL_TLS, STARTTLS, NONE"))
 }
 
-fn check_plaintext(
-    settings: &Settings,
-    host_key: &str,
-    security_key: &str,
-    security: Security,
-    allowed: bool,
-) -> Result<(), FieldError> {
+fn check_plaintext(settings: &Settings, host_key: &str, security_key: &str, security: Security, allowed: bool) -> Result<(), FieldError> {
     if security != Security::None || allowed {
         return Ok(());
     }
@@ -328,11 +270,7 @@ const PLAINTEXT_REFUSED: &str = "must be SSL/TLS or STARTTLS: an unencrypted con
 /// password onto a network.
 pub(crate) fn is_loopback(host: &str) -> bool {
     let host = host.trim().trim_matches(['[', ']']);
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .parse::<IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
+    host.eq_ignore_ascii_case("localhost") || host.parse::<IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -350,69 +288,45 @@ mod tests {
 
     #[test]
     fn ports_default_from_the_security_choice() {
-        let out = generic(json!({"imapHost": "mail.example.com", "smtpHost": "mail.example.com"}))
-            .unwrap();
-        assert_eq!(
-            (out["imapSecurity"].as_str(), out["imapPort"].as_i64()),
-            (Some("SSL_TLS"), Some(993))
-        );
+        let out = generic(json!({"imapHost": "mail.example.com", "smtpHost": "mail.example.com"})).unwrap();
+        assert_eq!((out["imapSecurity"].as_str(), out["imapPort"].as_i64()), (Some("SSL_TLS"), Some(993)));
         assert_eq!(out["smtpPort"], 465);
         assert_eq!(out["folder"], "INBOX");
 
-        let out = generic(json!({"imapHost": "m.example.com", "imapSecurity": "STARTTLS", "smtpHost": "m.example.com", "smtpSecurity": "STARTTLS"})).unwrap();
-        assert_eq!(
-            (out["imapPort"].as_i64(), out["smtpPort"].as_i64()),
-            (Some(143), Some(587))
-        );
+        let out = generic(
+            json!({"imapHost": "m.example.com", "imapSecurity": "STARTTLS", "smtpHost": "m.example.com", "smtpSecurity": "STARTTLS"}),
+        )
+        .unwrap();
+        assert_eq!((out["imapPort"].as_i64(), out["smtpPort"].as_i64()), (Some(143), Some(587)));
 
-        let out = generic(json!({"imapHost": "127.0.0.1", "imapSecurity": "NONE", "smtpHost": "localhost", "smtpSecurity": "NONE"})).unwrap();
-        assert_eq!(
-            (out["imapPort"].as_i64(), out["smtpPort"].as_i64()),
-            (Some(143), Some(25))
-        );
+        let out =
+            generic(json!({"imapHost": "127.0.0.1", "imapSecurity": "NONE", "smtpHost": "localhost", "smtpSecurity": "NONE"})).unwrap();
+        assert_eq!((out["imapPort"].as_i64(), out["smtpPort"].as_i64()), (Some(143), Some(25)));
     }
 
     #[test]
     fn an_explicit_port_is_kept() {
-        let out = generic(json!({"imapHost": "m.example.com", "imapPort": "10993", "smtpHost": "m.example.com", "smtpPort": 2525})).unwrap();
-        assert_eq!(
-            (out["imapPort"].as_i64(), out["smtpPort"].as_i64()),
-            (Some(10993), Some(2525))
-        );
+        let out =
+            generic(json!({"imapHost": "m.example.com", "imapPort": "10993", "smtpHost": "m.example.com", "smtpPort": 2525})).unwrap();
+        assert_eq!((out["imapPort"].as_i64(), out["smtpPort"].as_i64()), (Some(10993), Some(2525)));
     }
 
     #[test]
     fn plaintext_to_a_remote_host_is_refused_unless_allowed() {
         let remote = json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "smtpHost": "mail.example.com"});
         assert_eq!(generic(remote.clone()).unwrap_err().field, "imapSecurity");
-        let remote_smtp =
-            json!({"imapHost": "mail.example.com", "smtpHost": "10.0.0.5", "smtpSecurity": "NONE"});
+        let remote_smtp = json!({"imapHost": "mail.example.com", "smtpHost": "10.0.0.5", "smtpSecurity": "NONE"});
         assert_eq!(generic(remote_smtp).unwrap_err().field, "smtpSecurity");
-        let allowed = Flavor::Generic
-            .validate(&generic_descriptor(), &settings(remote), true)
-            .unwrap();
+        let allowed = Flavor::Generic.validate(&generic_descriptor(), &settings(remote), true).unwrap();
         assert_eq!(allowed["imapPort"], 143);
     }
 
     #[test]
     fn loopback_means_127_slash_8_ipv6_one_and_localhost() {
-        for host in [
-            "127.0.0.1",
-            "127.1.2.3",
-            "::1",
-            "[::1]",
-            "localhost",
-            "LOCALHOST",
-        ] {
+        for host in ["127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST"] {
             assert!(is_loopback(host), "{host}");
         }
-        for host in [
-            "128.0.0.1",
-            "10.0.0.1",
-            "localhost.example.com",
-            "::2",
-            "example.com",
-        ] {
+        for host in ["128.0.0.1", "10.0.0.1", "localhost.example.com", "::2", "example.com"] {
             assert!(!is_loopback(host), "{host}");
         }
     }
@@ -421,123 +335,48 @@ mod tests {
     fn generic_settings_resolve_to_endpoints() {
         let validated = generic(json!({"imapHost": "Imap.Example.com", "imapSecurity": "STARTTLS", "smtpHost": "smtp.example.com", "username": " bob ", "folder": "Archive/2024"})).unwrap();
         let resolved = Flavor::Generic.resolve(&validated, false).unwrap();
-        assert_eq!(
-            resolved.imap,
-            Endpoint {
-                host: "imap.example.com".into(),
-                port: 143,
-                security: Security::StartTls
-            }
-        );
-        assert_eq!(
-            resolved.smtp,
-            Endpoint {
-                host: "smtp.example.com".into(),
-                port: 465,
-                security: Security::SslTls
-            }
-        );
+        assert_eq!(resolved.imap, Endpoint { host: "imap.example.com".into(), port: 143, security: Security::StartTls });
+        assert_eq!(resolved.smtp, Endpoint { host: "smtp.example.com".into(), port: 465, security: Security::SslTls });
         assert_eq!(resolved.username.as_deref(), Some("bob"));
         assert_eq!(resolved.folder, "Archive/2024");
     }
 
     #[test]
     fn resolve_applies_the_plaintext_rule_too() {
-        let stored = settings(
-            json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "imapPort": 143, "smtpHost": "mail.example.com"}),
-        );
-        assert_eq!(
-            Flavor::Generic.resolve(&stored, false).unwrap_err().field,
-            "imapSecurity"
-        );
+        let stored =
+            settings(json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "imapPort": 143, "smtpHost": "mail.example.com"}));
+        assert_eq!(Flavor::Generic.resolve(&stored, false).unwrap_err().field, "imapSecurity");
     }
 
     #[test]
     fn gmail_asks_only_for_the_smtp_type_and_presets_the_rest() {
         let d = gmail_password_descriptor();
-        assert_eq!(
-            d.fields.iter().map(|f| f.key).collect::<Vec<_>>(),
-            ["smtpSecurity"]
-        );
+        assert_eq!(d.fields.iter().map(|f| f.key).collect::<Vec<_>>(), ["smtpSecurity"]);
         assert!(d.capabilities.provider_saves_sent);
-        let out = Flavor::GmailPassword
-            .validate(&d, &settings(json!({"smtpSecurity": "STARTTLS"})), false)
-            .unwrap();
+        let out = Flavor::GmailPassword.validate(&d, &settings(json!({"smtpSecurity": "STARTTLS"})), false).unwrap();
         let resolved = Flavor::GmailPassword.resolve(&out, false).unwrap();
-        assert_eq!(
-            resolved.smtp,
-            Endpoint {
-                host: "smtp.gmail.com".into(),
-                port: 587,
-                security: Security::StartTls
-            }
-        );
-        assert_eq!(
-            resolved.imap,
-            Endpoint {
-                host: "imap.gmail.com".into(),
-                port: 993,
-                security: Security::SslTls
-            }
-        );
-        let defaulted = Flavor::GmailPassword
-            .validate(&d, &Settings::new(), false)
-            .unwrap();
-        assert_eq!(
-            Flavor::GmailPassword
-                .resolve(&defaulted, false)
-                .unwrap()
-                .smtp
-                .port,
-            465
-        );
-        assert!(
-            Flavor::GmailPassword
-                .validate(&d, &settings(json!({"smtpSecurity": "NONE"})), false)
-                .is_err()
-        );
-        assert!(
-            Flavor::GmailPassword
-                .validate(&d, &settings(json!({"imapHost": "x.org"})), false)
-                .is_err()
-        );
+        assert_eq!(resolved.smtp, Endpoint { host: "smtp.gmail.com".into(), port: 587, security: Security::StartTls });
+        assert_eq!(resolved.imap, Endpoint { host: "imap.gmail.com".into(), port: 993, security: Security::SslTls });
+        let defaulted = Flavor::GmailPassword.validate(&d, &Settings::new(), false).unwrap();
+        assert_eq!(Flavor::GmailPassword.resolve(&defaulted, false).unwrap().smtp.port, 465);
+        assert!(Flavor::GmailPassword.validate(&d, &settings(json!({"smtpSecurity": "NONE"})), false).is_err());
+        assert!(Flavor::GmailPassword.validate(&d, &settings(json!({"imapHost": "x.org"})), false).is_err());
     }
 
     #[test]
     fn a_preset_resolves_to_its_fixed_servers_under_the_same_plaintext_rule() {
-        let at = |host: &str, port, security| Endpoint {
-            host: host.into(),
-            port,
-            security,
-        };
-        let fixed = Flavor::Fixed {
-            imap: at("imap.example.com", 993, Security::SslTls),
-            smtp: at("smtp.example.com", 587, Security::StartTls),
-        };
+        let at = |host: &str, port, security| Endpoint { host: host.into(), port, security };
+        let fixed =
+            Flavor::Fixed { imap: at("imap.example.com", 993, Security::SslTls), smtp: at("smtp.example.com", 587, Security::StartTls) };
         let resolved = fixed.resolve(&Settings::new(), false).unwrap();
         assert_eq!(resolved.imap, at("imap.example.com", 993, Security::SslTls));
-        assert_eq!(
-            resolved.smtp,
-            at("smtp.example.com", 587, Security::StartTls)
-        );
-        assert_eq!(
-            (resolved.username, resolved.folder.as_str()),
-            (None, "INBOX")
-        );
+        assert_eq!(resolved.smtp, at("smtp.example.com", 587, Security::StartTls));
+        assert_eq!((resolved.username, resolved.folder.as_str()), (None, "INBOX"));
 
-        let plain = Flavor::Fixed {
-            imap: at("imap.example.com", 143, Security::SslTls),
-            smtp: at("smtp.example.com", 25, Security::None),
-        };
-        assert_eq!(
-            plain.resolve(&Settings::new(), false).unwrap_err().field,
-            "smtpSecurity"
-        );
+        let plain = Flavor::Fixed { imap: at("imap.example.com", 143, Security::SslTls), smtp: at("smtp.example.com", 25, Security::None) };
+        assert_eq!(plain.resolve(&Settings::new(), false).unwrap_err().field, "smtpSecurity");
         assert!(plain.resolve(&Settings::new(), true).is_ok());
-        let loopback = Flavor::Fixed {
-            imap: at("127.0.0.1", 143, Security::None),
-            smtp: at("localhost", 25, Security::None),
-        };
+        let loopback = Flavor::Fixed { imap: at("127.0.0.1", 143, Security::None), smtp: at("localhost", 25, Security::None) };
         assert!(loopback.resolve(&Settings::new(), false).is_ok());
     }
 }

@@ -28,9 +28,7 @@ pub(crate) struct TlsSetup {
 
 impl fmt::Debug for TlsSetup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSetup")
-            .field("extra_roots", &self.extra_roots.len())
-            .finish()
+        f.debug_struct("TlsSetup").field("extra_roots", &self.extra_roots.len()).finish()
     }
 }
 
@@ -42,40 +40,27 @@ pub(crate) fn setup(extra_pem: Option<&[u8]>) -> Result<TlsSetup, String> {
     let mut extra_roots = Vec::new();
     if let Some(pem) = extra_pem {
         for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert =
-                cert.map_err(|e| format!("the extra root certificates are not valid PEM: {e}"))?;
-            roots
-                .add(cert.clone())
-                .map_err(|e| format!("an extra root certificate was refused: {e}"))?;
+            let cert = cert.map_err(|e| format!("the extra root certificates are not valid PEM: {e}"))?;
+            roots.add(cert.clone()).map_err(|e| format!("an extra root certificate was refused: {e}"))?;
             extra_roots.push(cert);
         }
         if extra_roots.is_empty() {
             return Err("the extra root certificates hold no certificate".into());
         }
     }
-    let config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-    Ok(TlsSetup {
-        config: Arc::new(config),
-        extra_roots,
-    })
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("TLS configuration: {e}"))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(TlsSetup { config: Arc::new(config), extra_roots })
 }
 
 /// Runs the TLS handshake over `tcp`, checking the certificate against `host`.
-pub(crate) async fn handshake(
-    setup: &TlsSetup,
-    host: &str,
-    tcp: TcpStream,
-) -> io::Result<TlsStream<TcpStream>> {
+pub(crate) async fn handshake(setup: &TlsSetup, host: &str, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
     let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a valid TLS server name"))?;
-    TlsConnector::from(Arc::clone(&setup.config))
-        .connect(name, tcp)
-        .await
+    TlsConnector::from(Arc::clone(&setup.config)).connect(name, tcp).await
 }
 
 /// A connection to a mail server, encrypted or not.
@@ -94,11 +79,7 @@ impl fmt::Debug for MailStream {
 }
 
 impl AsyncRead for MailStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
             MailStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
             MailStream::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
@@ -107,11 +88,7 @@ impl AsyncRead for MailStream {
 }
 
 impl AsyncWrite for MailStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         match self.get_mut() {
             MailStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
             MailStream::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
@@ -141,11 +118,6 @@ mod tests {
     fn bad_extra_roots_are_reported_not_panicked_on() {
         assert!(setup(None).is_ok());
         assert!(setup(Some(b"not a certificate")).is_err());
-        assert!(
-            setup(Some(
-                b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
-            ))
-            .is_err()
-        );
+        assert!(setup(Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).is_err());
     }
 }

@@ -53,20 +53,14 @@ pub(crate) fn quote_raw(wire_name: &str) -> Option<String> {
     if wire_name.contains(['\r', '\n', '\0']) {
         return None;
     }
-    Some(format!(
-        "\"{}\"",
-        wire_name.replace('\\', "\\\\").replace('"', "\\\"")
-    ))
+    Some(format!("\"{}\"", wire_name.replace('\\', "\\\\").replace('"', "\\\"")))
 }
 
 /// The inverse of the encoding [`quote_mailbox`] applies: a LIST name in modified UTF-7 as
 /// people read it (`Entw&APw-rfe` → `Entwürfe`). `None` when it is not valid modified UTF-7.
 pub(crate) fn decode_modified_utf7(wire_name: &str) -> Option<String> {
     use base64::Engine as _;
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::IMAP_MUTF7,
-        base64::engine::general_purpose::NO_PAD,
-    );
+    let engine = base64::engine::GeneralPurpose::new(&base64::alphabet::IMAP_MUTF7, base64::engine::general_purpose::NO_PAD);
     let mut out = String::with_capacity(wire_name.len());
     let mut rest = wire_name;
     while let Some(at) = rest.find('&') {
@@ -81,10 +75,7 @@ pub(crate) fn decode_modified_utf7(wire_name: &str) -> Option<String> {
             if bytes.len() % 2 != 0 {
                 return None;
             }
-            let units: Vec<u16> = bytes
-                .chunks_exact(2)
-                .map(|pair| u16::from_be_bytes([pair[0], pair[1]]))
-                .collect();
+            let units: Vec<u16> = bytes.chunks_exact(2).map(|pair| u16::from_be_bytes([pair[0], pair[1]])).collect();
             out.push_str(&String::from_utf16(&units).ok()?);
         }
         rest = &after[end + 1..];
@@ -95,10 +86,7 @@ pub(crate) fn decode_modified_utf7(wire_name: &str) -> Option<String> {
 
 fn modified_utf7(name: &str) -> String {
     use base64::Engine as _;
-    let engine = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::IMAP_MUTF7,
-        base64::engine::general_purpose::NO_PAD,
-    );
+    let engine = base64::engine::GeneralPurpose::new(&base64::alphabet::IMAP_MUTF7, base64::engine::general_purpose::NO_PAD);
     let mut out = String::with_capacity(name.len());
     let mut wide: Vec<u8> = Vec::new();
     let flush = |wide: &mut Vec<u8>, out: &mut String| {
@@ -150,22 +138,14 @@ pub(crate) fn date_band(since: DateTime<Utc>) -> DateBand {
     let latest = NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or(NaiveDate::MAX);
     let day = since.date_naive().clamp(earliest, latest);
     DateBand {
-        maybe: day
-            .checked_sub_days(Days::new(1))
-            .unwrap_or(day)
-            .max(earliest),
-        sure: day
-            .checked_add_days(Days::new(2))
-            .unwrap_or(day)
-            .min(latest),
+        maybe: day.checked_sub_days(Days::new(1)).unwrap_or(day).max(earliest),
+        sure: day.checked_add_days(Days::new(2)).unwrap_or(day).min(latest),
     }
 }
 
 /// Parses an IMAP INTERNALDATE (`17-Jul-1996 02:44:25 -0700`; the day may be space-padded).
 pub(crate) fn parse_internal_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z")
-        .ok()
-        .map(|d| d.with_timezone(&Utc))
+    DateTime::parse_from_str(s.trim(), "%d-%b-%Y %H:%M:%S %z").ok().map(|d| d.with_timezone(&Utc))
 }
 
 /// A response's code (`AUTHENTICATIONFAILED`) and its human text, from the text that follows
@@ -176,11 +156,7 @@ pub(crate) fn split_response_code(text: &str) -> (Option<String>, String) {
     if let Some(rest) = trimmed.strip_prefix('[')
         && let Some(end) = rest.find(']')
     {
-        let code = rest[..end]
-            .split_whitespace()
-            .next()
-            .unwrap_or("")
-            .to_ascii_uppercase();
+        let code = rest[..end].split_whitespace().next().unwrap_or("").to_ascii_uppercase();
         let human = rest[end + 1..].trim().to_owned();
         return ((!code.is_empty()).then_some(code), human);
     }
@@ -190,11 +166,7 @@ pub(crate) fn split_response_code(text: &str) -> (Option<String>, String) {
 /// Server text made safe to show: one line, printable, bounded. It comes from the server, so
 /// it can carry neither our password nor mail content, but it can be long or odd.
 pub(crate) fn tidy(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(200)
-        .collect();
+    let mut out: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(200).collect();
     if text.chars().count() > 200 {
         out.push('…');
     }
@@ -224,97 +196,54 @@ mod tests {
     fn uid_sets_are_compact_and_bounded() {
         assert_eq!(uid_sets(&[1, 2, 3, 5, 7, 8, 9], 100), ["1:3,5,7:9"]);
         assert_eq!(uid_sets(&[9, 1, 2, 2], 100), ["1:2,9"]);
-        assert_eq!(
-            uid_sets(&(1..=1200).collect::<Vec<_>>(), 500),
-            ["1:500", "501:1000", "1001:1200"]
-        );
-        assert_eq!(
-            uid_sets(&[u32::MAX - 1, u32::MAX], 10),
-            [format!("{}:{}", u32::MAX - 1, u32::MAX)]
-        );
+        assert_eq!(uid_sets(&(1..=1200).collect::<Vec<_>>(), 500), ["1:500", "501:1000", "1001:1200"]);
+        assert_eq!(uid_sets(&[u32::MAX - 1, u32::MAX], 10), [format!("{}:{}", u32::MAX - 1, u32::MAX)]);
         assert!(uid_sets(&[], 10).is_empty());
     }
 
     #[test]
     fn mailbox_names_are_quoted_in_modified_utf7() {
         assert_eq!(quote_mailbox("INBOX").as_deref(), Some("\"INBOX\""));
-        assert_eq!(
-            quote_mailbox("Entwürfe").as_deref(),
-            Some("\"Entw&APw-rfe\"")
-        );
+        assert_eq!(quote_mailbox("Entwürfe").as_deref(), Some("\"Entw&APw-rfe\""));
         assert_eq!(quote_mailbox("日本語").as_deref(), Some("\"&ZeVnLIqe-\""));
-        assert_eq!(
-            quote_mailbox("A&B \"q\"").as_deref(),
-            Some(r#""A&-B \"q\"""#)
-        );
+        assert_eq!(quote_mailbox("A&B \"q\"").as_deref(), Some(r#""A&-B \"q\"""#));
         assert_eq!(quote_mailbox("bad\r\nname"), None);
     }
 
     #[test]
     fn list_names_decode_from_modified_utf7_and_back() {
-        for name in [
-            "INBOX",
-            "Entwürfe",
-            "日本語",
-            "A&B",
-            "[Gmail]/Sent Mail",
-            "Éléments envoyés",
-        ] {
+        for name in ["INBOX", "Entwürfe", "日本語", "A&B", "[Gmail]/Sent Mail", "Éléments envoyés"] {
             let quoted = quote_mailbox(name).unwrap();
             let wire = &quoted[1..quoted.len() - 1];
             assert_eq!(decode_modified_utf7(wire).as_deref(), Some(name), "{wire}");
         }
-        assert_eq!(
-            decode_modified_utf7("Messages envoy&AOk-s").as_deref(),
-            Some("Messages envoyés")
-        );
+        assert_eq!(decode_modified_utf7("Messages envoy&AOk-s").as_deref(), Some("Messages envoyés"));
         assert_eq!(decode_modified_utf7("broken &AOk"), None);
         assert_eq!(decode_modified_utf7("odd &AA-"), None);
     }
 
     #[test]
     fn raw_names_are_quoted_as_they_are() {
-        assert_eq!(
-            quote_raw("Entw&APw-rfe").as_deref(),
-            Some("\"Entw&APw-rfe\"")
-        );
-        assert_eq!(
-            quote_raw(r#"a "b" \ c"#).as_deref(),
-            Some(r#""a \"b\" \\ c""#)
-        );
+        assert_eq!(quote_raw("Entw&APw-rfe").as_deref(), Some("\"Entw&APw-rfe\""));
+        assert_eq!(quote_raw(r#"a "b" \ c"#).as_deref(), Some(r#""a \"b\" \\ c""#));
         assert_eq!(quote_raw("bad\nname"), None);
     }
 
     #[test]
     fn search_dates_are_english_and_unpadded() {
-        assert_eq!(
-            imap_date(NaiveDate::from_ymd_opt(2024, 7, 7).unwrap()),
-            "7-Jul-2024"
-        );
+        assert_eq!(imap_date(NaiveDate::from_ymd_opt(2024, 7, 7).unwrap()), "7-Jul-2024");
         let band = date_band(Utc.with_ymd_and_hms(2024, 3, 1, 13, 0, 0).unwrap());
         let extreme = date_band(DateTime::<Utc>::MIN_UTC);
         assert_eq!(imap_date(extreme.maybe), "1-Jan-1900");
-        assert_eq!(
-            imap_date(date_band(DateTime::<Utc>::MAX_UTC).sure),
-            "31-Dec-9999"
-        );
-        assert_eq!(
-            (imap_date(band.maybe), imap_date(band.sure)),
-            ("29-Feb-2024".into(), "3-Mar-2024".into())
-        );
+        assert_eq!(imap_date(date_band(DateTime::<Utc>::MAX_UTC).sure), "31-Dec-9999");
+        assert_eq!((imap_date(band.maybe), imap_date(band.sure)), ("29-Feb-2024".into(), "3-Mar-2024".into()));
     }
 
     #[test]
     fn internal_dates_parse_with_and_without_padding() {
         let want = Utc.with_ymd_and_hms(1996, 7, 17, 9, 44, 25).unwrap();
-        assert_eq!(
-            parse_internal_date("17-Jul-1996 02:44:25 -0700"),
-            Some(want)
-        );
-        assert_eq!(
-            parse_internal_date(" 7-Jul-1996 09:44:25 +0000").map(|d| d.timestamp()),
-            Some(want.timestamp() - 10 * 86400)
-        );
+        assert_eq!(parse_internal_date("17-Jul-1996 02:44:25 -0700"), Some(want));
+        assert_eq!(parse_internal_date(" 7-Jul-1996 09:44:25 +0000").map(|d| d.timestamp()), Some(want.timestamp() - 10 * 86400));
         assert_eq!(parse_internal_date("yesterday"), None);
     }
 
@@ -322,20 +251,11 @@ mod tests {
     fn response_codes_are_split_from_their_text() {
         assert_eq!(
             split_response_code("[AUTHENTICATIONFAILED] Authentication failed."),
-            (
-                Some("AUTHENTICATIONFAILED".into()),
-                "Authentication failed.".into()
-            )
+            (Some("AUTHENTICATIONFAILED".into()), "Authentication failed.".into())
         );
-        assert_eq!(
-            split_response_code("[LIMIT 10] Too many"),
-            (Some("LIMIT".into()), "Too many".into())
-        );
+        assert_eq!(split_response_code("[LIMIT 10] Too many"), (Some("LIMIT".into()), "Too many".into()));
         assert_eq!(split_response_code("Logged in"), (None, "Logged in".into()));
-        assert_eq!(
-            split_response_code("[unterminated"),
-            (None, "[unterminated".into())
-        );
+        assert_eq!(split_response_code("[unterminated"), (None, "[unterminated".into()));
     }
 
     #[test]
@@ -346,10 +266,7 @@ mod tests {
 
     #[test]
     fn known_codes_get_their_names() {
-        assert_eq!(
-            code_name(Some(&ResponseCode::Alert)).as_deref(),
-            Some("ALERT")
-        );
+        assert_eq!(code_name(Some(&ResponseCode::Alert)).as_deref(), Some("ALERT"));
         assert_eq!(code_name(Some(&ResponseCode::UidNext(3))), None);
         assert_eq!(code_name(None), None);
     }

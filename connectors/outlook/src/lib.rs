@@ -31,11 +31,7 @@ pub fn preset() -> Preset {
             kind: KIND,
             display_name: "Outlook".into(),
             auth: AuthMethod::OAuth2,
-            capabilities: Capabilities {
-                send: true,
-                provider_saves_sent: true,
-                calendars: true,
-            },
+            capabilities: Capabilities { send: true, provider_saves_sent: true, calendars: true },
             fields: Vec::new(),
             help: None,
         },
@@ -57,27 +53,15 @@ pub fn preset() -> Preset {
             .to_vec(),
             extra_authorize_params: Vec::new(),
         },
-        imap: Endpoint {
-            host: "outlook.office365.com".into(),
-            port: 993,
-            security: Security::SslTls,
-        },
-        smtp: Endpoint {
-            host: "smtp.office365.com".into(),
-            port: 587,
-            security: Security::StartTls,
-        },
+        imap: Endpoint { host: "outlook.office365.com".into(), port: 993, security: Security::SslTls },
+        smtp: Endpoint { host: "smtp.office365.com".into(), port: 587, security: Security::StartTls },
         gmail_extensions: false,
     }
 }
 
 /// The Outlook connector. `imap` and `smtp` replace Microsoft's servers when given: how the
 /// gateway's configuration (and the tests) point it at another server.
-pub fn connector(
-    options: Options,
-    imap: Option<Endpoint>,
-    smtp: Option<Endpoint>,
-) -> ImapSmtpConnector {
+pub fn connector(options: Options, imap: Option<Endpoint>, smtp: Option<Endpoint>) -> ImapSmtpConnector {
     ImapSmtpConnector::preset(preset().with_servers(imap, smtp), options)
 }
 
@@ -90,14 +74,9 @@ mod tests {
     fn outlook_signs_in_with_microsoft_and_asks_for_nothing() {
         let outlook = connector(Options::default(), None, None);
         let d = outlook.descriptor();
-        assert_eq!(
-            (d.kind, d.display_name.as_str(), d.auth),
-            ("outlook", "Outlook", AuthMethod::OAuth2)
-        );
+        assert_eq!((d.kind, d.display_name.as_str(), d.auth), ("outlook", "Outlook", AuthMethod::OAuth2));
         assert!(d.fields.is_empty());
-        assert!(
-            d.capabilities.send && d.capabilities.provider_saves_sent && d.capabilities.calendars
-        );
+        assert!(d.capabilities.send && d.capabilities.provider_saves_sent && d.capabilities.calendars);
         assert_eq!(outlook.validate(&Settings::new()), Ok(Settings::new()));
         let mut unknown = Settings::new();
         unknown.insert("folder".into(), "Archive".into());
@@ -109,18 +88,9 @@ mod tests {
         let outlook = connector(Options::default(), None, None);
         let microsoft = outlook.oauth().expect("an OAuth2 provider");
         assert_eq!(microsoft, &preset().oauth);
-        assert_eq!(
-            microsoft.authorize_url,
-            "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
-        );
-        assert_eq!(
-            microsoft.token_url,
-            "https://login.microsoftonline.com/common/oauth2/v2.0/token"
-        );
-        assert_eq!(
-            microsoft.userinfo_url,
-            "https://graph.microsoft.com/oidc/userinfo"
-        );
+        assert_eq!(microsoft.authorize_url, "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
+        assert_eq!(microsoft.token_url, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
+        assert_eq!(microsoft.userinfo_url, "https://graph.microsoft.com/oidc/userinfo");
         assert_eq!(
             microsoft.scopes.join(" "),
             "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send https://graph.microsoft.com/Calendars.ReadWrite offline_access openid email"
@@ -135,59 +105,27 @@ mod tests {
         let d = graph.descriptor();
         assert_eq!((d.kind, d.auth), ("outlook", AuthMethod::OAuth2));
         assert!(d.fields.is_empty() && d.capabilities.calendars);
-        assert_eq!(
-            CalendarConnector::validate(&graph, &Settings::new()),
-            Ok(Settings::new())
-        );
+        assert_eq!(CalendarConnector::validate(&graph, &Settings::new()), Ok(Settings::new()));
         let microsoft = graph.oauth().expect("an OAuth2 provider");
         assert_eq!(microsoft, &preset().oauth);
-        assert!(
-            microsoft
-                .scopes
-                .iter()
-                .any(|s| s == "https://graph.microsoft.com/Calendars.ReadWrite")
-        );
-        assert!(
-            microsoft
-                .scopes
-                .iter()
-                .any(|s| s == "https://outlook.office.com/IMAP.AccessAsUser.All")
-        );
+        assert!(microsoft.scopes.iter().any(|s| s == "https://graph.microsoft.com/Calendars.ReadWrite"));
+        assert!(microsoft.scopes.iter().any(|s| s == "https://outlook.office.com/IMAP.AccessAsUser.All"));
     }
 
     #[test]
     fn it_talks_to_microsofts_servers_unless_told_otherwise() {
-        let microsoft = connector(Options::default(), None, None)
-            .server_settings(&Settings::new())
-            .expect("resolves");
+        let microsoft = connector(Options::default(), None, None).server_settings(&Settings::new()).expect("resolves");
         assert_eq!(
-            (
-                microsoft.imap.host.as_str(),
-                microsoft.imap.port,
-                microsoft.imap.security
-            ),
+            (microsoft.imap.host.as_str(), microsoft.imap.port, microsoft.imap.security),
             ("outlook.office365.com", 993, Security::SslTls)
         );
         assert_eq!(
-            (
-                microsoft.smtp.host.as_str(),
-                microsoft.smtp.port,
-                microsoft.smtp.security
-            ),
+            (microsoft.smtp.host.as_str(), microsoft.smtp.port, microsoft.smtp.security),
             ("smtp.office365.com", 587, Security::StartTls)
         );
 
-        let local = Endpoint {
-            host: "127.0.0.1".into(),
-            port: 10587,
-            security: Security::StartTls,
-        };
-        let elsewhere = connector(Options::default(), None, Some(local.clone()))
-            .server_settings(&Settings::new())
-            .expect("resolves");
-        assert_eq!(
-            (elsewhere.imap.host.as_str(), elsewhere.smtp),
-            ("outlook.office365.com", local)
-        );
+        let local = Endpoint { host: "127.0.0.1".into(), port: 10587, security: Security::StartTls };
+        let elsewhere = connector(Options::default(), None, Some(local.clone())).server_settings(&Settings::new()).expect("resolves");
+        assert_eq!((elsewhere.imap.host.as_str(), elsewhere.smtp), ("outlook.office365.com", local));
     }
 }

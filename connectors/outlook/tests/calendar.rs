@@ -9,15 +9,13 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use concierge_connector_outlook::calendar_connector;
 use concierge_connector_sdk::{
-    AccessTokenSource, Account, CalendarConnector, CalendarSession, ConnectorError, Credentials,
-    Secret, Settings, async_trait,
+    AccessTokenSource, Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, Secret, Settings, async_trait,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-const CALENDARS: &str =
-    "openid email offline_access https://graph.microsoft.com/Calendars.ReadWrite";
+const CALENDARS: &str = "openid email offline_access https://graph.microsoft.com/Calendars.ReadWrite";
 
 // --- fixtures ------------------------------------------------------------------------------
 
@@ -41,14 +39,11 @@ async fn spawn(script: &str, args: &[&str]) -> (Child, String) {
         .spawn()
         .unwrap_or_else(|e| panic!("{path} did not start: {e}"));
     let stdout = child.stdout.take().expect("piped stdout");
-    let line = tokio::time::timeout(
-        Duration::from_secs(10),
-        BufReader::new(stdout).lines().next_line(),
-    )
-    .await
-    .unwrap_or_else(|_| panic!("{script} printed nothing within 10 s"))
-    .expect("readable stdout")
-    .unwrap_or_else(|| panic!("{script} exited before listening"));
+    let line = tokio::time::timeout(Duration::from_secs(10), BufReader::new(stdout).lines().next_line())
+        .await
+        .unwrap_or_else(|_| panic!("{script} printed nothing within 10 s"))
+        .expect("readable stdout")
+        .unwrap_or_else(|| panic!("{script} exited before listening"));
     (child, line)
 }
 
@@ -56,8 +51,7 @@ impl StandIns {
     async fn start() -> StandIns {
         let (oauth_process, port) = spawn("oauth-standin", &[]).await;
         let oauth = format!("http://127.0.0.1:{}", port.trim());
-        let (graph_process, line) =
-            spawn("graph-standin", &["--oauth", &oauth, "--page-size", "2"]).await;
+        let (graph_process, line) = spawn("graph-standin", &["--oauth", &oauth, "--page-size", "2"]).await;
         let urls: Value = serde_json::from_str(&line).expect("graph-standin's first line is JSON");
         StandIns {
             graph: urls["url"].as_str().expect("url").to_owned(),
@@ -69,65 +63,36 @@ impl StandIns {
     }
 
     async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.admin));
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.admin));
         if let Some(body) = body {
             request = request.json(&body);
         }
         let response = request.send().await.expect("graph-standin answers");
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        assert!(
-            status.is_success(),
-            "{method} /admin{path}: {status} {text}"
-        );
-        if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).expect("JSON")
-        }
+        assert!(status.is_success(), "{method} /admin{path}: {status} {text}");
+        if text.is_empty() { Value::Null } else { serde_json::from_str(&text).expect("JSON") }
     }
 
     async fn oauth_admin(&self, path: &str, body: Value) -> Value {
-        let response = self
-            .http
-            .post(format!("{}{path}", self.oauth))
-            .json(&body)
-            .send()
-            .await
-            .expect("oauth-standin answers");
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
+        let response = self.http.post(format!("{}{path}", self.oauth)).json(&body).send().await.expect("oauth-standin answers");
+        assert!(response.status().is_success(), "{path}: {}", response.status());
         response.json().await.expect("JSON")
     }
 
     /// An account for `email` whose grant has `scope`.
     async fn account_with_scope(&self, email: &str, scope: &str) -> (Account, Arc<StandInTokens>) {
-        let issued = self
-            .oauth_admin("/admin/issue", json!({ "email": email, "scope": scope }))
-            .await;
+        let issued = self.oauth_admin("/admin/issue", json!({ "email": email, "scope": scope })).await;
         let tokens = Arc::new(StandInTokens {
             http: self.http.clone(),
             token_url: format!("{}/token", self.oauth),
-            refresh_token: issued["refresh_token"]
-                .as_str()
-                .expect("refresh token")
-                .to_owned(),
-            current: Mutex::new(Secret::new(
-                issued["access_token"].as_str().expect("access token"),
-            )),
+            refresh_token: issued["refresh_token"].as_str().expect("refresh token").to_owned(),
+            current: Mutex::new(Secret::new(issued["access_token"].as_str().expect("access token"))),
         });
         let account = Account {
             address: email.to_owned(),
             settings: Settings::new(),
-            credentials: Credentials::OAuth2 {
-                username: email.to_owned(),
-                tokens: tokens.clone(),
-            },
+            credentials: Credentials::OAuth2 { username: email.to_owned(), tokens: tokens.clone() },
         };
         (account, tokens)
     }
@@ -137,29 +102,23 @@ impl StandIns {
     }
 
     async fn session(&self, account: &Account) -> Box<dyn CalendarSession> {
-        calendar_connector(Some(self.graph.clone()))
-            .open(account)
-            .await
-            .expect("signs in")
+        calendar_connector(Some(self.graph.clone())).open(account).await.expect("signs in")
     }
 
     async fn calendar(&self, email: &str, extra: Value) -> String {
         let mut body = json!({ "email": email, "name": "Work" });
         merge(&mut body, extra);
-        let made = self
-            .admin(reqwest::Method::POST, "/calendars", Some(body))
-            .await;
+        let made = self.admin(reqwest::Method::POST, "/calendars", Some(body)).await;
         made["id"].as_str().expect("calendar id").to_owned()
     }
 
     /// An event made "in Outlook", `days` from now for an hour, with `extra` fields.
     async fn seed(&self, calendar: &str, subject: &str, days: i64, extra: Value) -> String {
         let start = Utc::now() + chrono::Duration::days(days);
-        let mut body = json!({ "calendar": calendar, "subject": subject, "start": utc(start), "end": utc(start + chrono::Duration::hours(1)) });
+        let mut body =
+            json!({ "calendar": calendar, "subject": subject, "start": utc(start), "end": utc(start + chrono::Duration::hours(1)) });
         merge(&mut body, extra);
-        let made = self
-            .admin(reqwest::Method::POST, "/events", Some(body))
-            .await;
+        let made = self.admin(reqwest::Method::POST, "/events", Some(body)).await;
         made["id"].as_str().expect("event id").to_owned()
     }
 
@@ -170,16 +129,7 @@ impl StandIns {
     }
 
     async fn refreshes(&self, email: &str) -> u64 {
-        let response = self
-            .http
-            .get(format!(
-                "{}/admin/stats?email={}",
-                self.oauth,
-                encode(email)
-            ))
-            .send()
-            .await
-            .expect("stats");
+        let response = self.http.get(format!("{}/admin/stats?email={}", self.oauth, encode(email))).send().await.expect("stats");
         let stats: Value = response.json().await.expect("JSON");
         stats["refresh_token"].as_u64().expect("a count")
     }
@@ -197,13 +147,7 @@ fn utc(t: DateTime<Utc>) -> String {
 
 fn encode(s: &str) -> String {
     s.bytes()
-        .map(|b| {
-            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { char::from(b).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
 
@@ -229,15 +173,8 @@ impl AccessTokenSource for StandInTokens {
             ("client_id", "concierge-test"),
             ("client_secret", "concierge-test-secret"),
         ];
-        let response = self
-            .http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ConnectorError::Unreachable {
-                message: e.to_string(),
-            })?;
+        let response =
+            self.http.post(&self.token_url).form(&form).send().await.map_err(|e| ConnectorError::Unreachable { message: e.to_string() })?;
         let status = response.status().as_u16();
         let answer: Value = response.json().await.unwrap_or_default();
         match (status, answer["access_token"].as_str()) {
@@ -246,20 +183,14 @@ impl AccessTokenSource for StandInTokens {
                 *self.current.lock().expect("not poisoned") = token.clone();
                 Ok(token)
             }
-            _ => Err(ConnectorError::Authentication {
-                message: format!("the refresh was refused ({status})"),
-            }),
+            _ => Err(ConnectorError::Authentication { message: format!("the refresh was refused ({status})") }),
         }
     }
 }
 
 /// An object's content lines, unfolded.
 fn lines(ical: &str) -> Vec<String> {
-    ical.replace("\r\n ", "")
-        .split("\r\n")
-        .filter(|l| !l.is_empty())
-        .map(str::to_owned)
-        .collect()
+    ical.replace("\r\n ", "").split("\r\n").filter(|l| !l.is_empty()).map(str::to_owned).collect()
 }
 
 fn has(ical: &str, line: &str) -> bool {
@@ -273,10 +204,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 const BOOKING: &str = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concierge//EN\r\nBEGIN:VEVENT\r\nUID:booking-7@concierge.test\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{summary}\r\nDESCRIPTION:Bring the receipt\\nand the shoes\r\nLOCATION:Shop\\, back room\r\nORGANIZER;CN=Shop:mailto:shop@example.com\r\nATTENDEE;CN=\"Roe, Richard\";ROLE=REQ-PARTICIPANT:mailto:richard@example.com\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n";
 
 fn booking(summary: &str, start: DateTime<Utc>) -> String {
-    BOOKING
-        .replace("{start}", &stamp(start))
-        .replace("{end}", &stamp(start + chrono::Duration::minutes(30)))
-        .replace("{summary}", summary)
+    BOOKING.replace("{start}", &stamp(start)).replace("{end}", &stamp(start + chrono::Duration::minutes(30))).replace("{summary}", summary)
 }
 
 /// A whole hour a few days ahead (the stand-in keeps seconds; the connector writes them).
@@ -290,51 +218,21 @@ fn next_week() -> DateTime<Utc> {
 #[tokio::test]
 async fn calendars_are_listed_with_their_colour_and_whether_they_are_writable() {
     let graph = StandIns::start().await;
-    let work = graph
-        .calendar(
-            "ann@example.com",
-            json!({ "name": "Work", "hexColor": "#1f6fb2" }),
-        )
-        .await;
-    let birthdays = graph
-        .calendar(
-            "ann@example.com",
-            json!({ "name": "Birthdays", "color": "lightRed", "canEdit": false }),
-        )
-        .await;
-    let plain = graph
-        .calendar("ann@example.com", json!({ "name": "Plain" }))
-        .await;
-    graph
-        .calendar("bob@example.com", json!({ "name": "Bob's" }))
-        .await;
+    let work = graph.calendar("ann@example.com", json!({ "name": "Work", "hexColor": "#1f6fb2" })).await;
+    let birthdays = graph.calendar("ann@example.com", json!({ "name": "Birthdays", "color": "lightRed", "canEdit": false })).await;
+    let plain = graph.calendar("ann@example.com", json!({ "name": "Plain" })).await;
+    graph.calendar("bob@example.com", json!({ "name": "Bob's" })).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
 
     // Three calendars at two a page: the connector follows the next link.
     let mut listed = session.calendars().await.expect("lists");
     listed.sort_by(|a, b| a.name.cmp(&b.name));
-    let summary: Vec<_> = listed
-        .iter()
-        .map(|c| {
-            (
-                c.id.as_str(),
-                c.name.as_str(),
-                c.colour.as_deref(),
-                c.writable,
-                c.time_zone.clone(),
-            )
-        })
-        .collect();
+    let summary: Vec<_> =
+        listed.iter().map(|c| (c.id.as_str(), c.name.as_str(), c.colour.as_deref(), c.writable, c.time_zone.clone())).collect();
     assert_eq!(
         summary,
         vec![
-            (
-                birthdays.as_str(),
-                "Birthdays",
-                Some("#F09E9E"),
-                false,
-                None
-            ),
+            (birthdays.as_str(), "Birthdays", Some("#F09E9E"), false, None),
             (plain.as_str(), "Plain", None, true, None),
             (work.as_str(), "Work", Some("#1F6FB2"), true, None),
         ]
@@ -347,25 +245,13 @@ async fn calendars_are_listed_with_their_colour_and_whether_they_are_writable() 
 async fn a_full_sync_then_deltas_report_only_what_changed() {
     let graph = StandIns::start().await;
     let calendar = graph.calendar("ann@example.com", json!({})).await;
-    let standup = graph
-        .seed(
-            &calendar,
-            "Stand-up",
-            1,
-            json!({ "location": { "displayName": "Room 1, east; wing" } }),
-        )
-        .await;
-    let review = graph
-        .seed(&calendar, "Review", 2, json!({ "showAs": "free" }))
-        .await;
+    let standup = graph.seed(&calendar, "Stand-up", 1, json!({ "location": { "displayName": "Room 1, east; wing" } })).await;
+    let review = graph.seed(&calendar, "Review", 2, json!({ "showAs": "free" })).await;
     let retro = graph.seed(&calendar, "Retro", 3, json!({})).await;
     graph.seed(&calendar, "Too far ahead", 800, json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
 
-    let full = session
-        .changes(&calendar, None, &[])
-        .await
-        .expect("a full sync");
+    let full = session.changes(&calendar, None, &[]).await.expect("a full sync");
     assert!(full.complete && full.removed.is_empty());
     let mut ids: Vec<_> = full.changed.iter().map(|o| o.id.clone()).collect();
     ids.sort();
@@ -373,49 +259,19 @@ async fn a_full_sync_then_deltas_report_only_what_changed() {
     expected.sort();
     assert_eq!(ids, expected, "the three in the window, over two pages");
     let stored = graph.stored(&calendar).await;
-    let stored_standup = stored
-        .iter()
-        .find(|e| e["id"] == standup.as_str())
-        .expect("stored");
-    let object = full
-        .changed
-        .iter()
-        .find(|o| o.id == standup)
-        .expect("listed");
-    assert_eq!(
-        object.etag.as_deref(),
-        stored_standup["@odata.etag"].as_str()
-    );
-    assert!(
-        object.ical.starts_with("BEGIN:VCALENDAR\r\n")
-            && object.ical.ends_with("END:VCALENDAR\r\n")
-    );
-    assert!(
-        has(&object.ical, &format!("UID:{standup}")),
-        "{}",
-        object.ical
-    );
+    let stored_standup = stored.iter().find(|e| e["id"] == standup.as_str()).expect("stored");
+    let object = full.changed.iter().find(|o| o.id == standup).expect("listed");
+    assert_eq!(object.etag.as_deref(), stored_standup["@odata.etag"].as_str());
+    assert!(object.ical.starts_with("BEGIN:VCALENDAR\r\n") && object.ical.ends_with("END:VCALENDAR\r\n"));
+    assert!(has(&object.ical, &format!("UID:{standup}")), "{}", object.ical);
     assert!(has(&object.ical, "SUMMARY:Stand-up"));
     assert!(has(&object.ical, "LOCATION:Room 1\\, east\\; wing"));
     assert!(has(&object.ical, "TRANSP:OPAQUE"));
     let start = stored_standup["start"]["dateTime"].as_str().expect("start");
-    let start = DateTime::parse_from_rfc3339(&format!("{}Z", &start[..19]))
-        .expect("a time")
-        .with_timezone(&Utc);
-    assert!(
-        has(&object.ical, &format!("DTSTART:{}", stamp(start))),
-        "{}",
-        object.ical
-    );
-    assert!(has(
-        &object.ical,
-        &format!("DTEND:{}", stamp(start + chrono::Duration::hours(1)))
-    ));
-    let free = full
-        .changed
-        .iter()
-        .find(|o| o.id == review)
-        .expect("listed");
+    let start = DateTime::parse_from_rfc3339(&format!("{}Z", &start[..19])).expect("a time").with_timezone(&Utc);
+    assert!(has(&object.ical, &format!("DTSTART:{}", stamp(start))), "{}", object.ical);
+    assert!(has(&object.ical, &format!("DTEND:{}", stamp(start + chrono::Duration::hours(1)))));
+    let free = full.changed.iter().find(|o| o.id == review).expect("listed");
     assert!(has(&free.ical, "TRANSP:TRANSPARENT"));
 
     // Changes "in Outlook": one new, one edited, one deleted.
@@ -427,18 +283,9 @@ async fn a_full_sync_then_deltas_report_only_what_changed() {
             Some(json!({ "subject": "Review (moved)", "isCancelled": true })),
         )
         .await;
-    graph
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/events/{}", encode(&retro)),
-            None,
-        )
-        .await;
+    graph.admin(reqwest::Method::DELETE, &format!("/events/{}", encode(&retro)), None).await;
 
-    let delta = session
-        .changes(&calendar, full.token.as_ref(), &[])
-        .await
-        .expect("a delta");
+    let delta = session.changes(&calendar, full.token.as_ref(), &[]).await.expect("a delta");
     assert!(!delta.complete);
     let mut changed: Vec<_> = delta.changed.iter().map(|o| o.id.clone()).collect();
     changed.sort();
@@ -446,26 +293,12 @@ async fn a_full_sync_then_deltas_report_only_what_changed() {
     expected.sort();
     assert_eq!(changed, expected);
     assert_eq!(delta.removed, vec![retro.clone()]);
-    let edited = delta
-        .changed
-        .iter()
-        .find(|o| o.id == review)
-        .expect("edited");
-    assert!(
-        has(&edited.ical, "SUMMARY:Review (moved)") && has(&edited.ical, "STATUS:CANCELLED"),
-        "{}",
-        edited.ical
-    );
+    let edited = delta.changed.iter().find(|o| o.id == review).expect("edited");
+    assert!(has(&edited.ical, "SUMMARY:Review (moved)") && has(&edited.ical, "STATUS:CANCELLED"), "{}", edited.ical);
     assert_ne!(edited.etag, free.etag);
 
-    let quiet = session
-        .changes(&calendar, delta.token.as_ref(), &[])
-        .await
-        .expect("another delta");
-    assert_eq!(
-        (quiet.changed.len(), quiet.removed.len(), quiet.complete),
-        (0, 0, false)
-    );
+    let quiet = session.changes(&calendar, delta.token.as_ref(), &[]).await.expect("another delta");
+    assert_eq!((quiet.changed.len(), quiet.removed.len(), quiet.complete), (0, 0, false));
     assert!(quiet.token.is_some());
 }
 
@@ -476,37 +309,13 @@ async fn an_all_day_event_is_a_date_range() {
     let day = (Utc::now() + chrono::Duration::days(10)).date_naive();
     let at = |d: chrono::NaiveDate| format!("{}T00:00:00Z", d.format("%Y-%m-%d"));
     let after = day + chrono::Duration::days(2);
-    let holiday = graph
-        .seed(
-            &calendar,
-            "Holiday",
-            0,
-            json!({ "isAllDay": true, "start": at(day), "end": at(after) }),
-        )
-        .await;
+    let holiday = graph.seed(&calendar, "Holiday", 0, json!({ "isAllDay": true, "start": at(day), "end": at(after) })).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
 
-    let full = session
-        .changes(&calendar, None, &[])
-        .await
-        .expect("a full sync");
-    let object = full
-        .changed
-        .iter()
-        .find(|o| o.id == holiday)
-        .expect("listed");
-    assert!(
-        has(
-            &object.ical,
-            &format!("DTSTART;VALUE=DATE:{}", day.format("%Y%m%d"))
-        ),
-        "{}",
-        object.ical
-    );
-    assert!(has(
-        &object.ical,
-        &format!("DTEND;VALUE=DATE:{}", after.format("%Y%m%d"))
-    ));
+    let full = session.changes(&calendar, None, &[]).await.expect("a full sync");
+    let object = full.changed.iter().find(|o| o.id == holiday).expect("listed");
+    assert!(has(&object.ical, &format!("DTSTART;VALUE=DATE:{}", day.format("%Y%m%d"))), "{}", object.ical);
+    assert!(has(&object.ical, &format!("DTEND;VALUE=DATE:{}", after.format("%Y%m%d"))));
 }
 
 #[tokio::test]
@@ -515,28 +324,13 @@ async fn a_forgotten_delta_token_restarts_with_a_full_sync() {
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let standup = graph.seed(&calendar, "Stand-up", 1, json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
-    let full = session
-        .changes(&calendar, None, &[])
-        .await
-        .expect("a full sync");
+    let full = session.changes(&calendar, None, &[]).await.expect("a full sync");
 
-    graph
-        .admin(reqwest::Method::POST, "/forget-sync", None)
-        .await;
+    graph.admin(reqwest::Method::POST, "/forget-sync", None).await;
 
-    let again = session
-        .changes(&calendar, full.token.as_ref(), &[])
-        .await
-        .expect("a full sync again");
+    let again = session.changes(&calendar, full.token.as_ref(), &[]).await.expect("a full sync again");
     assert!(again.complete);
-    assert_eq!(
-        again
-            .changed
-            .iter()
-            .map(|o| o.id.as_str())
-            .collect::<Vec<_>>(),
-        vec![standup.as_str()]
-    );
+    assert_eq!(again.changed.iter().map(|o| o.id.as_str()).collect::<Vec<_>>(), vec![standup.as_str()]);
     assert_ne!(again.token, full.token);
 }
 
@@ -545,40 +339,15 @@ async fn a_deleted_calendar_is_gone() {
     let graph = StandIns::start().await;
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
-    let full = session
-        .changes(&calendar, None, &[])
-        .await
-        .expect("a full sync");
+    let full = session.changes(&calendar, None, &[]).await.expect("a full sync");
 
-    graph
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/calendars/{}", encode(&calendar)),
-            None,
-        )
-        .await;
+    graph.admin(reqwest::Method::DELETE, &format!("/calendars/{}", encode(&calendar)), None).await;
 
     for token in [full.token.as_ref(), None] {
-        let err = session
-            .changes(&calendar, token, &[])
-            .await
-            .expect_err("gone");
-        assert_eq!(
-            err,
-            ConnectorError::Gone {
-                what: format!("calendar {calendar}")
-            }
-        );
+        let err = session.changes(&calendar, token, &[]).await.expect_err("gone");
+        assert_eq!(err, ConnectorError::Gone { what: format!("calendar {calendar}") });
     }
-    let err = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting", next_week()),
-            None,
-        )
-        .await
-        .expect_err("gone");
+    let err = session.put(&calendar, "booking-7@concierge.test", &booking("Fitting", next_week()), None).await.expect_err("gone");
     assert_eq!(err.code(), "GONE");
 }
 
@@ -591,24 +360,8 @@ async fn putting_the_same_uid_twice_leaves_one_event_and_existing_updates_it() {
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
     let start = next_week();
 
-    let first = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting; first visit", start),
-            None,
-        )
-        .await
-        .expect("created");
-    let retry = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting; first visit", start),
-            None,
-        )
-        .await
-        .expect("the same");
+    let first = session.put(&calendar, "booking-7@concierge.test", &booking("Fitting; first visit", start), None).await.expect("created");
+    let retry = session.put(&calendar, "booking-7@concierge.test", &booking("Fitting; first visit", start), None).await.expect("the same");
     assert_eq!(retry.id, first.id);
 
     let stored = graph.stored(&calendar).await;
@@ -617,63 +370,32 @@ async fn putting_the_same_uid_twice_leaves_one_event_and_existing_updates_it() {
     assert_eq!(event["id"], first.id.as_str());
     assert_eq!(event["transactionId"], "booking-7@concierge.test");
     assert_eq!(event["subject"], "Fitting; first visit");
-    assert_eq!(
-        event["body"],
-        json!({ "contentType": "text", "content": "Bring the receipt\nand the shoes" })
-    );
+    assert_eq!(event["body"], json!({ "contentType": "text", "content": "Bring the receipt\nand the shoes" }));
     assert_eq!(event["location"]["displayName"], "Shop, back room");
-    assert_eq!(
-        event["start"]["dateTime"],
-        format!("{}.0000000", start.format("%Y-%m-%dT%H:%M:%S"))
-    );
-    assert_eq!(
-        event["end"]["dateTime"],
-        format!(
-            "{}.0000000",
-            (start + chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M:%S")
-        )
-    );
+    assert_eq!(event["start"]["dateTime"], format!("{}.0000000", start.format("%Y-%m-%dT%H:%M:%S")));
+    assert_eq!(event["end"]["dateTime"], format!("{}.0000000", (start + chrono::Duration::minutes(30)).format("%Y-%m-%dT%H:%M:%S")));
     assert_eq!(
         event["attendees"],
         json!([{ "emailAddress": { "address": "richard@example.com", "name": "Roe, Richard" }, "type": "required" }])
     );
     assert_eq!(event["isAllDay"], false);
-    assert_eq!(
-        Some(event["@odata.etag"].as_str().expect("etag")),
-        retry.etag.as_deref()
-    );
+    assert_eq!(Some(event["@odata.etag"].as_str().expect("etag")), retry.etag.as_deref());
 
     let later = start + chrono::Duration::hours(2);
-    let updated = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting, moved", later),
-            Some(&first.id),
-        )
-        .await
-        .expect("updated");
+    let updated =
+        session.put(&calendar, "booking-7@concierge.test", &booking("Fitting, moved", later), Some(&first.id)).await.expect("updated");
     assert_eq!(updated.id, first.id);
     assert_ne!(updated.etag, first.etag);
     let stored = graph.stored(&calendar).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0]["subject"], "Fitting, moved");
-    assert_eq!(
-        stored[0]["start"]["dateTime"],
-        format!("{}.0000000", later.format("%Y-%m-%dT%H:%M:%S"))
-    );
+    assert_eq!(stored[0]["start"]["dateTime"], format!("{}.0000000", later.format("%Y-%m-%dT%H:%M:%S")));
 
     // The write shows up in the next sync like any other event.
-    let full = session
-        .changes(&calendar, None, &[])
-        .await
-        .expect("a full sync");
+    let full = session.changes(&calendar, None, &[]).await.expect("a full sync");
     assert_eq!(full.changed.len(), 1);
     assert!(has(&full.changed[0].ical, "SUMMARY:Fitting\\, moved"));
-    assert!(has(
-        &full.changed[0].ical,
-        &format!("DTSTART:{}", stamp(later))
-    ));
+    assert!(has(&full.changed[0].ical, &format!("DTSTART:{}", stamp(later))));
 }
 
 #[tokio::test]
@@ -681,42 +403,15 @@ async fn an_event_deleted_in_outlook_is_created_again_by_a_put_with_existing() {
     let graph = StandIns::start().await;
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
-    let first = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting", next_week()),
-            None,
-        )
-        .await
-        .expect("created");
-    graph
-        .admin(
-            reqwest::Method::DELETE,
-            &format!("/events/{}", encode(&first.id)),
-            None,
-        )
-        .await;
+    let first = session.put(&calendar, "booking-7@concierge.test", &booking("Fitting", next_week()), None).await.expect("created");
+    graph.admin(reqwest::Method::DELETE, &format!("/events/{}", encode(&first.id)), None).await;
 
-    let again = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting", next_week()),
-            Some(&first.id),
-        )
-        .await
-        .expect("recreated");
+    let again =
+        session.put(&calendar, "booking-7@concierge.test", &booking("Fitting", next_week()), Some(&first.id)).await.expect("recreated");
 
     assert_ne!(again.id, first.id);
     let stored = graph.stored(&calendar).await;
-    assert_eq!(
-        stored
-            .iter()
-            .map(|e| e["id"].as_str().unwrap_or_default())
-            .collect::<Vec<_>>(),
-        vec![again.id.as_str()]
-    );
+    assert_eq!(stored.iter().map(|e| e["id"].as_str().unwrap_or_default()).collect::<Vec<_>>(), vec![again.id.as_str()]);
 }
 
 #[tokio::test]
@@ -724,25 +419,11 @@ async fn deleting_twice_is_fine() {
     let graph = StandIns::start().await;
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
-    let receipt = session
-        .put(
-            &calendar,
-            "booking-7@concierge.test",
-            &booking("Fitting", next_week()),
-            None,
-        )
-        .await
-        .expect("created");
+    let receipt = session.put(&calendar, "booking-7@concierge.test", &booking("Fitting", next_week()), None).await.expect("created");
 
-    session
-        .delete(&calendar, &receipt.id)
-        .await
-        .expect("deleted");
+    session.delete(&calendar, &receipt.id).await.expect("deleted");
     assert!(graph.stored(&calendar).await.is_empty());
-    session
-        .delete(&calendar, &receipt.id)
-        .await
-        .expect("already gone is fine");
+    session.delete(&calendar, &receipt.id).await.expect("already gone is fine");
 }
 
 #[tokio::test]
@@ -751,10 +432,7 @@ async fn an_unreadable_event_is_rejected_before_anything_is_sent() {
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
 
-    let err = session
-        .put(&calendar, "x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", None)
-        .await
-        .expect_err("no VEVENT");
+    let err = session.put(&calendar, "x", "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n", None).await.expect_err("no VEVENT");
 
     assert_eq!(err.code(), "REJECTED");
     assert!(graph.stored(&calendar).await.is_empty());
@@ -763,27 +441,17 @@ async fn an_unreadable_event_is_rejected_before_anything_is_sent() {
 #[tokio::test]
 async fn an_expired_token_is_refreshed_once() {
     let graph = StandIns::start().await;
-    graph
-        .calendar("ann@example.com", json!({ "name": "Work" }))
-        .await;
+    graph.calendar("ann@example.com", json!({ "name": "Work" })).await;
     let account = graph.account("ann@example.com").await;
     let mut session = graph.session(&account).await;
     assert_eq!(graph.refreshes("ann@example.com").await, 0);
 
-    graph
-        .oauth_admin("/admin/expire", json!({ "email": "ann@example.com" }))
-        .await;
+    graph.oauth_admin("/admin/expire", json!({ "email": "ann@example.com" })).await;
 
     let listed = session.calendars().await.expect("lists after a refresh");
-    assert_eq!(
-        listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
-        vec!["Work"]
-    );
+    assert_eq!(listed.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), vec!["Work"]);
     assert_eq!(graph.refreshes("ann@example.com").await, 1);
-    session
-        .calendars()
-        .await
-        .expect("the new token keeps working");
+    session.calendars().await.expect("the new token keeps working");
     assert_eq!(graph.refreshes("ann@example.com").await, 1);
 }
 
@@ -794,27 +462,11 @@ async fn a_revoked_grant_is_an_authentication_error() {
     let account = graph.account("ann@example.com").await;
     let mut session = graph.session(&account).await;
 
-    graph
-        .oauth_admin("/admin/revoke", json!({ "email": "ann@example.com" }))
-        .await;
+    graph.oauth_admin("/admin/revoke", json!({ "email": "ann@example.com" })).await;
 
-    assert_eq!(
-        session.calendars().await.expect_err("revoked").code(),
-        "AUTHENTICATION_FAILED"
-    );
-    assert_eq!(
-        session
-            .changes(&calendar, None, &[])
-            .await
-            .expect_err("revoked")
-            .code(),
-        "AUTHENTICATION_FAILED"
-    );
-    let err = calendar_connector(Some(graph.graph.clone()))
-        .open(&account)
-        .await
-        .err()
-        .expect("open refused");
+    assert_eq!(session.calendars().await.expect_err("revoked").code(), "AUTHENTICATION_FAILED");
+    assert_eq!(session.changes(&calendar, None, &[]).await.expect_err("revoked").code(), "AUTHENTICATION_FAILED");
+    let err = calendar_connector(Some(graph.graph.clone())).open(&account).await.err().expect("open refused");
     assert_eq!(err.code(), "AUTHENTICATION_FAILED");
 }
 
@@ -843,36 +495,20 @@ async fn a_token_refused_again_after_a_refresh_is_an_authentication_error() {
     let account = Account {
         address: "ann@example.com".into(),
         settings: Settings::new(),
-        credentials: Credentials::OAuth2 {
-            username: "ann@example.com".into(),
-            tokens: tokens.clone(),
-        },
+        credentials: Credentials::OAuth2 { username: "ann@example.com".into(), tokens: tokens.clone() },
     };
 
-    let err = calendar_connector(Some(graph.graph.clone()))
-        .open(&account)
-        .await
-        .err()
-        .expect("refused");
+    let err = calendar_connector(Some(graph.graph.clone())).open(&account).await.err().expect("refused");
 
     assert_eq!(err.code(), "AUTHENTICATION_FAILED");
-    assert_eq!(
-        *tokens.refreshes.lock().expect("not poisoned"),
-        1,
-        "one refresh, then give up"
-    );
+    assert_eq!(*tokens.refreshes.lock().expect("not poisoned"), 1, "one refresh, then give up");
 }
 
 #[tokio::test]
 async fn a_grant_without_the_calendar_scope_is_refused_with_the_reason() {
     let graph = StandIns::start().await;
     graph.calendar("ann@example.com", json!({})).await;
-    let (account, _) = graph
-        .account_with_scope(
-            "ann@example.com",
-            "openid email https://outlook.office.com/IMAP.AccessAsUser.All",
-        )
-        .await;
+    let (account, _) = graph.account_with_scope("ann@example.com", "openid email https://outlook.office.com/IMAP.AccessAsUser.All").await;
     let mut session = graph.session(&account).await;
 
     let err = session.calendars().await.expect_err("no calendar scope");
@@ -887,13 +523,7 @@ async fn throttling_says_how_long_to_wait() {
     let calendar = graph.calendar("ann@example.com", json!({})).await;
     let mut session = graph.session(&graph.account("ann@example.com").await).await;
 
-    graph
-        .admin(
-            reqwest::Method::POST,
-            "/throttle",
-            Some(json!({ "count": 1, "retryAfter": 7 })),
-        )
-        .await;
+    graph.admin(reqwest::Method::POST, "/throttle", Some(json!({ "count": 1, "retryAfter": 7 }))).await;
 
     match session.changes(&calendar, None, &[]).await {
         Err(ConnectorError::Throttled { retry_after, .. }) => {
@@ -901,11 +531,5 @@ async fn throttling_says_how_long_to_wait() {
         }
         other => panic!("expected Throttled, got {other:?}"),
     }
-    assert!(
-        session
-            .changes(&calendar, None, &[])
-            .await
-            .expect("served again")
-            .complete
-    );
+    assert!(session.changes(&calendar, None, &[]).await.expect("served again").complete);
 }

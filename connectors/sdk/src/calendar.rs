@@ -107,7 +107,12 @@ pub trait CalendarSession: Send {
     /// What changed in `calendar` since `token` (everything, with `complete`, when `token` is
     /// `None` or no longer valid). `known` is what the gateway holds, for servers without
     /// sync tokens. A calendar that no longer exists is [`ConnectorError::Gone`].
-    async fn changes(&mut self, calendar: &str, token: Option<&SyncToken>, known: &[KnownObject]) -> Result<CalendarChanges, ConnectorError>;
+    async fn changes(
+        &mut self,
+        calendar: &str,
+        token: Option<&SyncToken>,
+        known: &[KnownObject],
+    ) -> Result<CalendarChanges, ConnectorError>;
 
     /// Creates the event with this UID in `calendar`, or replaces it when `existing` (a
     /// receipt's id) is given. Writing the same event twice leaves one event.

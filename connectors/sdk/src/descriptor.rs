@@ -175,16 +175,17 @@ fn check(field: &Field, value: Value) -> Result<Value, FieldError> {
             let s = value.as_str().ok_or_else(|| bad("must be a host name"))?.trim().to_ascii_lowercase();
             let valid = s.len() <= 253
                 && !s.is_empty()
-                && s.split('.').all(|label| {
-                    !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-                });
+                && s.split('.')
+                    .all(|label| !label.is_empty() && label.len() <= 63 && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
             let ip = s.trim_matches(['[', ']']).parse::<std::net::IpAddr>().is_ok();
             if valid || ip { Ok(Value::String(s)) } else { Err(bad("must be a host name or IP address")) }
         }
         FieldKind::Email => {
             let s = value.as_str().ok_or_else(|| bad("must be an email address"))?.trim();
             match s.split_once('@') {
-                Some((local, domain)) if !local.is_empty() && domain.contains('.') || domain == "localhost" => Ok(Value::String(s.to_owned())),
+                Some((local, domain)) if !local.is_empty() && domain.contains('.') || domain == "localhost" => {
+                    Ok(Value::String(s.to_owned()))
+                }
                 _ => Err(bad("must be an email address")),
             }
         }

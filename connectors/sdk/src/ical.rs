@@ -51,15 +51,8 @@ pub fn escape_text(value: &str) -> String {
 /// A parameter value (CN=…): quoted when it holds `:`, `;` or `,`. Parameter values have no
 /// escapes, so double quotes and control characters are dropped.
 pub fn param_value(value: &str) -> String {
-    let clean: String = value
-        .chars()
-        .filter(|c| *c != '"' && !c.is_control())
-        .collect();
-    if clean.contains([':', ';', ',']) {
-        format!("\"{clean}\"")
-    } else {
-        clean
-    }
+    let clean: String = value.chars().filter(|c| *c != '"' && !c.is_control()).collect();
+    if clean.contains([':', ';', ',']) { format!("\"{clean}\"") } else { clean }
 }
 
 /// Appends `line` folded to 75 octets per physical line (continuations start with a space,

@@ -12,8 +12,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone as _, Utc};
 use concierge_connector_sdk::kit::{self, Harness};
 use concierge_connector_sdk::{
-    Account, AuthMethod, Capabilities, Checkpoint, ConnectorError, Credentials, Descriptor, Field, FieldKind, MailConnector,
-    MailSession, MessageRef, RawMessage, Secret, SharedConnector, Wake, async_trait,
+    Account, AuthMethod, Capabilities, Checkpoint, ConnectorError, Credentials, Descriptor, Field, FieldKind, MailConnector, MailSession,
+    MessageRef, RawMessage, Secret, SharedConnector, Wake, async_trait,
 };
 
 pub struct FolderConnector {
@@ -69,7 +69,8 @@ struct FolderSession {
 impl FolderSession {
     /// (file name, received at), oldest first.
     async fn files(&self) -> Result<Vec<(String, DateTime<Utc>)>, ConnectorError> {
-        let mut entries = tokio::fs::read_dir(&self.dir).await.map_err(|e| ConnectorError::Unreachable { message: e.kind().to_string() })?;
+        let mut entries =
+            tokio::fs::read_dir(&self.dir).await.map_err(|e| ConnectorError::Unreachable { message: e.kind().to_string() })?;
         let mut files = Vec::new();
         while let Some(e) = entries.next_entry().await.map_err(|e| ConnectorError::Unreachable { message: e.kind().to_string() })? {
             let name = e.file_name().to_string_lossy().into_owned();

@@ -14,7 +14,9 @@ use crate::helpers::{PASSWORD, TestApp, WsEvent, codes};
 use concierge::config::Introspection;
 
 fn sign_up_alias(i: usize) -> String {
-    format!("a{i}: signUp(input: {{email: \"bot{i}@example.com\", password: \"{PASSWORD}\", firstName: \"Bot\", lastName: \"Net\"}}) {{ user {{ id }} }}")
+    format!(
+        "a{i}: signUp(input: {{email: \"bot{i}@example.com\", password: \"{PASSWORD}\", firstName: \"Bot\", lastName: \"Net\"}}) {{ user {{ id }} }}"
+    )
 }
 
 fn assert_rate_limited(error: &Value) {
@@ -205,7 +207,8 @@ async fn error_messages_echo_at_most_a_short_excerpt_of_a_long_input() {
     let unknown_field = app.gql(None, &format!("{{ {long} }}"), json!({})).await;
     let bad_variable = app.gql(None, "query($b: Boolean!) { __typename @skip(if: $b) }", json!({ "b": long })).await;
     let bad_literal = app.gql(None, &format!("{{ __type(name: {long}) {{ name }} }}"), json!({})).await;
-    let bad_enum = app.gql(None, &format!("{{ __type(name: \"User\") {{ fields(includeDeprecated: {long}) {{ name }} }} }}"), json!({})).await;
+    let bad_enum =
+        app.gql(None, &format!("{{ __type(name: \"User\") {{ fields(includeDeprecated: {long}) {{ name }} }} }}"), json!({})).await;
 
     assert!(unknown_field.to_string().contains(&format!("\\\"{}…", "A".repeat(64))), "an excerpt is still shown: {unknown_field}");
     for r in [unknown_field, bad_variable, bad_literal, bad_enum] {

@@ -101,8 +101,12 @@ async fn register_push(app: &TestApp, token: &str, endpoint: &str) -> Value {
 }
 
 async fn connect_calendar(app: &TestApp, token: &str, url: &str) -> Value {
-    app.gql(Some(token), CONNECT_CALENDAR, json!({ "i": { "connector": "caldav", "username": "u", "password": "p", "settings": { "url": url } } }))
-        .await
+    app.gql(
+        Some(token),
+        CONNECT_CALENDAR,
+        json!({ "i": { "connector": "caldav", "username": "u", "password": "p", "settings": { "url": url } } }),
+    )
+    .await
 }
 
 async fn connect_mailbox(app: &TestApp, token: &str, imap: (&str, u16), smtp: (&str, u16)) -> Value {
@@ -110,7 +114,8 @@ async fn connect_mailbox(app: &TestApp, token: &str, imap: (&str, u16), smtp: (&
         "imapHost": imap.0, "imapPort": imap.1, "imapSecurity": "SSL_TLS",
         "smtpHost": smtp.0, "smtpPort": smtp.1, "smtpSecurity": "SSL_TLS",
     });
-    let input = json!({ "connector": "imap", "emailAddress": "a@example.com", "password": "x", "syncFrom": "2026-01-01", "settings": settings });
+    let input =
+        json!({ "connector": "imap", "emailAddress": "a@example.com", "password": "x", "syncFrom": "2026-01-01", "settings": settings });
     app.gql(Some(token), CONNECT_MAILBOX, json!({ "i": input })).await
 }
 
@@ -315,7 +320,9 @@ async fn a_push_endpoint_accepted_under_a_wider_policy_is_checked_again_when_sen
 
     // The address no longer passes (as when a name is rebound to it after registration).
     let second = strict_successor(&first).await;
-    let r = second.gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({})).await;
+    let r = second
+        .gql(Some(&ada.token), "mutation { createAccessToken(input: {name: \"ci\", scopes: [\"profile:read\"]}) { token } }", json!({}))
+        .await;
     assert!(r["errors"].is_null(), "{r}");
 
     let account = AccountId::parse("id", &ada.id).expect("an account id");
@@ -355,7 +362,11 @@ async fn a_webhook_accepted_under_a_wider_policy_is_checked_again_before_each_at
     let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
     let error = loop {
         let r = second
-            .gql(Some(&ada.token), "query($id: ID!) { webhook(id: $id) { deliveries(first: 5) { edges { node { lastError } } } } }", json!({ "id": id }))
+            .gql(
+                Some(&ada.token),
+                "query($id: ID!) { webhook(id: $id) { deliveries(first: 5) { edges { node { lastError } } } } }",
+                json!({ "id": id }),
+            )
             .await;
         if let Some(error) = r["data"]["webhook"]["deliveries"]["edges"][0]["node"]["lastError"].as_str() {
             break error.to_owned();

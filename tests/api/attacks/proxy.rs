@@ -18,7 +18,8 @@ fn behind_a_proxy(config: &mut concierge::config::Config) {
 
 /// Logs `email` in with the forwarding headers a proxy (or a client pretending) sent.
 async fn log_in_with(app: &TestApp, email: &str, headers: &[(&str, &str)]) -> Value {
-    let mut request = app.client().post(format!("{}/graphql", app.base)).json(&json!({ "query": LOG_IN, "variables": { "e": email, "p": PASSWORD } }));
+    let mut request =
+        app.client().post(format!("{}/graphql", app.base)).json(&json!({ "query": LOG_IN, "variables": { "e": email, "p": PASSWORD } }));
     for (name, value) in headers {
         request = request.header(*name, *value);
     }

@@ -72,7 +72,9 @@ async fn a_webhook_token_reads_payloads_only_when_it_could_read_the_contacts_dir
     assert_eq!(r["data"]["webhook"]["deliveries"]["edges"][0]["node"]["eventType"], "contact.created", "{r}");
     let r = app.gql(Some(&log_only), PAYLOADS, id.clone()).await;
     assert_eq!(codes(&r), ["FORBIDDEN"], "the payload holds a contact: {r}");
-    let contacts = app.gql(Some(&log_only), "query($w: ID!) { contacts(workspaceId: $w) { edges { node { id } } } }", json!({ "w": owner.workspace_id })).await;
+    let contacts = app
+        .gql(Some(&log_only), "query($w: ID!) { contacts(workspaceId: $w) { edges { node { id } } } }", json!({ "w": owner.workspace_id }))
+        .await;
     assert_eq!(codes(&contacts), ["FORBIDDEN"], "and the contacts themselves are refused the same way: {contacts}");
 
     let with_activity = app.access_token(&owner, &["webhooks:read", "activity:read"]).await;
@@ -112,7 +114,8 @@ async fn another_workspaces_owner_with_every_scope_reaches_no_webhook_or_service
     let owner = app.user("owner@example.com").await;
     let mallory = app.user("mallory@example.com").await;
     let webhook = webhook_with_a_delivery(&app, &owner).await;
-    let all = app.access_token(&mallory, &["webhooks:read", "webhooks:write", "activity:read", "service_accounts:read", "workspaces:read"]).await;
+    let all =
+        app.access_token(&mallory, &["webhooks:read", "webhooks:write", "activity:read", "service_accounts:read", "workspaces:read"]).await;
     let w = json!({ "w": owner.workspace_id });
 
     for credential in [mallory.token.as_str(), all.as_str()] {

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use concierge_connector_caldav::CaldavConnector;
-use concierge_connector_sdk::{
-    AccessTokenSource, Account, CalendarConnector, Credentials, Settings,
-};
+use concierge_connector_sdk::{AccessTokenSource, Account, CalendarConnector, Credentials, Settings};
 
 use crate::lab::{Lab, StandInTokens, event};
 
@@ -16,10 +14,7 @@ fn google_account(email: &str, tokens: Arc<StandInTokens>) -> Account {
     Account {
         address: email.to_owned(),
         settings: Settings::new(),
-        credentials: Credentials::OAuth2 {
-            username: email.to_owned(),
-            tokens,
-        },
+        credentials: Credentials::OAuth2 { username: email.to_owned(), tokens },
     }
 }
 
@@ -27,23 +22,14 @@ fn google_account(email: &str, tokens: Arc<StandInTokens>) -> Account {
 async fn the_google_preset_signs_in_with_a_bearer_token_lists_and_writes() {
     let lab = Lab::start();
     let fay = lab.user().await;
-    let cal = lab
-        .client(&fay)
-        .make_calendar("Work", "work", Some("#00AA00"))
-        .await;
+    let cal = lab.client(&fay).make_calendar("Work", "work", Some("#00AA00")).await;
     let email = format!("{}@lab.test", fay.name);
     let tokens = StandInTokens::issue(&lab, &email, None).await;
     let google = CaldavConnector::google(Some(lab.bearer_url.clone()));
 
-    let mut session = google
-        .open(&google_account(&email, Arc::clone(&tokens)))
-        .await
-        .expect("open");
+    let mut session = google.open(&google_account(&email, Arc::clone(&tokens))).await.expect("open");
     let calendars = session.calendars().await.expect("calendars");
-    session
-        .put(&cal, "g-1", &event("g-1", "Through Google"), None)
-        .await
-        .expect("put");
+    session.put(&cal, "g-1", &event("g-1", "Through Google"), None).await.expect("put");
 
     assert_eq!(google.descriptor().kind, "gmail");
     assert_eq!(calendars.len(), 1);
@@ -64,10 +50,7 @@ async fn an_expired_access_token_is_refreshed_once_and_the_request_retried() {
     let tokens = StandInTokens::issue(&lab, &email, Some(0)).await;
     let google = CaldavConnector::google(Some(lab.bearer_url.clone()));
 
-    let mut session = google
-        .open(&google_account(&email, Arc::clone(&tokens)))
-        .await
-        .expect("open");
+    let mut session = google.open(&google_account(&email, Arc::clone(&tokens))).await.expect("open");
     let calendars = session.calendars().await.expect("calendars");
 
     assert_eq!(calendars.len(), 1);
@@ -83,16 +66,8 @@ async fn a_revoked_grant_is_an_authentication_error() {
     StandInTokens::revoke(&lab, &email).await;
     let google = CaldavConnector::google(Some(lab.bearer_url.clone()));
 
-    let error = google
-        .open(&google_account(&email, Arc::clone(&tokens)))
-        .await
-        .err()
-        .expect("open must fail");
+    let error = google.open(&google_account(&email, Arc::clone(&tokens))).await.err().expect("open must fail");
 
     assert_eq!(error.code(), "AUTHENTICATION_FAILED", "{error}");
-    assert_eq!(
-        tokens.refreshes.load(Ordering::SeqCst),
-        1,
-        "one refresh, then give up"
-    );
+    assert_eq!(tokens.refreshes.load(Ordering::SeqCst), 1, "one refresh, then give up");
 }

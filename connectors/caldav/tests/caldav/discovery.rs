@@ -11,14 +11,8 @@ use crate::lab::Lab;
 async fn calendars_are_listed_with_their_name_colour_and_write_access() {
     let lab = Lab::start();
     let alice = lab.user().await;
-    let work = lab
-        .client(&alice)
-        .make_calendar("Work", "work", Some("#ff8800cc"))
-        .await;
-    let shared = lab
-        .admin()
-        .make_calendar_for(&lab.client(&alice), "Holidays", "ro-holidays")
-        .await;
+    let work = lab.client(&alice).make_calendar("Work", "work", Some("#ff8800cc")).await;
+    let shared = lab.admin().make_calendar_for(&lab.client(&alice), "Holidays", "ro-holidays").await;
 
     let mut session = lab.session(&alice).await;
     let mut calendars = session.calendars().await.expect("calendars");
@@ -32,10 +26,7 @@ async fn calendars_are_listed_with_their_name_colour_and_write_access() {
     assert!(work_cal.writable);
     assert_eq!(holidays.id, shared);
     assert_eq!(holidays.name, "Holidays");
-    assert!(
-        !holidays.writable,
-        "the lab's rights make ro-* calendars read-only for their owner"
-    );
+    assert!(!holidays.writable, "the lab's rights make ro-* calendars read-only for their owner");
 }
 
 #[tokio::test]
@@ -45,23 +36,9 @@ async fn discovery_starts_from_the_server_the_principal_or_a_calendar_address() 
     let id = lab.client(&bob).make_calendar("Main", "main", None).await;
     let base = lab.url.trim_end_matches('/');
 
-    for start in [
-        lab.url.clone(),
-        format!("{base}/{}/", bob.name),
-        format!("{base}{id}"),
-    ] {
-        let mut session = lab
-            .connector()
-            .open(&lab.account_at(&bob, &start))
-            .await
-            .unwrap_or_else(|e| panic!("open at {start}: {e}"));
-        let ids: Vec<String> = session
-            .calendars()
-            .await
-            .expect("calendars")
-            .into_iter()
-            .map(|c| c.id)
-            .collect();
+    for start in [lab.url.clone(), format!("{base}/{}/", bob.name), format!("{base}{id}")] {
+        let mut session = lab.connector().open(&lab.account_at(&bob, &start)).await.unwrap_or_else(|e| panic!("open at {start}: {e}"));
+        let ids: Vec<String> = session.calendars().await.expect("calendars").into_iter().map(|c| c.id).collect();
         assert_eq!(ids, vec![id.clone()], "starting at {start}");
     }
 }
@@ -71,17 +48,9 @@ async fn a_wrong_password_is_an_authentication_error() {
     let lab = Lab::start();
     let carol = lab.user().await;
     let mut account = lab.account(&carol);
-    account.credentials = Credentials::Password {
-        username: carol.name.clone(),
-        password: Secret::new("not-her-password"),
-    };
+    account.credentials = Credentials::Password { username: carol.name.clone(), password: Secret::new("not-her-password") };
 
-    let error = lab
-        .connector()
-        .open(&account)
-        .await
-        .err()
-        .expect("open must fail");
+    let error = lab.connector().open(&account).await.err().expect("open must fail");
 
     assert_eq!(error.code(), "AUTHENTICATION_FAILED", "{error}");
     assert!(!error.to_string().contains("not-her-password"));
@@ -93,12 +62,7 @@ async fn an_address_that_is_not_a_caldav_server_is_a_settings_error_on_url() {
     let dave = lab.user().await;
     let web = plain_web_server().await;
 
-    let error = lab
-        .connector()
-        .open(&lab.account_at(&dave, &web))
-        .await
-        .err()
-        .expect("open must fail");
+    let error = lab.connector().open(&lab.account_at(&dave, &web)).await.err().expect("open must fail");
 
     match error {
         ConnectorError::Settings(field) => assert_eq!(field.field, "url"),
@@ -111,37 +75,21 @@ async fn a_closed_port_is_unreachable() {
     let lab = Lab::start();
     let erin = lab.user().await;
     let port = {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         listener.local_addr().expect("addr").port()
     };
 
-    let error = lab
-        .connector()
-        .open(&lab.account_at(&erin, &format!("http://127.0.0.1:{port}/")))
-        .await
-        .err()
-        .expect("open must fail");
+    let error = lab.connector().open(&lab.account_at(&erin, &format!("http://127.0.0.1:{port}/"))).await.err().expect("open must fail");
 
     assert_eq!(error.code(), "UNREACHABLE", "{error}");
 }
 
 #[tokio::test]
 async fn plain_http_to_a_remote_server_is_refused_unless_the_operator_allows_it() {
-    let settings = serde_json::json!({ "url": "http://calendar.example.com/" })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let settings = serde_json::json!({ "url": "http://calendar.example.com/" }).as_object().cloned().unwrap_or_default();
 
-    let refused = CaldavConnector::generic(Options::default())
-        .validate(&settings)
-        .expect_err("refused");
-    let allowed = CaldavConnector::generic(Options {
-        allow_plaintext_remote: true,
-        ..Options::default()
-    })
-    .validate(&settings);
+    let refused = CaldavConnector::generic(Options::default()).validate(&settings).expect_err("refused");
+    let allowed = CaldavConnector::generic(Options { allow_plaintext_remote: true, ..Options::default() }).validate(&settings);
 
     assert_eq!(refused.field, "url");
     assert!(allowed.is_ok());
@@ -149,9 +97,7 @@ async fn plain_http_to_a_remote_server_is_refused_unless_the_operator_allows_it(
 
 /// A web server that is not WebDAV: every request gets a 404 page. Its URL.
 async fn plain_web_server() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {

@@ -5,9 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_caldav::{CaldavConnector, Options};
-use concierge_connector_sdk::{
-    Account, CalendarConnector, ConnectorError, Credentials, OutboundPolicy, Secret,
-};
+use concierge_connector_sdk::{Account, CalendarConnector, ConnectorError, Credentials, OutboundPolicy, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the scripted server answers to one request (its head and body, as text).
@@ -15,9 +13,7 @@ type Script = dyn Fn(&str) -> (u16, Vec<(&'static str, String)>, String) + Send 
 
 /// Serves `script` on a free loopback port; the base URL.
 async fn scripted_server(script: Arc<Script>) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
@@ -43,10 +39,7 @@ async fn scripted_server(script: Arc<Script>) -> String {
                     }
                 }
                 let (status, headers, body) = script(&String::from_utf8_lossy(&seen));
-                let mut answer = format!(
-                    "HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n",
-                    body.len()
-                );
+                let mut answer = format!("HTTP/1.1 {status} Scripted\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
                 for (k, v) in headers {
                     answer.push_str(&format!("{k}: {v}\r\n"));
                 }
@@ -61,10 +54,7 @@ async fn scripted_server(script: Arc<Script>) -> String {
 
 /// The scripted servers listen on 127.0.0.1, which the outbound policy refuses by default.
 fn on_loopback() -> Options {
-    Options {
-        outbound: OutboundPolicy::allowing(["127.0.0.1/32".parse().expect("CIDR")]),
-        ..Options::default()
-    }
+    Options { outbound: OutboundPolicy::allowing(["127.0.0.1/32".parse().expect("CIDR")]), ..Options::default() }
 }
 
 /// A listener on `ip` that counts the connections made to it; its port and the count.
@@ -83,17 +73,11 @@ async fn counting_listener(ip: &str) -> (u16, Arc<std::sync::atomic::AtomicUsize
 }
 
 fn account(url: &str) -> Account {
-    let settings = serde_json::json!({ "url": url })
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    let settings = serde_json::json!({ "url": url }).as_object().cloned().unwrap_or_default();
     Account {
         address: "zoe@lab.test".into(),
         settings,
-        credentials: Credentials::Password {
-            username: "zoe".into(),
-            password: Secret::new("zoe-secret"),
-        },
+        credentials: Credentials::Password { username: "zoe".into(), password: Secret::new("zoe-secret") },
     }
 }
 
@@ -101,27 +85,18 @@ const DISCOVERY: &str = r#"<?xml version="1.0"?><d:multistatus xmlns:d="DAV:" xm
 
 /// A CalDAV server as far as sign-in goes, answering `then` to everything after it.
 fn signs_in_then(then: (u16, Vec<(&'static str, String)>, String)) -> Arc<Script> {
-    Arc::new(move |request: &str| {
-        if request.contains("current-user-principal") {
-            (207, Vec::new(), DISCOVERY.to_owned())
-        } else {
-            then.clone()
-        }
-    })
+    Arc::new(
+        move |request: &str| {
+            if request.contains("current-user-principal") { (207, Vec::new(), DISCOVERY.to_owned()) } else { then.clone() }
+        },
+    )
 }
 
 #[tokio::test]
 async fn too_many_requests_is_throttled_with_the_servers_delay() {
-    let url = scripted_server(Arc::new(|_: &str| {
-        (429, vec![("Retry-After", "7".to_owned())], String::new())
-    }))
-    .await;
+    let url = scripted_server(Arc::new(|_: &str| (429, vec![("Retry-After", "7".to_owned())], String::new()))).await;
 
-    let error = CaldavConnector::generic(on_loopback())
-        .open(&account(&url))
-        .await
-        .err()
-        .expect("open must fail");
+    let error = CaldavConnector::generic(on_loopback()).open(&account(&url)).await.err().expect("open must fail");
 
     match error {
         ConnectorError::Throttled { retry_after, .. } => {
@@ -133,16 +108,8 @@ async fn too_many_requests_is_throttled_with_the_servers_delay() {
 
 #[tokio::test]
 async fn malformed_xml_is_a_protocol_error() {
-    let url = scripted_server(signs_in_then((
-        207,
-        Vec::new(),
-        "<d:multistatus xmlns:d=\"DAV:\"><d:response>".into(),
-    )))
-    .await;
-    let mut session = CaldavConnector::generic(on_loopback())
-        .open(&account(&url))
-        .await
-        .expect("open");
+    let url = scripted_server(signs_in_then((207, Vec::new(), "<d:multistatus xmlns:d=\"DAV:\"><d:response>".into()))).await;
+    let mut session = CaldavConnector::generic(on_loopback()).open(&account(&url)).await.expect("open");
 
     let error = session.calendars().await.expect_err("garbage");
 
@@ -151,21 +118,10 @@ async fn malformed_xml_is_a_protocol_error() {
 
 #[tokio::test]
 async fn a_server_in_trouble_is_unreachable_for_now() {
-    let url = scripted_server(signs_in_then((
-        503,
-        Vec::new(),
-        "down for maintenance".into(),
-    )))
-    .await;
-    let mut session = CaldavConnector::generic(on_loopback())
-        .open(&account(&url))
-        .await
-        .expect("open");
+    let url = scripted_server(signs_in_then((503, Vec::new(), "down for maintenance".into()))).await;
+    let mut session = CaldavConnector::generic(on_loopback()).open(&account(&url)).await.expect("open");
 
-    let error = session
-        .changes("/zoe/work/", None, &[])
-        .await
-        .expect_err("503");
+    let error = session.changes("/zoe/work/", None, &[]).await.expect_err("503");
 
     assert_eq!(error.code(), "UNREACHABLE", "{error}");
     assert!(!error.to_string().contains("zoe-secret"));
@@ -174,25 +130,16 @@ async fn a_server_in_trouble_is_unreachable_for_now() {
 #[tokio::test]
 async fn a_server_that_does_not_speak_tls_on_an_https_address_is_a_tls_error() {
     // Answers plain HTTP at once, whatever the client sends (a TLS ClientHello here).
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
-            let _ = tcp
-                .write_all(
-                    b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-                )
-                .await;
+            let _ = tcp.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
         }
     });
 
-    let error = CaldavConnector::generic(on_loopback())
-        .open(&account(&format!("https://127.0.0.1:{port}/")))
-        .await
-        .err()
-        .expect("open must fail");
+    let error =
+        CaldavConnector::generic(on_loopback()).open(&account(&format!("https://127.0.0.1:{port}/"))).await.err().expect("open must fail");
 
     assert_eq!(error.code(), "TLS_FAILED", "{error}");
 }
@@ -202,10 +149,7 @@ async fn a_url_on_a_refused_address_is_a_settings_error_before_any_connection() 
     let (port, hits) = counting_listener("127.0.0.1").await;
     let strict = CaldavConnector::generic(Options::default());
 
-    for url in [
-        format!("http://127.0.0.1:{port}/dav/"),
-        format!("http://localhost:{port}/dav/"),
-    ] {
+    for url in [format!("http://127.0.0.1:{port}/dav/"), format!("http://localhost:{port}/dav/")] {
         let error = strict.open(&account(&url)).await.err().expect("refused");
         match error {
             ConnectorError::Settings(f) => assert_eq!(f.field, "url", "{url}"),
@@ -220,20 +164,10 @@ async fn a_url_on_a_refused_address_is_a_settings_error_before_any_connection() 
 async fn a_redirect_to_a_refused_address_is_not_followed() {
     // 127.0.0.2 is loopback too, but outside the allow list (127.0.0.1/32).
     let (port, hits) = counting_listener("127.0.0.2").await;
-    let url = scripted_server(Arc::new(move |_: &str| {
-        (
-            301,
-            vec![("Location", format!("http://127.0.0.2:{port}/dav/"))],
-            String::new(),
-        )
-    }))
-    .await;
+    let url =
+        scripted_server(Arc::new(move |_: &str| (301, vec![("Location", format!("http://127.0.0.2:{port}/dav/"))], String::new()))).await;
 
-    let error = CaldavConnector::generic(on_loopback())
-        .open(&account(&url))
-        .await
-        .err()
-        .expect("open must fail");
+    let error = CaldavConnector::generic(on_loopback()).open(&account(&url)).await.err().expect("open must fail");
 
     match error {
         ConnectorError::Settings(f) => assert_eq!(f.field, "url"),

@@ -32,23 +32,16 @@ pub struct User {
 }
 
 fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../scripts")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts").join(name)
 }
 
 impl Lab {
     pub fn start() -> Lab {
-        let shared = std::env::var("CONCIERGE_TEST_CALENDAR_LAB")
-            .ok()
-            .filter(|d| !d.is_empty());
+        let shared = std::env::var("CONCIERGE_TEST_CALENDAR_LAB").ok().filter(|d| !d.is_empty());
         let (dir, owned) = match shared {
             Some(dir) => (PathBuf::from(dir), false),
             None => {
-                let out = Command::new("mktemp")
-                    .args(["-d", "/tmp/cl-XXXXXX"])
-                    .output()
-                    .expect("mktemp");
+                let out = Command::new("mktemp").args(["-d", "/tmp/cl-XXXXXX"]).output().expect("mktemp");
                 let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
                 let status = Command::new(script("calendar-lab"))
                     .arg("start")
@@ -56,30 +49,17 @@ impl Lab {
                     .stdout(std::process::Stdio::null())
                     .status()
                     .expect("run scripts/calendar-lab");
-                assert!(
-                    status.success(),
-                    "scripts/calendar-lab start {} failed",
-                    dir.display()
-                );
+                assert!(status.success(), "scripts/calendar-lab start {} failed", dir.display());
                 (dir, true)
             }
         };
-        let info: Value =
-            serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json"))
-                .expect("lab.json is JSON");
-        let text = |v: &Value, k: &str| {
-            v[k].as_str()
-                .unwrap_or_else(|| panic!("lab.json has no {k}"))
-                .to_owned()
-        };
+        let info: Value = serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json")).expect("lab.json is JSON");
+        let text = |v: &Value, k: &str| v[k].as_str().unwrap_or_else(|| panic!("lab.json has no {k}")).to_owned();
         Lab {
             url: text(&info, "url"),
             bearer_url: text(&info, "bearer_url"),
             oauth_url: text(&info, "oauth_url"),
-            admin: User {
-                name: text(&info["admin"], "user"),
-                password: text(&info["admin"], "password"),
-            },
+            admin: User { name: text(&info["admin"], "user"), password: text(&info["admin"], "password") },
             dir,
             owned,
         }
@@ -88,15 +68,8 @@ impl Lab {
     /// A fresh user with a unique, lower-case name.
     pub async fn user(&self) -> User {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "u{}x{}x{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let name = format!("u{}x{}x{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let password = format!("pw-{name}");
         let status = tokio::process::Command::new(script("calendar-lab"))
             .arg("add-user")
@@ -117,29 +90,17 @@ impl Lab {
 
     /// The connector comparing ETags instead of using sync tokens.
     pub fn connector_without_sync_tokens(&self) -> CaldavConnector {
-        CaldavConnector::generic(Options {
-            use_sync_collection: false,
-            ..lab_options()
-        })
+        CaldavConnector::generic(Options { use_sync_collection: false, ..lab_options() })
     }
 
     /// An account of `user` whose form says `url`, validated like the gateway does.
     pub fn account_at(&self, user: &User, url: &str) -> Account {
-        let settings = json!({ "url": url })
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        let settings = self
-            .connector()
-            .validate(&settings)
-            .unwrap_or_else(|e| panic!("settings do not validate: {e}"));
+        let settings = json!({ "url": url }).as_object().cloned().unwrap_or_default();
+        let settings = self.connector().validate(&settings).unwrap_or_else(|e| panic!("settings do not validate: {e}"));
         Account {
             address: format!("{}@lab.test", user.name),
             settings,
-            credentials: Credentials::Password {
-                username: user.name.clone(),
-                password: Secret::new(user.password.clone()),
-            },
+            credentials: Credentials::Password { username: user.name.clone(), password: Secret::new(user.password.clone()) },
         }
     }
 
@@ -149,37 +110,24 @@ impl Lab {
 
     /// A signed-in session of `user` with the generic connector.
     pub async fn session(&self, user: &User) -> Box<dyn CalendarSession> {
-        self.connector()
-            .open(&self.account(user))
-            .await
-            .expect("open")
+        self.connector().open(&self.account(user)).await.expect("open")
     }
 
     /// The independent client, signed in as `user`.
     pub fn client(&self, user: &User) -> Client {
-        Client {
-            url: self.url.clone(),
-            user: user.clone(),
-        }
+        Client { url: self.url.clone(), user: user.clone() }
     }
 
     /// The independent client as the lab's admin (who may create read-only calendars).
     pub fn admin(&self) -> Client {
-        Client {
-            url: self.url.clone(),
-            user: self.admin.clone(),
-        }
+        Client { url: self.url.clone(), user: self.admin.clone() }
     }
 }
 
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.owned {
-            let _ = Command::new(script("calendar-lab"))
-                .arg("stop")
-                .arg(&self.dir)
-                .stdout(std::process::Stdio::null())
-                .status();
+            let _ = Command::new(script("calendar-lab")).arg("stop").arg(&self.dir).stdout(std::process::Stdio::null()).status();
         }
     }
 }
@@ -204,20 +152,10 @@ impl Client {
             .spawn()
             .expect("run scripts/caldav-client");
         let mut input = child.stdin.take().expect("stdin");
-        input
-            .write_all(stdin.unwrap_or("").as_bytes())
-            .await
-            .expect("write stdin");
+        input.write_all(stdin.unwrap_or("").as_bytes()).await.expect("write stdin");
         drop(input);
-        let out = child
-            .wait_with_output()
-            .await
-            .expect("caldav-client output");
-        assert!(
-            out.status.success(),
-            "caldav-client {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let out = child.wait_with_output().await.expect("caldav-client output");
+        assert!(out.status.success(), "caldav-client {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
         serde_json::from_slice(&out.stdout).expect("caldav-client prints JSON")
     }
 
@@ -227,31 +165,14 @@ impl Client {
         if let Some(colour) = colour {
             args.extend(["--colour", colour]);
         }
-        self.run(&args, None).await["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
+        self.run(&args, None).await["id"].as_str().expect("id").to_owned()
     }
 
     /// A calendar in `owner`'s home, made by this client (the admin: the owner may not).
     /// The owner signs in first, so that Radicale has made their home.
     pub async fn make_calendar_for(&self, owner: &Client, name: &str, id: &str) -> String {
         owner.run(&["principal"], None).await;
-        self.run(
-            &[
-                "make-calendar",
-                name,
-                "--id",
-                id,
-                "--owner",
-                &owner.user.name,
-            ],
-            None,
-        )
-        .await["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
+        self.run(&["make-calendar", name, "--id", id, "--owner", &owner.user.name], None).await["id"].as_str().expect("id").to_owned()
     }
 
     pub async fn delete_calendar(&self, id: &str) {
@@ -260,10 +181,7 @@ impl Client {
 
     /// Stores an event (or a task); its href.
     pub async fn put(&self, calendar: &str, ics: &str) -> String {
-        self.run(&["put", calendar, "-"], Some(ics)).await["href"]
-            .as_str()
-            .expect("href")
-            .to_owned()
+        self.run(&["put", calendar, "-"], Some(ics)).await["href"].as_str().expect("href").to_owned()
     }
 
     pub async fn delete_event(&self, calendar: &str, uid: &str) {
@@ -272,11 +190,7 @@ impl Client {
 
     /// `[{uid, summary, dtstart, dtend, location, organizer, attendees, href, raw}]`.
     pub async fn events(&self, calendar: &str) -> Vec<Value> {
-        self.run(&["events", calendar], None)
-            .await
-            .as_array()
-            .cloned()
-            .expect("a list")
+        self.run(&["events", calendar], None).await.as_array().cloned().expect("a list")
     }
 }
 
@@ -299,8 +213,7 @@ pub fn task(uid: &str) -> String {
 
 /// The SUMMARY of an iCalendar text.
 pub fn summary(ical: &str) -> Option<&str> {
-    ical.lines()
-        .find_map(|l| l.trim_end().strip_prefix("SUMMARY:"))
+    ical.lines().find_map(|l| l.trim_end().strip_prefix("SUMMARY:"))
 }
 
 /// An OAuth2 token source backed by the lab's stand-in, as the gateway's would be: it hands
@@ -322,27 +235,15 @@ impl StandInTokens {
         let answer: Value = post_json(&format!("{}/admin/issue", lab.oauth_url), &body).await;
         Arc::new(StandInTokens {
             oauth_url: lab.oauth_url.clone(),
-            refresh_token: answer["refresh_token"]
-                .as_str()
-                .expect("refresh_token")
-                .to_owned(),
-            access: tokio::sync::Mutex::new(
-                answer["access_token"]
-                    .as_str()
-                    .expect("access_token")
-                    .to_owned(),
-            ),
+            refresh_token: answer["refresh_token"].as_str().expect("refresh_token").to_owned(),
+            access: tokio::sync::Mutex::new(answer["access_token"].as_str().expect("access_token").to_owned()),
             refreshes: AtomicU32::new(0),
         })
     }
 
     /// The user withdraws consent: every token of `email` stops working.
     pub async fn revoke(lab: &Lab, email: &str) {
-        post_json(
-            &format!("{}/admin/revoke", lab.oauth_url),
-            &json!({ "email": email }),
-        )
-        .await;
+        post_json(&format!("{}/admin/revoke", lab.oauth_url), &json!({ "email": email })).await;
     }
 }
 
@@ -354,11 +255,7 @@ async fn post_json(url: &str, body: &Value) -> Value {
         .send()
         .await
         .unwrap_or_else(|e| panic!("POST {url}: {e}"));
-    assert!(
-        response.status().is_success(),
-        "POST {url}: {}",
-        response.status()
-    );
+    assert!(response.status().is_success(), "POST {url}: {}", response.status());
     serde_json::from_str(&response.text().await.expect("body")).expect("JSON")
 }
 
@@ -380,20 +277,12 @@ impl concierge_connector_sdk::AccessTokenSource for StandInTokens {
             .body(form)
             .send()
             .await
-            .map_err(|e| concierge_connector_sdk::ConnectorError::Unreachable {
-                message: e.to_string(),
-            })?;
+            .map_err(|e| concierge_connector_sdk::ConnectorError::Unreachable { message: e.to_string() })?;
         if !response.status().is_success() {
-            return Err(concierge_connector_sdk::ConnectorError::Authentication {
-                message: "refresh refused".into(),
-            });
+            return Err(concierge_connector_sdk::ConnectorError::Authentication { message: "refresh refused".into() });
         }
-        let answer: Value =
-            serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
-        let token = answer["access_token"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
+        let answer: Value = serde_json::from_str(&response.text().await.unwrap_or_default()).unwrap_or_default();
+        let token = answer["access_token"].as_str().unwrap_or_default().to_owned();
         *self.access.lock().await = token.clone();
         Ok(Secret::new(token))
     }

@@ -12,24 +12,8 @@ async fn putting_the_same_uid_twice_leaves_one_event_with_the_latest_content() {
     let cal = client.make_calendar("Work", "work", None).await;
     let mut session = lab.session(&ann).await;
 
-    let first = session
-        .put(
-            &cal,
-            "booking-1@concierge",
-            &event("booking-1@concierge", "Booked"),
-            None,
-        )
-        .await
-        .expect("put");
-    let again = session
-        .put(
-            &cal,
-            "booking-1@concierge",
-            &event("booking-1@concierge", "Booked again"),
-            None,
-        )
-        .await
-        .expect("put again");
+    let first = session.put(&cal, "booking-1@concierge", &event("booking-1@concierge", "Booked"), None).await.expect("put");
+    let again = session.put(&cal, "booking-1@concierge", &event("booking-1@concierge", "Booked again"), None).await.expect("put again");
 
     let events = client.events(&cal).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -51,15 +35,7 @@ async fn put_with_an_existing_id_replaces_that_event() {
     let href = client.put(&cal, &event("theirs", "Made elsewhere")).await;
     let mut session = lab.session(&ben).await;
 
-    let receipt = session
-        .put(
-            &cal,
-            "theirs",
-            &event("theirs", "Changed by Concierge"),
-            Some(&href),
-        )
-        .await
-        .expect("put");
+    let receipt = session.put(&cal, "theirs", &event("theirs", "Changed by Concierge"), Some(&href)).await.expect("put");
 
     assert_eq!(receipt.id, href);
     let events = client.events(&cal).await;
@@ -74,20 +50,11 @@ async fn delete_removes_the_event_and_deleting_it_again_is_fine() {
     let client = lab.client(&cat);
     let cal = client.make_calendar("Work", "work", None).await;
     let mut session = lab.session(&cat).await;
-    let keep = session
-        .put(&cal, "keep", &event("keep", "Stays"), None)
-        .await
-        .expect("put");
-    let gone = session
-        .put(&cal, "gone", &event("gone", "Goes"), None)
-        .await
-        .expect("put");
+    let keep = session.put(&cal, "keep", &event("keep", "Stays"), None).await.expect("put");
+    let gone = session.put(&cal, "gone", &event("gone", "Goes"), None).await.expect("put");
 
     session.delete(&cal, &gone.id).await.expect("delete");
-    session
-        .delete(&cal, &gone.id)
-        .await
-        .expect("deleting a missing event is not an error");
+    session.delete(&cal, &gone.id).await.expect("deleting a missing event is not an error");
 
     let events = client.events(&cal).await;
     assert_eq!(events.len(), 1);
@@ -98,16 +65,10 @@ async fn delete_removes_the_event_and_deleting_it_again_is_fine() {
 async fn writing_to_a_read_only_calendar_is_rejected() {
     let lab = Lab::start();
     let dan = lab.user().await;
-    let cal = lab
-        .admin()
-        .make_calendar_for(&lab.client(&dan), "Team", "ro-team")
-        .await;
+    let cal = lab.admin().make_calendar_for(&lab.client(&dan), "Team", "ro-team").await;
     let mut session = lab.session(&dan).await;
 
-    let error = session
-        .put(&cal, "x", &event("x", "Nope"), None)
-        .await
-        .expect_err("read-only");
+    let error = session.put(&cal, "x", &event("x", "Nope"), None).await.expect_err("read-only");
 
     assert_eq!(error.code(), "REJECTED", "{error}");
 }
@@ -121,10 +82,7 @@ async fn writing_to_a_deleted_calendar_is_gone() {
     let mut session = lab.session(&eve).await;
     client.delete_calendar(&cal).await;
 
-    let error = session
-        .put(&cal, "x", &event("x", "Lost"), None)
-        .await
-        .expect_err("gone");
+    let error = session.put(&cal, "x", &event("x", "Lost"), None).await.expect_err("gone");
 
     assert!(matches!(error, ConnectorError::Gone { .. }), "{error:?}");
 }

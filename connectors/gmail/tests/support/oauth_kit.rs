@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use concierge_connector_imap_smtp::{Endpoint, Security};
 use concierge_connector_sdk::{
-    AccessTokenSource, Account, ConnectorError, Credentials, Secret, Settings, SharedConnector,
-    async_trait, kit,
+    AccessTokenSource, Account, ConnectorError, Credentials, Secret, Settings, SharedConnector, async_trait, kit,
 };
 
 use crate::lab::{Lab, StandIn};
@@ -27,12 +26,7 @@ struct StandInTokens {
 #[async_trait]
 impl AccessTokenSource for StandInTokens {
     async fn access_token(&self) -> Result<Secret, ConnectorError> {
-        self.current
-            .lock()
-            .map(|t| t.clone())
-            .map_err(|_| ConnectorError::Protocol {
-                message: "token lock poisoned".into(),
-            })
+        self.current.lock().map(|t| t.clone()).map_err(|_| ConnectorError::Protocol { message: "token lock poisoned".into() })
     }
 
     async fn refresh(&self) -> Result<Secret, ConnectorError> {
@@ -40,9 +34,7 @@ impl AccessTokenSource for StandInTokens {
             .standin
             .refresh(&self.refresh_token)
             .await
-            .map_err(|e| ConnectorError::Unreachable {
-                message: format!("token endpoint: {e}"),
-            })?;
+            .map_err(|e| ConnectorError::Unreachable { message: format!("token endpoint: {e}") })?;
         match (status, answer["access_token"].as_str()) {
             (200, Some(token)) => {
                 let token = Secret::new(token);
@@ -51,12 +43,10 @@ impl AccessTokenSource for StandInTokens {
                 }
                 Ok(token)
             }
-            (400, _) if answer["error"] == "invalid_grant" => Err(ConnectorError::Authentication {
-                message: "the provider refused the refresh token (invalid_grant)".into(),
-            }),
-            _ => Err(ConnectorError::Protocol {
-                message: format!("token endpoint answered {status}"),
-            }),
+            (400, _) if answer["error"] == "invalid_grant" => {
+                Err(ConnectorError::Authentication { message: "the provider refused the refresh token (invalid_grant)".into() })
+            }
+            _ => Err(ConnectorError::Protocol { message: format!("token endpoint answered {status}") }),
         }
     }
 }
@@ -64,15 +54,8 @@ impl AccessTokenSource for StandInTokens {
 /// The lab's IMAP over SSL/TLS and its submission port with STARTTLS: the endpoints a
 /// preset connector is pointed at instead of the provider's.
 pub fn lab_endpoints(lab: &Lab) -> (Endpoint, Endpoint) {
-    let at = |port, security| Endpoint {
-        host: "127.0.0.1".into(),
-        port,
-        security,
-    };
-    (
-        at(lab.imaps, Security::SslTls),
-        at(lab.submission, Security::StartTls),
-    )
+    let at = |port, security| Endpoint { host: "127.0.0.1".into(), port, security };
+    (at(lab.imaps, Security::SslTls), at(lab.submission, Security::StartTls))
 }
 
 pub struct OAuthHarness {
@@ -84,11 +67,7 @@ pub struct OAuthHarness {
 
 impl OAuthHarness {
     pub fn new(lab: Lab, connector: SharedConnector) -> OAuthHarness {
-        OAuthHarness {
-            lab,
-            connector,
-            passwords: Mutex::default(),
-        }
+        OAuthHarness { lab, connector, passwords: Mutex::default() }
     }
 }
 
@@ -106,10 +85,7 @@ impl kit::Harness for OAuthHarness {
         if let Ok(mut map) = self.passwords.lock() {
             map.insert(address.clone(), (name, password));
         }
-        let settings = self
-            .connector
-            .validate(&Settings::new())
-            .unwrap_or_else(|e| panic!("a preset must take empty settings: {e}"));
+        let settings = self.connector.validate(&Settings::new()).unwrap_or_else(|e| panic!("a preset must take empty settings: {e}"));
         Account {
             // Gmail and Outlook sign in with the address.
             credentials: Credentials::OAuth2 {
@@ -126,12 +102,7 @@ impl kit::Harness for OAuthHarness {
     }
 
     async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
-        let (name, password) = self
-            .passwords
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&account.address).cloned())
-            .expect("a harness account");
+        let (name, password) = self.passwords.lock().ok().and_then(|m| m.get(&account.address).cloned()).expect("a harness account");
         self.lab.deliver(&name, &password, raw, received_at).await;
     }
 

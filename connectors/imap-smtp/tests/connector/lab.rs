@@ -10,9 +10,7 @@ use std::time::Duration;
 use async_imap::Session;
 use chrono::{DateTime, Utc};
 use concierge_connector_imap_smtp::{ImapSmtpConnector, Options};
-use concierge_connector_sdk::{
-    Account, Credentials, MailConnector, Secret, SharedConnector, async_trait, kit,
-};
+use concierge_connector_sdk::{Account, Credentials, MailConnector, Secret, SharedConnector, async_trait, kit};
 use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,10 +51,7 @@ impl Lab {
             Some(dir) => (PathBuf::from(dir), false),
             None => {
                 // Short path: Dovecot's sockets live under it (107-byte limit).
-                let out = Command::new("mktemp")
-                    .args(["-d", "/tmp/ml-XXXXXX"])
-                    .output()
-                    .expect("mktemp");
+                let out = Command::new("mktemp").args(["-d", "/tmp/ml-XXXXXX"]).output().expect("mktemp");
                 let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
                 let status = Command::new(script())
                     .arg("start")
@@ -65,23 +60,13 @@ impl Lab {
                     .stdout(std::process::Stdio::null())
                     .status()
                     .expect("run scripts/mail-lab");
-                assert!(
-                    status.success(),
-                    "scripts/mail-lab start {} failed",
-                    dir.display()
-                );
+                assert!(status.success(), "scripts/mail-lab start {} failed", dir.display());
                 (dir, true)
             }
         };
         let info: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json"))
-                .expect("lab.json is JSON");
-        let port = |k: &str| {
-            info[k]
-                .as_u64()
-                .and_then(|p| u16::try_from(p).ok())
-                .unwrap_or_else(|| panic!("lab.json has no {k}"))
-        };
+            serde_json::from_slice(&std::fs::read(dir.join("lab.json")).expect("lab.json")).expect("lab.json is JSON");
+        let port = |k: &str| info[k].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_else(|| panic!("lab.json has no {k}"));
         Lab {
             imap: port("imap"),
             imaps: port("imaps"),
@@ -97,15 +82,8 @@ impl Lab {
     /// A fresh user with a unique, lower-case name.
     pub async fn add_user(&self, prefix: &str) -> (String, String) {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "{prefix}{}x{}x{nanos}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let name = format!("{prefix}{}x{}x{nanos}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let password = format!("pw-{name}");
         let status = tokio::process::Command::new(script())
             .arg("adduser")
@@ -132,10 +110,7 @@ impl Lab {
             if known.success() {
                 break;
             }
-            assert!(
-                Instant::now() < deadline,
-                "Dovecot did not learn about user {name} within 5 s"
-            );
+            assert!(Instant::now() < deadline, "Dovecot did not learn about user {name} within 5 s");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         (name, password)
@@ -154,12 +129,7 @@ impl Lab {
     }
 
     pub fn doveadm(&self, args: &[&str]) {
-        let status = Command::new("doveadm")
-            .arg("-c")
-            .arg(self.dir.join("dovecot.conf"))
-            .args(args)
-            .status()
-            .expect("run doveadm");
+        let status = Command::new("doveadm").arg("-c").arg(self.dir.join("dovecot.conf")).args(args).status().expect("run doveadm");
         assert!(status.success(), "doveadm {args:?} failed");
     }
 
@@ -180,11 +150,7 @@ impl Lab {
     /// Settings for the generic connector with this IMAP security type (SMTP: submission
     /// with STARTTLS).
     pub fn settings(&self, imap_security: &str) -> concierge_connector_sdk::Settings {
-        let port = if imap_security == "SSL_TLS" {
-            self.imaps
-        } else {
-            self.imap
-        };
+        let port = if imap_security == "SSL_TLS" { self.imaps } else { self.imap };
         json!({
             "imapHost": "127.0.0.1", "imapSecurity": imap_security, "imapPort": port,
             "smtpHost": "127.0.0.1", "smtpSecurity": "STARTTLS", "smtpPort": self.submission,
@@ -194,82 +160,39 @@ impl Lab {
         .unwrap_or_default()
     }
 
-    pub fn account(
-        &self,
-        connector: &dyn MailConnector,
-        name: &str,
-        password: &str,
-        imap_security: &str,
-    ) -> Account {
-        let settings = connector
-            .validate(&self.settings(imap_security))
-            .unwrap_or_else(|e| panic!("lab settings do not validate: {e}"));
+    pub fn account(&self, connector: &dyn MailConnector, name: &str, password: &str, imap_security: &str) -> Account {
+        let settings = connector.validate(&self.settings(imap_security)).unwrap_or_else(|e| panic!("lab settings do not validate: {e}"));
         Account {
             address: format!("{name}@maillab.test"),
             settings,
-            credentials: Credentials::Password {
-                username: name.to_owned(),
-                password: Secret::new(password),
-            },
+            credentials: Credentials::Password { username: name.to_owned(), password: Secret::new(password) },
         }
     }
 
     /// The tests' own IMAP client, plain on the loopback port.
     pub async fn client(&self, user: &str, password: &str) -> Session<TcpStream> {
-        let tcp = TcpStream::connect(("127.0.0.1", self.imap))
-            .await
-            .expect("connect to the lab");
+        let tcp = TcpStream::connect(("127.0.0.1", self.imap)).await.expect("connect to the lab");
         let mut client = async_imap::Client::new(tcp);
-        client
-            .read_response()
-            .await
-            .expect("greeting")
-            .expect("greeting");
-        client
-            .login(user, password)
-            .await
-            .map_err(|(e, _)| e)
-            .expect("test client login")
+        client.read_response().await.expect("greeting").expect("greeting");
+        client.login(user, password).await.map_err(|(e, _)| e).expect("test client login")
     }
 
     /// APPENDs one message with an internal date, as a delivery would.
-    pub async fn deliver(
-        &self,
-        user: &str,
-        password: &str,
-        raw: &[u8],
-        received_at: DateTime<Utc>,
-    ) {
+    pub async fn deliver(&self, user: &str, password: &str, raw: &[u8], received_at: DateTime<Utc>) {
         let mut s = self.client(user, password).await;
-        let date = received_at
-            .format("\"%d-%b-%Y %H:%M:%S +0000\"")
-            .to_string();
-        s.append("INBOX", None, Some(&date), raw)
-            .await
-            .expect("APPEND");
+        let date = received_at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string();
+        s.append("INBOX", None, Some(&date), raw).await.expect("APPEND");
         let _ = s.logout().await;
     }
 
     /// Seeds many messages fast: MULTIAPPEND with LITERAL+, 200 per command.
-    pub async fn deliver_many(
-        &self,
-        user: &str,
-        password: &str,
-        messages: &[Vec<u8>],
-        received_at: DateTime<Utc>,
-    ) {
-        let mut tcp = TcpStream::connect(("127.0.0.1", self.imap))
-            .await
-            .expect("connect");
+    pub async fn deliver_many(&self, user: &str, password: &str, messages: &[Vec<u8>], received_at: DateTime<Utc>) {
+        let mut tcp = TcpStream::connect(("127.0.0.1", self.imap)).await.expect("connect");
         let mut tag = 0;
         read_until(&mut tcp, b"* OK").await;
-        tcp.write_all(format!("l LOGIN {user} {password}\r\n").as_bytes())
-            .await
-            .expect("write");
+        tcp.write_all(format!("l LOGIN {user} {password}\r\n").as_bytes()).await.expect("write");
         read_until(&mut tcp, b"l OK").await;
-        let date = received_at
-            .format("\"%d-%b-%Y %H:%M:%S +0000\"")
-            .to_string();
+        let date = received_at.format("\"%d-%b-%Y %H:%M:%S +0000\"").to_string();
         for batch in messages.chunks(200) {
             tag += 1;
             let mut command = format!("a{tag} APPEND INBOX").into_bytes();
@@ -290,13 +213,7 @@ impl Lab {
         let mailbox = s.examine("INBOX").await.expect("EXAMINE");
         let mut out = Vec::new();
         if mailbox.exists > 0 {
-            let fetches: Vec<_> = s
-                .fetch("1:*", "(UID FLAGS)")
-                .await
-                .expect("FETCH")
-                .try_collect()
-                .await
-                .expect("FETCH");
+            let fetches: Vec<_> = s.fetch("1:*", "(UID FLAGS)").await.expect("FETCH").try_collect().await.expect("FETCH");
             for f in fetches {
                 let seen = f.flags().any(|flag| flag == async_imap::types::Flag::Seen);
                 out.push((f.uid.unwrap_or(0), seen));
@@ -315,35 +232,17 @@ impl Lab {
 
     /// Waits (polling, with a deadline) until the user's INBOX holds `count` messages, and
     /// returns their bodies.
-    pub async fn await_messages(
-        &self,
-        user: &str,
-        password: &str,
-        count: usize,
-        within: Duration,
-    ) -> Vec<Vec<u8>> {
+    pub async fn await_messages(&self, user: &str, password: &str, count: usize, within: Duration) -> Vec<Vec<u8>> {
         let deadline = Instant::now() + within;
         let mut s = self.client(user, password).await;
         loop {
             let mailbox = s.examine("INBOX").await.expect("EXAMINE");
             if mailbox.exists as usize >= count {
-                let fetches: Vec<_> = s
-                    .fetch("1:*", "BODY.PEEK[]")
-                    .await
-                    .expect("FETCH")
-                    .try_collect()
-                    .await
-                    .expect("FETCH");
+                let fetches: Vec<_> = s.fetch("1:*", "BODY.PEEK[]").await.expect("FETCH").try_collect().await.expect("FETCH");
                 let _ = s.logout().await;
-                return fetches
-                    .iter()
-                    .filter_map(|f| f.body().map(<[u8]>::to_vec))
-                    .collect();
+                return fetches.iter().filter_map(|f| f.body().map(<[u8]>::to_vec)).collect();
             }
-            assert!(
-                Instant::now() < deadline,
-                "{user}'s INBOX did not reach {count} messages within {within:?}"
-            );
+            assert!(Instant::now() < deadline, "{user}'s INBOX did not reach {count} messages within {within:?}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -353,15 +252,8 @@ async fn read_until(tcp: &mut TcpStream, marker: &[u8]) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
     while !seen.windows(marker.len()).any(|w| w == marker) {
-        let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf))
-            .await
-            .expect("lab answered in time")
-            .expect("read");
-        assert!(
-            n > 0,
-            "the lab closed the connection; so far: {}",
-            String::from_utf8_lossy(&seen)
-        );
+        let n = tokio::time::timeout(Duration::from_secs(30), tcp.read(&mut buf)).await.expect("lab answered in time").expect("read");
+        assert!(n > 0, "the lab closed the connection; so far: {}", String::from_utf8_lossy(&seen));
         seen.extend_from_slice(&buf[..n]);
     }
 }
@@ -369,11 +261,7 @@ async fn read_until(tcp: &mut TcpStream, marker: &[u8]) {
 impl Drop for Lab {
     fn drop(&mut self) {
         if self.owned {
-            let _ = Command::new(script())
-                .arg("stop")
-                .arg(&self.dir)
-                .stdout(std::process::Stdio::null())
-                .status();
+            let _ = Command::new(script()).arg("stop").arg(&self.dir).stdout(std::process::Stdio::null()).status();
         }
     }
 }
@@ -391,12 +279,7 @@ impl LabHarness {
     pub fn start(security: &'static str) -> LabHarness {
         let lab = Lab::start();
         let connector: SharedConnector = Arc::new(ImapSmtpConnector::generic(lab.options()));
-        LabHarness {
-            lab,
-            security,
-            connector,
-            passwords: Default::default(),
-        }
+        LabHarness { lab, security, connector, passwords: Default::default() }
     }
 }
 
@@ -411,27 +294,19 @@ impl kit::Harness for LabHarness {
         if let Ok(mut map) = self.passwords.lock() {
             map.insert(name.clone(), password.clone());
         }
-        self.lab
-            .account(self.connector.as_ref(), &name, &password, self.security)
+        self.lab.account(self.connector.as_ref(), &name, &password, self.security)
     }
 
     async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
         let user = account.credentials.username().to_owned();
-        let password = self
-            .passwords
-            .lock()
-            .ok()
-            .and_then(|m| m.get(&user).cloned())
-            .expect("a harness account");
+        let password = self.passwords.lock().ok().and_then(|m| m.get(&user).cloned()).expect("a harness account");
         self.lab.deliver(&user, &password, raw, received_at).await;
     }
 
     fn with_wrong_password(&self, account: &Account) -> Account {
         let mut wrong = account.clone();
-        wrong.credentials = Credentials::Password {
-            username: account.credentials.username().to_owned(),
-            password: Secret::new("definitely-wrong"),
-        };
+        wrong.credentials =
+            Credentials::Password { username: account.credentials.username().to_owned(), password: Secret::new("definitely-wrong") };
         wrong
     }
 }
@@ -474,31 +349,19 @@ impl StandIn {
         }
         let (status, answer) = self.admin("POST", "/admin/issue", Some(body)).await;
         assert_eq!(status, 200, "admin/issue: {answer}");
-        let field = |k: &str| {
-            answer[k]
-                .as_str()
-                .unwrap_or_else(|| panic!("admin/issue answered without {k}"))
-                .to_owned()
-        };
-        IssuedTokens {
-            access_token: field("access_token"),
-            refresh_token: field("refresh_token"),
-        }
+        let field = |k: &str| answer[k].as_str().unwrap_or_else(|| panic!("admin/issue answered without {k}")).to_owned();
+        IssuedTokens { access_token: field("access_token"), refresh_token: field("refresh_token") }
     }
 
     /// Every access token of `email` expires now; its refresh tokens still work.
     pub async fn expire(&self, email: &str) {
-        let (status, answer) = self
-            .admin("POST", "/admin/expire", Some(json!({ "email": email })))
-            .await;
+        let (status, answer) = self.admin("POST", "/admin/expire", Some(json!({ "email": email }))).await;
         assert_eq!(status, 200, "admin/expire: {answer}");
     }
 
     /// The user withdrew consent: `email`'s refresh and access tokens stop working.
     pub async fn revoke(&self, email: &str) {
-        let (status, answer) = self
-            .admin("POST", "/admin/revoke", Some(json!({ "email": email })))
-            .await;
+        let (status, answer) = self.admin("POST", "/admin/revoke", Some(json!({ "email": email }))).await;
         assert_eq!(status, 200, "admin/revoke: {answer}");
     }
 
@@ -506,47 +369,23 @@ impl StandIn {
         let path = format!("/admin/stats?email={}", form_encode(email));
         let (status, answer) = self.admin("GET", &path, None).await;
         assert_eq!(status, 200, "admin/stats: {answer}");
-        let n = |k: &str| {
-            answer[k]
-                .as_u64()
-                .unwrap_or_else(|| panic!("stats without {k}"))
-        };
-        TokenStats {
-            authorization_code: n("authorization_code"),
-            refresh_token: n("refresh_token"),
-            introspect: n("introspect"),
-        }
+        let n = |k: &str| answer[k].as_u64().unwrap_or_else(|| panic!("stats without {k}"));
+        TokenStats { authorization_code: n("authorization_code"), refresh_token: n("refresh_token"), introspect: n("introspect") }
     }
 
     /// `POST /token` with `grant_type=refresh_token`, as the gateway does (client secret
     /// in the form): the HTTP status and the JSON answer.
     pub async fn refresh(&self, refresh_token: &str) -> std::io::Result<(u16, serde_json::Value)> {
-        let form = [
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token),
-            ("client_id", CLIENT_ID),
-            ("client_secret", CLIENT_SECRET),
-        ]
-        .iter()
-        .map(|(k, v)| format!("{k}={}", form_encode(v)))
-        .collect::<Vec<_>>()
-        .join("&");
-        http(
-            self.port,
-            "POST",
-            "/token",
-            "application/x-www-form-urlencoded",
-            form.as_bytes(),
-        )
-        .await
+        let form =
+            [("grant_type", "refresh_token"), ("refresh_token", refresh_token), ("client_id", CLIENT_ID), ("client_secret", CLIENT_SECRET)]
+                .iter()
+                .map(|(k, v)| format!("{k}={}", form_encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+        http(self.port, "POST", "/token", "application/x-www-form-urlencoded", form.as_bytes()).await
     }
 
-    async fn admin(
-        &self,
-        method: &str,
-        path: &str,
-        body: Option<serde_json::Value>,
-    ) -> (u16, serde_json::Value) {
+    async fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> (u16, serde_json::Value) {
         let body = body.map(|b| b.to_string()).unwrap_or_default();
         http(self.port, method, path, "application/json", body.as_bytes())
             .await
@@ -559,9 +398,7 @@ fn form_encode(value: &str) -> String {
     value
         .bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                char::from(b).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -570,13 +407,7 @@ fn form_encode(value: &str) -> String {
 /// One HTTP/1.1 request to the stand-in on 127.0.0.1 (`Connection: close`, so the answer
 /// ends at EOF): the status and the body as JSON. Enough for a server of our own; the
 /// crate has no HTTP client and needs none.
-async fn http(
-    port: u16,
-    method: &str,
-    path: &str,
-    content_type: &str,
-    body: &[u8],
-) -> std::io::Result<(u16, serde_json::Value)> {
+async fn http(port: u16, method: &str, path: &str, content_type: &str, body: &[u8]) -> std::io::Result<(u16, serde_json::Value)> {
     let exchange = async {
         let mut tcp = TcpStream::connect(("127.0.0.1", port)).await?;
         let head = format!(
@@ -592,14 +423,9 @@ async fn http(
     };
     let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .map_err(|_| {
-            std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s")
-        })??;
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 10 s"))??;
     let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_owned());
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| bad("no end of headers"))?;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no end of headers"))?;
     let status = std::str::from_utf8(&answer[..split])
         .ok()
         .and_then(|head| head.split(' ').nth(1))

@@ -10,8 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use concierge_connector_imap_smtp::ImapSmtpConnector;
 use concierge_connector_sdk::{
-    AccessTokenSource, Account, ConnectorError, Credentials, Disposition, MailConnector, Outgoing,
-    Secret, async_trait, kit,
+    AccessTokenSource, Account, ConnectorError, Credentials, Disposition, MailConnector, Outgoing, Secret, async_trait, kit,
 };
 
 use crate::lab::{IssuedTokens, Lab, StandIn};
@@ -53,34 +52,24 @@ impl AccessTokenSource for StandInTokens {
             .standin
             .refresh(&self.refresh_token)
             .await
-            .map_err(|e| ConnectorError::Unreachable {
-                message: format!("token endpoint: {e}"),
-            })?;
+            .map_err(|e| ConnectorError::Unreachable { message: format!("token endpoint: {e}") })?;
         match (status, answer["access_token"].as_str()) {
             (200, Some(token)) => {
                 let token = Secret::new(token);
                 *self.current.lock().expect("token lock") = token.clone();
                 Ok(token)
             }
-            (400, _) if answer["error"] == "invalid_grant" => Err(ConnectorError::Authentication {
-                message: "the provider refused the refresh token (invalid_grant)".into(),
-            }),
-            _ => Err(ConnectorError::Protocol {
-                message: format!("token endpoint answered {status}"),
-            }),
+            (400, _) if answer["error"] == "invalid_grant" => {
+                Err(ConnectorError::Authentication { message: "the provider refused the refresh token (invalid_grant)".into() })
+            }
+            _ => Err(ConnectorError::Protocol { message: format!("token endpoint answered {status}") }),
         }
     }
 }
 
 /// A lab user signing in as `name@maillab.test` with tokens from `tokens`, over IMAP with
 /// this security type (SMTP: submission with STARTTLS).
-fn oauth_account(
-    lab: &Lab,
-    connector: &dyn MailConnector,
-    name: &str,
-    imap_security: &str,
-    tokens: Arc<StandInTokens>,
-) -> Account {
+fn oauth_account(lab: &Lab, connector: &dyn MailConnector, name: &str, imap_security: &str, tokens: Arc<StandInTokens>) -> Account {
     let mut account = lab.account(connector, name, "unused", imap_security);
     account.credentials = Credentials::OAuth2 {
         // Gmail and Outlook sign in with the address; Dovecot's username_format %Ln
@@ -100,30 +89,13 @@ async fn an_oauth2_account_signs_in_with_xoauth2_and_fetches_its_mail() {
     let lab = Lab::start();
     let connector = ImapSmtpConnector::generic(lab.options());
     let (name, password) = lab.add_user("oauth").await;
-    lab.deliver(
-        &name,
-        &password,
-        &kit::message("hello by token", Utc::now()),
-        Utc::now(),
-    )
-    .await;
+    lab.deliver(&name, &password, &kit::message("hello by token", Utc::now()), Utc::now()).await;
     let standin = lab.oauth();
     let tokens = StandInTokens::new(standin, standin.issue(&email(&name), None).await);
 
-    let mut session = connector
-        .open(&oauth_account(
-            &lab,
-            &connector,
-            &name,
-            "SSL_TLS",
-            Arc::clone(&tokens),
-        ))
-        .await
-        .expect("open with XOAUTH2");
-    let refs = session
-        .list(Utc::now() - chrono::Duration::days(1), None)
-        .await
-        .expect("list");
+    let mut session =
+        connector.open(&oauth_account(&lab, &connector, &name, "SSL_TLS", Arc::clone(&tokens))).await.expect("open with XOAUTH2");
+    let refs = session.list(Utc::now() - chrono::Duration::days(1), None).await.expect("list");
     let messages = session.fetch(&refs).await.expect("fetch");
     session.close().await;
 
@@ -131,11 +103,7 @@ async fn an_oauth2_account_signs_in_with_xoauth2_and_fetches_its_mail() {
     assert!(String::from_utf8_lossy(&messages[0].bytes).contains("Subject: hello by token"));
     assert_eq!(tokens.refreshes(), 0, "a good token needs no refresh");
     let stats = standin.stats(&email(&name)).await;
-    assert_eq!(
-        (stats.introspect, stats.refresh_token),
-        (1, 0),
-        "Dovecot checked the token once"
-    );
+    assert_eq!((stats.introspect, stats.refresh_token), (1, 0), "Dovecot checked the token once");
 }
 
 #[tokio::test]
@@ -143,41 +111,21 @@ async fn an_expired_access_token_is_refreshed_once_and_the_session_opens() {
     let lab = Lab::start();
     let connector = ImapSmtpConnector::generic(lab.options());
     let (name, password) = lab.add_user("expired").await;
-    lab.deliver(
-        &name,
-        &password,
-        &kit::message("after a refresh", Utc::now()),
-        Utc::now(),
-    )
-    .await;
+    lab.deliver(&name, &password, &kit::message("after a refresh", Utc::now()), Utc::now()).await;
     let standin = lab.oauth();
     // ttl 0: the access token the gateway holds has already expired.
     let tokens = StandInTokens::new(standin, standin.issue(&email(&name), Some(0)).await);
 
-    let mut session = connector
-        .open(&oauth_account(
-            &lab,
-            &connector,
-            &name,
-            "STARTTLS",
-            Arc::clone(&tokens),
-        ))
-        .await
-        .expect("open after one refresh");
-    let refs = session
-        .list(Utc::now() - chrono::Duration::days(1), None)
-        .await
-        .expect("list");
+    let mut session =
+        connector.open(&oauth_account(&lab, &connector, &name, "STARTTLS", Arc::clone(&tokens))).await.expect("open after one refresh");
+    let refs = session.list(Utc::now() - chrono::Duration::days(1), None).await.expect("list");
     assert_eq!(session.fetch(&refs).await.expect("fetch").len(), 1);
     session.close().await;
 
     assert_eq!(tokens.refreshes(), 1, "exactly one refresh");
     let stats = standin.stats(&email(&name)).await;
     assert_eq!(stats.refresh_token, 1, "the provider saw one refresh grant");
-    assert_eq!(
-        stats.introspect, 2,
-        "Dovecot checked the expired token, then the fresh one"
-    );
+    assert_eq!(stats.introspect, 2, "Dovecot checked the expired token, then the fresh one");
 }
 
 #[tokio::test]
@@ -192,54 +140,24 @@ async fn a_revoked_refresh_token_makes_open_an_authentication_error_to_reauthori
     // The user withdrew consent at the provider.
     standin.revoke(&email(&name)).await;
 
-    let error = match connector
-        .open(&oauth_account(
-            &lab,
-            &connector,
-            &name,
-            "SSL_TLS",
-            Arc::clone(&tokens),
-        ))
-        .await
-    {
+    let error = match connector.open(&oauth_account(&lab, &connector, &name, "SSL_TLS", Arc::clone(&tokens))).await {
         Err(e) => e,
         Ok(_) => panic!("a revoked grant must not sign in"),
     };
 
-    assert!(
-        matches!(error, ConnectorError::Authentication { .. }),
-        "{error:?}"
-    );
+    assert!(matches!(error, ConnectorError::Authentication { .. }), "{error:?}");
     assert_eq!(error.disposition(), Disposition::Reauthorize);
     let message = error.to_string();
-    assert!(
-        !message.contains(&access) && !message.contains(&refresh),
-        "no token in: {message}"
-    );
+    assert!(!message.contains(&access) && !message.contains(&refresh), "no token in: {message}");
     assert_eq!(tokens.refreshes(), 1, "one refresh was tried, no more");
     assert_eq!(standin.stats(&email(&name)).await.refresh_token, 0);
 }
 
 /// Sends one small message from `account` to `to`.
-async fn send(
-    connector: &ImapSmtpConnector,
-    account: &Account,
-    to: &str,
-    subject: &str,
-) -> Result<String, ConnectorError> {
+async fn send(connector: &ImapSmtpConnector, account: &Account, to: &str, subject: &str) -> Result<String, ConnectorError> {
     let raw = kit::message(subject, Utc::now());
     let recipients = vec![to.to_owned()];
-    connector
-        .send(
-            account,
-            Outgoing {
-                from: &account.address,
-                recipients: &recipients,
-                raw: &raw,
-            },
-        )
-        .await
-        .map(|receipt| receipt.response)
+    connector.send(account, Outgoing { from: &account.address, recipients: &recipients, raw: &raw }).await.map(|receipt| receipt.response)
 }
 
 #[tokio::test]
@@ -252,14 +170,10 @@ async fn sending_with_xoauth2_through_submission_reaches_the_recipients_inbox() 
     let tokens = StandInTokens::new(standin, standin.issue(&email(&alice), None).await);
     let account = oauth_account(&lab, &connector, &alice, "SSL_TLS", Arc::clone(&tokens));
 
-    let response = send(&connector, &account, &email(&bob), "sent by token")
-        .await
-        .expect("send with XOAUTH2");
+    let response = send(&connector, &account, &email(&bob), "sent by token").await.expect("send with XOAUTH2");
 
     assert!(response.starts_with("250"), "{response}");
-    let inbox = lab
-        .await_messages(&bob, &bob_pw, 1, Duration::from_secs(20))
-        .await;
+    let inbox = lab.await_messages(&bob, &bob_pw, 1, Duration::from_secs(20)).await;
     assert!(String::from_utf8_lossy(&inbox[0]).contains("Subject: sent by token"));
     assert_eq!(tokens.refreshes(), 0);
 }
@@ -275,16 +189,12 @@ async fn sending_with_an_expired_token_refreshes_once_and_delivers() {
     standin.expire(&email(&alice)).await;
     let account = oauth_account(&lab, &connector, &alice, "SSL_TLS", Arc::clone(&tokens));
 
-    let response = send(&connector, &account, &email(&bob), "after a refresh")
-        .await
-        .expect("send after one refresh");
+    let response = send(&connector, &account, &email(&bob), "after a refresh").await.expect("send after one refresh");
 
     assert!(response.starts_with("250"), "{response}");
     assert_eq!(tokens.refreshes(), 1, "exactly one refresh");
     assert_eq!(standin.stats(&email(&alice)).await.refresh_token, 1);
-    let inbox = lab
-        .await_messages(&bob, &bob_pw, 1, Duration::from_secs(20))
-        .await;
+    let inbox = lab.await_messages(&bob, &bob_pw, 1, Duration::from_secs(20)).await;
     assert!(String::from_utf8_lossy(&inbox[0]).contains("Subject: after a refresh"));
 }
 
@@ -297,10 +207,7 @@ async fn sending_with_a_refused_token_is_an_authentication_error_without_the_tok
     // the refresh token.
     let tokens = StandInTokens::new(
         lab.oauth(),
-        IssuedTokens {
-            access_token: "Zq7-never-issued-access".into(),
-            refresh_token: "Zq7-never-issued-refresh".into(),
-        },
+        IssuedTokens { access_token: "Zq7-never-issued-access".into(), refresh_token: "Zq7-never-issued-refresh".into() },
     );
     let account = oauth_account(&lab, &connector, &alice, "SSL_TLS", Arc::clone(&tokens));
 

@@ -16,14 +16,8 @@ async fn each_security_type_connects_to_its_port() {
     let (name, password) = lab.add_user("tls").await;
     for security in ["SSL_TLS", "STARTTLS", "NONE"] {
         let account = lab.account(&connector, &name, &password, security);
-        let mut session = connector
-            .open(&account)
-            .await
-            .unwrap_or_else(|e| panic!("{security}: {e}"));
-        let refs = session
-            .list(Utc::now() - chrono::Duration::days(1), None)
-            .await
-            .unwrap_or_else(|e| panic!("{security}: {e}"));
+        let mut session = connector.open(&account).await.unwrap_or_else(|e| panic!("{security}: {e}"));
+        let refs = session.list(Utc::now() - chrono::Duration::days(1), None).await.unwrap_or_else(|e| panic!("{security}: {e}"));
         assert!(refs.is_empty(), "{security}: a new user has no mail");
         session.close().await;
     }
@@ -69,10 +63,7 @@ async fn a_closed_port_is_unreachable() {
     let lab = Lab::start();
     let connector = ImapSmtpConnector::generic(lab.options());
     // A port that was just free: bind, learn it, release it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
     let mut account = lab.account(&connector, "nobody", "x", "NONE");
     account.settings.insert("imapPort".into(), json!(closed));
     match connector.open(&account).await {
@@ -84,17 +75,12 @@ async fn a_closed_port_is_unreachable() {
 
 #[test]
 fn plaintext_to_a_remote_host_is_refused_unless_the_operator_allows_it() {
-    let remote = json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "smtpHost": "mail.example.com", "smtpSecurity": "STARTTLS"});
+    let remote =
+        json!({"imapHost": "mail.example.com", "imapSecurity": "NONE", "smtpHost": "mail.example.com", "smtpSecurity": "STARTTLS"});
     let remote = remote.as_object().cloned().unwrap_or_default();
     let strict = ImapSmtpConnector::generic(Options::default());
     let error = strict.validate(&remote).expect_err("refused");
     assert_eq!(error.field, "imapSecurity");
-    let lenient = ImapSmtpConnector::generic(Options {
-        allow_plaintext_remote: true,
-        ..Options::default()
-    });
-    assert_eq!(
-        lenient.validate(&remote).expect("allowed")["imapPort"],
-        143
-    );
+    let lenient = ImapSmtpConnector::generic(Options { allow_plaintext_remote: true, ..Options::default() });
+    assert_eq!(lenient.validate(&remote).expect("allowed")["imapPort"], 143);
 }

@@ -10,15 +10,8 @@ use super::ical::{self, Writer};
 /// A Graph calendar (`GET /me/calendars`) as the gateway sees it. `None` without an id.
 pub fn remote_calendar(calendar: &Value) -> Option<RemoteCalendar> {
     let id = calendar["id"].as_str().filter(|id| !id.is_empty())?;
-    let colour = calendar["hexColor"]
-        .as_str()
-        .and_then(hex_colour)
-        .or_else(|| {
-            calendar["color"]
-                .as_str()
-                .and_then(named_colour)
-                .map(str::to_owned)
-        });
+    let colour =
+        calendar["hexColor"].as_str().and_then(hex_colour).or_else(|| calendar["color"].as_str().and_then(named_colour).map(str::to_owned));
     Some(RemoteCalendar {
         id: id.to_owned(),
         name: calendar["name"].as_str().unwrap_or_default().to_owned(),
@@ -32,8 +25,7 @@ pub fn remote_calendar(calendar: &Value) -> Option<RemoteCalendar> {
 /// `#RRGGBB` (upper case) from Graph's `hexColor`, which is empty when the user never picked one.
 fn hex_colour(value: &str) -> Option<String> {
     let digits = value.trim().strip_prefix('#')?;
-    (digits.len() == 6 && digits.chars().all(|c| c.is_ascii_hexdigit()))
-        .then(|| format!("#{}", digits.to_ascii_uppercase()))
+    (digits.len() == 6 && digits.chars().all(|c| c.is_ascii_hexdigit())).then(|| format!("#{}", digits.to_ascii_uppercase()))
 }
 
 /// Graph's `calendarColor` names, as Outlook on the web paints them. `auto` means Outlook
@@ -57,10 +49,7 @@ fn named_colour(name: &str) -> Option<&'static str> {
 /// is the Graph id (the id the gateway later passes back to `put` and `delete`). Times are
 /// UTC: the connector asks Graph for them with `Prefer: outlook.timezone="UTC"`.
 pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObject, String> {
-    let id = event["id"]
-        .as_str()
-        .filter(|id| !id.is_empty())
-        .ok_or("an event without an id")?;
+    let id = event["id"].as_str().filter(|id| !id.is_empty()).ok_or("an event without an id")?;
     let all_day = event["isAllDay"].as_bool().unwrap_or(false);
     let start = graph_time(&event["start"]).map_err(|e| format!("event start: {e}"))?;
     let end = graph_time(&event["end"]).map_err(|e| format!("event end: {e}"))?;
@@ -80,11 +69,7 @@ pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObje
     if all_day {
         // All-day events are whole dates, midnight to midnight: the dates are what count.
         let first = start.date();
-        let after = if end.date() > first {
-            end.date()
-        } else {
-            first.succ_opt().unwrap_or(first)
-        };
+        let after = if end.date() > first { end.date() } else { first.succ_opt().unwrap_or(first) };
         w.raw("DTSTART;VALUE=DATE", &first.format("%Y%m%d").to_string());
         w.raw("DTEND;VALUE=DATE", &after.format("%Y%m%d").to_string());
     } else {
@@ -94,27 +79,17 @@ pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObje
     if let Some(subject) = event["subject"].as_str().filter(|s| !s.is_empty()) {
         w.text("SUMMARY", subject);
     }
-    if let Some(place) = event["location"]["displayName"]
-        .as_str()
-        .filter(|s| !s.is_empty())
-    {
+    if let Some(place) = event["location"]["displayName"].as_str().filter(|s| !s.is_empty()) {
         w.text("LOCATION", place);
     }
     // An HTML body would need converting; Graph's text bodies go through as they are.
     if event["body"]["contentType"].as_str() == Some("text")
-        && let Some(text) = event["body"]["content"]
-            .as_str()
-            .filter(|s| !s.trim().is_empty())
+        && let Some(text) = event["body"]["content"].as_str().filter(|s| !s.trim().is_empty())
     {
         w.text("DESCRIPTION", text);
     }
     if let Some(organizer) = person(&event["organizer"]["emailAddress"]) {
-        w.raw(
-            &organizer
-                .0
-                .map_or("ORGANIZER".into(), |cn| format!("ORGANIZER;CN={cn}")),
-            &organizer.1,
-        );
+        w.raw(&organizer.0.map_or("ORGANIZER".into(), |cn| format!("ORGANIZER;CN={cn}")), &organizer.1);
     }
     for attendee in event["attendees"].as_array().into_iter().flatten() {
         if let Some((cn, mailto)) = person(&attendee["emailAddress"]) {
@@ -136,28 +111,14 @@ pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObje
     w.raw("END", "VEVENT");
     w.raw("END", "VCALENDAR");
 
-    let etag = event["@odata.etag"]
-        .as_str()
-        .or_else(|| event["changeKey"].as_str())
-        .map(str::to_owned);
-    Ok(CalendarObject {
-        id: id.to_owned(),
-        etag,
-        ical: w.finish(),
-    })
+    let etag = event["@odata.etag"].as_str().or_else(|| event["changeKey"].as_str()).map(str::to_owned);
+    Ok(CalendarObject { id: id.to_owned(), etag, ical: w.finish() })
 }
 
 /// `(CN param value, mailto URI)` of a Graph `emailAddress`, when it has an address.
 fn person(email: &Value) -> Option<(Option<String>, String)> {
-    let address = email["address"]
-        .as_str()
-        .map(str::trim)
-        .filter(|a| a.contains('@'))?;
-    let name = email["name"]
-        .as_str()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .map(ical::param_value);
+    let address = email["address"].as_str().map(str::trim).filter(|a| a.contains('@'))?;
+    let name = email["name"].as_str().map(str::trim).filter(|n| !n.is_empty()).map(ical::param_value);
     Some((name, format!("mailto:{address}")))
 }
 
@@ -170,8 +131,7 @@ fn graph_time(value: &Value) -> Result<NaiveDateTime, String> {
         other => return Err(format!("time zone {other} instead of UTC")),
     }
     let text = text.trim().trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
-        .map_err(|_| format!("unreadable dateTime {text:?}"))
+    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("unreadable dateTime {text:?}"))
 }
 
 fn utc_stamp(t: DateTime<Utc>) -> String {
@@ -212,11 +172,7 @@ pub struct Draft {
 pub fn draft(ical_text: &str) -> Result<Draft, String> {
     let props = ical::first_event(ical_text).ok_or("no VEVENT")?;
     let find = |name: &str| props.iter().find(|p| p.name == name);
-    let text = |name: &str| {
-        find(name)
-            .map(|p| ical::unescape_text(&p.value))
-            .unwrap_or_default()
-    };
+    let text = |name: &str| find(name).map(|p| ical::unescape_text(&p.value)).unwrap_or_default();
     let uid = text("UID");
     let start = when(find("DTSTART").ok_or("no DTSTART")?)?;
     let end = match (find("DTEND"), start) {
@@ -224,10 +180,7 @@ pub fn draft(ical_text: &str) -> Result<Draft, String> {
         (None, When::Day(day)) => When::Day(day.succ_opt().unwrap_or(day)),
         (None, at) => at,
     };
-    if matches!(
-        (start, end),
-        (When::At(_), When::Day(_)) | (When::Day(_), When::At(_))
-    ) {
+    if matches!((start, end), (When::At(_), When::Day(_)) | (When::Day(_), When::At(_))) {
         return Err("DTSTART and DTEND must both be dates or both be times".into());
     }
     let attendees = props
@@ -235,49 +188,26 @@ pub fn draft(ical_text: &str) -> Result<Draft, String> {
         .filter(|p| p.name == "ATTENDEE")
         .filter_map(|p| {
             let address = p.value.trim();
-            let address = address
-                .get(..7)
-                .filter(|s| s.eq_ignore_ascii_case("mailto:"))
-                .map(|_| &address[7..])?;
+            let address = address.get(..7).filter(|s| s.eq_ignore_ascii_case("mailto:")).map(|_| &address[7..])?;
             let kind = match p.param("ROLE") {
                 Some(r) if r.eq_ignore_ascii_case("OPT-PARTICIPANT") => "optional",
                 Some(r) if r.eq_ignore_ascii_case("NON-PARTICIPANT") => "resource",
                 _ => "required",
             };
-            Some(Attendee {
-                address: address.to_owned(),
-                name: p.param("CN").map(str::to_owned),
-                kind,
-            })
+            Some(Attendee { address: address.to_owned(), name: p.param("CN").map(str::to_owned), kind })
         })
         .collect();
-    Ok(Draft {
-        uid,
-        start,
-        end,
-        summary: text("SUMMARY"),
-        description: text("DESCRIPTION"),
-        location: text("LOCATION"),
-        attendees,
-    })
+    Ok(Draft { uid, start, end, summary: text("SUMMARY"), description: text("DESCRIPTION"), location: text("LOCATION"), attendees })
 }
 
 /// DTSTART/DTEND: `YYYYMMDDTHHMMSSZ` or a date (`VALUE=DATE`, `YYYYMMDD`). The gateway
 /// writes UTC; a local time or a TZID would need zone data this connector does not carry.
 fn when(prop: &ical::Property) -> Result<When, String> {
     let value = prop.value.trim();
-    if prop
-        .param("VALUE")
-        .is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
-        || value.len() == 8
-    {
-        return NaiveDate::parse_from_str(value, "%Y%m%d")
-            .map(When::Day)
-            .map_err(|_| format!("{}: not a date: {value:?}", prop.name));
+    if prop.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8 {
+        return NaiveDate::parse_from_str(value, "%Y%m%d").map(When::Day).map_err(|_| format!("{}: not a date: {value:?}", prop.name));
     }
-    let utc = value
-        .strip_suffix('Z')
-        .ok_or_else(|| format!("{}: only UTC times are supported: {value:?}", prop.name))?;
+    let utc = value.strip_suffix('Z').ok_or_else(|| format!("{}: only UTC times are supported: {value:?}", prop.name))?;
     NaiveDateTime::parse_from_str(utc, "%Y%m%dT%H%M%S")
         .map(|t| When::At(t.and_utc()))
         .map_err(|_| format!("{}: not a date-time: {value:?}", prop.name))
@@ -329,28 +259,16 @@ mod tests {
 
     #[test]
     fn calendars_take_the_hex_colour_or_a_named_one() {
-        let hex = remote_calendar(&json!({"id": "c1", "name": "Work", "hexColor": "#1f6fb2", "color": "lightRed", "canEdit": true})).unwrap();
+        let hex =
+            remote_calendar(&json!({"id": "c1", "name": "Work", "hexColor": "#1f6fb2", "color": "lightRed", "canEdit": true})).unwrap();
         assert_eq!(
             hex,
-            RemoteCalendar {
-                id: "c1".into(),
-                name: "Work".into(),
-                colour: Some("#1F6FB2".into()),
-                time_zone: None,
-                writable: true
-            }
+            RemoteCalendar { id: "c1".into(), name: "Work".into(), colour: Some("#1F6FB2".into()), time_zone: None, writable: true }
         );
-        let named = remote_calendar(&json!({"id": "c2", "name": "Birthdays", "hexColor": "", "color": "lightBlue", "canEdit": false})).unwrap();
-        assert_eq!(
-            (named.colour.as_deref(), named.writable),
-            (Some("#A6D1F5"), false)
-        );
-        assert_eq!(
-            remote_calendar(&json!({"id": "c3", "color": "auto"}))
-                .unwrap()
-                .colour,
-            None
-        );
+        let named =
+            remote_calendar(&json!({"id": "c2", "name": "Birthdays", "hexColor": "", "color": "lightBlue", "canEdit": false})).unwrap();
+        assert_eq!((named.colour.as_deref(), named.writable), (Some("#A6D1F5"), false));
+        assert_eq!(remote_calendar(&json!({"id": "c3", "color": "auto"})).unwrap().colour, None);
         assert_eq!(remote_calendar(&json!({"name": "no id"})), None);
         assert_eq!(remote_calendar(&json!("not an object")), None);
     }
@@ -366,10 +284,7 @@ mod tests {
             "organizer": {"emailAddress": {"name": "Doe, Jane", "address": "jane@example.com"}},
         });
         let object = calendar_object(&event, at("2026-01-01T00:00:00Z")).unwrap();
-        assert_eq!(
-            (object.id.as_str(), object.etag.as_deref()),
-            ("AAMk=1", Some("W/\"abc\""))
-        );
+        assert_eq!((object.id.as_str(), object.etag.as_deref()), ("AAMk=1", Some("W/\"abc\"")));
         let lines = ical::unfold(&object.ical);
         for expected in [
             "BEGIN:VCALENDAR",
@@ -384,10 +299,7 @@ mod tests {
             "STATUS:CANCELLED",
             "END:VCALENDAR",
         ] {
-            assert!(
-                lines.iter().any(|l| l == expected),
-                "{expected} missing from {lines:?}"
-            );
+            assert!(lines.iter().any(|l| l == expected), "{expected} missing from {lines:?}");
         }
         assert!(object.ical.ends_with("END:VCALENDAR\r\n"));
     }
@@ -400,14 +312,8 @@ mod tests {
             "end": {"dateTime": "2026-07-06T00:00:00.0000000", "timeZone": "UTC"},
         });
         let lines = ical::unfold(&calendar_object(&event, Utc::now()).unwrap().ical);
-        assert!(
-            lines.contains(&"DTSTART;VALUE=DATE:20260704".to_owned()),
-            "{lines:?}"
-        );
-        assert!(
-            lines.contains(&"DTEND;VALUE=DATE:20260706".to_owned()),
-            "{lines:?}"
-        );
+        assert!(lines.contains(&"DTSTART;VALUE=DATE:20260704".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"DTEND;VALUE=DATE:20260706".to_owned()), "{lines:?}");
         assert!(lines.contains(&"TRANSP:OPAQUE".to_owned()));
     }
 
@@ -457,17 +363,10 @@ mod tests {
     fn drafts_refuse_what_they_cannot_send() {
         assert!(draft("BEGIN:VCALENDAR\r\nEND:VCALENDAR").is_err());
         assert!(draft("BEGIN:VEVENT\r\nUID:a\r\nEND:VEVENT").is_err());
-        assert!(
-            draft("BEGIN:VEVENT\r\nDTSTART;TZID=Europe/Paris:20260101T100000\r\nEND:VEVENT")
-                .is_err()
-        );
+        assert!(draft("BEGIN:VEVENT\r\nDTSTART;TZID=Europe/Paris:20260101T100000\r\nEND:VEVENT").is_err());
         assert!(draft("BEGIN:VEVENT\r\nDTSTART:20260101T100000Z\r\nDTEND;VALUE=DATE:20260102\r\nEND:VEVENT").is_err());
-        let day =
-            draft("BEGIN:VEVENT\r\nUID:a\r\nDTSTART;VALUE=DATE:20260101\r\nEND:VEVENT").unwrap();
-        assert_eq!(
-            day.end,
-            When::Day(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap())
-        );
+        let day = draft("BEGIN:VEVENT\r\nUID:a\r\nDTSTART;VALUE=DATE:20260101\r\nEND:VEVENT").unwrap();
+        assert_eq!(day.end, When::Day(NaiveDate::from_ymd_opt(2026, 1, 2).unwrap()));
         assert_eq!(graph_event(&day, None)["isAllDay"], true);
     }
 }

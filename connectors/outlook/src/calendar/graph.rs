@@ -58,25 +58,15 @@ impl Graph {
     pub fn link(&self, link: &str) -> Result<Url, ConnectorError> {
         match Url::parse(link) {
             Ok(url) if url.origin() == self.base.origin() => Ok(url),
-            _ => Err(ConnectorError::Protocol {
-                message: "Graph sent a paging link to another origin".into(),
-            }),
+            _ => Err(ConnectorError::Protocol { message: "Graph sent a paging link to another origin".into() }),
         }
     }
 
     /// Sends one request with the current token; on 401 gets a new token once and tries
     /// again. Anything but a 2xx is classified.
-    pub async fn call(
-        &self,
-        method: Method,
-        url: Url,
-        body: Option<&Value>,
-        target: Target<'_>,
-    ) -> Result<Reply, ConnectorError> {
+    pub async fn call(&self, method: Method, url: Url, body: Option<&Value>, target: Target<'_>) -> Result<Reply, ConnectorError> {
         let token = self.tokens.access_token().await?;
-        let first = self
-            .send(method.clone(), url.clone(), body, token.expose())
-            .await?;
+        let first = self.send(method.clone(), url.clone(), body, token.expose()).await?;
         let (status, headers, bytes) = if first.0 == StatusCode::UNAUTHORIZED {
             let token = self.tokens.refresh().await?;
             self.send(method, url, body, token.expose()).await?
@@ -89,9 +79,8 @@ impl Graph {
         let body = if bytes.iter().all(u8::is_ascii_whitespace) {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).map_err(|_| ConnectorError::Protocol {
-                message: format!("Graph answered {status} with a body that is not JSON"),
-            })?
+            serde_json::from_slice(&bytes)
+                .map_err(|_| ConnectorError::Protocol { message: format!("Graph answered {status} with a body that is not JSON") })?
         };
         Ok(Reply { status, body })
     }
@@ -103,12 +92,8 @@ impl Graph {
         body: Option<&Value>,
         token: &str,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ConnectorError> {
-        let mut request = self
-            .http
-            .request(method, url)
-            .bearer_auth(token)
-            .header("Prefer", PREFER_UTC)
-            .header("Accept", "application/json");
+        let mut request =
+            self.http.request(method, url).bearer_auth(token).header("Prefer", PREFER_UTC).header("Accept", "application/json");
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -118,9 +103,7 @@ impl Graph {
         let mut bytes = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(transport)? {
             if bytes.len() + chunk.len() > MAX_BODY {
-                return Err(ConnectorError::Protocol {
-                    message: format!("Graph's answer is larger than {MAX_BODY} bytes"),
-                });
+                return Err(ConnectorError::Protocol { message: format!("Graph's answer is larger than {MAX_BODY} bytes") });
             }
             bytes.extend_from_slice(&chunk);
         }
@@ -137,64 +120,32 @@ fn transport(e: reqwest::Error) -> ConnectorError {
     } else {
         "the connection failed"
     };
-    ConnectorError::Unreachable {
-        message: format!("Microsoft Graph: {what}: {}", e.without_url()),
-    }
+    ConnectorError::Unreachable { message: format!("Microsoft Graph: {what}: {}", e.without_url()) }
 }
 
 /// The one place a Graph error reply becomes a [`ConnectorError`]. Graph's error bodies
 /// are `{"error": {"code", "message"}}`; only the code is kept (messages may quote data).
-pub fn classify(
-    status: StatusCode,
-    headers: &HeaderMap,
-    body: &[u8],
-    target: Target<'_>,
-) -> ConnectorError {
-    let code = serde_json::from_slice::<Value>(body)
-        .ok()
-        .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
-        .unwrap_or_default();
-    let said = if code.is_empty() {
-        format!("Graph answered {status}")
-    } else {
-        format!("Graph answered {status} ({code})")
-    };
+pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], target: Target<'_>) -> ConnectorError {
+    let code = serde_json::from_slice::<Value>(body).ok().and_then(|v| v["error"]["code"].as_str().map(str::to_owned)).unwrap_or_default();
+    let said = if code.is_empty() { format!("Graph answered {status}") } else { format!("Graph answered {status} ({code})") };
     let retry_after = retry_after(headers);
     match status.as_u16() {
-        401 => ConnectorError::Authentication {
-            message: format!("{said}: the access token was refused, even after a refresh"),
-        },
+        401 => ConnectorError::Authentication { message: format!("{said}: the access token was refused, even after a refresh") },
         403 => ConnectorError::Authentication {
-            message: format!(
-                "{said}: the grant lacks a scope; sign in again to allow Calendars.ReadWrite"
-            ),
+            message: format!("{said}: the grant lacks a scope; sign in again to allow Calendars.ReadWrite"),
         },
         404 => match target {
-            Target::Calendar(id) => ConnectorError::Gone {
-                what: format!("calendar {id}"),
-            },
-            Target::Event(id) => ConnectorError::Gone {
-                what: format!("event {id}"),
-            },
+            Target::Calendar(id) => ConnectorError::Gone { what: format!("calendar {id}") },
+            Target::Event(id) => ConnectorError::Gone { what: format!("event {id}") },
             Target::Account => ConnectorError::Protocol { message: said },
         },
         // A delta token Graph no longer knows (410, or 400 with a sync-state code).
         410 => ConnectorError::CheckpointReset { message: said },
-        400 if matches!(
-            code.as_str(),
-            "syncStateNotFound" | "syncStateInvalid" | "resyncRequired"
-        ) =>
-        {
+        400 if matches!(code.as_str(), "syncStateNotFound" | "syncStateInvalid" | "resyncRequired") => {
             ConnectorError::CheckpointReset { message: said }
         }
-        429 => ConnectorError::Throttled {
-            retry_after,
-            message: said,
-        },
-        503 if retry_after.is_some() => ConnectorError::Throttled {
-            retry_after,
-            message: said,
-        },
+        429 => ConnectorError::Throttled { retry_after, message: said },
+        503 if retry_after.is_some() => ConnectorError::Throttled { retry_after, message: said },
         500..=599 => ConnectorError::Unreachable { message: said },
         400 | 409 | 412 | 413 | 422 => ConnectorError::Rejected { message: said },
         _ => ConnectorError::Protocol { message: said },
@@ -208,10 +159,7 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(seconds));
     }
     let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
-    let wait = at
-        .signed_duration_since(chrono::Utc::now())
-        .num_seconds()
-        .max(0);
+    let wait = at.signed_duration_since(chrono::Utc::now()).num_seconds().max(0);
     Some(Duration::from_secs(wait.unsigned_abs()))
 }
 
@@ -228,99 +176,31 @@ mod tests {
         h
     }
 
-    fn code(
-        status: u16,
-        retry: Option<&'static str>,
-        body: &str,
-        target: Target<'_>,
-    ) -> ConnectorError {
-        classify(
-            StatusCode::from_u16(status).unwrap(),
-            &headers(retry),
-            body.as_bytes(),
-            target,
-        )
+    fn code(status: u16, retry: Option<&'static str>, body: &str, target: Target<'_>) -> ConnectorError {
+        classify(StatusCode::from_u16(status).unwrap(), &headers(retry), body.as_bytes(), target)
     }
 
     #[test]
     fn each_status_means_one_thing() {
-        assert_eq!(
-            code(401, None, "", Target::Account).code(),
-            "AUTHENTICATION_FAILED"
-        );
-        let scope = code(
-            403,
-            None,
-            r#"{"error":{"code":"ErrorAccessDenied","message":"secret subject"}}"#,
-            Target::Account,
-        );
+        assert_eq!(code(401, None, "", Target::Account).code(), "AUTHENTICATION_FAILED");
+        let scope = code(403, None, r#"{"error":{"code":"ErrorAccessDenied","message":"secret subject"}}"#, Target::Account);
         assert_eq!(scope.code(), "AUTHENTICATION_FAILED");
-        assert!(
-            scope.to_string().contains("Calendars.ReadWrite")
-                && !scope.to_string().contains("secret subject"),
-            "{scope}"
-        );
-        assert_eq!(
-            code(404, None, "", Target::Calendar("c1")),
-            ConnectorError::Gone {
-                what: "calendar c1".into()
-            }
-        );
-        assert_eq!(
-            code(404, None, "", Target::Event("e1")),
-            ConnectorError::Gone {
-                what: "event e1".into()
-            }
-        );
-        assert_eq!(
-            code(
-                410,
-                None,
-                r#"{"error":{"code":"syncStateNotFound"}}"#,
-                Target::Calendar("c")
-            )
-            .code(),
-            "CHECKPOINT_RESET"
-        );
-        assert_eq!(
-            code(
-                400,
-                None,
-                r#"{"error":{"code":"syncStateInvalid"}}"#,
-                Target::Calendar("c")
-            )
-            .code(),
-            "CHECKPOINT_RESET"
-        );
+        assert!(scope.to_string().contains("Calendars.ReadWrite") && !scope.to_string().contains("secret subject"), "{scope}");
+        assert_eq!(code(404, None, "", Target::Calendar("c1")), ConnectorError::Gone { what: "calendar c1".into() });
+        assert_eq!(code(404, None, "", Target::Event("e1")), ConnectorError::Gone { what: "event e1".into() });
+        assert_eq!(code(410, None, r#"{"error":{"code":"syncStateNotFound"}}"#, Target::Calendar("c")).code(), "CHECKPOINT_RESET");
+        assert_eq!(code(400, None, r#"{"error":{"code":"syncStateInvalid"}}"#, Target::Calendar("c")).code(), "CHECKPOINT_RESET");
         assert_eq!(
             code(429, Some("7"), "", Target::Account),
-            ConnectorError::Throttled {
-                retry_after: Some(Duration::from_secs(7)),
-                message: "Graph answered 429 Too Many Requests".into()
-            }
+            ConnectorError::Throttled { retry_after: Some(Duration::from_secs(7)), message: "Graph answered 429 Too Many Requests".into() }
         );
         assert!(
             matches!(code(503, Some("3"), "", Target::Account), ConnectorError::Throttled { retry_after: Some(d), .. } if d.as_secs() == 3)
         );
-        assert_eq!(
-            code(503, None, "<html>", Target::Account).code(),
-            "UNREACHABLE"
-        );
+        assert_eq!(code(503, None, "<html>", Target::Account).code(), "UNREACHABLE");
         assert_eq!(code(502, None, "", Target::Account).code(), "UNREACHABLE");
-        assert_eq!(
-            code(
-                400,
-                None,
-                r#"{"error":{"code":"ErrorInvalidRequest"}}"#,
-                Target::Calendar("c")
-            )
-            .code(),
-            "REJECTED"
-        );
-        assert_eq!(
-            code(418, None, "", Target::Account).code(),
-            "PROTOCOL_ERROR"
-        );
+        assert_eq!(code(400, None, r#"{"error":{"code":"ErrorInvalidRequest"}}"#, Target::Calendar("c")).code(), "REJECTED");
+        assert_eq!(code(418, None, "", Target::Account).code(), "PROTOCOL_ERROR");
     }
 
     #[test]

@@ -14,10 +14,7 @@ pub struct Property {
 
 impl Property {
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.params.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -69,11 +66,7 @@ pub fn parse_line(line: &str) -> Option<Property> {
         rest = value_part;
     }
     let value = rest.strip_prefix(':')?;
-    Some(Property {
-        name,
-        params,
-        value: value.to_owned(),
-    })
+    Some(Property { name, params, value: value.to_owned() })
 }
 
 /// The inverse of [`escape_text`] (`\N` is a line break too; an unknown escape keeps the
@@ -127,14 +120,8 @@ mod tests {
     fn text_is_escaped_and_unescaped_back() {
         let original = "Lunch; then, a walk\\run\r\nsecond line\nthird";
         let escaped = escape_text(original);
-        assert_eq!(
-            escaped,
-            "Lunch\\; then\\, a walk\\\\run\\nsecond line\\nthird"
-        );
-        assert_eq!(
-            unescape_text(&escaped),
-            "Lunch; then, a walk\\run\nsecond line\nthird"
-        );
+        assert_eq!(escaped, "Lunch\\; then\\, a walk\\\\run\\nsecond line\\nthird");
+        assert_eq!(unescape_text(&escaped), "Lunch; then, a walk\\run\nsecond line\nthird");
     }
 
     #[test]
@@ -144,11 +131,7 @@ mod tests {
         w.text("SUMMARY", &summary);
         let text = w.finish();
         for physical in text.split("\r\n").filter(|l| !l.is_empty()) {
-            assert!(
-                physical.len() <= 75,
-                "{} octets: {physical}",
-                physical.len()
-            );
+            assert!(physical.len() <= 75, "{} octets: {physical}", physical.len());
         }
         let lines = unfold(&text);
         assert_eq!(lines, vec![format!("SUMMARY:{summary}")]);
@@ -163,10 +146,7 @@ mod tests {
 
     #[test]
     fn quoted_parameters_may_hold_colons_and_semicolons() {
-        let p = parse_line(
-            "ATTENDEE;CN=\"Doe; Jane: PhD\";ROLE=REQ-PARTICIPANT:mailto:jane@example.com",
-        )
-        .unwrap();
+        let p = parse_line("ATTENDEE;CN=\"Doe; Jane: PhD\";ROLE=REQ-PARTICIPANT:mailto:jane@example.com").unwrap();
         assert_eq!(p.name, "ATTENDEE");
         assert_eq!(p.param("cn"), Some("Doe; Jane: PhD"));
         assert_eq!(p.param("ROLE"), Some("REQ-PARTICIPANT"));
@@ -183,9 +163,6 @@ mod tests {
         assert_eq!(names, ["UID", "SUMMARY"]);
         assert_eq!(props[1].value, "a b");
         assert_eq!(first_event("BEGIN:VCALENDAR\r\nEND:VCALENDAR"), None);
-        assert_eq!(
-            first_event(";;;\n:\n=\nBEGIN;X=\"unterminated:VEVENT"),
-            None
-        );
+        assert_eq!(first_event(";;;\n:\n=\nBEGIN;X=\"unterminated:VEVENT"), None);
     }
 }

@@ -13,8 +13,8 @@ use tracing::instrument;
 use url::Url;
 use uuid::Uuid;
 use webauthn_rs::prelude::{
-    DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
-    Webauthn, WebauthnBuilder,
+    AuthenticationResult, DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential,
+    RegisterPublicKeyCredential, Webauthn, WebauthnBuilder,
 };
 use webauthn_rs_proto::{ResidentKeyRequirement, UserVerificationPolicy};
 
@@ -113,9 +113,7 @@ impl PasskeyService {
         viewer.require_session()?;
         let account = &viewer.account;
         let existing = self.credentials_of(account.account_id).await?;
-        if existing.len() >= MAX_PER_ACCOUNT {
-            return Err(Error::conflict("passkeys", format!("an account holds at most {MAX_PER_ACCOUNT} passkeys: remove one first")));
-        }
+        room_for_one_more(existing.len())?;
         let exclude = existing.iter().map(|(_, k)| k.cred_id().clone()).collect();
         let (mut options, state) = self
             .webauthn
@@ -146,9 +144,7 @@ impl PasskeyService {
         let state: PasskeyRegistration = self.open_state(&row)?;
         let answer: RegisterPublicKeyCredential = parse_answer(answer)?;
         let passkey = self.webauthn.finish_passkey_registration(&answer, &state).map_err(|e| refused(&e))?;
-        if store::credentials_of(&self.db, account_id).await?.len() >= MAX_PER_ACCOUNT {
-            return Err(Error::conflict("passkeys", format!("an account holds at most {MAX_PER_ACCOUNT} passkeys: remove one first")));
-        }
+        room_for_one_more(store::list(&self.db, account_id).await?.len())?;
         let id = Uuid::now_v7();
         let now = Utc::now();
         let credential = serde_json::to_string(&passkey).map_err(anyhow::Error::new)?;
@@ -231,7 +227,12 @@ impl PasskeyService {
                 let state: PasskeyAuthentication = self.open_state(&row)?;
                 self.throttle.attempt(&account_id.to_string(), meta.ip.as_deref())?;
                 let used = match self.webauthn.finish_passkey_authentication(&answer, &state) {
-                    Ok(result) => self.record_use(account_id, &result).await?,
+                    Ok(result) => match store::find_by_credential_id(&self.db, result.cred_id().as_ref()).await? {
+                        Some(stored) if stored.account_id == account_id => {
+                            Some(self.record_use(&stored, parse_stored(&stored)?, &result).await?)
+                        }
+                        _ => None,
+                    },
                     Err(e) => {
                         tracing::debug!(error = %e, "passkey answer refused");
                         None
@@ -274,21 +275,16 @@ impl PasskeyService {
         };
         let account = self.account(stored.account_id).await?;
         self.identity.admit(&account)?;
-        let passkey_id = self.record_use(stored.account_id, &result).await?.ok_or_else(refused_answer)?;
+        let passkey_id = self.record_use(&stored, passkey, &result).await?;
         Ok((account, passkey_id))
     }
 
-    /// Keeps the new sign counter of the credential an authentication used; its id, or None
-    /// when the account has no such credential.
-    async fn record_use(&self, account_id: AccountId, result: &webauthn_rs::prelude::AuthenticationResult) -> Result<Option<Uuid>> {
-        for (stored, mut passkey) in self.credentials_of(account_id).await? {
-            if passkey.update_credential(result).is_some() {
-                let credential = serde_json::to_string(&passkey).map_err(anyhow::Error::new)?;
-                store::record_use(&self.db, stored, &credential, Utc::now()).await?;
-                return Ok(Some(stored));
-            }
-        }
-        Ok(None)
+    /// Keeps the new sign counter of the passkey an authentication used, and when; its id.
+    async fn record_use(&self, stored: &StoredPasskey, mut passkey: Passkey, result: &AuthenticationResult) -> Result<Uuid> {
+        passkey.update_credential(result);
+        let credential = serde_json::to_string(&passkey).map_err(anyhow::Error::new)?;
+        store::record_use(&self.db, stored.passkey_id, &credential, Utc::now()).await?;
+        Ok(stored.passkey_id)
     }
 
     async fn account(&self, id: AccountId) -> Result<Account> {
@@ -328,6 +324,14 @@ impl Purpose {
     fn from_row(row: &CeremonyRow) -> Option<Purpose> {
         [Purpose::Register, Purpose::SignIn, Purpose::SecondFactor].into_iter().find(|p| p.as_str() == row.purpose)
     }
+}
+
+/// Refuses a new passkey to an account that holds the most it may.
+fn room_for_one_more(held: usize) -> Result<()> {
+    if held >= MAX_PER_ACCOUNT {
+        return Err(Error::conflict("passkeys", format!("an account holds at most {MAX_PER_ACCOUNT} passkeys: remove one first")));
+    }
+    Ok(())
 }
 
 /// What a sealed ceremony state is bound to.

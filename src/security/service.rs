@@ -219,12 +219,8 @@ impl SecurityService {
     pub async fn confirm_holder(&self, viewer: &Viewer, password_given: String, code: Option<&str>) -> Result<()> {
         viewer.require_session()?;
         let account = &viewer.account;
-        self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
         let row = self.row(account.account_id).await?;
-        if !password::verify(password_given, Some(row.password_hash.clone())).await? {
-            self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
-            return Err(Error::invalid("password", "the password is wrong"));
-        }
+        self.check_password(viewer, &row, password_given).await?;
         if row.totp_secret.is_some() {
             let code = code.ok_or_else(|| Error::invalid("code", "two-factor authentication is on: give a code"))?;
             self.verify_second_factor(account, &row, code, &viewer.meta).await?;
@@ -239,17 +235,21 @@ impl SecurityService {
         let account = &viewer.account;
         let row = self.row(account.account_id).await?;
         match (password_given, code) {
-            (Some(given), _) => {
-                self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
-                if !password::verify(given, Some(row.password_hash.clone())).await? {
-                    self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
-                    return Err(Error::invalid("password", "the password is wrong"));
-                }
-                Ok(())
-            }
+            (Some(given), _) => self.check_password(viewer, &row, given).await,
             (None, Some(code)) => self.verify_second_factor(account, &row, code, &viewer.meta).await,
             (None, None) => Err(Error::invalid("password", "give your password or a second-factor code")),
         }
+    }
+
+    /// The viewer's password, counted like a log-in attempt; a wrong one is logged.
+    async fn check_password(&self, viewer: &Viewer, row: &store::SecurityRow, given: String) -> Result<()> {
+        let account = &viewer.account;
+        self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
+        if !password::verify(given, Some(row.password_hash.clone())).await? {
+            self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
+            return Err(Error::invalid("password", "the password is wrong"));
+        }
+        Ok(())
     }
 
     /// Whether a log-in challenge can still be completed; its row when so.

@@ -136,14 +136,7 @@ async fn two_factor_enrols_with_an_independent_totp_and_then_guards_log_in() {
     // The same challenge and the same code are refused a second time.
     let again = app.gql(None, complete, json!({ "c": challenge, "code": code })).await;
     assert_eq!(error_of(&again).1.as_deref(), Some("challenge"));
-    let r = app
-        .gql(
-            None,
-            "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }",
-            json!({ "e": "ada@example.com", "p": PASSWORD }),
-        )
-        .await;
-    let second = r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned();
+    let second = app.two_factor_challenge("ada@example.com").await;
     let replay = app.gql(None, complete, json!({ "c": second, "code": code })).await;
     assert_eq!(error_of(&replay), ("BAD_USER_INPUT".into(), Some("code".into())), "a replayed code is refused");
 }
@@ -154,20 +147,11 @@ async fn a_recovery_code_completes_a_log_in_once() {
     let ada = app.user("ada@example.com").await;
     let (_, recovery) = enrol(&app, &ada).await;
     let complete = "mutation($c: String!, $code: String!) { completeTwoFactorLogIn(challenge: $c, code: $code) { token } }";
-    let challenge = || async {
-        let r = app
-            .gql(
-                None,
-                "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { twoFactorChallenge { challenge } } }",
-                json!({ "e": "ada@example.com", "p": PASSWORD }),
-            )
-            .await;
-        r["data"]["logIn"]["twoFactorChallenge"]["challenge"].as_str().unwrap().to_owned()
-    };
-
-    let r = app.gql(None, complete, json!({ "c": challenge().await, "code": recovery[0].to_lowercase() })).await;
+    let r = app
+        .gql(None, complete, json!({ "c": app.two_factor_challenge("ada@example.com").await, "code": recovery[0].to_lowercase() }))
+        .await;
     assert!(r["data"]["completeTwoFactorLogIn"]["token"].is_string(), "{r}");
-    let spent = app.gql(None, complete, json!({ "c": challenge().await, "code": recovery[0] })).await;
+    let spent = app.gql(None, complete, json!({ "c": app.two_factor_challenge("ada@example.com").await, "code": recovery[0] })).await;
     assert_eq!(error_of(&spent), ("BAD_USER_INPUT".into(), Some("code".into())));
     assert_eq!(security(&app, &ada).await["recoveryCodesRemaining"], 9);
 }

@@ -17,13 +17,9 @@
 // and exits 0 iff rendered && queryResult && no external requests, else 1.
 // Everything is bounded by GRAPHIQL_TIMEOUT_MS (default 30 s), so it never hangs.
 // Set GRAPHIQL_SCREENSHOT=/path/shot.png to save a screenshot of the final page.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { browserRun } from './browser.mjs';
 
 const TIMEOUT_MS = Number(process.env.GRAPHIQL_TIMEOUT_MS || 30_000);
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 const QUERY = '{ __typename }';
 const EXPECTED = '"__typename": "Query"';
 
@@ -36,32 +32,11 @@ const report = {
   error: null,
 };
 
-let context = null;
-let userDataDir = null;
-let finished = false;
-
-async function finish(code) {
-  if (finished) return;
-  finished = true;
-  if (code === undefined) {
-    code = report.rendered && report.queryResult && report.externalRequests.length === 0 ? 0 : 1;
-  }
-  // Closing the browser is bounded too; the profile dir is removed either way.
-  const closing = context ? context.close().catch(() => {}) : Promise.resolve();
-  await Promise.race([closing, new Promise((r) => setTimeout(r, 5_000).unref())]);
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(code));
-}
-
-const watchdog = setTimeout(() => {
-  report.error = report.error || `timed out after ${TIMEOUT_MS} ms`;
-  finish(1);
-}, TIMEOUT_MS);
-watchdog.unref();
-
-function isNetworkUrl(url) {
-  return /^(https?|wss?|ftp):$/.test(url.protocol);
-}
+const { launch, finish } = browserRun(report, {
+  timeoutMs: TIMEOUT_MS,
+  passed: (r) => r.rendered && r.queryResult,
+  profile: 'graphiql',
+});
 
 async function main() {
   let base;
@@ -73,65 +48,14 @@ async function main() {
     return finish(1);
   }
   const pageUrl = new URL('/graphql', base).href;
-  const isExternal = (raw) => {
-    let url;
-    try {
-      url = new URL(raw);
-    } catch {
-      return false;
-    }
-    return isNetworkUrl(url) && url.host !== base.host;
-  };
   // Leave the watchdog a margin to close the browser and print the report.
   const deadline = Date.now() + TIMEOUT_MS - 3_000;
   const remaining = () => Math.max(1_000, deadline - Date.now());
 
-  userDataDir = mkdtempSync(join(tmpdir(), 'concierge-graphiql-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXECUTABLE,
-    headless: true,
-    timeout: remaining(),
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-    viewport: { width: 1280, height: 900 },
-    serviceWorkers: 'block',
-  });
+  const { context, page } = await launch(base, { timeout: remaining() });
   context.setDefaultTimeout(remaining());
-
   context.on('request', (req) => report.requests.push(`${req.method()} ${req.url()}`));
-  await context.route('**/*', (route) => {
-    const url = route.request().url();
-    if (isExternal(url)) {
-      report.externalRequests.push(url);
-      return route.abort('blockedbyclient');
-    }
-    return route.continue();
-  });
-  // WebSockets are not seen by route(): block external ones separately.
-  await context.routeWebSocket(
-    (url) => isExternal(url.href),
-    (ws) => {
-      report.externalRequests.push(ws.url());
-      ws.close();
-    },
-  );
-
-  const page = context.pages()[0] || (await context.newPage());
   page.on('websocket', (ws) => report.requests.push(`WEBSOCKET ${ws.url()}`));
-  page.on('console', (msg) => {
-    if (msg.type() === 'error') {
-      const loc = msg.location();
-      report.consoleErrors.push(loc && loc.url ? `${msg.text()} (${loc.url}:${loc.lineNumber})` : msg.text());
-    }
-  });
-  page.on('pageerror', (err) => report.consoleErrors.push(`uncaught: ${err.message}`));
 
   const response = await page.goto(pageUrl, { waitUntil: 'domcontentloaded', timeout: remaining() });
   if (!response || !response.ok()) {

@@ -15,13 +15,9 @@
 // Prints ONE JSON line: {"registered","secondFactor","passwordless","cloneRefused",
 //   "statuses":[...],"externalRequests":[...],"consoleErrors":[...],"error"}
 // and exits 0 iff every step passed with no external request. Bounded by PASSKEYS_TIMEOUT_MS.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { browserRun } from './browser.mjs';
 
 const TIMEOUT_MS = Number(process.env.PASSKEYS_TIMEOUT_MS || 60_000);
-const EXECUTABLE = process.env.CHROMIUM || '/usr/bin/chromium';
 
 const report = {
   registered: false,
@@ -34,27 +30,11 @@ const report = {
   error: null,
 };
 
-let context = null;
-let userDataDir = null;
-let finished = false;
-
-async function finish(code) {
-  if (finished) return;
-  finished = true;
-  if (code === undefined) {
-    const ok = report.registered && report.secondFactor && report.passwordless && report.cloneRefused;
-    code = ok && report.externalRequests.length === 0 ? 0 : 1;
-  }
-  const closing = context ? context.close().catch(() => {}) : Promise.resolve();
-  await Promise.race([closing, new Promise((r) => setTimeout(r, 5_000).unref())]);
-  if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
-  process.stdout.write(JSON.stringify(report) + '\n', () => process.exit(code));
-}
-
-setTimeout(() => {
-  report.error = report.error || `timed out after ${TIMEOUT_MS} ms`;
-  finish(1);
-}, TIMEOUT_MS).unref();
+const { launch, finish } = browserRun(report, {
+  timeoutMs: TIMEOUT_MS,
+  passed: (r) => r.registered && r.secondFactor && r.passwordless && r.cloneRefused,
+  profile: 'passkeys',
+});
 
 const AUTHENTICATOR = {
   protocol: 'ctap2',
@@ -72,25 +52,7 @@ async function main() {
     return finish(1);
   }
   const base = new URL(baseArg);
-  userDataDir = mkdtempSync(join(tmpdir(), 'concierge-passkeys-'));
-  context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: EXECUTABLE,
-    headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking'],
-  });
-  await context.route('**/*', (route) => {
-    const url = new URL(route.request().url());
-    if (/^(https?|wss?):$/.test(url.protocol) && url.origin !== base.origin) {
-      report.externalRequests.push(url.href);
-      return route.abort('blockedbyclient');
-    }
-    return route.continue();
-  });
-  const page = context.pages()[0] || (await context.newPage());
-  page.on('console', (m) => {
-    if (m.type() === 'error') report.consoleErrors.push(m.text());
-  });
-  page.on('pageerror', (e) => report.consoleErrors.push(String(e)));
+  const { context, page } = await launch(base);
 
   const cdp = await context.newCDPSession(page);
   await cdp.send('WebAuthn.enable', { enableUI: false });

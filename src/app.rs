@@ -76,7 +76,8 @@ impl Application {
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
         let connectors = crate::accounts::registry::Registry::builtin(mail_options(&config)?, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
-        let services = Services::new(&config, db, fanout, secrets, mailer, blobs, clock, connectors, relying_party);
+        let services =
+            Services::new(&config, crate::services::Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party });
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, metrics_listener, state })

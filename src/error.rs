@@ -44,10 +44,10 @@ pub enum Error {
     Conflict { field: Cow<'static, str>, message: Cow<'static, str> },
     /// Too many attempts; retry later.
     RateLimited { retry_after_secs: u64 },
-    /// A mail server refused or failed the connection. `code` says how
-    /// (`AUTHENTICATION_FAILED`, `UNREACHABLE`, `TLS_FAILED`, `PROTOCOL_ERROR`, `THROTTLED`), and
-    /// `field` names the input most likely at fault.
-    Mailbox { code: &'static str, field: Cow<'static, str>, message: String },
+    /// A connected account's server (mail or calendar) refused or failed the connection.
+    /// `code` says how (`AUTHENTICATION_FAILED`, `UNREACHABLE`, `TLS_FAILED`, `PROTOCOL_ERROR`,
+    /// `THROTTLED`), and `field` names the input most likely at fault.
+    Connector { code: &'static str, field: Cow<'static, str>, message: String },
     /// Anything else. Its details are logged, never shown.
     Internal(anyhow::Error),
 }
@@ -76,7 +76,7 @@ impl Error {
             Error::WeakPassword { .. } => "the password does not meet the policy".into(),
             Error::NotFound(what) => format!("{what} not found"),
             Error::RateLimited { .. } => "too many attempts, try again later".into(),
-            Error::Mailbox { message, .. } => message.clone(),
+            Error::Connector { message, .. } => message.clone(),
             Error::Internal(_) => "internal error".into(),
         }
     }
@@ -90,7 +90,7 @@ impl Error {
             Error::NotFound(_) => "NOT_FOUND",
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
-            Error::Mailbox { code, .. } => code,
+            Error::Connector { code, .. } => code,
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -125,7 +125,7 @@ impl From<Error> for async_graphql::Error {
         async_graphql::Error::new(err.message()).extend_with(|_, ext| {
             ext.set("code", code);
             match &err {
-                Error::Invalid { field, .. } | Error::Conflict { field, .. } | Error::Mailbox { field, .. } => {
+                Error::Invalid { field, .. } | Error::Conflict { field, .. } | Error::Connector { field, .. } => {
                     ext.set("field", field.as_ref())
                 }
                 Error::WeakPassword { field, unmet } => {

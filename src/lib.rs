@@ -23,6 +23,7 @@ pub mod export;
 pub mod fanout;
 pub mod graphql;
 pub mod identity;
+pub mod ids;
 pub mod mail;
 pub mod mailboxes;
 pub mod notifications;

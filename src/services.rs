@@ -80,18 +80,21 @@ pub struct Services {
     pub token_failures: Arc<FailureLimit>,
 }
 
+/// What the services are built on: storage, the change feed, the outside world's clients.
+pub struct Foundation {
+    pub db: Db,
+    pub fanout: Fanout,
+    pub secrets: SecretBox,
+    pub mailer: Mailer,
+    pub blobs: SharedBlobStore,
+    pub clock: SharedClock,
+    pub connectors: Registry,
+    pub relying_party: webauthn_rs::prelude::Webauthn,
+}
+
 impl Services {
-    pub fn new(
-        config: &Config,
-        db: Db,
-        fanout: Fanout,
-        secrets: SecretBox,
-        mailer: Mailer,
-        blobs: SharedBlobStore,
-        clock: SharedClock,
-        connectors: Registry,
-        relying_party: webauthn_rs::prelude::Webauthn,
-    ) -> Services {
+    pub fn new(config: &Config, foundation: Foundation) -> Services {
+        let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party } = foundation;
         let wakers = Wakers::default();
         let notifications = NotificationService::new(
             db.clone(),

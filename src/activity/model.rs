@@ -6,28 +6,10 @@ use uuid::Uuid;
 
 use crate::accounts::model::MailboxId;
 use crate::contacts::model::ContactId;
-use crate::error::{Error, Result};
+
 use crate::workspace::model::WorkspaceId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, Serialize, Deserialize)]
-#[sqlx(transparent)]
-pub struct EventId(pub Uuid);
-
-impl EventId {
-    pub fn new() -> Self {
-        EventId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw.trim()).map(EventId).map_err(|_| Error::invalid(field, "not an activity event id"))
-    }
-}
-
-impl Default for EventId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::ids::id_type!(EventId, "an activity event");
 
 /// Identifies a thread: the id of the event that started it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, Serialize, Deserialize)]

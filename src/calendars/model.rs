@@ -1,36 +1,11 @@
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::accounts::model::MailboxId;
-use crate::error::{Error, Result};
+
 use crate::identity::model::AccountId;
 
-macro_rules! id_type {
-    ($name:ident, $what:literal) => {
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-        #[sqlx(transparent)]
-        pub struct $name(pub Uuid);
-
-        impl $name {
-            pub fn new() -> Self {
-                $name(Uuid::now_v7())
-            }
-
-            pub fn parse(field: &str, raw: &str) -> Result<Self> {
-                Uuid::parse_str(raw.trim()).map($name).map_err(|_| Error::invalid(field.to_owned(), concat!("not a ", $what, " id")))
-            }
-        }
-
-        impl Default for $name {
-            fn default() -> Self {
-                Self::new()
-            }
-        }
-    };
-}
-
-id_type!(CalendarAccountId, "calendar account");
-id_type!(CalendarId, "calendar");
+crate::ids::id_type!(CalendarAccountId, "a calendar account");
+crate::ids::id_type!(CalendarId, "a calendar");
 
 /// Where a calendar account's sync stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]

@@ -164,7 +164,7 @@ impl CalendarService {
 
     /// One of the viewer's calendars, or an input error on `field`.
     async fn own_calendar(&self, viewer: &Viewer, field: String, raw: &str) -> Result<Calendar> {
-        let id = CalendarId::parse(&field, raw)?;
+        let id = CalendarId::parse(field.clone(), raw)?;
         match store::find_calendar(&self.db, id).await? {
             Some(c) if c.account_id == viewer.account_id() => Ok(c),
             _ => Err(Error::invalid(field, "not one of your calendars")),
@@ -288,11 +288,11 @@ fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
     match e {
         ConnectorError::Settings(f) => Error::invalid(format!("settings.{}", f.field), f.message.clone()),
         ConnectorError::Authentication { .. } => {
-            Error::Mailbox { code: e.code(), field: "password".into(), message: "the server refused the username or password".into() }
+            Error::Connector { code: e.code(), field: "password".into(), message: "the server refused the username or password".into() }
         }
         ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. } => {
-            Error::Mailbox { code: e.code(), field: setting("url").into(), message: e.to_string() }
+            Error::Connector { code: e.code(), field: setting("url").into(), message: e.to_string() }
         }
-        _ => Error::Mailbox { code: e.code(), field: setting("url").into(), message: e.to_string() },
+        _ => Error::Connector { code: e.code(), field: setting("url").into(), message: e.to_string() },
     }
 }

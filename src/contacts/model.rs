@@ -1,28 +1,9 @@
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::workspace::model::WorkspaceId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct ContactId(pub Uuid);
-
-impl ContactId {
-    pub fn new() -> Self {
-        ContactId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw.trim()).map(ContactId).map_err(|_| Error::invalid(field, "not a contact id"))
-    }
-}
-
-impl Default for ContactId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::ids::id_type!(ContactId, "a contact");
 
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Contact {

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use futures_util::Stream;
 
 use super::model::{Account, AccountStatus, NewAccount};
-use super::service::{ClientMeta, IssuedSession, LogInOutcome, SignUp, SignedUp};
+use super::service::{IssuedSession, LogInOutcome, SignUp, SignedUp};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
@@ -420,9 +420,9 @@ impl IdentityMutation {
 
     /// Opens a session. Wrong email and wrong password get the same UNAUTHENTICATED answer.
     async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<LogInPayload> {
-        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
         Ok(match ctx.services()?.identity.log_in(&email, password, meta).await? {
-            LogInOutcome::Session(issued) => LogInPayload::signed_in(ctx, issued),
+            LogInOutcome::Session(issued) => LogInPayload::signed_in(ctx, *issued),
             LogInOutcome::Challenge { challenge, expires_at } => LogInPayload {
                 token: None,
                 expires_at: None,

@@ -1,33 +1,14 @@
 //! Identity types: account ids, emails and names parsed once into newtypes, account status.
 
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
-use uuid::Uuid;
 
 use crate::error::{Error, Result};
 
-/// An account's id (UUIDv7, so ids sort by creation time).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct AccountId(pub Uuid);
-
-impl AccountId {
-    pub fn new() -> Self {
-        AccountId(Uuid::now_v7())
-    }
-
-    /// Parses an id a client sent in `field`.
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::from_str(raw).map(AccountId).map_err(|_| Error::invalid(field, "not a valid id"))
-    }
-}
-
-impl std::fmt::Display for AccountId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::ids::id_type!(
+    /// An account's id (UUIDv7, so ids sort by creation time).
+    AccountId,
+    "an account"
+);
 
 /// Whether an account may sign in. An INACTIVE account's sessions stop working at once.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -136,10 +117,9 @@ pub struct Account {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StatusColumn(pub AccountStatus);
 
-impl TryFrom<String> for StatusColumn {
-    type Error = std::convert::Infallible;
-    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
-        Ok(StatusColumn(AccountStatus::from_db(&s)))
+impl From<String> for StatusColumn {
+    fn from(s: String) -> Self {
+        StatusColumn(AccountStatus::from_db(&s))
     }
 }
 

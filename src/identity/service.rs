@@ -105,7 +105,7 @@ impl TryFrom<SignUp> for NewAccount {
 /// What a correct password leads to.
 pub enum LogInOutcome {
     /// Signed in.
-    Session(IssuedSession),
+    Session(Box<IssuedSession>),
     /// Two-factor is on: complete with a code and this challenge.
     Challenge { challenge: String, expires_at: chrono::DateTime<Utc> },
 }
@@ -142,7 +142,7 @@ pub enum SignedUp {
     /// Verified addresses are required and this one has an account: the answer shows `shown`
     /// (what a new account would look like, saved nowhere) so it reveals nothing, and the
     /// owner is told instead.
-    AddressTaken { shown: Account, owner: Account },
+    AddressTaken { shown: Account, owner: Box<Account> },
 }
 
 impl IdentityService {
@@ -189,7 +189,7 @@ impl IdentityService {
             // The same work as a real sign-up, so the time taken says nothing either.
             password::hash(new.password.clone()).await?;
             let shown = fresh_account(AccountId::new(), &new, Utc::now());
-            return Ok(SignedUp::AddressTaken { shown, owner: existing.account });
+            return Ok(SignedUp::AddressTaken { shown, owner: Box::new(existing.account) });
         }
         let hash = password::hash(new.password.clone()).await?;
         let now = Utc::now();
@@ -256,7 +256,7 @@ impl IdentityService {
             crate::security::store::insert_challenge(&self.db, account.account_id, &token_hash(&challenge), now, expires_at).await?;
             return Ok(LogInOutcome::Challenge { challenge, expires_at });
         }
-        Ok(LogInOutcome::Session(self.issue_session(account, meta).await?))
+        Ok(LogInOutcome::Session(Box::new(self.issue_session(account, meta).await?)))
     }
 
     /// Whether an account that proved who it is may have a session: it is active, and its

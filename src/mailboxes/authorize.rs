@@ -79,7 +79,7 @@ impl MailboxService {
             return Err(Error::invalid("connector", "this connector signs in with a password: use connectMailbox"));
         }
         if !registry.configured(kind) {
-            return Err(Error::Mailbox {
+            return Err(Error::Connector {
                 code: "CONNECTOR_NOT_CONFIGURED",
                 field: "connector".into(),
                 message: format!("the operator has not configured an OAuth app for {kind}"),
@@ -109,7 +109,7 @@ impl MailboxService {
         let state = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random);
         let hash = state_hash(&state);
         let apps = registry.oauth();
-        let (url, verifier) = apps.authorize_url(kind, &state, hint.as_deref()).map_err(|e| Error::Mailbox {
+        let (url, verifier) = apps.authorize_url(kind, &state, hint.as_deref()).map_err(|e| Error::Connector {
             code: "CONNECTOR_NOT_CONFIGURED",
             field: "connector".into(),
             message: e.to_string(),

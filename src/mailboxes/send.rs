@@ -70,7 +70,7 @@ impl MailboxService {
         let max_bytes = self.max_send_bytes;
         let mailbox = self.mailbox(viewer, input.mailbox_id).await.map_err(|_| Error::invalid("mailboxId", "not a mailbox of yours"))?;
         if mailbox.status() == MailboxStatus::NeedsReauth {
-            return Err(Error::Mailbox {
+            return Err(Error::Connector {
                 code: "AUTHENTICATION_FAILED",
                 field: "mailboxId".into(),
                 message: "the mailbox needs you to sign in to it again before it can send".into(),
@@ -177,7 +177,7 @@ impl MailboxService {
             Ok(Ok(receipt)) => receipt,
             Ok(Err(e)) => return Err(send_error(&e)),
             Err(_) => {
-                return Err(Error::Mailbox {
+                return Err(Error::Connector {
                     code: "UNREACHABLE",
                     field: "mailboxId".into(),
                     message: format!(
@@ -221,7 +221,7 @@ impl MailboxService {
 }
 
 fn too_large(max: usize) -> Error {
-    Error::Mailbox {
+    Error::Connector {
         code: "MESSAGE_TOO_LARGE",
         field: "attachments".into(),
         message: format!("the message may be at most {max} bytes, attachments included"),
@@ -270,7 +270,7 @@ fn send_error(e: &ConnectorError) -> Error {
         ConnectorError::Rejected { .. } => "to",
         _ => "mailboxId",
     };
-    Error::Mailbox { code: e.code(), field: field.into(), message: e.to_string() }
+    Error::Connector { code: e.code(), field: field.into(), message: e.to_string() }
 }
 
 #[cfg(test)]

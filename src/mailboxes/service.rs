@@ -101,7 +101,7 @@ impl MailboxService {
             Ok(Ok(session)) => session.close().await,
             Ok(Err(e)) => return Err(connect_error(&e, connector.descriptor())),
             Err(_) => {
-                return Err(Error::Mailbox {
+                return Err(Error::Connector {
                     code: "UNREACHABLE",
                     field: "settings".into(),
                     message: format!("the server did not answer within {} s", CONNECT_TIMEOUT.as_secs()),
@@ -284,5 +284,5 @@ pub(super) fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
     if let ConnectorError::Settings(f) = e {
         return Error::invalid(field, f.message.clone());
     }
-    Error::Mailbox { code: e.code(), field, message }
+    Error::Connector { code: e.code(), field, message }
 }

@@ -661,6 +661,15 @@ async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {
     }
 }
 
+#[async_trait::async_trait]
+impl crate::accounts::credentials::MailboxCredentials for MailSync {
+    async fn credentials(&self, mailbox_id: MailboxId) -> Result<concierge_connector_sdk::Credentials> {
+        let mailbox = store::find_mailbox(&self.inner.db, mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
+        let connector = self.inner.registry.get(&mailbox.connector).cloned().ok_or(Error::NotFound("connector"))?;
+        Ok(account_of(&self.inner, &mailbox, &connector).await?.credentials)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -675,14 +684,5 @@ mod tests {
         }
         let spread: HashSet<Duration> = (0..20).map(|_| backoff(&s, 6)).collect();
         assert!(spread.len() > 1, "jitter spreads retries");
-    }
-}
-
-#[async_trait::async_trait]
-impl crate::accounts::credentials::MailboxCredentials for MailSync {
-    async fn credentials(&self, mailbox_id: MailboxId) -> Result<concierge_connector_sdk::Credentials> {
-        let mailbox = store::find_mailbox(&self.inner.db, mailbox_id).await?.ok_or(Error::NotFound("mailbox"))?;
-        let connector = self.inner.registry.get(&mailbox.connector).cloned().ok_or(Error::NotFound("connector"))?;
-        Ok(account_of(&self.inner, &mailbox, &connector).await?.credentials)
     }
 }

@@ -12,7 +12,7 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
 use crate::identity::graphql::LogInPayload;
 use crate::identity::password::Policy;
-use crate::identity::service::{ClientMeta, Viewer};
+use crate::identity::service::Viewer;
 
 /// The password rules, for a frontend checklist; the server enforces the same.
 #[derive(SimpleObject)]
@@ -124,7 +124,7 @@ impl SecurityMutation {
 
     /// Completes a log-in that asked for a second factor: a TOTP code or a recovery code.
     async fn complete_two_factor_log_in(&self, ctx: &Context<'_>, challenge: String, code: String) -> Result<LogInPayload> {
-        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_else(ClientMeta::default);
+        let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
         let issued = ctx.services()?.security.complete_log_in(&challenge, &code, meta).await?;
         Ok(LogInPayload::signed_in(ctx, issued))
     }

@@ -12,25 +12,7 @@ use crate::workspace::model::WorkspaceId;
 /// Every service-account token starts with this (personal access tokens: `cpat_`).
 pub const PREFIX: &str = "csat_";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct ServiceAccountId(pub Uuid);
-
-impl ServiceAccountId {
-    pub fn new() -> Self {
-        ServiceAccountId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        raw.parse().map(ServiceAccountId).map_err(|_| Error::invalid(field, "not a valid id"))
-    }
-}
-
-impl std::fmt::Display for ServiceAccountId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
-    }
-}
+crate::ids::id_type!(ServiceAccountId, "a service account");
 
 pub use crate::tokens::scopes::ServiceScope;
 
@@ -122,6 +104,7 @@ impl ServiceAccountPrincipal {
 /// Who a bearer credential stands for: a user (through a session or a personal access token)
 /// or a service account. They never stand in for each other.
 #[derive(Clone, Debug)]
+#[expect(clippy::large_enum_variant, reason = "one per request, moved rarely: boxing would add an allocation for nothing")]
 pub enum Principal {
     User(Viewer),
     ServiceAccount(ServiceAccountPrincipal),

@@ -9,47 +9,14 @@ use crate::events::catalogue;
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct WebhookId(pub Uuid);
+crate::ids::id_type!(WebhookId, "a webhook");
 
-impl WebhookId {
-    pub fn new() -> Self {
-        WebhookId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw.trim()).map(WebhookId).map_err(|_| Error::invalid(field, "not a webhook id"))
-    }
-}
-
-impl Default for WebhookId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// One delivery of one event to one webhook. Time-ordered (UUIDv7): a webhook's deliveries
-/// go out in this order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct DeliveryId(pub Uuid);
-
-impl DeliveryId {
-    pub fn new() -> Self {
-        DeliveryId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        Uuid::parse_str(raw.trim()).map(DeliveryId).map_err(|_| Error::invalid(field, "not a webhook delivery id"))
-    }
-}
-
-impl Default for DeliveryId {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+crate::ids::id_type!(
+    /// One delivery of one event to one webhook. Time-ordered (UUIDv7): a webhook's deliveries
+    /// go out in this order.
+    DeliveryId,
+    "a webhook delivery"
+);
 
 /// A webhook as stored, without its secrets (they are read only to sign).
 #[derive(Clone, Debug, sqlx::FromRow)]

@@ -58,6 +58,7 @@ impl Default for WebhookSettings {
 
 /// Who manages a workspace's webhooks: a member (a session, or a personal token with the
 /// workspaces scopes), or the workspace's service account.
+#[expect(clippy::large_enum_variant, reason = "one per request, moved rarely: boxing would add an allocation for nothing")]
 pub enum Manager {
     User(Viewer),
     Service(ServiceAccountPrincipal),

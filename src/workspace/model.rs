@@ -6,19 +6,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, sqlx::Type, serde::Serialize, serde::Deserialize)]
-#[sqlx(transparent)]
-pub struct WorkspaceId(pub Uuid);
-
-impl WorkspaceId {
-    pub fn new() -> Self {
-        WorkspaceId(Uuid::now_v7())
-    }
-
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        raw.parse().map(WorkspaceId).map_err(|_| Error::invalid(field, "not a valid id"))
-    }
-}
+crate::ids::id_type!(WorkspaceId, "a workspace");
 
 /// What a member may do in a workspace. A role is a fixed set of these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -125,10 +113,9 @@ impl From<String> for MembershipStatusColumn {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RoleColumn(pub Role);
 
-impl TryFrom<String> for RoleColumn {
-    type Error = std::convert::Infallible;
-    fn try_from(s: String) -> std::result::Result<Self, Self::Error> {
-        Ok(RoleColumn(Role::from_db(&s)))
+impl From<String> for RoleColumn {
+    fn from(s: String) -> Self {
+        RoleColumn(Role::from_db(&s))
     }
 }
 
@@ -146,16 +133,11 @@ impl Membership {
     }
 }
 
-/// An invitation's id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, sqlx::Type)]
-#[sqlx(transparent)]
-pub struct InvitationId(pub Uuid);
-
-impl InvitationId {
-    pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
-        raw.parse().map(InvitationId).map_err(|_| Error::invalid(field, "not a valid id"))
-    }
-}
+crate::ids::id_type!(
+    /// An invitation's id.
+    InvitationId,
+    "an invitation"
+);
 
 /// An invitation to join a workspace, addressed to an email.
 #[derive(Clone, Debug, sqlx::FromRow)]

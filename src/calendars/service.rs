@@ -128,7 +128,7 @@ impl CalendarService {
                 };
                 let sealed = login.seal(self.sync.secrets(), a.calendar_account_id)?;
                 store::insert_account(&self.db, &a, Some(&sealed)).await.map_err(|e| {
-                    if crate::db::is_unique_violation(&e) {
+                    if store::LOGIN_KEY.violated_by(&e) {
                         Error::conflict("username", "this calendar account is being connected already")
                     } else {
                         e.into()

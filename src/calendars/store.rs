@@ -7,7 +7,13 @@ use concierge_connector_sdk::RemoteCalendar;
 use super::model::{AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarId, StoredEvent};
 use crate::accounts::model::MailboxId;
 use crate::db::placeholders;
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, UniqueKey};
+
+/// A user connects a login through a connector once.
+pub const LOGIN_KEY: UniqueKey = UniqueKey {
+    name: "calendar_account_login_key",
+    columns: "calendar_account.account_id, calendar_account.connector, calendar_account.username",
+};
 use crate::identity::model::AccountId;
 use crate::{on_pool, on_tx};
 

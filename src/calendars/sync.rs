@@ -185,7 +185,7 @@ impl CalendarSync {
             match store::insert_account(&self.inner.db, &a, None).await {
                 Ok(()) => tracing::info!(calendar_account_id = %a.calendar_account_id.0, "calendars linked to a mailbox"),
                 // The same login connected by hand already: keep that one.
-                Err(e) if crate::db::is_unique_violation(&e) => {}
+                Err(e) if store::LOGIN_KEY.violated_by(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }

@@ -195,9 +195,29 @@ pub fn split_page<T>(mut rows: Vec<T>, first: usize) -> (Vec<T>, bool) {
     (rows, more)
 }
 
-/// Whether a database error is a unique-constraint violation (a duplicate).
-pub fn is_unique_violation(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(e) if e.is_unique_violation())
+/// A unique constraint a store turns into a user-facing conflict. PostgreSQL names the
+/// violated constraint; SQLite names only its columns (`UNIQUE constraint failed: t.a, t.b`),
+/// so a key carries both.
+#[derive(Clone, Copy, Debug)]
+pub struct UniqueKey {
+    /// The constraint's (or unique index's) name, as in the migrations.
+    pub name: &'static str,
+    /// Its columns as SQLite lists them: `table.column`, joined by `", "`.
+    pub columns: &'static str,
+}
+
+impl UniqueKey {
+    /// Whether `err` is a duplicate on this key (and not on another unique key of the table).
+    pub fn violated_by(self, err: &sqlx::Error) -> bool {
+        let sqlx::Error::Database(e) = err else { return false };
+        if !e.is_unique_violation() {
+            return false;
+        }
+        match e.constraint() {
+            Some(name) => name == self.name,
+            None => e.message().strip_prefix("UNIQUE constraint failed: ") == Some(self.columns),
+        }
+    }
 }
 
 impl Tx {

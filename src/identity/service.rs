@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::model::{Account, AccountId, AccountStatus, Email, NewAccount, PersonName};
 use super::password::{self, Policy};
 use super::store::{self, NewSession};
-use crate::db::{Db, is_unique_violation};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::security::log::{SecurityEventKind, SecurityLog};
@@ -203,7 +203,7 @@ impl IdentityService {
         };
         store::insert_account(&mut tx, account_id, &new, &hash, now)
             .await
-            .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+            .map_err(|e| if store::EMAIL_KEY.violated_by(&e) { email_taken() } else { e.into() })?;
         workspace_store::insert_workspace(&mut tx, &workspace).await?;
         workspace_store::insert_membership(&mut tx, workspace.workspace_id, account_id, Role::Owner, now).await?;
         if let Some(invitation) = &invitation {

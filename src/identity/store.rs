@@ -5,8 +5,11 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{Account, AccountId, AccountStatus, Email, NewAccount};
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, UniqueKey};
 use crate::{on_pool, on_tx};
+
+/// One account per login email (stored lower-cased).
+pub const EMAIL_KEY: UniqueKey = UniqueKey { name: "account_email_key", columns: "account.email" };
 
 const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status, created_at, updated_at, \
      display_name, phone, phone_e164, job_title, language, photo_key, email_verified_at";

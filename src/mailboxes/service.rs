@@ -11,7 +11,7 @@ use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::store;
 use super::sync::{MailSync, StoredCredentials};
 use crate::crypto::SecretBox;
-use crate::db::{Db, is_unique_violation};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
@@ -170,7 +170,7 @@ impl MailboxService {
         let sealed = credentials.seal(&self.secrets, mailbox.mailbox_id)?;
         let mut tx = self.db.begin().await?;
         store::insert_mailbox(&mut tx, &mailbox, &sealed).await.map_err(|e| {
-            if is_unique_violation(&e) { Error::conflict("emailAddress", "this mailbox is already connected") } else { e.into() }
+            if store::ADDRESS_KEY.violated_by(&e) { Error::conflict("emailAddress", "this mailbox is already connected") } else { e.into() }
         })?;
         tx.commit().await?;
         self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;

@@ -4,11 +4,15 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, UniqueKey};
 use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
+
+/// A user connects an address through a connector once.
+pub const ADDRESS_KEY: UniqueKey =
+    UniqueKey { name: "mailbox_account_address_key", columns: "mailbox.account_id, mailbox.connector, mailbox.email_address" };
 
 const COLUMNS: &str = "mailbox_id, account_id, workspace_id, connector, email_address, settings, sync_from, paused, status, \
     status_reason, status_changed_at, last_error, last_synced_at, initial_synced_at, checkpoint, message_count, skipped_count, \

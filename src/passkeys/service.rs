@@ -22,7 +22,7 @@ use super::model::{self, CEREMONY_TTL, CeremonyRow, MAX_ANSWER_BYTES, MAX_PER_AC
 use super::store::{self, NewCeremony, NewPasskey};
 use crate::config::Config;
 use crate::crypto::SecretBox;
-use crate::db::{Db, is_unique_violation};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::model::{Account, AccountId};
 use crate::identity::service::{ClientMeta, IdentityService, IssuedSession, Viewer};
@@ -154,7 +154,7 @@ impl PasskeyService {
         )
         .await;
         match stored {
-            Err(e) if is_unique_violation(&e) => {
+            Err(e) if store::CREDENTIAL_KEY.violated_by(&e) => {
                 return Err(Error::conflict("credential", "this passkey is registered already"));
             }
             other => other?,

@@ -4,9 +4,12 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{CeremonyRow, PasskeyInfo, Purpose, StoredPasskey};
-use crate::db::Db;
+use crate::db::{Db, UniqueKey};
 use crate::identity::model::AccountId;
 use crate::on_pool;
+
+/// A credential is registered once, whoever holds it.
+pub const CREDENTIAL_KEY: UniqueKey = UniqueKey { name: "passkey_credential_id_key", columns: "passkey.credential_id" };
 
 pub struct NewCeremony<'a> {
     pub id: Uuid,

@@ -12,7 +12,7 @@ use super::photo::{self, PhotoLimits, Rendition};
 use super::signature::{self, Sanitizer, Values};
 use super::store;
 use crate::blob::{BlobKey, SharedBlobStore};
-use crate::db::{Db, is_unique_violation};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::{Account, AccountId, Email};
@@ -183,7 +183,7 @@ impl ProfileService {
         }
         store::set_email(&mut tx, change.account_id, &change.new_email, now)
             .await
-            .map_err(|e| if is_unique_violation(&e) { email_taken() } else { e.into() })?;
+            .map_err(|e| if crate::identity::store::EMAIL_KEY.violated_by(&e) { email_taken() } else { e.into() })?;
         tx.commit().await?;
         tracing::info!(account_id = %change.account_id, "login email changed");
         self.log.record(change.account_id, SecurityEventKind::EmailChanged, meta, Some(&change.new_email)).await;

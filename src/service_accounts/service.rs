@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::model::{self, PREFIX, ServiceAccount, ServiceAccountId, ServiceAccountPrincipal, ServiceAccountToken, ServiceScope};
 use super::store;
-use crate::db::{Db, is_unique_violation};
+use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::identity::service::{TOUCH_EVERY, Viewer};
 use crate::security::log::{SecurityEventKind, SecurityLog};
@@ -85,7 +85,7 @@ impl ServiceAccountService {
             updated_at: now,
             disabled_at: None,
         };
-        store::insert(&self.db, &account).await.map_err(|e| if is_unique_violation(&e) { name_taken() } else { e.into() })?;
+        store::insert(&self.db, &account).await.map_err(|e| if store::NAME_KEY.violated_by(&e) { name_taken() } else { e.into() })?;
         tracing::info!(service_account_id = %account.service_account_id, "service account created");
         self.log.record(viewer.account_id(), SecurityEventKind::ServiceAccountCreated, &viewer.meta, Some(&account.name)).await;
         Ok(account)
@@ -105,7 +105,7 @@ impl ServiceAccountService {
         let name = model::parse_name("name", name)?;
         let mut account = self.managed(viewer, id).await?;
         let now = Utc::now();
-        store::rename(&self.db, id, &name, now).await.map_err(|e| if is_unique_violation(&e) { name_taken() } else { e.into() })?;
+        store::rename(&self.db, id, &name, now).await.map_err(|e| if store::NAME_KEY.violated_by(&e) { name_taken() } else { e.into() })?;
         account.name = name;
         account.updated_at = now;
         Ok(account)

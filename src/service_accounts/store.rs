@@ -4,9 +4,13 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{ServiceAccount, ServiceAccountId, ServiceAccountToken};
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, UniqueKey};
 use crate::workspace::model::WorkspaceId;
 use crate::{on_pool, on_tx};
+
+/// Service-account names are unique within a workspace.
+pub const NAME_KEY: UniqueKey =
+    UniqueKey { name: "service_account_workspace_name_key", columns: "service_account.workspace_id, service_account.name" };
 
 const ACCOUNT_COLUMNS: &str = "service_account_id, workspace_id, name, scopes, created_by, created_at, updated_at, disabled_at";
 const TOKEN_COLUMNS: &str = "service_account_token_id, service_account_id, name, display_prefix, scopes, created_by, \

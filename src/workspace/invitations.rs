@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::model::{Invitation, InvitationId, InvitationState, Membership, Permission, Role, RoleColumn, Workspace, WorkspaceId};
 use super::service::{WorkspaceService, grantable};
 use super::store::{self, Outcome};
-use crate::db::{Tx, is_unique_violation};
+use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::fanout::Change;
 use crate::identity::model::{Account, AccountStatus, Email};
@@ -85,7 +85,7 @@ impl WorkspaceService {
             revoked_at: None,
         };
         store::insert_invitation(&mut tx, &invitation, &token_hash(&token)).await.map_err(|e| {
-            if is_unique_violation(&e) {
+            if store::OPEN_INVITATION_KEY.violated_by(&e) {
                 Error::conflict("email", "an invitation to this address is waiting for an answer; resend it instead")
             } else {
                 e.into()

@@ -5,9 +5,13 @@ use uuid::Uuid;
 
 use super::model::{Invitation, InvitationId, Membership, MembershipStatus, Role, Workspace, WorkspaceId};
 use crate::db::placeholders;
-use crate::db::{Db, Tx};
+use crate::db::{Db, Tx, UniqueKey};
 use crate::identity::model::AccountId;
 use crate::{on_pool, on_tx};
+
+/// One open invitation per address and workspace.
+pub const OPEN_INVITATION_KEY: UniqueKey =
+    UniqueKey { name: "workspace_invitation_open_key", columns: "workspace_invitation.workspace_id, workspace_invitation.email" };
 
 const MEMBERSHIP_COLUMNS: &str = "membership_id, workspace_id, account_id, role, status, created_at";
 

@@ -1,8 +1,6 @@
 //! Mailboxes over GraphQL: the connector descriptors, connecting and managing mailboxes,
 //! and their status and sync progress live.
 
-use std::io::Read as _;
-
 use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject, Subscription, Upload};
 use chrono::{DateTime, NaiveDate, Utc};
 use concierge_connector_sdk::SharedConnector;
@@ -320,11 +318,8 @@ impl MailboxMutation {
                 upload.value(ctx).map_err(|_| Error::invalid(format!("attachments[{i}]"), "no file was uploaded under this name"))?;
             let filename = value.filename.clone();
             let content_type = value.content_type.clone();
-            let mut bytes = Vec::new();
-            value
-                .into_read()
-                .take(max_bytes as u64 + 1)
-                .read_to_end(&mut bytes)
+            let bytes = crate::transport::upload::read_limited(value, max_bytes)
+                .await
                 .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
             attachments.push(OutgoingAttachment { filename, content_type, bytes });
         }

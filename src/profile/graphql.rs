@@ -1,8 +1,6 @@
 //! The profile over GraphQL: `updateProfile`, the login-email change, the photo upload, the
 //! signature, and the languages and custom values a frontend offers.
 
-use std::io::Read as _;
-
 use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
 
 use super::model::{self, Phone, ProfileChanges};
@@ -182,11 +180,8 @@ impl ProfileMutation {
         let services = ctx.services()?;
         let upload = file.value(ctx).map_err(|_| Error::invalid("file", "no file was uploaded under this name"))?;
         let max = services.profile.photo_limits().max_bytes;
-        let mut data = Vec::new();
-        upload
-            .into_read()
-            .take(max as u64 + 1)
-            .read_to_end(&mut data)
+        let data = crate::transport::upload::read_limited(upload, max)
+            .await
             .map_err(|e| Error::Internal(anyhow::anyhow!("reading an upload: {e}")))?;
         Ok(User(services.profile.upload_photo(&viewer, data).await?))
     }

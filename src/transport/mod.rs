@@ -4,6 +4,7 @@
 
 mod client_addr;
 pub mod serve;
+pub mod upload;
 
 use axum::body::Body;
 use axum::extract::Request;

@@ -130,8 +130,10 @@ impl From<Error> for async_graphql::Error {
                 }
                 Error::WeakPassword { field, unmet } => {
                     ext.set("field", *field);
-                    let unmet: Vec<async_graphql::Value> =
-                        unmet.iter().map(|r| async_graphql::Value::Enum(async_graphql::Name::new(crate::graphql::enum_name(*r)))).collect();
+                    let unmet: Vec<async_graphql::Value> = unmet
+                        .iter()
+                        .map(|r| async_graphql::Value::Enum(async_graphql::Name::new(crate::db::StoredEnum::stored_name(*r))))
+                        .collect();
                     ext.set("unmet", async_graphql::Value::List(unmet));
                 }
                 Error::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),

@@ -3,6 +3,7 @@
 use clap::Parser as _;
 use concierge::app::Application;
 use concierge::config::{AdminAccountStatus, AdminTask, Cli, Command};
+use concierge::db::StoredEnum as _;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -40,7 +41,7 @@ async fn main() -> anyhow::Result<()> {
                         concierge::error::Error::Internal(e) => e,
                         other => anyhow::anyhow!("{}", other.message()),
                     })?;
-                    println!("account {id} ({}) is now {}", email.as_str(), status.as_str());
+                    println!("account {id} ({}) is now {}", email.as_str(), status.stored_name());
                 }
             }
             db.close().await;

@@ -19,7 +19,6 @@ use crate::graphql::context::ContextExt;
 use crate::graphql::live;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
-use crate::identity::graphql::loaders;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -214,7 +213,7 @@ impl ActivityEventNode {
     /// none matched).
     async fn contact(&self, ctx: &Context<'_>) -> Result<Option<ContactNode>> {
         let Some(id) = self.event.contact_id else { return Ok(None) };
-        Ok(loaders(ctx)?.contacts.load_one(id).await.map_err(unshare)?.map(ContactNode))
+        Ok(ctx.loaders()?.contacts.load_one(id).await.map_err(unshare)?.map(ContactNode))
     }
 
     /// The mailbox that received it, while it is connected.

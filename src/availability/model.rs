@@ -29,14 +29,6 @@ pub enum PresenceStatus {
 }
 
 impl AvailabilityStatus {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Self {
-        crate::graphql::enum_value(s).unwrap_or_default()
-    }
-
     /// The status shown, given whether the user counts as connected (a WebSocket open, or
     /// closed less than the grace period ago).
     pub fn effective(self, connected: bool) -> PresenceStatus {

@@ -27,6 +27,7 @@ use super::model::{
 use super::store::{self, AvailabilityRow, Part};
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
@@ -72,8 +73,11 @@ impl AvailabilityService {
 
     /// The status others see, for each account (two statements however many).
     pub async fn effective_many(&self, ids: &[AccountId]) -> Result<HashMap<AccountId, PresenceStatus>> {
-        let chosen: HashMap<AccountId, AvailabilityStatus> =
-            store::statuses(&self.db, ids).await?.into_iter().map(|(id, s)| (id, AvailabilityStatus::from_db(&s))).collect();
+        let chosen: HashMap<AccountId, AvailabilityStatus> = store::statuses(&self.db, ids)
+            .await?
+            .into_iter()
+            .map(|(id, s)| (id, AvailabilityStatus::from_stored(&s).unwrap_or_default()))
+            .collect();
         let automatic: Vec<AccountId> =
             ids.iter().copied().filter(|id| chosen.get(id).copied().unwrap_or_default() == AvailabilityStatus::Automatic).collect();
         let now = self.clock.now();
@@ -295,7 +299,7 @@ async fn load(db: &Db, account_id: AccountId) -> Result<Availability> {
     let Some(row) = store::find(db, account_id).await? else { return Ok(Availability::default()) };
     let corrupt = |what: &str, e: &dyn std::fmt::Display| Error::Internal(anyhow::anyhow!("stored availability {what}: {e}"));
     Ok(Availability {
-        status: AvailabilityStatus::from_db(&row.status),
+        status: AvailabilityStatus::from_stored(&row.status).unwrap_or_default(),
         hold_while_busy: row.hold_while_busy,
         time_zone: row.time_zone.parse().map_err(|e| corrupt("time zone", &e))?,
         weekly: serde_json::from_str(&row.weekly_schedule).map_err(|e| corrupt("schedule", &e))?,
@@ -310,7 +314,7 @@ async fn load(db: &Db, account_id: AccountId) -> Result<Availability> {
 fn to_row(a: &Availability) -> Result<AvailabilityRow> {
     let json = |v: serde_json::Result<String>| v.map_err(|e| Error::Internal(e.into()));
     Ok(AvailabilityRow {
-        status: a.status.as_str().to_owned(),
+        status: a.status.stored_name().to_owned(),
         hold_while_busy: a.hold_while_busy,
         time_zone: a.time_zone.name().to_owned(),
         weekly_schedule: json(serde_json::to_string(&a.weekly))?,

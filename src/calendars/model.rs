@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 
 use crate::accounts::model::MailboxId;
 
+use crate::db::StoredEnum as _;
 use crate::identity::model::AccountId;
 
 crate::ids::id_type!(CalendarAccountId, "a calendar account");
@@ -20,16 +21,6 @@ pub enum CalendarAccountStatus {
     NeedsReauth,
 }
 
-impl CalendarAccountStatus {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Self {
-        crate::graphql::enum_value(s).unwrap_or(CalendarAccountStatus::Error)
-    }
-}
-
 /// Where one calendar stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
 pub enum CalendarStatus {
@@ -40,16 +31,6 @@ pub enum CalendarStatus {
     WriteFailed,
     /// Its events could not be read at the last sync.
     SyncFailed,
-}
-
-impl CalendarStatus {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Self {
-        crate::graphql::enum_value(s).unwrap_or(CalendarStatus::SyncFailed)
-    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -70,7 +51,7 @@ pub struct CalendarAccount {
 
 impl CalendarAccount {
     pub fn status(&self) -> CalendarAccountStatus {
-        CalendarAccountStatus::from_db(&self.status)
+        CalendarAccountStatus::from_stored(&self.status).unwrap_or(CalendarAccountStatus::Error)
     }
 }
 
@@ -94,7 +75,7 @@ pub struct Calendar {
 
 impl Calendar {
     pub fn status(&self) -> CalendarStatus {
-        CalendarStatus::from_db(&self.status)
+        CalendarStatus::from_stored(&self.status).unwrap_or(CalendarStatus::SyncFailed)
     }
 
     /// Its events are synced: it is the primary calendar or one checked for conflicts.

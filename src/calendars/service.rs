@@ -13,6 +13,7 @@ use super::store;
 use super::sync::{CalendarSync, StoredLogin};
 use crate::availability::model::Span;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
@@ -120,7 +121,7 @@ impl CalendarService {
                     username: username.to_owned(),
                     settings: settings_text,
                     mailbox_id: None,
-                    status: CalendarAccountStatus::Connecting.as_str().to_owned(),
+                    status: CalendarAccountStatus::Connecting.stored_name().to_owned(),
                     status_reason: Some("connected; the first sync is starting".into()),
                     last_error: None,
                     last_synced_at: None,

@@ -22,6 +22,7 @@ use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
 use crate::crypto::SecretBox;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
@@ -176,7 +177,7 @@ impl CalendarSync {
                 username: address,
                 settings: "{}".into(),
                 mailbox_id: Some(mailbox_id),
-                status: CalendarAccountStatus::Connecting.as_str().to_owned(),
+                status: CalendarAccountStatus::Connecting.stored_name().to_owned(),
                 status_reason: Some("connected with its mailbox".into()),
                 last_error: None,
                 last_synced_at: None,
@@ -250,7 +251,7 @@ impl CalendarSync {
         session.close().await;
         match result {
             Ok(()) => {
-                let status = CalendarAccountStatus::Live.as_str();
+                let status = CalendarAccountStatus::Live.stored_name();
                 if let Err(e) = store::set_account_status(&self.inner.db, id, status, "synced", None, Some(Utc::now())).await {
                     tracing::error!(error = ?e, calendar_account_id = %id.0, "cannot record a calendar sync");
                 }
@@ -303,7 +304,7 @@ impl CalendarSync {
                     let _ = store::set_calendar_status(
                         &self.inner.db,
                         calendar.calendar_id,
-                        CalendarStatus::SyncFailed.as_str(),
+                        CalendarStatus::SyncFailed.stored_name(),
                         Some(&reason),
                     )
                     .await;
@@ -360,7 +361,7 @@ impl CalendarSync {
             _ => (CalendarAccountStatus::Error, "the last sync failed; it is retried at the next poll"),
         };
         let message = e.to_string();
-        if let Err(db) = store::set_account_status(&self.inner.db, id, status.as_str(), reason, Some(&message), None).await {
+        if let Err(db) = store::set_account_status(&self.inner.db, id, status.stored_name(), reason, Some(&message), None).await {
             tracing::error!(error = ?db, calendar_account_id = %id.0, "cannot record a calendar account's status");
         }
         tracing::warn!(calendar_account_id = %id.0, code = e.code(), "calendar sync failed");
@@ -454,7 +455,7 @@ impl CalendarSync {
                 if calendar.status() == CalendarStatus::WriteFailed
                     && store::failing_writes(db, calendar.calendar_id, w.account_id).await? == 0
                 {
-                    store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::Ok.as_str(), None).await?;
+                    store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::Ok.stored_name(), None).await?;
                 }
                 tracing::info!(calendar_id = %calendar.calendar_id.0, cancelled = w.cancelled, "appointment written to a calendar");
             }
@@ -466,7 +467,7 @@ impl CalendarSync {
                 let message = e.to_string();
                 store::write_failed(db, w, attempts, next, &message).await?;
                 let reason = format!("an appointment could not be written ({message}); retrying");
-                store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::WriteFailed.as_str(), Some(&reason)).await?;
+                store::set_calendar_status(db, calendar.calendar_id, CalendarStatus::WriteFailed.stored_name(), Some(&reason)).await?;
                 tracing::warn!(calendar_id = %calendar.calendar_id.0, attempts, code = e.code(), "appointment write failed");
                 if attempts == 1 {
                     let title: Appointment = serde_json::from_str(&w.appointment).map_err(anyhow::Error::from)?;

@@ -14,7 +14,6 @@ use crate::error::Result;
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
-use crate::identity::graphql::loaders;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -35,7 +34,7 @@ impl ContactNode {
 
     /// Its email addresses, the first being the main one.
     async fn emails(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
-        Ok(loaders(ctx)?.contact_emails.load_one(self.0.contact_id).await.map_err(unshare)?.unwrap_or_default())
+        Ok(ctx.loaders()?.contact_emails.load_one(self.0.contact_id).await.map_err(unshare)?.unwrap_or_default())
     }
 
     async fn workspace_id(&self) -> ID {

@@ -29,19 +29,6 @@ pub enum ContactMatching {
     ExistingOnly,
 }
 
-impl ContactMatching {
-    pub fn from_db(s: &str) -> ContactMatching {
-        if s == "EXISTING_ONLY" { ContactMatching::ExistingOnly } else { ContactMatching::Create }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ContactMatching::Create => "CREATE",
-            ContactMatching::ExistingOnly => "EXISTING_ONLY",
-        }
-    }
-}
-
 /// The form addresses are compared in: trimmed and lower-cased. (Local parts are
 /// case-sensitive in theory; in practice every provider folds them, and so do CRMs.)
 pub fn address_key(address: &str) -> String {

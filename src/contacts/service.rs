@@ -5,6 +5,7 @@ use tracing::instrument;
 
 use super::model::{Contact, ContactEmail, ContactId, ContactMatching, name_for_sender, parse_emails, parse_name};
 use super::store;
+use crate::db::StoredEnum as _;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::identity::service::Viewer;
@@ -137,7 +138,7 @@ impl ContactService {
         if !m.role().allows(Permission::ManageWorkspace) {
             return Err(Error::forbidden("your role does not allow this"));
         }
-        Ok(store::set_contact_matching(&self.db, workspace_id, matching.as_str()).await?)
+        Ok(store::set_contact_matching(&self.db, workspace_id, matching.stored_name()).await?)
     }
 }
 
@@ -185,7 +186,11 @@ fn created(contact: &Contact, emails: &[String]) -> OutgoingEvent<'static> {
 }
 
 pub async fn workspace_matching(tx: &mut Tx, workspace_id: WorkspaceId) -> Result<ContactMatching, sqlx::Error> {
-    Ok(store::contact_matching(tx, workspace_id).await?.as_deref().map(ContactMatching::from_db).unwrap_or(ContactMatching::Create))
+    Ok(store::contact_matching(tx, workspace_id)
+        .await?
+        .as_deref()
+        .and_then(ContactMatching::from_stored)
+        .unwrap_or(ContactMatching::Create))
 }
 
 #[cfg(test)]

@@ -2,6 +2,9 @@
 //! migrations applied at start, and the dispatch macros that let each `store.rs` write a
 //! query once and run it on either backend.
 
+mod stored;
+pub use stored::{Stored, StoredEnum};
+
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;

@@ -3,6 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
+use crate::db::StoredEnum as _;
 use crate::identity::model::AccountId;
 
 /// How long a ready archive can be downloaded.
@@ -25,12 +26,6 @@ pub enum ExportStatus {
     Failed,
 }
 
-impl ExportStatus {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-}
-
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct DataExport {
     pub data_export_id: Uuid,
@@ -45,7 +40,7 @@ pub struct DataExport {
 
 impl DataExport {
     pub fn status(&self) -> ExportStatus {
-        crate::graphql::enum_value(&self.status).unwrap_or(ExportStatus::Failed)
+        ExportStatus::from_stored(&self.status).unwrap_or(ExportStatus::Failed)
     }
 
     /// Where the archive is kept.

@@ -8,6 +8,7 @@ use async_graphql::Context;
 use tokio::sync::OnceCell;
 
 use crate::error::{Error, Result};
+use crate::graphql::loaders::Loaders;
 use crate::identity::service::{ClientMeta, Viewer};
 use crate::service_accounts::model::{Principal, ServiceAccountPrincipal, ServiceScope};
 use crate::services::Services;
@@ -87,6 +88,8 @@ pub trait ContextExt {
     /// The services (always in the schema's data; a missing one is an internal error, not a panic).
     fn services(&self) -> Result<&Services>;
     fn auth(&self) -> Option<&RequestAuth>;
+    /// The request's DataLoaders (always in the schema's data, like the services).
+    fn loaders(&self) -> Result<&Loaders>;
     /// The signed-in viewer, or UNAUTHENTICATED. Check a scope (`viewer_for`) or the session
     /// (`Viewer::require_session`) before acting.
     fn viewer(&self) -> impl std::future::Future<Output = Result<Viewer>> + Send;
@@ -104,6 +107,10 @@ impl ContextExt for Context<'_> {
 
     fn auth(&self) -> Option<&RequestAuth> {
         self.data_opt::<RequestAuth>()
+    }
+
+    fn loaders(&self) -> Result<&Loaders> {
+        self.data::<Loaders>().map_err(|e| Error::Internal(anyhow::anyhow!("loaders missing: {}", e.message)))
     }
 
     async fn viewer(&self) -> Result<Viewer> {

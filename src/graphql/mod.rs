@@ -7,6 +7,7 @@ pub mod limits;
 pub mod live;
 pub mod loaders;
 pub mod paging;
+pub mod user;
 pub mod ws;
 
 use async_graphql::{MergedObject, MergedSubscription, Schema};
@@ -80,16 +81,6 @@ pub struct Subscription(
 );
 
 pub type ConciergeSchema = Schema<Query, Mutation, Subscription>;
-
-/// The GraphQL name of an enum value (`SIGN_IN_FAILED`); enums are stored by this name.
-pub fn enum_name<T: async_graphql::resolver_utils::EnumType + PartialEq + Copy>(value: T) -> &'static str {
-    T::items().iter().find(|i| i.value == value).map(|i| i.name).unwrap_or("UNKNOWN")
-}
-
-/// The enum value with this GraphQL name.
-pub fn enum_value<T: async_graphql::resolver_utils::EnumType + Copy>(name: &str) -> Option<T> {
-    T::items().iter().find(|i| i.name == name).map(|i| i.value)
-}
 
 /// The schema with its limits, without services: enough to print the SDL.
 pub fn schema_builder(limits: limits::QueryLimits) -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {

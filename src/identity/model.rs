@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::db::Stored;
 use crate::error::{Error, Result};
 
 crate::ids::id_type!(
@@ -15,19 +16,6 @@ crate::ids::id_type!(
 pub enum AccountStatus {
     Active,
     Inactive,
-}
-
-impl AccountStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AccountStatus::Active => "ACTIVE",
-            AccountStatus::Inactive => "INACTIVE",
-        }
-    }
-
-    pub fn from_db(s: &str) -> AccountStatus {
-        if s == "ACTIVE" { AccountStatus::Active } else { AccountStatus::Inactive }
-    }
 }
 
 /// A login email: trimmed, syntactically valid, at most 254 bytes, stored lower-cased so that
@@ -96,8 +84,7 @@ pub struct Account {
     pub email: String,
     pub first_name: String,
     pub last_name: String,
-    #[sqlx(try_from = "String")]
-    pub status: StatusColumn,
+    pub status: Stored<AccountStatus>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub display_name: Option<String>,
@@ -114,15 +101,6 @@ pub struct Account {
 }
 
 /// The `status` column, decoded from its text form.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct StatusColumn(pub AccountStatus);
-
-impl From<String> for StatusColumn {
-    fn from(s: String) -> Self {
-        StatusColumn(AccountStatus::from_db(&s))
-    }
-}
-
 impl Account {
     pub fn status(&self) -> AccountStatus {
         self.status.0

@@ -14,6 +14,7 @@ use super::model::{Account, AccountId, AccountStatus, Email, NewAccount, PersonN
 use super::password::{self, Policy};
 use super::store::{self, NewSession};
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::security::log::{SecurityEventKind, SecurityLog};
@@ -397,7 +398,7 @@ fn fresh_account(account_id: AccountId, new: &NewAccount, now: chrono::DateTime<
         email: new.email.as_str().to_owned(),
         first_name: new.first_name.as_str().to_owned(),
         last_name: new.last_name.as_str().to_owned(),
-        status: super::model::StatusColumn(AccountStatus::Active),
+        status: crate::db::Stored(AccountStatus::Active),
         created_at: now,
         updated_at: now,
         display_name: None,
@@ -423,7 +424,7 @@ pub async fn operator_set_account_status(db: &Db, fanout: &Fanout, email: &Email
         store::revoke_account_sessions(&mut tx, account_id, now).await?;
     }
     tx.commit().await?;
-    tracing::info!(account_id = %account_id, status = status.as_str(), "account status set by the operator");
+    tracing::info!(account_id = %account_id, status = status.stored_name(), "account status set by the operator");
     fanout.publish_all(&[Change::Account { account_id }, Change::Sessions { account_id }]).await;
     Ok(account_id)
 }

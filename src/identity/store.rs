@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{Account, AccountId, AccountStatus, Email, NewAccount};
+use crate::db::StoredEnum as _;
 use crate::db::{Db, Tx, UniqueKey};
 use crate::{on_pool, on_tx};
 
@@ -85,7 +86,7 @@ pub async fn find_account_by_email(tx: &mut Tx, email: &Email) -> Result<Option<
 pub async fn set_account_status(tx: &mut Tx, id: AccountId, status: AccountStatus, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query("UPDATE account SET status = $2, updated_at = $3 WHERE account_id = $1")
         .bind(id)
-        .bind(status.as_str())
+        .bind(status.stored_name())
         .bind(now)
         .execute(c)
         .await

@@ -1,5 +1,6 @@
 use chrono::{DateTime, NaiveDate, Utc};
 
+use crate::db::StoredEnum as _;
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
 
@@ -20,16 +21,6 @@ pub enum MailboxStatus {
     NeedsReauth,
     /// Paused by the user.
     Paused,
-}
-
-impl MailboxStatus {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> MailboxStatus {
-        crate::graphql::enum_value(s).unwrap_or(MailboxStatus::Error)
-    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -60,6 +51,6 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn status(&self) -> MailboxStatus {
-        MailboxStatus::from_db(&self.status)
+        MailboxStatus::from_stored(&self.status).unwrap_or(MailboxStatus::Error)
     }
 }

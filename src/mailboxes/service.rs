@@ -12,6 +12,7 @@ use super::store;
 use super::sync::{MailSync, StoredCredentials};
 use crate::crypto::SecretBox;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
@@ -153,7 +154,7 @@ impl MailboxService {
             settings,
             sync_from,
             paused: false,
-            status: MailboxStatus::Connecting.as_str().to_owned(),
+            status: MailboxStatus::Connecting.stored_name().to_owned(),
             status_reason: Some("connected; starting the sync".into()),
             status_changed_at: now,
             last_error: None,

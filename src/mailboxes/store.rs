@@ -4,6 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
+use crate::db::StoredEnum as _;
 use crate::db::{Db, Tx, UniqueKey};
 use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
@@ -104,14 +105,14 @@ pub async fn set_status(
     let mut tx = db.begin().await?;
     let changed: Option<WorkspaceId> = on_tx!(&mut tx, c => sqlx::query_scalar(UPDATE)
         .bind(id)
-        .bind(status.as_str())
+        .bind(status.stored_name())
         .bind(reason)
         .bind(now)
         .bind(error)
         .fetch_optional(c)
         .await)?;
     if let Some(workspace_id) = changed {
-        let data = serde_json::json!({ "mailboxId": id.0, "status": status.as_str(), "reason": reason });
+        let data = serde_json::json!({ "mailboxId": id.0, "status": status.stored_name(), "reason": reason });
         let events: Vec<crate::webhooks::OutgoingEvent> = kinds
             .iter()
             .map(|kind| crate::webhooks::OutgoingEvent { id: uuid::Uuid::now_v7(), kind, occurred_at: now, data: data.clone() })

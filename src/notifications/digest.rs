@@ -21,6 +21,7 @@ use super::outbox::{self, DIGEST, EMAIL, NewJob};
 use super::store;
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::identity::model::AccountId;
 
 /// A summary more than this late (the gateway was down at the time) is not sent: the next
@@ -79,8 +80,8 @@ impl DigestJob {
 /// contact, other unread notifications and mailbox problems since the window opened.
 pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> Result<DigestContent<'a>, sqlx::Error> {
     let recorded = store::notifications_since(db, account_id, job.since, 5000).await?;
-    let message = NotificationEvent::MessageReceived.as_str();
-    let problem = NotificationEvent::MailboxError.as_str();
+    let message = NotificationEvent::MessageReceived.stored_name();
+    let problem = NotificationEvent::MailboxError.stored_name();
     let mut by_contact: HashMap<String, usize> = HashMap::new();
     let mut problems: Vec<String> = Vec::new();
     let mut unread = Vec::new();

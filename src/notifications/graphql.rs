@@ -10,6 +10,7 @@ use uuid::Uuid;
 use super::model::{AudioAlerts, NotificationCategory, NotificationChannel, NotificationEvent};
 use super::service::{Cell, Preferences, SummaryChange};
 use super::store::Notification;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
@@ -85,7 +86,7 @@ impl NotificationNode {
 
     /// The event kind (null for a kind this version does not know).
     async fn event(&self) -> Option<NotificationEvent> {
-        NotificationEvent::from_db(&self.0.event)
+        NotificationEvent::from_stored(&self.0.event)
     }
 
     async fn title(&self) -> &str {

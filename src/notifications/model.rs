@@ -4,7 +4,6 @@ use chrono::NaiveTime;
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
-use crate::graphql::{enum_name, enum_value};
 
 /// The seeds' categories of notification settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -141,24 +140,6 @@ impl NotificationEvent {
                 | CampaignResult
         )
     }
-
-    pub fn as_str(self) -> &'static str {
-        enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        enum_value(s)
-    }
-}
-
-impl NotificationChannel {
-    pub fn as_str(self) -> &'static str {
-        enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        enum_value(s)
-    }
 }
 
 /// Which new-message events make a sound in the client.
@@ -171,14 +152,6 @@ pub enum AudioAlerts {
 }
 
 impl AudioAlerts {
-    pub fn as_str(self) -> &'static str {
-        enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Self {
-        enum_value(s).unwrap_or_default()
-    }
-
     /// Whether a new-message notification should play a sound.
     pub fn audible(self, event: NotificationEvent, assigned_to_me: bool) -> bool {
         let message =
@@ -262,10 +235,12 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
+        use crate::db::StoredEnum as _;
         for e in EVENTS {
-            assert_eq!(NotificationEvent::from_db(e.as_str()), Some(e));
+            assert_eq!(NotificationEvent::from_stored(e.stored_name()), Some(e));
         }
-        assert_eq!(NotificationChannel::from_db("IN_APP"), Some(NotificationChannel::InApp));
-        assert_eq!(AudioAlerts::from_db("ALL"), AudioAlerts::All);
+        assert_eq!(NotificationChannel::from_stored("IN_APP"), Some(NotificationChannel::InApp));
+        assert_eq!(AudioAlerts::All.stored_name(), "ALL");
+        assert_eq!(AudioAlerts::from_stored("EVERYTHING"), None);
     }
 }

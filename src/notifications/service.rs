@@ -17,6 +17,7 @@ use super::store::{self, Notification, PreferenceRow};
 use super::{delivery, digest, outbox};
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
@@ -105,7 +106,7 @@ impl NotificationService {
         Ok(EVENTS
             .iter()
             .flat_map(|&event| CHANNELS.iter().map(move |&channel| (event, channel)))
-            .map(|(event, channel)| match overrides.get(&(event.as_str().to_owned(), channel.as_str().to_owned())) {
+            .map(|(event, channel)| match overrides.get(&(event.stored_name().to_owned(), channel.stored_name().to_owned())) {
                 Some(&enabled) => Cell { event, channel, enabled, is_default: enabled == event.default_for(channel) },
                 None => Cell { event, channel, enabled: event.default_for(channel), is_default: true },
             })
@@ -116,7 +117,7 @@ impl NotificationService {
     async fn settings(&self, account_id: AccountId) -> Result<(AudioAlerts, SummarySchedule)> {
         Ok(match store::preference(&self.db, account_id).await? {
             Some(row) => (
-                AudioAlerts::from_db(&row.audio),
+                AudioAlerts::from_stored(&row.audio).unwrap_or_default(),
                 SummarySchedule {
                     enabled: row.summary_enabled,
                     time: parse_time_of_day("deliveryTime", &row.summary_time).unwrap_or(SummarySchedule::default().time),
@@ -135,7 +136,7 @@ impl NotificationService {
         }
         let mut tx = self.db.begin().await?;
         for (event, channel, enabled) in changes {
-            store::set_override(&mut tx, id, event.as_str(), channel.as_str(), *enabled).await?;
+            store::set_override(&mut tx, id, event.stored_name(), channel.stored_name(), *enabled).await?;
         }
         tx.commit().await?;
         self.preferences(id).await
@@ -162,7 +163,7 @@ impl NotificationService {
             }
         }
         let row = PreferenceRow {
-            audio: audio.unwrap_or(current_audio).as_str().to_owned(),
+            audio: audio.unwrap_or(current_audio).stored_name().to_owned(),
             summary_enabled: schedule.enabled,
             summary_time: schedule.time.format("%H:%M").to_string(),
             summary_time_zone: schedule.time_zone.name().to_owned(),
@@ -195,7 +196,7 @@ impl NotificationService {
         let n = Notification {
             notification_id: Uuid::now_v7(),
             account_id,
-            event: notice.event.as_str().to_owned(),
+            event: notice.event.stored_name().to_owned(),
             title: notice.title,
             body: notice.body,
             audible: !held && audio.audible(notice.event, notice.assigned_to_me),

@@ -12,6 +12,7 @@ use super::model::{NewPlatformEvent, RawEvent};
 use super::store::{self, EventRow};
 use crate::calendars::sync::CalendarSync;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::identity::model::{AccountId, AccountStatus};
 use crate::notifications::service::{Notice, NotificationService};
@@ -117,7 +118,15 @@ impl PlatformEventService {
         let rows = store::members(&self.db, workspace_id).await?;
         Ok(Members(
             rows.into_iter()
-                .map(|m| (m.account_id, (Role::from_db(&m.role), AccountStatus::from_db(&m.status) == AccountStatus::Active)))
+                .map(|m| {
+                    (
+                        m.account_id,
+                        (
+                            Role::from_stored(&m.role).unwrap_or(Role::Member),
+                            AccountStatus::from_stored(&m.status).unwrap_or(AccountStatus::Inactive) == AccountStatus::Active,
+                        ),
+                    )
+                })
                 .collect(),
         ))
     }

@@ -11,6 +11,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::app::AppState;
+use crate::db::StoredEnum as _;
 use crate::error::Error;
 use crate::transport::Client;
 
@@ -67,7 +68,7 @@ pub async fn invitation_page(State(state): State<AppState>, Query(p): Query<Toke
                 escape(inviter),
                 escape(&view.invitation.email),
                 escape(&view.workspace_name),
-                view.invitation.role().as_str().to_lowercase(),
+                view.invitation.role().stored_name().to_lowercase(),
             );
             let token = escape(p.token.trim());
             let button = |answer: &str, label: &str| {

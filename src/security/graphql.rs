@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::log::{SecurityEvent, SecurityEventKind};
+use crate::db::StoredEnum as _;
 use crate::error::{PasswordRule, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
@@ -141,7 +142,7 @@ impl SecurityEventNode {
 
     /// What happened (null for a kind this version does not know).
     async fn kind(&self) -> Option<SecurityEventKind> {
-        SecurityEventKind::from_db(&self.0.kind)
+        SecurityEventKind::from_stored(&self.0.kind)
     }
 
     async fn occurred_at(&self) -> DateTime<Utc> {

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::store;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::Result;
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
@@ -56,14 +57,6 @@ pub enum SecurityEventKind {
 }
 
 impl SecurityEventKind {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        crate::graphql::enum_value(s)
-    }
-
     /// The text id of the notification this event raises, for the events a user should
     /// hear about (routine sign-ins and failures are only logged).
     fn notice(self) -> Option<&'static str> {
@@ -112,14 +105,14 @@ impl SecurityLog {
         let event = store::NewSecurityEvent {
             event_id: Uuid::now_v7(),
             account_id,
-            kind: kind.as_str(),
+            kind: kind.stored_name(),
             occurred_at: Utc::now(),
             ip: meta.ip.as_deref(),
             user_agent: meta.user_agent.as_deref().map(|ua| crate::identity::service::truncate(ua, 512)),
             detail: detail.map(|d| crate::identity::service::truncate(d, 200)),
         };
         if let Err(e) = store::insert_security_event(&self.db, &event).await {
-            tracing::error!(error = %e, account_id = %account_id, kind = kind.as_str(), "cannot write the security log");
+            tracing::error!(error = %e, account_id = %account_id, kind = kind.stored_name(), "cannot write the security log");
         }
         if let Some(text_id) = kind.notice() {
             // In the user's language, like the emails and pushes it becomes.

@@ -11,7 +11,6 @@ use super::service::NewServiceToken;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
-use crate::identity::graphql::loaders;
 use crate::tokens::model::Scope;
 use crate::workspace::graphql::WorkspaceNode;
 use crate::workspace::model::WorkspaceId;
@@ -31,7 +30,7 @@ impl ServiceAccountNode {
     }
 
     async fn workspace(&self, ctx: &Context<'_>) -> Result<WorkspaceNode> {
-        let w = loaders(ctx)?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
+        let w = ctx.loaders()?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
         w.map(WorkspaceNode).ok_or(Error::NotFound("workspace"))
     }
 

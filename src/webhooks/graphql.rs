@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::model::{Attempt, Delivery, DeliveryId, DeliveryStatus, DisabledReason, Webhook, WebhookId};
 use super::service::{Manager, NewWebhook, WebhookChanges, WebhookScope, WithSecret};
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
@@ -55,7 +56,7 @@ impl WebhookNode {
 
     /// Why it is off (None while on).
     async fn disabled_reason(&self) -> Option<DisabledReason> {
-        self.webhook.disabled_reason.as_deref().and_then(DisabledReason::from_db)
+        self.webhook.disabled_reason.as_deref().and_then(DisabledReason::from_stored)
     }
 
     async fn disabled_at(&self) -> Option<DateTime<Utc>> {

@@ -58,16 +58,6 @@ pub enum DisabledReason {
     Failing,
 }
 
-impl DisabledReason {
-    pub fn as_str(self) -> &'static str {
-        crate::graphql::enum_name(self)
-    }
-
-    pub fn from_db(s: &str) -> Option<Self> {
-        crate::graphql::enum_value(s)
-    }
-}
-
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
 #[graphql(name = "WebhookDeliveryStatus")]

@@ -19,6 +19,7 @@ use super::{signature, store};
 use crate::clock::SharedClock;
 use crate::crypto::SecretBox;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
@@ -267,7 +268,7 @@ impl Webhooks {
             }
             Some(false) if webhook.enabled => {
                 webhook.enabled = false;
-                webhook.disabled_reason = Some(DisabledReason::ByUser.as_str().to_owned());
+                webhook.disabled_reason = Some(DisabledReason::ByUser.stored_name().to_owned());
                 webhook.disabled_at = Some(now);
             }
             _ => {}

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
-use crate::identity::graphql::{User, loaders};
+use crate::identity::graphql::User;
 use crate::identity::model::{AccountId, Email};
 use crate::identity::service::Viewer;
 use crate::service_accounts::graphql::ServiceAccountNode;
@@ -108,20 +108,20 @@ impl MembershipNode {
     }
 
     async fn workspace(&self, ctx: &Context<'_>) -> Result<WorkspaceNode> {
-        let w = loaders(ctx)?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
+        let w = ctx.loaders()?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
         w.map(WorkspaceNode).ok_or(Error::NotFound("workspace"))
     }
 
     /// The member's status as others see it.
     async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::MemberAvailability> {
-        let status = loaders(ctx)?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
+        let status = ctx.loaders()?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
         Ok(crate::availability::graphql::MemberAvailability {
             status: status.unwrap_or(crate::availability::model::PresenceStatus::Offline),
         })
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {
-        let a = loaders(ctx)?.accounts.load_one(self.0.account_id).await.map_err(unshare)?;
+        let a = ctx.loaders()?.accounts.load_one(self.0.account_id).await.map_err(unshare)?;
         a.map(User).ok_or(Error::NotFound("user"))
     }
 }
@@ -151,14 +151,14 @@ impl InvitationNode {
     }
 
     async fn workspace_name(&self, ctx: &Context<'_>) -> Result<String> {
-        let w = loaders(ctx)?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
+        let w = ctx.loaders()?.workspaces.load_one(self.0.workspace_id).await.map_err(unshare)?;
         Ok(w.map(|w| w.name).unwrap_or_default())
     }
 
     /// The shown name of whoever invited (null when that account is gone).
     async fn invited_by_name(&self, ctx: &Context<'_>) -> Result<Option<String>> {
         let Some(id) = self.0.invited_by else { return Ok(None) };
-        let a = loaders(ctx)?.accounts.load_one(id).await.map_err(unshare)?;
+        let a = ctx.loaders()?.accounts.load_one(id).await.map_err(unshare)?;
         Ok(a.map(|a| a.shown_name()))
     }
 

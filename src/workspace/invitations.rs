@@ -10,9 +10,10 @@ use chrono::Utc;
 use tracing::instrument;
 use uuid::Uuid;
 
-use super::model::{Invitation, InvitationId, InvitationState, Membership, Permission, Role, RoleColumn, Workspace, WorkspaceId};
+use super::model::{Invitation, InvitationId, InvitationState, Membership, Permission, Role, Workspace, WorkspaceId};
 use super::service::{WorkspaceService, grantable};
 use super::store::{self, Outcome};
+use crate::db::StoredEnum as _;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::fanout::Change;
@@ -75,7 +76,7 @@ impl WorkspaceService {
             workspace_invitation_id: InvitationId(Uuid::now_v7()),
             workspace_id,
             email: email.as_str().to_owned(),
-            role: RoleColumn(role),
+            role: crate::db::Stored(role),
             invited_by: Some(viewer.account_id()),
             created_at: now,
             sent_at: now,
@@ -276,7 +277,7 @@ impl WorkspaceService {
         let language = if language.is_empty() { DEFAULT_LANGUAGE } else { language };
         let name = invitee.map_or_else(|| invitation.email.clone(), Account::shown_name);
         let inviter_name = inviter.shown_name();
-        let role = invitation.role().as_str().to_lowercase();
+        let role = invitation.role().stored_name().to_lowercase();
         let hours = self.invitations.ttl.num_hours();
         let email = SystemEmail::WorkspaceInvitation {
             workspace: &workspace.name,

@@ -3,6 +3,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::db::Stored;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 
@@ -46,22 +47,6 @@ impl Role {
     pub fn allows(self, permission: Permission) -> bool {
         self.permissions().contains(&permission)
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "OWNER",
-            Role::Admin => "ADMIN",
-            Role::Member => "MEMBER",
-        }
-    }
-
-    pub fn from_db(s: &str) -> Role {
-        match s {
-            "OWNER" => Role::Owner,
-            "ADMIN" => Role::Admin,
-            _ => Role::Member,
-        }
-    }
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -76,10 +61,8 @@ pub struct Membership {
     pub membership_id: Uuid,
     pub workspace_id: WorkspaceId,
     pub account_id: AccountId,
-    #[sqlx(try_from = "String")]
-    pub role: RoleColumn,
-    #[sqlx(try_from = "String")]
-    pub status: MembershipStatusColumn,
+    pub role: Stored<Role>,
+    pub status: Stored<MembershipStatus>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -90,33 +73,6 @@ pub struct Membership {
 pub enum MembershipStatus {
     Active,
     Inactive,
-}
-
-impl MembershipStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MembershipStatus::Active => "ACTIVE",
-            MembershipStatus::Inactive => "INACTIVE",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MembershipStatusColumn(pub MembershipStatus);
-
-impl From<String> for MembershipStatusColumn {
-    fn from(s: String) -> Self {
-        MembershipStatusColumn(if s == "ACTIVE" { MembershipStatus::Active } else { MembershipStatus::Inactive })
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct RoleColumn(pub Role);
-
-impl From<String> for RoleColumn {
-    fn from(s: String) -> Self {
-        RoleColumn(Role::from_db(&s))
-    }
 }
 
 impl Membership {
@@ -146,8 +102,7 @@ pub struct Invitation {
     pub workspace_id: WorkspaceId,
     /// The invitee's address, lower-cased as login emails are.
     pub email: String,
-    #[sqlx(try_from = "String")]
-    pub role: RoleColumn,
+    pub role: Stored<Role>,
     pub invited_by: Option<AccountId>,
     pub created_at: DateTime<Utc>,
     pub sent_at: DateTime<Utc>,

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::model::{Membership, MembershipStatus, Permission, Role, Workspace, WorkspaceId};
 use super::store;
+use crate::db::StoredEnum as _;
 use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
@@ -96,7 +97,7 @@ impl WorkspaceService {
         }
         store::set_role(&mut tx, target.membership_id, role).await?;
         tx.commit().await?;
-        target.role = super::model::RoleColumn(role);
+        target.role = crate::db::Stored(role);
         self.fanout.publish(Change::Account { account_id }).await;
         Ok(target)
     }
@@ -130,8 +131,8 @@ impl WorkspaceService {
         }
         store::set_membership_status(&mut tx, target.membership_id, status).await?;
         tx.commit().await?;
-        target.status = super::model::MembershipStatusColumn(status);
-        tracing::info!(account_id = %account_id, status = status.as_str(), "membership status changed");
+        target.status = crate::db::Stored(status);
+        tracing::info!(account_id = %account_id, status = status.stored_name(), "membership status changed");
         self.fanout.publish(Change::Account { account_id }).await;
         // Live subscriptions on the workspace re-check their viewer's membership on this.
         self.fanout.publish(Change::Membership { workspace_id, account_id }).await;

@@ -4,8 +4,9 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::model::{Invitation, InvitationId, Membership, MembershipStatus, Role, Workspace, WorkspaceId};
+use crate::db::StoredEnum as _;
 use crate::db::placeholders;
-use crate::db::{Db, Tx, UniqueKey};
+use crate::db::{Db, Stored, Tx, UniqueKey};
 use crate::identity::model::AccountId;
 use crate::{on_pool, on_tx};
 
@@ -37,8 +38,8 @@ pub async fn insert_membership(
         membership_id: Uuid::now_v7(),
         workspace_id,
         account_id,
-        role: super::model::RoleColumn(role),
-        status: super::model::MembershipStatusColumn(MembershipStatus::Active),
+        role: Stored(role),
+        status: Stored(MembershipStatus::Active),
         created_at: now,
     };
     on_tx!(tx, c => sqlx::query(
@@ -46,7 +47,7 @@ pub async fn insert_membership(
         .bind(m.membership_id)
         .bind(workspace_id)
         .bind(account_id)
-        .bind(role.as_str())
+        .bind(role.stored_name())
         .bind(now)
         .execute(c)
         .await
@@ -158,7 +159,7 @@ pub async fn count_other_active_owners(tx: &mut Tx, workspace_id: WorkspaceId, l
 pub async fn set_membership_status(tx: &mut Tx, membership_id: Uuid, status: MembershipStatus) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query("UPDATE membership SET status = $2 WHERE membership_id = $1")
         .bind(membership_id)
-        .bind(status.as_str())
+        .bind(status.stored_name())
         .execute(c)
         .await
         .map(drop))?;
@@ -195,7 +196,7 @@ pub async fn insert_invitation(tx: &mut Tx, i: &Invitation, token_hash: &[u8]) -
         .bind(i.workspace_invitation_id)
         .bind(i.workspace_id)
         .bind(&i.email)
-        .bind(i.role().as_str())
+        .bind(i.role().stored_name())
         .bind(i.invited_by)
         .bind(token_hash)
         .bind(i.created_at)
@@ -289,7 +290,7 @@ pub async fn renew_invitation(
 pub async fn set_role(tx: &mut Tx, membership_id: Uuid, role: Role) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query("UPDATE membership SET role = $2 WHERE membership_id = $1")
         .bind(membership_id)
-        .bind(role.as_str())
+        .bind(role.stored_name())
         .execute(c)
         .await
         .map(drop))?;

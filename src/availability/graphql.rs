@@ -12,7 +12,7 @@ use super::model::{
     Availability, AvailabilityStatus, DateOverride, DaySchedule, Interval, OutOfOffice, PresenceStatus, Span, parse_minute,
 };
 use super::service::AvailabilityChange;
-use crate::error::{Error, Result};
+use crate::error::{Checks, Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
@@ -207,35 +207,29 @@ fn parse_intervals(field: &str, list: &[IntervalValue]) -> Result<Vec<Interval>>
 impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
     type Error = Error;
 
+    /// Every malformed field is reported at once.
     fn try_from(input: UpdateAvailabilityInput) -> Result<Self> {
-        let weekly = input
-            .weekly_schedule
-            .map(|days| {
-                days.iter()
-                    .enumerate()
-                    .map(|(i, d)| {
-                        Ok(DaySchedule {
-                            day: d.day.into(),
-                            intervals: parse_intervals(&format!("weeklySchedule[{i}].intervals"), &d.intervals)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
-        let overrides = input
-            .date_overrides
-            .map(|list| {
-                list.iter()
-                    .enumerate()
-                    .map(|(i, o)| {
-                        Ok(DateOverride {
-                            date: o.date,
-                            intervals: parse_intervals(&format!("dateOverrides[{i}].intervals"), &o.intervals)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()
-            })
-            .transpose()?;
+        let mut checks = Checks::default();
+        let weekly = input.weekly_schedule.map(|days| {
+            days.iter()
+                .enumerate()
+                .filter_map(|(i, d)| {
+                    let intervals = checks.take(parse_intervals(&format!("weeklySchedule[{i}].intervals"), &d.intervals))?;
+                    Some(DaySchedule { day: d.day.into(), intervals })
+                })
+                .collect::<Vec<_>>()
+        });
+        let overrides = input.date_overrides.map(|list| {
+            list.iter()
+                .enumerate()
+                .filter_map(|(i, o)| {
+                    let intervals = checks.take(parse_intervals(&format!("dateOverrides[{i}].intervals"), &o.intervals))?;
+                    Some(DateOverride { date: o.date, intervals })
+                })
+                .collect::<Vec<_>>()
+        });
+        let time_zone = input.time_zone.and_then(|z| checks.take(parse_time_zone("timeZone", &z)));
+        checks.finish()?;
         let out_of_office = match input.out_of_office {
             MaybeUndefined::Undefined => None,
             MaybeUndefined::Null => Some(None),
@@ -245,13 +239,7 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
                 message: o.message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
             })),
         };
-        Ok(AvailabilityChange {
-            time_zone: input.time_zone.map(|z| parse_time_zone("timeZone", &z)).transpose()?,
-            weekly,
-            overrides,
-            out_of_office,
-            hold_while_busy: input.hold_while_busy,
-        })
+        Ok(AvailabilityChange { time_zone, weekly, overrides, out_of_office, hold_while_busy: input.hold_while_busy })
     }
 }
 

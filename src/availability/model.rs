@@ -8,7 +8,7 @@ use chrono::{DateTime, Datelike, Duration, LocalResult, NaiveDate, NaiveDateTime
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// The status a user chooses. AUTOMATIC follows their connections.
 #[derive(async_graphql::Enum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -60,7 +60,7 @@ impl Interval {
 
 /// Parses "HH:MM"; "24:00" only when `end`.
 pub fn parse_minute(field: &str, raw: &str, end: bool) -> Result<Minute> {
-    let bad = || Error::invalid(field.to_owned(), "not a time of day; use HH:MM, e.g. 09:00");
+    let bad = || Error::because(field.to_owned(), Reason::NotATimeOfDay);
     let raw = raw.trim();
     if end && raw == "24:00" {
         return Ok(1440);
@@ -74,10 +74,10 @@ pub fn parse_minute(field: &str, raw: &str, end: bool) -> Result<Minute> {
 pub fn check_intervals(field: &str, intervals: &[Interval]) -> Result<()> {
     for (i, iv) in intervals.iter().enumerate() {
         if iv.end <= iv.start {
-            return Err(Error::invalid(format!("{field}[{i}]"), "the end must be after the start"));
+            return Err(Error::because(format!("{field}[{i}]"), Reason::EndBeforeStart));
         }
-        if let Some(j) = intervals[..i].iter().position(|o| iv.start < o.end && o.start < iv.end) {
-            return Err(Error::invalid(format!("{field}[{i}]"), format!("overlaps interval {j}")));
+        if intervals[..i].iter().any(|o| iv.start < o.end && o.start < iv.end) {
+            return Err(Error::because(format!("{field}[{i}]"), Reason::Overlaps));
         }
     }
     Ok(())
@@ -144,7 +144,7 @@ pub fn check_weekly(weekly: &[DaySchedule]) -> Result<()> {
     let mut seen = HashSet::new();
     for (i, d) in weekly.iter().enumerate() {
         if !seen.insert(d.day) {
-            return Err(Error::invalid(format!("weeklySchedule[{i}].day"), "this day is listed twice"));
+            return Err(Error::because(format!("weeklySchedule[{i}].day"), Reason::Duplicate));
         }
         check_intervals(&format!("weeklySchedule[{i}].intervals"), &d.intervals)?;
     }
@@ -156,10 +156,10 @@ pub fn check_overrides(overrides: &[DateOverride], today: NaiveDate) -> Result<(
     let mut seen = HashSet::new();
     for (i, o) in overrides.iter().enumerate() {
         if o.date < today {
-            return Err(Error::invalid(format!("dateOverrides[{i}].date"), "this date is in the past"));
+            return Err(Error::because(format!("dateOverrides[{i}].date"), Reason::InThePast));
         }
         if !seen.insert(o.date) {
-            return Err(Error::invalid(format!("dateOverrides[{i}].date"), "this date is listed twice"));
+            return Err(Error::because(format!("dateOverrides[{i}].date"), Reason::Duplicate));
         }
         check_intervals(&format!("dateOverrides[{i}].intervals"), &o.intervals)?;
     }
@@ -168,10 +168,10 @@ pub fn check_overrides(overrides: &[DateOverride], today: NaiveDate) -> Result<(
 
 pub fn check_out_of_office(ooo: &OutOfOffice) -> Result<()> {
     if ooo.to <= ooo.from {
-        return Err(Error::invalid("outOfOffice.to", "the end must be after the start"));
+        return Err(Error::because("outOfOffice.to", Reason::EndBeforeStart));
     }
     if ooo.message.as_ref().is_some_and(|m| m.chars().count() > MAX_OOO_MESSAGE) {
-        return Err(Error::invalid("outOfOffice.message", format!("at most {MAX_OOO_MESSAGE} characters")));
+        return Err(Error::because("outOfOffice.message", Reason::TooLong { max: MAX_OOO_MESSAGE }));
     }
     Ok(())
 }

@@ -28,7 +28,7 @@ use super::store::{self, AvailabilityRow, Part};
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
-use crate::error::{Error, Result};
+use crate::error::{Checks, Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
@@ -111,22 +111,29 @@ impl AvailabilityService {
             a.time_zone = tz;
             parts.push(Part::TimeZone);
         }
+        // Every rule an input breaks is reported at once.
+        let mut checks = Checks::default();
+        if let Some(weekly) = &change.weekly {
+            checks.check(check_weekly(weekly));
+        }
+        if let Some(overrides) = &change.overrides {
+            // "The past" is before today where the user is (in the zone being saved).
+            let today = self.clock.now().with_timezone(&a.time_zone).date_naive();
+            checks.check(check_overrides(overrides, today));
+        }
+        if let Some(Some(o)) = &change.out_of_office {
+            checks.check(check_out_of_office(o));
+        }
+        checks.finish()?;
         if let Some(weekly) = change.weekly {
-            check_weekly(&weekly)?;
             a.weekly = weekly;
             parts.push(Part::Weekly);
         }
         if let Some(overrides) = change.overrides {
-            // "The past" is before today where the user is (in the zone being saved).
-            let today = self.clock.now().with_timezone(&a.time_zone).date_naive();
-            check_overrides(&overrides, today)?;
             a.overrides = overrides;
             parts.push(Part::Overrides);
         }
         if let Some(ooo) = change.out_of_office {
-            if let Some(o) = &ooo {
-                check_out_of_office(o)?;
-            }
             a.out_of_office = ooo;
             parts.push(Part::OutOfOffice);
         }

@@ -39,6 +39,20 @@ impl RequestAuth {
         self.token.as_deref()
     }
 
+    /// The language the caller reads: the signed-in user's, else the nearest supported one
+    /// their `Accept-Language` asks for. Only a user already looked up in this request counts
+    /// (no lookup is made for this).
+    pub fn language(&self) -> Option<String> {
+        let viewer = self.signed_in.get().or(match self.principal.get() {
+            Some(Some(Principal::User(viewer))) => Some(viewer),
+            _ => None,
+        });
+        match viewer {
+            Some(viewer) => Some(viewer.account.language.clone()),
+            None => self.meta.accept_language.as_deref().and_then(crate::mail::i18n::from_accept_language),
+        }
+    }
+
     /// Makes the rest of this request act as a session it just opened.
     pub fn sign_in(&self, viewer: Viewer) {
         let _ = self.signed_in.set(viewer);

@@ -17,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use async_graphql::extensions::{
-    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest, NextSubscribe, NextValidation,
+    Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextPrepareRequest, NextRequest, NextResolve, NextSubscribe,
+    NextValidation, ResolveInfo,
 };
 use async_graphql::parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection, SelectionSet};
 use async_graphql::{ErrorExtensions, Pos, Request, Response, ServerError, ServerResult, ValidationResult, Variables};
@@ -70,6 +71,8 @@ impl ExtensionFactory for QueryLimits {
             operation: Mutex::new(None),
             cached: Mutex::new(None),
             schema_hidden: Arc::default(),
+            non_null_root_failed: AtomicBool::new(false),
+            language: Mutex::new(None),
         })
     }
 }
@@ -128,6 +131,12 @@ struct PerRequest {
     /// Set when this caller may not introspect: `__schema` and `__type` are refused, and
     /// suggestions are taken out of error messages.
     schema_hidden: Arc<AtomicBool>,
+    /// A root field whose type is non-null failed: by the specification ("Handling Field
+    /// Errors") the error propagates to the root, and `data` is null.
+    non_null_root_failed: AtomicBool,
+    /// The language the caller reads, for error messages: from `Accept-Language` when the
+    /// request is prepared, then the signed-in user's once a root field has looked them up.
+    language: Mutex<Option<String>>,
 }
 
 /// Who is asking: over HTTP in the request's data, over WebSocket in the connection's.
@@ -157,7 +166,11 @@ impl Extension for PerRequest {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
         let started = Instant::now();
         let mut response = next.run(ctx).await;
-        tidy_errors(&mut response, self.schema_hidden.load(Ordering::Relaxed));
+        if self.non_null_root_failed.load(Ordering::Relaxed) {
+            response.data = async_graphql::Value::Null;
+        }
+        let language = self.language.lock().ok().and_then(|l| l.clone());
+        tidy_errors(&mut response, self.schema_hidden.load(Ordering::Relaxed), language.as_deref());
         let operation = operation_label(self.operation.lock().ok().and_then(|o| o.clone()).as_deref());
         let outcome = if response.errors.is_empty() {
             "ok"
@@ -171,6 +184,29 @@ impl Extension for PerRequest {
         response
     }
 
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<async_graphql::Value>> {
+        let root_non_null = info.path_node.parent.is_none() && info.return_type.ends_with('!');
+        let root = info.path_node.parent.is_none();
+        let resolved = next.run(ctx, info).await;
+        if root_non_null && resolved.is_err() {
+            self.non_null_root_failed.store(true, Ordering::Relaxed);
+        }
+        if root && resolved.is_err() {
+            // The user, if this request looked them up, is known by now.
+            if let Some(language) = ctx.data_opt::<RequestAuth>().and_then(RequestAuth::language)
+                && let Ok(mut slot) = self.language.lock()
+            {
+                *slot = Some(language);
+            }
+        }
+        resolved
+    }
+
     fn subscribe<'s>(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -181,7 +217,7 @@ impl Extension for PerRequest {
         let hidden = self.schema_hidden.clone();
         next.run(ctx, stream)
             .map(move |mut response| {
-                tidy_errors(&mut response, hidden.load(Ordering::Relaxed));
+                tidy_errors(&mut response, hidden.load(Ordering::Relaxed), None);
                 response
             })
             .boxed()
@@ -194,6 +230,11 @@ impl Extension for PerRequest {
             Introspection::Authenticated => signed_in(ctx, request_auth(ctx, &request)).await,
         };
         self.schema_hidden.store(!allowed, Ordering::Relaxed);
+        if let Some(language) = request_auth(ctx, &request).and_then(RequestAuth::language)
+            && let Ok(mut slot) = self.language.lock()
+        {
+            *slot = Some(language);
+        }
         let mut request = if allowed { request } else { request.disable_introspection() };
         // The document's size is checked here, on a document parsed once and handed on:
         // async-graphql's own checks between parsing and validation (recursion depth, directives
@@ -289,12 +330,9 @@ impl Extension for PerRequest {
 /// Every error gets a code (BAD_USER_INPUT when it has none: parse and validation errors are
 /// the client's), loses its suggestions when the caller may not introspect, and its echo of
 /// the input is capped.
-fn tidy_errors(response: &mut Response, schema_hidden: bool) {
+fn tidy_errors(response: &mut Response, schema_hidden: bool, language: Option<&str>) {
+    super::errors::tidy(response, language);
     for error in &mut response.errors {
-        let has_code = error.extensions.as_ref().is_some_and(|e| e.get("code").is_some());
-        if !has_code {
-            error.extensions.get_or_insert_with(Default::default).set("code", "BAD_USER_INPUT");
-        }
         if schema_hidden && let Some(at) = error.message.find(" Did you mean") {
             // A suggestion names fields of the schema this caller may not introspect.
             error.message.truncate(at);

@@ -2,6 +2,7 @@
 //! the limits and metrics extension, served over HTTP and WebSocket.
 
 pub mod context;
+pub mod errors;
 pub mod http;
 pub mod limits;
 pub mod live;

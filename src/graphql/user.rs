@@ -170,6 +170,13 @@ impl User {
         ctx.services()?.notifications.unread_count(viewer.account_id()).await
     }
 
+    /// The browsers you registered for Web Push, newest first, with how delivery to each is
+    /// going (yourself only).
+    async fn push_subscriptions(&self, ctx: &Context<'_>) -> Result<Vec<crate::notifications::graphql::PushSubscriptionNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        crate::notifications::graphql::push_subscriptions(ctx, &viewer).await
+    }
+
     /// Your status and working hours (yourself only).
     async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::AvailabilityNode> {
         let viewer = own(ctx, &self.0).await?;

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::db::Stored;
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 crate::ids::id_type!(
     /// An account's id (UUIDv7, so ids sort by creation time).
@@ -61,13 +61,13 @@ impl PersonName {
     pub fn parse(field: &'static str, raw: &str) -> Result<Self> {
         let trimmed = raw.trim();
         if trimmed.is_empty() {
-            return Err(Error::invalid(field, "cannot be empty"));
+            return Err(Error::because(field, Reason::Required));
         }
         if trimmed.chars().count() > Self::MAX_CHARS {
-            return Err(Error::invalid(field, format!("at most {} characters", Self::MAX_CHARS)));
+            return Err(Error::because(field, Reason::TooLong { max: Self::MAX_CHARS }));
         }
         if trimmed.chars().any(char::is_control) {
-            return Err(Error::invalid(field, "cannot contain control characters"));
+            return Err(Error::because(field, Reason::ControlCharacters));
         }
         Ok(PersonName(trimmed.to_owned()))
     }

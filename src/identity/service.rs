@@ -83,6 +83,8 @@ impl Viewer {
 pub struct ClientMeta {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
+    /// The `Accept-Language` header: error messages follow it for a caller who is not signed in.
+    pub accept_language: Option<String>,
 }
 
 pub struct SignUp {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader as _};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 fluent_templates::static_loader! {
     static LOCALES = {
@@ -36,14 +36,38 @@ pub fn supported() -> Vec<Language> {
     all
 }
 
-/// A language tag a client sent, matched case-insensitively against the supported ones and
-/// returned in its canonical form.
+/// A BCP 47 tag a client sent (`pl-PL`, what `navigator.language` gives, or `PL`),
+/// negotiated to the nearest supported language (`pl`): the same tag, else the same primary
+/// language whatever the region or script. Refused when no supported language matches.
 pub fn parse(field: &'static str, raw: &str) -> Result<String> {
-    let wanted = raw.trim();
-    supported().into_iter().find(|l| l.tag.eq_ignore_ascii_case(wanted)).map(|l| l.tag).ok_or_else(|| {
-        let tags: Vec<String> = supported().into_iter().map(|l| l.tag).collect();
-        Error::invalid(field, format!("unsupported language; choose one of {}", tags.join(", ")))
-    })
+    nearest(raw).ok_or_else(|| Error::because(field, Reason::UnsupportedLanguage))
+}
+
+/// The supported language nearest to `tag`, if one shares its primary language.
+pub fn nearest(tag: &str) -> Option<String> {
+    let wanted: LanguageIdentifier = tag.trim().replace('_', "-").parse().ok()?;
+    let all = supported();
+    let exact = all.iter().find(|l| l.tag.parse::<LanguageIdentifier>().is_ok_and(|id| id == wanted));
+    let same_language = || all.iter().find(|l| l.tag.parse::<LanguageIdentifier>().is_ok_and(|id| id.language == wanted.language));
+    exact.or_else(same_language).map(|l| l.tag.clone())
+}
+
+/// The supported language an `Accept-Language` header prefers most (by its `q` weights),
+/// if it names any.
+pub fn from_accept_language(header: &str) -> Option<String> {
+    let mut ranges: Vec<(f32, &str)> = header
+        .split(',')
+        .take(20)
+        .filter_map(|part| {
+            let mut pieces = part.split(';');
+            let tag = pieces.next()?.trim();
+            let q = pieces.find_map(|p| p.trim().strip_prefix("q=")).map_or(Some(1.0), |q| q.trim().parse::<f32>().ok())?;
+            (q > 0.0 && tag != "*").then_some((q, tag))
+        })
+        .collect();
+    // Stable: equal weights keep the header's order.
+    ranges.sort_by(|a, b| b.0.total_cmp(&a.0));
+    ranges.into_iter().find_map(|(_, tag)| nearest(tag))
 }
 
 /// Text `id` in `language` (falling back to English), with `args` filled in.
@@ -66,6 +90,56 @@ pub fn text(language: &str, id: &str, args: &[(&'static str, &str)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn browser_tags_land_on_the_nearest_supported_language() {
+        assert_eq!(parse("language", "pl-PL").unwrap(), "pl");
+        assert_eq!(parse("language", "PL").unwrap(), "pl");
+        assert_eq!(parse("language", "de_AT").unwrap(), "de");
+        assert_eq!(parse("language", "en-Latn-GB").unwrap(), "en");
+        assert_eq!(parse("language", " fr-CA ").unwrap(), "fr");
+        for bad in ["xx-NOPE", "", "pl--PL", "klingon-tlh", "../../etc"] {
+            assert!(parse("language", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_the_most_wanted_supported_language() {
+        assert_eq!(from_accept_language("pl-PL,pl;q=0.9,en-US;q=0.8,en;q=0.7").as_deref(), Some("pl"));
+        assert_eq!(from_accept_language("ja, fr-CH;q=0.5, de;q=0.7").as_deref(), Some("de"));
+        assert_eq!(from_accept_language("ja, zh;q=0.5").as_deref(), None);
+        assert_eq!(from_accept_language("de;q=0, fr").as_deref(), Some("fr"));
+        assert_eq!(from_accept_language("").as_deref(), None);
+    }
+
+    #[test]
+    fn every_language_words_every_field_error() {
+        use crate::error::Reason;
+        let reasons = [
+            Reason::Required,
+            Reason::TooLong { max: 3 },
+            Reason::ControlCharacters,
+            Reason::NotAPhoneNumber,
+            Reason::UnsupportedLanguage,
+            Reason::UnknownTimeZone,
+            Reason::NotATimeOfDay,
+            Reason::EndBeforeStart,
+            Reason::Duplicate,
+            Reason::InThePast,
+            Reason::Overlaps,
+            Reason::Invalid,
+        ];
+        let args: HashMap<&str, FluentValue> = [("max", FluentValue::from(3)), ("count", FluentValue::from(3))].into_iter().collect();
+        for lang in supported() {
+            let id: LanguageIdentifier = lang.tag.parse().unwrap();
+            for message_id in reasons.iter().map(Reason::message_id).chain(["error-fields".to_owned()]) {
+                let found = LOCALES.lookup_single_language(&id, &message_id, Some(&args));
+                assert!(found.is_ok(), "{} lacks {message_id}: {found:?}", lang.tag);
+            }
+        }
+        assert_eq!(text("pl", "error-too-long", &[("max", "100")]), "najwyżej 100 znaków");
+        assert_eq!(Reason::TooLong { max: 100 }.english(), "at most 100 characters");
+    }
 
     #[test]
     fn english_and_at_least_two_more_languages_are_shipped_with_their_own_names() {

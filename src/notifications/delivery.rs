@@ -200,6 +200,12 @@ impl Delivery {
                 urgency,
             )
             .await;
+        let now = self.clock.now();
+        match &outcome {
+            PushOutcome::Delivered => store::record_push_attempt(&self.db, subscription_id, true, now).await?,
+            PushOutcome::Retry(_) | PushOutcome::Rejected(_) => store::record_push_attempt(&self.db, subscription_id, false, now).await?,
+            PushOutcome::Gone => {}
+        }
         Ok(match outcome {
             PushOutcome::Delivered => Outcome::Sent,
             PushOutcome::Gone => {

@@ -163,6 +163,46 @@ pub struct PushKeysInput {
     pub auth: String,
 }
 
+/// A browser registered for Web Push, as its owner sees it (never its keys).
+pub struct PushSubscriptionNode(pub super::store::PushDevice);
+
+#[Object(name = "PushSubscription")]
+impl PushSubscriptionNode {
+    async fn id(&self) -> ID {
+        ID(self.0.push_subscription_id.to_string())
+    }
+
+    /// The push service the browser uses (`https://fcm.googleapis.com`): enough to tell
+    /// devices apart without showing the endpoint's secret path.
+    async fn endpoint_origin(&self) -> String {
+        url::Url::parse(&self.0.endpoint).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
+    }
+
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+
+    /// When a notification last reached the push service for this browser.
+    async fn last_success_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_success_at
+    }
+
+    async fn last_failure_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_failure_at
+    }
+
+    /// Attempts that failed since the last success.
+    async fn failure_count(&self) -> i32 {
+        self.0.failure_count
+    }
+}
+
+/// The viewer's registered browsers, newest first.
+pub async fn push_subscriptions(ctx: &Context<'_>, viewer: &Viewer) -> Result<Vec<PushSubscriptionNode>> {
+    viewer.require(Scope::ProfileRead)?;
+    Ok(ctx.services()?.notifications.push_devices(viewer).await?.into_iter().map(PushSubscriptionNode).collect())
+}
+
 fn parse_ids(ids: &[ID]) -> Result<Vec<Uuid>> {
     ids.iter().map(|id| Uuid::parse_str(id).map_err(|_| Error::invalid("ids", format!("not a notification id: {}", id.as_str())))).collect()
 }
@@ -219,6 +259,14 @@ impl NotificationMutation {
     async fn register_push_subscription(&self, ctx: &Context<'_>, endpoint: String, keys: PushKeysInput) -> Result<bool> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
         ctx.services()?.notifications.register_push(&viewer, &endpoint, &keys.p256dh, &keys.auth).await?;
+        Ok(true)
+    }
+
+    /// Removes one of your registered browsers by its id (from `me.pushSubscriptions`).
+    async fn remove_push_subscription(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| Error::invalid("id", "not a push subscription id"))?;
+        ctx.services()?.notifications.remove_push_device(&viewer, id).await?;
         Ok(true)
     }
 

@@ -3,7 +3,7 @@
 use chrono::NaiveTime;
 use chrono_tz::Tz;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 
 /// The seeds' categories of notification settings.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
@@ -180,12 +180,12 @@ impl Default for SummarySchedule {
 
 /// `HH:MM` (24-hour), e.g. `07:30`.
 pub fn parse_time_of_day(field: &'static str, raw: &str) -> Result<NaiveTime> {
-    NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| Error::invalid(field, "not a time of day; use HH:MM, e.g. 07:30"))
+    NaiveTime::parse_from_str(raw.trim(), "%H:%M").map_err(|_| Error::because(field, Reason::NotATimeOfDay))
 }
 
 /// An IANA time zone name, e.g. `Europe/Warsaw`.
 pub fn parse_time_zone(field: &'static str, raw: &str) -> Result<Tz> {
-    raw.trim().parse::<Tz>().map_err(|_| Error::invalid(field, "not an IANA time zone name (e.g. Europe/Warsaw)"))
+    raw.trim().parse::<Tz>().map_err(|_| Error::because(field, Reason::UnknownTimeZone))
 }
 
 #[cfg(test)]

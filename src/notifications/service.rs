@@ -18,7 +18,7 @@ use super::{delivery, digest, outbox};
 use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
-use crate::error::{Error, Result};
+use crate::error::{Checks, Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
@@ -152,12 +152,13 @@ impl NotificationService {
         let id = viewer.account_id();
         let (current_audio, mut schedule) = self.settings(id).await?;
         if let Some(change) = summary {
-            if let Some(t) = change.delivery_time {
-                schedule.time = parse_time_of_day("deliveryTime", &t)?;
-            }
-            if let Some(z) = change.time_zone {
-                schedule.time_zone = parse_time_zone("timeZone", &z)?;
-            }
+            // Both refused fields are reported at once.
+            let mut checks = Checks::default();
+            let time = change.delivery_time.and_then(|t| checks.take(parse_time_of_day("deliveryTime", &t)));
+            let time_zone = change.time_zone.and_then(|z| checks.take(parse_time_zone("timeZone", &z)));
+            checks.finish()?;
+            schedule.time = time.unwrap_or(schedule.time);
+            schedule.time_zone = time_zone.unwrap_or(schedule.time_zone);
             if let Some(on) = change.enabled {
                 schedule.enabled = on;
             }
@@ -298,8 +299,12 @@ impl NotificationService {
     pub async fn register_push(&self, viewer: &Viewer, endpoint: &str, p256dh: &str, auth: &str) -> Result<()> {
         let endpoint =
             crate::outbound::check_rechecked(endpoint, &self.outbound).await.map_err(|why| Error::invalid("endpoint", why))?.to_string();
-        let p256dh = decode_key("p256dh", p256dh, 65)
-            .and_then(|k| if k[0] == 4 { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key")) })?;
+        // A key that is not a point on the curve could never be encrypted to: refused now,
+        // not at the first send.
+        let p256dh = decode_key("p256dh", p256dh, 65).and_then(|k| {
+            let on_curve = k[0] == 4 && web_push_native::p256::PublicKey::from_sec1_bytes(&k).is_ok();
+            if on_curve { Ok(k) } else { Err(Error::invalid("p256dh", "not an uncompressed P-256 public key (a point on the curve)")) }
+        })?;
         let auth = decode_key("auth", auth, 16)?;
         store::upsert_push_subscription(
             &self.db,
@@ -322,6 +327,16 @@ impl NotificationService {
         } else {
             Err(Error::NotFound("push subscription"))
         }
+    }
+
+    /// The viewer's registered browsers, newest first.
+    pub async fn push_devices(&self, viewer: &Viewer) -> Result<Vec<store::PushDevice>> {
+        Ok(store::push_devices(&self.db, viewer.account_id()).await?)
+    }
+
+    /// Removes one of the viewer's browsers (another account's is NOT_FOUND).
+    pub async fn remove_push_device(&self, viewer: &Viewer, id: Uuid) -> Result<()> {
+        if store::delete_push_device(&self.db, viewer.account_id(), id).await? { Ok(()) } else { Err(Error::NotFound("push subscription")) }
     }
 
     pub async fn push_subscription_count(&self, account_id: AccountId) -> Result<i64> {

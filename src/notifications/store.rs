@@ -266,6 +266,43 @@ pub async fn find_push_subscription(db: &Db, id: Uuid) -> Result<Option<PushSubs
         .await)
 }
 
+/// A registered browser as its owner sees it (no keys).
+#[derive(sqlx::FromRow)]
+pub struct PushDevice {
+    pub push_subscription_id: Uuid,
+    pub endpoint: String,
+    pub created_at: DateTime<Utc>,
+    pub last_success_at: Option<DateTime<Utc>>,
+    pub last_failure_at: Option<DateTime<Utc>>,
+    pub failure_count: i32,
+}
+
+pub async fn push_devices(db: &Db, account_id: AccountId) -> Result<Vec<PushDevice>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT push_subscription_id, endpoint, created_at, last_success_at, last_failure_at, failure_count \
+         FROM push_subscription WHERE account_id = $1 ORDER BY push_subscription_id DESC")
+        .bind(account_id)
+        .fetch_all(p)
+        .await)
+}
+
+/// Records a push attempt's outcome: a success clears the failure count.
+pub async fn record_push_attempt(db: &Db, id: Uuid, delivered: bool, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let sql = if delivered {
+        "UPDATE push_subscription SET last_success_at = $2, failure_count = 0 WHERE push_subscription_id = $1"
+    } else {
+        "UPDATE push_subscription SET last_failure_at = $2, failure_count = failure_count + 1 WHERE push_subscription_id = $1"
+    };
+    on_pool!(db, p => sqlx::query(sql).bind(id).bind(now).execute(p).await.map(drop))
+}
+
+/// Removes one of the account's browsers; false when it has no such one.
+pub async fn delete_push_device(db: &Db, account_id: AccountId, id: Uuid) -> Result<bool, sqlx::Error> {
+    let n = on_pool!(db, p => sqlx::query("DELETE FROM push_subscription WHERE push_subscription_id = $1 AND account_id = $2")
+        .bind(id).bind(account_id).execute(p).await.map(|r| r.rows_affected()))?;
+    Ok(n > 0)
+}
+
 pub async fn delete_push_subscription_by_id(db: &Db, id: Uuid) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query("DELETE FROM push_subscription WHERE push_subscription_id = $1").bind(id).execute(p).await.map(drop))
 }

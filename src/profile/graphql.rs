@@ -6,7 +6,7 @@ use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, 
 use super::model::{self, Phone, ProfileChanges};
 use super::service::SignatureView;
 use super::signature::CUSTOM_VALUES;
-use crate::error::{Error, Result};
+use crate::error::{Checks, Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::identity::graphql::User;
 use crate::identity::model::PersonName;
@@ -39,15 +39,23 @@ fn clearable<T>(value: MaybeUndefined<String>, parse: impl FnOnce(&str) -> Resul
 
 impl TryFrom<UpdateProfileInput> for ProfileChanges {
     type Error = Error;
+    /// Every refused field is reported at once.
     fn try_from(input: UpdateProfileInput) -> Result<ProfileChanges> {
-        Ok(ProfileChanges {
-            first_name: input.first_name.map(|n| PersonName::parse("firstName", &n)).transpose()?,
-            last_name: input.last_name.map(|n| PersonName::parse("lastName", &n)).transpose()?,
-            display_name: clearable(input.display_name, |v| model::optional_text("displayName", v, model::DISPLAY_NAME_MAX))?,
-            phone: clearable(input.phone, |v| if v.trim().is_empty() { Ok(None) } else { Phone::parse("phone", v).map(Some) })?,
-            job_title: clearable(input.job_title, |v| model::optional_text("jobTitle", v, model::JOB_TITLE_MAX))?,
-            language: input.language.map(|l| i18n::parse("language", &l)).transpose()?,
-        })
+        let mut checks = Checks::default();
+        let changes = ProfileChanges {
+            first_name: checks.take(input.first_name.map(|n| PersonName::parse("firstName", &n)).transpose()).flatten(),
+            last_name: checks.take(input.last_name.map(|n| PersonName::parse("lastName", &n)).transpose()).flatten(),
+            display_name: checks
+                .take(clearable(input.display_name, |v| model::optional_text("displayName", v, model::DISPLAY_NAME_MAX)))
+                .flatten(),
+            phone: checks
+                .take(clearable(input.phone, |v| if v.trim().is_empty() { Ok(None) } else { Phone::parse("phone", v).map(Some) }))
+                .flatten(),
+            job_title: checks.take(clearable(input.job_title, |v| model::optional_text("jobTitle", v, model::JOB_TITLE_MAX))).flatten(),
+            language: checks.take(input.language.map(|l| i18n::parse("language", &l)).transpose()).flatten(),
+        };
+        checks.finish()?;
+        Ok(changes)
     }
 }
 

@@ -1,7 +1,7 @@
 //! Profile values parsed once into what is stored: phones, optional short texts, and the
 //! validated set of changes an `updateProfile` asks for.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Reason, Result};
 use crate::identity::model::PersonName;
 
 /// A phone number as the user wrote it, and its E.164 form when that can be derived.
@@ -20,9 +20,9 @@ impl Phone {
     /// gets an E.164 form; without one it cannot be placed, so it is kept as entered only.
     pub fn parse(field: &'static str, raw: &str) -> Result<Phone> {
         let entered = raw.trim();
-        let not_a_phone = || Error::invalid(field, "not a phone number");
+        let not_a_phone = || Error::because(field, Reason::NotAPhoneNumber);
         if entered.chars().count() > Self::MAX_CHARS {
-            return Err(Error::invalid(field, format!("at most {} characters", Self::MAX_CHARS)));
+            return Err(Error::because(field, Reason::TooLong { max: Self::MAX_CHARS }));
         }
         let (main, extension) = split_extension(entered);
         if let Some(ext) = extension
@@ -92,10 +92,10 @@ pub fn optional_text(field: &'static str, raw: &str, max: usize) -> Result<Optio
         return Ok(None);
     }
     if trimmed.chars().count() > max {
-        return Err(Error::invalid(field, format!("at most {max} characters")));
+        return Err(Error::because(field, Reason::TooLong { max }));
     }
     if trimmed.chars().any(char::is_control) {
-        return Err(Error::invalid(field, "cannot contain control characters"));
+        return Err(Error::because(field, Reason::ControlCharacters));
     }
     Ok(Some(trimmed.to_owned()))
 }

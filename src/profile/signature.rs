@@ -396,7 +396,7 @@ mod tests {
     /// The message of an invalid-input error on `html`; fails the test for anything else.
     fn refused(result: Result<String>) -> String {
         match result {
-            Err(Error::Invalid { field, message }) => {
+            Err(Error::Invalid { field, message, .. }) => {
                 assert_eq!(field, "html");
                 message.into_owned()
             }

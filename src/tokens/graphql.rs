@@ -40,6 +40,11 @@ impl AccessTokenNode {
         self.0.expires_at
     }
 
+    /// Whether the token is past its `expiresAt` (it no longer works; revoke it to tidy up).
+    async fn expired(&self) -> bool {
+        self.0.expires_at.is_some_and(|at| at <= Utc::now())
+    }
+
     /// When the token was last used (kept to the minute).
     async fn last_used_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_used_at

@@ -56,6 +56,11 @@ impl TokenService {
     #[instrument(skip_all)]
     pub async fn create(&self, viewer: &Viewer, new: NewToken) -> Result<(String, AccessToken)> {
         viewer.require_session()?;
+        // Names tell tokens apart in the list: one name per live token of an account.
+        let taken = store::list(&self.db, viewer.account_id()).await?;
+        if taken.iter().any(|t| t.name.to_lowercase() == new.name.to_lowercase()) {
+            return Err(Error::conflict("name", "you already have an access token with this name"));
+        }
         let secret = model::generate();
         let token = AccessToken {
             access_token_id: Uuid::now_v7(),

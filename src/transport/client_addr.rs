@@ -233,6 +233,7 @@ pub fn client_meta(parts: &Parts, trusted: &TrustedProxies) -> ClientMeta {
     ClientMeta {
         ip: client_addr(parts, trusted).map(|ip| ip.to_string()),
         user_agent: parts.headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(str::to_owned),
+        accept_language: parts.headers.get(header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).map(|v| v.chars().take(200).collect()),
     }
 }
 

@@ -209,7 +209,7 @@ impl TestApp {
             .gql(
                 Some(&user.token),
                 "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
-                json!({ "i": { "name": "integration", "scopes": scopes } }),
+                json!({ "i": { "name": format!("integration {}", uuid::Uuid::now_v7()), "scopes": scopes } }),
             )
             .await;
         r["data"]["createAccessToken"]["token"].as_str().unwrap_or_else(|| panic!("createAccessToken: {r}")).to_owned()

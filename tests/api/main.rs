@@ -10,6 +10,7 @@ mod deletion;
 mod delivery;
 mod digest;
 mod export;
+mod frontend;
 mod helpers;
 
 mod identity;

@@ -1,0 +1,274 @@
+//! What a settings page relies on, called the way a frontend calls it: every refused field of
+//! a form at once, each with a stable reason and a message in the reader's language; browser
+//! language tags; spec-true `data` when a root field fails; the user's push devices; expired
+//! and duplicate access tokens.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{PASSWORD, TestApp, codes};
+
+const UPDATE_PROFILE: &str = "mutation($i: UpdateProfileInput!) { updateProfile(input: $i) { firstName lastName phone language } }";
+
+/// The refused fields of a response, as (field, reason) pairs, in order.
+fn refused(r: &Value) -> Vec<(String, String)> {
+    r["errors"]
+        .as_array()
+        .map(|es| {
+            es.iter()
+                .map(|e| {
+                    (
+                        e["extensions"]["field"].as_str().unwrap_or_default().to_owned(),
+                        e["extensions"]["reason"].as_str().unwrap_or_default().to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pairs(expected: &[(&str, &str)]) -> Vec<(String, String)> {
+    expected.iter().map(|(f, r)| ((*f).to_owned(), (*r).to_owned())).collect()
+}
+
+#[tokio::test]
+async fn a_form_with_three_bad_fields_hears_about_all_three_and_nothing_changes() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+
+    let r =
+        app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "firstName": "", "lastName": "x".repeat(300), "phone": "hello" } })).await;
+
+    assert_eq!(refused(&r), pairs(&[("firstName", "REQUIRED"), ("lastName", "TOO_LONG"), ("phone", "NOT_A_PHONE_NUMBER")]), "{r}");
+    assert_eq!(codes(&r), ["BAD_USER_INPUT"; 3]);
+    for e in r["errors"].as_array().unwrap() {
+        assert_eq!(e["path"], json!(["updateProfile"]), "each error points at the mutation: {e}");
+        assert!(e["locations"].as_array().is_some_and(|l| !l.is_empty()), "{e}");
+    }
+    let too_long = &r["errors"][1];
+    assert_eq!(too_long["extensions"]["params"]["max"], 100, "{too_long}");
+    assert_eq!(too_long["message"], "at most 100 characters");
+    // `updateProfile` is non-null: it failed, so `data` is null (and nothing was saved).
+    assert!(r["data"].is_null(), "{r}");
+    let me = app.gql(Some(&ada.token), "{ me { firstName lastName phone } }", json!({})).await;
+    assert_eq!(me["data"]["me"], json!({ "firstName": "Test", "lastName": "User", "phone": null }));
+
+    // One bad field among good ones: still nothing is saved.
+    let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "firstName": "Ada", "phone": "call me" } })).await;
+    assert_eq!(refused(&r), pairs(&[("phone", "NOT_A_PHONE_NUMBER")]), "{r}");
+    let me = app.gql(Some(&ada.token), "{ me { firstName } }", json!({})).await;
+    assert_eq!(me["data"]["me"]["firstName"], "Test");
+}
+
+#[tokio::test]
+async fn messages_follow_the_users_language_or_the_browsers_when_signed_out() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "language": "pl" } })).await;
+    assert_eq!(r["data"]["updateProfile"]["language"], "pl", "{r}");
+
+    let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "firstName": "", "lastName": "x".repeat(101) } })).await;
+    let messages: Vec<&str> = r["errors"].as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap()).collect();
+    assert_eq!(messages, ["nie może być puste", "najwyżej 100 znaków"], "{r}");
+    // The reason codes stay the same in every language.
+    assert_eq!(refused(&r), pairs(&[("firstName", "REQUIRED"), ("lastName", "TOO_LONG")]));
+
+    // Signed out: the browser's Accept-Language picks the language (German here, the first
+    // supported one it asks for).
+    let r: Value = app
+        .client()
+        .post(format!("{}/graphql", app.base))
+        .header("accept-language", "ja-JP, de-AT;q=0.8, en;q=0.5")
+        .json(&json!({
+            "query": "mutation($i: SignUpInput!) { signUp(input: $i) { user { id } } }",
+            "variables": { "i": { "email": "bob@example.com", "password": PASSWORD, "firstName": " ", "lastName": "B" } },
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(r["errors"][0]["message"], "darf nicht leer sein", "{r}");
+    assert_eq!(r["errors"][0]["extensions"]["reason"], "REQUIRED");
+}
+
+#[tokio::test]
+async fn a_browser_language_tag_lands_on_the_nearest_supported_language() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+
+    for (sent, chosen) in [("pl-PL", "pl"), ("de-CH", "de"), ("en-GB", "en"), ("FR", "fr")] {
+        let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "language": sent } })).await;
+        assert_eq!(r["data"]["updateProfile"]["language"], chosen, "{sent}: {r}");
+    }
+    for bad in ["ja-JP", "not a tag", ""] {
+        let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "language": bad } })).await;
+        assert_eq!(refused(&r), pairs(&[("language", "UNSUPPORTED_LANGUAGE")]), "{bad}: {r}");
+    }
+}
+
+#[tokio::test]
+async fn availability_and_the_daily_summary_report_every_bad_field_at_once() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }",
+            json!({ "i": {
+                "timeZone": "Mars/Olympus",
+                "weeklySchedule": [
+                    { "day": "MONDAY", "intervals": [{ "start": "9am", "end": "17:00" }] },
+                    { "day": "TUESDAY", "intervals": [{ "start": "09:00", "end": "25:00" }] },
+                ],
+            } }),
+        )
+        .await;
+    assert_eq!(
+        refused(&r),
+        pairs(&[
+            ("weeklySchedule[0].intervals[0].start", "NOT_A_TIME_OF_DAY"),
+            ("weeklySchedule[1].intervals[0].end", "NOT_A_TIME_OF_DAY"),
+            ("timeZone", "UNKNOWN_TIME_ZONE"),
+        ]),
+        "{r}"
+    );
+
+    // Rules across fields, all at once too: a day listed twice, reversed hours, and an
+    // out-of-office period that ends before it starts.
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }",
+            json!({ "i": {
+                "weeklySchedule": [
+                    { "day": "MONDAY", "intervals": [{ "start": "17:00", "end": "09:00" }] },
+                    { "day": "MONDAY", "intervals": [] },
+                ],
+                "outOfOffice": { "from": "2030-01-10T00:00:00Z", "to": "2030-01-01T00:00:00Z" },
+            } }),
+        )
+        .await;
+    let reasons: Vec<String> = refused(&r).into_iter().map(|(_, reason)| reason).collect();
+    assert_eq!(reasons.len(), 2, "{r}");
+    assert!(reasons.iter().all(|r| r == "END_BEFORE_START" || r == "DUPLICATE"), "{reasons:?}");
+    assert!(refused(&r).iter().any(|(f, _)| f == "outOfOffice.to"), "{r}");
+
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation($i: UpdatePreferencesInput!) { updatePreferences(input: $i) { audio } }",
+            json!({ "i": { "dailySummary": { "deliveryTime": "7 o'clock", "timeZone": "Nowhere/Land" } } }),
+        )
+        .await;
+    assert_eq!(refused(&r), pairs(&[("deliveryTime", "NOT_A_TIME_OF_DAY"), ("timeZone", "UNKNOWN_TIME_ZONE")]), "{r}");
+}
+
+#[tokio::test]
+async fn a_failing_non_null_root_field_nulls_data() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let missing = "00000000-0000-7000-8000-000000000000";
+
+    // `workspace` is `Workspace!`: its error propagates to the root, whichever field comes first.
+    for query in ["query($id: ID!) { me { id } workspace(id: $id) { id } }", "query($id: ID!) { workspace(id: $id) { id } me { id } }"] {
+        let r = app.gql(Some(&ada.token), query, json!({ "id": missing })).await;
+        assert!(r["data"].is_null(), "{r}");
+        assert_eq!(r["errors"].as_array().map(Vec::len), Some(1), "{r}");
+        assert_eq!(r["errors"][0]["path"], json!(["workspace"]), "{r}");
+    }
+    // Both succeed: data as usual.
+    let r = app.gql(Some(&ada.token), "query($id: ID!) { me { id } workspace(id: $id) { id } }", json!({ "id": ada.workspace_id })).await;
+    assert_eq!(r["data"]["me"]["id"], ada.id.as_str(), "{r}");
+    assert_eq!(r["data"]["workspace"]["id"], ada.workspace_id.as_str(), "{r}");
+}
+
+#[tokio::test]
+async fn a_limit_error_has_no_locations() {
+    let app = TestApp::spawn_with(|c| c.max_query_complexity = 5).await;
+    let r = app.gql(None, "{ me { id email firstName lastName fullName status createdAt } }", json!({})).await;
+    assert_eq!(r["errors"][0]["extensions"]["limit"], "complexity", "{r}");
+    assert!(r["errors"][0].get("locations").is_none(), "a refusal with no place in the document: {r}");
+}
+
+const REGISTER: &str = "mutation($e: String!, $k: PushKeysInput!) { registerPushSubscription(endpoint: $e, keys: $k) }";
+const GOOD_KEY: &str = "BGsX0fLhLEJH-Lzm5WOkQPJ3A32BLeszoPShOUXYmMKWT-NC4v4af5uO5-tKfA-eFivOM1drMV7Oy7ZAaDe_UfU";
+const AUTH: &str = "Zl2DfSz9DwkePkvteR7iog";
+
+#[tokio::test]
+async fn a_user_sees_and_removes_their_push_devices_and_nobody_elses() {
+    let app = TestApp::spawn_with(|c| c.outbound_allow = vec!["127.0.0.0/8".parse().unwrap()]).await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+
+    // 65 bytes starting with 4, but not a point on the curve: refused now, not at first send.
+    let off_curve = format!("B{}", "A".repeat(86));
+    let r = app.gql(Some(&ada.token), REGISTER, json!({ "e": "https://127.0.0.1:9/x", "k": { "p256dh": off_curve, "auth": AUTH } })).await;
+    assert_eq!(crate::helpers::error_of(&r), ("BAD_USER_INPUT".to_owned(), Some("p256dh".to_owned())), "{r}");
+
+    for device in ["phone", "laptop"] {
+        let r = app
+            .gql(
+                Some(&ada.token),
+                REGISTER,
+                json!({ "e": format!("https://127.0.0.1:9/push/{device}"), "k": { "p256dh": GOOD_KEY, "auth": AUTH } }),
+            )
+            .await;
+        assert_eq!(r["data"]["registerPushSubscription"], true, "{r}");
+    }
+    let list = "{ me { pushSubscriptions { id endpointOrigin createdAt lastSuccessAt failureCount } } }";
+    let r = app.gql(Some(&ada.token), list, json!({})).await;
+    let devices = r["data"]["me"]["pushSubscriptions"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    assert_eq!(devices.len(), 2, "{r}");
+    assert_eq!(devices[0]["endpointOrigin"], "https://127.0.0.1:9", "the origin only, never the secret path: {r}");
+    assert_eq!(devices[0]["failureCount"], 0);
+    assert!(devices[0]["lastSuccessAt"].is_null());
+    assert!(!r.to_string().contains("/push/"), "{r}");
+
+    // Bob sees none of Ada's, and cannot remove one.
+    let r = app.gql(Some(&bob.token), list, json!({})).await;
+    assert_eq!(r["data"]["me"]["pushSubscriptions"], json!([]), "{r}");
+    let remove = "mutation($id: ID!) { removePushSubscription(id: $id) }";
+    let r = app.gql(Some(&bob.token), remove, json!({ "id": devices[0]["id"] })).await;
+    assert_eq!(codes(&r), ["NOT_FOUND"], "{r}");
+    let r = app.gql(None, remove, json!({ "id": devices[0]["id"] })).await;
+    assert_eq!(codes(&r), ["UNAUTHENTICATED"], "{r}");
+
+    let r = app.gql(Some(&ada.token), remove, json!({ "id": devices[0]["id"] })).await;
+    assert_eq!(r["data"]["removePushSubscription"], true, "{r}");
+    let r = app.gql(Some(&ada.token), list, json!({})).await;
+    assert_eq!(r["data"]["me"]["pushSubscriptions"].as_array().map(Vec::len), Some(1), "{r}");
+}
+
+#[tokio::test]
+async fn an_expired_token_is_flagged_and_a_second_token_of_the_same_name_is_refused() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let create = "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { accessToken { name expired } } }";
+
+    let past = (chrono::Utc::now() + chrono::Duration::seconds(1)).to_rfc3339();
+    let r = app.gql(Some(&ada.token), create, json!({ "i": { "name": "short", "scopes": ["profile:read"], "expiresAt": past } })).await;
+    assert_eq!(r["data"]["createAccessToken"]["accessToken"]["expired"], false, "{r}");
+    let r = app.gql(Some(&ada.token), create, json!({ "i": { "name": "ci", "scopes": ["profile:read"] } })).await;
+    assert_eq!(r["data"]["createAccessToken"]["accessToken"]["expired"], false, "{r}");
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let r = app.gql(Some(&ada.token), "{ me { accessTokens { name expired } } }", json!({})).await;
+    let mut listed: Vec<(String, bool)> = r["data"]["me"]["accessTokens"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap().to_owned(), t["expired"].as_bool().unwrap()))
+        .collect();
+    listed.sort();
+    assert_eq!(listed, [("ci".to_owned(), false), ("short".to_owned(), true)]);
+
+    // Names tell tokens apart: the same name again (any case) is a conflict.
+    let r = app.gql(Some(&ada.token), create, json!({ "i": { "name": "CI", "scopes": ["profile:read"] } })).await;
+    assert_eq!(crate::helpers::error_of(&r), ("CONFLICT".to_owned(), Some("name".to_owned())), "{r}");
+    // Another user may use it.
+    let bob = app.user("bob@example.com").await;
+    let r = app.gql(Some(&bob.token), create, json!({ "i": { "name": "ci", "scopes": ["profile:read"] } })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+}

@@ -91,6 +91,18 @@ pub const EVENTS: [NotificationEvent; 21] = {
     ]
 };
 
+/// The README's list of event kinds by category (between its `notification-events` markers),
+/// as the catalogue gives it; a test keeps the README equal to it.
+pub fn readme_table() -> String {
+    use crate::db::StoredEnum as _;
+    let mut out = format!("{} event kinds:\n\n| category | event kinds |\n|---|---|\n", EVENTS.len());
+    for category in <NotificationCategory as async_graphql::resolver_utils::EnumType>::items() {
+        let kinds: Vec<&str> = EVENTS.iter().filter(|e| e.category() == category.value).map(|e| e.stored_name()).collect();
+        out.push_str(&format!("| {} | {} |\n", category.name, kinds.join(", ")));
+    }
+    out
+}
+
 impl NotificationEvent {
     pub fn category(self) -> NotificationCategory {
         use NotificationEvent::*;
@@ -231,6 +243,14 @@ mod tests {
         }
         assert_eq!(parse_time_zone("timeZone", "Europe/Warsaw").unwrap(), Tz::Europe__Warsaw);
         assert!(parse_time_zone("timeZone", "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn the_readme_lists_every_event_kind() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let (begin, end) = ("<!-- notification-events -->\n", "<!-- /notification-events -->");
+        let listed = readme.split_once(begin).and_then(|(_, rest)| rest.split_once(end)).map(|(block, _)| block);
+        assert_eq!(listed, Some(readme_table().as_str()), "README.md's event list is out of date; it should read:\n{}", readme_table());
     }
 
     #[test]

@@ -102,20 +102,36 @@ pub struct Photo {
 
 #[Object]
 impl Photo {
-    /// The URL of a rendition at least `size` pixels wide (512 and 64 are stored). The URL
-    /// changes with every upload, so it may be cached for good.
+    /// The URL of the stored rendition nearest to `size` pixels (see `sizes`; `rendition`
+    /// also says which it is). The URL changes with every upload, so it may be cached for good.
     async fn url(&self, ctx: &Context<'_>, #[graphql(default = 512)] size: i32) -> Result<String> {
-        let size = u32::try_from(size)
-            .ok()
-            .filter(|s| (1..=4096).contains(s))
-            .ok_or_else(|| Error::invalid("size", "must be between 1 and 4096"))?;
+        let size = super::photo::nearest_size(wanted_size(size)?);
         Ok(ctx.services()?.profile.photo_url(&self.key, size))
+    }
+
+    /// The stored rendition nearest to `size` pixels: its URL and its actual size, so an
+    /// `<img>` can be given the right `width` and `height`.
+    async fn rendition(&self, ctx: &Context<'_>, size: i32) -> Result<PhotoRendition> {
+        let size = super::photo::nearest_size(wanted_size(size)?);
+        Ok(PhotoRendition { url: ctx.services()?.profile.photo_url(&self.key, size), size })
     }
 
     /// The stored rendition sizes, in pixels.
     async fn sizes(&self) -> Vec<u32> {
         super::photo::SIZES.to_vec()
     }
+}
+
+/// One stored rendition of a photo.
+#[derive(SimpleObject)]
+pub struct PhotoRendition {
+    pub url: String,
+    /// Its width and height, in pixels (renditions are square).
+    pub size: u32,
+}
+
+fn wanted_size(size: i32) -> Result<u32> {
+    u32::try_from(size).ok().filter(|s| (1..=4096).contains(s)).ok_or_else(|| Error::invalid("size", "must be between 1 and 4096"))
 }
 
 /// Whether the login email was switched.

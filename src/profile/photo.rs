@@ -30,6 +30,11 @@ pub const SIZES: [u32; 2] = [512, 64];
 // `process` resamples each size from the previous, larger rendition.
 const _: () = assert!(SIZES[0] > SIZES[1]);
 
+/// The stored size nearest to `wanted` (on a tie, the larger: scaling down looks better).
+pub fn nearest_size(wanted: u32) -> u32 {
+    SIZES.iter().copied().min_by_key(|s| (s.abs_diff(wanted), std::cmp::Reverse(*s))).unwrap_or(SIZES[0])
+}
+
 /// How large an upload may be. Checked before anything is decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PhotoLimits {
@@ -230,6 +235,13 @@ mod tests {
     use image::{Delay, Frame, GenericImageView, Rgb, RgbImage, Rgba, RgbaImage};
 
     use super::*;
+
+    #[test]
+    fn the_nearest_stored_size_is_chosen_and_a_tie_goes_to_the_larger() {
+        for (wanted, chosen) in [(1, 64), (48, 64), (100, 64), (287, 64), (288, 512), (300, 512), (512, 512), (4096, 512)] {
+            assert_eq!(nearest_size(wanted), chosen, "{wanted}");
+        }
+    }
 
     const RED: Rgb<u8> = Rgb([220, 20, 20]);
     const BLUE: Rgb<u8> = Rgb([20, 20, 220]);

@@ -238,10 +238,10 @@ impl ProfileService {
     }
 
     /// The URL of the smallest rendition at least `size` pixels wide (the largest if none is).
+    /// The URL of the rendition of `size` pixels (one of [`photo::SIZES`]).
     pub fn photo_url(&self, key: &str, size: u32) -> String {
-        let chosen = photo::SIZES.iter().rev().copied().find(|s| *s >= size).unwrap_or(photo::SIZES[0]);
         let (stem, ext) = key.rsplit_once('.').unwrap_or((key, "jpg"));
-        format!("{}/media/photos/{stem}/{chosen}.{ext}", self.public_url)
+        format!("{}/media/photos/{stem}/{size}.{ext}", self.public_url)
     }
 
     /// A photo file for `GET /media/photos/{account}/{version}/{size}.{ext}`.

@@ -233,7 +233,7 @@ async fn the_email_change_token_is_stored_hashed() {
 
 // --- photo -------------------------------------------------------------------------
 
-const UPLOAD: &str = "mutation($file: Upload!) { uploadProfilePhoto(file: $file) { photo { url small: url(size: 48) sizes } } }";
+const UPLOAD: &str = "mutation($file: Upload!) { uploadProfilePhoto(file: $file) { photo { url small: url(size: 48) sizes near100: rendition(size: 100) { url size } near400: rendition(size: 400) { size } } } }";
 
 /// Sends exactly what apollo-upload-client sends: `operations`, `map`, then the file as part "1".
 async fn upload(app: &TestApp, token: &str, name: &str, content_type: &str, bytes: Vec<u8>) -> (u16, Value) {
@@ -282,6 +282,10 @@ async fn a_photo_uploads_like_apollo_upload_client_and_is_served_square_without_
     assert_eq!(photo["sizes"], json!([512, 64]));
     let url = photo["url"].as_str().unwrap_or_else(|| panic!("{r}"));
     assert!(photo["small"].as_str().unwrap().ends_with("/64.jpg"));
+    // The nearest rendition, and which one it is.
+    assert_eq!(photo["near100"]["size"], 64, "{r}");
+    assert!(photo["near100"]["url"].as_str().unwrap().ends_with("/64.jpg"), "{r}");
+    assert_eq!(photo["near400"]["size"], 512, "{r}");
     let res = app.client().get(url).send().await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "image/jpeg");

@@ -39,7 +39,7 @@ async fn signs_in(app: &TestApp, email: &str) -> bool {
 
 async fn token_with(app: &TestApp, user: &TestUser, scopes: &[&str]) -> String {
     let create = "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }";
-    let r = app.gql(Some(&user.token), create, json!({ "i": { "name": "narrow", "scopes": scopes } })).await;
+    let r = app.gql(Some(&user.token), create, json!({ "i": { "name": format!("narrow {}", scopes.join(" ")), "scopes": scopes } })).await;
     r["data"]["createAccessToken"]["token"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned()
 }
 

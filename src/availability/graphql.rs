@@ -133,10 +133,31 @@ impl AvailabilityNode {
     }
 }
 
-/// A workspace member's status, as others see it.
+/// A workspace member's status, as others see it: with their time zone and an out-of-office
+/// period that has not ended, never their schedule or their out-of-office message.
 #[derive(SimpleObject)]
 pub struct MemberAvailability {
     pub status: PresenceStatus,
+    /// Their IANA time zone, so a colleague knows what time it is for them.
+    pub time_zone: String,
+    /// Away from `start` until `end`, if that period has not ended.
+    pub out_of_office: Option<TimeSpan>,
+}
+
+impl Default for MemberAvailability {
+    fn default() -> Self {
+        MemberAvailability { status: PresenceStatus::Offline, time_zone: "UTC".into(), out_of_office: None }
+    }
+}
+
+impl From<crate::availability::service::ColleagueView> for MemberAvailability {
+    fn from(v: crate::availability::service::ColleagueView) -> Self {
+        MemberAvailability {
+            status: v.status,
+            time_zone: v.time_zone.name().to_owned(),
+            out_of_office: v.out_of_office.map(|(start, end)| TimeSpan { start, end }),
+        }
+    }
 }
 
 /// A UTC span.

@@ -16,6 +16,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use tokio::task::JoinHandle;
 use tracing::{debug, instrument};
 use uuid::Uuid;
@@ -46,6 +47,15 @@ pub struct AvailabilityChange {
     /// `Some(None)` ends the out-of-office period.
     pub out_of_office: Option<Option<OutOfOffice>>,
     pub hold_while_busy: Option<bool>,
+}
+
+/// A member as their colleagues see them.
+#[derive(Clone, Copy, Debug)]
+pub struct ColleagueView {
+    pub status: PresenceStatus,
+    pub time_zone: Tz,
+    /// `(from, to)`, while it has not ended.
+    pub out_of_office: Option<(DateTime<Utc>, DateTime<Utc>)>,
 }
 
 #[derive(Clone)]
@@ -89,6 +99,29 @@ impl AvailabilityService {
             .map(|(id, _, _)| id)
             .collect();
         Ok(ids.iter().map(|id| (*id, chosen.get(id).copied().unwrap_or_default().effective(connected.contains(id)))).collect())
+    }
+
+    /// What a member's colleagues see, for each account: the status, the time zone, and an
+    /// out-of-office period that has not ended (never the schedule itself or the message).
+    pub async fn shown_to_colleagues(&self, ids: &[AccountId]) -> Result<HashMap<AccountId, ColleagueView>> {
+        let statuses = self.effective_many(ids).await?;
+        let now = self.clock.now();
+        let shared: HashMap<AccountId, (Tz, Option<(DateTime<Utc>, DateTime<Utc>)>)> = store::shared(&self.db, ids)
+            .await?
+            .into_iter()
+            .map(|(id, zone, from, to)| {
+                let ooo = from.zip(to).filter(|(_, to)| *to > now);
+                (id, (zone.parse().unwrap_or(Tz::UTC), ooo))
+            })
+            .collect();
+        Ok(ids
+            .iter()
+            .map(|id| {
+                let (time_zone, out_of_office) = shared.get(id).copied().unwrap_or((Tz::UTC, None));
+                let status = statuses.get(id).copied().unwrap_or(PresenceStatus::Offline);
+                (*id, ColleagueView { status, time_zone, out_of_office })
+            })
+            .collect())
     }
 
     #[instrument(skip_all)]
@@ -143,6 +176,8 @@ impl AvailabilityService {
         }
         // Only the parts changed are written: a status set meanwhile is kept.
         store::upsert(&self.db, account_id, &to_row(&a)?, &parts, self.clock.now()).await?;
+        // A settings page open elsewhere hears of it through `meUpdated`.
+        self.fanout.publish(Change::Account { account_id }).await;
         Ok(a)
     }
 

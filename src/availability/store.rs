@@ -121,6 +121,25 @@ pub async fn statuses(db: &Db, ids: &[AccountId]) -> Result<Vec<(AccountId, Stri
     })
 }
 
+/// What colleagues see of each account besides its status: time zone and out-of-office period.
+pub async fn shared(
+    db: &Db,
+    ids: &[AccountId],
+) -> Result<Vec<(AccountId, String, Option<DateTime<Utc>>, Option<DateTime<Utc>>)>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql =
+        format!("SELECT account_id, time_zone, ooo_from, ooo_to FROM availability WHERE account_id IN ({})", placeholders(1, ids.len()));
+    on_pool!(db, p => {
+        let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+        for id in ids {
+            q = q.bind(*id);
+        }
+        q.fetch_all(p).await
+    })
+}
+
 /// Each process's open connections of these accounts, and when its last one closed.
 pub async fn connections(db: &Db, ids: &[AccountId]) -> Result<Vec<(AccountId, i32, Option<DateTime<Utc>>)>, sqlx::Error> {
     if ids.is_empty() {

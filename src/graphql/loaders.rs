@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::dataloader::{DataLoader, Loader};
 
-use crate::availability::model::PresenceStatus;
+use crate::availability::service::ColleagueView;
 use crate::contacts::model::{Contact, ContactId};
 use crate::identity::model::{Account, AccountId};
 use crate::services::Services;
@@ -58,11 +58,11 @@ impl Loader<AccountId> for MembershipsLoader {
 pub struct PresenceLoader(pub Services);
 
 impl Loader<AccountId> for PresenceLoader {
-    type Value = PresenceStatus;
+    type Value = ColleagueView;
     type Error = LoadError;
 
-    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, PresenceStatus>, LoadError> {
-        self.0.availability.effective_many(keys).await.map_err(Arc::new)
+    async fn load(&self, keys: &[AccountId]) -> Result<HashMap<AccountId, ColleagueView>, LoadError> {
+        self.0.availability.shown_to_colleagues(keys).await.map_err(Arc::new)
     }
 }
 

@@ -139,6 +139,8 @@ impl NotificationService {
             store::set_override(&mut tx, id, event.stored_name(), channel.stored_name(), *enabled).await?;
         }
         tx.commit().await?;
+        // A settings page open elsewhere hears of it through `meUpdated`.
+        self.fanout.publish(Change::Account { account_id: id }).await;
         self.preferences(id).await
     }
 
@@ -173,6 +175,7 @@ impl NotificationService {
         let next = schedule.enabled.then(|| digest::next_due(schedule.time, schedule.time_zone, self.clock.now()));
         store::set_summary_next(&self.db, id, next).await?;
         self.wakers.schedule.notify_one();
+        self.fanout.publish(Change::Account { account_id: id }).await;
         self.preferences(id).await
     }
 

@@ -112,12 +112,10 @@ impl MembershipNode {
         w.map(WorkspaceNode).ok_or(Error::NotFound("workspace"))
     }
 
-    /// The member's status as others see it.
+    /// The member's status as others see it, with their time zone and out-of-office period.
     async fn availability(&self, ctx: &Context<'_>) -> Result<crate::availability::graphql::MemberAvailability> {
-        let status = ctx.loaders()?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
-        Ok(crate::availability::graphql::MemberAvailability {
-            status: status.unwrap_or(crate::availability::model::PresenceStatus::Offline),
-        })
+        let shown = ctx.loaders()?.presence.load_one(self.0.account_id).await.map_err(unshare)?;
+        Ok(shown.map(crate::availability::graphql::MemberAvailability::from).unwrap_or_default())
     }
 
     async fn user(&self, ctx: &Context<'_>) -> Result<User> {

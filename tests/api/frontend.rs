@@ -272,3 +272,74 @@ async fn an_expired_token_is_flagged_and_a_second_token_of_the_same_name_is_refu
     let r = app.gql(Some(&bob.token), create, json!({ "i": { "name": "ci", "scopes": ["profile:read"] } })).await;
     assert!(r.get("errors").is_none(), "{r}");
 }
+
+#[tokio::test]
+async fn every_settings_change_reaches_another_tab_through_me_updated() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let mut ws = app.ws("graphql-transport-ws").await;
+    ws.send(json!({ "type": "connection_init", "payload": { "token": ada.token } })).await;
+    assert_eq!(ws.next_json().await["type"], "connection_ack");
+    let query = "subscription { meUpdated { preferences { audio } availability { timeZone } } }";
+    ws.send(json!({ "id": "1", "type": "subscribe", "payload": { "query": query } })).await;
+    let topic = concierge::fanout::Topic::Account(concierge::identity::model::AccountId(uuid::Uuid::parse_str(&ada.id).unwrap()));
+    app.listening(topic, 2).await;
+
+    // Another user's change is not heard here.
+    app.gql(Some(&bob.token), "mutation { updatePreferences(input: {audio: NONE}) { audio } }", json!({})).await;
+    let r = app.gql(Some(&ada.token), "mutation { updatePreferences(input: {audio: NONE}) { audio } }", json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let next = ws.next_json().await;
+    assert_eq!(next["payload"]["data"]["meUpdated"]["preferences"]["audio"], "NONE", "{next}");
+
+    let matrix = "mutation { updateNotificationPreferences(changes: [{event: MENTION, channel: EMAIL, enabled: false}]) { audio } }";
+    assert!(app.gql(Some(&ada.token), matrix, json!({})).await.get("errors").is_none());
+    assert_eq!(ws.next_json().await["payload"]["data"]["meUpdated"]["preferences"]["audio"], "NONE");
+
+    let r =
+        app.gql(Some(&ada.token), "mutation { updateAvailability(input: {timeZone: \"Europe/Warsaw\"}) { timeZone } }", json!({})).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let next = ws.next_json().await;
+    assert_eq!(next["payload"]["data"]["meUpdated"]["availability"]["timeZone"], "Europe/Warsaw", "{next}");
+}
+
+#[tokio::test]
+async fn colleagues_see_a_members_time_zone_and_time_off_but_not_their_schedule() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    let eve = app.user("eve@example.com").await;
+    app.add_member(&ada, &ada.workspace_id, &bob.email, "MEMBER").await;
+    let r = app
+        .gql(
+            Some(&bob.token),
+            "mutation($i: UpdateAvailabilityInput!) { updateAvailability(input: $i) { timeZone } }",
+            json!({ "i": {
+                "timeZone": "Asia/Tokyo",
+                "outOfOffice": { "from": "2040-07-01T00:00:00Z", "to": "2040-07-15T00:00:00Z", "message": "Hiking, back on the 15th" },
+            } }),
+        )
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+
+    let members = "query($w: ID!) { workspace(id: $w) { members { edges { node { user { id } \
+                   availability { status timeZone outOfOffice { start end } } } } } } }";
+    let r = app.gql(Some(&ada.token), members, json!({ "w": ada.workspace_id })).await;
+    let edges = r["data"]["workspace"]["members"]["edges"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    let shown = |id: &str| edges.iter().find(|e| e["node"]["user"]["id"] == id).map(|e| e["node"]["availability"].clone());
+    let bobs = shown(&bob.id).unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(bobs["timeZone"], "Asia/Tokyo", "{r}");
+    assert_eq!(bobs["outOfOffice"]["start"], "2040-07-01T00:00:00+00:00", "{r}");
+    assert_eq!(shown(&ada.id).unwrap()["outOfOffice"], Value::Null, "{r}");
+    assert!(!r.to_string().contains("Hiking"), "the message is Bob's to send, not a listing: {r}");
+
+    // Schedules are not part of what colleagues see at all.
+    let r = app.gql(Some(&ada.token), "{ __type(name: \"MemberAvailability\") { fields { name } } }", json!({})).await;
+    let fields: Vec<&str> = r["data"]["__type"]["fields"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    assert_eq!(fields, ["status", "timeZone", "outOfOffice"], "{r}");
+
+    // Someone outside the workspace sees nothing of it.
+    let r = app.gql(Some(&eve.token), members, json!({ "w": ada.workspace_id })).await;
+    assert!(r["data"].is_null() && !r.to_string().contains("Tokyo"), "{r}");
+}

@@ -164,14 +164,16 @@ pub enum AudioAlerts {
 }
 
 impl AudioAlerts {
-    /// Whether a new-message notification should play a sound.
+    /// Whether a notification plays a sound: the kinds of work a user answers (messages and
+    /// conversations, tasks, appointments) sound for ALL, and for ASSIGNED_TO_ME only where
+    /// the user is the assignee; account notices never sound.
     pub fn audible(self, event: NotificationEvent, assigned_to_me: bool) -> bool {
-        let message =
-            matches!(event, NotificationEvent::MessageReceived | NotificationEvent::ConversationAssigned | NotificationEvent::Mention);
+        let answered =
+            matches!(event.category(), NotificationCategory::Messages | NotificationCategory::Tasks | NotificationCategory::Appointments);
         match self {
             AudioAlerts::None => false,
-            AudioAlerts::AssignedToMe => message && assigned_to_me,
-            AudioAlerts::All => message,
+            AudioAlerts::AssignedToMe => answered && assigned_to_me,
+            AudioAlerts::All => answered,
         }
     }
 }

@@ -19,6 +19,11 @@ pub struct RecipientsInput {
     /// Members of the workspace; an id that is not one rejects the event.
     pub user_ids: Option<Vec<ID>>,
     pub roles: Option<Vec<Role>>,
+    /// Members who are the subject's assignee (the conversation's, task's or appointment's
+    /// owner); they are recipients too. Audio alerts set to ASSIGNED_TO_ME sound for them
+    /// alone. Without it, an "assigned" kind (`audioAssignedToMe` in the catalogue) counts
+    /// the members named in `userIds` as its assignees.
+    pub assignee_ids: Option<Vec<ID>>,
 }
 
 /// What the event is about.
@@ -68,6 +73,7 @@ impl From<PlatformEventInput> for RawEvent {
             kind: i.kind,
             user_ids: i.recipients.user_ids.unwrap_or_default().into_iter().map(|id| id.0).collect(),
             roles: i.recipients.roles.unwrap_or_default(),
+            assignee_ids: i.recipients.assignee_ids.unwrap_or_default().into_iter().map(|id| id.0).collect(),
             subject: RawSubject { kind: i.subject.kind, id: i.subject.id, title: i.subject.title, url: i.subject.url },
             actor: i.actor.map(|a| RawActor { kind: a.kind, id: a.id, name: a.name }),
             occurred_at: i.occurred_at,

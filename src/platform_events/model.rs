@@ -22,6 +22,8 @@ pub struct RawEvent {
     pub kind: String,
     pub user_ids: Vec<String>,
     pub roles: Vec<Role>,
+    /// Members who are the subject's assignee.
+    pub assignee_ids: Vec<String>,
     pub subject: RawSubject,
     pub actor: Option<RawActor>,
     pub occurred_at: DateTime<Utc>,
@@ -63,8 +65,14 @@ pub struct Actor {
 /// the members when it is published).
 pub struct NewPlatformEvent {
     pub kind: &'static EventKind,
+    /// The named recipients: `userIds` as sent (the first `named_user_ids`), then the
+    /// assignees not among them.
     pub user_ids: Vec<AccountId>,
+    pub named_user_ids: usize,
     pub roles: Vec<Role>,
+    /// The recipients who are the subject's assignee: for them the event is "assigned to
+    /// me" (audio alerts set to ASSIGNED_TO_ME sound for them alone).
+    pub assignee_ids: Vec<AccountId>,
     pub subject: Subject,
     pub actor: Option<Actor>,
     pub occurred_at: DateTime<Utc>,
@@ -113,6 +121,16 @@ impl At {
 }
 
 impl NewPlatformEvent {
+    /// Whether `account` is the subject's assignee: named in `assigneeIds`, or, when the
+    /// event names none, named in `userIds` of a kind that is about assigning.
+    pub fn assigned_to(&self, account: AccountId) -> bool {
+        if self.assignee_ids.is_empty() {
+            self.kind.audio_assigned && self.user_ids.contains(&account)
+        } else {
+            self.assignee_ids.contains(&account)
+        }
+    }
+
     /// Checks the event at `index` of the request.
     pub fn parse(index: usize, raw: RawEvent) -> Result<NewPlatformEvent> {
         let at = At(index);
@@ -126,8 +144,11 @@ impl NewPlatformEvent {
         if key_chars == 0 || key_chars > MAX_KEY_CHARS || key.chars().any(char::is_control) {
             return Err(at.invalid(".idempotencyKey", format!("1–{MAX_KEY_CHARS} characters, no control characters")));
         }
-        if raw.user_ids.is_empty() && raw.roles.is_empty() {
-            return Err(at.invalid(".recipients", "name userIds, roles or both"));
+        if raw.user_ids.is_empty() && raw.roles.is_empty() && raw.assignee_ids.is_empty() {
+            return Err(at.invalid(".recipients", "name userIds, assigneeIds, roles or any of them"));
+        }
+        if raw.assignee_ids.len() > MAX_USER_IDS {
+            return Err(at.invalid(".recipients.assigneeIds", format!("at most {MAX_USER_IDS} assignees per event")));
         }
         if raw.user_ids.len() > MAX_USER_IDS {
             return Err(at.invalid(".recipients.userIds", format!("at most {MAX_USER_IDS} users per event; use roles for more")));
@@ -137,6 +158,23 @@ impl NewPlatformEvent {
             let id = id.parse().map(AccountId).map_err(|_| at.invalid(&format!(".recipients.userIds[{i}]"), "not a valid id"))?;
             if !user_ids.contains(&id) {
                 user_ids.push(id);
+            }
+        }
+        let mut assignee_ids = Vec::with_capacity(raw.assignee_ids.len());
+        for (i, id) in raw.assignee_ids.iter().enumerate() {
+            let id = id.parse().map(AccountId).map_err(|_| at.invalid(&format!(".recipients.assigneeIds[{i}]"), "not a valid id"))?;
+            if !assignee_ids.contains(&id) {
+                assignee_ids.push(id);
+            }
+        }
+        let named_user_ids = user_ids.len();
+        // An assignee is a recipient too (and must be a member, as every named one).
+        if user_ids.len() + assignee_ids.iter().filter(|a| !user_ids.contains(a)).count() > MAX_USER_IDS {
+            return Err(at.invalid(".recipients", format!("at most {MAX_USER_IDS} users per event; use roles for more")));
+        }
+        for id in &assignee_ids {
+            if !user_ids.contains(id) {
+                user_ids.push(*id);
             }
         }
         let mut roles = raw.roles;
@@ -171,6 +209,8 @@ impl NewPlatformEvent {
         Ok(NewPlatformEvent {
             kind,
             user_ids,
+            named_user_ids,
+            assignee_ids,
             roles,
             subject,
             actor,
@@ -240,6 +280,7 @@ mod tests {
             kind: kind.into(),
             user_ids: vec![uuid::Uuid::now_v7().to_string()],
             roles: vec![],
+            assignee_ids: vec![],
             subject: RawSubject {
                 kind: "task".into(),
                 id: "t-1".into(),

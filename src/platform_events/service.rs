@@ -56,8 +56,13 @@ impl Members {
         let mut out: Vec<(AccountId, bool)> = Vec::new();
         for (i, id) in event.user_ids.iter().enumerate() {
             let Some((_, active)) = self.0.get(id) else {
-                // The same answer whether or not the account exists elsewhere.
-                return Err(Error::invalid(format!("events[{index}].recipients.userIds[{i}]"), "not a member of this workspace"));
+                // The same answer whether or not the account exists elsewhere, named by the
+                // list the caller put it in.
+                let field = match event.assignee_ids.iter().position(|a| a == id) {
+                    Some(k) if i >= event.named_user_ids => format!("assigneeIds[{k}]"),
+                    _ => format!("userIds[{i}]"),
+                };
+                return Err(Error::invalid(format!("events[{index}].recipients.{field}"), "not a member of this workspace"));
             };
             out.push((*id, *active));
         }
@@ -239,7 +244,7 @@ impl PlatformEventService {
                 event: matrix_row,
                 title: event.subject.title.clone(),
                 body: body.clone(),
-                assigned_to_me: event.kind.audio_assigned,
+                assigned_to_me: event.assigned_to(*account_id),
                 dedupe_key: Some(format!("platform:{id}")),
                 contact: contact.clone(),
             };

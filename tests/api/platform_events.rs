@@ -629,3 +629,97 @@ async fn a_service_account_with_webhooks_manage_manages_its_own_workspaces_webho
         app.gql(Some(&owner.token), "query($w: ID!) { workspace(id: $w) { webhooks { id } } }", json!({ "w": owner.workspace_id })).await;
     assert_eq!(r["data"]["workspace"]["webhooks"].as_array().map(Vec::len), Some(1), "{r}");
 }
+
+// --- audio alerts follow who the event's assignee is ----------------------------------------
+
+#[tokio::test]
+async fn audio_alerts_sound_for_the_assignee_alone_with_assigned_to_me_and_for_everyone_with_all() {
+    let app = TestApp::spawn().await;
+    let owner = app.user(&fresh("owner")).await;
+    let bob = app.user(&fresh("bob")).await; // the assignee, ASSIGNED_TO_ME
+    let carol = app.user(&fresh("carol")).await; // a follower, ASSIGNED_TO_ME
+    let dave = app.user(&fresh("dave")).await; // a follower, ALL
+    for (user, audio) in [(&bob, "ASSIGNED_TO_ME"), (&carol, "ASSIGNED_TO_ME"), (&dave, "ALL")] {
+        join(&app, &owner, user, "MEMBER").await;
+        let r = app
+            .gql(Some(&user.token), &format!("mutation {{ updatePreferences(input: {{audio: {audio}}}) {{ audio }} }}"), json!({}))
+            .await;
+        assert_eq!(r["data"]["updatePreferences"]["audio"], audio, "{r}");
+    }
+    let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
+    let kinds = [
+        ("conversation.message_received", "conversation", json!({ "channel": "chat", "preview": "Hi" })),
+        ("task.completed", "task", json!({})),
+        ("appointment.booked", "appointment", json!({ "startsAt": "2040-01-01T09:00:00Z", "endsAt": "2040-01-01T10:00:00Z" })),
+        ("workflow.completed", "workflow", json!({ "workflow": "Nightly import" })),
+    ];
+    let events: Vec<Value> = kinds
+        .iter()
+        .map(|(kind, subject, data)| {
+            json!({
+                "kind": kind,
+                "recipients": { "userIds": [carol.id, dave.id], "assigneeIds": [bob.id] },
+                "subject": { "type": subject, "id": format!("{subject}-1"), "title": format!("a {subject}") },
+                "occurredAt": "2040-01-01T08:00:00Z",
+                "data": data,
+                "idempotencyKey": format!("audio-{kind}"),
+            })
+        })
+        .collect();
+    let r = publish(&app, &token, Value::Array(events)).await;
+    assert!(results(&r).iter().all(|x| x["status"] == "ACCEPTED"), "{r}");
+
+    let sounds = |user: &TestUser| {
+        let (app, token) = (&app, user.token.clone());
+        async move {
+            let r = app.gql(Some(&token), "{ me { notifications(first: 20) { edges { node { title audible } } } } }", json!({})).await;
+            let mut heard: Vec<(String, bool)> = r["data"]["me"]["notifications"]["edges"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{r}"))
+                .iter()
+                .map(|e| (e["node"]["title"].as_str().unwrap().to_owned(), e["node"]["audible"].as_bool().unwrap()))
+                // Only the published events (the invitation to the workspace is a notice too).
+                .filter(|(title, _)| title.starts_with("a "))
+                .collect();
+            heard.sort();
+            heard
+        }
+    };
+    let expect = |conversation: bool, task: bool, appointment: bool| {
+        vec![
+            ("a appointment".to_owned(), appointment),
+            ("a conversation".to_owned(), conversation),
+            ("a task".to_owned(), task),
+            ("a workflow".to_owned(), false), // account notices never sound
+        ]
+    };
+    assert_eq!(sounds(&bob).await, expect(true, true, true), "the assignee hears every one");
+    assert_eq!(sounds(&carol).await, expect(false, false, false), "ASSIGNED_TO_ME: not hers");
+    assert_eq!(sounds(&dave).await, expect(true, true, true), "ALL: everything answered");
+}
+
+#[tokio::test]
+async fn an_assignee_from_outside_the_workspace_rejects_the_event_by_its_field() {
+    let app = TestApp::spawn().await;
+    let owner = app.user(&fresh("owner")).await;
+    let bob = app.user(&fresh("bob")).await;
+    let stranger = app.user(&fresh("stranger")).await;
+    join(&app, &owner, &bob, "MEMBER").await;
+    let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
+    let mut event = task_for(&[&bob], "outsider-assignee");
+    event["recipients"]["assigneeIds"] = json!([bob.id, stranger.id]);
+
+    let r = publish(&app, &token, json!([event])).await;
+
+    assert_eq!(results(&r)[0]["status"], "REJECTED", "{r}");
+    assert_eq!(results(&r)[0]["error"]["field"], "events[0].recipients.assigneeIds[1]", "{r}");
+    assert_eq!(stored(&app, &owner).await, 0);
+    let bad = publish(
+        &app,
+        &token,
+        json!([{ "kind": "task.assigned", "recipients": { "assigneeIds": ["nope"] },
+        "subject": { "type": "task", "id": "T", "title": "t" }, "occurredAt": "2040-01-01T00:00:00Z", "idempotencyKey": "k" }]),
+    )
+    .await;
+    assert_eq!(results(&bad)[0]["error"]["field"], "events[0].recipients.assigneeIds[0]", "{bad}");
+}

@@ -54,9 +54,12 @@ pub struct AvailabilityChange {
 pub struct ColleagueView {
     pub status: PresenceStatus,
     pub time_zone: Tz,
-    /// `(from, to)`, while it has not ended.
-    pub out_of_office: Option<(DateTime<Utc>, DateTime<Utc>)>,
+    /// While it has not ended.
+    pub out_of_office: Option<Period>,
 }
+
+/// `(from, to)`.
+pub type Period = (DateTime<Utc>, DateTime<Utc>);
 
 #[derive(Clone)]
 pub struct AvailabilityService {
@@ -106,7 +109,7 @@ impl AvailabilityService {
     pub async fn shown_to_colleagues(&self, ids: &[AccountId]) -> Result<HashMap<AccountId, ColleagueView>> {
         let statuses = self.effective_many(ids).await?;
         let now = self.clock.now();
-        let shared: HashMap<AccountId, (Tz, Option<(DateTime<Utc>, DateTime<Utc>)>)> = store::shared(&self.db, ids)
+        let shared: HashMap<AccountId, (Tz, Option<Period>)> = store::shared(&self.db, ids)
             .await?
             .into_iter()
             .map(|(id, zone, from, to)| {

@@ -77,7 +77,7 @@ impl Application {
         let connectors = crate::accounts::registry::Registry::builtin(mail_options(&config)?, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
         let services =
-            Services::new(&config, crate::services::Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party });
+            Services::new(&config, crate::services::Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party })?;
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, metrics_listener, state })
@@ -194,6 +194,10 @@ pub fn router(state: AppState) -> Router {
         .route("/confirm-email", get(crate::profile::pages::confirm_email_page).post(crate::profile::pages::confirm_email))
         .route("/reset-password", get(crate::recovery::pages::reset_password_page).post(crate::recovery::pages::reset_password))
         .route("/exports/{id}", get(crate::export::pages::download))
+        .route(
+            "/email-preferences",
+            get(crate::notifications::pages::email_preferences_page).post(crate::notifications::pages::unsubscribe),
+        )
         .route("/passkeys", get(crate::passkeys::pages::page))
         .route("/assets/passkeys.js", get(crate::passkeys::pages::script))
         .route("/verify-email", get(crate::recovery::pages::verify_email_page).post(crate::recovery::pages::verify_email))

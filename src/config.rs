@@ -78,6 +78,20 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_PUBLIC_URL")]
     pub public_url: Option<String>,
 
+    /// The platform's frontend (`https://app.example.com`): notification emails link to its
+    /// pages. Without it they link to the gateway's own email-settings page and show no
+    /// "open" button.
+    #[arg(long, env = "CONCIERGE_APP_URL")]
+    pub app_url: Option<String>,
+
+    /// The frontend's notification list, under CONCIERGE_APP_URL (the emails' "open" button).
+    #[arg(long, env = "CONCIERGE_APP_NOTIFICATIONS_PATH", default_value = "/notifications")]
+    pub app_notifications_path: String,
+
+    /// The frontend's notification settings page, under CONCIERGE_APP_URL (the emails' footer).
+    #[arg(long, env = "CONCIERGE_APP_SETTINGS_PATH", default_value = "/settings/notifications")]
+    pub app_settings_path: String,
+
     /// Folder for the embedded database and other local state; created when missing.
     #[arg(long, env = "CONCIERGE_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,

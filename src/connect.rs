@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::mailboxes::authorize::{CallbackParams, Outcome};
-use crate::profile::pages::{escape, page};
 use crate::transport::Client;
+use crate::transport::page::{escape, page};
 
 /// `GET /oauth/callback/{connector}`: where the provider sends the browser back.
 pub async fn callback(

@@ -93,7 +93,7 @@ pub struct Foundation {
 }
 
 impl Services {
-    pub fn new(config: &Config, foundation: Foundation) -> Services {
+    pub fn new(config: &Config, foundation: Foundation) -> anyhow::Result<Services> {
         let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party } = foundation;
         let wakers = Wakers::default();
         let notifications = NotificationService::new(
@@ -116,7 +116,13 @@ impl Services {
             DeliverySettings {
                 retry_base: Duration::from_millis(config.delivery_retry_ms),
                 max_attempts: config.delivery_max_attempts,
-                app_url: config.public_url(),
+                links: crate::notifications::links::EmailLinks::new(
+                    config.public_url(),
+                    config.app_url.as_deref(),
+                    &config.app_notifications_path,
+                    &config.app_settings_path,
+                    secrets.derive_key(b"concierge email preference links"),
+                )?,
             },
             wakers.delivery.clone(),
         );
@@ -209,7 +215,7 @@ impl Services {
             throttle(config),
             Arc::new(AddressLimit::new(config.login_attempts_per_address, Duration::from_secs(15 * 60))),
         );
-        Services {
+        Ok(Services {
             passkeys,
             calendars: CalendarService::new(db.clone(), calendar_sync.clone()),
             availability: AvailabilityService::new(
@@ -274,7 +280,7 @@ impl Services {
             mailer,
             db,
             fanout,
-        }
+        })
     }
 
     /// The URL clients reach the gateway at, without a trailing slash.

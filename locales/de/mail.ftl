@@ -78,7 +78,7 @@ notification-intro-one = Es gibt etwas Neues für Sie:
 notification-intro-many = Während Sie weg waren, ist { $count }-mal etwas passiert:
 notification-more = …und { $count } weitere.
 notification-open = Concierge öffnen
-notification-footer = Sie erhalten diese E-Mails wegen Ihrer Benachrichtigungseinstellungen. Ändern Sie sie in Concierge unter Einstellungen → Benachrichtigungen.
+notification-footer = Sie erhalten diese E-Mails wegen Ihrer Benachrichtigungseinstellungen.
 
 # Die tägliche Zusammenfassung.
 digest-subject = Ihre tägliche Zusammenfassung für den { $date }
@@ -98,7 +98,7 @@ digest-all-day = Ganztägig
 digest-untitled = (ohne Titel)
 digest-tasks = Heute fällige Aufgaben
 digest-task-line = { $title } (fällig um { $time })
-digest-footer = Sie erhalten diese Zusammenfassung täglich um { $time } ({ $zone }). Abschalten können Sie sie in Concierge unter Einstellungen → Benachrichtigungen.
+digest-footer = Sie erhalten diese Zusammenfassung täglich um { $time } ({ $zone }).
 
 # Einladungen in einen Arbeitsbereich. $name ist die einladende Person, $role owner, admin oder member.
 invitation-role = { $role ->
@@ -122,3 +122,6 @@ invitation-sign-up-body =
     { $link }
 
     Wenn Sie { $name } nicht kennen, ignorieren Sie diese E-Mail: Ohne Registrierung und Zustimmung geschieht nichts.
+email-settings-link = Benachrichtigungseinstellungen
+email-unsubscribe-link = Solche E-Mails abbestellen
+digest-unsubscribe-link = Tägliche Zusammenfassung abbestellen

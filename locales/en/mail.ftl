@@ -79,7 +79,7 @@ notification-intro-one = There is something new for you:
 notification-intro-many = { $count } things happened while you were away:
 notification-more = …and { $count } more.
 notification-open = Open Concierge
-notification-footer = You get these emails because of your notification settings. Change them in Concierge under Preferences → Notifications.
+notification-footer = You get these emails because of your notification settings.
 
 # The daily summary.
 digest-subject = Your daily summary for { $date }
@@ -99,7 +99,7 @@ digest-all-day = All day
 digest-untitled = (no title)
 digest-tasks = Tasks due today
 digest-task-line = { $title } (due { $time })
-digest-footer = You get this summary every day at { $time } ({ $zone }). Turn it off in Concierge under Preferences → Notifications.
+digest-footer = You get this summary every day at { $time } ({ $zone }).
 
 # Workspace invitations. $name is the inviter, $role one of owner, admin, member.
 invitation-role = { $role ->
@@ -123,3 +123,6 @@ invitation-sign-up-body =
     { $link }
 
     If you do not know { $name }, ignore this email: nothing happens unless you sign up and accept.
+email-settings-link = Notification settings
+email-unsubscribe-link = Stop emails like this
+digest-unsubscribe-link = Stop the daily summary

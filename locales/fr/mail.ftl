@@ -78,7 +78,7 @@ notification-intro-one = Il y a du nouveau pour vous :
 notification-intro-many = { $count } choses se sont passées pendant votre absence :
 notification-more = …et { $count } de plus.
 notification-open = Ouvrir Concierge
-notification-footer = Vous recevez ces e-mails en raison de vos réglages de notification. Modifiez-les dans Concierge, sous Préférences → Notifications.
+notification-footer = Vous recevez ces e-mails en raison de vos réglages de notification.
 
 # Le résumé quotidien.
 digest-subject = Votre résumé quotidien du { $date }
@@ -98,7 +98,7 @@ digest-all-day = Toute la journée
 digest-untitled = (sans titre)
 digest-tasks = Tâches à faire aujourd'hui
 digest-task-line = { $title } (échéance à { $time })
-digest-footer = Vous recevez ce résumé chaque jour à { $time } ({ $zone }). Désactivez-le dans Concierge, sous Préférences → Notifications.
+digest-footer = Vous recevez ce résumé chaque jour à { $time } ({ $zone }).
 
 # Invitations dans un espace de travail. $name est la personne qui invite, $role owner, admin ou member.
 invitation-role = { $role ->
@@ -122,3 +122,6 @@ invitation-sign-up-body =
     { $link }
 
     Si vous ne connaissez pas { $name }, ignorez cet e-mail : rien ne se passe sans inscription ni accord de votre part.
+email-settings-link = Réglages des notifications
+email-unsubscribe-link = Ne plus recevoir ce type d'e-mail
+digest-unsubscribe-link = Ne plus recevoir le résumé quotidien

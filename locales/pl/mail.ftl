@@ -78,7 +78,7 @@ notification-intro-one = Masz coś nowego:
 notification-intro-many = Pod Twoją nieobecność wydarzyło się: { $count }
 notification-more = …i jeszcze { $count }.
 notification-open = Otwórz Concierge
-notification-footer = Otrzymujesz te e-maile zgodnie z ustawieniami powiadomień. Zmienisz je w Concierge w Preferencje → Powiadomienia.
+notification-footer = Otrzymujesz te e-maile zgodnie z ustawieniami powiadomień.
 
 # Podsumowanie dzienne.
 digest-subject = Twoje podsumowanie dnia { $date }
@@ -99,7 +99,7 @@ digest-all-day = Cały dzień
 digest-untitled = (bez tytułu)
 digest-tasks = Zadania na dziś
 digest-task-line = { $title } (termin { $time })
-digest-footer = To podsumowanie przychodzi codziennie o { $time } ({ $zone }). Wyłączysz je w Concierge w Preferencje → Powiadomienia.
+digest-footer = To podsumowanie przychodzi codziennie o { $time } ({ $zone }).
 
 # Zaproszenia do przestrzeni roboczej. $name to osoba zapraszająca, $role: owner, admin lub member.
 invitation-role = { $role ->
@@ -123,3 +123,6 @@ invitation-sign-up-body =
     { $link }
 
     Jeśli nie znasz osoby { $name }, zignoruj tę wiadomość: bez rejestracji i Twojej zgody nic się nie stanie.
+email-settings-link = Ustawienia powiadomień
+email-unsubscribe-link = Nie wysyłaj takich e-maili
+digest-unsubscribe-link = Nie wysyłaj codziennego podsumowania

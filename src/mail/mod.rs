@@ -82,6 +82,8 @@ pub struct Composed {
     pub subject: String,
     pub html: String,
     pub text: String,
+    /// A one-click link that stops emails like this one (RFC 8058 `List-Unsubscribe`).
+    pub unsubscribe: Option<String>,
 }
 
 /// Why a delivery did not happen, and whether trying again can help.
@@ -137,7 +139,12 @@ impl Mailer {
             .from(self.from.clone())
             .to(Mailbox::new(Some(name.to_owned()), address))
             .subject(email.subject.clone())
-            .message_id(Some(message_id.to_owned()))
+            .message_id(Some(message_id.to_owned()));
+        let message = match &email.unsubscribe {
+            Some(link) => message.header(ListUnsubscribe(link.clone())).header(ListUnsubscribePost),
+            None => message,
+        };
+        let message = message
             .multipart(MultiPart::alternative_plain_html(email.text.clone(), email.html.clone()))
             .map_err(|e| permanent(format!("cannot build the email: {e}")))?;
         let sent = match &self.transport {
@@ -185,5 +192,42 @@ impl Mailer {
         sent.map_err(Error::Internal)?;
         metrics::counter!("concierge_emails_sent_total").increment(1);
         Ok(())
+    }
+}
+
+/// `List-Unsubscribe: <https://…>`: where a mail client's "unsubscribe" button posts.
+#[derive(Clone)]
+struct ListUnsubscribe(String);
+
+impl lettre::message::header::Header for ListUnsubscribe {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe")
+    }
+
+    fn parse(s: &str) -> std::result::Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListUnsubscribe(s.trim().trim_start_matches('<').trim_end_matches('>').to_owned()))
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), format!("<{}>", self.0))
+    }
+}
+
+/// `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058): the link works by a POST
+/// alone, with no page to confirm on.
+#[derive(Clone)]
+struct ListUnsubscribePost;
+
+impl lettre::message::header::Header for ListUnsubscribePost {
+    fn name() -> lettre::message::header::HeaderName {
+        lettre::message::header::HeaderName::new_from_ascii_str("List-Unsubscribe-Post")
+    }
+
+    fn parse(_: &str) -> std::result::Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Ok(ListUnsubscribePost)
+    }
+
+    fn display(&self) -> lettre::message::header::HeaderValue {
+        lettre::message::header::HeaderValue::new(Self::name(), "List-Unsubscribe=One-Click".to_owned())
     }
 }

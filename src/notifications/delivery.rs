@@ -13,11 +13,14 @@ use uuid::Uuid;
 
 use super::digest;
 use super::email;
+use super::links::Unsubscribe;
+use super::model::NotificationEvent;
 use super::outbox::{self, DIGEST, EMAIL, Job, NOTIFICATION, PUSH};
 use super::push::{PushOutcome, PushSender};
 use super::store::{self, Notification};
 use crate::clock::SharedClock;
 use crate::db::Db;
+use crate::db::StoredEnum as _;
 use crate::identity::model::Account;
 use crate::mail::{Mailer, SendFailure};
 
@@ -36,7 +39,8 @@ pub struct DeliverySettings {
     /// Attempts before a job is given up as FAILED.
     pub max_attempts: i32,
     /// Where links in emails point.
-    pub app_url: String,
+    /// Where the emails link.
+    pub links: super::links::EmailLinks,
 }
 
 #[derive(Clone)]
@@ -58,6 +62,11 @@ enum Outcome {
 }
 
 impl Delivery {
+    /// Where emails link, and the checker of their signed links.
+    pub fn links(&self) -> &super::links::EmailLinks {
+        &self.settings.links
+    }
+
     pub fn new(db: Db, mailer: Mailer, push: PushSender, clock: SharedClock, settings: DeliverySettings, wake: Arc<Notify>) -> Self {
         Delivery { db, mailer, push, clock, settings: Arc::new(settings), wake }
     }
@@ -150,7 +159,10 @@ impl Delivery {
         if items.is_empty() {
             return Ok(Outcome::Skipped("notification gone"));
         }
-        let mail = email::notifications(&account.language, &account.shown_name(), &items, &self.settings.app_url);
+        let mut events: Vec<NotificationEvent> = items.iter().filter_map(|n| NotificationEvent::from_stored(&n.event)).collect();
+        events.dedup();
+        let links = self.settings.links.for_email(account.account_id, &Unsubscribe::Events(events));
+        let mail = email::notifications(&account.language, &account.shown_name(), &items, &links);
         Ok(self.send_email(job, &account, &mail).await)
     }
 
@@ -163,7 +175,8 @@ impl Delivery {
         if content.is_empty() {
             return Ok(Outcome::Skipped("nothing to report"));
         }
-        let mail = email::digest(&account.language, &account.shown_name(), &content, &self.settings.app_url);
+        let links = self.settings.links.for_email(account.account_id, &Unsubscribe::Digest);
+        let mail = email::digest(&account.language, &account.shown_name(), &content, &links);
         Ok(self.send_email(job, &account, &mail).await)
     }
 

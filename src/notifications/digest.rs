@@ -285,14 +285,14 @@ mod tests {
             zone: "Europe/Warsaw",
         };
         assert!(!d.is_empty(), "a day with only tasks still sends");
-        let en = super::super::email::digest("en", "Ann", &d, "https://app.example");
+        let en = super::super::email::digest("en", "Ann", &d, &super::super::email::tests::app_links());
         for part in [&en.html, &en.text] {
             assert!(part.contains("Tasks due today") && part.contains("Call Bob back (due 15:00)"), "{part}");
             assert!(part.contains("Appointments today") && part.contains("10:30 – Demo with Acme"), "{part}");
             assert!(part.contains("On your calendar today") && part.contains("12:00–12:45 – Dentist"), "{part}");
             assert!(part.contains("All day – Team offsite"), "{part}");
         }
-        let pl = super::super::email::digest("pl", "Ann", &d, "https://app.example");
+        let pl = super::super::email::digest("pl", "Ann", &d, &super::super::email::tests::app_links());
         assert!(pl.text.contains("Zadania na dziś") && pl.text.contains("Call Bob back (termin 15:00)"), "{}", pl.text);
         assert!(pl.text.contains("Cały dzień – Team offsite"), "{}", pl.text);
         for lang in ["de", "fr", "pl"] {

@@ -7,6 +7,7 @@ use std::sync::LazyLock;
 use minijinja::{AutoEscape, Environment, context};
 use serde::Serialize;
 
+use super::links::Links;
 use super::store::Notification;
 use crate::mail::Composed;
 use crate::mail::i18n::text;
@@ -59,11 +60,11 @@ fn render(name: &str, subject: String, ctx: minijinja::Value) -> Composed {
     let html = TEMPLATES.get_template(&format!("{name}.html")).and_then(|t| t.render(&full));
     let text = TEMPLATES.get_template(&format!("{name}.txt")).and_then(|t| t.render(&full));
     match (html, text) {
-        (Ok(html), Ok(text)) => Composed { subject, html, text },
+        (Ok(html), Ok(text)) => Composed { subject, html, text, unsubscribe: None },
         // The templates are fixed and tested; should one fail, say so rather than send nothing.
         (html, text) => {
             tracing::error!(html = ?html.err(), text = ?text.err(), "an email template failed to render");
-            Composed { subject, html: String::new(), text: String::new() }
+            Composed { subject, html: String::new(), text: String::new(), unsubscribe: None }
         }
     }
 }
@@ -73,14 +74,14 @@ fn more_line(lang: &str, total: usize) -> Option<String> {
 }
 
 /// One email for one notification, or for a batch of them.
-pub fn notifications(lang: &str, name: &str, items: &[Notification], app_url: &str) -> Composed {
+pub fn notifications(lang: &str, name: &str, items: &[Notification], links: &Links) -> Composed {
     let count = items.len().to_string();
     let (subject, intro) = match items {
         [one] => (one.title.clone(), text(lang, "notification-intro-one", &[])),
         _ => (text(lang, "notification-subject-many", &[("count", &count)]), text(lang, "notification-intro-many", &[("count", &count)])),
     };
     let shown: Vec<Item> = items.iter().take(MAX_ITEMS).map(|n| Item { title: &n.title, body: &n.body }).collect();
-    render(
+    let mail = render(
         "notification",
         subject,
         context! {
@@ -90,10 +91,15 @@ pub fn notifications(lang: &str, name: &str, items: &[Notification], app_url: &s
             items => shown,
             more => more_line(lang, items.len()),
             open => text(lang, "notification-open", &[]),
-            app_url,
+            open_url => &links.open,
             footer => text(lang, "notification-footer", &[]),
+            settings => text(lang, "email-settings-link", &[]),
+            settings_url => &links.settings,
+            unsubscribe => text(lang, "email-unsubscribe-link", &[]),
+            unsubscribe_url => &links.unsubscribe,
         },
-    )
+    );
+    Composed { unsubscribe: Some(links.unsubscribe.clone()), ..mail }
 }
 
 /// What a daily summary reports.
@@ -129,7 +135,7 @@ impl DigestContent<'_> {
     }
 }
 
-pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> Composed {
+pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, links: &Links) -> Composed {
     let messages: Vec<String> = d
         .messages_by_contact
         .iter()
@@ -150,7 +156,7 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
             text(lang, "digest-calendar-line", &[("title", title), ("time", time)])
         })
         .collect();
-    render(
+    let mail = render(
         "digest",
         text(lang, "digest-subject", &[("date", &d.date)]),
         context! {
@@ -171,19 +177,33 @@ pub fn digest(lang: &str, name: &str, d: &DigestContent<'_>, app_url: &str) -> C
             calendar_heading => text(lang, "digest-calendar", &[]),
             calendar,
             open => text(lang, "notification-open", &[]),
-            app_url,
+            open_url => &links.open,
             footer => text(lang, "digest-footer", &[("time", d.time), ("zone", d.zone)]),
+            settings => text(lang, "email-settings-link", &[]),
+            settings_url => &links.settings,
+            unsubscribe => text(lang, "digest-unsubscribe-link", &[]),
+            unsubscribe_url => &links.unsubscribe,
         },
-    )
+    );
+    Composed { unsubscribe: Some(links.unsubscribe.clone()), ..mail }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use chrono::Utc;
     use uuid::Uuid;
 
     use super::*;
     use crate::identity::model::AccountId;
+
+    /// Links as a configured frontend gives them.
+    pub(crate) fn app_links() -> Links {
+        Links {
+            open: Some("https://app.example/notifications".into()),
+            settings: "https://app.example/settings/notifications".into(),
+            unsubscribe: "https://gw.example/email-preferences?token=t".into(),
+        }
+    }
 
     fn note(title: &str, body: &str) -> Notification {
         Notification {
@@ -203,19 +223,37 @@ mod tests {
 
     #[test]
     fn one_notification_is_its_own_subject_in_both_parts() {
-        let mail = notifications("en", "Ann", &[note("Your password was changed", "From 10.0.0.1")], "https://app.example");
+        let mail = notifications("en", "Ann", &[note("Your password was changed", "From 10.0.0.1")], &app_links());
         assert_eq!(mail.subject, "Your password was changed");
         for part in [&mail.html, &mail.text] {
             assert!(part.contains("Hello Ann,"), "{part}");
             assert!(part.contains("From 10.0.0.1"), "{part}");
-            assert!(part.contains("https://app.example"), "{part}");
+            assert!(part.contains("https://app.example/notifications"), "{part}");
+            assert!(part.contains("https://app.example/settings/notifications"), "{part}");
+            assert!(part.contains("https://gw.example/email-preferences?token=t"), "{part}");
+        }
+        assert_eq!(mail.unsubscribe.as_deref(), Some("https://gw.example/email-preferences?token=t"));
+    }
+
+    #[test]
+    fn without_a_frontend_there_is_no_open_button_and_the_settings_link_is_the_gateways() {
+        let links = Links {
+            open: None,
+            settings: "https://gw.example/email-preferences?token=t".into(),
+            unsubscribe: "https://gw.example/email-preferences?token=t".into(),
+        };
+        let mail = notifications("en", "Ann", &[note("A", "b")], &links);
+        for part in [&mail.html, &mail.text] {
+            assert!(!part.contains("Open Concierge"), "{part}");
+            assert!(!part.contains("Preferences → Notifications"), "no page that does not exist: {part}");
+            assert!(part.contains("https://gw.example/email-preferences?token=t"), "{part}");
         }
     }
 
     #[test]
     fn a_batch_is_counted_in_the_subject_and_long_ones_are_cut() {
         let items: Vec<_> = (0..100).map(|i| note(&format!("Message {i}"), "…")).collect();
-        let mail = notifications("de", "Jörg", &items, "https://app.example");
+        let mail = notifications("de", "Jörg", &items, &app_links());
         assert_eq!(mail.subject, "100 neue Benachrichtigungen");
         assert!(mail.text.contains("Message 24") && !mail.text.contains("Message 25"), "{}", mail.text);
         assert!(mail.html.contains("…und 75 weitere."), "{}", mail.html);
@@ -223,7 +261,7 @@ mod tests {
 
     #[test]
     fn html_escapes_what_users_and_senders_wrote_and_text_keeps_it() {
-        let mail = notifications("en", "<b>Ann</b>", &[note("<script>x</script>", "a & b")], "https://app.example");
+        let mail = notifications("en", "<b>Ann</b>", &[note("<script>x</script>", "a & b")], &app_links());
         assert!(!mail.html.contains("<script>") && mail.html.contains("&lt;script&gt;"), "{}", mail.html);
         assert!(mail.html.contains("&lt;b&gt;Ann"), "{}", mail.html);
         assert!(mail.text.contains("<script>x</script>") && mail.text.contains("a & b"), "{}", mail.text);
@@ -243,7 +281,7 @@ mod tests {
             zone: "Europe/Berlin",
         };
         assert!(!d.is_empty());
-        let mail = digest("en", "Ann", &d, "https://app.example");
+        let mail = digest("en", "Ann", &d, &app_links());
         assert_eq!(mail.subject, "Your daily summary for 2026-03-29");
         for part in [&mail.html, &mail.text] {
             assert!(part.contains("3 messages from Bob Stone"), "{part}");

@@ -130,7 +130,10 @@ impl NotificationService {
 
     /// Sets any cells at once, in one transaction.
     pub async fn update_matrix(&self, viewer: &Viewer, changes: &[(NotificationEvent, NotificationChannel, bool)]) -> Result<Preferences> {
-        let id = viewer.account_id();
+        self.update_matrix_of(viewer.account_id(), changes).await
+    }
+
+    async fn update_matrix_of(&self, id: AccountId, changes: &[(NotificationEvent, NotificationChannel, bool)]) -> Result<Preferences> {
         if changes.len() > EVENTS.len() * CHANNELS.len() {
             return Err(Error::invalid("changes", "more changes than the matrix has cells"));
         }
@@ -151,7 +154,32 @@ impl NotificationService {
         audio: Option<AudioAlerts>,
         summary: Option<SummaryChange>,
     ) -> Result<Preferences> {
-        let id = viewer.account_id();
+        self.update_preferences_of(viewer.account_id(), audio, summary).await
+    }
+
+    /// What an email's signed one-click link turns off: the email channel of its kinds, or
+    /// the daily summary. Doing it twice changes nothing more.
+    pub async fn unsubscribe(&self, account_id: AccountId, what: &super::links::Unsubscribe) -> Result<()> {
+        match what {
+            super::links::Unsubscribe::Events(events) => {
+                let changes: Vec<_> = events.iter().map(|e| (*e, NotificationChannel::Email, false)).collect();
+                self.update_matrix_of(account_id, &changes).await?;
+            }
+            super::links::Unsubscribe::Digest => {
+                let off = SummaryChange { enabled: Some(false), delivery_time: None, time_zone: None };
+                self.update_preferences_of(account_id, None, Some(off)).await?;
+            }
+        }
+        tracing::info!(account_id = %account_id, ?what, "emails turned off from a link");
+        Ok(())
+    }
+
+    async fn update_preferences_of(
+        &self,
+        id: AccountId,
+        audio: Option<AudioAlerts>,
+        summary: Option<SummaryChange>,
+    ) -> Result<Preferences> {
         let (current_audio, mut schedule) = self.settings(id).await?;
         if let Some(change) = summary {
             // Both refused fields are reported at once.

@@ -9,8 +9,8 @@ use axum::response::Response;
 
 use crate::app::AppState;
 use crate::error::{Error, PasswordRule};
-use crate::profile::pages::{escape, page};
 use crate::transport::Client;
+use crate::transport::page::{escape, page};
 
 #[derive(serde::Deserialize)]
 pub struct TokenParam {

@@ -3,6 +3,7 @@
 //! follows, and who may read `/metrics`.
 
 mod client_addr;
+pub mod page;
 pub mod serve;
 pub mod upload;
 

@@ -68,7 +68,7 @@ async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_t
     assert!(mail.text.contains("Es gibt etwas Neues für Sie"), "{}", mail.text);
     assert!(mail.text.contains("Falls Sie das nicht waren"), "{}", mail.text);
     let html = mail.html.expect("an HTML alternative");
-    assert!(html.contains("Concierge öffnen") && html.contains("<strong>Ein persönliches Zugriffstoken wurde erstellt</strong>"), "{html}");
+    assert!(html.contains("Solche E-Mails abbestellen") && html.contains("<strong>Ein persönliches Zugriffstoken wurde erstellt</strong>"), "{html}");
 
     let done = jobs_until(&app, &user, "the email job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
     assert_eq!(done.iter().filter(|j| j.channel == "EMAIL").count(), 1, "{done:#?}");
@@ -254,4 +254,68 @@ async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers
     let got = endpoint.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].payload["title"], "A personal access token was created");
     jobs_until(&app, &user, "the push job to be sent", |j| j.iter().any(|j| j.channel == "PUSH" && j.state == "SENT")).await;
+}
+
+/// Whether the user's matrix has email on for `event`.
+async fn emails_on(app: &TestApp, user: &TestUser, event: &str) -> bool {
+    let r = app.gql(Some(&user.token), "{ me { preferences { notifications { event channel enabled } } } }", json!({})).await;
+    let cells = r["data"]["me"]["preferences"]["notifications"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    cells.iter().find(|c| c["event"] == event && c["channel"] == "EMAIL").map(|c| c["enabled"] == true).expect("a cell")
+}
+
+#[tokio::test]
+async fn an_emails_own_link_stops_exactly_its_kind_without_signing_in_and_opening_it_changes_nothing() {
+    let lab = MailLab::get().await;
+    let app = TestApp::spawn_with(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
+    let user = app.user(&fresh("una")).await;
+    assert!(app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await["errors"].is_null());
+
+    let raw = lab.wait_for(&user.email, 1).await.remove(0);
+    let message = mail_parser::MessageParser::default().parse(raw.as_bytes()).expect("a message");
+    let header = message.header_raw("List-Unsubscribe").expect("a List-Unsubscribe header").trim().to_owned();
+    assert_eq!(message.header_raw("List-Unsubscribe-Post").map(str::trim), Some("List-Unsubscribe=One-Click"));
+    let link = header.trim_start_matches('<').trim_end_matches('>').to_owned();
+    assert!(link.starts_with(&format!("{}/email-preferences?token=", app.base)), "{link}");
+    let mail = parse(&raw);
+    // No frontend configured: no button to a page that does not exist, and the settings link
+    // is the gateway's own page.
+    assert!(!mail.text.contains("Open Concierge") && mail.text.contains(&link), "{}", mail.text);
+
+    // Opening the link (a mail scanner does) shows a button and changes nothing.
+    let res = app.client().get(&link).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.unwrap().contains("<form method=\"post\""));
+    assert!(emails_on(&app, &user, "SECURITY_EVENT").await);
+
+    // A forged or altered token does nothing.
+    let altered = format!("{}A", link);
+    let res = app.client().post(&altered).form(&[("List-Unsubscribe", "One-Click")]).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert!(emails_on(&app, &user, "SECURITY_EVENT").await);
+
+    // The mail client's one-click POST turns off this kind's emails, and nothing else.
+    let mention_before = emails_on(&app, &user, "MENTION").await;
+    let res = app.client().post(&link).form(&[("List-Unsubscribe", "One-Click")]).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(!emails_on(&app, &user, "SECURITY_EVENT").await);
+    assert_eq!(emails_on(&app, &user, "MENTION").await, mention_before);
+}
+
+#[tokio::test]
+async fn with_the_platforms_frontend_configured_emails_link_to_its_pages() {
+    let lab = MailLab::get().await;
+    let app = TestApp::spawn_with(|c| {
+        c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()));
+        c.app_url = Some("https://app.example/".into());
+        c.app_settings_path = "/me/notifications".into();
+    })
+    .await;
+    let user = app.user(&fresh("vic")).await;
+    assert!(app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await["errors"].is_null());
+
+    let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
+    assert!(mail.text.contains("Open Concierge: https://app.example/notifications"), "{}", mail.text);
+    assert!(mail.text.contains("https://app.example/me/notifications"), "{}", mail.text);
+    let html = mail.html.expect("html");
+    assert!(html.contains("href=\"https://app.example/notifications\""), "{html}");
 }

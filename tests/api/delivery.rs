@@ -68,7 +68,10 @@ async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_t
     assert!(mail.text.contains("Es gibt etwas Neues für Sie"), "{}", mail.text);
     assert!(mail.text.contains("Falls Sie das nicht waren"), "{}", mail.text);
     let html = mail.html.expect("an HTML alternative");
-    assert!(html.contains("Solche E-Mails abbestellen") && html.contains("<strong>Ein persönliches Zugriffstoken wurde erstellt</strong>"), "{html}");
+    assert!(
+        html.contains("Solche E-Mails abbestellen") && html.contains("<strong>Ein persönliches Zugriffstoken wurde erstellt</strong>"),
+        "{html}"
+    );
 
     let done = jobs_until(&app, &user, "the email job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
     assert_eq!(done.iter().filter(|j| j.channel == "EMAIL").count(), 1, "{done:#?}");

@@ -343,3 +343,30 @@ async fn colleagues_see_a_members_time_zone_and_time_off_but_not_their_schedule(
     let r = app.gql(Some(&eve.token), members, json!({ "w": ada.workspace_id })).await;
     assert!(r["data"].is_null() && !r.to_string().contains("Tokyo"), "{r}");
 }
+
+/// The README's way to start a frontend: one request loads every settings page, under the
+/// default query limits, for a brand-new account.
+#[tokio::test]
+async fn the_settings_page_query_loads_every_page_in_one_request() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let query = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/settings-page.graphql")).expect("the example");
+
+    let r = app.gql(Some(&ada.token), &query, json!({})).await;
+
+    assert!(r.get("errors").is_none(), "{r}");
+    let data = &r["data"];
+    assert_eq!(data["me"]["email"], "ada@example.com");
+    assert_eq!(data["me"]["sessions"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(data["me"]["sessions"][0]["current"], true);
+    assert!(data["me"]["preferences"]["notifications"].as_array().is_some_and(|c| c.len() == 21 * 3), "{r}");
+    assert_eq!(data["me"]["memberships"][0]["role"], "OWNER");
+    assert!(data["supportedLanguages"].as_array().is_some_and(|l| l.len() == 4), "{r}");
+    assert!(data["passwordPolicy"]["rules"].as_array().is_some_and(|r| !r.is_empty()));
+    assert!(data["eventCatalogue"].as_array().is_some_and(|k| !k.is_empty()));
+
+    // Anonymous: the page's data is refused as a whole (`me` is non-null), nothing leaks.
+    let r = app.gql(None, &query, json!({})).await;
+    assert!(r["data"].is_null(), "{r}");
+    assert!(!r.to_string().contains("ada@example.com"));
+}

@@ -115,9 +115,14 @@ impl AvailabilityNode {
         self.settings.hold_while_busy
     }
 
-    /// IANA name, e.g. Europe/Berlin.
+    /// IANA name, e.g. Europe/Berlin: the profile's, unless the schedule has one of its own.
     async fn time_zone(&self) -> &str {
         self.settings.time_zone.name()
+    }
+
+    /// Whether `timeZone` is the profile's (false: set for the schedule alone).
+    async fn time_zone_follows_profile(&self) -> bool {
+        self.settings.time_zone_follows_profile
     }
 
     async fn weekly_schedule(&self) -> Vec<WeekdayHours> {
@@ -206,7 +211,10 @@ pub struct OutOfOfficeInput {
 /// Parts left out stay as they are; `outOfOffice: null` ends the out-of-office period.
 #[derive(InputObject)]
 pub struct UpdateAvailabilityInput {
+    /// A zone for the schedule alone (the profile's `timeZone` no longer moves it).
     time_zone: Option<String>,
+    /// `true`: the schedule follows the profile's time zone again.
+    follow_profile_time_zone: Option<bool>,
     weekly_schedule: Option<Vec<DayScheduleInput>>,
     date_overrides: Option<Vec<DateOverrideInput>>,
     out_of_office: MaybeUndefined<OutOfOfficeInput>,
@@ -250,6 +258,10 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
                 .collect::<Vec<_>>()
         });
         let time_zone = input.time_zone.and_then(|z| checks.take(parse_time_zone("timeZone", &z)));
+        let follow_profile_time_zone = input.follow_profile_time_zone == Some(true);
+        if time_zone.is_some() && follow_profile_time_zone {
+            checks.check(Err(Error::invalid("followProfileTimeZone", "set a time zone or follow the profile's, not both")));
+        }
         checks.finish()?;
         let out_of_office = match input.out_of_office {
             MaybeUndefined::Undefined => None,
@@ -260,7 +272,14 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
                 message: o.message.map(|m| m.trim().to_owned()).filter(|m| !m.is_empty()),
             })),
         };
-        Ok(AvailabilityChange { time_zone, weekly, overrides, out_of_office, hold_while_busy: input.hold_while_busy })
+        Ok(AvailabilityChange {
+            time_zone,
+            follow_profile_time_zone,
+            weekly,
+            overrides,
+            out_of_office,
+            hold_while_busy: input.hold_while_busy,
+        })
     }
 }
 

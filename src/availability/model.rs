@@ -109,7 +109,10 @@ pub struct OutOfOffice {
 pub struct Availability {
     pub status: AvailabilityStatus,
     pub hold_while_busy: bool,
+    /// The zone in effect: the profile's, unless the schedule has one of its own.
     pub time_zone: Tz,
+    /// Whether `time_zone` is the profile's (false: set for the schedule alone).
+    pub time_zone_follows_profile: bool,
     pub weekly: Vec<DaySchedule>,
     pub overrides: Vec<DateOverride>,
     pub out_of_office: Option<OutOfOffice>,
@@ -124,6 +127,7 @@ impl Default for Availability {
             status: AvailabilityStatus::Automatic,
             hold_while_busy: true,
             time_zone: Tz::UTC,
+            time_zone_follows_profile: true,
             weekly: [Weekday::Mon, Weekday::Tue, Weekday::Wed, Weekday::Thu, Weekday::Fri]
                 .into_iter()
                 .map(|day| DaySchedule { day, intervals: nine_to_five.clone() })

@@ -41,7 +41,10 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// What `updateAvailability` changes; `None` leaves a part as it is.
 #[derive(Default)]
 pub struct AvailabilityChange {
+    /// A zone for the schedule alone.
     pub time_zone: Option<chrono_tz::Tz>,
+    /// Back to the profile's zone.
+    pub follow_profile_time_zone: bool,
     pub weekly: Option<Vec<DaySchedule>>,
     pub overrides: Option<Vec<DateOverride>>,
     /// `Some(None)` ends the out-of-office period.
@@ -145,6 +148,13 @@ impl AvailabilityService {
         let mut parts = Vec::new();
         if let Some(tz) = change.time_zone {
             a.time_zone = tz;
+            a.time_zone_follows_profile = false;
+            parts.push(Part::TimeZone);
+        } else if change.follow_profile_time_zone {
+            a.time_zone_follows_profile = true;
+            if let Some(zone) = profile_zone(&self.db, account_id).await? {
+                a.time_zone = zone;
+            }
             parts.push(Part::TimeZone);
         }
         // Every rule an input breaks is reported at once.
@@ -341,12 +351,19 @@ impl Drop for PresenceGuard {
 }
 
 async fn load(db: &Db, account_id: AccountId) -> Result<Availability> {
-    let Some(row) = store::find(db, account_id).await? else { return Ok(Availability::default()) };
+    let profile = profile_zone(db, account_id).await?;
+    let Some(row) = store::find(db, account_id).await? else {
+        let default = Availability::default();
+        return Ok(Availability { time_zone: profile.unwrap_or(default.time_zone), ..default });
+    };
     let corrupt = |what: &str, e: &dyn std::fmt::Display| Error::Internal(anyhow::anyhow!("stored availability {what}: {e}"));
+    let own: Tz = row.time_zone.parse().map_err(|e| corrupt("time zone", &e))?;
+    let follows_profile = !row.time_zone_overridden;
     Ok(Availability {
         status: AvailabilityStatus::from_stored(&row.status).unwrap_or_default(),
         hold_while_busy: row.hold_while_busy,
-        time_zone: row.time_zone.parse().map_err(|e| corrupt("time zone", &e))?,
+        time_zone: if follows_profile { profile.unwrap_or(own) } else { own },
+        time_zone_follows_profile: follows_profile,
         weekly: serde_json::from_str(&row.weekly_schedule).map_err(|e| corrupt("schedule", &e))?,
         overrides: serde_json::from_str(&row.date_overrides).map_err(|e| corrupt("overrides", &e))?,
         out_of_office: match (row.ooo_from, row.ooo_to) {
@@ -367,5 +384,11 @@ fn to_row(a: &Availability) -> Result<AvailabilityRow> {
         ooo_from: a.out_of_office.as_ref().map(|o| o.from),
         ooo_to: a.out_of_office.as_ref().map(|o| o.to),
         ooo_message: a.out_of_office.as_ref().and_then(|o| o.message.clone()),
+        time_zone_overridden: !a.time_zone_follows_profile,
     })
+}
+
+/// The profile's time zone, if set.
+async fn profile_zone(db: &Db, account_id: AccountId) -> Result<Option<Tz>> {
+    Ok(crate::identity::store::time_zone(db, account_id).await?.and_then(|z| z.parse().ok()))
 }

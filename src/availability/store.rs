@@ -18,11 +18,14 @@ pub struct AvailabilityRow {
     pub ooo_from: Option<DateTime<Utc>>,
     pub ooo_to: Option<DateTime<Utc>>,
     pub ooo_message: Option<String>,
+    /// The schedule has a zone of its own, not the profile's.
+    pub time_zone_overridden: bool,
 }
 
 pub async fn find(db: &Db, account_id: AccountId) -> Result<Option<AvailabilityRow>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_as(
-        "SELECT status, hold_while_busy, time_zone, weekly_schedule, date_overrides, ooo_from, ooo_to, ooo_message \
+        "SELECT status, hold_while_busy, time_zone, weekly_schedule, date_overrides, ooo_from, ooo_to, ooo_message, \
+           time_zone_overridden \
          FROM availability WHERE account_id = $1")
         .bind(account_id)
         .fetch_optional(p)
@@ -45,7 +48,7 @@ impl Part {
         match self {
             Part::Status => &["status"],
             Part::HoldWhileBusy => &["hold_while_busy"],
-            Part::TimeZone => &["time_zone"],
+            Part::TimeZone => &["time_zone", "time_zone_overridden"],
             Part::Weekly => &["weekly_schedule"],
             Part::Overrides => &["date_overrides"],
             Part::OutOfOffice => &["ooo_from", "ooo_to", "ooo_message"],
@@ -61,7 +64,7 @@ pub async fn upsert(db: &Db, account_id: AccountId, row: &AvailabilityRow, parts
     set.push("updated_at = excluded.updated_at".into());
     let sql = format!(
         "INSERT INTO availability (account_id, status, hold_while_busy, time_zone, weekly_schedule, date_overrides, \
-         ooo_from, ooo_to, ooo_message, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+         ooo_from, ooo_to, ooo_message, updated_at, time_zone_overridden) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
          ON CONFLICT (account_id) DO UPDATE SET {}",
         set.join(", ")
     );
@@ -76,6 +79,7 @@ pub async fn upsert(db: &Db, account_id: AccountId, row: &AvailabilityRow, parts
         .bind(row.ooo_to)
         .bind(&row.ooo_message)
         .bind(now)
+        .bind(row.time_zone_overridden)
         .execute(p)
         .await
         .map(drop))
@@ -130,7 +134,14 @@ pub async fn shared(
         return Ok(Vec::new());
     }
     let sql =
-        format!("SELECT account_id, time_zone, ooo_from, ooo_to FROM availability WHERE account_id IN ({})", placeholders(1, ids.len()));
+        // The zone in effect: the schedule's own, else the profile's, else the one stored.
+        format!(
+            "SELECT a.account_id, \
+               CASE WHEN v.time_zone_overridden THEN v.time_zone ELSE COALESCE(a.time_zone, v.time_zone, 'UTC') END AS time_zone, \
+               v.ooo_from, v.ooo_to \
+             FROM account a LEFT JOIN availability v ON v.account_id = a.account_id WHERE a.account_id IN ({})",
+            placeholders(1, ids.len())
+        );
     on_pool!(db, p => {
         let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
         for id in ids {

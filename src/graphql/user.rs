@@ -87,6 +87,12 @@ impl User {
         self.0.job_title.as_deref()
     }
 
+    /// The person's IANA time zone, if set (`updateProfile(input: {timeZone})`). Their
+    /// availability and daily summary follow it unless given a zone of their own.
+    async fn time_zone(&self) -> Option<&str> {
+        self.0.time_zone.as_deref()
+    }
+
     /// The language (BCP 47 tag) Concierge writes to this user in.
     async fn language(&self) -> &str {
         &self.0.language

@@ -98,6 +98,9 @@ pub struct Account {
     pub photo_key: Option<String>,
     /// When the login email was last proven to be the holder's (None: never).
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// The person's IANA time zone (None: not set, UTC). Availability and the daily summary
+    /// follow it unless given a zone of their own.
+    pub time_zone: Option<String>,
 }
 
 /// The `status` column, decoded from its text form.

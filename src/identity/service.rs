@@ -410,6 +410,7 @@ fn fresh_account(account_id: AccountId, new: &NewAccount, now: chrono::DateTime<
         language: crate::mail::i18n::DEFAULT_LANGUAGE.to_owned(),
         photo_key: None,
         email_verified_at: None,
+        time_zone: None,
     }
 }
 

@@ -13,10 +13,19 @@ use crate::{on_pool, on_tx};
 pub const EMAIL_KEY: UniqueKey = UniqueKey { name: "account_email_key", columns: "account.email" };
 
 const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status, created_at, updated_at, \
-     display_name, phone, phone_e164, job_title, language, photo_key, email_verified_at";
+     display_name, phone, phone_e164, job_title, language, photo_key, email_verified_at, time_zone";
 /// The same columns of `account a`, for joins.
 pub const ACCOUNT_COLUMNS_A: &str = "a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at, \
-     a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key, a.email_verified_at";
+     a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key, a.email_verified_at, a.time_zone";
+
+/// The person's time zone as set on the profile (None: not set).
+pub async fn time_zone(db: &Db, id: AccountId) -> Result<Option<String>, sqlx::Error> {
+    let zone: Option<Option<String>> = on_pool!(db, p => sqlx::query_scalar("SELECT time_zone FROM account WHERE account_id = $1")
+        .bind(id)
+        .fetch_optional(p)
+        .await)?;
+    Ok(zone.flatten())
+}
 
 pub async fn insert_account(
     tx: &mut Tx,

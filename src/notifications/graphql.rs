@@ -38,6 +38,7 @@ impl PreferencesNode {
             enabled: self.0.summary.enabled,
             delivery_time: self.0.summary.time.format("%H:%M").to_string(),
             time_zone: self.0.summary.time_zone.name().to_owned(),
+            time_zone_follows_profile: self.0.summary.follows_profile,
         }
     }
 }
@@ -73,7 +74,10 @@ impl NotificationPreference {
 pub struct DailySummary {
     pub enabled: bool,
     pub delivery_time: String,
+    /// The zone in effect: the profile's, unless the summary has one of its own.
     pub time_zone: String,
+    /// Whether `timeZone` is the profile's.
+    pub time_zone_follows_profile: bool,
 }
 
 pub struct NotificationNode(pub Notification);
@@ -145,8 +149,11 @@ pub struct DailySummaryInput {
     pub enabled: Option<bool>,
     /// HH:MM, 24-hour, local to `timeZone`.
     pub delivery_time: Option<String>,
-    /// An IANA name, e.g. `Europe/Warsaw`.
+    /// An IANA name, e.g. `Europe/Warsaw`: a zone for the summary alone (the profile's
+    /// `timeZone` no longer moves it).
     pub time_zone: Option<String>,
+    /// `true`: the summary follows the profile's time zone again.
+    pub follow_profile_time_zone: Option<bool>,
 }
 
 #[derive(InputObject)]
@@ -238,8 +245,12 @@ impl NotificationMutation {
     /// Changes the audio choice and the daily summary; a bad part refuses the whole.
     async fn update_preferences(&self, ctx: &Context<'_>, input: UpdatePreferencesInput) -> Result<PreferencesNode> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        let summary =
-            input.daily_summary.map(|s| SummaryChange { enabled: s.enabled, delivery_time: s.delivery_time, time_zone: s.time_zone });
+        let summary = input.daily_summary.map(|s| SummaryChange {
+            enabled: s.enabled,
+            delivery_time: s.delivery_time,
+            time_zone: s.time_zone,
+            follow_profile_time_zone: s.follow_profile_time_zone,
+        });
         Ok(PreferencesNode(ctx.services()?.notifications.update_preferences(&viewer, input.audio, summary).await?))
     }
 

@@ -183,12 +183,20 @@ impl AudioAlerts {
 pub struct SummarySchedule {
     pub enabled: bool,
     pub time: NaiveTime,
+    /// The zone in effect: the profile's, unless the summary has one of its own.
     pub time_zone: Tz,
+    /// Whether `time_zone` is the profile's (false: set for the summary alone).
+    pub follows_profile: bool,
 }
 
 impl Default for SummarySchedule {
     fn default() -> Self {
-        SummarySchedule { enabled: false, time: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(), time_zone: Tz::UTC }
+        SummarySchedule {
+            enabled: false,
+            time: NaiveTime::from_hms_opt(8, 0, 0).unwrap_or_default(),
+            time_zone: Tz::UTC,
+            follows_profile: true,
+        }
     }
 }
 

@@ -43,7 +43,10 @@ pub struct Preferences {
 pub struct SummaryChange {
     pub enabled: Option<bool>,
     pub delivery_time: Option<String>,
+    /// A zone for the summary alone.
     pub time_zone: Option<String>,
+    /// Back to the profile's zone.
+    pub follow_profile_time_zone: Option<bool>,
 }
 
 /// A domain event addressed to one user.
@@ -115,17 +118,38 @@ impl NotificationService {
 
     /// The audio choice and the daily-summary schedule (defaults when never set).
     async fn settings(&self, account_id: AccountId) -> Result<(AudioAlerts, SummarySchedule)> {
+        let profile_zone =
+            crate::identity::store::time_zone(&self.db, account_id).await?.and_then(|z| parse_time_zone("timeZone", &z).ok());
         Ok(match store::preference(&self.db, account_id).await? {
-            Some(row) => (
-                AudioAlerts::from_stored(&row.audio).unwrap_or_default(),
-                SummarySchedule {
-                    enabled: row.summary_enabled,
-                    time: parse_time_of_day("deliveryTime", &row.summary_time).unwrap_or(SummarySchedule::default().time),
-                    time_zone: parse_time_zone("timeZone", &row.summary_time_zone).unwrap_or(chrono_tz::Tz::UTC),
-                },
+            Some(row) => {
+                let own = parse_time_zone("timeZone", &row.summary_time_zone).unwrap_or(chrono_tz::Tz::UTC);
+                let follows_profile = !row.summary_time_zone_overridden;
+                (
+                    AudioAlerts::from_stored(&row.audio).unwrap_or_default(),
+                    SummarySchedule {
+                        enabled: row.summary_enabled,
+                        time: parse_time_of_day("deliveryTime", &row.summary_time).unwrap_or(SummarySchedule::default().time),
+                        time_zone: if follows_profile { profile_zone.unwrap_or(own) } else { own },
+                        follows_profile,
+                    },
+                )
+            }
+            None => (
+                AudioAlerts::default(),
+                SummarySchedule { time_zone: profile_zone.unwrap_or(chrono_tz::Tz::UTC), ..SummarySchedule::default() },
             ),
-            None => (AudioAlerts::default(), SummarySchedule::default()),
         })
+    }
+
+    /// After the profile's time zone changed: the next summary is due at its time in the
+    /// zone now in effect.
+    pub async fn reschedule_summary(&self, account_id: AccountId) -> Result<()> {
+        let (_, schedule) = self.settings(account_id).await?;
+        let next = schedule.enabled.then(|| digest::next_due(schedule.time, schedule.time_zone, self.clock.now()));
+        store::set_summary_next(&self.db, account_id, next).await?;
+        self.wakers.schedule.notify_one();
+        self.fanout.publish(Change::Account { account_id }).await;
+        Ok(())
     }
 
     /// Sets any cells at once, in one transaction.
@@ -166,7 +190,7 @@ impl NotificationService {
                 self.update_matrix_of(account_id, &changes).await?;
             }
             super::links::Unsubscribe::Digest => {
-                let off = SummaryChange { enabled: Some(false), delivery_time: None, time_zone: None };
+                let off = SummaryChange { enabled: Some(false), delivery_time: None, time_zone: None, follow_profile_time_zone: None };
                 self.update_preferences_of(account_id, None, Some(off)).await?;
             }
         }
@@ -186,9 +210,23 @@ impl NotificationService {
             let mut checks = Checks::default();
             let time = change.delivery_time.and_then(|t| checks.take(parse_time_of_day("deliveryTime", &t)));
             let time_zone = change.time_zone.and_then(|z| checks.take(parse_time_zone("timeZone", &z)));
+            if time_zone.is_some() && change.follow_profile_time_zone == Some(true) {
+                checks.check(Err(Error::invalid("followProfileTimeZone", "set a time zone or follow the profile's, not both")));
+            }
             checks.finish()?;
             schedule.time = time.unwrap_or(schedule.time);
-            schedule.time_zone = time_zone.unwrap_or(schedule.time_zone);
+            if let Some(zone) = time_zone {
+                schedule.time_zone = zone;
+                schedule.follows_profile = false;
+            }
+            if change.follow_profile_time_zone == Some(true) {
+                schedule.follows_profile = true;
+                if let Some(zone) =
+                    crate::identity::store::time_zone(&self.db, id).await?.and_then(|z| parse_time_zone("timeZone", &z).ok())
+                {
+                    schedule.time_zone = zone;
+                }
+            }
             if let Some(on) = change.enabled {
                 schedule.enabled = on;
             }
@@ -198,6 +236,7 @@ impl NotificationService {
             summary_enabled: schedule.enabled,
             summary_time: schedule.time.format("%H:%M").to_string(),
             summary_time_zone: schedule.time_zone.name().to_owned(),
+            summary_time_zone_overridden: !schedule.follows_profile,
         };
         store::set_preference(&self.db, id, &row).await?;
         let next = schedule.enabled.then(|| digest::next_due(schedule.time, schedule.time_zone, self.clock.now()));

@@ -34,11 +34,13 @@ pub struct PreferenceRow {
     pub summary_enabled: bool,
     pub summary_time: String,
     pub summary_time_zone: String,
+    /// The summary has a zone of its own, not the profile's.
+    pub summary_time_zone_overridden: bool,
 }
 
 pub async fn preference(db: &Db, account_id: AccountId) -> Result<Option<PreferenceRow>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_as(
-        "SELECT audio, summary_enabled, summary_time, summary_time_zone FROM preference WHERE account_id = $1")
+        "SELECT audio, summary_enabled, summary_time, summary_time_zone, summary_time_zone_overridden FROM preference WHERE account_id = $1")
         .bind(account_id)
         .fetch_optional(p)
         .await)
@@ -46,14 +48,17 @@ pub async fn preference(db: &Db, account_id: AccountId) -> Result<Option<Prefere
 
 pub async fn set_preference(db: &Db, account_id: AccountId, row: &PreferenceRow) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "INSERT INTO preference (account_id, audio, summary_enabled, summary_time, summary_time_zone) VALUES ($1, $2, $3, $4, $5) \
+        "INSERT INTO preference (account_id, audio, summary_enabled, summary_time, summary_time_zone, summary_time_zone_overridden) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
          ON CONFLICT (account_id) DO UPDATE SET audio = excluded.audio, summary_enabled = excluded.summary_enabled, \
-           summary_time = excluded.summary_time, summary_time_zone = excluded.summary_time_zone")
+           summary_time = excluded.summary_time, summary_time_zone = excluded.summary_time_zone, \
+           summary_time_zone_overridden = excluded.summary_time_zone_overridden")
         .bind(account_id)
         .bind(&row.audio)
         .bind(row.summary_enabled)
         .bind(&row.summary_time)
         .bind(&row.summary_time_zone)
+        .bind(row.summary_time_zone_overridden)
         .execute(p)
         .await
         .map(drop))
@@ -317,8 +322,13 @@ pub struct DueSummary {
 
 pub async fn summaries_due(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueSummary>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_as(
-        "SELECT account_id, summary_time, summary_time_zone, summary_next_at FROM preference \
-         WHERE summary_enabled AND summary_next_at IS NOT NULL AND summary_next_at <= $1 ORDER BY summary_next_at LIMIT $2")
+        // The zone in effect: the summary's own, else the profile's, else the one stored.
+        "SELECT p.account_id, p.summary_time, \
+           CASE WHEN p.summary_time_zone_overridden THEN p.summary_time_zone ELSE COALESCE(a.time_zone, p.summary_time_zone) END \
+             AS summary_time_zone, \
+           p.summary_next_at \
+         FROM preference p JOIN account a ON a.account_id = p.account_id \
+         WHERE p.summary_enabled AND p.summary_next_at IS NOT NULL AND p.summary_next_at <= $1 ORDER BY p.summary_next_at LIMIT $2")
         .bind(now)
         .bind(limit)
         .fetch_all(p)

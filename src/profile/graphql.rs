@@ -24,8 +24,11 @@ pub struct UpdateProfileInput {
     pub phone: MaybeUndefined<String>,
     /// How the user describes their role in the company.
     pub job_title: MaybeUndefined<String>,
-    /// A tag from `supportedLanguages`.
+    /// A BCP 47 tag; the nearest of `supportedLanguages` is chosen (`pl-PL` gives `pl`).
     pub language: Option<String>,
+    /// The person's IANA time zone (`Europe/Warsaw`). Availability and the daily summary
+    /// follow it, unless a zone of their own was set there.
+    pub time_zone: Option<String>,
 }
 
 /// A cleared (null or empty) or a new value; `None` when the field was not sent.
@@ -53,6 +56,9 @@ impl TryFrom<UpdateProfileInput> for ProfileChanges {
                 .flatten(),
             job_title: checks.take(clearable(input.job_title, |v| model::optional_text("jobTitle", v, model::JOB_TITLE_MAX))).flatten(),
             language: checks.take(input.language.map(|l| i18n::parse("language", &l)).transpose()).flatten(),
+            time_zone: checks
+                .take(input.time_zone.map(|z| crate::notifications::model::parse_time_zone("timeZone", &z)).transpose())
+                .flatten(),
         };
         checks.finish()?;
         Ok(changes)
@@ -180,7 +186,14 @@ impl ProfileMutation {
     async fn update_profile(&self, ctx: &Context<'_>, input: UpdateProfileInput) -> Result<User> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
         let changes = ProfileChanges::try_from(input)?;
-        Ok(User(ctx.services()?.profile.update(&viewer, changes).await?))
+        let zone_changed = changes.time_zone.is_some();
+        let services = ctx.services()?;
+        let account = services.profile.update(&viewer, changes).await?;
+        if zone_changed {
+            // The daily summary follows the new zone (unless it has one of its own).
+            services.notifications.reschedule_summary(account.account_id).await?;
+        }
+        Ok(User(account))
     }
 
     /// Starts a login-email change: needs the current password, mails a link to the new address

@@ -113,6 +113,8 @@ pub struct ProfileChanges {
     pub phone: Option<Option<Phone>>,
     pub job_title: Option<Option<String>>,
     pub language: Option<String>,
+    /// An IANA zone, already checked.
+    pub time_zone: Option<chrono_tz::Tz>,
 }
 
 impl ProfileChanges {
@@ -123,6 +125,7 @@ impl ProfileChanges {
             && self.phone.is_none()
             && self.job_title.is_none()
             && self.language.is_none()
+            && self.time_zone.is_none()
     }
 }
 

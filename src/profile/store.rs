@@ -21,7 +21,8 @@ pub async fn update_profile(tx: &mut Tx, id: AccountId, c: &ProfileChanges, now:
            phone_e164   = CASE WHEN $6 THEN $8 ELSE phone_e164 END, \
            job_title    = CASE WHEN $9 THEN $10 ELSE job_title END, \
            language     = COALESCE($11, language), \
-           updated_at   = $12 \
+           updated_at   = $12, \
+           time_zone    = COALESCE($13, time_zone) \
          WHERE account_id = $1")
         .bind(id)
         .bind(c.first_name.as_ref().map(|n| n.as_str()))
@@ -35,6 +36,7 @@ pub async fn update_profile(tx: &mut Tx, id: AccountId, c: &ProfileChanges, now:
         .bind(c.job_title.clone().flatten())
         .bind(c.language.as_deref())
         .bind(now)
+        .bind(c.time_zone.map(|z| z.name()))
         .execute(conn)
         .await
         .map(drop))

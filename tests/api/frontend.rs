@@ -370,3 +370,67 @@ async fn the_settings_page_query_loads_every_page_in_one_request() {
     assert!(r["data"].is_null(), "{r}");
     assert!(!r.to_string().contains("ada@example.com"));
 }
+
+#[tokio::test]
+async fn one_profile_time_zone_moves_availability_and_the_daily_summary_unless_they_have_their_own() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let zones = "{ me { timeZone availability { timeZone timeZoneFollowsProfile } \
+                 preferences { dailySummary { enabled deliveryTime timeZone timeZoneFollowsProfile } } } }";
+    let state = |r: &Value| {
+        let me = &r["data"]["me"];
+        (
+            me["timeZone"].as_str().map(str::to_owned),
+            me["availability"]["timeZone"].as_str().unwrap_or_default().to_owned(),
+            me["preferences"]["dailySummary"]["timeZone"].as_str().unwrap_or_default().to_owned(),
+            me["preferences"]["dailySummary"]["timeZoneFollowsProfile"].as_bool(),
+        )
+    };
+    let set_profile = |zone: &'static str| {
+        let (app, token) = (&app, ada.token.clone());
+        async move { app.gql(Some(&token), UPDATE_PROFILE, json!({ "i": { "timeZone": zone } })).await }
+    };
+    let summary = "mutation($s: DailySummaryInput!) { updatePreferences(input: {dailySummary: $s}) { audio } }";
+
+    let r = app.gql(Some(&ada.token), zones, json!({})).await;
+    assert_eq!(state(&r), (None, "UTC".into(), "UTC".into(), Some(true)), "{r}");
+
+    // The person moves: one change.
+    assert!(set_profile("Europe/Warsaw").await.get("errors").is_none());
+    let r = app.gql(Some(&ada.token), zones, json!({})).await;
+    assert_eq!(state(&r), (Some("Europe/Warsaw".into()), "Europe/Warsaw".into(), "Europe/Warsaw".into(), Some(true)), "{r}");
+    assert_eq!(r["data"]["me"]["availability"]["timeZoneFollowsProfile"], true);
+
+    // The summary gets a zone of its own, and the next move leaves it there.
+    let r =
+        app.gql(Some(&ada.token), summary, json!({ "s": { "enabled": true, "deliveryTime": "08:00", "timeZone": "Asia/Tokyo" } })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    assert!(set_profile("America/New_York").await.get("errors").is_none());
+    let r = app.gql(Some(&ada.token), zones, json!({})).await;
+    assert_eq!(state(&r), (Some("America/New_York".into()), "America/New_York".into(), "Asia/Tokyo".into(), Some(false)), "{r}");
+
+    // Back to following the profile; the next summary is due at 08:00 in New York.
+    let r = app.gql(Some(&ada.token), summary, json!({ "s": { "followProfileTimeZone": true } })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let r = app.gql(Some(&ada.token), zones, json!({})).await;
+    assert_eq!(state(&r).2, "America/New_York", "{r}");
+    let db = &app.services.db;
+    let next: Option<chrono::DateTime<chrono::Utc>> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT summary_next_at FROM preference").fetch_one(p).await).unwrap();
+    let next = next.expect("a summary is scheduled").with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(next.format("%H:%M").to_string(), "08:00");
+
+    // A bad zone is refused with the others, and both at once is refused.
+    let r = app.gql(Some(&ada.token), UPDATE_PROFILE, json!({ "i": { "timeZone": "Mars/Olympus", "firstName": "" } })).await;
+    assert_eq!(refused(&r), pairs(&[("firstName", "REQUIRED"), ("timeZone", "UNKNOWN_TIME_ZONE")]), "{r}");
+    let r = app.gql(Some(&ada.token), summary, json!({ "s": { "timeZone": "Asia/Tokyo", "followProfileTimeZone": true } })).await;
+    assert_eq!(refused(&r), pairs(&[("followProfileTimeZone", "INVALID")]), "{r}");
+    let r = app
+        .gql(
+            Some(&ada.token),
+            "mutation { updateAvailability(input: {timeZone: \"Asia/Tokyo\", followProfileTimeZone: true}) { timeZone } }",
+            json!({}),
+        )
+        .await;
+    assert_eq!(refused(&r), pairs(&[("followProfileTimeZone", "INVALID")]), "{r}");
+}

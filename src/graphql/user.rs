@@ -3,12 +3,15 @@
 //! resolved here, above them all: each domain is asked through its own service or resolver
 //! helpers, and no domain imports another's GraphQL types to show a user.
 
+use async_graphql::connection::{Connection, Edge, OpaqueCursor};
 use async_graphql::{Context, ID, Object};
 use chrono::{DateTime, Utc};
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
+use crate::graphql::paging::{Direction, slice, two_way_page_args};
 use crate::identity::graphql::{SessionNode, User};
 use crate::identity::model::{Account, AccountStatus};
 use crate::identity::service::Viewer;
@@ -131,11 +134,22 @@ impl User {
     }
 
     /// Your live sessions, newest first (yourself only, from a session).
+    #[graphql(deprecation = "page through sessionsConnection; this list stays for one release")]
     async fn sessions(&self, ctx: &Context<'_>) -> Result<Vec<SessionNode>> {
-        let viewer = own(ctx, &self.0).await?;
-        let current = viewer.session_id();
-        let sessions = ctx.services()?.identity.sessions(&viewer).await?;
-        Ok(sessions.into_iter().map(|s| SessionNode { current: Some(s.session_id) == current, info: s }).collect())
+        self.session_nodes(ctx).await
+    }
+
+    /// Your live sessions, newest first, by pages both ways (yourself only, from a session).
+    async fn sessions_connection(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<OpaqueCursor<Uuid>, SessionNode>> {
+        let direction = two_way_page_args(first, after, last, before)?;
+        paged(self.session_nodes(ctx).await?, |s| s.info.session_id, direction)
     }
 
     /// Your security log, newest first: sign-ins, password and two-factor changes, sessions
@@ -145,9 +159,12 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> Result<crate::security::graphql::SecurityEventConnection> {
         let viewer = own(ctx, &self.0).await?;
-        crate::security::graphql::security_events(ctx, &viewer, first, after).await
+        let direction = two_way_page_args(first, after, last, before)?;
+        crate::security::graphql::security_events(ctx, &viewer, direction).await
     }
 
     /// Notification settings: the event × channel matrix, audio alerts, the daily summary
@@ -164,10 +181,13 @@ impl User {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
         unread_only: Option<bool>,
     ) -> Result<crate::notifications::graphql::NotificationConnection> {
         let viewer = own(ctx, &self.0).await?;
-        crate::notifications::graphql::notifications(ctx, &viewer, first, after, unread_only.unwrap_or(false)).await
+        let direction = two_way_page_args(first, after, last, before)?;
+        crate::notifications::graphql::notifications(ctx, &viewer, direction, unread_only.unwrap_or(false)).await
     }
 
     async fn unread_notification_count(&self, ctx: &Context<'_>) -> Result<i64> {
@@ -225,17 +245,42 @@ impl User {
     }
 
     /// Your connected mailboxes (yourself only).
+    #[graphql(deprecation = "page through mailboxesConnection; this list stays for one release")]
     async fn mailboxes(&self, ctx: &Context<'_>) -> Result<Vec<crate::mailboxes::graphql::MailboxNode>> {
-        let viewer = own(ctx, &self.0).await?;
-        viewer.require(Scope::MailboxesRead)?;
-        let found = ctx.services()?.mailboxes.mailboxes(&viewer).await?;
-        Ok(found.into_iter().map(crate::mailboxes::graphql::MailboxNode).collect())
+        self.mailbox_nodes(ctx).await
+    }
+
+    /// Your connected mailboxes, by pages both ways (yourself only).
+    async fn mailboxes_connection(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<OpaqueCursor<Uuid>, crate::mailboxes::graphql::MailboxNode>> {
+        let direction = two_way_page_args(first, after, last, before)?;
+        paged(self.mailbox_nodes(ctx).await?, |m| m.0.mailbox_id.0, direction)
     }
 
     /// Your personal access tokens (yourself only, from a session).
+    #[graphql(deprecation = "page through accessTokensConnection; this list stays for one release")]
     async fn access_tokens(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
-        let viewer = own(ctx, &self.0).await?;
-        Ok(ctx.services()?.tokens.list(&viewer).await?.into_iter().map(AccessTokenNode).collect())
+        self.token_nodes(ctx).await
+    }
+
+    /// Your personal access tokens, oldest first, by pages both ways (yourself only, from a
+    /// session).
+    async fn access_tokens_connection(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<Connection<OpaqueCursor<Uuid>, AccessTokenNode>> {
+        let direction = two_way_page_args(first, after, last, before)?;
+        paged(self.token_nodes(ctx).await?, |t| t.0.access_token_id, direction)
     }
 
     /// Invitations to workspaces waiting for your answer, addressed to your login email
@@ -251,7 +296,54 @@ impl User {
     /// The workspaces this user belongs to, with their role and membership status in each
     /// (yours include inactive memberships). For another user, only the workspaces where
     /// both of you are active members.
+    #[graphql(deprecation = "page through membershipsConnection; this list stays for one release")]
     async fn memberships(&self, ctx: &Context<'_>) -> Result<Vec<MembershipNode>> {
+        self.membership_nodes(ctx).await
+    }
+
+    /// `memberships` by pages both ways, with their total count.
+    async fn memberships_connection(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> Result<crate::workspace::graphql::MemberConnection> {
+        let direction = two_way_page_args(first, after, last, before)?;
+        let all = self.membership_nodes(ctx).await?;
+        let total_count = i64::try_from(all.len()).unwrap_or(i64::MAX);
+        let (page, previous, next) = slice(all, |m| m.0.membership_id, direction)?;
+        let mut connection =
+            Connection::with_additional_fields(previous, next, crate::workspace::graphql::MemberConnectionFields { total_count });
+        connection.edges.extend(page.into_iter().map(|m| Edge::new(OpaqueCursor(m.0.membership_id), m)));
+        Ok(connection)
+    }
+}
+
+/// The lists a user's connections page through, loaded whole (each is short: a person's own
+/// sessions, tokens, mailboxes, memberships).
+impl User {
+    async fn session_nodes(&self, ctx: &Context<'_>) -> Result<Vec<SessionNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        let current = viewer.session_id();
+        let sessions = ctx.services()?.identity.sessions(&viewer).await?;
+        Ok(sessions.into_iter().map(|s| SessionNode { current: Some(s.session_id) == current, info: s }).collect())
+    }
+
+    async fn mailbox_nodes(&self, ctx: &Context<'_>) -> Result<Vec<crate::mailboxes::graphql::MailboxNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        viewer.require(Scope::MailboxesRead)?;
+        let found = ctx.services()?.mailboxes.mailboxes(&viewer).await?;
+        Ok(found.into_iter().map(crate::mailboxes::graphql::MailboxNode).collect())
+    }
+
+    async fn token_nodes(&self, ctx: &Context<'_>) -> Result<Vec<AccessTokenNode>> {
+        let viewer = own(ctx, &self.0).await?;
+        Ok(ctx.services()?.tokens.list(&viewer).await?.into_iter().map(AccessTokenNode).collect())
+    }
+
+    async fn membership_nodes(&self, ctx: &Context<'_>) -> Result<Vec<MembershipNode>> {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
         let loaders = ctx.loaders()?;
         let theirs = loaders.memberships.load_one(self.0.account_id).await.map_err(unshare)?.unwrap_or_default();
@@ -274,4 +366,16 @@ async fn own(ctx: &Context<'_>, account: &Account) -> Result<Viewer> {
         return Err(Error::forbidden("only visible to the user themself"));
     }
     Ok(viewer)
+}
+
+/// A page of an in-memory list as a connection whose cursors are the items' ids.
+fn paged<T: async_graphql::OutputType>(
+    items: Vec<T>,
+    id: impl Fn(&T) -> Uuid,
+    direction: Direction,
+) -> Result<Connection<OpaqueCursor<Uuid>, T>> {
+    let (page, previous, next) = slice(items, &id, direction)?;
+    let mut connection = Connection::new(previous, next);
+    connection.edges.extend(page.into_iter().map(|item| Edge::new(OpaqueCursor(id(&item)), item)));
+    Ok(connection)
 }

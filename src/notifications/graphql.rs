@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
-use crate::graphql::paging::page_args;
+use crate::graphql::paging::{Direction, settle};
 use crate::identity::service::Viewer;
 use crate::tokens::model::Scope;
 
@@ -122,17 +122,15 @@ impl NotificationNode {
 pub type NotificationConnection = Connection<OpaqueCursor<Uuid>, NotificationNode, EmptyFields>;
 
 /// A page of the viewer's in-app notifications, newest first.
-pub async fn notifications(
-    ctx: &Context<'_>,
-    viewer: &Viewer,
-    first: Option<i32>,
-    after: Option<String>,
-    unread_only: bool,
-) -> Result<NotificationConnection> {
+pub async fn notifications(ctx: &Context<'_>, viewer: &Viewer, direction: Direction, unread_only: bool) -> Result<NotificationConnection> {
     viewer.require(Scope::NotificationsRead)?;
-    let (first, after) = page_args(first, after)?;
-    let (page, more) = ctx.services()?.notifications.page(viewer.account_id(), after, unread_only, first).await?;
-    let mut connection = Connection::new(after.is_some(), more);
+    let (cursor, newer) = match direction {
+        Direction::Forward { after, .. } => (after, false),
+        Direction::Backward { before, .. } => (before, true),
+    };
+    let rows = ctx.services()?.notifications.page(viewer.account_id(), cursor, newer, unread_only, direction.limit()).await?;
+    let (page, previous, next) = settle(direction, rows);
+    let mut connection = Connection::new(previous, next);
     connection.edges.extend(page.into_iter().map(|n| Edge::new(OpaqueCursor(n.notification_id), NotificationNode(n))));
     Ok(connection)
 }

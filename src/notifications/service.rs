@@ -328,15 +328,17 @@ impl NotificationService {
         Ok(store::find_notification(&self.db, account_id, id).await?)
     }
 
+    /// One page of the in-app list: `limit + 1` rows older than `cursor` newest first, or
+    /// (`newer`) newer than it oldest first.
     pub async fn page(
         &self,
         account_id: AccountId,
-        before: Option<Uuid>,
+        cursor: Option<Uuid>,
+        newer: bool,
         unread_only: bool,
-        first: usize,
-    ) -> Result<(Vec<Notification>, bool)> {
-        let rows = store::notifications_page(&self.db, account_id, before, unread_only, first as i64 + 1).await?;
-        Ok(crate::db::split_page(rows, first))
+        limit: usize,
+    ) -> Result<Vec<Notification>> {
+        Ok(store::notifications_page(&self.db, account_id, cursor, newer, unread_only, limit as i64 + 1).await?)
     }
 
     pub async fn unread_count(&self, account_id: AccountId) -> Result<i64> {

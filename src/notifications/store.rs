@@ -109,20 +109,24 @@ pub async fn find_notification(db: &Db, account_id: AccountId, id: Uuid) -> Resu
 }
 
 /// Newest first, before `before` (keyset on the time-ordered id).
+/// In-app notifications older than `cursor` newest first, or (`newer`) newer than it oldest
+/// first.
 pub async fn notifications_page(
     db: &Db,
     account_id: AccountId,
-    before: Option<Uuid>,
+    cursor: Option<Uuid>,
+    newer: bool,
     unread_only: bool,
     limit: i64,
 ) -> Result<Vec<Notification>, sqlx::Error> {
+    let (compare, order) = if newer { (">", "ASC") } else { ("<", "DESC") };
     let sql = format!(
-        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND in_app AND ($2 IS NULL OR notification_id < $2) \
-         AND (NOT $3 OR read_at IS NULL) ORDER BY notification_id DESC LIMIT $4"
+        "SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND in_app AND ($2 IS NULL OR notification_id {compare} $2) \
+         AND (NOT $3 OR read_at IS NULL) ORDER BY notification_id {order} LIMIT $4"
     );
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
         .bind(account_id)
-        .bind(before)
+        .bind(cursor)
         .bind(unread_only)
         .bind(limit)
         .fetch_all(p)

@@ -10,7 +10,7 @@ use super::log::{SecurityEvent, SecurityEventKind};
 use crate::db::StoredEnum as _;
 use crate::error::{PasswordRule, Result};
 use crate::graphql::context::ContextExt;
-use crate::graphql::paging::page_args;
+use crate::graphql::paging::{Direction, settle};
 use crate::identity::graphql::LogInPayload;
 use crate::identity::password::Policy;
 use crate::identity::service::Viewer;
@@ -167,16 +167,15 @@ impl SecurityEventNode {
 pub type SecurityEventConnection = Connection<OpaqueCursor<Uuid>, SecurityEventNode, EmptyFields>;
 
 /// A page of the viewer's security log, newest first.
-pub async fn security_events(
-    ctx: &Context<'_>,
-    viewer: &Viewer,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<SecurityEventConnection> {
+pub async fn security_events(ctx: &Context<'_>, viewer: &Viewer, direction: Direction) -> Result<SecurityEventConnection> {
     viewer.require_session()?;
-    let (first, after) = page_args(first, after)?;
-    let (page, more) = ctx.services()?.security_log.page(viewer.account_id(), after, first).await?;
-    let mut connection = Connection::new(after.is_some(), more);
+    let (cursor, newer) = match direction {
+        Direction::Forward { after, .. } => (after, false),
+        Direction::Backward { before, .. } => (before, true),
+    };
+    let rows = ctx.services()?.security_log.page(viewer.account_id(), cursor, newer, direction.limit()).await?;
+    let (page, previous, next) = settle(direction, rows);
+    let mut connection = Connection::new(previous, next);
     connection.edges.extend(page.into_iter().map(|e| Edge::new(OpaqueCursor(e.event_id), SecurityEventNode(e))));
     Ok(connection)
 }

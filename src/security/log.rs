@@ -137,8 +137,9 @@ impl SecurityLog {
 
     /// One page, newest first, starting before `before` (a previous page's last event id).
     /// Returns the page and whether more follow.
-    pub async fn page(&self, account_id: AccountId, before: Option<Uuid>, first: usize) -> Result<(Vec<SecurityEvent>, bool)> {
-        let rows = store::security_events(&self.db, account_id, before, first as i64 + 1).await?;
-        Ok(crate::db::split_page(rows, first))
+    /// One page of the account's log, read in `direction`: the rows as the store gives them
+    /// (see [`crate::graphql::paging::settle`]).
+    pub async fn page(&self, account_id: AccountId, cursor: Option<Uuid>, newer: bool, limit: usize) -> Result<Vec<SecurityEvent>> {
+        Ok(store::security_events(&self.db, account_id, cursor, newer, limit as i64 + 1).await?)
     }
 }

@@ -195,12 +195,24 @@ pub async fn insert_security_event(db: &Db, e: &NewSecurityEvent<'_>) -> Result<
 }
 
 /// Newest first, keyset-paginated on the (time-ordered) event id.
-pub async fn security_events(db: &Db, account_id: AccountId, before: Option<Uuid>, limit: i64) -> Result<Vec<SecurityEvent>, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_as(
+/// Security events older than `cursor` newest first, or (`newer`) newer than it oldest first.
+pub async fn security_events(
+    db: &Db,
+    account_id: AccountId,
+    cursor: Option<Uuid>,
+    newer: bool,
+    limit: i64,
+) -> Result<Vec<SecurityEvent>, sqlx::Error> {
+    let sql = if newer {
         "SELECT event_id, kind, occurred_at, ip, user_agent, detail FROM security_event \
-         WHERE account_id = $1 AND ($2 IS NULL OR event_id < $2) ORDER BY event_id DESC LIMIT $3")
+         WHERE account_id = $1 AND ($2 IS NULL OR event_id > $2) ORDER BY event_id ASC LIMIT $3"
+    } else {
+        "SELECT event_id, kind, occurred_at, ip, user_agent, detail FROM security_event \
+         WHERE account_id = $1 AND ($2 IS NULL OR event_id < $2) ORDER BY event_id DESC LIMIT $3"
+    };
+    on_pool!(db, p => sqlx::query_as(sql)
         .bind(account_id)
-        .bind(before)
+        .bind(cursor)
         .bind(limit)
         .fetch_all(p)
         .await)

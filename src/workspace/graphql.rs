@@ -24,13 +24,13 @@ pub struct WorkspaceNode(pub Workspace);
 /// An account's place in a workspace.
 pub struct MembershipNode(pub Membership);
 
-type MemberConnection = Connection<OpaqueCursor<Uuid>, MembershipNode, MemberConnectionFields>;
+pub type MemberConnection = Connection<OpaqueCursor<Uuid>, MembershipNode, MemberConnectionFields>;
 
 #[derive(async_graphql::SimpleObject)]
 #[graphql(name = "MemberConnectionFields")]
 pub struct MemberConnectionFields {
-    /// Members in the workspace, across all pages.
-    total_count: i64,
+    /// Members in the workspace (or memberships of the user), across all pages.
+    pub total_count: i64,
 }
 
 #[Object(name = "Workspace")]

@@ -357,10 +357,11 @@ async fn the_settings_page_query_loads_every_page_in_one_request() {
     assert!(r.get("errors").is_none(), "{r}");
     let data = &r["data"];
     assert_eq!(data["me"]["email"], "ada@example.com");
-    assert_eq!(data["me"]["sessions"].as_array().map(Vec::len), Some(1), "{r}");
-    assert_eq!(data["me"]["sessions"][0]["current"], true);
+    assert_eq!(data["me"]["sessionsConnection"]["edges"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(data["me"]["sessionsConnection"]["edges"][0]["node"]["current"], true);
     assert!(data["me"]["preferences"]["notifications"].as_array().is_some_and(|c| c.len() == 21 * 3), "{r}");
-    assert_eq!(data["me"]["memberships"][0]["role"], "OWNER");
+    assert_eq!(data["me"]["membershipsConnection"]["edges"][0]["node"]["role"], "OWNER");
+    assert_eq!(data["me"]["membershipsConnection"]["totalCount"], 1);
     assert!(data["supportedLanguages"].as_array().is_some_and(|l| l.len() == 4), "{r}");
     assert!(data["passwordPolicy"]["rules"].as_array().is_some_and(|r| !r.is_empty()));
     assert!(data["eventCatalogue"].as_array().is_some_and(|k| !k.is_empty()));
@@ -433,4 +434,91 @@ async fn one_profile_time_zone_moves_availability_and_the_daily_summary_unless_t
         )
         .await;
     assert_eq!(refused(&r), pairs(&[("followProfileTimeZone", "INVALID")]), "{r}");
+}
+
+#[tokio::test]
+async fn lists_page_both_ways_and_cursors_are_not_shared_between_users() {
+    let app = TestApp::spawn().await;
+    let ada = app.user("ada@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    for _ in 0..3 {
+        let r = app.log_in("ada@example.com", PASSWORD).await;
+        assert!(r["data"]["logIn"]["token"].is_string(), "{r}");
+    }
+    // Four sessions, newest first.
+    let sessions = "query($f: Int, $a: String, $l: Int, $b: String) { me { sessionsConnection(first: $f, after: $a, last: $l, before: $b) { \
+                    edges { cursor node { id } } pageInfo { hasPreviousPage hasNextPage startCursor endCursor } } } }";
+    let page = |vars: Value| {
+        let (app, token) = (&app, ada.token.clone());
+        async move { app.gql(Some(&token), sessions, vars).await }
+    };
+    let ids = |r: &Value| -> Vec<String> {
+        r["data"]["me"]["sessionsConnection"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+            .iter()
+            .map(|e| e["node"]["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = ids(&page(json!({ "f": 10 })).await);
+    assert_eq!(all.len(), 4);
+    let first = page(json!({ "f": 3 })).await;
+    assert_eq!(ids(&first), all[..3]);
+    assert_eq!(first["data"]["me"]["sessionsConnection"]["pageInfo"]["hasNextPage"], true);
+    let end = first["data"]["me"]["sessionsConnection"]["pageInfo"]["endCursor"].clone();
+    let rest = page(json!({ "f": 3, "a": end })).await;
+    assert_eq!(ids(&rest), all[3..]);
+    let last = page(json!({ "l": 2 })).await;
+    assert_eq!(ids(&last), all[2..]);
+    assert_eq!(last["data"]["me"]["sessionsConnection"]["pageInfo"]["hasPreviousPage"], true);
+    let start = last["data"]["me"]["sessionsConnection"]["pageInfo"]["startCursor"].clone();
+    let before = page(json!({ "l": 5, "b": start })).await;
+    assert_eq!(ids(&before), all[..2]);
+    // Mixing the ways is refused; so is another user's cursor.
+    let r = page(json!({ "f": 1, "l": 1 })).await;
+    assert_eq!(refused(&r), pairs(&[("last", "INVALID")]), "{r}");
+    let bobs = app.gql(Some(&bob.token), sessions, json!({ "f": 1 })).await;
+    let bobs_cursor = bobs["data"]["me"]["sessionsConnection"]["pageInfo"]["endCursor"].clone();
+    let r = page(json!({ "f": 1, "a": bobs_cursor })).await;
+    assert_eq!(refused(&r), pairs(&[("after", "INVALID")]), "{r}");
+
+    // The notification list pages backward too: from its oldest end, newest first.
+    for i in 0..5 {
+        let notice = concierge::notifications::service::Notice::new(
+            concierge::identity::model::AccountId(uuid::Uuid::parse_str(&ada.id).unwrap()),
+            concierge::notifications::model::NotificationEvent::Mention,
+            format!("n{i}"),
+            "",
+        );
+        app.services.notifications.notify(notice).await.expect("notified");
+    }
+    let notes = "query($f: Int, $a: String, $l: Int, $b: String) { me { notifications(first: $f, after: $a, last: $l, before: $b) { \
+                 edges { node { title } } pageInfo { hasPreviousPage hasNextPage startCursor } } } }";
+    let titles = |r: &Value| -> Vec<String> {
+        r["data"]["me"]["notifications"]["edges"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{r}"))
+            .iter()
+            .map(|e| e["node"]["title"].as_str().unwrap().to_owned())
+            .filter(|t| t.starts_with('n'))
+            .collect()
+    };
+    let r = app.gql(Some(&ada.token), notes, json!({ "l": 2 })).await;
+    let oldest = r["data"]["me"]["notifications"]["edges"].as_array().unwrap().len();
+    assert_eq!(oldest, 2, "{r}");
+    assert_eq!(r["data"]["me"]["notifications"]["pageInfo"]["hasPreviousPage"], true, "{r}");
+    let start = r["data"]["me"]["notifications"]["pageInfo"]["startCursor"].clone();
+    let r = app.gql(Some(&ada.token), notes, json!({ "l": 2, "b": start })).await;
+    let newer = titles(&r);
+    let r = app.gql(Some(&ada.token), notes, json!({ "f": 20 })).await;
+    let everything = titles(&r);
+    let at = everything.iter().position(|t| *t == newer[0]).expect("in the list");
+    assert_eq!(everything[at..at + newer.len()], newer[..], "a backward page keeps the list's order");
+
+    // The security log too.
+    let r = app
+        .gql(Some(&ada.token), "{ me { securityEvents(last: 1) { edges { node { kind } } pageInfo { hasPreviousPage } } } }", json!({}))
+        .await;
+    assert_eq!(r["data"]["me"]["securityEvents"]["edges"].as_array().map(Vec::len), Some(1), "{r}");
+    assert_eq!(r["data"]["me"]["securityEvents"]["pageInfo"]["hasPreviousPage"], true, "{r}");
 }

@@ -88,7 +88,7 @@ impl Reason {
     pub fn english(&self) -> String {
         let args: Vec<(&'static str, String)> = self.params();
         let args: Vec<(&'static str, &str)> = args.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        crate::mail::i18n::text("en", &self.message_id(), &args)
+        crate::i18n::text("en", &self.message_id(), &args)
     }
 
     /// Its message's id in `errors.ftl`.

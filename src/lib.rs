@@ -22,6 +22,7 @@ pub mod events;
 pub mod export;
 pub mod fanout;
 pub mod graphql;
+pub mod i18n;
 pub mod identity;
 pub mod ids;
 pub mod mail;

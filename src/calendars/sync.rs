@@ -24,7 +24,7 @@ use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
-use crate::mail::i18n::text;
+use crate::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 

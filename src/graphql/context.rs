@@ -49,7 +49,7 @@ impl RequestAuth {
         });
         match viewer {
             Some(viewer) => Some(viewer.account.language.clone()),
-            None => self.meta.accept_language.as_deref().and_then(crate::mail::i18n::from_accept_language),
+            None => self.meta.accept_language.as_deref().and_then(crate::i18n::from_accept_language),
         }
     }
 

@@ -5,7 +5,7 @@
 
 use async_graphql::{Response, ServerError, Value};
 
-use crate::mail::i18n;
+use crate::i18n;
 
 /// Tidies `response.errors` for a caller who reads `language` (a supported tag), if known.
 pub fn tidy(response: &mut Response, language: Option<&str>) {

@@ -407,7 +407,7 @@ fn fresh_account(account_id: AccountId, new: &NewAccount, now: chrono::DateTime<
         phone: None,
         phone_e164: None,
         job_title: None,
-        language: crate::mail::i18n::DEFAULT_LANGUAGE.to_owned(),
+        language: crate::i18n::DEFAULT_LANGUAGE.to_owned(),
         photo_key: None,
         email_verified_at: None,
         time_zone: None,

@@ -2,7 +2,7 @@
 //! server, or written to the data folder's `outbox/` when none is configured (so a fresh
 //! install loses nothing and needs no setup).
 
-pub mod i18n;
+use crate::i18n;
 
 use std::path::Path;
 use std::time::Duration;

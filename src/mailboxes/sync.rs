@@ -35,7 +35,7 @@ use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
-use crate::mail::i18n::text;
+use crate::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 use crate::webhooks::Webhooks;

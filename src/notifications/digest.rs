@@ -297,7 +297,7 @@ mod tests {
         assert!(pl.text.contains("Cały dzień – Team offsite"), "{}", pl.text);
         for lang in ["de", "fr", "pl"] {
             for id in ["digest-tasks", "digest-appointments", "digest-calendar", "digest-all-day"] {
-                assert_ne!(crate::mail::i18n::text(lang, id, &[]), crate::mail::i18n::text("en", id, &[]), "{lang} lacks {id}");
+                assert_ne!(crate::i18n::text(lang, id, &[]), crate::i18n::text("en", id, &[]), "{lang} lacks {id}");
             }
         }
     }

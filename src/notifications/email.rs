@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use super::links::Links;
 use super::store::Notification;
+use crate::i18n::text;
 use crate::mail::Composed;
-use crate::mail::i18n::text;
 
 /// At most this many items are spelled out in one email; the rest are counted.
 pub const MAX_ITEMS: usize = 25;

@@ -6,11 +6,11 @@ use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, 
 use super::model::{self, Phone, ProfileChanges};
 use super::service::SignatureView;
 use super::signature::CUSTOM_VALUES;
-use crate::error::{Checks, Error, Result};
+use crate::error::{Checks, Error, Reason, Result};
 use crate::graphql::context::ContextExt;
+use crate::i18n;
 use crate::identity::graphql::User;
 use crate::identity::model::PersonName;
-use crate::mail::i18n;
 use crate::tokens::model::Scope;
 
 /// The fields to change; the others keep their value. `displayName`, `phone` and `jobTitle`
@@ -55,7 +55,14 @@ impl TryFrom<UpdateProfileInput> for ProfileChanges {
                 .take(clearable(input.phone, |v| if v.trim().is_empty() { Ok(None) } else { Phone::parse("phone", v).map(Some) }))
                 .flatten(),
             job_title: checks.take(clearable(input.job_title, |v| model::optional_text("jobTitle", v, model::JOB_TITLE_MAX))).flatten(),
-            language: checks.take(input.language.map(|l| i18n::parse("language", &l)).transpose()).flatten(),
+            language: checks
+                .take(
+                    input
+                        .language
+                        .map(|l| i18n::nearest(&l).ok_or_else(|| Error::because("language", Reason::UnsupportedLanguage)))
+                        .transpose(),
+                )
+                .flatten(),
             time_zone: checks
                 .take(input.time_zone.map(|z| crate::notifications::model::parse_time_zone("timeZone", &z)).transpose())
                 .flatten(),

@@ -8,9 +8,9 @@ use super::store;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::Result;
+use crate::i18n::text;
 use crate::identity::model::AccountId;
 use crate::identity::service::ClientMeta;
-use crate::mail::i18n::text;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 

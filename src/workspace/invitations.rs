@@ -17,11 +17,11 @@ use crate::db::StoredEnum as _;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::fanout::Change;
+use crate::i18n::{DEFAULT_LANGUAGE, text};
 use crate::identity::model::{Account, AccountStatus, Email};
 use crate::identity::service::{Viewer, random_token, token_hash};
 use crate::identity::store as identity_store;
 use crate::mail::SystemEmail;
-use crate::mail::i18n::{DEFAULT_LANGUAGE, text};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::Notice;
 

@@ -7,8 +7,6 @@ use std::collections::HashMap;
 use fluent_templates::fluent_bundle::FluentValue;
 use fluent_templates::{LanguageIdentifier, Loader as _};
 
-use crate::error::{Error, Reason, Result};
-
 fluent_templates::static_loader! {
     static LOCALES = {
         locales: "./locales",
@@ -36,14 +34,9 @@ pub fn supported() -> Vec<Language> {
     all
 }
 
-/// A BCP 47 tag a client sent (`pl-PL`, what `navigator.language` gives, or `PL`),
-/// negotiated to the nearest supported language (`pl`): the same tag, else the same primary
-/// language whatever the region or script. Refused when no supported language matches.
-pub fn parse(field: &'static str, raw: &str) -> Result<String> {
-    nearest(raw).ok_or_else(|| Error::because(field, Reason::UnsupportedLanguage))
-}
-
-/// The supported language nearest to `tag`, if one shares its primary language.
+/// The supported language nearest to a BCP 47 tag a client sent (`pl-PL`, what
+/// `navigator.language` gives, or `PL`): the same tag, else the same primary language
+/// whatever the region or script; `None` when no supported language matches.
 pub fn nearest(tag: &str) -> Option<String> {
     let wanted: LanguageIdentifier = tag.trim().replace('_', "-").parse().ok()?;
     let all = supported();
@@ -93,13 +86,13 @@ mod tests {
 
     #[test]
     fn browser_tags_land_on_the_nearest_supported_language() {
-        assert_eq!(parse("language", "pl-PL").unwrap(), "pl");
-        assert_eq!(parse("language", "PL").unwrap(), "pl");
-        assert_eq!(parse("language", "de_AT").unwrap(), "de");
-        assert_eq!(parse("language", "en-Latn-GB").unwrap(), "en");
-        assert_eq!(parse("language", " fr-CA ").unwrap(), "fr");
+        assert_eq!(nearest("pl-PL").unwrap(), "pl");
+        assert_eq!(nearest("PL").unwrap(), "pl");
+        assert_eq!(nearest("de_AT").unwrap(), "de");
+        assert_eq!(nearest("en-Latn-GB").unwrap(), "en");
+        assert_eq!(nearest(" fr-CA ").unwrap(), "fr");
         for bad in ["xx-NOPE", "", "pl--PL", "klingon-tlh", "../../etc"] {
-            assert!(parse("language", bad).is_err(), "{bad:?}");
+            assert!(nearest(bad).is_none(), "{bad:?}");
         }
     }
 
@@ -152,8 +145,8 @@ mod tests {
 
     #[test]
     fn tags_are_matched_case_insensitively_and_unknown_ones_refused() {
-        assert_eq!(parse("language", " PL ").unwrap(), "pl");
-        assert!(matches!(parse("language", "xx-NOPE"), Err(Error::Invalid { field, .. }) if field == "language"));
+        assert_eq!(nearest(" PL ").unwrap(), "pl");
+        assert_eq!(nearest("xx-NOPE"), None);
     }
 
     #[test]

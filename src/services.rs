@@ -103,6 +103,7 @@ impl Services {
             wakers.clone(),
             Duration::from_secs(config.email_batch_secs),
             config.outbound_policy(),
+            Arc::new(Domains { db: db.clone() }),
         );
         let vapid_subject = config.vapid_subject.clone().unwrap_or_else(|| format!("mailto:{}", mailer.address()));
         let outbound = config.outbound_policy();
@@ -123,6 +124,7 @@ impl Services {
                     &config.app_settings_path,
                     secrets.derive_key(b"concierge email preference links"),
                 )?,
+                day: Arc::new(Domains { db: db.clone() }),
             },
             wakers.delivery.clone(),
         );
@@ -316,5 +318,67 @@ impl Services {
         } else {
             Ok(self.authenticate(bearer).await?.map(Principal::User))
         }
+    }
+}
+
+/// What notifications read from the domains above them, answered here, where every domain is
+/// in reach: the daily summary's day (platform events, calendars) and whether a user holds
+/// alerts (availability).
+struct Domains {
+    db: Db,
+}
+
+#[async_trait::async_trait]
+impl crate::notifications::sources::DaySources for Domains {
+    async fn agenda(
+        &self,
+        account: crate::identity::model::AccountId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Vec<crate::notifications::sources::AgendaItem>> {
+        use crate::notifications::sources::{AgendaItem, AgendaKind};
+        let rows = crate::platform_events::store::agenda(&self.db, account, from, to).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| !crate::platform_events::model::ends_the_subject(&row.kind))
+            .filter_map(|row| {
+                let kind = if row.kind.starts_with("task.") {
+                    AgendaKind::Task
+                } else if row.kind.starts_with("appointment.") {
+                    AgendaKind::Appointment
+                } else {
+                    return None;
+                };
+                Some(AgendaItem { kind, title: row.subject_title, at: row.scheduled_at })
+            })
+            .collect())
+    }
+
+    async fn calendar(
+        &self,
+        account: crate::identity::model::AccountId,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+        zone: chrono_tz::Tz,
+    ) -> anyhow::Result<Vec<crate::notifications::sources::CalendarItem>> {
+        let entries = crate::calendars::service::agenda(&self.db, account, from, to, zone).await?;
+        Ok(entries
+            .into_iter()
+            // Appointments Concierge wrote to the calendar are listed as appointments.
+            .filter(|e| !e.uid.ends_with(crate::calendars::appointments::UID_SUFFIX))
+            .map(|e| crate::notifications::sources::CalendarItem {
+                title: e.occurrence.summary.unwrap_or_default(),
+                all_day: e.occurrence.all_day,
+                start: e.occurrence.start,
+                end: e.occurrence.end,
+            })
+            .collect())
+    }
+}
+
+#[async_trait::async_trait]
+impl crate::notifications::sources::AlertHold for Domains {
+    async fn holds_alerts(&self, account: crate::identity::model::AccountId) -> crate::error::Result<bool> {
+        crate::availability::service::holds_alerts(&self.db, account).await
     }
 }

@@ -32,7 +32,7 @@ pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
 /// How many batchable emails one message carries at most.
 const MAX_BATCH: i64 = 500;
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DeliverySettings {
     /// The first retry waits this long; each further one twice as long, up to an hour.
     pub retry_base: Duration,
@@ -41,6 +41,8 @@ pub struct DeliverySettings {
     /// Where links in emails point.
     /// Where the emails link.
     pub links: super::links::EmailLinks,
+    /// What the daily summary says of the user's day.
+    pub day: Arc<dyn super::sources::DaySources>,
 }
 
 #[derive(Clone)]
@@ -171,7 +173,7 @@ impl Delivery {
         let Some(plan) = digest::DigestJob::from_payload(&job.payload) else {
             return Ok(Outcome::Failed("unreadable digest job".into()));
         };
-        let content = digest::gather(&self.db, job.account_id, &plan).await?;
+        let content = digest::gather(&self.db, self.settings.day.as_ref(), job.account_id, &plan).await?;
         if content.is_empty() {
             return Ok(Outcome::Skipped("nothing to report"));
         }

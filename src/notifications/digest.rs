@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use super::email::DigestContent;
 use super::model::{NotificationEvent, parse_time_of_day, parse_time_zone};
 use super::outbox::{self, DIGEST, EMAIL, NewJob};
+use super::sources::{AgendaKind, DaySources};
 use super::store;
 use crate::clock::SharedClock;
 use crate::db::Db;
@@ -78,7 +79,7 @@ impl DigestJob {
 
 /// Reads what the summary reports: the day's appointments and tasks due, messages by
 /// contact, other unread notifications and mailbox problems since the window opened.
-pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> Result<DigestContent<'a>, sqlx::Error> {
+pub async fn gather<'a>(db: &Db, sources: &dyn DaySources, account_id: AccountId, job: &'a DigestJob) -> anyhow::Result<DigestContent<'a>> {
     let recorded = store::notifications_since(db, account_id, job.since, 5000).await?;
     let message = NotificationEvent::MessageReceived.stored_name();
     let problem = NotificationEvent::MailboxError.stored_name();
@@ -100,8 +101,8 @@ pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> R
     let mut messages_by_contact: Vec<(String, usize)> = by_contact.into_iter().collect();
     messages_by_contact.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     unread.reverse();
-    let (tasks_today, appointments_today) = agenda(db, account_id, job).await?;
-    let calendar_today = calendar_day(db, account_id, job).await?;
+    let (tasks_today, appointments_today) = agenda(sources, account_id, job).await?;
+    let calendar_today = calendar_day(sources, account_id, job).await?;
     Ok(DigestContent {
         date: job.date.format("%Y-%m-%d").to_string(),
         messages_by_contact,
@@ -118,46 +119,39 @@ pub async fn gather<'a>(db: &Db, account_id: AccountId, job: &'a DigestJob) -> R
 /// (title, local time) lines for the summary's day.
 type Agenda = Vec<(String, String)>;
 
-/// The tasks due and the appointments on the user's local day (`task.*` events by
-/// `data.dueAt`, `appointment.*` by `data.startsAt`), at local times, earliest first. A task
-/// completed or an appointment cancelled since is left out.
-async fn agenda(db: &Db, account_id: AccountId, job: &DigestJob) -> Result<(Agenda, Agenda), sqlx::Error> {
+/// The tasks due and the appointments on the user's local day, at local times, earliest
+/// first (a task completed or an appointment cancelled since is left out by the source).
+async fn agenda(sources: &dyn DaySources, account_id: AccountId, job: &DigestJob) -> anyhow::Result<(Agenda, Agenda)> {
     let zone: Tz = job.zone.parse().unwrap_or(Tz::UTC);
     let (from, to) = local_day(job.date, zone);
     let mut tasks = Vec::new();
     let mut appointments = Vec::new();
-    for row in crate::platform_events::store::agenda(db, account_id, from, to).await? {
-        if crate::platform_events::model::ends_the_subject(&row.kind) {
-            continue;
-        }
-        let line = (row.subject_title, row.scheduled_at.with_timezone(&zone).format("%H:%M").to_string());
-        if row.kind.starts_with("task.") {
-            tasks.push(line);
-        } else if row.kind.starts_with("appointment.") {
-            appointments.push(line);
+    for item in sources.agenda(account_id, from, to).await? {
+        let line = (item.title, item.at.with_timezone(&zone).format("%H:%M").to_string());
+        match item.kind {
+            AgendaKind::Task => tasks.push(line),
+            AgendaKind::Appointment => appointments.push(line),
         }
     }
     Ok((tasks, appointments))
 }
 
 /// The events of the user's primary and conflict calendars on the summary's day, with local
-/// `start–end` times (empty for all-day events). Appointments Concierge wrote to the
-/// calendar are already listed as appointments, so they are left out here.
-async fn calendar_day(db: &Db, account_id: AccountId, job: &DigestJob) -> Result<Agenda, sqlx::Error> {
+/// `start–end` times (empty for all-day events).
+async fn calendar_day(sources: &dyn DaySources, account_id: AccountId, job: &DigestJob) -> anyhow::Result<Agenda> {
     let zone: Tz = job.zone.parse().unwrap_or(Tz::UTC);
     let (from, to) = local_day(job.date, zone);
-    let entries = crate::calendars::service::agenda(db, account_id, from, to, zone).await?;
-    Ok(entries
+    Ok(sources
+        .calendar(account_id, from, to, zone)
+        .await?
         .into_iter()
-        .filter(|e| !e.uid.ends_with(crate::calendars::appointments::UID_SUFFIX))
         .map(|e| {
-            let o = e.occurrence;
-            let time = if o.all_day {
+            let time = if e.all_day {
                 String::new()
             } else {
-                format!("{}–{}", o.start.with_timezone(&zone).format("%H:%M"), o.end.with_timezone(&zone).format("%H:%M"))
+                format!("{}–{}", e.start.with_timezone(&zone).format("%H:%M"), e.end.with_timezone(&zone).format("%H:%M"))
             };
-            (o.summary.unwrap_or_default(), time)
+            (e.title, time)
         })
         .collect())
 }

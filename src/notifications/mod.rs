@@ -12,4 +12,5 @@ pub mod outbox;
 pub mod pages;
 pub mod push;
 pub mod service;
+pub mod sources;
 pub mod store;

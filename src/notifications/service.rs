@@ -89,11 +89,21 @@ pub struct NotificationService {
     batch_window: Duration,
     /// Which addresses push endpoints may reach (`CONCIERGE_OUTBOUND_ALLOW`).
     outbound: OutboundPolicy,
+    /// Whether the user holds alerts now (availability answers).
+    hold: Arc<dyn super::sources::AlertHold>,
 }
 
 impl NotificationService {
-    pub fn new(db: Db, fanout: Fanout, clock: SharedClock, wakers: Wakers, batch_window: Duration, outbound: OutboundPolicy) -> Self {
-        NotificationService { db, fanout, clock, wakers, batch_window, outbound }
+    pub fn new(
+        db: Db,
+        fanout: Fanout,
+        clock: SharedClock,
+        wakers: Wakers,
+        batch_window: Duration,
+        outbound: OutboundPolicy,
+        hold: Arc<dyn super::sources::AlertHold>,
+    ) -> Self {
+        NotificationService { db, fanout, clock, wakers, batch_window, outbound, hold }
     }
 
     pub async fn preferences(&self, account_id: AccountId) -> Result<Preferences> {
@@ -259,7 +269,7 @@ impl NotificationService {
             return Ok(None);
         }
         // BUSY with alerts held: no push and no sound; in-app and email still arrive.
-        let held = crate::availability::service::holds_alerts(&self.db, account_id).await?;
+        let held = self.hold.holds_alerts(account_id).await?;
         let push = push && !held;
         let browsers = if push { store::push_subscriptions(&self.db, account_id).await? } else { Vec::new() };
         let (audio, _) = self.settings(account_id).await?;

@@ -13,8 +13,21 @@ use super::store;
 use crate::db::Tx;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
-use crate::platform_events::model::NewPlatformEvent;
 use crate::workspace::model::WorkspaceId;
+
+/// What the calendars need of an `appointment.*` event a platform service published (the
+/// platform events domain owns the event and hands this over; calendars never import it).
+pub struct AppointmentEvent<'a> {
+    pub kind: &'a str,
+    /// The appointment's id in the publishing service: one calendar event per id.
+    pub subject_id: &'a str,
+    pub title: &'a str,
+    pub url: Option<&'a str>,
+    /// The event's data, already checked against the kind's schema.
+    pub data: &'a Value,
+    /// The users it is written for.
+    pub user_ids: &'a [AccountId],
+}
 
 /// How the UIDs of the events Concierge writes end.
 pub const UID_SUFFIX: &str = "@concierge";
@@ -34,7 +47,7 @@ pub fn uid(workspace_id: WorkspaceId, appointment_id: &str) -> String {
 
 /// Reads the appointment out of an event whose data passed the catalogue's schema. `at` is
 /// the event's place in the request (`events[3]`), for errors.
-pub fn appointment_of(at: &str, event: &NewPlatformEvent) -> Result<Appointment> {
+pub fn appointment_of(at: &str, event: &AppointmentEvent<'_>) -> Result<Appointment> {
     let time = |key: &str| -> Result<DateTime<Utc>> {
         event
             .data
@@ -56,12 +69,12 @@ pub fn appointment_of(at: &str, event: &NewPlatformEvent) -> Result<Appointment>
         Some(Person { name, email })
     };
     Ok(Appointment {
-        title: event.subject.title.clone(),
+        title: event.title.to_owned(),
         starts_at,
         ends_at,
         location: text("location"),
         description: text("reason"),
-        url: event.subject.url.clone(),
+        url: event.url.map(str::to_owned),
         organizer: event.data.get("organizer").and_then(person),
         attendees: event.data.get("attendees").and_then(Value::as_array).map(|a| a.iter().filter_map(person).collect()).unwrap_or_default(),
     })
@@ -69,16 +82,16 @@ pub fn appointment_of(at: &str, event: &NewPlatformEvent) -> Result<Appointment>
 
 /// Records the appointment's wanted state for each named user, in the event's transaction.
 /// Returns whether anything was recorded.
-pub async fn want(tx: &mut Tx, at: &str, workspace_id: WorkspaceId, event: &NewPlatformEvent, now: DateTime<Utc>) -> Result<bool> {
-    if !is_appointment(event.kind.kind) || event.user_ids.is_empty() {
+pub async fn want(tx: &mut Tx, at: &str, workspace_id: WorkspaceId, event: &AppointmentEvent<'_>, now: DateTime<Utc>) -> Result<bool> {
+    if !is_appointment(event.kind) || event.user_ids.is_empty() {
         return Ok(false);
     }
     let appointment = appointment_of(at, event)?;
-    let cancelled = event.kind.kind == "appointment.cancelled";
+    let cancelled = event.kind == "appointment.cancelled";
     let text = serde_json::to_string(&appointment).map_err(anyhow::Error::from)?;
-    let key = format!("{}\n{}", workspace_id.0, event.subject.id);
-    let uid = uid(workspace_id, &event.subject.id);
-    for user in dedup(&event.user_ids) {
+    let key = format!("{}\n{}", workspace_id.0, event.subject_id);
+    let uid = uid(workspace_id, event.subject_id);
+    for user in dedup(event.user_ids) {
         store::want_appointment(tx, user, &key, &uid, cancelled, &text, now).await?;
     }
     Ok(true)

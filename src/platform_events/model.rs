@@ -121,6 +121,18 @@ impl At {
 }
 
 impl NewPlatformEvent {
+    /// What the calendars need of it, if it is an appointment.
+    pub fn appointment(&self) -> crate::calendars::appointments::AppointmentEvent<'_> {
+        crate::calendars::appointments::AppointmentEvent {
+            kind: self.kind.kind,
+            subject_id: &self.subject.id,
+            title: &self.subject.title,
+            url: self.subject.url.as_deref(),
+            data: &self.data,
+            user_ids: &self.user_ids,
+        }
+    }
+
     /// Whether `account` is the subject's assignee: named in `assigneeIds`, or, when the
     /// event names none, named in `userIds` of a kind that is about assigning.
     pub fn assigned_to(&self, account: AccountId) -> bool {

@@ -213,9 +213,14 @@ impl PlatformEventService {
         };
         // An appointment also goes into the calendars of the users it names; written by
         // the calendar worker, so a calendar that is down delays it but never loses it.
-        let calendar_write =
-            crate::calendars::appointments::want(&mut tx, &format!("events[{index}]"), principal.workspace_id, event, row.created_at)
-                .await?;
+        let calendar_write = crate::calendars::appointments::want(
+            &mut tx,
+            &format!("events[{index}]"),
+            principal.workspace_id,
+            &event.appointment(),
+            row.created_at,
+        )
+        .await?;
         tx.commit().await?;
         if queued > 0 {
             self.webhooks.wake();

@@ -182,6 +182,7 @@ fn mail_options(config: &Config) -> anyhow::Result<concierge_connector_imap_smtp
         extra_root_certs_pem,
         allow_plaintext_remote: config.mail_allow_plaintext,
         outbound: config.outbound_policy(),
+        poll_interval: Duration::from_secs(config.mail_poll_secs),
         ..concierge_connector_imap_smtp::Options::default()
     })
 }
@@ -287,5 +288,28 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    #[derive(clap::Parser)]
+    struct Args {
+        #[command(flatten)]
+        config: Config,
+    }
+
+    #[test]
+    fn the_poll_interval_for_servers_without_idle_is_a_setting() {
+        let config = Args::parse_from(["concierge", "--mail-poll-secs", "15"]).config;
+        assert_eq!(mail_options(&config).unwrap().poll_interval, Duration::from_secs(15));
+        assert_eq!(mail_options(&Config::defaults()).unwrap().poll_interval, Duration::from_secs(60));
+        for bad in ["0", "3601", "soon"] {
+            assert!(Args::try_parse_from(["concierge", "--mail-poll-secs", bad]).is_err(), "{bad}");
+        }
     }
 }

@@ -197,6 +197,11 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAIL_ALLOW_PLAINTEXT", default_value_t = false)]
     pub mail_allow_plaintext: bool,
 
+    /// Seconds between checks for new mail on a server without IMAP IDLE (with IDLE, new
+    /// mail arrives at once). 1 to 3600.
+    #[arg(long, env = "CONCIERGE_MAIL_POLL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub mail_poll_secs: u64,
+
     /// Seconds between comparisons of each mailbox's server listing with what was recorded.
     #[arg(long, env = "CONCIERGE_MAIL_RECONCILE_SECS", default_value_t = 15 * 60)]
     pub mail_reconcile_secs: u64,

@@ -107,14 +107,19 @@ impl ExportService {
             match self.build(schema, &export).await {
                 Ok(size) => {
                     let now = Utc::now();
-                    store::finish(&self.db, export.data_export_id, now, now + KEEP_FOR, size).await?;
-                    let notice = Notice::new(
-                        export.account_id,
-                        NotificationEvent::SecurityEvent,
-                        "Your data export is ready",
-                        format!("Download it from your account settings until {}.", (now + KEEP_FOR).format("%Y-%m-%d")),
-                    );
+                    // The notice first, so whoever sees the export READY finds it too; its
+                    // dedupe key keeps a rebuild after a crash in between from telling twice.
+                    let notice = Notice {
+                        dedupe_key: Some(format!("data-export:{}", export.data_export_id)),
+                        ..Notice::new(
+                            export.account_id,
+                            NotificationEvent::SecurityEvent,
+                            "Your data export is ready",
+                            format!("Download it from your account settings until {}.", (now + KEEP_FOR).format("%Y-%m-%d")),
+                        )
+                    };
                     self.notifications.notify(notice).await?;
+                    store::finish(&self.db, export.data_export_id, now, now + KEEP_FOR, size).await?;
                 }
                 Err(e) => {
                     tracing::error!(error = ?e, export = %export.data_export_id, "building a data export");

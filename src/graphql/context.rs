@@ -14,6 +14,24 @@ use crate::service_accounts::model::{Principal, ServiceAccountPrincipal, Service
 use crate::services::Services;
 use crate::tokens::model::Scope;
 
+/// Whose language a request's error messages are in.
+#[derive(Clone, Debug)]
+pub enum Reader {
+    /// A signed-in user's chosen language.
+    User(String),
+    /// A browser's `Accept-Language` header, negotiated only when there is an error to word.
+    Browser(String),
+}
+
+impl Reader {
+    pub fn language(&self) -> Option<String> {
+        match self {
+            Reader::User(language) => Some(language.clone()),
+            Reader::Browser(header) => crate::i18n::from_accept_language(header),
+        }
+    }
+}
+
 /// Per request (or per WebSocket connection): the bearer token and who it turned out to be.
 pub struct RequestAuth {
     token: Option<String>,
@@ -39,17 +57,16 @@ impl RequestAuth {
         self.token.as_deref()
     }
 
-    /// The language the caller reads: the signed-in user's, else the nearest supported one
-    /// their `Accept-Language` asks for. Only a user already looked up in this request counts
-    /// (no lookup is made for this).
-    pub fn language(&self) -> Option<String> {
+    /// Who reads this request's errors: the signed-in user, if this request looked them up
+    /// already (no lookup is made for this), else the browser's `Accept-Language`.
+    pub fn reader(&self) -> Option<Reader> {
         let viewer = self.signed_in.get().or(match self.principal.get() {
             Some(Some(Principal::User(viewer))) => Some(viewer),
             _ => None,
         });
         match viewer {
-            Some(viewer) => Some(viewer.account.language.clone()),
-            None => self.meta.accept_language.as_deref().and_then(crate::i18n::from_accept_language),
+            Some(viewer) => Some(Reader::User(viewer.account.language.clone())),
+            None => self.meta.accept_language.clone().map(Reader::Browser),
         }
     }
 

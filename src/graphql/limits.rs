@@ -25,7 +25,7 @@ use async_graphql::{ErrorExtensions, Pos, Request, Response, ServerError, Server
 use futures_util::StreamExt as _;
 use futures_util::stream::BoxStream;
 
-use super::context::RequestAuth;
+use super::context::{Reader, RequestAuth};
 use crate::config::{Config, Introspection};
 use crate::services::Services;
 use crate::telemetry::operation_label;
@@ -72,7 +72,7 @@ impl ExtensionFactory for QueryLimits {
             cached: Mutex::new(None),
             schema_hidden: Arc::default(),
             non_null_root_failed: AtomicBool::new(false),
-            language: Mutex::new(None),
+            reader: Mutex::new(None),
         })
     }
 }
@@ -136,7 +136,7 @@ struct PerRequest {
     non_null_root_failed: AtomicBool,
     /// The language the caller reads, for error messages: from `Accept-Language` when the
     /// request is prepared, then the signed-in user's once a root field has looked them up.
-    language: Mutex<Option<String>>,
+    reader: Mutex<Option<Reader>>,
 }
 
 /// Who is asking: over HTTP in the request's data, over WebSocket in the connection's.
@@ -169,7 +169,9 @@ impl Extension for PerRequest {
         if self.non_null_root_failed.load(Ordering::Relaxed) {
             response.data = async_graphql::Value::Null;
         }
-        let language = self.language.lock().ok().and_then(|l| l.clone());
+        // Negotiated only when there is something to word.
+        let language =
+            if response.errors.is_empty() { None } else { self.reader.lock().ok().and_then(|r| r.as_ref().and_then(Reader::language)) };
         tidy_errors(&mut response, self.schema_hidden.load(Ordering::Relaxed), language.as_deref());
         let operation = operation_label(self.operation.lock().ok().and_then(|o| o.clone()).as_deref());
         let outcome = if response.errors.is_empty() {
@@ -198,10 +200,10 @@ impl Extension for PerRequest {
         }
         if root && resolved.is_err() {
             // The user, if this request looked them up, is known by now.
-            if let Some(language) = ctx.data_opt::<RequestAuth>().and_then(RequestAuth::language)
-                && let Ok(mut slot) = self.language.lock()
+            if let Some(reader) = ctx.data_opt::<RequestAuth>().and_then(RequestAuth::reader)
+                && let Ok(mut slot) = self.reader.lock()
             {
-                *slot = Some(language);
+                *slot = Some(reader);
             }
         }
         resolved
@@ -230,10 +232,10 @@ impl Extension for PerRequest {
             Introspection::Authenticated => signed_in(ctx, request_auth(ctx, &request)).await,
         };
         self.schema_hidden.store(!allowed, Ordering::Relaxed);
-        if let Some(language) = request_auth(ctx, &request).and_then(RequestAuth::language)
-            && let Ok(mut slot) = self.language.lock()
+        if let Some(reader) = request_auth(ctx, &request).and_then(RequestAuth::reader)
+            && let Ok(mut slot) = self.reader.lock()
         {
-            *slot = Some(language);
+            *slot = Some(reader);
         }
         let mut request = if allowed { request } else { request.disable_introspection() };
         // The document's size is checked here, on a document parsed once and handed on:

@@ -152,7 +152,7 @@ impl AvailabilityService {
             parts.push(Part::TimeZone);
         } else if change.follow_profile_time_zone {
             a.time_zone_follows_profile = true;
-            if let Some(zone) = profile_zone(&self.db, account_id).await? {
+            if let Some(zone) = crate::identity::store::time_zone(&self.db, account_id).await? {
                 a.time_zone = zone;
             }
             parts.push(Part::TimeZone);
@@ -351,7 +351,7 @@ impl Drop for PresenceGuard {
 }
 
 async fn load(db: &Db, account_id: AccountId) -> Result<Availability> {
-    let profile = profile_zone(db, account_id).await?;
+    let profile = crate::identity::store::time_zone(db, account_id).await?;
     let Some(row) = store::find(db, account_id).await? else {
         let default = Availability::default();
         return Ok(Availability { time_zone: profile.unwrap_or(default.time_zone), ..default });
@@ -386,9 +386,4 @@ fn to_row(a: &Availability) -> Result<AvailabilityRow> {
         ooo_message: a.out_of_office.as_ref().and_then(|o| o.message.clone()),
         time_zone_overridden: !a.time_zone_follows_profile,
     })
-}
-
-/// The profile's time zone, if set.
-async fn profile_zone(db: &Db, account_id: AccountId) -> Result<Option<Tz>> {
-    Ok(crate::identity::store::time_zone(db, account_id).await?.and_then(|z| z.parse().ok()))
 }

@@ -12,15 +12,22 @@ pub const MAX_PAGE: usize = 100;
 
 /// `first` (1–100, default 20) and `after` (a cursor this connection handed out), checked.
 pub fn page_args(first: Option<i32>, after: Option<String>) -> Result<(usize, Option<Uuid>)> {
-    let first = usize::try_from(first.unwrap_or(DEFAULT_PAGE))
+    Ok((page_size("first", first)?, cursor("after", after)?))
+}
+
+/// A page size (`first` or `last`): 1–100, default 20.
+fn page_size(field: &'static str, n: Option<i32>) -> Result<usize> {
+    usize::try_from(n.unwrap_or(DEFAULT_PAGE))
         .ok()
         .filter(|n| (1..=MAX_PAGE).contains(n))
-        .ok_or_else(|| Error::invalid("first", format!("must be between 1 and {MAX_PAGE}")))?;
-    let after = after
-        .map(|c| OpaqueCursor::<Uuid>::decode_cursor(&c).map(|c| c.0))
+        .ok_or_else(|| Error::invalid(field, format!("must be between 1 and {MAX_PAGE}")))
+}
+
+/// A cursor (`after` or `before`) this connection handed out.
+fn cursor(field: &'static str, c: Option<String>) -> Result<Option<Uuid>> {
+    c.map(|c| OpaqueCursor::<Uuid>::decode_cursor(&c).map(|c| c.0))
         .transpose()
-        .map_err(|_| Error::invalid("after", "not a cursor from this connection"))?;
-    Ok((first, after))
+        .map_err(|_| Error::invalid(field, "not a cursor from this connection"))
 }
 
 /// Which way a page of a newest-first list is read.
@@ -33,7 +40,16 @@ pub enum Direction {
 }
 
 impl Direction {
-    /// How many rows to read, and from which cursor on.
+    /// The keyset read: the cursor, and whether the rows wanted are newer than it (read
+    /// oldest first) rather than older (read newest first).
+    pub fn keyset(self) -> (Option<Uuid>, bool) {
+        match self {
+            Direction::Forward { after, .. } => (after, false),
+            Direction::Backward { before, .. } => (before, true),
+        }
+    }
+
+    /// How many rows to read.
     pub fn limit(self) -> usize {
         match self {
             Direction::Forward { first, .. } => first,
@@ -51,15 +67,7 @@ pub fn two_way_page_args(first: Option<i32>, after: Option<String>, last: Option
     if first.is_some() || after.is_some() {
         return Err(Error::invalid("last", "page forward with first and after, or backward with last and before, not both"));
     }
-    let last = usize::try_from(last.unwrap_or(DEFAULT_PAGE))
-        .ok()
-        .filter(|n| (1..=MAX_PAGE).contains(n))
-        .ok_or_else(|| Error::invalid("last", format!("must be between 1 and {MAX_PAGE}")))?;
-    let before = before
-        .map(|c| OpaqueCursor::<Uuid>::decode_cursor(&c).map(|c| c.0))
-        .transpose()
-        .map_err(|_| Error::invalid("before", "not a cursor from this connection"))?;
-    Ok(Direction::Backward { last, before })
+    Ok(Direction::Backward { last: page_size("last", last)?, before: cursor("before", before)? })
 }
 
 /// A page read in `direction` from a newest-first list keyed by UUIDv7: `rows` as the store

@@ -18,13 +18,14 @@ const ACCOUNT_COLUMNS: &str = "account_id, email, first_name, last_name, status,
 pub const ACCOUNT_COLUMNS_A: &str = "a.account_id, a.email, a.first_name, a.last_name, a.status, a.created_at, a.updated_at, \
      a.display_name, a.phone, a.phone_e164, a.job_title, a.language, a.photo_key, a.email_verified_at, a.time_zone";
 
-/// The person's time zone as set on the profile (None: not set).
-pub async fn time_zone(db: &Db, id: AccountId) -> Result<Option<String>, sqlx::Error> {
+/// The person's time zone as set on the profile (None: not set; a stored name no longer
+/// known reads as not set).
+pub async fn time_zone(db: &Db, id: AccountId) -> Result<Option<chrono_tz::Tz>, sqlx::Error> {
     let zone: Option<Option<String>> = on_pool!(db, p => sqlx::query_scalar("SELECT time_zone FROM account WHERE account_id = $1")
         .bind(id)
         .fetch_optional(p)
         .await)?;
-    Ok(zone.flatten())
+    Ok(zone.flatten().and_then(|z| z.parse().ok()))
 }
 
 pub async fn insert_account(

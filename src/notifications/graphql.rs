@@ -124,10 +124,7 @@ pub type NotificationConnection = Connection<OpaqueCursor<Uuid>, NotificationNod
 /// A page of the viewer's in-app notifications, newest first.
 pub async fn notifications(ctx: &Context<'_>, viewer: &Viewer, direction: Direction, unread_only: bool) -> Result<NotificationConnection> {
     viewer.require(Scope::NotificationsRead)?;
-    let (cursor, newer) = match direction {
-        Direction::Forward { after, .. } => (after, false),
-        Direction::Backward { before, .. } => (before, true),
-    };
+    let (cursor, newer) = direction.keyset();
     let rows = ctx.services()?.notifications.page(viewer.account_id(), cursor, newer, unread_only, direction.limit()).await?;
     let (page, previous, next) = settle(direction, rows);
     let mut connection = Connection::new(previous, next);

@@ -128,8 +128,7 @@ impl NotificationService {
 
     /// The audio choice and the daily-summary schedule (defaults when never set).
     async fn settings(&self, account_id: AccountId) -> Result<(AudioAlerts, SummarySchedule)> {
-        let profile_zone =
-            crate::identity::store::time_zone(&self.db, account_id).await?.and_then(|z| parse_time_zone("timeZone", &z).ok());
+        let profile_zone = crate::identity::store::time_zone(&self.db, account_id).await?;
         Ok(match store::preference(&self.db, account_id).await? {
             Some(row) => {
                 let own = parse_time_zone("timeZone", &row.summary_time_zone).unwrap_or(chrono_tz::Tz::UTC);
@@ -231,9 +230,7 @@ impl NotificationService {
             }
             if change.follow_profile_time_zone == Some(true) {
                 schedule.follows_profile = true;
-                if let Some(zone) =
-                    crate::identity::store::time_zone(&self.db, id).await?.and_then(|z| parse_time_zone("timeZone", &z).ok())
-                {
+                if let Some(zone) = crate::identity::store::time_zone(&self.db, id).await? {
                     schedule.time_zone = zone;
                 }
             }

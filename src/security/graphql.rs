@@ -169,10 +169,7 @@ pub type SecurityEventConnection = Connection<OpaqueCursor<Uuid>, SecurityEventN
 /// A page of the viewer's security log, newest first.
 pub async fn security_events(ctx: &Context<'_>, viewer: &Viewer, direction: Direction) -> Result<SecurityEventConnection> {
     viewer.require_session()?;
-    let (cursor, newer) = match direction {
-        Direction::Forward { after, .. } => (after, false),
-        Direction::Backward { before, .. } => (before, true),
-    };
+    let (cursor, newer) = direction.keyset();
     let rows = ctx.services()?.security_log.page(viewer.account_id(), cursor, newer, direction.limit()).await?;
     let (page, previous, next) = settle(direction, rows);
     let mut connection = Connection::new(previous, next);

@@ -234,6 +234,8 @@ async fn a_user_sees_and_removes_their_push_devices_and_nobody_elses() {
     assert_eq!(codes(&r), ["NOT_FOUND"], "{r}");
     let r = app.gql(None, remove, json!({ "id": devices[0]["id"] })).await;
     assert_eq!(codes(&r), ["UNAUTHENTICATED"], "{r}");
+    let r = app.gql(Some(&ada.token), remove, json!({ "id": "not-an-id" })).await;
+    assert_eq!(crate::helpers::error_of(&r), ("BAD_USER_INPUT".to_owned(), Some("id".to_owned())), "{r}");
 
     let r = app.gql(Some(&ada.token), remove, json!({ "id": devices[0]["id"] })).await;
     assert_eq!(r["data"]["removePushSubscription"], true, "{r}");

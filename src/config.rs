@@ -326,7 +326,7 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_WEBAUTHN_ORIGINS", value_delimiter = ',')]
     pub webauthn_origins: Vec<String>,
 
-    /// Hours between `deleteAccount` and the deletion (0: at once).
+    /// Hours between `scheduleAccountDeletion` and the deletion (0: at once).
     #[arg(long, env = "CONCIERGE_ACCOUNT_DELETION_GRACE_HOURS", default_value_t = 168)]
     pub account_deletion_grace_hours: u32,
 

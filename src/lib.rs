@@ -25,6 +25,7 @@ pub mod graphql;
 pub mod i18n;
 pub mod identity;
 pub mod ids;
+pub mod input;
 pub mod mail;
 pub mod mailboxes;
 pub mod notifications;

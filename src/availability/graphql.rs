@@ -16,6 +16,8 @@ use crate::error::{Checks, Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
+use crate::identity::model::AccountId;
+use crate::input::input_or_flat;
 use crate::notifications::model::parse_time_zone;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
@@ -90,6 +92,8 @@ pub struct OutOfOfficeNode {
 
 /// The user's availability: the chosen and the shown status, and working hours.
 pub struct AvailabilityNode {
+    /// Whose: the node's `id`, so client caches keep one copy.
+    pub owner: AccountId,
     pub settings: Availability,
     pub effective: PresenceStatus,
 }
@@ -100,6 +104,11 @@ fn intervals(list: &[Interval]) -> Vec<IntervalValue> {
 
 #[Object(name = "Availability")]
 impl AvailabilityNode {
+    /// The owner's user id.
+    async fn id(&self) -> ID {
+        ID(self.owner.to_string())
+    }
+
     /// What the user chose (AUTOMATIC follows their connections).
     async fn status(&self) -> AvailabilityStatus {
         self.settings.status
@@ -286,7 +295,11 @@ impl TryFrom<UpdateAvailabilityInput> for AvailabilityChange {
 /// `me.availability` (the user themself).
 pub async fn availability_of(ctx: &Context<'_>, account_id: crate::identity::model::AccountId) -> Result<AvailabilityNode> {
     let service = &ctx.services()?.availability;
-    Ok(AvailabilityNode { settings: service.availability(account_id).await?, effective: service.effective(account_id).await? })
+    Ok(AvailabilityNode {
+        owner: account_id,
+        settings: service.availability(account_id).await?,
+        effective: service.effective(account_id).await?,
+    })
 }
 
 #[derive(Default)]
@@ -295,9 +308,15 @@ pub struct AvailabilityMutation;
 #[Object]
 impl AvailabilityMutation {
     /// Chooses ONLINE, BUSY, OFFLINE or AUTOMATIC (online while connected).
-    async fn set_availability_status(&self, ctx: &Context<'_>, status: AvailabilityStatus) -> Result<AvailabilityNode> {
+    async fn set_availability_status(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<SetAvailabilityStatusInput>,
+        #[graphql(deprecation = "pass it in `input`")] status: Option<AvailabilityStatus>,
+    ) -> Result<AvailabilityNode> {
+        let input = input_or_flat!(input, [status] => SetAvailabilityStatusInput { status });
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        ctx.services()?.availability.set_status(&viewer, status).await?;
+        ctx.services()?.availability.set_status(&viewer, input.status).await?;
         availability_of(ctx, viewer.account_id()).await
     }
 
@@ -308,6 +327,11 @@ impl AvailabilityMutation {
         ctx.services()?.availability.update(&viewer, input.try_into()?).await?;
         availability_of(ctx, viewer.account_id()).await
     }
+}
+
+#[derive(InputObject)]
+pub struct SetAvailabilityStatusInput {
+    pub status: AvailabilityStatus,
 }
 
 /// A member's status changed.

@@ -11,6 +11,8 @@ use super::service::{AgendaEntry, ConnectCalendarInput};
 use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
+use crate::identity::graphql::User;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 
 /// The longest window `me.calendarEvents` reads.
@@ -259,30 +261,82 @@ impl CalendarMutation {
     }
 
     /// Appointments are written to this calendar from now on. It must be yours and writable.
-    async fn set_primary_calendar(&self, ctx: &Context<'_>, id: ID) -> Result<CalendarNode> {
+    async fn set_primary_calendar(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<CalendarInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<CalendarNode> {
+        let input = input_or_flat!(input, [id] => CalendarInput { id });
         let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
-        Ok(CalendarNode(ctx.services()?.calendars.set_primary(&viewer, &id).await?))
+        Ok(CalendarNode(ctx.services()?.calendars.set_primary(&viewer, &input.id).await?))
     }
 
     /// Exactly these calendars (yours) are checked for conflicts; an empty list checks only
     /// the primary calendar. Returns all your calendars.
-    async fn set_conflict_calendars(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<CalendarNode>> {
+    async fn set_conflict_calendars(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<SetConflictCalendarsInput>,
+        #[graphql(deprecation = "pass it in `input`")] ids: Option<Vec<ID>>,
+    ) -> Result<Vec<CalendarNode>> {
+        let input = input_or_flat!(input, [ids] => SetConflictCalendarsInput { ids });
         let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
-        let ids: Vec<String> = ids.into_iter().map(|i| i.0).collect();
+        let ids: Vec<String> = input.ids.into_iter().map(|i| i.0).collect();
         Ok(ctx.services()?.calendars.set_conflicts(&viewer, &ids).await?.into_iter().map(CalendarNode).collect())
     }
 
     /// Syncs one of your calendar accounts now, and returns it as it then stands.
-    async fn sync_calendar_account(&self, ctx: &Context<'_>, id: ID) -> Result<CalendarAccountNode> {
+    async fn sync_calendar_account(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<CalendarAccountInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<CalendarAccountNode> {
+        let input = input_or_flat!(input, [id] => CalendarAccountInput { id });
         let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
-        Ok(CalendarAccountNode(ctx.services()?.calendars.sync_now(&viewer, &id).await?))
+        Ok(CalendarAccountNode(ctx.services()?.calendars.sync_now(&viewer, &input.id).await?))
     }
 
     /// Disconnects a calendar account: its calendars and their synced events are removed,
     /// its login deleted. Events already written to the server stay there. An account that
     /// shares a mailbox's sign-in (Google, Microsoft) goes with that mailbox instead.
+    #[graphql(deprecation = "use removeCalendarAccount")]
     async fn disconnect_calendar_account(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
-        ctx.services()?.calendars.disconnect(&viewer, &id).await
+        self.remove_calendar_account(ctx, CalendarAccountInput { id }).await.map(|_| true)
     }
+
+    /// Disconnects a calendar account: its calendars and their synced events are removed,
+    /// its login deleted. Events already written to the server stay there. An account that
+    /// shares a mailbox's sign-in (Google, Microsoft) goes with that mailbox instead. The
+    /// payload's `user` lists the calendar accounts left.
+    async fn remove_calendar_account(&self, ctx: &Context<'_>, input: CalendarAccountInput) -> Result<RemoveCalendarAccountPayload> {
+        let viewer = ctx.viewer_for(Scope::CalendarsWrite).await?;
+        ctx.services()?.calendars.disconnect(&viewer, &input.id).await?;
+        Ok(RemoveCalendarAccountPayload { calendar_account_id: input.id, user: User(viewer.account) })
+    }
+}
+
+#[derive(InputObject)]
+pub struct CalendarInput {
+    pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct SetConflictCalendarsInput {
+    /// Your calendars to check; empty checks only the primary one.
+    pub ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct CalendarAccountInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveCalendarAccountPayload {
+    /// The calendar account removed.
+    pub calendar_account_id: ID,
+    /// You, with the calendar accounts left.
+    pub user: User,
 }

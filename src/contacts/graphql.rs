@@ -1,7 +1,7 @@
 //! Contacts over GraphQL: search and read them with their activity, create, edit, merge.
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -10,10 +10,11 @@ use super::service::ContactInput;
 use crate::activity::graphql::{ActivityConnection, ThreadConnection, activity_page, contact_threads_page};
 use crate::activity::model::ActivityType;
 use crate::activity::store::Feed;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -80,6 +81,8 @@ pub struct CreateContactInput {
 
 #[derive(InputObject)]
 pub struct UpdateContactInput {
+    /// The contact (required; the flat `id` argument is deprecated).
+    pub id: Option<ID>,
     pub name: Option<String>,
     /// Replaces the addresses.
     pub emails: Option<Vec<String>>,
@@ -113,6 +116,14 @@ impl ContactQuery {
         Ok(connection)
     }
 
+    /// Whether mail from unknown senders creates contacts in a workspace you belong to.
+    async fn contact_matching(&self, ctx: &Context<'_>, workspace_id: ID) -> Result<ContactMatchingSetting> {
+        let viewer = ctx.viewer_for(Scope::ActivityRead).await?;
+        let id = WorkspaceId::parse("workspaceId", &workspace_id)?;
+        let matching = ctx.services()?.contacts.matching(&viewer, id).await?;
+        Ok(ContactMatchingSetting { id: workspace_id, matching })
+    }
+
     /// A contact of a workspace you belong to.
     async fn contact(&self, ctx: &Context<'_>, id: ID) -> Result<ContactNode> {
         let viewer = ctx.viewer_for(Scope::ActivityRead).await?;
@@ -134,26 +145,69 @@ impl ContactMutation {
         Ok(ContactNode(c))
     }
 
-    async fn update_contact(&self, ctx: &Context<'_>, id: ID, input: UpdateContactInput) -> Result<ContactNode> {
+    async fn update_contact(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        input: UpdateContactInput,
+    ) -> Result<ContactNode> {
+        let id = match (id, input.id) {
+            (Some(_), Some(_)) => return Err(crate::input::both_given()),
+            (Some(id), None) | (None, Some(id)) => ContactId::parse("id", &id)?,
+            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
+        };
         let viewer = ctx.viewer_for(Scope::ContactsWrite).await?;
-        let id = ContactId::parse("id", &id)?;
         let c = ctx.services()?.contacts.update(&viewer, id, ContactInput { name: input.name, emails: input.emails }).await?;
         Ok(ContactNode(c))
     }
 
     /// Folds the source contacts into the target: their addresses and activity move to it.
-    async fn merge_contacts(&self, ctx: &Context<'_>, target_id: ID, source_ids: Vec<ID>) -> Result<ContactNode> {
+    async fn merge_contacts(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<MergeContactsInput>,
+        #[graphql(deprecation = "pass it in `input`")] target_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] source_ids: Option<Vec<ID>>,
+    ) -> Result<ContactNode> {
+        let input = input_or_flat!(input, [target_id, source_ids] => MergeContactsInput { target_id, source_ids });
         let viewer = ctx.viewer_for(Scope::ContactsWrite).await?;
-        let target = ContactId::parse("targetId", &target_id)?;
-        let sources = source_ids.iter().map(|s| ContactId::parse("sourceIds", s)).collect::<Result<Vec<_>>>()?;
+        let target = ContactId::parse("targetId", &input.target_id)?;
+        let sources = input.source_ids.iter().map(|s| ContactId::parse("sourceIds", s)).collect::<Result<Vec<_>>>()?;
         Ok(ContactNode(ctx.services()?.contacts.merge(&viewer, target, &sources).await?))
     }
 
     /// Whether mail from unknown senders creates contacts (needs MANAGE_WORKSPACE).
+    #[graphql(deprecation = "use updateContactMatching, which answers with the setting")]
     async fn set_contact_matching(&self, ctx: &Context<'_>, workspace_id: ID, matching: ContactMatching) -> Result<ContactMatching> {
-        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
-        ctx.services()?.contacts.set_matching(&viewer, workspace_id, matching).await?;
-        Ok(matching)
+        Ok(self.update_contact_matching(ctx, ContactMatchingInput { workspace_id, matching }).await?.matching)
     }
+
+    /// Whether mail from unknown senders creates contacts (needs MANAGE_WORKSPACE).
+    async fn update_contact_matching(&self, ctx: &Context<'_>, input: ContactMatchingInput) -> Result<ContactMatchingSetting> {
+        let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
+        ctx.services()?.contacts.set_matching(&viewer, workspace_id, input.matching).await?;
+        Ok(ContactMatchingSetting { id: input.workspace_id, matching: input.matching })
+    }
+}
+
+#[derive(InputObject)]
+pub struct MergeContactsInput {
+    /// The contact that stays.
+    pub target_id: ID,
+    /// The contacts folded into it.
+    pub source_ids: Vec<ID>,
+}
+
+#[derive(InputObject)]
+pub struct ContactMatchingInput {
+    pub workspace_id: ID,
+    pub matching: ContactMatching,
+}
+
+/// A workspace's contact matching; `id` is the workspace's.
+#[derive(SimpleObject)]
+pub struct ContactMatchingSetting {
+    pub id: ID,
+    pub matching: ContactMatching,
 }

@@ -133,6 +133,15 @@ impl ContactService {
         Ok(contact)
     }
 
+    /// Whether mail from unknown senders creates contacts in a workspace (any member may read it).
+    pub async fn matching(&self, viewer: &Viewer, workspace_id: WorkspaceId) -> Result<ContactMatching> {
+        self.workspaces.membership_of(viewer, workspace_id).await?;
+        let mut tx = self.db.begin().await?;
+        let matching = workspace_matching(&mut tx, workspace_id).await?;
+        tx.commit().await?;
+        Ok(matching)
+    }
+
     pub async fn set_matching(&self, viewer: &Viewer, workspace_id: WorkspaceId, matching: ContactMatching) -> Result<()> {
         let m = self.workspaces.membership_of(viewer, workspace_id).await?;
         if !m.role().allows(Permission::ManageWorkspace) {

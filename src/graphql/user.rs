@@ -31,7 +31,7 @@ impl User {
         &self.0.email
     }
 
-    /// When your account will be deleted (after `deleteAccount`, until `cancelAccountDeletion`;
+    /// When your account will be deleted (after `scheduleAccountDeletion`, until `stopAccountDeletion`;
     /// yourself only).
     async fn deletion_scheduled_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         own(ctx, &self.0).await?;
@@ -64,7 +64,7 @@ impl User {
     }
 
     /// The account's own status, across every workspace: an INACTIVE account cannot log in.
-    /// Only its holder (`deactivateAccount`) or the operator changes it. A workspace
+    /// Only its holder (`deactivateMyAccount`) or the operator changes it. A workspace
     /// deactivating a member changes `Membership.status` instead.
     async fn status(&self) -> AccountStatus {
         self.0.status()
@@ -109,7 +109,7 @@ impl User {
     async fn signature(&self, ctx: &Context<'_>) -> Result<crate::profile::graphql::Signature> {
         let viewer = own(ctx, &self.0).await?;
         viewer.require(Scope::ProfileRead)?;
-        Ok(ctx.services()?.profile.signature(&viewer.account).await?.into())
+        Ok(crate::profile::graphql::Signature::of(viewer.account_id(), ctx.services()?.profile.signature(&viewer.account).await?))
     }
 
     async fn created_at(&self) -> DateTime<Utc> {
@@ -172,7 +172,8 @@ impl User {
     async fn preferences(&self, ctx: &Context<'_>) -> Result<crate::notifications::graphql::PreferencesNode> {
         let viewer = own(ctx, &self.0).await?;
         viewer.require(Scope::ProfileRead)?;
-        Ok(crate::notifications::graphql::PreferencesNode(ctx.services()?.notifications.preferences(viewer.account_id()).await?))
+        let preferences = ctx.services()?.notifications.preferences(viewer.account_id()).await?;
+        Ok(crate::notifications::graphql::PreferencesNode(viewer.account_id(), preferences))
     }
 
     /// Your in-app notifications, newest first; `unreadOnly` skips the read ones.

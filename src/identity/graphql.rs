@@ -1,4 +1,4 @@
-//! Identity over GraphQL: `me`, `signUp`, `logIn`, `logOut`, and the live `meUpdated`.
+//! Identity over GraphQL: `me`, `signUp`, `logIn`, `signOut`, and the live `meUpdated`.
 
 use async_graphql::{ComplexObject, Context, ID, InputObject, Object, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 
 /// A person with an account. Its fields come from every domain that keeps something of the
@@ -97,8 +98,8 @@ pub struct TwoFactorChallenge {
 
 #[ComplexObject]
 impl LogInPayload {
-    /// Set when the account is due to be deleted (`deleteAccount`): offer to keep it with
-    /// `cancelAccountDeletion`, which the session just opened may call until then.
+    /// Set when the account is due to be deleted (`scheduleAccountDeletion`): offer to keep it with
+    /// `stopAccountDeletion`, which the session just opened may call until then.
     async fn deletion_scheduled_at(&self, ctx: &Context<'_>) -> Result<Option<DateTime<Utc>>> {
         match &self.user {
             Some(user) => ctx.services()?.deletion.scheduled_at(user.0.account_id).await,
@@ -167,9 +168,16 @@ impl IdentityMutation {
     }
 
     /// Opens a session. Wrong email and wrong password get the same UNAUTHENTICATED answer.
-    async fn log_in(&self, ctx: &Context<'_>, email: String, password: String) -> Result<LogInPayload> {
+    async fn log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<LogInInput>,
+        #[graphql(deprecation = "pass it in `input`")] email: Option<String>,
+        #[graphql(deprecation = "pass it in `input`")] password: Option<String>,
+    ) -> Result<LogInPayload> {
+        let input = input_or_flat!(input, [email, password] => LogInInput { email, password });
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        Ok(match ctx.services()?.identity.log_in(&email, password, meta).await? {
+        Ok(match ctx.services()?.identity.log_in(&input.email, input.password, meta).await? {
             LogInOutcome::Session(issued) => LogInPayload::signed_in(ctx, *issued),
             LogInOutcome::Challenge { challenge, expires_at } => LogInPayload {
                 token: None,
@@ -181,35 +189,104 @@ impl IdentityMutation {
     }
 
     /// Ends one of your sessions; its next request fails and its subscriptions close.
+    #[graphql(deprecation = "use endSession, which answers with your remaining sessions")]
     async fn revoke_session(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        self.end_session(ctx, EndSessionInput { id }).await.map(|_| true)
+    }
+
+    /// Ends one of your sessions; its next request fails and its subscriptions close.
+    /// The payload's `user` shows the sessions left.
+    async fn end_session(&self, ctx: &Context<'_>, input: EndSessionInput) -> Result<EndSessionPayload> {
         let viewer = ctx.viewer().await?;
-        let id = id.parse::<uuid::Uuid>().map_err(|_| Error::invalid("id", "not a valid id"))?;
+        let id = input.id.parse::<uuid::Uuid>().map_err(|_| Error::invalid("id", "not a valid id"))?;
         ctx.services()?.identity.revoke_session(&viewer, id).await?;
-        Ok(true)
+        Ok(EndSessionPayload { session_id: input.id, user: User(viewer.account) })
     }
 
     /// Ends every session but this one.
+    #[graphql(deprecation = "use endOtherSessions, which answers with your remaining sessions")]
     async fn revoke_other_sessions(&self, ctx: &Context<'_>) -> Result<bool> {
+        self.end_other_sessions(ctx).await.map(|_| true)
+    }
+
+    /// Ends every session but this one. The payload's `user` shows the one left.
+    async fn end_other_sessions(&self, ctx: &Context<'_>) -> Result<EndOtherSessionsPayload> {
         let viewer = ctx.viewer().await?;
         ctx.services()?.identity.revoke_other_sessions(&viewer).await?;
-        Ok(true)
+        Ok(EndOtherSessionsPayload { user: User(viewer.account) })
     }
 
     /// Deactivates your own account (from a session, with your password): every session
     /// ends and you can no longer log in; the operator can reactivate it. Refused
     /// (CONFLICT) while you are the last active owner of a workspace with other members.
+    #[graphql(deprecation = "use deactivateMyAccount")]
     async fn deactivate_account(&self, ctx: &Context<'_>, password: String) -> Result<bool> {
+        self.deactivate_my_account(ctx, DeactivateMyAccountInput { password }).await.map(|_| true)
+    }
+
+    /// Deactivates your own account (from a session, with your password): every session
+    /// ends and you can no longer log in; the operator can reactivate it. Refused
+    /// (CONFLICT) while you are the last active owner of a workspace with other members.
+    async fn deactivate_my_account(&self, ctx: &Context<'_>, input: DeactivateMyAccountInput) -> Result<DeactivateMyAccountPayload> {
         let viewer = ctx.viewer().await?;
-        ctx.services()?.identity.deactivate_account(&viewer, password).await?;
-        Ok(true)
+        ctx.services()?.identity.deactivate_account(&viewer, input.password).await?;
+        Ok(DeactivateMyAccountPayload { user_id: ID(viewer.account_id().to_string()) })
     }
 
     /// Ends the current session; its token stops working at once.
+    #[graphql(deprecation = "use signOut")]
     async fn log_out(&self, ctx: &Context<'_>) -> Result<bool> {
+        self.sign_out(ctx).await.map(|_| true)
+    }
+
+    /// Ends the current session; its token stops working at once.
+    async fn sign_out(&self, ctx: &Context<'_>) -> Result<SignOutPayload> {
         let viewer = ctx.viewer().await?;
         ctx.services()?.identity.log_out(&viewer).await?;
-        Ok(true)
+        Ok(SignOutPayload { user_id: ID(viewer.account_id().to_string()) })
     }
+}
+
+#[derive(InputObject)]
+pub struct LogInInput {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(InputObject)]
+pub struct EndSessionInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct EndSessionPayload {
+    /// The session that ended.
+    pub session_id: ID,
+    /// You, with the sessions left.
+    pub user: User,
+}
+
+#[derive(SimpleObject)]
+pub struct EndOtherSessionsPayload {
+    /// You, with the one session left.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct DeactivateMyAccountInput {
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct DeactivateMyAccountPayload {
+    /// The account deactivated; it is signed out everywhere.
+    pub user_id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct SignOutPayload {
+    /// Who signed out.
+    pub user_id: ID,
 }
 
 #[derive(Default)]

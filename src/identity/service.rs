@@ -270,7 +270,7 @@ impl IdentityService {
         }
         if self.require_verified_email && account.email_verified_at.is_none() {
             return Err(Error::forbidden(
-                "confirm your email address first: open the link we sent, or ask for a new one (resendVerificationEmail)",
+                "confirm your email address first: open the link we sent, or ask for a new one (sendVerificationEmail)",
             ));
         }
         Ok(())

@@ -18,6 +18,8 @@ use crate::error::Result;
 use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
+use crate::identity::graphql::User;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
 
@@ -223,6 +225,8 @@ pub struct SendEmailPayload {
 
 #[derive(InputObject)]
 pub struct UpdateMailboxInput {
+    /// The mailbox (required; the flat `id` argument is deprecated).
+    pub id: Option<ID>,
     pub sync_from: Option<NaiveDate>,
     pub paused: Option<bool>,
 }
@@ -273,21 +277,22 @@ impl MailboxMutation {
     async fn start_mailbox_authorization(
         &self,
         ctx: &Context<'_>,
-        #[graphql(desc = "A `MailConnector.kind` whose `auth` is OAUTH2.")] connector: String,
-        #[graphql(desc = "Mail received on or after this date is synced. Required for a new mailbox; \
-            when re-authorising, the mailbox's own date is kept unless this is given.")]
-        sync_from: Option<NaiveDate>,
-        #[graphql(desc = "Where the mail's activity is recorded; optional when you belong to one workspace.")] workspace_id: Option<ID>,
-        #[graphql(desc = "Re-authorise this mailbox (after NEEDS_REAUTH): it keeps its checkpoint and history.")] mailbox_id: Option<ID>,
-        #[graphql(desc = "The address to suggest at the provider's sign-in.")] login_hint: Option<String>,
+        input: Option<StartMailboxAuthorizationInput>,
+        #[graphql(deprecation = "pass it in `input`")] connector: Option<String>,
+        #[graphql(deprecation = "pass it in `input`")] sync_from: Option<NaiveDate>,
+        #[graphql(deprecation = "pass it in `input`")] workspace_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] mailbox_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] login_hint: Option<String>,
     ) -> Result<MailboxAuthorization> {
+        let input = input_or_flat!(input, [connector], [sync_from, workspace_id, mailbox_id, login_hint] =>
+            StartMailboxAuthorizationInput { connector, sync_from, workspace_id, mailbox_id, login_hint });
         let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
         let input = StartInput {
-            connector,
-            sync_from,
-            workspace_id: workspace_id.as_deref().map(|w| WorkspaceId::parse("workspaceId", w)).transpose()?,
-            mailbox_id: mailbox_id.as_deref().map(|m| MailboxId::parse("mailboxId", m)).transpose()?,
-            login_hint,
+            connector: input.connector,
+            sync_from: input.sync_from,
+            workspace_id: input.workspace_id.as_deref().map(|w| WorkspaceId::parse("workspaceId", w)).transpose()?,
+            mailbox_id: input.mailbox_id.as_deref().map(|m| MailboxId::parse("mailboxId", m)).transpose()?,
+            login_hint: input.login_hint,
         };
         let started = ctx.services()?.mailboxes.start_authorization(&viewer, input).await?;
         Ok(MailboxAuthorization { url: started.url, expires_at: started.expires_at })
@@ -340,26 +345,76 @@ impl MailboxMutation {
     }
 
     /// Changes the sync-from date, or pauses and resumes the sync.
-    async fn update_mailbox(&self, ctx: &Context<'_>, id: ID, input: UpdateMailboxInput) -> Result<MailboxNode> {
+    async fn update_mailbox(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        input: UpdateMailboxInput,
+    ) -> Result<MailboxNode> {
+        let id = match (id, input.id) {
+            (Some(_), Some(_)) => return Err(crate::input::both_given()),
+            (Some(id), None) | (None, Some(id)) => MailboxId::parse("id", &id)?,
+            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
+        };
         let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
-        let id = MailboxId::parse("id", &id)?;
         Ok(MailboxNode(ctx.services()?.mailboxes.update(&viewer, id, input.sync_from, input.paused).await?))
     }
 
     /// Lists the server's mail since the sync-from date again and records what is missing.
-    async fn resync_mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<MailboxNode> {
+    async fn resync_mailbox(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<MailboxInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<MailboxNode> {
+        let input = input_or_flat!(input, [id] => MailboxInput { id });
         let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
-        let id = MailboxId::parse("id", &id)?;
+        let id = MailboxId::parse("id", &input.id)?;
         Ok(MailboxNode(ctx.services()?.mailboxes.resync(&viewer, id).await?))
     }
 
     /// Stops the sync and deletes the mailbox and its credentials. Its events stay.
+    #[graphql(deprecation = "use removeMailbox")]
     async fn disconnect_mailbox(&self, ctx: &Context<'_>, id: ID) -> Result<ID> {
-        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
-        let mailbox_id = MailboxId::parse("id", &id)?;
-        ctx.services()?.mailboxes.disconnect(&viewer, mailbox_id).await?;
-        Ok(id)
+        Ok(self.remove_mailbox(ctx, MailboxInput { id }).await?.mailbox_id)
     }
+
+    /// Stops the sync and deletes the mailbox and its credentials. Its events stay; the
+    /// payload's `user` lists the mailboxes left.
+    async fn remove_mailbox(&self, ctx: &Context<'_>, input: MailboxInput) -> Result<RemoveMailboxPayload> {
+        let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
+        let mailbox_id = MailboxId::parse("id", &input.id)?;
+        ctx.services()?.mailboxes.disconnect(&viewer, mailbox_id).await?;
+        Ok(RemoveMailboxPayload { mailbox_id: input.id, user: User(viewer.account) })
+    }
+}
+
+#[derive(InputObject)]
+pub struct StartMailboxAuthorizationInput {
+    /// A `MailConnector.kind` whose `auth` is OAUTH2.
+    pub connector: String,
+    /// Mail received on or after this date is synced. Required for a new mailbox; when
+    /// re-authorising, the mailbox's own date is kept unless this is given.
+    pub sync_from: Option<NaiveDate>,
+    /// Where the mail's activity is recorded; optional when you belong to one workspace.
+    pub workspace_id: Option<ID>,
+    /// Re-authorise this mailbox (after NEEDS_REAUTH): it keeps its checkpoint and history.
+    pub mailbox_id: Option<ID>,
+    /// The address to suggest at the provider's sign-in.
+    pub login_hint: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct MailboxInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveMailboxPayload {
+    /// The mailbox removed.
+    pub mailbox_id: ID,
+    /// You, with the mailboxes left.
+    pub user: User,
 }
 
 /// Progress of a sync that is recording a batch of messages (the initial sync, a backfill).

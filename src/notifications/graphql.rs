@@ -16,29 +16,38 @@ use crate::fanout::{Change, Topic};
 use crate::graphql::context::ContextExt;
 use crate::graphql::live;
 use crate::graphql::paging::{Direction, settle};
+use crate::identity::graphql::User;
+use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 
-pub struct PreferencesNode(pub Preferences);
+/// A user's notification preferences; `id` is the owner's, so client caches keep one copy.
+pub struct PreferencesNode(pub AccountId, pub Preferences);
 
 #[Object(name = "Preferences")]
 impl PreferencesNode {
+    /// The owner's user id.
+    async fn id(&self) -> ID {
+        ID(self.0.to_string())
+    }
+
     /// Every event kind × channel, defaults filled in.
     async fn notifications(&self) -> Vec<NotificationPreference> {
-        self.0.matrix.iter().map(|c| NotificationPreference(*c)).collect()
+        self.1.matrix.iter().map(|c| NotificationPreference(*c)).collect()
     }
 
     /// Which new-message notifications make a sound in the client.
     async fn audio(&self) -> AudioAlerts {
-        self.0.audio
+        self.1.audio
     }
 
     async fn daily_summary(&self) -> DailySummary {
         DailySummary {
-            enabled: self.0.summary.enabled,
-            delivery_time: self.0.summary.time.format("%H:%M").to_string(),
-            time_zone: self.0.summary.time_zone.name().to_owned(),
-            time_zone_follows_profile: self.0.summary.follows_profile,
+            enabled: self.1.summary.enabled,
+            delivery_time: self.1.summary.time.format("%H:%M").to_string(),
+            time_zone: self.1.summary.time_zone.name().to_owned(),
+            time_zone_follows_profile: self.1.summary.follows_profile,
         }
     }
 }
@@ -215,7 +224,7 @@ pub struct NotificationQuery;
 #[Object]
 impl NotificationQuery {
     /// The gateway's Web Push (VAPID) public key, base64url: what a browser passes to
-    /// `pushManager.subscribe({ applicationServerKey })` before `registerPushSubscription`.
+    /// `pushManager.subscribe({ applicationServerKey })` before `addPushSubscription`.
     async fn push_public_key(&self, ctx: &Context<'_>) -> Result<String> {
         Ok(ctx.services()?.delivery.push_public_key().to_owned())
     }
@@ -230,11 +239,14 @@ impl NotificationMutation {
     async fn update_notification_preferences(
         &self,
         ctx: &Context<'_>,
-        changes: Vec<NotificationPreferenceChange>,
+        input: Option<UpdateNotificationPreferencesInput>,
+        #[graphql(deprecation = "pass it in `input`")] changes: Option<Vec<NotificationPreferenceChange>>,
     ) -> Result<PreferencesNode> {
+        let input = input_or_flat!(input, [changes] => UpdateNotificationPreferencesInput { changes });
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        let changes: Vec<_> = changes.into_iter().map(|c| (c.event, c.channel, c.enabled)).collect();
-        Ok(PreferencesNode(ctx.services()?.notifications.update_matrix(&viewer, &changes).await?))
+        let changes: Vec<_> = input.changes.into_iter().map(|c| (c.event, c.channel, c.enabled)).collect();
+        let preferences = ctx.services()?.notifications.update_matrix(&viewer, &changes).await?;
+        Ok(PreferencesNode(viewer.account_id(), preferences))
     }
 
     /// Changes the audio choice and the daily summary; a bad part refuses the whole.
@@ -246,41 +258,137 @@ impl NotificationMutation {
             time_zone: s.time_zone,
             follow_profile_time_zone: s.follow_profile_time_zone,
         });
-        Ok(PreferencesNode(ctx.services()?.notifications.update_preferences(&viewer, input.audio, summary).await?))
+        let preferences = ctx.services()?.notifications.update_preferences(&viewer, input.audio, summary).await?;
+        Ok(PreferencesNode(viewer.account_id(), preferences))
     }
 
     /// Marks the viewer's notifications read; returns how many were unread.
+    #[graphql(deprecation = "use readNotifications, which answers with the notifications")]
     async fn mark_notifications_read(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<u64> {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
         let ids = parse_ids(&ids)?;
         ctx.services()?.notifications.mark_read(&viewer, &ids).await
     }
 
+    /// Marks some of your notifications read (at most 500 at once). The payload holds them,
+    /// and `user` the unread count left.
+    async fn read_notifications(&self, ctx: &Context<'_>, input: ReadNotificationsInput) -> Result<ReadNotificationsPayload> {
+        let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
+        let ids = parse_ids(&input.ids)?;
+        let services = ctx.services()?;
+        let marked_count = services.notifications.mark_read(&viewer, &ids).await?;
+        let mut notifications = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(n) = services.notifications.find(viewer.account_id(), id).await? {
+                notifications.push(NotificationNode(n));
+            }
+        }
+        Ok(ReadNotificationsPayload { marked_count, notifications, user: User(viewer.account) })
+    }
+
+    #[graphql(deprecation = "use readAllNotifications")]
     async fn mark_all_notifications_read(&self, ctx: &Context<'_>) -> Result<u64> {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
         ctx.services()?.notifications.mark_all_read(&viewer).await
     }
 
+    /// Marks every notification of yours read; `user` shows none unread.
+    async fn read_all_notifications(&self, ctx: &Context<'_>) -> Result<ReadAllNotificationsPayload> {
+        let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
+        let marked_count = ctx.services()?.notifications.mark_all_read(&viewer).await?;
+        Ok(ReadAllNotificationsPayload { marked_count, user: User(viewer.account) })
+    }
+
     /// Registers this browser for Web Push (the endpoint and keys of its `PushSubscription`).
+    #[graphql(deprecation = "use addPushSubscription")]
     async fn register_push_subscription(&self, ctx: &Context<'_>, endpoint: String, keys: PushKeysInput) -> Result<bool> {
+        self.add_push_subscription(ctx, AddPushSubscriptionInput { endpoint, keys }).await.map(|_| true)
+    }
+
+    /// Registers this browser for Web Push (the endpoint and keys of its `PushSubscription`);
+    /// `user.pushSubscriptions` lists it.
+    async fn add_push_subscription(&self, ctx: &Context<'_>, input: AddPushSubscriptionInput) -> Result<PushSubscriptionPayload> {
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        ctx.services()?.notifications.register_push(&viewer, &endpoint, &keys.p256dh, &keys.auth).await?;
-        Ok(true)
+        let keys = &input.keys;
+        ctx.services()?.notifications.register_push(&viewer, &input.endpoint, &keys.p256dh, &keys.auth).await?;
+        Ok(PushSubscriptionPayload { user: User(viewer.account) })
     }
 
     /// Removes one of your registered browsers by its id (from `me.pushSubscriptions`).
+    #[graphql(deprecation = "use deletePushSubscription")]
     async fn remove_push_subscription(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
-        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        let id = Uuid::parse_str(id.trim()).map_err(|_| Error::invalid("id", "not a push subscription id"))?;
-        ctx.services()?.notifications.remove_push_device(&viewer, id).await?;
-        Ok(true)
+        self.delete_push_subscription(ctx, DeletePushSubscriptionInput { id: Some(id), endpoint: None }).await.map(|_| true)
     }
 
+    #[graphql(deprecation = "use deletePushSubscription")]
     async fn unregister_push_subscription(&self, ctx: &Context<'_>, endpoint: String) -> Result<bool> {
-        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        ctx.services()?.notifications.unregister_push(&viewer, &endpoint).await?;
-        Ok(true)
+        let input = DeletePushSubscriptionInput { id: None, endpoint: Some(endpoint) };
+        self.delete_push_subscription(ctx, input).await.map(|_| true)
     }
+
+    /// Removes one of your registered browsers: by its `id` (from `me.pushSubscriptions`), or
+    /// by the `endpoint` the browser knows. `user.pushSubscriptions` lists those left.
+    async fn delete_push_subscription(&self, ctx: &Context<'_>, input: DeletePushSubscriptionInput) -> Result<PushSubscriptionPayload> {
+        let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
+        let notifications = &ctx.services()?.notifications;
+        match (input.id, input.endpoint) {
+            (Some(id), None) => {
+                let id = Uuid::parse_str(id.trim()).map_err(|_| Error::invalid("id", "not a push subscription id"))?;
+                notifications.remove_push_device(&viewer, id).await?;
+            }
+            (None, Some(endpoint)) => notifications.unregister_push(&viewer, &endpoint).await?,
+            _ => return Err(Error::invalid("id", "give either id or endpoint")),
+        }
+        Ok(PushSubscriptionPayload { user: User(viewer.account) })
+    }
+}
+
+#[derive(InputObject)]
+pub struct UpdateNotificationPreferencesInput {
+    pub changes: Vec<NotificationPreferenceChange>,
+}
+
+#[derive(InputObject)]
+pub struct ReadNotificationsInput {
+    pub ids: Vec<ID>,
+}
+
+#[derive(SimpleObject)]
+pub struct ReadNotificationsPayload {
+    /// How many of them were unread.
+    pub marked_count: u64,
+    /// The notifications named, now read (ids that are not yours are left out).
+    pub notifications: Vec<NotificationNode>,
+    /// You, with the unread count left.
+    pub user: User,
+}
+
+#[derive(SimpleObject)]
+pub struct ReadAllNotificationsPayload {
+    /// How many were unread.
+    pub marked_count: u64,
+    /// You, with nothing unread.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct AddPushSubscriptionInput {
+    /// The `PushSubscription`'s endpoint.
+    pub endpoint: String,
+    pub keys: PushKeysInput,
+}
+
+/// Which browser: exactly one of `id` and `endpoint`.
+#[derive(InputObject)]
+pub struct DeletePushSubscriptionInput {
+    pub id: Option<ID>,
+    pub endpoint: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct PushSubscriptionPayload {
+    /// You, with `pushSubscriptions` as they are now.
+    pub user: User,
 }
 
 #[derive(Default)]

@@ -1,7 +1,7 @@
 //! Passkeys over GraphQL: registering, naming, listing and removing them, and signing in
 //! with one (passwordless, or as the second factor of a password log-in).
 
-use async_graphql::{Context, ID, Json, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Json, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -9,7 +9,8 @@ use super::model::PasskeyInfo;
 use super::service::Ceremony;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
-use crate::identity::graphql::LogInPayload;
+use crate::identity::graphql::{LogInPayload, User};
+use crate::input::input_or_flat;
 
 /// A registered passkey. Its key stays with the authenticator; the gateway keeps only the
 /// public key and sign counter, and shows neither.
@@ -80,43 +81,122 @@ impl PasskeyMutation {
     async fn finish_passkey_registration(
         &self,
         ctx: &Context<'_>,
-        ceremony: ID,
-        credential: Json<serde_json::Value>,
-        name: Option<String>,
+        input: Option<FinishPasskeyRegistrationInput>,
+        #[graphql(deprecation = "pass it in `input`")] ceremony: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] credential: Option<Json<serde_json::Value>>,
+        #[graphql(deprecation = "pass it in `input`")] name: Option<String>,
     ) -> Result<PasskeyNode> {
+        let input = input_or_flat!(input, [ceremony, credential], [name] =>
+            FinishPasskeyRegistrationInput { ceremony, credential, name });
         let viewer = ctx.viewer().await?;
-        let ceremony = parse_id("ceremony", &ceremony)?;
-        let info = ctx.services()?.passkeys.finish_registration(&viewer, ceremony, credential.0, name.as_deref()).await?;
+        let ceremony = parse_id("ceremony", &input.ceremony)?;
+        let passkeys = &ctx.services()?.passkeys;
+        let info = passkeys.finish_registration(&viewer, ceremony, input.credential.0, input.name.as_deref()).await?;
         Ok(PasskeyNode(info))
     }
 
-    async fn rename_passkey(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<PasskeyNode> {
+    async fn rename_passkey(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<RenamePasskeyInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] name: Option<String>,
+    ) -> Result<PasskeyNode> {
+        let input = input_or_flat!(input, [id, name] => RenamePasskeyInput { id, name });
         let viewer = ctx.viewer().await?;
-        Ok(PasskeyNode(ctx.services()?.passkeys.rename(&viewer, parse_id("id", &id)?, &name).await?))
+        Ok(PasskeyNode(ctx.services()?.passkeys.rename(&viewer, parse_id("id", &input.id)?, &input.name).await?))
     }
 
     /// Removes a passkey; needs the password or a second-factor code (TOTP or recovery code).
+    #[graphql(deprecation = "use deletePasskey")]
     async fn remove_passkey(&self, ctx: &Context<'_>, id: ID, password: Option<String>, code: Option<String>) -> Result<bool> {
+        self.delete_passkey(ctx, DeletePasskeyInput { id, password, code }).await.map(|_| true)
+    }
+
+    /// Removes a passkey; needs the password or a second-factor code (TOTP or recovery code).
+    /// The payload's `user` lists the passkeys left.
+    async fn delete_passkey(&self, ctx: &Context<'_>, input: DeletePasskeyInput) -> Result<DeletePasskeyPayload> {
         let viewer = ctx.viewer().await?;
-        ctx.services()?.passkeys.remove(&viewer, parse_id("id", &id)?, password, code.as_deref()).await?;
-        Ok(true)
+        let id = parse_id("id", &input.id)?;
+        ctx.services()?.passkeys.remove(&viewer, id, input.password, input.code.as_deref()).await?;
+        Ok(DeletePasskeyPayload { passkey_id: input.id, user: User(viewer.account) })
     }
 
     /// Starts a passkey sign-in. Without `challenge`: passwordless, with whichever passkey
     /// the browser holds for this site (it names the account). With the `challenge` of a
     /// `logIn` that asked for a second factor: one of that account's passkeys confirms it,
     /// instead of a TOTP code. Throttled per client address.
-    async fn begin_passkey_log_in(&self, ctx: &Context<'_>, challenge: Option<String>) -> Result<PasskeyCeremony> {
+    async fn begin_passkey_log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<BeginPasskeyLogInInput>,
+        #[graphql(deprecation = "pass it in `input`")] challenge: Option<String>,
+    ) -> Result<PasskeyCeremony> {
+        let input = input_or_flat!(input, [], [challenge] => BeginPasskeyLogInInput { challenge });
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        Ok(ctx.services()?.passkeys.begin_sign_in(challenge.as_deref(), &meta).await?.into())
+        Ok(ctx.services()?.passkeys.begin_sign_in(input.challenge.as_deref(), &meta).await?.into())
     }
 
     /// Completes it with the browser's answer and opens a session. The passkey verified its
     /// user, so no further factor is asked for.
-    async fn finish_passkey_log_in(&self, ctx: &Context<'_>, ceremony: ID, credential: Json<serde_json::Value>) -> Result<LogInPayload> {
+    async fn finish_passkey_log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<FinishPasskeyLogInInput>,
+        #[graphql(deprecation = "pass it in `input`")] ceremony: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] credential: Option<Json<serde_json::Value>>,
+    ) -> Result<LogInPayload> {
+        let input = input_or_flat!(input, [ceremony, credential] => FinishPasskeyLogInInput { ceremony, credential });
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        let ceremony = parse_id("ceremony", &ceremony)?;
-        let issued = ctx.services()?.passkeys.finish_sign_in(ceremony, credential.0, meta).await?;
+        let ceremony = parse_id("ceremony", &input.ceremony)?;
+        let issued = ctx.services()?.passkeys.finish_sign_in(ceremony, input.credential.0, meta).await?;
         Ok(LogInPayload::signed_in(ctx, issued))
     }
+}
+
+#[derive(InputObject)]
+pub struct FinishPasskeyRegistrationInput {
+    /// `beginPasskeyRegistration`'s id.
+    pub ceremony: ID,
+    /// The browser's `PublicKeyCredential.toJSON()`.
+    pub credential: Json<serde_json::Value>,
+    /// Default "Passkey".
+    pub name: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct RenamePasskeyInput {
+    pub id: ID,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct DeletePasskeyInput {
+    pub id: ID,
+    /// Your password, or else `code`.
+    pub password: Option<String>,
+    /// A TOTP or recovery code, or else `password`.
+    pub code: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct DeletePasskeyPayload {
+    /// The passkey removed.
+    pub passkey_id: ID,
+    /// You, with the passkeys left.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct BeginPasskeyLogInInput {
+    /// A `logIn`'s second-factor challenge; none for a passwordless sign-in.
+    pub challenge: Option<String>,
+}
+
+#[derive(InputObject)]
+pub struct FinishPasskeyLogInInput {
+    /// `beginPasskeyLogIn`'s id.
+    pub ceremony: ID,
+    /// The browser's `PublicKeyCredential.toJSON()`.
+    pub credential: Json<serde_json::Value>,
 }

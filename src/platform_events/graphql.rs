@@ -8,6 +8,7 @@ use super::model::{RawActor, RawEvent, RawSubject};
 use super::service::{PublishOutcome, PublishStatus};
 use crate::error::Result;
 use crate::graphql::context::ContextExt;
+use crate::input::input_or_flat;
 use crate::service_accounts::model::ServiceScope;
 use crate::workspace::model::Role;
 
@@ -128,6 +129,11 @@ pub struct PublishEventsPayload {
     pub results: Vec<PublishEventResult>,
 }
 
+#[derive(InputObject)]
+pub struct PublishEventsInput {
+    pub events: Vec<PlatformEventInput>,
+}
+
 #[derive(Default)]
 pub struct PlatformEventMutation;
 
@@ -137,7 +143,13 @@ impl PlatformEventMutation {
     /// `events:publish`). Each is checked, stored and routed to its recipients' notification
     /// matrix on its own; a rejected one stores nothing. More than
     /// `CONCIERGE_PUBLISH_BATCH_MAX` events (default 100) are refused whole.
-    async fn publish_events(&self, ctx: &Context<'_>, events: Vec<PlatformEventInput>) -> Result<PublishEventsPayload> {
+    async fn publish_events(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<PublishEventsInput>,
+        #[graphql(deprecation = "pass it in `input`")] events: Option<Vec<PlatformEventInput>>,
+    ) -> Result<PublishEventsPayload> {
+        let PublishEventsInput { events } = input_or_flat!(input, [events] => PublishEventsInput { events });
         let principal = ctx.service_account(ServiceScope::EventsPublish).await?;
         let raw = events.into_iter().map(RawEvent::from).collect();
         let outcomes = ctx.services()?.platform_events.publish(&principal, raw).await?;

@@ -1,7 +1,7 @@
 //! The profile over GraphQL: `updateProfile`, the login-email change, the photo upload, the
 //! signature, and the languages and custom values a frontend offers.
 
-use async_graphql::{Context, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
+use async_graphql::{Context, ID, InputObject, MaybeUndefined, Object, SimpleObject, Upload};
 
 use super::model::{self, Phone, ProfileChanges};
 use super::service::SignatureView;
@@ -10,7 +10,8 @@ use crate::error::{Checks, Error, Reason, Result};
 use crate::graphql::context::ContextExt;
 use crate::i18n;
 use crate::identity::graphql::User;
-use crate::identity::model::PersonName;
+use crate::identity::model::{AccountId, PersonName};
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 
 /// The fields to change; the others keep their value. `displayName`, `phone` and `jobTitle`
@@ -94,6 +95,9 @@ pub struct SignatureCustomValue {
 /// An email signature.
 #[derive(SimpleObject)]
 pub struct Signature {
+    /// The owner's user id, so a client cache updates `me.signature` from a mutation's
+    /// answer; null on a preview, which is not stored.
+    pub id: Option<ID>,
     /// Sanitised HTML as stored, custom values not rendered.
     pub html: String,
     /// With custom values rendered, as it is appended to messages.
@@ -102,9 +106,15 @@ pub struct Signature {
     pub text: String,
 }
 
-impl From<SignatureView> for Signature {
-    fn from(v: SignatureView) -> Self {
-        Signature { html: v.html, rendered: v.rendered, text: v.text }
+impl Signature {
+    /// The stored signature of `owner`.
+    pub fn of(owner: AccountId, v: SignatureView) -> Self {
+        Signature { id: Some(ID(owner.to_string())), ..Self::preview(v) }
+    }
+
+    /// A signature rendered but not stored.
+    pub fn preview(v: SignatureView) -> Self {
+        Signature { id: None, html: v.html, rendered: v.rendered, text: v.text }
     }
 }
 
@@ -179,7 +189,7 @@ impl ProfileQuery {
     /// Sanitises and renders a signature for the viewer without saving it.
     async fn preview_signature(&self, ctx: &Context<'_>, html: String) -> Result<Signature> {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
-        Ok(ctx.services()?.profile.preview_signature(&viewer, &html).await?.into())
+        Ok(Signature::preview(ctx.services()?.profile.preview_signature(&viewer, &html).await?))
     }
 }
 
@@ -205,24 +215,43 @@ impl ProfileMutation {
 
     /// Starts a login-email change: needs the current password, mails a link to the new address
     /// (and a notice to the current one). Nothing changes until `confirmEmailChange`.
+    #[graphql(deprecation = "use startEmailChange")]
     async fn request_email_change(&self, ctx: &Context<'_>, new_email: String, password: String) -> Result<bool> {
+        self.start_email_change(ctx, StartEmailChangeInput { new_email, password }).await.map(|_| true)
+    }
+
+    /// Starts a login-email change: needs the current password, mails a link to the new address
+    /// (and a notice to the current one). Nothing changes until `confirmEmailChange`.
+    async fn start_email_change(&self, ctx: &Context<'_>, input: StartEmailChangeInput) -> Result<StartEmailChangePayload> {
         let viewer = ctx.viewer().await?;
-        ctx.services()?.profile.request_email_change(&viewer, &new_email, password).await?;
-        Ok(true)
+        ctx.services()?.profile.request_email_change(&viewer, &input.new_email, input.password).await?;
+        Ok(StartEmailChangePayload { new_email: input.new_email.trim().to_owned(), user: User(viewer.account) })
     }
 
     /// Completes a login-email change with the token from the emailed link (single use, 24 hours).
-    async fn confirm_email_change(&self, ctx: &Context<'_>, token: String) -> Result<EmailChangeConfirmed> {
+    async fn confirm_email_change(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<ConfirmEmailChangeInput>,
+        #[graphql(deprecation = "pass it in `input`")] token: Option<String>,
+    ) -> Result<EmailChangeConfirmed> {
+        let input = input_or_flat!(input, [token] => ConfirmEmailChangeInput { token });
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        let account = ctx.services()?.profile.confirm_email_change(token.trim(), &meta).await?;
+        let account = ctx.services()?.profile.confirm_email_change(input.token.trim(), &meta).await?;
         Ok(EmailChangeConfirmed { email: account.email })
     }
 
     /// Sets the profile photo from a GraphQL multipart upload (PNG, JPEG, WebP or GIF).
-    async fn upload_profile_photo(&self, ctx: &Context<'_>, file: Upload) -> Result<User> {
+    async fn upload_profile_photo(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<UploadProfilePhotoInput>,
+        #[graphql(deprecation = "pass it in `input`")] file: Option<Upload>,
+    ) -> Result<User> {
+        let input = input_or_flat!(input, [file] => UploadProfilePhotoInput { file });
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
         let services = ctx.services()?;
-        let upload = file.value(ctx).map_err(|_| Error::invalid("file", "no file was uploaded under this name"))?;
+        let upload = input.file.value(ctx).map_err(|_| Error::invalid("file", "no file was uploaded under this name"))?;
         let max = services.profile.photo_limits().max_bytes;
         let data = crate::transport::upload::read_limited(upload, max)
             .await
@@ -238,8 +267,48 @@ impl ProfileMutation {
 
     /// Stores the email signature: sanitised rich text whose custom values (`{{user.full_name}}`)
     /// are rendered when a message is sent.
-    async fn update_signature(&self, ctx: &Context<'_>, html: String) -> Result<Signature> {
+    async fn update_signature(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<UpdateSignatureInput>,
+        #[graphql(deprecation = "pass it in `input`")] html: Option<String>,
+    ) -> Result<Signature> {
+        let input = input_or_flat!(input, [html] => UpdateSignatureInput { html });
         let viewer = ctx.viewer_for(Scope::ProfileWrite).await?;
-        Ok(ctx.services()?.profile.update_signature(&viewer, &html).await?.into())
+        let stored = ctx.services()?.profile.update_signature(&viewer, &input.html).await?;
+        Ok(Signature::of(viewer.account_id(), stored))
     }
+}
+
+#[derive(InputObject)]
+pub struct StartEmailChangeInput {
+    pub new_email: String,
+    /// Your current password.
+    pub password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct StartEmailChangePayload {
+    /// Where the confirmation link went.
+    pub new_email: String,
+    /// You, still with the current email until the link is followed.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct ConfirmEmailChangeInput {
+    /// From the emailed link.
+    pub token: String,
+}
+
+#[derive(InputObject)]
+pub struct UploadProfilePhotoInput {
+    /// The image, as a GraphQL multipart upload.
+    pub file: Upload,
+}
+
+#[derive(InputObject)]
+pub struct UpdateSignatureInput {
+    /// Rich text; it is sanitised, and custom values (`{{user.full_name}}`) are kept.
+    pub html: String,
 }

@@ -102,7 +102,7 @@ pub async fn answer_invitation(State(state): State<AppState>, Form(p): Form<Invi
             Err(e) => refused(e, "accepting an invitation"),
         },
         "decline" => match workspaces.decline_invitation(None, by).await {
-            Ok(()) => page(StatusCode::OK, "<h1>Declined</h1><p>You did not join the workspace. Nothing else changed.</p>"),
+            Ok(_) => page(StatusCode::OK, "<h1>Declined</h1><p>You did not join the workspace. Nothing else changed.</p>"),
             Err(e) => refused(e, "declining an invitation"),
         },
         _ => page(StatusCode::BAD_REQUEST, "<h1>This link cannot be used</h1><p>Choose accept or decline.</p>"),

@@ -49,7 +49,7 @@ fn reset_form(token: &str, problem: Option<&str>) -> String {
 /// `POST /reset-password`: sets it and says how it went.
 pub async fn reset_password(State(state): State<AppState>, Client(meta): Client, Form(f): Form<ResetForm>) -> Response {
     match state.services.recovery.reset_password(&f.token, f.password, f.confirm, &meta).await {
-        Ok(()) => page(StatusCode::OK, "<h1>Done</h1><p>Your password is set. Sign in with it; every other session was signed out.</p>"),
+        Ok(_) => page(StatusCode::OK, "<h1>Done</h1><p>Your password is set. Sign in with it; every other session was signed out.</p>"),
         Err(Error::WeakPassword { unmet, .. }) => {
             let rules: Vec<&str> = unmet.iter().map(|r| rule_text(*r)).collect();
             page(StatusCode::BAD_REQUEST, &reset_form(&f.token, Some(&rules.join(" "))))

@@ -87,7 +87,8 @@ impl RecoveryService {
     /// once), the token works once, and every session ends. Two-factor stays as it was, so the
     /// next log-in still asks for the second factor.
     #[instrument(skip_all)]
-    pub async fn reset_password(&self, token: &str, new: String, confirm: String, meta: &ClientMeta) -> Result<()> {
+    /// Sets the new password; the answer is the account's login email.
+    pub async fn reset_password(&self, token: &str, new: String, confirm: String, meta: &ClientMeta) -> Result<String> {
         let token = token.trim();
         let invalid = || Error::invalid("token", "this link is unknown, used or expired; ask for a new one");
         if !Purpose::PasswordReset.could_be(token) {
@@ -123,7 +124,7 @@ impl RecoveryService {
         if let Err(e) = self.mailer.send(&account.email, &account.shown_name(), &account.language, notice).await {
             tracing::warn!(error = ?e, "password-reset notice not sent");
         }
-        Ok(())
+        Ok(account.email)
     }
 
     /// Mails a verification link for the account's login email (after sign-up).

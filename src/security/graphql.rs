@@ -2,7 +2,7 @@
 //! log-in completion, recovery codes.
 
 use async_graphql::connection::{Connection, Edge, EmptyFields, OpaqueCursor};
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -11,9 +11,10 @@ use crate::db::StoredEnum as _;
 use crate::error::{PasswordRule, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::{Direction, settle};
-use crate::identity::graphql::LogInPayload;
+use crate::identity::graphql::{LogInPayload, User};
 use crate::identity::password::Policy;
 use crate::identity::service::Viewer;
+use crate::input::input_or_flat;
 
 /// The password rules, for a frontend checklist; the server enforces the same.
 #[derive(SimpleObject)]
@@ -80,6 +81,7 @@ pub struct SecurityMutation;
 impl SecurityMutation {
     /// Changes the password: the current one is checked, every unmet rule of the new one is
     /// reported at once, and every other session ends.
+    #[graphql(deprecation = "use updatePassword")]
     async fn change_password(
         &self,
         ctx: &Context<'_>,
@@ -87,9 +89,17 @@ impl SecurityMutation {
         new_password: String,
         confirm_password: String,
     ) -> Result<bool> {
+        let input = UpdatePasswordInput { current_password, new_password, confirm_password };
+        self.update_password(ctx, input).await.map(|_| true)
+    }
+
+    /// Changes the password: the current one is checked, every unmet rule of the new one is
+    /// reported at once, and every other session ends (the payload's `user` shows the one left).
+    async fn update_password(&self, ctx: &Context<'_>, input: UpdatePasswordInput) -> Result<UpdatePasswordPayload> {
         let viewer = ctx.viewer().await?;
+        let UpdatePasswordInput { current_password, new_password, confirm_password } = input;
         ctx.services()?.security.change_password(&viewer, current_password, new_password, confirm_password).await?;
-        Ok(true)
+        Ok(UpdatePasswordPayload { user: User(viewer.account) })
     }
 
     /// Starts two-factor enrolment with a new secret.
@@ -105,30 +115,96 @@ impl SecurityMutation {
     }
 
     /// Turns two-factor on with a code from the app; returns ten recovery codes.
-    async fn confirm_totp_enrollment(&self, ctx: &Context<'_>, code: String) -> Result<RecoveryCodes> {
+    async fn confirm_totp_enrollment(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<TotpCodeInput>,
+        #[graphql(deprecation = "pass it in `input`")] code: Option<String>,
+    ) -> Result<RecoveryCodes> {
+        let input = input_or_flat!(input, [code] => TotpCodeInput { code });
         let viewer = ctx.viewer().await?;
-        Ok(RecoveryCodes { codes: ctx.services()?.security.confirm_enrollment(&viewer, &code).await? })
+        Ok(RecoveryCodes { codes: ctx.services()?.security.confirm_enrollment(&viewer, &input.code).await? })
     }
 
     /// Turns two-factor off (password and a current code or recovery code).
+    #[graphql(deprecation = "use removeTotp")]
     async fn disable_totp(&self, ctx: &Context<'_>, password: String, code: String) -> Result<bool> {
+        self.remove_totp(ctx, RemoveTotpInput { password, code }).await.map(|_| true)
+    }
+
+    /// Turns two-factor off (password and a current code or recovery code).
+    async fn remove_totp(&self, ctx: &Context<'_>, input: RemoveTotpInput) -> Result<RemoveTotpPayload> {
         let viewer = ctx.viewer().await?;
-        ctx.services()?.security.disable(&viewer, password, &code).await?;
-        Ok(true)
+        ctx.services()?.security.disable(&viewer, input.password, &input.code).await?;
+        Ok(RemoveTotpPayload { user: User(viewer.account) })
     }
 
     /// Replaces the recovery codes (needs a current TOTP code).
-    async fn regenerate_recovery_codes(&self, ctx: &Context<'_>, code: String) -> Result<RecoveryCodes> {
+    async fn regenerate_recovery_codes(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<TotpCodeInput>,
+        #[graphql(deprecation = "pass it in `input`")] code: Option<String>,
+    ) -> Result<RecoveryCodes> {
+        let input = input_or_flat!(input, [code] => TotpCodeInput { code });
         let viewer = ctx.viewer().await?;
-        Ok(RecoveryCodes { codes: ctx.services()?.security.regenerate_recovery_codes(&viewer, &code).await? })
+        Ok(RecoveryCodes { codes: ctx.services()?.security.regenerate_recovery_codes(&viewer, &input.code).await? })
     }
 
     /// Completes a log-in that asked for a second factor: a TOTP code or a recovery code.
-    async fn complete_two_factor_log_in(&self, ctx: &Context<'_>, challenge: String, code: String) -> Result<LogInPayload> {
+    async fn complete_two_factor_log_in(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<CompleteTwoFactorLogInInput>,
+        #[graphql(deprecation = "pass it in `input`")] challenge: Option<String>,
+        #[graphql(deprecation = "pass it in `input`")] code: Option<String>,
+    ) -> Result<LogInPayload> {
+        let input = input_or_flat!(input, [challenge, code] => CompleteTwoFactorLogInInput { challenge, code });
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        let issued = ctx.services()?.security.complete_log_in(&challenge, &code, meta).await?;
+        let issued = ctx.services()?.security.complete_log_in(&input.challenge, &input.code, meta).await?;
         Ok(LogInPayload::signed_in(ctx, issued))
     }
+}
+
+#[derive(InputObject)]
+pub struct UpdatePasswordInput {
+    pub current_password: String,
+    pub new_password: String,
+    /// The new password again.
+    pub confirm_password: String,
+}
+
+#[derive(SimpleObject)]
+pub struct UpdatePasswordPayload {
+    /// You, with the one session left.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct TotpCodeInput {
+    /// A current code from the authenticator app.
+    pub code: String,
+}
+
+#[derive(InputObject)]
+pub struct RemoveTotpInput {
+    pub password: String,
+    /// A current code or a recovery code.
+    pub code: String,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveTotpPayload {
+    /// You, with two-factor off.
+    pub user: User,
+}
+
+#[derive(InputObject)]
+pub struct CompleteTwoFactorLogInInput {
+    /// From `logIn`'s `twoFactorChallenge`.
+    pub challenge: String,
+    /// A TOTP code or a recovery code.
+    pub code: String,
 }
 
 /// One entry of the security log.

@@ -2,7 +2,7 @@
 //! deleted from a session by members who manage integrations; their tokens created (shown
 //! once) and revoked.
 
-use async_graphql::{Context, ID, Object, SimpleObject};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -11,6 +11,7 @@ use super::service::NewServiceToken;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
+use crate::input::input_or_flat;
 use crate::tokens::model::Scope;
 use crate::workspace::graphql::WorkspaceNode;
 use crate::workspace::model::WorkspaceId;
@@ -139,40 +140,64 @@ impl ServiceAccountMutation {
     async fn create_service_account(
         &self,
         ctx: &Context<'_>,
-        workspace_id: ID,
-        name: String,
-        scopes: Vec<String>,
+        input: Option<CreateServiceAccountInput>,
+        #[graphql(deprecation = "pass it in `input`")] workspace_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] name: Option<String>,
+        #[graphql(deprecation = "pass it in `input`")] scopes: Option<Vec<String>>,
     ) -> Result<ServiceAccountNode> {
+        let input = input_or_flat!(input, [workspace_id, name, scopes] => CreateServiceAccountInput { workspace_id, name, scopes });
         let viewer = ctx.viewer().await?;
-        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
-        Ok(ServiceAccountNode(ctx.services()?.service_accounts.create(&viewer, workspace_id, &name, &scopes).await?))
+        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
+        let created = ctx.services()?.service_accounts.create(&viewer, workspace_id, &input.name, &input.scopes).await?;
+        Ok(ServiceAccountNode(created))
     }
 
-    async fn rename_service_account(&self, ctx: &Context<'_>, id: ID, name: String) -> Result<ServiceAccountNode> {
+    async fn rename_service_account(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<RenameServiceAccountInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] name: Option<String>,
+    ) -> Result<ServiceAccountNode> {
+        let input = input_or_flat!(input, [id, name] => RenameServiceAccountInput { id, name });
         let viewer = ctx.viewer().await?;
-        let id = ServiceAccountId::parse("id", &id)?;
-        Ok(ServiceAccountNode(ctx.services()?.service_accounts.rename(&viewer, id, &name).await?))
+        let id = ServiceAccountId::parse("id", &input.id)?;
+        Ok(ServiceAccountNode(ctx.services()?.service_accounts.rename(&viewer, id, &input.name).await?))
     }
 
     /// Its tokens are refused until it is enabled again.
-    async fn disable_service_account(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceAccountNode> {
-        let viewer = ctx.viewer().await?;
-        let id = ServiceAccountId::parse("id", &id)?;
-        Ok(ServiceAccountNode(ctx.services()?.service_accounts.set_enabled(&viewer, id, false).await?))
+    async fn disable_service_account(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<ServiceAccountInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<ServiceAccountNode> {
+        let input = input_or_flat!(input, [id] => ServiceAccountInput { id });
+        set_enabled(ctx, &input.id, false).await
     }
 
-    async fn enable_service_account(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceAccountNode> {
-        let viewer = ctx.viewer().await?;
-        let id = ServiceAccountId::parse("id", &id)?;
-        Ok(ServiceAccountNode(ctx.services()?.service_accounts.set_enabled(&viewer, id, true).await?))
+    async fn enable_service_account(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<ServiceAccountInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<ServiceAccountNode> {
+        let input = input_or_flat!(input, [id] => ServiceAccountInput { id });
+        set_enabled(ctx, &input.id, true).await
     }
 
     /// Deletes it and its tokens; the events it published stay.
+    #[graphql(deprecation = "use removeServiceAccount")]
     async fn delete_service_account(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        self.remove_service_account(ctx, ServiceAccountInput { id }).await.map(|_| true)
+    }
+
+    /// Deletes it and its tokens; the events it published stay.
+    async fn remove_service_account(&self, ctx: &Context<'_>, input: ServiceAccountInput) -> Result<RemoveServiceAccountPayload> {
         let viewer = ctx.viewer().await?;
-        let id = ServiceAccountId::parse("id", &id)?;
+        let id = ServiceAccountId::parse("id", &input.id)?;
         ctx.services()?.service_accounts.delete(&viewer, id).await?;
-        Ok(true)
+        Ok(RemoveServiceAccountPayload { service_account_id: input.id })
     }
 
     /// Creates a token for a service account; the secret (`csat_…`) is shown only here.
@@ -180,21 +205,77 @@ impl ServiceAccountMutation {
     async fn create_service_account_token(
         &self,
         ctx: &Context<'_>,
-        service_account_id: ID,
-        name: String,
-        scopes: Vec<String>,
-        expires_at: Option<DateTime<Utc>>,
+        input: Option<CreateServiceAccountTokenInput>,
+        #[graphql(deprecation = "pass it in `input`")] service_account_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] name: Option<String>,
+        #[graphql(deprecation = "pass it in `input`")] scopes: Option<Vec<String>>,
+        #[graphql(deprecation = "pass it in `input`")] expires_at: Option<DateTime<Utc>>,
     ) -> Result<ServiceAccountTokenSecretPayload> {
+        let input = input_or_flat!(input, [service_account_id, name, scopes], [expires_at] =>
+            CreateServiceAccountTokenInput { service_account_id, name, scopes, expires_at });
         let viewer = ctx.viewer().await?;
-        let id = ServiceAccountId::parse("serviceAccountId", &service_account_id)?;
-        let new = NewServiceToken::parse(&name, &scopes, expires_at)?;
+        let id = ServiceAccountId::parse("serviceAccountId", &input.service_account_id)?;
+        let new = NewServiceToken::parse(&input.name, &input.scopes, input.expires_at)?;
         let (token, created) = ctx.services()?.service_accounts.create_token(&viewer, id, new).await?;
         Ok(ServiceAccountTokenSecretPayload { token, service_account_token: ServiceAccountTokenNode(created) })
     }
 
     /// Revokes a service-account token; its next request is refused.
-    async fn revoke_service_account_token(&self, ctx: &Context<'_>, id: ID) -> Result<ServiceAccountTokenNode> {
+    async fn revoke_service_account_token(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<ServiceAccountTokenInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<ServiceAccountTokenNode> {
+        let input = input_or_flat!(input, [id] => ServiceAccountTokenInput { id });
         let viewer = ctx.viewer().await?;
-        Ok(ServiceAccountTokenNode(ctx.services()?.service_accounts.revoke_token(&viewer, token_id(&id)?).await?))
+        let id = token_id(&input.id)?;
+        Ok(ServiceAccountTokenNode(ctx.services()?.service_accounts.revoke_token(&viewer, id).await?))
     }
+}
+
+async fn set_enabled(ctx: &Context<'_>, id: &ID, enabled: bool) -> Result<ServiceAccountNode> {
+    let viewer = ctx.viewer().await?;
+    let id = ServiceAccountId::parse("id", id)?;
+    Ok(ServiceAccountNode(ctx.services()?.service_accounts.set_enabled(&viewer, id, enabled).await?))
+}
+
+#[derive(InputObject)]
+pub struct CreateServiceAccountInput {
+    pub workspace_id: ID,
+    pub name: String,
+    /// What its tokens may carry at most: `events:publish`, `webhooks:manage`.
+    pub scopes: Vec<String>,
+}
+
+#[derive(InputObject)]
+pub struct RenameServiceAccountInput {
+    pub id: ID,
+    pub name: String,
+}
+
+#[derive(InputObject)]
+pub struct ServiceAccountInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveServiceAccountPayload {
+    /// The service account deleted.
+    pub service_account_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct CreateServiceAccountTokenInput {
+    pub service_account_id: ID,
+    pub name: String,
+    /// Among the account's.
+    pub scopes: Vec<String>,
+    /// Never, if omitted.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(InputObject)]
+pub struct ServiceAccountTokenInput {
+    pub id: ID,
 }

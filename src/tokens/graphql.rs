@@ -8,6 +8,7 @@ use super::model::AccessToken;
 use super::service::NewToken;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
+use crate::input::input_or_flat;
 
 /// A personal access token, without its secret.
 pub struct AccessTokenNode(pub AccessToken);
@@ -86,15 +87,32 @@ impl TokenMutation {
     }
 
     /// Revokes a token; it stops working at once.
-    async fn revoke_access_token(&self, ctx: &Context<'_>, id: ID) -> Result<AccessTokenNode> {
+    async fn revoke_access_token(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<AccessTokenInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<AccessTokenNode> {
+        let input = input_or_flat!(input, [id] => AccessTokenInput { id });
         let viewer = ctx.viewer().await?;
-        Ok(AccessTokenNode(ctx.services()?.tokens.revoke(&viewer, parse_id(&id)?).await?))
+        Ok(AccessTokenNode(ctx.services()?.tokens.revoke(&viewer, parse_id(&input.id)?).await?))
     }
 
     /// Replaces a token's secret, keeping its name, scopes and expiry.
-    async fn regenerate_access_token(&self, ctx: &Context<'_>, id: ID) -> Result<AccessTokenSecretPayload> {
+    async fn regenerate_access_token(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<AccessTokenInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<AccessTokenSecretPayload> {
+        let input = input_or_flat!(input, [id] => AccessTokenInput { id });
         let viewer = ctx.viewer().await?;
-        let (token, access_token) = ctx.services()?.tokens.regenerate(&viewer, parse_id(&id)?).await?;
+        let (token, access_token) = ctx.services()?.tokens.regenerate(&viewer, parse_id(&input.id)?).await?;
         Ok(AccessTokenSecretPayload { token, access_token: AccessTokenNode(access_token) })
     }
+}
+
+#[derive(InputObject)]
+pub struct AccessTokenInput {
+    pub id: ID,
 }

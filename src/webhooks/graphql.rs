@@ -14,6 +14,7 @@ use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::graphql::context::ContextExt;
 use crate::graphql::paging::page_args;
+use crate::input::input_or_flat;
 use crate::service_accounts::model::Principal;
 use crate::tokens::model::Scope;
 use crate::workspace::model::WorkspaceId;
@@ -242,6 +243,8 @@ pub struct CreateWebhookInput {
 
 #[derive(InputObject)]
 pub struct UpdateWebhookInput {
+    /// The webhook (required; the flat `id` argument is deprecated).
+    pub id: Option<ID>,
     pub url: Option<String>,
     /// Replaces the kinds.
     pub event_kinds: Option<Vec<String>>,
@@ -319,9 +322,18 @@ impl WebhookMutation {
     }
 
     /// Changes a webhook's URL, kinds or description, or turns it off or on.
-    async fn update_webhook(&self, ctx: &Context<'_>, id: ID, input: UpdateWebhookInput) -> Result<WebhookNode> {
+    async fn update_webhook(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        input: UpdateWebhookInput,
+    ) -> Result<WebhookNode> {
+        let id = match (id, input.id) {
+            (Some(_), Some(_)) => return Err(crate::input::both_given()),
+            (Some(id), None) | (None, Some(id)) => WebhookId::parse("id", &id)?,
+            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
+        };
         let manager = writer(ctx).await?;
-        let id = WebhookId::parse("id", &id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
         let changes =
@@ -330,20 +342,32 @@ impl WebhookMutation {
     }
 
     /// Deletes a webhook with its queued deliveries.
+    #[graphql(deprecation = "use removeWebhook")]
     async fn delete_webhook(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        self.remove_webhook(ctx, WebhookInput { id }).await.map(|_| true)
+    }
+
+    /// Deletes a webhook with its queued deliveries.
+    async fn remove_webhook(&self, ctx: &Context<'_>, input: WebhookInput) -> Result<RemoveWebhookPayload> {
         let manager = writer(ctx).await?;
-        let id = WebhookId::parse("id", &id)?;
+        let id = WebhookId::parse("id", &input.id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
         webhooks.delete(&scope, id).await?;
-        Ok(true)
+        Ok(RemoveWebhookPayload { webhook_id: input.id })
     }
 
     /// A new signing secret, shown this once. For 24 hours deliveries carry a signature by
     /// the previous secret too, so the receiver can switch without missing any.
-    async fn rotate_webhook_secret(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookWithSecret> {
+    async fn rotate_webhook_secret(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<WebhookInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<WebhookWithSecret> {
+        let input = input_or_flat!(input, [id] => WebhookInput { id });
         let manager = writer(ctx).await?;
-        let id = WebhookId::parse("id", &id)?;
+        let id = WebhookId::parse("id", &input.id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;
         Ok(WebhookWithSecret::new(webhooks.rotate_secret(&scope, id).await?, scope))
@@ -351,11 +375,33 @@ impl WebhookMutation {
 
     /// Sends a delivery again, with the same `webhook-id`, so the receiver can tell it is one
     /// it may have seen.
-    async fn redeliver_webhook_delivery(&self, ctx: &Context<'_>, id: ID) -> Result<WebhookDeliveryNode> {
+    async fn redeliver_webhook_delivery(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<WebhookDeliveryInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<WebhookDeliveryNode> {
+        let input = input_or_flat!(input, [id] => WebhookDeliveryInput { id });
         let manager = writer(ctx).await?;
-        let id = DeliveryId::parse("id", &id)?;
+        let id = DeliveryId::parse("id", &input.id)?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_delivery(&manager, id).await?;
         Ok(WebhookDeliveryNode { delivery: webhooks.redeliver(&scope, id).await?, attempts: None, scope })
     }
+}
+
+#[derive(InputObject)]
+pub struct WebhookInput {
+    pub id: ID,
+}
+
+#[derive(InputObject)]
+pub struct WebhookDeliveryInput {
+    pub id: ID,
+}
+
+#[derive(SimpleObject)]
+pub struct RemoveWebhookPayload {
+    /// The webhook deleted.
+    pub webhook_id: ID,
 }

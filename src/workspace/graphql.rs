@@ -2,7 +2,7 @@
 //! and the membership mutations.
 
 use async_graphql::connection::{Connection, Edge, OpaqueCursor};
-use async_graphql::{Context, ID, InputObject, Object};
+use async_graphql::{Context, ID, InputObject, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
@@ -15,6 +15,7 @@ use crate::graphql::paging::page_args;
 use crate::identity::graphql::User;
 use crate::identity::model::{AccountId, Email};
 use crate::identity::service::Viewer;
+use crate::input::input_or_flat;
 use crate::service_accounts::graphql::ServiceAccountNode;
 use crate::tokens::model::Scope;
 
@@ -229,41 +230,73 @@ impl WorkspaceMutation {
 
     /// A new link (new token, new expiry) for an unanswered invitation; the old link stops
     /// working. At most once a minute per invitation (needs MANAGE_MEMBERS).
-    async fn resend_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<InvitationNode> {
+    async fn resend_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<InvitationInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+    ) -> Result<InvitationNode> {
+        let input = input_or_flat!(input, [id] => InvitationInput { id });
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let id = InvitationId::parse("id", &id)?;
+        let id = InvitationId::parse("id", &input.id)?;
         Ok(InvitationNode(ctx.services()?.workspaces.resend_invitation(&viewer, id).await?.invitation))
     }
 
     /// Withdraws an unanswered invitation (needs MANAGE_MEMBERS).
+    #[graphql(deprecation = "use cancelInvitation, which answers with the invitation")]
     async fn revoke_invitation(&self, ctx: &Context<'_>, id: ID) -> Result<bool> {
+        self.cancel_invitation(ctx, InvitationInput { id }).await.map(|_| true)
+    }
+
+    /// Withdraws an unanswered invitation (needs MANAGE_MEMBERS); its link stops working.
+    async fn cancel_invitation(&self, ctx: &Context<'_>, input: InvitationInput) -> Result<InvitationNode> {
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let id = InvitationId::parse("id", &id)?;
-        ctx.services()?.workspaces.revoke_invitation(&viewer, id).await?;
-        Ok(true)
+        let id = InvitationId::parse("id", &input.id)?;
+        Ok(InvitationNode(ctx.services()?.workspaces.revoke_invitation(&viewer, id).await?))
     }
 
     /// Joins the invitation's workspace with its role. Give `id` (signed in with the invited
     /// login email: see `me.invitations`) or the emailed link's `token` (signed in as the
     /// invited address, or not signed in). A token works once.
-    async fn accept_invitation(&self, ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<MembershipNode> {
-        let (viewer, by) = answer(ctx, id, token).await?;
+    async fn accept_invitation(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<AnswerInvitationInput>,
+        #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] token: Option<String>,
+    ) -> Result<MembershipNode> {
+        let input = input_or_flat!(input, [], [id, token] => AnswerInvitationInput { id, token });
+        let (viewer, by) = answer(ctx, input).await?;
         Ok(MembershipNode(ctx.services()?.workspaces.accept_invitation(viewer.as_ref(), by).await?))
     }
 
     /// Turns an invitation down, by `id` or the link's `token`, as `acceptInvitation`.
+    #[graphql(deprecation = "use rejectInvitation")]
     async fn decline_invitation(&self, ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<bool> {
-        let (viewer, by) = answer(ctx, id, token).await?;
-        ctx.services()?.workspaces.decline_invitation(viewer.as_ref(), by).await?;
-        Ok(true)
+        self.reject_invitation(ctx, AnswerInvitationInput { id, token }).await.map(|_| true)
+    }
+
+    /// Turns an invitation down, by `id` or the link's `token`, as `acceptInvitation`.
+    async fn reject_invitation(&self, ctx: &Context<'_>, input: AnswerInvitationInput) -> Result<RejectInvitationPayload> {
+        let (viewer, by) = answer(ctx, input).await?;
+        let id = ctx.services()?.workspaces.decline_invitation(viewer.as_ref(), by).await?;
+        Ok(RejectInvitationPayload { invitation_id: ID(id.to_string()) })
     }
 
     /// Changes a member's role (needs MANAGE_ROLES; never above one's own; the last owner stays).
-    async fn assign_role(&self, ctx: &Context<'_>, workspace_id: ID, user_id: ID, role: Role) -> Result<MembershipNode> {
+    async fn assign_role(
+        &self,
+        ctx: &Context<'_>,
+        input: Option<AssignRoleInput>,
+        #[graphql(deprecation = "pass it in `input`")] workspace_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] user_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] role: Option<Role>,
+    ) -> Result<MembershipNode> {
+        let input = input_or_flat!(input, [workspace_id, user_id, role] => AssignRoleInput { workspace_id, user_id, role });
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
-        let user_id = AccountId::parse("userId", &user_id)?;
-        let m = ctx.services()?.workspaces.assign_role(&viewer, workspace_id, user_id, role).await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
+        let user_id = AccountId::parse("userId", &input.user_id)?;
+        let m = ctx.services()?.workspaces.assign_role(&viewer, workspace_id, user_id, input.role).await?;
         Ok(MembershipNode(m))
     }
 
@@ -271,20 +304,56 @@ impl WorkspaceMutation {
     /// DEACTIVATE_MEMBERS; never someone ranked above you; the last active owner stays). An
     /// inactive member loses access to this workspace at once, live subscriptions included,
     /// and is told; they still sign in and use their other workspaces. Accounts are
-    /// deactivated only by their holder (`deactivateAccount`) or the operator.
+    /// deactivated only by their holder (`deactivateMyAccount`) or the operator.
     async fn set_member_status(
         &self,
         ctx: &Context<'_>,
-        workspace_id: ID,
-        user_id: ID,
-        status: MembershipStatus,
+        input: Option<SetMemberStatusInput>,
+        #[graphql(deprecation = "pass it in `input`")] workspace_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] user_id: Option<ID>,
+        #[graphql(deprecation = "pass it in `input`")] status: Option<MembershipStatus>,
     ) -> Result<MembershipNode> {
+        let input = input_or_flat!(input, [workspace_id, user_id, status] => SetMemberStatusInput { workspace_id, user_id, status });
         let viewer = ctx.viewer_for(Scope::WorkspacesWrite).await?;
-        let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
-        let user_id = AccountId::parse("userId", &user_id)?;
-        let m = ctx.services()?.workspaces.set_member_status(&viewer, workspace_id, user_id, status).await?;
+        let workspace_id = WorkspaceId::parse("workspaceId", &input.workspace_id)?;
+        let user_id = AccountId::parse("userId", &input.user_id)?;
+        let m = ctx.services()?.workspaces.set_member_status(&viewer, workspace_id, user_id, input.status).await?;
         Ok(MembershipNode(m))
     }
+}
+
+#[derive(InputObject)]
+pub struct InvitationInput {
+    pub id: ID,
+}
+
+/// Which invitation: exactly one of `id` and `token`.
+#[derive(InputObject)]
+pub struct AnswerInvitationInput {
+    /// An invitation of `me.invitations` (signed in with the invited login email).
+    pub id: Option<ID>,
+    /// The emailed link's token.
+    pub token: Option<String>,
+}
+
+#[derive(SimpleObject)]
+pub struct RejectInvitationPayload {
+    /// The invitation turned down.
+    pub invitation_id: ID,
+}
+
+#[derive(InputObject)]
+pub struct AssignRoleInput {
+    pub workspace_id: ID,
+    pub user_id: ID,
+    pub role: Role,
+}
+
+#[derive(InputObject)]
+pub struct SetMemberStatusInput {
+    pub workspace_id: ID,
+    pub user_id: ID,
+    pub status: MembershipStatus,
 }
 
 async fn invite(ctx: &Context<'_>, workspace_id: ID, email: String, role: Role) -> Result<InvitationNode> {
@@ -298,8 +367,8 @@ async fn invite(ctx: &Context<'_>, workspace_id: ID, email: String, role: Role) 
 /// Who answers an invitation, and which one: exactly one of `id` and `token`. A request
 /// with a bearer credential answers as it (with the `workspaces:write` scope); without one,
 /// only the token can answer.
-async fn answer(ctx: &Context<'_>, id: Option<ID>, token: Option<String>) -> Result<(Option<Viewer>, InvitationRef)> {
-    let by = match (id, token) {
+async fn answer(ctx: &Context<'_>, input: AnswerInvitationInput) -> Result<(Option<Viewer>, InvitationRef)> {
+    let by = match (input.id, input.token) {
         (Some(id), None) => InvitationRef::Id(InvitationId::parse("id", &id)?),
         (None, Some(token)) => InvitationRef::Token(token),
         _ => return Err(Error::invalid("id", "give either id or token")),

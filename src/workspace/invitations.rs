@@ -130,14 +130,16 @@ impl WorkspaceService {
 
     /// Withdraws an unanswered invitation: its link stops working.
     #[instrument(skip_all)]
-    pub async fn revoke_invitation(&self, viewer: &Viewer, id: InvitationId) -> Result<()> {
+    pub async fn revoke_invitation(&self, viewer: &Viewer, id: InvitationId) -> Result<Invitation> {
         let mut tx = self.db.begin().await?;
-        self.managed_invitation(&mut tx, viewer, id).await?;
-        if !store::close_invitation(&mut tx, id, Outcome::Revoked, Utc::now()).await? {
+        let mut invitation = self.managed_invitation(&mut tx, viewer, id).await?;
+        let now = Utc::now();
+        if !store::close_invitation(&mut tx, id, Outcome::Revoked, now).await? {
             return Err(Error::invalid("id", "this invitation was already answered or revoked"));
         }
         tx.commit().await?;
-        Ok(())
+        invitation.revoked_at = Some(now);
+        Ok(invitation)
     }
 
     /// The workspace's invitations waiting for an answer (needs MANAGE_MEMBERS).
@@ -217,7 +219,7 @@ impl WorkspaceService {
 
     /// Turns the invitation down: nothing of the workspace changes for the invitee.
     #[instrument(skip_all)]
-    pub async fn decline_invitation(&self, viewer: Option<&Viewer>, by: InvitationRef) -> Result<()> {
+    pub async fn decline_invitation(&self, viewer: Option<&Viewer>, by: InvitationRef) -> Result<InvitationId> {
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let (invitation, field) = answerable(&mut tx, viewer, &by, now).await?;
@@ -230,7 +232,7 @@ impl WorkspaceService {
         if let Some(account) = invitee {
             self.settle_notice(account.account_id, invitation.workspace_invitation_id).await;
         }
-        Ok(())
+        Ok(invitation.workspace_invitation_id)
     }
 
     /// What the page an invitation link opens shows: the workspace's and inviter's names,

@@ -169,8 +169,8 @@ impl TestApp {
     pub async fn log_in(&self, email: &str, password: &str) -> Value {
         self.gql(
             None,
-            "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token expiresAt user { id } } }",
-            json!({ "e": email, "p": password }),
+            "mutation($i: LogInInput!) { logIn(input: $i) { token expiresAt user { id } } }",
+            json!({ "i": { "email": email, "password": password } }),
         )
         .await
     }
@@ -180,8 +180,8 @@ impl TestApp {
         let r = self
             .gql(
                 None,
-                "mutation($e: String!, $p: String!) { logIn(email: $e, password: $p) { token twoFactorChallenge { challenge } } }",
-                json!({ "e": email, "p": PASSWORD }),
+                "mutation($i: LogInInput!) { logIn(input: $i) { token twoFactorChallenge { challenge } } }",
+                json!({ "i": { "email": email, "password": PASSWORD } }),
             )
             .await;
         assert!(r["data"]["logIn"]["token"].is_null(), "{r}");
@@ -235,7 +235,8 @@ impl TestApp {
         let Some(token) = self.log_in(email, PASSWORD).await["data"]["logIn"]["token"].as_str().map(str::to_owned) else {
             return invited;
         };
-        self.gql(Some(&token), "mutation($id: ID!) { acceptInvitation(id: $id) { role status user { email } } }", json!({ "id": id })).await
+        let accept = "mutation($i: AnswerInvitationInput!) { acceptInvitation(input: $i) { role status user { email } } }";
+        self.gql(Some(&token), accept, json!({ "i": { "id": id } })).await
     }
 
     pub async fn ws(&self, protocol: &str) -> WsClient {

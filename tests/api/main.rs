@@ -19,6 +19,7 @@ mod live;
 mod mail_faults;
 mod mail_lab;
 mod mailboxes;
+mod mutations;
 mod notifications;
 mod oauth_calendars;
 mod oauth_mail;

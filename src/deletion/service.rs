@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SubsecRound as _, TimeDelta, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -60,7 +60,8 @@ impl DeletionService {
         self.security.confirm_holder(viewer, password, code).await?;
         let id = viewer.account_id();
         let now = Utc::now();
-        let at = now + self.grace;
+        // In whole microseconds, as both databases keep it: the answer is what is stored.
+        let at = (now + self.grace).trunc_subsecs(6);
         let mut tx = self.db.begin().await?;
         refuse_if_last_owner(&mut tx, id).await?;
         store::schedule(&mut tx, id, Some(at), now).await?;

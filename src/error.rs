@@ -122,11 +122,28 @@ pub enum Error {
     /// `code` says how (`AUTHENTICATION_FAILED`, `UNREACHABLE`, `TLS_FAILED`, `PROTOCOL_ERROR`,
     /// `THROTTLED`), and `field` names the input most likely at fault.
     Connector { code: &'static str, field: Cow<'static, str>, message: String },
+    /// A connected account's server presented a certificate nobody trusts (TLS_FAILED).
+    /// `certificate` is shown (fingerprint, subject, issuer, why) so the user can check it
+    /// with the server's operator and pin it in the account's settings.
+    UntrustedCertificate { field: Cow<'static, str>, message: String, certificate: Box<CertificateShown> },
     /// Anything else. Its details are logged, never shown.
     Internal(anyhow::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A refused server certificate as a client is shown it (`extensions.certificate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateShown {
+    /// SHA-256 over the DER, `AB:CD:…`: what a user pins.
+    pub sha256: String,
+    pub subject: String,
+    pub issuer: String,
+    /// Why it was refused.
+    pub reason: String,
+    /// The settings key that pins it.
+    pub pin_setting: &'static str,
+}
 
 impl Error {
     pub fn invalid(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
@@ -156,7 +173,7 @@ impl Error {
             Error::Fields(errors) => errors.first().map(Error::message).unwrap_or_default(),
             Error::NotFound(what) => format!("{what} not found"),
             Error::RateLimited { .. } => "too many attempts, try again later".into(),
-            Error::Connector { message, .. } => message.clone(),
+            Error::Connector { message, .. } | Error::UntrustedCertificate { message, .. } => message.clone(),
             Error::Internal(_) => "internal error".into(),
         }
     }
@@ -171,6 +188,7 @@ impl Error {
             Error::Conflict { .. } => "CONFLICT",
             Error::RateLimited { .. } => "RATE_LIMITED",
             Error::Connector { code, .. } => code,
+            Error::UntrustedCertificate { .. } => "TLS_FAILED",
             Error::Internal(_) => "INTERNAL",
         }
     }
@@ -228,6 +246,17 @@ impl From<Error> for async_graphql::Error {
                     ext.set("unmet", async_graphql::Value::List(unmet));
                 }
                 Error::RateLimited { retry_after_secs } => ext.set("retryAfter", *retry_after_secs),
+                Error::UntrustedCertificate { field, certificate, .. } => {
+                    ext.set("field", field.as_ref());
+                    let shown = serde_json::json!({
+                        "sha256": certificate.sha256,
+                        "subject": certificate.subject,
+                        "issuer": certificate.issuer,
+                        "reason": certificate.reason,
+                        "pinSetting": certificate.pin_setting,
+                    });
+                    ext.set("certificate", async_graphql::Value::from_json(shown).unwrap_or_default());
+                }
                 _ => {}
             }
         })

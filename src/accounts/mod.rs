@@ -8,3 +8,4 @@ pub mod forms;
 pub mod model;
 pub mod oauth;
 pub mod registry;
+pub mod trust;

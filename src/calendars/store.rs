@@ -345,22 +345,7 @@ pub async fn apply_changes(
             .await.map(drop))?;
     }
     for e in changed {
-        on_tx!(&mut tx, c => sqlx::query(
-            "INSERT INTO calendar_event (calendar_id, remote_id, etag, uid, summary, span_start, span_end, recurring, parsed) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
-             ON CONFLICT (calendar_id, remote_id) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, summary = excluded.summary, \
-               span_start = excluded.span_start, span_end = excluded.span_end, recurring = excluded.recurring, parsed = excluded.parsed")
-            .bind(id)
-            .bind(&e.remote_id)
-            .bind(&e.etag)
-            .bind(&e.uid)
-            .bind(&e.summary)
-            .bind(e.span_start)
-            .bind(e.span_end)
-            .bind(e.recurring)
-            .bind(&e.parsed)
-            .execute(c)
-            .await.map(drop))?;
+        upsert_event(&mut tx, id, e).await?;
     }
     on_tx!(&mut tx, c => sqlx::query("UPDATE calendar SET sync_token = $2, last_synced_at = $3, \
            status = CASE WHEN status = 'SYNC_FAILED' THEN 'OK' ELSE status END, \
@@ -370,6 +355,42 @@ pub async fn apply_changes(
         .bind(now)
         .execute(c)
         .await.map(drop))?;
+    tx.commit().await
+}
+
+async fn upsert_event(tx: &mut Tx, id: CalendarId, e: &StoredEvent) -> Result<(), sqlx::Error> {
+    on_tx!(tx, c => sqlx::query(
+        "INSERT INTO calendar_event (calendar_id, remote_id, etag, uid, summary, span_start, span_end, recurring, parsed) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (calendar_id, remote_id) DO UPDATE SET etag = excluded.etag, uid = excluded.uid, summary = excluded.summary, \
+           span_start = excluded.span_start, span_end = excluded.span_end, recurring = excluded.recurring, parsed = excluded.parsed")
+        .bind(id)
+        .bind(&e.remote_id)
+        .bind(&e.etag)
+        .bind(&e.uid)
+        .bind(&e.summary)
+        .bind(e.span_start)
+        .bind(e.span_end)
+        .bind(e.recurring)
+        .bind(&e.parsed)
+        .execute(c)
+        .await.map(drop))
+}
+
+/// An object the gateway itself just wrote (`Some`) or removed (`None`), so the local copy
+/// (what free/busy reads) has it before the next sync. The calendar's sync state is left
+/// alone: the next sync sees the object as the server has it.
+pub async fn own_write(db: &Db, id: CalendarId, remote_id: &str, event: Option<&StoredEvent>) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    match event {
+        Some(e) => upsert_event(&mut tx, id, e).await?,
+        None => on_tx!(&mut tx, c => sqlx::query("DELETE FROM calendar_event WHERE calendar_id = $1 AND remote_id = $2")
+            .bind(id)
+            .bind(remote_id)
+            .execute(c)
+            .await
+            .map(drop))?,
+    }
     tx.commit().await
 }
 

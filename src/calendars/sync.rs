@@ -294,7 +294,10 @@ impl CalendarSync {
                 Err(e)
                     if matches!(
                         e,
-                        ConnectorError::Authentication { .. } | ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. }
+                        ConnectorError::Authentication { .. }
+                            | ConnectorError::Unreachable { .. }
+                            | ConnectorError::Tls { .. }
+                            | ConnectorError::UntrustedCertificate { .. }
                     ) =>
                 {
                     return Err(e);
@@ -426,6 +429,20 @@ impl CalendarSync {
         Ok(())
     }
 
+    /// Who organises an appointment the platform named no organiser for: the calendar's
+    /// owner, by their login email and shown name (not the CalDAV login, which may be a bare
+    /// user name).
+    async fn organizer(&self, calendar_account: CalendarAccountId) -> ical::Party {
+        let Ok(Some(login)) = store::find_account(&self.inner.db, calendar_account).await else {
+            return ical::Party { email: String::new(), name: None };
+        };
+        match crate::identity::store::find_accounts(&self.inner.db, &[login.account_id]).await.ok().and_then(|mut v| v.pop()) {
+            Some(user) => ical::Party { name: Some(user.shown_name()).filter(|n| !n.trim().is_empty()), email: user.email },
+            // The user is gone (deleted while the write waited): the login is all there is.
+            None => ical::Party { email: login.username, name: None },
+        }
+    }
+
     async fn write_one(&self, w: &AppointmentWrite, sessions: &mut HashMap<CalendarAccountId, Box<dyn CalendarSession>>) -> Result<()> {
         let db = &self.inner.db;
         // Where it was written before, if that calendar still exists; else the primary.
@@ -509,22 +526,31 @@ impl CalendarSync {
         if w.cancelled {
             if let Some(id) = existing {
                 session.delete(&calendar.remote_id, id).await?;
+                if let Err(e) = store::own_write(&self.inner.db, calendar.calendar_id, id, None).await {
+                    tracing::warn!(error = ?e, "the removed appointment stays in the local copy until the next sync");
+                }
             }
             return Ok(None);
         }
         let appointment: Appointment =
             serde_json::from_str(&w.appointment).map_err(|e| ConnectorError::Protocol { message: format!("stored appointment: {e}") })?;
-        let owner =
-            store::find_account(&self.inner.db, calendar.calendar_account_id).await.ok().flatten().map(|a| a.username).unwrap_or_default();
-        let text = ical::appointment(&appointment_ical(&w.uid, w.version, &appointment, &owner));
+        let owner = self.organizer(calendar.calendar_account_id).await;
+        let text = ical::appointment(&appointment_ical(&w.uid, w.version, &appointment, owner));
         let receipt = session.put(&calendar.remote_id, &w.uid, &text, existing).await?;
+        // Free/busy reads the local copy: it holds the appointment now, not at the next poll.
+        // (The etag is the server's, when it said; the next sync refreshes the copy anyway.)
+        if let Some(event) = stored_event(calendar, &receipt.id, receipt.etag.clone(), &text)
+            && let Err(e) = store::own_write(&self.inner.db, calendar.calendar_id, &receipt.id, Some(&event)).await
+        {
+            tracing::warn!(error = ?e, "the written appointment is not in the local copy until the next sync");
+        }
         Ok(Some(receipt.id))
     }
 }
 
 /// The iCalendar form of an appointment: its SEQUENCE is the write's version. Without an
 /// organiser named by the platform, the calendar's owner organises it.
-fn appointment_ical(uid: &str, version: i64, a: &Appointment, owner: &str) -> ical::AppointmentIcal {
+fn appointment_ical(uid: &str, version: i64, a: &Appointment, owner: ical::Party) -> ical::AppointmentIcal {
     let party = |p: &super::model::Person| ical::Party { email: p.email.clone(), name: p.name.clone() };
     ical::AppointmentIcal {
         uid: uid.to_owned(),
@@ -535,7 +561,7 @@ fn appointment_ical(uid: &str, version: i64, a: &Appointment, owner: &str) -> ic
         summary: a.title.clone(),
         description: a.description.clone(),
         location: a.location.clone(),
-        organizer: a.organizer.as_ref().map(party).unwrap_or(ical::Party { email: owner.to_owned(), name: None }),
+        organizer: a.organizer.as_ref().map(party).unwrap_or(owner),
         attendees: a.attendees.iter().map(party).collect(),
     }
 }

@@ -154,6 +154,12 @@ impl MailboxNode {
         })
     }
 
+    /// When the server last renumbered the folder (IMAP UIDVALIDITY changed), so the sync
+    /// listed it again from the sync-from date; null if it never did.
+    async fn last_checkpoint_reset_at(&self) -> Option<DateTime<Utc>> {
+        self.0.last_checkpoint_reset_at
+    }
+
     async fn created_at(&self) -> DateTime<Utc> {
         self.0.created_at
     }

@@ -6,10 +6,13 @@
 //! Mail the gateway sends itself goes through the same path ([`record_sent`]), so its copy in
 //! the Sent folder is recognised when a sync reaches it.
 //!
-//! News (mail recorded once the mailbox has finished its first sync, and mail sent through
-//! the gateway) is queued for the workspace's webhooks in the same transaction, as
-//! `message.receive` and `message.send` events. The first sync's old mail is not news: a
-//! mailbox with years of mail must not flood the webhooks, whose deliveries go out in order.
+//! News is queued for the workspace's webhooks in the same transaction, as `message.receive`
+//! and `message.send` events, and received news notifies the owner ([`News`]). Whether a
+//! message is news depends on when it arrived, not on which path records it: everything a
+//! live mailbox records, mail sent through the gateway, and, in a listing from the sync-from
+//! date (the first sync, one started over, a reconciliation), mail that arrived after the
+//! mailbox was connected. Older mail is not news: a mailbox with years of mail must not
+//! flood the webhooks, whose deliveries go out in order.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::Range;
@@ -52,6 +55,27 @@ pub struct Owner {
     pub address: String,
 }
 
+/// Which messages of a batch are news.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum News {
+    /// A live mailbox: everything it records now is new mail.
+    All,
+    /// A listing from the sync-from date: only mail that arrived after this time (when the
+    /// mailbox was connected) is news; the rest was there before.
+    ArrivedAfter(DateTime<Utc>),
+}
+
+impl News {
+    fn covers(self, arrived: DateTime<Utc>) -> bool {
+        match self {
+            News::All => true,
+            // In whole seconds, as servers keep arrival times (IMAP INTERNALDATE): what came in
+            // during the second the mailbox was connected counts as already there.
+            News::ArrivedAfter(since) => arrived.timestamp() > since.timestamp(),
+        }
+    }
+}
+
 /// An event recorded for the first time.
 #[derive(Clone, Debug)]
 pub struct Recorded {
@@ -64,6 +88,8 @@ pub struct Recorded {
     /// The From's display name, else its address; "" when it had none.
     pub sender: String,
     pub title: String,
+    /// Whether it is news ([`News`]): received news notifies the owner.
+    pub news: bool,
 }
 
 #[derive(Debug, Default)]
@@ -82,12 +108,18 @@ pub struct Outcome {
 /// already handled, one of the parties' contacts, one of the threads the messages answer,
 /// multi-row inserts of the new threads, the events and the handled ids, and one lookup of
 /// the events the workspace already had.
-pub async fn ingest(db: &Db, owner: &Owner, messages: Vec<RawMessage>, checkpoint: Option<&str>, now: DateTime<Utc>) -> Result<Outcome> {
+pub async fn ingest(
+    db: &Db,
+    owner: &Owner,
+    messages: Vec<RawMessage>,
+    checkpoint: Option<&str>,
+    news: News,
+    now: DateTime<Utc>,
+) -> Result<Outcome> {
     let started = std::time::Instant::now();
     let parsed = parse_all(messages).await?;
     let parsed_in = started.elapsed();
     let mut tx = db.begin().await?;
-    let news = store::initially_synced(&mut tx, owner.mailbox_id).await?;
 
     let ids: Vec<&str> = parsed.iter().map(|(raw, ..)| raw.reference.id.as_str()).collect();
     let known: HashSet<String> = store::known_messages(&mut tx, owner.mailbox_id, &ids).await?.into_iter().collect();
@@ -137,7 +169,7 @@ pub async fn record_sent(db: &Db, owner: &Owner, raw: &[u8], now: DateTime<Utc>)
     })
     .await?;
     let mut tx = db.begin().await?;
-    let written = write(&mut tx, owner, &[Message { parsed, key, occurred_at: now }], now, true).await?;
+    let written = write(&mut tx, owner, &[Message { parsed, key, occurred_at: now }], now, News::All).await?;
     tx.commit().await?;
     Ok(written.recorded)
 }
@@ -210,9 +242,9 @@ fn thread_ids(message: &ParsedMessage) -> impl Iterator<Item = String> + '_ {
     message.message_id.iter().chain(&message.in_reply_to).chain(message.references.iter().rev()).take(MAX_THREAD_IDS).map(|id| id_key(id))
 }
 
-/// Records the messages' events (and their contacts and threads) inside `tx`; with `news`,
-/// queues each recorded event for the workspace's webhooks too.
-async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<Utc>, news: bool) -> Result<Written> {
+/// Records the messages' events (and their contacts and threads) inside `tx`, and queues the
+/// events of messages that are `news` for the workspace's webhooks too.
+async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<Utc>, news: News) -> Result<Written> {
     let own = address_key(&owner.address);
     let plans: Vec<Plan> = messages.iter().map(|m| plan(&m.parsed, &own)).collect();
     let parties: Vec<&parse::Address> = plans.iter().flat_map(|p| p.parties.iter().flatten().copied()).collect();
@@ -324,9 +356,10 @@ async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<U
     let mut outgoing: Vec<OutgoingEvent> = Vec::new();
     for ((message, plan), (span, thread)) in messages.iter().zip(&plans).zip(&spans) {
         let mut new = false;
+        let is_news = news.covers(message.occurred_at);
         for e in events[span.clone()].iter().filter(|e| inserted.contains(&e.event_id)) {
             new = true;
-            if news {
+            if is_news {
                 outgoing.push(outgoing_event(e, plan.kind, &message.parsed, *thread));
             }
             written.recorded.push(Recorded {
@@ -336,6 +369,7 @@ async fn write(tx: &mut Tx, owner: &Owner, messages: &[Message], now: DateTime<U
                 thread_id: *thread,
                 sender: message.parsed.from.first().map(|a| a.name.clone().unwrap_or_else(|| a.email.clone())).unwrap_or_default(),
                 title: message.parsed.title.clone(),
+                news: is_news,
             });
         }
         if new {

@@ -46,6 +46,8 @@ pub struct Mailbox {
     pub server_count: Option<i64>,
     pub missing_count: Option<i64>,
     pub last_reconciled_at: Option<DateTime<Utc>>,
+    /// When the server last renumbered the folder and the sync listed it again.
+    pub last_checkpoint_reset_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 

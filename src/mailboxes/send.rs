@@ -172,7 +172,12 @@ impl MailboxService {
         let envelope: Vec<String> = to.iter().chain(&cc).chain(&bcc).map(|(_, plain)| plain.clone()).collect();
 
         let account = self.sync.account(&mailbox, &connector).await?;
-        let outgoing = Outgoing { from: &mailbox.email_address, recipients: &envelope, raw: &wire };
+        let outgoing = Outgoing {
+            from: &mailbox.email_address,
+            recipients: &envelope,
+            raw: &wire,
+            sent_copy: (!bcc.is_empty()).then_some(with_bcc.as_slice()),
+        };
         let receipt = match tokio::time::timeout(SEND_TIMEOUT, connector.send(&account, outgoing)).await {
             Ok(Ok(receipt)) => receipt,
             Ok(Err(e)) => return Err(send_error(&e)),

@@ -98,15 +98,23 @@ impl MailboxService {
             credentials: Credentials::Password { username: username.clone(), password: Secret::new(input.password.clone()) },
         };
         // Really sign in: a wrong password, host, port or TLS type fails here, and nothing is saved.
+        let silent = || Error::Connector {
+            code: "UNREACHABLE",
+            field: "settings".into(),
+            message: format!("the server did not answer within {} s", CONNECT_TIMEOUT.as_secs()),
+        };
         match tokio::time::timeout(CONNECT_TIMEOUT, connector.open(&account)).await {
             Ok(Ok(session)) => session.close().await,
-            Ok(Err(e)) => return Err(connect_error(&e, connector.descriptor())),
-            Err(_) => {
-                return Err(Error::Connector {
-                    code: "UNREACHABLE",
-                    field: "settings".into(),
-                    message: format!("the server did not answer within {} s", CONNECT_TIMEOUT.as_secs()),
-                });
+            Ok(Err(e)) => return Err(connect_error(&e, connector.descriptor(), Side::Receiving)),
+            Err(_) => return Err(silent()),
+        }
+        // And the sending side (connect, TLS, EHLO, AUTH; nothing is sent): a wrong SMTP port,
+        // TLS type or password is refused now, not at the first send.
+        if connector.descriptor().capabilities.send {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connector.check_send(&account)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(connect_error(&e, connector.descriptor(), Side::Sending)),
+                Err(_) => return Err(silent()),
             }
         }
         let kind = connector.descriptor().kind;
@@ -166,6 +174,7 @@ impl MailboxService {
             server_count: None,
             missing_count: None,
             last_reconciled_at: None,
+            last_checkpoint_reset_at: None,
             created_at: now,
         };
         let sealed = credentials.seal(&self.secrets, mailbox.mailbox_id)?;
@@ -232,7 +241,7 @@ impl MailboxService {
         if mailbox.status() == MailboxStatus::NeedsReauth {
             return Err(Error::invalid("id", "the mailbox needs you to connect it again"));
         }
-        store::reset_checkpoint(&self.db, id).await?;
+        store::list_again(&self.db, id).await?;
         self.sync.kick(id);
         self.mailbox(viewer, id).await
     }
@@ -267,23 +276,43 @@ pub(super) fn check_sync_from(date: NaiveDate) -> Result<()> {
 
 /// A failed sign-in as the client sees it: typed, and naming the input most likely wrong
 /// (a field of this connector's form, else `settings` as a whole).
-pub(super) fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
+/// Which server of a mailbox refused: the one mail is read from (IMAP) or sent through (SMTP).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Side {
+    Receiving,
+    Sending,
+}
+
+pub(super) fn connect_error(e: &ConnectorError, form: &Descriptor, side: Side) -> Error {
+    let prefix = match side {
+        Side::Receiving => "imap",
+        Side::Sending => "smtp",
+    };
     let setting = |key: &str| -> std::borrow::Cow<'static, str> {
-        if form.field(key).is_some() { format!("settings.{key}").into() } else { "settings".into() }
+        let key = format!("{prefix}{key}");
+        if form.field(&key).is_some() { format!("settings.{key}").into() } else { "settings".into() }
     };
     let field = match e {
         ConnectorError::Authentication { .. } => "password".into(),
-        ConnectorError::Tls { .. } => setting("imapSecurity"),
-        ConnectorError::Unreachable { .. } => setting("imapHost"),
+        ConnectorError::Tls { .. } | ConnectorError::UntrustedCertificate { .. } => setting("Security"),
+        // The host answered, but nothing listens on the port.
+        e @ ConnectorError::Unreachable { .. } if e.is_connection_refused() => setting("Port"),
+        ConnectorError::Unreachable { .. } => setting("Host"),
         ConnectorError::Settings(f) => format!("settings.{}", f.field).into(),
         _ => "settings".into(),
     };
     let message = match e {
+        ConnectorError::Authentication { .. } if side == Side::Sending => {
+            "the sending (SMTP) server refused the email address or password".to_owned()
+        }
         ConnectorError::Authentication { .. } => "the server refused the email address or password".to_owned(),
         other => other.to_string(),
     };
-    if let ConnectorError::Settings(f) = e {
-        return Error::invalid(field, f.message.clone());
+    match e {
+        ConnectorError::Settings(f) => Error::invalid(field, f.message.clone()),
+        ConnectorError::UntrustedCertificate { certificate, .. } => {
+            Error::UntrustedCertificate { field, message, certificate: crate::accounts::trust::shown(certificate, "tlsCertificateSha256") }
+        }
+        _ => Error::Connector { code: e.code(), field, message },
     }
-    Error::Connector { code: e.code(), field, message }
 }

@@ -17,7 +17,7 @@ pub const ADDRESS_KEY: UniqueKey =
 
 const COLUMNS: &str = "mailbox_id, account_id, workspace_id, connector, email_address, settings, sync_from, paused, status, \
     status_reason, status_changed_at, last_error, last_synced_at, initial_synced_at, checkpoint, message_count, skipped_count, \
-    server_count, missing_count, last_reconciled_at, created_at";
+    server_count, missing_count, last_reconciled_at, last_checkpoint_reset_at, created_at";
 
 pub async fn insert_mailbox(tx: &mut Tx, m: &Mailbox, credentials: &[u8]) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query(
@@ -127,11 +127,6 @@ const STATUS_CHANGED: &str = "mailbox.status_changed";
 const NEEDS_REAUTH: &str = "mailbox.needs_reauth";
 
 /// Whether the mailbox finished its first sync: only mail recorded after that is news.
-pub async fn initially_synced(tx: &mut Tx, id: MailboxId) -> Result<bool, sqlx::Error> {
-    let at: Option<Option<DateTime<Utc>>> = on_tx!(tx, c => sqlx::query_scalar("SELECT initial_synced_at FROM mailbox WHERE mailbox_id = $1").bind(id).fetch_optional(c).await)?;
-    Ok(at.flatten().is_some())
-}
-
 pub async fn update_settings(
     db: &Db,
     id: MailboxId,
@@ -153,12 +148,31 @@ pub async fn update_settings(
 
 /// Starts the sync over from the sync-from date: what it records until it is caught up
 /// again is old mail, not news.
-pub async fn reset_checkpoint(db: &Db, id: MailboxId) -> Result<(), sqlx::Error> {
+/// Lists again from the sync-from date (a resync the user asked for): what is missing is
+/// recorded; what was recorded stays recorded.
+pub async fn list_again(db: &Db, id: MailboxId) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query("UPDATE mailbox SET checkpoint = NULL, initial_synced_at = NULL WHERE mailbox_id = $1")
         .bind(id)
         .execute(p)
         .await
         .map(drop))
+}
+
+/// The server renumbered the folder (the checkpoint means nothing now): list again from the
+/// sync-from date, and remember when. The server ids recorded under the old numbering are
+/// forgotten (they can never come back); their events stay, and the listing points the new
+/// ids at them, so `recordedCount` counts what the server holds now.
+pub async fn reset_checkpoint(db: &Db, id: MailboxId, now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    on_tx!(&mut tx, c => sqlx::query(
+        "UPDATE mailbox SET checkpoint = NULL, initial_synced_at = NULL, last_checkpoint_reset_at = $2 WHERE mailbox_id = $1")
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await
+        .map(drop))?;
+    on_tx!(&mut tx, c => sqlx::query("DELETE FROM mail_message WHERE mailbox_id = $1").bind(id).execute(c).await.map(drop))?;
+    tx.commit().await
 }
 
 pub async fn set_checkpoint(db: &Db, id: MailboxId, checkpoint: &str) -> Result<(), sqlx::Error> {

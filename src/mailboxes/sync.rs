@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span, warn};
 
-use super::ingest::{self, Owner};
+use super::ingest::{self, News, Owner};
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
 use super::store;
@@ -330,7 +330,7 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
                 return;
             }
             Disposition::Resync => {
-                let _ = store::reset_checkpoint(&inner.db, id).await;
+                let _ = store::reset_checkpoint(&inner.db, id, Utc::now()).await;
                 set_status(
                     inner,
                     id,
@@ -450,14 +450,15 @@ async fn follow(
         let listed_last = refs.last().map(|r| r.checkpoint.0.clone());
         // A full listing (first sync, or after a reset) skips what this mailbox recorded.
         let refs = if checkpoint.is_none() { unrecorded(inner, owner.mailbox_id, refs).await? } else { refs };
-        // Only mail that arrived after a complete sync is news. The first sync, and a sync
-        // started over (a moved sync-from date, a resync, a renumbered folder: each clears
-        // `initial_synced_at`), record old mail silently.
-        let notify = mailbox.initial_synced_at.is_some();
+        // A live mailbox records new mail. The first sync, and a sync started over (a moved
+        // sync-from date, a resync, a renumbered folder: each clears `initial_synced_at`),
+        // list from the sync-from date: of that, only mail that arrived after the mailbox was
+        // connected is news (it may have come in while the listing ran).
+        let news = if mailbox.initial_synced_at.is_some() { News::All } else { News::ArrivedAfter(mailbox.created_at) };
         if !refs.is_empty() {
-            let reason = if notify { "recording new mail" } else { "recording mail since the sync-from date" };
+            let reason = if news == News::All { "recording new mail" } else { "recording mail since the sync-from date" };
             set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, reason, None).await;
-            if let Err(e) = record(inner, owner, session, &refs, true, notify, stop).await? {
+            if let Err(e) = record(inner, owner, session, &refs, true, news, stop).await? {
                 return Ok(Ended::Failed(e));
             }
             if stop.is_cancelled() {
@@ -475,7 +476,7 @@ async fn follow(
         *failures = 0;
         if last_reconcile.is_none_or(|t| t.elapsed() >= inner.settings.reconcile_every) {
             last_reconcile = Some(tokio::time::Instant::now());
-            if let Err(e) = reconcile(inner, owner, session, since, stop).await? {
+            if let Err(e) = reconcile(inner, owner, session, since, mailbox.created_at, stop).await? {
                 return Ok(Ended::Failed(e));
             }
         }
@@ -510,7 +511,7 @@ async fn record(
     session: &mut dyn MailSession,
     refs: &[MessageRef],
     advance: bool,
-    notify: bool,
+    news: News,
     stop: &CancellationToken,
 ) -> Result<Result<(), ConnectorError>> {
     let total = refs.len() as u64;
@@ -536,7 +537,7 @@ async fn record(
         let (inner, owner) = (inner.clone(), owner.clone());
         let handled = batch.len() as u64;
         recording = Some(tokio::spawn(async move {
-            let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), Utc::now()).await?;
+            let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), news, Utc::now()).await?;
             let mut changes: Vec<Change> = outcome
                 .recorded
                 .iter()
@@ -546,9 +547,7 @@ async fn record(
             inner.fanout.publish_all(&changes).await;
             // The batch may have queued webhook deliveries (new contacts, news).
             inner.webhooks.wake();
-            if notify {
-                notify_owner(&inner, &owner, &outcome.recorded).await;
-            }
+            notify_owner(&inner, &owner, &outcome.recorded).await;
             Ok(handled)
         }));
     }
@@ -559,11 +558,11 @@ async fn record(
     Ok(Ok(()))
 }
 
-/// Mail arriving live notifies the mailbox's owner, in their language (the initial sync of
-/// old mail does not).
+/// Received news notifies the mailbox's owner, in their language, whichever path recorded
+/// it (old mail listed from the sync-from date does not).
 async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded]) {
     // Only mail that came in: a message the owner sent (found in the Sent folder) is news to nobody.
-    let recorded: Vec<&ingest::Recorded> = recorded.iter().filter(|r| r.kind == ActivityType::MessageReceive).collect();
+    let recorded: Vec<&ingest::Recorded> = recorded.iter().filter(|r| r.news && r.kind == ActivityType::MessageReceive).collect();
     if recorded.is_empty() {
         return;
     }
@@ -600,6 +599,7 @@ async fn reconcile(
     owner: &Owner,
     session: &mut dyn MailSession,
     since: chrono::DateTime<Utc>,
+    connected_at: chrono::DateTime<Utc>,
     stop: &CancellationToken,
 ) -> Result<Result<(), ConnectorError>> {
     let listed = match session.list(since, None).await {
@@ -613,7 +613,8 @@ async fn reconcile(
         warn!(missing = missing.len(), "reconciliation found messages the sync had not recorded; backfilling");
         set_status(inner, owner.mailbox_id, MailboxStatus::Syncing, &format!("backfilling {} messages found missing", missing.len()), None)
             .await;
-        if let Err(e) = record(inner, owner, session, &missing, false, false, stop).await? {
+        // What arrived after the mailbox was connected is news, whichever path records it.
+        if let Err(e) = record(inner, owner, session, &missing, false, News::ArrivedAfter(connected_at), stop).await? {
             return Ok(Err(e));
         }
         let left = unrecorded(inner, owner.mailbox_id, missing).await?;

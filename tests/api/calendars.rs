@@ -438,6 +438,11 @@ async fn appointments_are_written_to_the_primary_calendar_moved_and_removed() {
     assert!(e["attendees"].to_string().contains("bob@acme.example"), "{e}");
     let uid = e["uid"].as_str().expect("uid").to_owned();
 
+    // Free/busy knows at once (the calendar polls hourly here, and no sync was asked for).
+    let window = json!({ "f": "2030-03-04T00:00:00Z", "t": "2030-03-05T00:00:00Z" });
+    let busy = until_busy(&app, &user, &window, |b| !b.is_empty()).await;
+    assert_eq!(busy, [("2030-03-04T10:00:00+00:00".to_owned(), "2030-03-04T11:00:00+00:00".to_owned())]);
+
     // Moved: the same event (same UID), at the new time; never two.
     let r = app
         .gql(
@@ -480,6 +485,22 @@ async fn appointments_are_written_to_the_primary_calendar_moved_and_removed() {
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     until_events(&lab, &name, &password, &work, "the cancellation removes it", |e| e.is_empty()).await;
+    let window = json!({ "f": "2030-03-05T00:00:00Z", "t": "2030-03-06T00:00:00Z" });
+    until_busy(&app, &user, &window, |b| b.is_empty()).await;
+}
+
+/// Waits until the user's free/busy over `window` satisfies `check`; returns the busy spans.
+async fn until_busy(app: &TestApp, user: &TestUser, window: &Value, check: impl Fn(&[(String, String)]) -> bool) -> Vec<(String, String)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = app.gql(Some(&user.token), FREE_BUSY, window.clone()).await;
+        let busy = spans(&r["data"]["me"]["freeBusy"]["busy"]);
+        if check(&busy) {
+            return busy;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "free/busy never changed: {r}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test]
@@ -646,13 +667,10 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     connect(&app, &user, &lab, &name, &password).await;
     assert_eq!(named(&calendars(&app, &user).await, "Team")["primary"], false, "a read-only calendar is never the primary one");
 
-    let r = app
-        .gql(
-            Some(&token),
-            PUBLISH,
-            json!({ "e": [appointment("appointment.booked", &user, "w1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z")] }),
-        )
-        .await;
+    // The platform names no organiser this time: the user organises it.
+    let mut booked = appointment("appointment.booked", &user, "w1", "2030-03-04T10:00:00Z", "2030-03-04T11:00:00Z");
+    booked["data"].as_object_mut().expect("data").remove("organizer");
+    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [booked] })).await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(lab.events(&name, &password, &shared).await, Vec::<Value>::new());
@@ -666,4 +684,8 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     assert_eq!(named(&calendars(&app, &user).await, "Work")["primary"], true);
     let events = until_events(&lab, &name, &password, &work, "the waiting appointment is written", |e| e.len() == 1).await;
     assert_eq!(events[0]["summary"], "Demo with Acme, Inc.");
+    // Organised by the user's email, not by the CalDAV login.
+    let organizer = events[0]["organizer"].as_str().unwrap_or_default().to_lowercase();
+    assert!(organizer.contains(&format!("mailto:{}", user.email.to_lowercase())), "{}", events[0]);
+    assert!(!organizer.contains(&format!("mailto:{}", name.to_lowercase())), "{}", events[0]);
 }

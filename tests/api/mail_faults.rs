@@ -181,10 +181,36 @@ async fn a_renumbered_folder_is_resynced_without_duplicate_events() {
     let status = lab.doveadm(&["mailbox", "status", "-u", &mail_user, "uidvalidity", "INBOX"]).await;
     let current: u64 = status.trim().rsplit("uidvalidity=").next().unwrap_or_default().parse().unwrap_or_else(|_| panic!("{status}"));
     lab.doveadm(&["mailbox", "update", "-u", &mail_user, "--uid-validity", &(current + 1000).to_string(), "INBOX"]).await;
+    // Arrival times are whole seconds: this one comes in after the second of connecting.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "after the renumbering", "b"), None)]).await;
 
     live_with(&app, &ada, &id, 6).await;
     assert_eq!(event_counts(&app, &ada).await, (6, 6));
+
+    // The renumbering leaves a trace, and the health counts what the server holds now (the
+    // old numbering's ids are forgotten; after the listing, every message is recorded once).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let m = loop {
+        let r = app
+            .gql(
+                Some(&ada.token),
+                "query($id: ID!) { mailbox(id: $id) { lastCheckpointResetAt health { recordedCount } } }",
+                json!({ "id": id }),
+            )
+            .await;
+        let m = r["data"]["mailbox"].clone();
+        if m["health"]["recordedCount"] == 6 || tokio::time::Instant::now() > deadline {
+            break m;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(m["health"]["recordedCount"], 6, "{m}");
+    assert!(m["lastCheckpointResetAt"].is_string(), "{m}");
+
+    // Mail that came in while the renumbered folder was listed again is news all the same.
+    // (The five re-listed messages were there before the mailbox was connected.)
+    until_notices(&app, &ada, &["after the renumbering"]).await;
 }
 
 #[tokio::test]
@@ -293,6 +319,52 @@ async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
         assert!(tokio::time::Instant::now() < deadline, "the lost message was not backfilled: {m}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // It was there before the mailbox was connected: backfilling it is not news.
+    assert!(received_notices(&app, &ada).await.is_empty());
+
+    // Mail that arrives live and is then lost (as if the sync had missed it) is news when the
+    // backfill records it, as it would have been live.
+    let before = concierge::mailboxes::store::recorded_ids(&app.services.db, mailbox_id).await.unwrap();
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "late", "b"), None)]).await;
+    live_with(&app, &ada, &id, 4).await;
+    until_notices(&app, &ada, &["late"]).await;
+    let after = concierge::mailboxes::store::recorded_ids(&app.services.db, mailbox_id).await.unwrap();
+    let late: Vec<&String> = after.iter().filter(|r| !before.contains(r)).collect();
+    assert_eq!(late.len(), 1, "{before:?} {after:?}");
+    concierge::on_pool!(db, p => {
+        let event: Option<uuid::Uuid> = sqlx::query_scalar("SELECT event_id FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2")
+            .bind(mailbox_id).bind(late[0]).fetch_one(p).await.unwrap();
+        sqlx::query("DELETE FROM mail_message WHERE mailbox_id = $1 AND remote_id = $2").bind(mailbox_id).bind(late[0]).execute(p).await.unwrap();
+        sqlx::query("DELETE FROM activity_event WHERE event_id = $1").bind(event).execute(p).await.unwrap();
+        sqlx::query("DELETE FROM notification").execute(p).await.unwrap();
+    });
+    until_notices(&app, &ada, &["late"]).await;
+}
+
+/// Waits until the user's MESSAGE_RECEIVED notifications are `expected` (they are written
+/// just after the message's batch commits).
+async fn until_notices(app: &TestApp, user: &TestUser, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let notices = received_notices(app, user).await;
+        if notices == expected {
+            return;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "notified of {notices:?}, not {expected:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The bodies (message subjects) of the user's MESSAGE_RECEIVED notifications.
+async fn received_notices(app: &TestApp, user: &TestUser) -> Vec<String> {
+    let r = app.gql(Some(&user.token), "{ me { notifications(first: 50) { nodes { event body } } } }", json!({})).await;
+    r["data"]["me"]["notifications"]["nodes"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{r}"))
+        .iter()
+        .filter(|n| n["event"] == "MESSAGE_RECEIVED")
+        .map(|n| n["body"].as_str().unwrap_or_default().to_owned())
+        .collect()
 }
 
 #[tokio::test]

@@ -31,7 +31,11 @@ fn script() -> PathBuf {
 }
 
 async fn run(args: &[&str]) -> String {
-    let out = tokio::process::Command::new(script()).args(args).output().await.expect("scripts/mail-lab runs");
+    run_with(args, &[]).await
+}
+
+async fn run_with(args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = tokio::process::Command::new(script()).args(args).envs(env.iter().copied()).output().await.expect("scripts/mail-lab runs");
     assert!(out.status.success(), "scripts/mail-lab {args:?}: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
@@ -46,8 +50,14 @@ impl MailLab {
 
     /// A lab of this test's own, for tests that take its servers down.
     pub async fn private() -> MailLab {
+        Self::private_with(&[]).await
+    }
+
+    /// A lab of this test's own, started with `scripts/mail-lab`'s environment settings
+    /// (`MAIL_LAB_CERT=common`, …).
+    pub async fn private_with(env: &[(&str, &str)]) -> MailLab {
         let dir = tempfile::Builder::new().prefix("ml-").tempdir_in("/tmp").expect("lab dir").keep();
-        run(&["start", dir.to_str().expect("path")]).await;
+        run_with(&["start", dir.to_str().expect("path")], env).await;
         Self::open(dir, true)
     }
 

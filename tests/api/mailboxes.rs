@@ -30,10 +30,12 @@ pub async fn gateway() -> (TestApp, MailLab) {
     (app, lab)
 }
 
+/// IMAP over implicit TLS, and the lab's submission server (implicit TLS, signed in with the
+/// mailbox's password) for sending, as a real provider's would be.
 pub fn imap_settings(lab: &MailLab) -> Value {
     json!({
         "imapHost": "127.0.0.1", "imapPort": lab.imaps, "imapSecurity": "SSL_TLS",
-        "smtpHost": "127.0.0.1", "smtpPort": lab.smtp, "smtpSecurity": "NONE",
+        "smtpHost": "127.0.0.1", "smtpPort": lab.submissions, "smtpSecurity": "SSL_TLS",
     })
 }
 
@@ -144,13 +146,23 @@ async fn a_sign_in_that_fails_is_a_typed_error_on_the_field_at_fault_and_saves_n
     let mut settings = imap_settings(&lab);
     settings["imapPort"] = json!(closed);
     let r = connect(&app, &ada, &mail_user, &password, settings).await;
-    assert_eq!(codes(&r), ["UNREACHABLE"], "{r}");
+    assert_eq!(error_of(&r), ("UNREACHABLE".into(), Some("settings.imapPort".into())), "a closed port is the port's fault: {r}");
 
     // SSL/TLS against the plain port: the handshake fails.
     let mut settings = imap_settings(&lab);
     settings["imapPort"] = json!(lab.imap);
     let r = connect(&app, &ada, &mail_user, &password, settings).await;
     assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
+
+    // STARTTLS or no encryption towards the implicit-TLS port: the server waits for a
+    // handshake and says nothing; that is a TLS mistake on the security field, not a timeout.
+    for security in ["STARTTLS", "NONE"] {
+        let mut settings = imap_settings(&lab);
+        settings["imapSecurity"] = json!(security);
+        settings["imapPort"] = json!(lab.imaps);
+        let r = connect(&app, &ada, &mail_user, &password, settings).await;
+        assert_eq!(error_of(&r), ("TLS_FAILED".into(), Some("settings.imapSecurity".into())), "{security}: {r}");
+    }
 
     let mut settings = imap_settings(&lab);
     settings["imapSecurity"] = json!("TLS9");
@@ -159,6 +171,48 @@ async fn a_sign_in_that_fails_is_a_typed_error_on_the_field_at_fault_and_saves_n
 
     let r = app.gql(Some(&ada.token), "{ me { mailboxes { id } } }", json!({})).await;
     assert_eq!(r["data"]["me"]["mailboxes"], json!([]), "nothing saved: {r}");
+}
+
+#[tokio::test]
+async fn a_wrong_smtp_port_or_type_is_refused_at_connect_not_at_the_first_send() {
+    let (app, lab) = gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("ada").await;
+
+    // IMAP is right; nothing listens on the SMTP port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut settings = imap_settings(&lab);
+    settings["smtpPort"] = json!(closed);
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r), ("UNREACHABLE".into(), Some("settings.smtpPort".into())), "{r}");
+
+    // SSL/TLS towards a plain SMTP port: the handshake fails, on the SMTP security field.
+    let mut settings = imap_settings(&lab);
+    settings["smtpPort"] = json!(lab.smtp);
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r), ("TLS_FAILED".into(), Some("settings.smtpSecurity".into())), "{r}");
+    assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains("SMTP")), "the message names the SMTP server: {r}");
+
+    // STARTTLS towards the implicit-TLS submission port.
+    let mut settings = imap_settings(&lab);
+    settings["smtpSecurity"] = json!("STARTTLS");
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r), ("TLS_FAILED".into(), Some("settings.smtpSecurity".into())), "{r}");
+
+    // A relay port that offers no sign-in (the lab's exim takes local mail without AUTH): a
+    // password could never be used there, so it is the port that is wrong.
+    let mut settings = imap_settings(&lab);
+    settings["smtpPort"] = json!(lab.smtp);
+    settings["smtpSecurity"] = json!("NONE");
+    let r = connect(&app, &ada, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.smtpPort".into())), "{r}");
+
+    let r = app.gql(Some(&ada.token), "{ me { mailboxes { id } } }", json!({})).await;
+    assert_eq!(r["data"]["me"]["mailboxes"], json!([]), "nothing saved: {r}");
+
+    // Both right: connected.
+    let r = connect(&app, &ada, &mail_user, &password, imap_settings(&lab)).await;
+    assert!(r["data"]["connectMailbox"]["id"].is_string(), "{r}");
 }
 
 #[tokio::test]
@@ -493,4 +547,73 @@ async fn sync_from_dates_must_be_real_ones() {
         .await;
     assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("syncFrom".into())), "{r}");
     assert_eq!(mailbox(&app, &ada, &id).await["syncFrom"], sync_from(30), "nothing changed");
+}
+
+/// The SHA-256 fingerprint of a PEM certificate, as `openssl x509 -fingerprint` prints it.
+async fn fingerprint(cert: &std::path::Path) -> String {
+    let out = tokio::process::Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(cert)
+        .output()
+        .await
+        .expect("openssl runs");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    text.trim().rsplit_once('=').map(|(_, f)| f.to_uppercase()).unwrap_or_else(|| panic!("no fingerprint in {text:?}"))
+}
+
+#[tokio::test]
+async fn a_self_signed_certificate_works_when_the_operator_trusts_it_or_the_user_pins_it() {
+    // The certificate a self-hosted server's operator makes the common way: CA:TRUE.
+    let lab = MailLab::private_with(&[("MAIL_LAB_CERT", "common")]).await;
+    let (mail_user, password) = lab.new_user("ada").await;
+    // TLS on both sides: IMAP by STARTTLS, SMTP by implicit TLS.
+    let settings = json!({
+        "imapHost": "127.0.0.1", "imapPort": lab.imap, "imapSecurity": "STARTTLS",
+        "smtpHost": "127.0.0.1", "smtpPort": lab.submissions, "smtpSecurity": "SSL_TLS",
+    });
+
+    // The operator trusts it (CONCIERGE_MAIL_CA_FILE): it connects, and a wrong password is
+    // a wrong password, not a TLS failure.
+    let cert = lab.cert();
+    let trusting = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.allow_loopback();
+    })
+    .await;
+    let ada = trusting.user("ada@example.com").await;
+    let r = connect(&trusting, &ada, &mail_user, "wrong password", settings.clone()).await;
+    assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
+    let r = connect(&trusting, &ada, &mail_user, &password, settings.clone()).await;
+    assert!(r["data"]["connectMailbox"]["id"].is_string(), "{r}");
+
+    // Nobody trusts it: refused, with what the user needs to check it and pin it.
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
+    let bob = app.user("bob@example.com").await;
+    let r = connect(&app, &bob, &mail_user, &password, settings.clone()).await;
+    assert_eq!(error_of(&r), ("TLS_FAILED".into(), Some("settings.imapSecurity".into())), "{r}");
+    let shown = &r["errors"][0]["extensions"]["certificate"];
+    let expected = fingerprint(&lab.cert()).await;
+    assert_eq!(shown["sha256"], expected.as_str(), "{r}");
+    assert_eq!(shown["subject"], "CN=localhost", "{r}");
+    assert_eq!(shown["issuer"], "CN=localhost", "{r}");
+    assert_eq!(shown["pinSetting"], "tlsCertificateSha256", "{r}");
+    assert!(r["errors"][0]["message"].as_str().is_some_and(|m| m.contains(&expected)), "{r}");
+
+    // A pin that is not this certificate's changes nothing; a malformed one is refused.
+    let mut pinned = settings.clone();
+    pinned["tlsCertificateSha256"] = json!("00".repeat(32));
+    let r = connect(&app, &bob, &mail_user, &password, pinned.clone()).await;
+    assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
+    pinned["tlsCertificateSha256"] = json!("AB:CD");
+    let r = connect(&app, &bob, &mail_user, &password, pinned.clone()).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.tlsCertificateSha256".into())), "{r}");
+
+    // Pinned (as copied, lower case and without colons too): IMAP and SMTP both connect.
+    pinned["tlsCertificateSha256"] = json!(expected.replace(':', "").to_lowercase());
+    let r = connect(&app, &bob, &mail_user, &password, pinned).await;
+    assert!(r["data"]["connectMailbox"]["id"].is_string(), "{r}");
+    // The pin is Bob's mailbox's: nobody else's connection trusts the certificate.
+    let carol = app.user("carol@example.com").await;
+    let r = connect(&app, &carol, &mail_user, &password, settings).await;
+    assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
 }

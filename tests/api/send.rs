@@ -25,10 +25,7 @@ async fn send(app: &TestApp, user: &TestUser, input: Value) -> Value {
 /// Connects a mailbox that sends through the lab's Dovecot submission (implicit TLS, signed
 /// in with the mailbox's password), as a real provider's SMTP would be.
 async fn connected(app: &TestApp, user: &TestUser, lab: &MailLab, mail_user: &str, password: &str) -> String {
-    let mut settings = imap_settings(lab);
-    settings["smtpPort"] = json!(lab.submissions);
-    settings["smtpSecurity"] = json!("SSL_TLS");
-    let r = connect(app, user, mail_user, password, settings).await;
+    let r = connect(app, user, mail_user, password, imap_settings(lab)).await;
     r["data"]["connectMailbox"]["id"].as_str().unwrap_or_else(|| panic!("connectMailbox failed: {r}")).to_owned()
 }
 
@@ -313,4 +310,32 @@ async fn mail_the_owner_sent_from_another_client_is_recorded_but_notifies_nobody
     assert_eq!(notified, ["Answer"], "only the received message notifies of mail");
     let kinds: Vec<String> = p.activity().await.iter().map(|e| e["type"].as_str().unwrap_or_default().to_owned()).collect();
     assert!(kinds.contains(&"MESSAGE_SEND".to_owned()) && kinds.contains(&"MESSAGE_RECEIVE".to_owned()), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn the_senders_sent_copy_names_the_bcc_recipients_and_the_travelling_message_does_not() {
+    let p = Pair::new().await;
+    let (hidden, hidden_password) = p.lab.new_user("hidden").await;
+    let hidden_address = format!("{hidden}@lab.test");
+    let r = send(
+        &p.app,
+        &p.ada,
+        json!({
+            "mailboxId": p.mailbox, "to": [p.contact_address()], "bcc": [format!("Hidden <{hidden_address}>")],
+            "subject": "Quietly", "html": "<p>Hi</p>",
+        }),
+    )
+    .await;
+    assert!(r["errors"].is_null(), "{r}");
+    assert_eq!(r["data"]["sendEmail"]["savedToSent"], true, "{r}");
+
+    // Both recipients got it, and neither copy says who was blind-copied.
+    for (user, password) in [(&p.contact.0, &p.contact.1), (&hidden, &hidden_password)] {
+        let inbox = p.lab.wait_in_folder(user, password, "INBOX", 1).await;
+        assert!(!inbox[0].to_ascii_lowercase().contains("\nbcc:"), "{}", inbox[0]);
+    }
+    // Ada's own copy does.
+    let sent = p.lab.wait_in_folder(&p.ada_mail.0, &p.ada_mail.1, "Sent", 1).await;
+    let bcc_line = sent[0].lines().find(|l| l.to_ascii_lowercase().starts_with("bcc:")).unwrap_or_else(|| panic!("{}", sent[0]));
+    assert!(bcc_line.contains(&hidden_address), "{bcc_line}");
 }

@@ -358,7 +358,7 @@ fn is_transport(kind: io::ErrorKind) -> bool {
 fn io_kind(kind: io::ErrorKind) -> &'static str {
     use io::ErrorKind::*;
     match kind {
-        ConnectionRefused => "connection refused",
+        ConnectionRefused => concierge_connector_sdk::CONNECTION_REFUSED,
         ConnectionReset => "connection reset",
         ConnectionAborted => "connection aborted",
         BrokenPipe => "broken pipe",

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use async_imap::imap_proto::{Response, Status};
 use async_imap::{Authenticator, Client};
+use concierge_connector_sdk::trust::Fingerprint;
 use concierge_connector_sdk::{ConnectorError, Credentials, FieldError, OutboundError, OutboundPolicy};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::time::timeout;
@@ -12,7 +13,7 @@ use tokio::time::timeout;
 use crate::Context;
 use crate::classify::{ImapFailure, ImapStage, classify_imap};
 use crate::settings::{Endpoint, Security};
-use crate::tls::{MailStream, handshake};
+use crate::tls::{HandshakeError, MailStream, SILENCE_BEFORE_PROBE, handshake, implicit_tls_port, speaks_tls, untrusted};
 use crate::wire::code_name;
 
 /// A signed-in IMAP session over the connector's stream.
@@ -29,6 +30,8 @@ pub(crate) struct Target {
     pub credentials: Credentials,
     /// Which addresses the IMAP host may resolve to.
     pub outbound: OutboundPolicy,
+    /// Certificates the user trusts for this account, whoever issued them.
+    pub pins: Vec<Fingerprint>,
 }
 
 impl Target {
@@ -71,25 +74,25 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
     let stream = match endpoint.security {
         Security::None => MailStream::Plain(tcp),
         Security::SslTls => {
-            let tls_stream = timeout(options.connect_timeout, handshake(tls, &endpoint.host, tcp))
+            let tls_stream = timeout(options.connect_timeout, handshake(tls, &target.pins, &endpoint.host, tcp))
                 .await
                 .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
-                .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
+                .map_err(|e| handshake_failed(&server, e))?;
             MailStream::Tls(Box::new(tls_stream))
         }
         Security::StartTls => {
             // STARTTLS by hand: async-imap has no TLS. Whatever the server sent before the
             // handshake is dropped with the plain client, as RFC 3501 requires.
             let mut plain = Client::new(tcp);
-            greeting(&mut plain, options.connect_timeout).await.map_err(|f| fail(ImapStage::Greeting, f))?;
+            plain_greeting(&mut plain, ctx, target).await?;
             timeout(options.command_timeout, plain.run_command_and_check_ok("STARTTLS", None))
                 .await
                 .map_err(|_| fail(ImapStage::StartTls, ImapFailure::TimedOut))?
                 .map_err(|e| fail(ImapStage::StartTls, e.into()))?;
-            let tls_stream = timeout(options.connect_timeout, handshake(tls, &endpoint.host, plain.into_inner()))
+            let tls_stream = timeout(options.connect_timeout, handshake(tls, &target.pins, &endpoint.host, plain.into_inner()))
                 .await
                 .map_err(|_| fail(ImapStage::TlsHandshake, ImapFailure::TimedOut))?
-                .map_err(|e| fail(ImapStage::TlsHandshake, ImapFailure::Io(e)))?;
+                .map_err(|e| handshake_failed(&server, e))?;
             MailStream::Tls(Box::new(tls_stream))
         }
     };
@@ -97,11 +100,52 @@ pub(crate) async fn sign_in_to(ctx: &Context, target: &Target) -> Result<Imap, C
     // Reads in 64 KiB gulps (a sync is mostly one long FETCH stream, and the IMAP parser
     // asks for a few KiB at a time); writes are coalesced so a command leaves in one packet.
     let mut client = Client::new(BufStream::with_capacity(64 * 1024, 8 * 1024, stream));
-    if endpoint.security != Security::StartTls {
+    match endpoint.security {
+        Security::SslTls => greeting(&mut client, options.connect_timeout).await.map_err(|f| fail(ImapStage::Greeting, f))?,
+        Security::None => plain_greeting(&mut client, ctx, target).await?,
         // After STARTTLS there is no second greeting.
-        greeting(&mut client, options.connect_timeout).await.map_err(|f| fail(ImapStage::Greeting, f))?;
+        Security::StartTls => {}
     }
     sign_in(client, target, options.command_timeout, &server).await
+}
+
+/// The greeting over a connection that is not (yet) encrypted. A server that stays silent
+/// for a moment may be an implicit-TLS port waiting for a handshake: a probe asks, and if so
+/// the answer is TLS_FAILED at once instead of a timeout much later.
+async fn plain_greeting<T>(client: &mut Client<T>, ctx: &Context, target: &Target) -> Result<(), ConnectorError>
+where
+    T: AsyncRead + AsyncWrite + Unpin + std::fmt::Debug + Send,
+{
+    let server = target.server();
+    let endpoint = &target.endpoint;
+    let greeted = greeting(client, ctx.options.connect_timeout);
+    tokio::pin!(greeted);
+    let tls_port = async {
+        tokio::time::sleep(SILENCE_BEFORE_PROBE).await;
+        match ctx.tls.as_ref() {
+            Ok(setup) => speaks_tls(setup, &target.outbound, &endpoint.host, endpoint.port, Duration::from_secs(2)).await,
+            Err(_) => false,
+        }
+    };
+    tokio::pin!(tls_port);
+    let outcome = tokio::select! {
+        outcome = &mut greeted => outcome,
+        tls = &mut tls_port => {
+            if tls {
+                return Err(implicit_tls_port(&server));
+            }
+            greeted.await
+        }
+    };
+    outcome.map_err(|f| classify_imap(ImapStage::Greeting, &server, f))
+}
+
+/// A refused certificate, or else whatever else broke the handshake.
+fn handshake_failed(server: &str, e: HandshakeError) -> ConnectorError {
+    match e.refused {
+        Some(certificate) => untrusted(server, certificate),
+        None => classify_imap(ImapStage::TlsHandshake, server, ImapFailure::Io(e.error)),
+    }
 }
 
 /// Reads the server's first line: OK to go on; BYE is a refusal.

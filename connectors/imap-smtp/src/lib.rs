@@ -243,9 +243,18 @@ impl MailConnector for ImapSmtpConnector {
             sent_folder: resolved.sent_folder,
             credentials: account.credentials.clone(),
             outbound: self.outbound(),
+            pins: resolved.pins.clone(),
         };
         let session = session::ImapSession::open(Arc::clone(&self.ctx), target).await?;
         Ok(Box::new(session))
+    }
+
+    /// Signs in at the SMTP server (connect, TLS, EHLO, AUTH) and quits, sending nothing.
+    async fn check_send(&self, account: &Account) -> Result<(), ConnectorError> {
+        let resolved = self.server_settings(&account.settings).map_err(ConnectorError::Settings)?;
+        let login = ImapSmtpConnector::login(&resolved, account);
+        let smtp = smtp::Server { endpoint: &resolved.smtp, pins: &resolved.pins };
+        smtp::check(&self.ctx, &self.outbound(), smtp, &login, &account.credentials).await
     }
 
     /// Sends over SMTP; then, unless the provider keeps sent mail itself, APPENDs the same
@@ -254,7 +263,8 @@ impl MailConnector for ImapSmtpConnector {
     async fn send(&self, account: &Account, message: Outgoing<'_>) -> Result<SendReceipt, ConnectorError> {
         let resolved = self.server_settings(&account.settings).map_err(ConnectorError::Settings)?;
         let login = ImapSmtpConnector::login(&resolved, account);
-        let response = smtp::send(&self.ctx, &self.outbound(), &resolved.smtp, &login, &account.credentials, message).await?;
+        let smtp = smtp::Server { endpoint: &resolved.smtp, pins: &resolved.pins };
+        let response = smtp::send(&self.ctx, &self.outbound(), smtp, &login, &account.credentials, message).await?;
         if self.descriptor.capabilities.provider_saves_sent {
             return Ok(SendReceipt { response, saved_to_sent: true, sent_copy_error: None });
         }
@@ -265,8 +275,9 @@ impl MailConnector for ImapSmtpConnector {
             sent_folder: resolved.sent_folder,
             credentials: account.credentials.clone(),
             outbound: self.outbound(),
+            pins: resolved.pins.clone(),
         };
-        let copy = sent::save_copy(&self.ctx, &target, message.raw).await;
+        let copy = sent::save_copy(&self.ctx, &target, message.sent_copy.unwrap_or(message.raw)).await;
         Ok(SendReceipt { response, saved_to_sent: copy.is_ok(), sent_copy_error: copy.err() })
     }
 

@@ -7,60 +7,97 @@
 use std::fmt;
 use std::io;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
+use concierge_connector_sdk::{ConnectorError, OutboundPolicy};
+
+use concierge_connector_sdk::trust::{Fingerprint, PresentedCertificate, Trust};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
-use tokio_rustls::rustls::pki_types::pem::PemObject;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
-use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::ServerName;
 
 /// The trust settings every connection of one connector shares.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub(crate) struct TlsSetup {
-    pub config: Arc<ClientConfig>,
-    /// The operator's extra roots, DER, for lettre's own configuration.
-    pub extra_roots: Vec<CertificateDer<'static>>,
+    pub trust: Trust,
 }
 
-impl fmt::Debug for TlsSetup {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TlsSetup").field("extra_roots", &self.extra_roots.len()).finish()
-    }
-}
-
-/// Builds the client configuration: webpki's roots, plus every certificate of `extra_pem`.
-/// The crypto provider is ring, named explicitly so no process-wide default is needed.
+/// webpki's roots plus every certificate of `extra_pem`, each also accepted as itself (see
+/// [`concierge_connector_sdk::trust`]). The crypto provider is ring, named explicitly so no
+/// process-wide default is needed.
 pub(crate) fn setup(extra_pem: Option<&[u8]>) -> Result<TlsSetup, String> {
-    let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let mut extra_roots = Vec::new();
-    if let Some(pem) = extra_pem {
-        for cert in CertificateDer::pem_slice_iter(pem) {
-            let cert = cert.map_err(|e| format!("the extra root certificates are not valid PEM: {e}"))?;
-            roots.add(cert.clone()).map_err(|e| format!("an extra root certificate was refused: {e}"))?;
-            extra_roots.push(cert);
-        }
-        if extra_roots.is_empty() {
-            return Err("the extra root certificates hold no certificate".into());
-        }
-    }
-    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(TlsSetup { config: Arc::new(config), extra_roots })
+    Ok(TlsSetup { trust: Trust::new(extra_pem)? })
 }
 
-/// Runs the TLS handshake over `tcp`, checking the certificate against `host`.
-pub(crate) async fn handshake(setup: &TlsSetup, host: &str, tcp: TcpStream) -> io::Result<TlsStream<TcpStream>> {
+/// Why a handshake failed: the I/O error, and the certificate refused when that was why.
+pub(crate) struct HandshakeError {
+    pub error: io::Error,
+    pub refused: Option<PresentedCertificate>,
+}
+
+/// Runs the TLS handshake over `tcp`, checking the certificate against `host` (or one of the
+/// account's `pins`).
+pub(crate) async fn handshake(
+    setup: &TlsSetup,
+    pins: &[Fingerprint],
+    host: &str,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, HandshakeError> {
     let name = ServerName::try_from(host.trim_matches(['[', ']']).to_owned())
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "not a valid TLS server name"))?;
-    TlsConnector::from(Arc::clone(&setup.config)).connect(name, tcp).await
+        .map_err(|_| HandshakeError { error: io::Error::new(io::ErrorKind::InvalidInput, "not a valid TLS server name"), refused: None })?;
+    let (config, refused) = setup.trust.for_connection(pins);
+    TlsConnector::from(config).connect(name, tcp).await.map_err(|error| HandshakeError { error, refused: refused.take() })
+}
+
+/// The error for a certificate the handshake refused.
+pub(crate) fn untrusted(server: &str, certificate: PresentedCertificate) -> ConnectorError {
+    ConnectorError::UntrustedCertificate {
+        message: format!(
+            "{server}: the server's certificate is not trusted ({}); its SHA-256 fingerprint is {}",
+            certificate.reason, certificate.sha256
+        ),
+        certificate: Box::new(certificate),
+    }
+}
+
+/// How long a server may stay silent after the TCP connect, in a mode where it speaks first
+/// (no encryption, STARTTLS), before the connector asks whether the port wants TLS instead.
+pub(crate) const SILENCE_BEFORE_PROBE: Duration = Duration::from_millis(1500);
+
+/// Whether `host:port` expects a TLS handshake first (an implicit-TLS port such as 993 or
+/// 465): a second connection sends a ClientHello, and any TLS answer counts (a finished
+/// handshake, a certificate the client does not trust, an alert). A server that answers with
+/// something that is not TLS, or not at all within `budget`, is no TLS port.
+pub(crate) async fn speaks_tls(setup: &TlsSetup, policy: &OutboundPolicy, host: &str, port: u16, budget: Duration) -> bool {
+    let probe = async {
+        let tcp = policy.connect(host, port, budget).await.ok()?;
+        match handshake(setup, &[], host, tcp).await {
+            Ok(_) => Some(true),
+            Err(HandshakeError { refused: Some(_), .. }) => Some(true),
+            Err(HandshakeError { error: e, .. }) => {
+                let not_tls = e
+                    .get_ref()
+                    .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                    .is_some_and(|r| matches!(r, rustls::Error::InvalidMessage(_)));
+                let tls_answer = e.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+                Some(tls_answer && !not_tls)
+            }
+        }
+    };
+    tokio::time::timeout(budget, probe).await.ok().flatten().unwrap_or(false)
+}
+
+/// The error for a plain or STARTTLS connection made to a port that wants TLS at once.
+pub(crate) fn implicit_tls_port(server: &str) -> ConnectorError {
+    ConnectorError::Tls {
+        message: format!(
+            "{server}: this port expects SSL/TLS from the first byte (implicit TLS): choose SSL/TLS, or the port for the security type you chose"
+        ),
+    }
 }
 
 /// A connection to a mail server, encrypted or not.
@@ -75,6 +112,15 @@ impl fmt::Debug for MailStream {
             MailStream::Plain(_) => "MailStream::Plain",
             MailStream::Tls(_) => "MailStream::Tls",
         })
+    }
+}
+
+impl MailStream {
+    pub(crate) fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        match self {
+            MailStream::Plain(s) => s.peer_addr(),
+            MailStream::Tls(s) => s.get_ref().0.peer_addr(),
+        }
     }
 }
 
@@ -118,6 +164,5 @@ mod tests {
     fn bad_extra_roots_are_reported_not_panicked_on() {
         assert!(setup(None).is_ok());
         assert!(setup(Some(b"not a certificate")).is_err());
-        assert!(setup(Some(b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")).is_err());
     }
 }

@@ -28,6 +28,11 @@ pub enum ConnectorError {
     /// The TLS handshake failed (wrong TLS type for the port, untrusted certificate).
     #[error("TLS failed: {message}")]
     Tls { message: String },
+    /// The server's certificate is not trusted (unknown issuer, another host's name,
+    /// expired). `certificate` is what it presented, for the user to check with the server's
+    /// operator and pin (the connector's `tlsCertificateSha256` setting).
+    #[error("TLS failed: {message}")]
+    UntrustedCertificate { message: String, certificate: Box<crate::trust::PresentedCertificate> },
     /// The server answered something the connector did not expect.
     #[error("protocol error: {message}")]
     Protocol { message: String },
@@ -70,11 +75,24 @@ pub enum Disposition {
     GiveUp,
 }
 
+/// What an [`ConnectorError::Unreachable`] message says when the host answered but nothing
+/// listens on the port (TCP connection refused): the gateway then names the port, not the
+/// host, as the setting at fault. Connectors put it in their message for that case.
+pub const CONNECTION_REFUSED: &str = "connection refused";
+
 impl ConnectorError {
+    /// Whether the server's host answered but refused the connection on the port.
+    pub fn is_connection_refused(&self) -> bool {
+        matches!(self, ConnectorError::Unreachable { message } if message.to_ascii_lowercase().contains(CONNECTION_REFUSED))
+    }
+
     pub fn disposition(&self) -> Disposition {
         match self {
             ConnectorError::Authentication { .. } => Disposition::Reauthorize,
-            ConnectorError::Unreachable { .. } | ConnectorError::Protocol { .. } | ConnectorError::Tls { .. } => Disposition::BackOff,
+            ConnectorError::Unreachable { .. }
+            | ConnectorError::Protocol { .. }
+            | ConnectorError::Tls { .. }
+            | ConnectorError::UntrustedCertificate { .. } => Disposition::BackOff,
             ConnectorError::Throttled { retry_after, .. } => Disposition::WaitAtLeast(retry_after.unwrap_or(Duration::from_secs(60))),
             ConnectorError::CheckpointReset { .. } => Disposition::Resync,
             ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } | ConnectorError::Gone { .. } => Disposition::Fix,
@@ -87,7 +105,7 @@ impl ConnectorError {
         match self {
             ConnectorError::Authentication { .. } => "AUTHENTICATION_FAILED",
             ConnectorError::Unreachable { .. } => "UNREACHABLE",
-            ConnectorError::Tls { .. } => "TLS_FAILED",
+            ConnectorError::Tls { .. } | ConnectorError::UntrustedCertificate { .. } => "TLS_FAILED",
             ConnectorError::Protocol { .. } => "PROTOCOL_ERROR",
             ConnectorError::Throttled { .. } => "THROTTLED",
             ConnectorError::CheckpointReset { .. } => "CHECKPOINT_RESET",

@@ -20,6 +20,7 @@ pub mod kit;
 mod oauth;
 pub mod outbound;
 mod session;
+pub mod trust;
 
 pub use account::{AccessTokenSource, Account, Credentials, Secret};
 pub use calendar::{
@@ -27,7 +28,7 @@ pub use calendar::{
     WriteReceipt,
 };
 pub use descriptor::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldKind, Settings};
-pub use error::{ConnectorError, Disposition, FieldError};
+pub use error::{CONNECTION_REFUSED, ConnectorError, Disposition, FieldError};
 pub use oauth::OAuthProvider;
 pub use outbound::{OutboundError, OutboundPolicy, Refusal};
 pub use session::{Checkpoint, MailSession, MessageRef, Outgoing, RawMessage, SendReceipt, Wake};
@@ -64,6 +65,16 @@ pub trait MailConnector: Send + Sync + 'static {
     async fn send(&self, account: &Account, message: Outgoing<'_>) -> Result<SendReceipt, ConnectorError> {
         let _ = (account, message);
         Err(ConnectorError::Unsupported { what: "sending".into() })
+    }
+
+    /// Checks the sending side without sending anything: for SMTP, connect, TLS, EHLO and
+    /// AUTH, then QUIT. The gateway calls it when a user connects a mailbox that can send,
+    /// after [`MailConnector::open`] succeeded, so a wrong SMTP port, TLS type or password is
+    /// refused then rather than at the first send. Connectors that cannot send, or have
+    /// nothing to check, keep the default.
+    async fn check_send(&self, account: &Account) -> Result<(), ConnectorError> {
+        let _ = account;
+        Ok(())
     }
 
     /// The OAuth2 provider a connector with [`AuthMethod::OAuth2`] signs in with; `None`

@@ -72,7 +72,11 @@ pub struct Outgoing<'a> {
     pub from: &'a str,
     /// Every envelope recipient: To, Cc and Bcc.
     pub recipients: &'a [String],
+    /// The message as it travels (no `Bcc:` header).
     pub raw: &'a [u8],
+    /// The copy a connector keeps in the Sent folder when it differs from `raw`: the sender's
+    /// own copy names the Bcc recipients, as every mail client's does. `None`: keep `raw`.
+    pub sent_copy: Option<&'a [u8]>,
 }
 
 /// What became of a sent message.

@@ -157,7 +157,10 @@ async fn a_revoked_refresh_token_makes_open_an_authentication_error_to_reauthori
 async fn send(connector: &ImapSmtpConnector, account: &Account, to: &str, subject: &str) -> Result<String, ConnectorError> {
     let raw = kit::message(subject, Utc::now());
     let recipients = vec![to.to_owned()];
-    connector.send(account, Outgoing { from: &account.address, recipients: &recipients, raw: &raw }).await.map(|receipt| receipt.response)
+    connector
+        .send(account, Outgoing { from: &account.address, recipients: &recipients, raw: &raw, sent_copy: None })
+        .await
+        .map(|receipt| receipt.response)
 }
 
 #[tokio::test]

@@ -19,7 +19,8 @@ async fn send_through_submission_delivers_to_another_users_inbox() {
     let raw = kit::message("hello bob", Utc::now());
     let recipients = vec![format!("{bob}@maillab.test")];
     let from = format!("{alice}@maillab.test");
-    let receipt = connector.send(&account, Outgoing { from: &from, recipients: &recipients, raw: &raw }).await.expect("send");
+    let receipt =
+        connector.send(&account, Outgoing { from: &from, recipients: &recipients, raw: &raw, sent_copy: None }).await.expect("send");
     assert!(receipt.response.starts_with("250"), "{}", receipt.response);
     // A generic server does not save to Sent by itself: the connector appended a copy
     // (see sent.rs).
@@ -38,7 +39,7 @@ async fn sending_with_a_wrong_password_is_an_authentication_error() {
     account.credentials = Credentials::Password { username: alice.clone(), password: Secret::new("Zq7-not-the-password") };
     let raw = kit::message("never", Utc::now());
     let recipients = vec!["someone@maillab.test".to_owned()];
-    match connector.send(&account, Outgoing { from: "a@maillab.test", recipients: &recipients, raw: &raw }).await {
+    match connector.send(&account, Outgoing { from: "a@maillab.test", recipients: &recipients, raw: &raw, sent_copy: None }).await {
         Err(ConnectorError::Authentication { message }) => {
             assert!(!message.contains("Zq7"), "no password in: {message}")
         }

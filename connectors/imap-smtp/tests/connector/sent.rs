@@ -44,7 +44,7 @@ async fn sent_folder(lab: &Lab, user: &str, password: &str) -> Vec<(String, bool
 
 async fn send(connector: &ImapSmtpConnector, account: &Account, to: &str, raw: &[u8]) -> Result<SendReceipt, ConnectorError> {
     let recipients = vec![to.to_owned()];
-    connector.send(account, Outgoing { from: &account.address, recipients: &recipients, raw }).await
+    connector.send(account, Outgoing { from: &account.address, recipients: &recipients, raw, sent_copy: None }).await
 }
 
 async fn subjects(session: &mut dyn MailSession, refs: &[concierge_connector_sdk::MessageRef]) -> Vec<String> {

@@ -17,6 +17,16 @@ pub fn missing() -> Error {
     Error::because("input", Reason::Required)
 }
 
+/// The id of an update whose `id` moved into its input: the one inside `input`, or the
+/// deprecated one beside it, never both; without either, `id` is REQUIRED.
+pub fn id_in_or_beside(beside: Option<async_graphql::ID>, inside: Option<async_graphql::ID>) -> Result<async_graphql::ID, Error> {
+    match (beside, inside) {
+        (Some(_), Some(_)) => Err(both_given()),
+        (Some(id), None) | (None, Some(id)) => Ok(id),
+        (None, None) => Err(Error::because("id", Reason::Required)),
+    }
+}
+
 /// The mutation's input: `$input` when given, else the value `$build` makes of the deprecated
 /// flat arguments (every `required` one must be there; `optional` ones may be missing).
 macro_rules! input_or_flat {

@@ -291,7 +291,12 @@ fn connect_error(e: &ConnectorError, form: &Descriptor) -> Error {
         ConnectorError::Authentication { .. } => {
             Error::Connector { code: e.code(), field: "password".into(), message: "the server refused the username or password".into() }
         }
-        ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. } | ConnectorError::UntrustedCertificate { .. } => {
+        ConnectorError::UntrustedCertificate { certificate, .. } => Error::UntrustedCertificate {
+            field: setting("url").into(),
+            message: e.to_string(),
+            certificate: crate::accounts::trust::shown(certificate),
+        },
+        ConnectorError::Unreachable { .. } | ConnectorError::Tls { .. } => {
             Error::Connector { code: e.code(), field: setting("url").into(), message: e.to_string() }
         }
         _ => Error::Connector { code: e.code(), field: setting("url").into(), message: e.to_string() },

@@ -10,7 +10,7 @@ use super::service::ContactInput;
 use crate::activity::graphql::{ActivityConnection, ThreadConnection, activity_page, contact_threads_page};
 use crate::activity::model::ActivityType;
 use crate::activity::store::Feed;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::graphql::context::ContextExt;
 use crate::graphql::loaders::unshare;
 use crate::graphql::paging::page_args;
@@ -151,11 +151,7 @@ impl ContactMutation {
         #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
         input: UpdateContactInput,
     ) -> Result<ContactNode> {
-        let id = match (id, input.id) {
-            (Some(_), Some(_)) => return Err(crate::input::both_given()),
-            (Some(id), None) | (None, Some(id)) => ContactId::parse("id", &id)?,
-            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
-        };
+        let id = ContactId::parse("id", &crate::input::id_in_or_beside(id, input.id.clone())?)?;
         let viewer = ctx.viewer_for(Scope::ContactsWrite).await?;
         let c = ctx.services()?.contacts.update(&viewer, id, ContactInput { name: input.name, emails: input.emails }).await?;
         Ok(ContactNode(c))

@@ -357,11 +357,7 @@ impl MailboxMutation {
         #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
         input: UpdateMailboxInput,
     ) -> Result<MailboxNode> {
-        let id = match (id, input.id) {
-            (Some(_), Some(_)) => return Err(crate::input::both_given()),
-            (Some(id), None) | (None, Some(id)) => MailboxId::parse("id", &id)?,
-            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
-        };
+        let id = MailboxId::parse("id", &crate::input::id_in_or_beside(id, input.id.clone())?)?;
         let viewer = ctx.viewer_for(Scope::MailboxesWrite).await?;
         Ok(MailboxNode(ctx.services()?.mailboxes.update(&viewer, id, input.sync_from, input.paused).await?))
     }

@@ -311,7 +311,7 @@ pub(super) fn connect_error(e: &ConnectorError, form: &Descriptor, side: Side) -
     match e {
         ConnectorError::Settings(f) => Error::invalid(field, f.message.clone()),
         ConnectorError::UntrustedCertificate { certificate, .. } => {
-            Error::UntrustedCertificate { field, message, certificate: crate::accounts::trust::shown(certificate, "tlsCertificateSha256") }
+            Error::UntrustedCertificate { field, message, certificate: crate::accounts::trust::shown(certificate) }
         }
         _ => Error::Connector { code: e.code(), field, message },
     }

@@ -328,11 +328,7 @@ impl WebhookMutation {
         #[graphql(deprecation = "pass it in `input`")] id: Option<ID>,
         input: UpdateWebhookInput,
     ) -> Result<WebhookNode> {
-        let id = match (id, input.id) {
-            (Some(_), Some(_)) => return Err(crate::input::both_given()),
-            (Some(id), None) | (None, Some(id)) => WebhookId::parse("id", &id)?,
-            (None, None) => return Err(Error::because("id", crate::error::Reason::Required)),
-        };
+        let id = WebhookId::parse("id", &crate::input::id_in_or_beside(id, input.id.clone())?)?;
         let manager = writer(ctx).await?;
         let webhooks = &ctx.services()?.webhooks;
         let scope = webhooks.authorize_webhook(&manager, id).await?;

@@ -689,3 +689,94 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     assert!(organizer.contains(&format!("mailto:{}", user.email.to_lowercase())), "{}", events[0]);
     assert!(!organizer.contains(&format!("mailto:{}", name.to_lowercase())), "{}", events[0]);
 }
+
+/// A TLS front before the calendar lab, with a self-signed certificate made the common way
+/// (`openssl req -x509`: CA:TRUE), as a self-hosted server has. It forwards every connection
+/// to the lab as it is.
+struct TlsFront {
+    url: String,
+    fingerprint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl TlsFront {
+    async fn start(lab_url: &str) -> TlsFront {
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+        let dir = tempfile::tempdir().expect("dir");
+        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+        let made = tokio::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+            .args(["-subj", "/CN=calendar.self-hosted.test", "-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .await
+            .expect("openssl runs");
+        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+        let chain = vec![CertificateDer::from_pem_file(&cert).expect("certificate")];
+        let key = PrivateKeyDer::from_pem_file(&key).expect("key");
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            tokio_rustls::rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server config");
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let upstream = lab_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, upstream) = (acceptor.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut lab) = tokio::net::TcpStream::connect(&upstream).await else { return };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut lab).await;
+                });
+            }
+        });
+        let fingerprint = crate::mailboxes::fingerprint(&cert).await;
+        TlsFront { url: format!("https://127.0.0.1:{port}/"), fingerprint, _dir: dir }
+    }
+}
+
+#[tokio::test]
+async fn a_self_signed_caldav_server_shows_its_certificate_and_connects_once_the_user_pins_it() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let front = TlsFront::start(&lab.url).await;
+    let user = app.user(&fresh("calpin")).await;
+    let (name, password) = lab.new_user("pin").await;
+    lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let connect = |settings: Value| {
+        let (app, token, name, password) = (&app, user.token.clone(), name.clone(), password.clone());
+        async move {
+            let input = json!({ "connector": "caldav", "username": name, "password": password, "settings": settings });
+            app.gql(Some(&token), CONNECT, json!({ "i": input })).await
+        }
+    };
+
+    // Nobody vouches for it: refused, showing what to check with the server's operator.
+    let r = connect(json!({ "url": front.url })).await;
+    assert_eq!(error_of(&r), ("TLS_FAILED".into(), Some("settings.url".into())), "{r}");
+    let shown = &r["errors"][0]["extensions"]["certificate"];
+    assert_eq!(shown["sha256"], front.fingerprint.as_str(), "{r}");
+    assert_eq!(shown["subject"], "CN=calendar.self-hosted.test", "{r}");
+    assert_eq!(shown["pinSetting"], "tlsCertificateSha256", "{r}");
+
+    // Another certificate's fingerprint changes nothing; a malformed one is refused.
+    let r = connect(json!({ "url": front.url, "tlsCertificateSha256": "AB".repeat(32) })).await;
+    assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
+    let r = connect(json!({ "url": front.url, "tlsCertificateSha256": "not a fingerprint" })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.tlsCertificateSha256".into())), "{r}");
+
+    // Pinned: connected, and its calendars are read through the pinned connection.
+    let r = connect(json!({ "url": front.url, "tlsCertificateSha256": front.fingerprint })).await;
+    assert!(r["data"]["connectCalendarAccount"]["id"].is_string(), "{r}");
+    assert!(calendars(&app, &user).await.iter().any(|c| c["name"] == "Work"));
+}

@@ -550,7 +550,7 @@ async fn sync_from_dates_must_be_real_ones() {
 }
 
 /// The SHA-256 fingerprint of a PEM certificate, as `openssl x509 -fingerprint` prints it.
-async fn fingerprint(cert: &std::path::Path) -> String {
+pub async fn fingerprint(cert: &std::path::Path) -> String {
     let out = tokio::process::Command::new("openssl")
         .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
         .arg(cert)

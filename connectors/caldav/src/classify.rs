@@ -36,6 +36,17 @@ pub(crate) fn transport(host: &str, error: &reqwest::Error) -> ConnectorError {
     ConnectorError::Protocol { message: format!("{host}: {innermost}") }
 }
 
+/// The server's certificate was refused: what it was, for the user to check and pin.
+pub(crate) fn untrusted(host: &str, certificate: concierge_connector_sdk::trust::PresentedCertificate) -> ConnectorError {
+    ConnectorError::UntrustedCertificate {
+        message: format!(
+            "{host}: the server's certificate is not trusted ({}); its SHA-256 fingerprint is {}",
+            certificate.reason, certificate.sha256
+        ),
+        certificate: Box::new(certificate),
+    }
+}
+
 /// An HTTP status that is not what the operation expects.
 pub(crate) fn status(status: u16, retry_after: Option<Duration>, purpose: Purpose, what: &str) -> ConnectorError {
     match (status, purpose) {

@@ -51,6 +51,8 @@ pub(crate) struct Body<'a> {
 pub(crate) struct Dav {
     /// Resolves names through `outbound`.
     pub client: reqwest::Client,
+    /// The certificate the client's last handshake refused, if it refused one.
+    pub refused: concierge_connector_sdk::trust::Refused,
     pub auth: Auth,
     /// Which addresses the start URL, redirects and discovered URLs may reach.
     pub outbound: OutboundPolicy,
@@ -86,7 +88,10 @@ impl Dav {
                 },
             };
             let host = host_of(&url);
-            let response = request.send().await.map_err(|e| classify::transport(&host, &e))?;
+            let response = request.send().await.map_err(|e| match self.refused.take() {
+                Some(certificate) => classify::untrusted(&host, certificate),
+                None => classify::transport(&host, &e),
+            })?;
             let status = response.status().as_u16();
 
             if let (401, None, Auth::Bearer { tokens }) = (status, &refreshed, &self.auth) {

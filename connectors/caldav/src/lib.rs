@@ -40,6 +40,8 @@ use concierge_connector_sdk::{
 
 pub use settings::Preset;
 
+use concierge_connector_sdk::trust::{self, Fingerprint, Refused, Trust};
+
 /// How a [`CaldavConnector`] behaves, set by the operator (not by users).
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -75,9 +77,10 @@ impl Default for Options {
 pub struct CaldavConnector {
     preset: Preset,
     options: Options,
-    /// The HTTP client, or why it could not be built (a bad extra root bundle); the error
-    /// surfaces on every open as [`ConnectorError::Tls`].
-    client: Result<reqwest::Client, String>,
+    /// The certificates trusted (webpki roots and the operator's extra ones), or why they
+    /// could not be read (a bad extra root bundle); the error surfaces on every open as
+    /// [`ConnectorError::Tls`]. Each open builds its client with them and the account's pins.
+    trust: Result<Trust, String>,
 }
 
 impl fmt::Debug for CaldavConnector {
@@ -109,17 +112,20 @@ impl CaldavConnector {
 
     /// Any preset with these options.
     pub fn preset(preset: Preset, options: Options) -> CaldavConnector {
-        let client = build_client(&options);
-        if let Err(why) = &client {
+        let trust = Trust::new(options.extra_root_certs_pem.as_deref());
+        if let Err(why) = &trust {
             tracing::warn!(kind = preset.descriptor.kind, "CalDAV connector TLS setup failed: {why}");
         }
-        CaldavConnector { preset, options, client }
+        CaldavConnector { preset, options, trust }
     }
 }
 
-fn build_client(options: &Options) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .use_rustls_tls()
+/// The HTTP client of one session: the connector's trust, plus the account's pinned
+/// certificates; and the slot that says which certificate a handshake refused.
+fn build_client(options: &Options, trust: &Trust, pins: &[Fingerprint]) -> Result<(reqwest::Client, Refused), String> {
+    let (tls, refused) = trust.for_connection(pins);
+    let builder = reqwest::Client::builder()
+        .use_preconfigured_tls((*tls).clone())
         .timeout(options.request_timeout)
         .connect_timeout(options.request_timeout)
         // Redirects are followed in `dav`, which keeps the method (reqwest turns a
@@ -129,12 +135,7 @@ fn build_client(options: &Options) -> Result<reqwest::Client, String> {
         // allowed addresses come back; IP literals are checked in `dav` before each request.
         .dns_resolver(Arc::new(concierge_connector_sdk::outbound::PolicyResolver(options.outbound.clone())))
         .user_agent(concat!("Concierge-CalDAV/", env!("CARGO_PKG_VERSION")));
-    if let Some(pem) = &options.extra_root_certs_pem {
-        for cert in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| format!("extra root certificates: {e}"))? {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    builder.build().map_err(|e| format!("HTTP client: {e}"))
+    Ok((builder.build().map_err(|e| format!("HTTP client: {e}"))?, refused))
 }
 
 #[async_trait]
@@ -149,7 +150,9 @@ impl CalendarConnector for CaldavConnector {
 
     /// Signs in and finds the calendar home; nothing is listed yet.
     async fn open(&self, account: &Account) -> Result<Box<dyn CalendarSession>, ConnectorError> {
-        let client = self.client.clone().map_err(|message| ConnectorError::Tls { message })?;
+        let trust = self.trust.as_ref().map_err(|message| ConnectorError::Tls { message: message.clone() })?;
+        let pins = trust::pins(&account.settings).map_err(ConnectorError::Settings)?;
+        let (client, refused) = build_client(&self.options, trust, &pins).map_err(|message| ConnectorError::Tls { message })?;
         let username = match account.credentials.username().trim() {
             "" => account.address.trim(),
             name => name,
@@ -160,7 +163,7 @@ impl CalendarConnector for CaldavConnector {
             Credentials::Password { password, .. } => dav::Auth::Basic { username: username.to_owned(), password: password.clone() },
             Credentials::OAuth2 { tokens, .. } => dav::Auth::Bearer { tokens: Arc::clone(tokens) },
         };
-        let dav = Arc::new(dav::Dav { client, auth, outbound: self.options.outbound.clone() });
+        let dav = Arc::new(dav::Dav { client, refused, auth, outbound: self.options.outbound.clone() });
         let home = discovery::calendar_home(&dav, &start).await?;
         Ok(Box::new(session::CaldavSession { dav, home, use_sync_collection: self.options.use_sync_collection }))
     }

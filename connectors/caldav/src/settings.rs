@@ -1,6 +1,7 @@
 //! The connect forms (generic CalDAV) and presets (iCloud, Google), and how an account's
 //! settings resolve into the URL discovery starts from. Pure: no I/O.
 
+use concierge_connector_sdk::trust;
 use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor, Field, FieldError, FieldKind, OAuthProvider, Settings};
 use url::Url;
 
@@ -32,6 +33,7 @@ impl Preset {
                         .required()
                         .help("The CalDAV server (https://cal.example.com/), your principal or your calendar home address"),
                     Field::new("username", "User name", FieldKind::Text).help("If it is not your email address"),
+                    trust::pin_field(),
                 ],
                 help: None,
             },
@@ -96,6 +98,7 @@ impl Preset {
             let url = out.get("url").and_then(|v| v.as_str()).unwrap_or("");
             check_url(url, allow_plaintext_remote)?;
         }
+        trust::pins(&out)?;
         Ok(out)
     }
 

@@ -6,7 +6,7 @@
 
 use std::net::IpAddr;
 
-use concierge_connector_sdk::trust::Fingerprint;
+use concierge_connector_sdk::trust::{self, Fingerprint};
 use concierge_connector_sdk::{AuthMethod, Capabilities, Choice, Descriptor, Field, FieldError, FieldKind, Settings};
 use serde_json::Value;
 
@@ -82,25 +82,6 @@ pub struct ServerSettings {
     pub pins: Vec<Fingerprint>,
 }
 
-/// The settings key of the pinned certificate fingerprints.
-pub const PIN_KEY: &str = "tlsCertificateSha256";
-
-/// The fingerprints in `tlsCertificateSha256`: one, or a few separated by commas (the IMAP and
-/// the SMTP server may present different certificates).
-fn pins_of(settings: &Settings) -> Result<Vec<Fingerprint>, FieldError> {
-    let Some(list) = text(settings, PIN_KEY) else { return Ok(Vec::new()) };
-    let pins = list
-        .split([',', ';', '\n'])
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse::<Fingerprint>().map_err(|why| FieldError::new(PIN_KEY, why)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if pins.len() > 4 {
-        return Err(FieldError::new(PIN_KEY, "at most 4 fingerprints"));
-    }
-    Ok(pins)
-}
-
 /// Which form (and so which servers) a connector instance uses.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Flavor {
@@ -141,10 +122,7 @@ pub(crate) fn generic_descriptor() -> Descriptor {
             Field::new("folder", "Folder", FieldKind::Text).default_value("INBOX"),
             Field::new("sentFolder", "Sent folder", FieldKind::Text)
                 .help("Where mail sent from the platform is kept; leave empty for the folder the server marks as Sent"),
-            Field::new(PIN_KEY, "Trusted certificate (SHA-256)", FieldKind::Text).help(
-                "Only for a server whose certificate is not trusted: the fingerprint the refusal showed, once the server's \
-                 operator has confirmed it",
-            ),
+            trust::pin_field(),
         ],
         help: None,
     }
@@ -196,7 +174,7 @@ impl Flavor {
                 }
                 check_plaintext(&out, host, security, sec, allow_plaintext_remote)?;
             }
-            pins_of(&out)?;
+            trust::pins(&out)?;
         }
         Ok(out)
     }
@@ -260,7 +238,7 @@ impl Flavor {
                     username: text(settings, "username"),
                     folder: text(settings, "folder").unwrap_or_else(|| "INBOX".into()),
                     sent_folder: text(settings, "sentFolder"),
-                    pins: pins_of(settings)?,
+                    pins: trust::pins(settings)?,
                 })
             }
         }

@@ -26,6 +26,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, Error as TlsError, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
+use crate::{Field, FieldError, FieldKind, Settings};
+
 /// A certificate's SHA-256 fingerprint (over its DER), written `AB:CD:…` (32 pairs).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint([u8; 32]);
@@ -70,6 +72,34 @@ impl FromStr for Fingerprint {
         }
         Ok(Fingerprint(out))
     }
+}
+
+/// The settings key of an account's pinned certificates, in every connector that has one.
+pub const PIN_SETTING: &str = "tlsCertificateSha256";
+
+/// The fingerprints in an account's [`PIN_SETTING`]: one, or a few separated by commas (an
+/// account's servers may present different certificates). At most four.
+pub fn pins(settings: &Settings) -> Result<Vec<Fingerprint>, FieldError> {
+    let Some(list) = settings.get(PIN_SETTING).and_then(|v| v.as_str()) else { return Ok(Vec::new()) };
+    let pins = list
+        .split([',', ';', '\n'])
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<Fingerprint>().map_err(|why| FieldError::new(PIN_SETTING, why)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if pins.len() > 4 {
+        return Err(FieldError::new(PIN_SETTING, "at most 4 fingerprints"));
+    }
+    Ok(pins)
+}
+
+/// The form field that pins certificates, for connectors whose users may reach servers with
+/// certificates nobody vouches for.
+pub fn pin_field() -> Field {
+    Field::new(PIN_SETTING, "Trusted certificate (SHA-256)", FieldKind::Text).help(
+        "Only for a server whose certificate is not trusted: the fingerprint the refusal showed, once the server's operator \
+         has confirmed it",
+    )
 }
 
 /// The certificate a server presented and the client refused: what the user is shown, so

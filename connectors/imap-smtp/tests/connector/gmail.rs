@@ -37,5 +37,19 @@ fn the_generic_descriptor_keeps_its_keys() {
     assert_eq!((d.kind, d.display_name.as_str()), ("imap", "IMAP / SMTP"));
     assert!(d.capabilities.send && !d.capabilities.provider_saves_sent);
     let keys: Vec<&str> = d.fields.iter().map(|f| f.key).collect();
-    assert_eq!(keys, ["imapHost", "imapSecurity", "imapPort", "smtpHost", "smtpSecurity", "smtpPort", "username", "folder", "sentFolder"]);
+    assert_eq!(
+        keys,
+        [
+            "imapHost",
+            "imapSecurity",
+            "imapPort",
+            "smtpHost",
+            "smtpSecurity",
+            "smtpPort",
+            "username",
+            "folder",
+            "sentFolder",
+            "tlsCertificateSha256"
+        ]
+    );
 }

@@ -48,14 +48,30 @@ async fn an_untrusted_certificate_is_a_tls_error() {
         ..Options::default()
     });
     let (name, password) = lab.add_user("tls").await;
-    let account = lab.account(&strict, &name, &password, "SSL_TLS");
-    match strict.open(&account).await {
-        Err(ConnectorError::Tls { .. }) => {}
-        Err(other) => panic!("expected a TLS error, got {other:?}"),
+    let mut account = lab.account(&strict, &name, &password, "SSL_TLS");
+    let certificate = match strict.open(&account).await {
+        Err(ConnectorError::UntrustedCertificate { certificate, .. }) => certificate,
+        Err(other) => panic!("expected an untrusted certificate, got {other:?}"),
         Ok(_) => {
             panic!("the lab's self-signed certificate must not be trusted without the extra root")
         }
-    }
+    };
+    // What it presented, for the user to check and pin.
+    let der = rustls_pki_der(&lab.cert_pem);
+    assert_eq!(certificate.sha256, concierge_connector_sdk::trust::Fingerprint::of(&der));
+    assert_eq!(certificate.subject, "CN=localhost");
+
+    // Pinned for this account: it opens, whoever issued the certificate.
+    account.settings.insert("tlsCertificateSha256".into(), json!(certificate.sha256.to_string()));
+    let session = strict.open(&account).await.expect("a pinned certificate is accepted");
+    session.close().await;
+}
+
+/// The DER of the first certificate of a PEM file.
+fn rustls_pki_der(pem: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(pem).expect("PEM is text");
+    let body: String = text.lines().filter(|l| !l.starts_with("-----")).collect();
+    base64::Engine::decode(&base64::engine::general_purpose::STANDARD, body).expect("base64")
 }
 
 #[tokio::test]

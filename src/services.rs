@@ -130,14 +130,17 @@ impl Services {
         );
         let digests = DigestScheduler::new(db.clone(), clock.clone(), wakers.schedule.clone(), wakers.delivery.clone());
         let log = SecurityLog::new(db.clone(), notifications.clone());
-        let throttle = |c: &Config| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address));
+        // Every limit on guessing is counted where all replicas see it (PostgreSQL), or in this
+        // process (SQLite: one gateway).
+        let throttle =
+            |c: &Config, name| Arc::new(Throttle::new(c.login_attempts_per_account, c.login_attempts_per_address).shared(&db, name));
         let identity = IdentityService::new(
             db.clone(),
             fanout.clone(),
             Duration::from_secs(u64::from(config.session_ttl_hours) * 3600),
             log.clone(),
-            throttle(config),
-            Arc::new(AddressLimit::new(config.signups_per_address, Duration::from_secs(3600))),
+            throttle(config, "login"),
+            Arc::new(AddressLimit::new(config.signups_per_address, Duration::from_secs(3600)).shared(&db, "sign-up")),
         )
         .requiring_verified_email(config.require_verified_email);
         let recovery = RecoveryService::new(
@@ -145,14 +148,14 @@ impl Services {
             fanout.clone(),
             mailer.clone(),
             log.clone(),
-            Arc::new(Throttle::new(config.account_emails_per_address, config.login_attempts_per_address)),
+            Arc::new(Throttle::new(config.account_emails_per_address, config.login_attempts_per_address).shared(&db, "account-email")),
             RecoverySettings {
                 public_url: config.public_url(),
                 reset_url: config.password_reset_url.clone(),
                 reset_ttl: chrono::TimeDelta::minutes(i64::from(config.password_reset_minutes.max(1))),
             },
         );
-        let token_failures = Arc::new(FailureLimit::new(config.token_failures_per_address));
+        let token_failures = Arc::new(FailureLimit::new(config.token_failures_per_address).shared(&db, "token-failure"));
         let workspaces = WorkspaceService::new(
             db.clone(),
             fanout.clone(),
@@ -206,7 +209,14 @@ impl Services {
             },
         );
         let mail_sync = sync.clone();
-        let security = SecurityService::new(db.clone(), secrets.clone(), identity.clone(), log.clone(), throttle(config), mailer.clone());
+        let security = SecurityService::new(
+            db.clone(),
+            secrets.clone(),
+            identity.clone(),
+            log.clone(),
+            throttle(config, "second-factor"),
+            mailer.clone(),
+        );
         let passkeys = PasskeyService::new(
             db.clone(),
             secrets.clone(),
@@ -214,8 +224,8 @@ impl Services {
             identity.clone(),
             security.clone(),
             log.clone(),
-            throttle(config),
-            Arc::new(AddressLimit::new(config.login_attempts_per_address, Duration::from_secs(15 * 60))),
+            throttle(config, "passkey"),
+            Arc::new(AddressLimit::new(config.login_attempts_per_address, Duration::from_secs(15 * 60)).shared(&db, "passkey-start")),
         );
         Ok(Services {
             passkeys,
@@ -304,10 +314,10 @@ impl Services {
     /// `authenticate_principal` for a client at `address`, throttled: an address that sent
     /// too many tokens that do not authenticate is RATE_LIMITED, its tokens unchecked.
     pub async fn authenticate_principal_from(&self, bearer: &str, address: Option<&str>) -> Result<Option<Principal>> {
-        self.token_failures.check(address)?;
+        self.token_failures.check(address).await?;
         let principal = self.authenticate_principal(bearer).await?;
         if principal.is_none() {
-            self.token_failures.failed(address)?;
+            self.token_failures.failed(address).await?;
         }
         Ok(principal)
     }

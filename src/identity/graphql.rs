@@ -142,7 +142,7 @@ impl IdentityMutation {
     /// it joins the invitation's workspace too. Log in afterwards.
     async fn sign_up(&self, ctx: &Context<'_>, input: SignUpInput) -> Result<SignUpPayload> {
         let meta = ctx.auth().map(|a| a.meta.clone()).unwrap_or_default();
-        ctx.services()?.identity.admit_sign_up(&meta)?;
+        ctx.services()?.identity.admit_sign_up(&meta).await?;
         let new = NewAccount::try_from(SignUp {
             email: input.email,
             password: input.password,

@@ -169,8 +169,8 @@ impl IdentityService {
     /// Counts a sign-up attempt from the client's address, before its input is even read:
     /// RATE_LIMITED once the address has used its hourly allowance. Aliases and batches run
     /// the resolver once each, so each counts.
-    pub fn admit_sign_up(&self, meta: &ClientMeta) -> Result<()> {
-        self.signups.attempt(meta.ip.as_deref())
+    pub async fn admit_sign_up(&self, meta: &ClientMeta) -> Result<()> {
+        self.signups.attempt(meta.ip.as_deref()).await
     }
 
     /// Tells live connections that sessions of `account_id` ended (they re-check theirs).
@@ -230,7 +230,7 @@ impl IdentityService {
         // One answer for every credential failure, so it reveals nothing.
         let wrong = || Error::Unauthenticated;
         // Counted before anything is checked: a throttled attempt learns nothing.
-        self.throttle.attempt(email.trim(), meta.ip.as_deref())?;
+        self.throttle.attempt(email.trim(), meta.ip.as_deref()).await?;
         if password.len() > Policy::MAX_BYTES * 2 {
             return Err(wrong());
         }
@@ -349,7 +349,7 @@ impl IdentityService {
     pub async fn deactivate_account(&self, viewer: &Viewer, password_given: String) -> Result<()> {
         viewer.require_session()?;
         let account_id = viewer.account_id();
-        self.throttle.attempt(&viewer.account.email, viewer.meta.ip.as_deref())?;
+        self.throttle.attempt(&viewer.account.email, viewer.meta.ip.as_deref()).await?;
         let row = crate::security::store::security_row(&self.db, account_id).await?.ok_or(Error::Unauthenticated)?;
         if !password::verify(password_given, Some(row.password_hash)).await? {
             return Err(Error::invalid("password", "the password is wrong"));

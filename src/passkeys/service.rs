@@ -188,7 +188,7 @@ impl PasskeyService {
     /// offers the passkeys it holds for this site. With a log-in's two-factor `challenge`:
     /// one of that account's passkeys, as the second factor.
     pub async fn begin_sign_in(&self, challenge: Option<&str>, meta: &ClientMeta) -> Result<Ceremony> {
-        self.starts.attempt(meta.ip.as_deref())?;
+        self.starts.attempt(meta.ip.as_deref()).await?;
         match challenge {
             None => {
                 let (mut options, state) = self
@@ -225,7 +225,7 @@ impl PasskeyService {
             (Some(Purpose::SecondFactor), Some(account_id), Some(challenge_id)) => {
                 let account = self.account(account_id).await?;
                 let state: PasskeyAuthentication = self.open_state(&row)?;
-                self.throttle.attempt(&account_id.to_string(), meta.ip.as_deref())?;
+                self.throttle.attempt(&account_id.to_string(), meta.ip.as_deref()).await?;
                 let used = match self.webauthn.finish_passkey_authentication(&answer, &state) {
                     Ok(result) => match store::find_by_credential_id(&self.db, result.cred_id().as_ref()).await? {
                         Some(stored) if stored.account_id == account_id => {
@@ -264,7 +264,7 @@ impl PasskeyService {
         if stored.account_id.0 != user {
             return Err(refused_answer());
         }
-        self.throttle.attempt(&stored.account_id.to_string(), meta.ip.as_deref())?;
+        self.throttle.attempt(&stored.account_id.to_string(), meta.ip.as_deref()).await?;
         let passkey = parse_stored(&stored)?;
         let result = match self.webauthn.finish_discoverable_authentication_v2(answer, state, &passkey) {
             Ok(result) => result,

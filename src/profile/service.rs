@@ -156,10 +156,10 @@ impl ProfileService {
         // Guessing links is throttled per address like guessing bearer tokens: checked before
         // the lookup, and every link that does not check out counts.
         let address = meta.ip.as_deref();
-        self.token_failures.check(address)?;
+        self.token_failures.check(address).await?;
         match self.apply_email_change(token, meta).await {
             Err(e @ Error::Invalid { .. }) => {
-                self.token_failures.failed(address)?;
+                self.token_failures.failed(address).await?;
                 Err(e)
             }
             other => other,

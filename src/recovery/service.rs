@@ -52,7 +52,7 @@ impl RecoveryService {
     #[instrument(skip_all)]
     pub async fn request_password_reset(&self, email: &str, meta: &ClientMeta) -> Result<()> {
         let email = Email::parse("email", email)?;
-        self.throttle.attempt(email.as_str(), meta.ip.as_deref())?;
+        self.throttle.attempt(email.as_str(), meta.ip.as_deref()).await?;
         let this = self.clone();
         let ip = meta.ip.clone().unwrap_or_else(|| "?".into());
         tokio::spawn(async move {
@@ -146,7 +146,7 @@ impl RecoveryService {
             (None, Some(raw)) => Email::parse("email", raw)?,
             (None, None) => return Err(Error::invalid("email", "sign in, or give the address to verify")),
         };
-        self.throttle.attempt(email.as_str(), meta.ip.as_deref())?;
+        self.throttle.attempt(email.as_str(), meta.ip.as_deref()).await?;
         let this = self.clone();
         tokio::spawn(async move {
             match identity_store::find_login(&this.db, &email).await.map(|row| row.map(|r| r.account)) {

@@ -144,7 +144,7 @@ impl SecurityService {
         }
         let sealed = row.totp_pending_secret.ok_or_else(|| Error::invalid("code", "begin enrolment first"))?;
         // Guessing the enrolment code is guessing a second factor: same limit, same buckets.
-        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref())?;
+        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref()).await?;
         let secret = self.secrets.open(&sealed, &bound(id))?;
         let step = totp(&secret, &viewer.account.email)?
             .check_current(code.trim())
@@ -184,7 +184,7 @@ impl SecurityService {
         let id = viewer.account_id();
         let row = self.row(id).await?;
         let sealed = row.totp_secret.as_deref().ok_or_else(|| Error::conflict("twoFactor", "two-factor authentication is not on"))?;
-        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref())?;
+        self.throttle.attempt(&id.to_string(), viewer.meta.ip.as_deref()).await?;
         self.check_totp(&viewer.account, sealed, code).await?;
         let (codes, hashes) = new_recovery_codes();
         let mut tx = self.db.begin().await?;
@@ -244,7 +244,7 @@ impl SecurityService {
     /// The viewer's password, counted like a log-in attempt; a wrong one is logged.
     async fn check_password(&self, viewer: &Viewer, row: &store::SecurityRow, given: String) -> Result<()> {
         let account = &viewer.account;
-        self.throttle.attempt(&account.email, viewer.meta.ip.as_deref())?;
+        self.throttle.attempt(&account.email, viewer.meta.ip.as_deref()).await?;
         if !password::verify(given, Some(row.password_hash.clone())).await? {
             self.log.record(account.account_id, SecurityEventKind::SignInFailed, &viewer.meta, Some("wrong password")).await;
             return Err(Error::invalid("password", "the password is wrong"));
@@ -261,7 +261,7 @@ impl SecurityService {
     /// A TOTP code (once per step) or an unspent recovery code (then spent).
     async fn verify_second_factor(&self, account: &Account, row: &store::SecurityRow, code: &str, meta: &ClientMeta) -> Result<()> {
         let sealed = row.totp_secret.as_deref().ok_or_else(|| Error::invalid("code", "two-factor authentication is not on"))?;
-        self.throttle.attempt(&account.account_id.to_string(), meta.ip.as_deref())?;
+        self.throttle.attempt(&account.account_id.to_string(), meta.ip.as_deref()).await?;
         let digits: String = code.chars().filter(|c| !c.is_whitespace()).collect();
         if digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()) {
             return self.check_totp(account, sealed, &digits).await;

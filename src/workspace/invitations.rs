@@ -53,7 +53,7 @@ impl WorkspaceService {
     /// account is never told.
     #[instrument(skip_all, fields(workspace_id = %workspace_id.0))]
     pub async fn invite(&self, viewer: &Viewer, workspace_id: WorkspaceId, email: Email, role: Role) -> Result<InvitationView> {
-        self.invite_throttle.attempt(&viewer.account_id().to_string(), None)?;
+        self.invite_throttle.attempt(&viewer.account_id().to_string(), None).await?;
         let now = Utc::now();
         let mut tx = self.db.begin().await?;
         let actor = self.actor(&mut tx, viewer, workspace_id, Permission::ManageMembers).await?;
@@ -113,7 +113,7 @@ impl WorkspaceService {
         if wait > chrono::TimeDelta::zero() {
             return Err(Error::RateLimited { retry_after_secs: wait.num_seconds().max(1) as u64 });
         }
-        self.invite_throttle.attempt(&viewer.account_id().to_string(), None)?;
+        self.invite_throttle.attempt(&viewer.account_id().to_string(), None).await?;
         let token = random_token(TOKEN_PREFIX);
         let expires_at = now + self.invitations.ttl;
         if !store::renew_invitation(&mut tx, id, &token_hash(&token), now, expires_at).await? {

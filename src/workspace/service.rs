@@ -46,7 +46,7 @@ pub struct WorkspaceService {
 
 impl WorkspaceService {
     pub fn new(db: Db, fanout: Fanout, notifications: NotificationService, mailer: Mailer, invitations: InvitationSettings) -> Self {
-        let invite_throttle = Arc::new(Throttle::new(invitations.per_inviter, u32::MAX));
+        let invite_throttle = Arc::new(Throttle::new(invitations.per_inviter, u32::MAX).shared(&db, "invitation"));
         WorkspaceService { db, fanout, notifications, mailer, invitations, invite_throttle }
     }
 

@@ -187,3 +187,54 @@ async fn guessing_second_factor_codes_is_limited() {
     assert_eq!(answers[..4], ["BAD_USER_INPUT"; 4]);
     assert_eq!(answers[4], "RATE_LIMITED");
 }
+
+#[tokio::test]
+async fn replicas_on_one_postgresql_share_the_log_in_and_sign_up_limits() {
+    let first = TestApp::spawn_with(|c| {
+        c.login_attempts_per_account = 4;
+        c.signups_per_address = 2;
+    })
+    .await;
+    first.user("ada@example.com").await;
+    let url = first.database_url.clone();
+    let second = TestApp::spawn_with(move |c| {
+        c.login_attempts_per_account = 4;
+        c.signups_per_address = 2;
+        c.database_url = Some(url);
+    })
+    .await;
+
+    // Wrong passwords for Ada, spread over both gateways as a balancer would spread them.
+    let mut answers = Vec::new();
+    for i in 0..6 {
+        let app = if i % 2 == 0 { &first } else { &second };
+        answers.push(codes(&app.gql(None, LOG_IN, json!({ "e": "ada@example.com", "p": "wrong password" })).await).join(""));
+    }
+    // The right password on the gateway that has seen only three guesses.
+    let right = codes(&second.gql(None, LOG_IN, json!({ "e": "ada@example.com", "p": PASSWORD })).await).join("");
+    if crate::helpers::on_postgres() {
+        // One quota for the account, whichever replica answers (signing Ada up logged her in
+        // once: that was the first of the four attempts).
+        assert_eq!(answers[..3], ["UNAUTHENTICATED"; 3], "{answers:?}");
+        assert_eq!(answers[3..], ["RATE_LIMITED"; 3], "{answers:?}");
+        assert_eq!(right, "RATE_LIMITED", "a throttled account is refused unchecked, even with the right password");
+    } else {
+        // SQLite is one gateway: a second process on the same file counts for itself
+        // (four attempts on each, Ada's log-in included on the first).
+        assert_eq!(answers, ["UNAUTHENTICATED"; 6], "{answers:?}");
+        assert_eq!(right, "", "three guesses on this process leave room for a fourth attempt");
+    }
+
+    // Sign-ups from one address: two in all, over both replicas (Ada's was the first).
+    let sign_up = "mutation($e: String!) { signUp(input: {email: $e, password: \"Correct-Horse-9!battery\", firstName: \"S\", lastName: \"U\"}) { __typename } }";
+    let mut answers = Vec::new();
+    for (i, app) in [&first, &second, &first, &second].into_iter().enumerate() {
+        answers.push(codes(&app.gql(None, sign_up, json!({ "e": format!("new{i}@example.com") })).await).join(""));
+    }
+    if crate::helpers::on_postgres() {
+        assert_eq!(answers, ["", "RATE_LIMITED", "RATE_LIMITED", "RATE_LIMITED"], "{answers:?}");
+    } else {
+        // `first` signed Ada up already: one left there, two on `second`.
+        assert_eq!(answers, ["", "", "RATE_LIMITED", ""], "{answers:?}");
+    }
+}

@@ -127,6 +127,16 @@ pub(crate) fn classify_imap(stage: ImapStage, server: &str, failure: ImapFailure
                 return tls(why);
             }
             match stage {
+                // A reset mid-handshake is the server going away (a restart), not TLS: a
+                // server that disagrees about TLS answers with an alert or with plain text.
+                ImapStage::TlsHandshake
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted | io::ErrorKind::BrokenPipe
+                    ) =>
+                {
+                    unreachable(format!("the connection was {} during the TLS handshake; is the server restarting?", io_kind(e.kind())))
+                }
                 ImapStage::TlsHandshake => {
                     tls(format!("the TLS handshake failed ({}); check that the port expects this security type", io_kind(e.kind())))
                 }
@@ -450,6 +460,11 @@ mod tests {
         assert!(matches!(imap(ImapStage::Command, refused()), ConnectorError::Unreachable { .. }));
         let eof = || ImapFailure::Io(io::Error::from(io::ErrorKind::UnexpectedEof));
         assert!(matches!(imap(ImapStage::TlsHandshake, eof()), ConnectorError::Tls { .. }));
+        let reset = || ImapFailure::Io(io::Error::from(io::ErrorKind::ConnectionReset));
+        assert!(
+            matches!(imap(ImapStage::TlsHandshake, reset()), ConnectorError::Unreachable { .. }),
+            "a reset while a server restarts is no TLS failure"
+        );
         assert!(matches!(imap(ImapStage::TlsHandshake, ImapFailure::TimedOut), ConnectorError::Tls { .. }));
         assert!(matches!(imap(ImapStage::Greeting, ImapFailure::TimedOut), ConnectorError::Unreachable { .. }));
         assert!(matches!(imap(ImapStage::Command, ImapFailure::Closed), ConnectorError::Unreachable { .. }));

@@ -6,6 +6,7 @@
 //! in: a 5xx to AUTH is a bad password, a 5xx to RCPT a refused message.
 
 use std::fmt;
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
@@ -208,6 +209,10 @@ async fn establish(
     let secure = |tcp| async move {
         handshake(tls_setup, target.pins, &endpoint.host, tcp).await.map_err(|e| match e.refused {
             Some(certificate) => untrusted(server, certificate),
+            // A reset mid-handshake is the server going away (a restart), not TLS.
+            None if matches!(e.error.kind(), ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted | ErrorKind::BrokenPipe) => {
+                classify_smtp(SmtpStage::Connect, server, SmtpFailure::Io(e.error.kind()))
+            }
             None => classify_smtp(SmtpStage::StartTls, server, tls_failure(&e.error)),
         })
     };

@@ -55,9 +55,13 @@ async fn sign_ups_in_a_batch_count_one_by_one() {
 
     assert_eq!(status, StatusCode::OK);
     let answers: Vec<Value> = serde_json::from_str(&body).expect("a JSON list");
-    let outcomes: Vec<String> = answers.iter().map(|a| codes(a).join("")).collect();
+    let mut outcomes: Vec<String> = answers.iter().map(|a| codes(a).join("")).collect();
+    // The operations run at once; with the limit in a shared database, which of them come
+    // first is the database's order, not the batch's. Three pass, two are refused.
+    let refused = answers.iter().find(|a| codes(a) == ["RATE_LIMITED"]).cloned().unwrap_or_else(|| panic!("{body}"));
+    outcomes.sort();
     assert_eq!(outcomes, ["", "", "", "RATE_LIMITED", "RATE_LIMITED"], "{body}");
-    assert_rate_limited(&answers[4]["errors"][0]);
+    assert_rate_limited(&refused["errors"][0]);
     // And the next request from the address waits too.
     assert_eq!(codes(&app.sign_up("late@example.com", "Late", "Comer").await), ["RATE_LIMITED"]);
 }

@@ -192,6 +192,11 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAIL_CA_FILE")]
     pub mail_ca_file: Option<PathBuf>,
 
+    /// A TOML file of mail provider presets (`[[mail_provider]]` tables) that adds providers
+    /// to the built-in ones or replaces one by its kind. A bad file stops the gateway at start.
+    #[arg(long, env = "CONCIERGE_PROVIDERS_FILE")]
+    pub providers_file: Option<PathBuf>,
+
     /// Let mailboxes connect without TLS to servers other than this machine. Off by default:
     /// a password sent in the clear can be read by anyone on the path.
     #[arg(long, env = "CONCIERGE_MAIL_ALLOW_PLAINTEXT", default_value_t = false)]

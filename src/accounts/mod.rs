@@ -7,5 +7,6 @@ pub mod credentials;
 pub mod forms;
 pub mod model;
 pub mod oauth;
+pub mod providers;
 pub mod registry;
 pub mod trust;

@@ -14,10 +14,13 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use concierge_connector_caldav::{CaldavConnector, Options as CaldavOptions};
-use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options as ImapOptions, Security};
-use concierge_connector_sdk::{MailConnector as _, SharedCalendarConnector, SharedConnector};
+use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options as ImapOptions, Preset, Security};
+use concierge_connector_sdk::{
+    AuthMethod, Capabilities, Descriptor, MailConnector as _, OAuthProvider, SharedCalendarConnector, SharedConnector,
+};
 
 use super::oauth::{OAuthApp, OAuthApps};
+use super::providers::{MailProvider, ServerEntry};
 use crate::config::Config;
 
 #[derive(Clone, Default)]
@@ -25,6 +28,8 @@ pub struct Registry {
     connectors: Vec<SharedConnector>,
     calendars: Vec<SharedCalendarConnector>,
     oauth: OAuthApps,
+    /// Which mail connector serves an address domain (lower case), for discovery.
+    domains: HashMap<String, &'static str>,
 }
 
 impl Registry {
@@ -59,6 +64,26 @@ impl Registry {
 
     pub fn calendars(&self) -> &[SharedCalendarConnector] {
         &self.calendars
+    }
+
+    /// The mail connector whose provider serves `domain` (an address's, any case).
+    pub fn for_domain(&self, domain: &str) -> Option<&SharedConnector> {
+        let kind = self.domains.get(&domain.trim().trim_end_matches('.').to_ascii_lowercase())?;
+        self.get(kind)
+    }
+
+    /// The address domains a mail connector's provider serves, sorted.
+    pub fn domains_of(&self, kind: &str) -> Vec<&str> {
+        let mut domains: Vec<&str> = self.domains.iter().filter(|(_, k)| **k == kind).map(|(d, _)| d.as_str()).collect();
+        domains.sort_unstable();
+        domains
+    }
+
+    fn serve(&mut self, kind: &'static str, domains: &[&str]) {
+        self.domains.retain(|_, k| *k != kind);
+        for domain in domains {
+            self.domains.insert(domain.to_ascii_lowercase(), kind);
+        }
     }
 
     /// The OAuth apps, by connector kind.
@@ -121,6 +146,19 @@ impl Registry {
             );
         }
         registry.register(Arc::new(gmail)).register(Arc::new(outlook));
+        registry.serve(concierge_connector_gmail::KIND, &["gmail.com", "googlemail.com"]);
+        registry.serve("outlook", &["outlook.com", "hotmail.com", "live.com", "msn.com"]);
+        // The presets: built in, and the operator's file (CONCIERGE_PROVIDERS_FILE).
+        for provider in super::providers::load(config.providers_file.as_deref())? {
+            let (connector, app) = preset_connector(&provider, imap.clone())?;
+            let kind = connector.descriptor().kind;
+            if let Some(app) = app {
+                apps.insert(kind.to_owned(), app);
+            }
+            registry.register(Arc::new(connector));
+            let domains: Vec<&str> = provider.domains.iter().map(String::as_str).collect();
+            registry.serve(kind, &domains);
+        }
         // Calendars: any CalDAV server and iCloud by password; Google (CalDAV) and Microsoft
         // (Graph) through the same OAuth grant as their mailboxes.
         let caldav = CaldavOptions {
@@ -138,6 +176,46 @@ impl Registry {
         registry.oauth = OAuthApps::new(apps, &config.public_url(), state_ttl)?;
         Ok(registry)
     }
+}
+
+/// One preset as an IMAP/SMTP connector with fixed servers, and its OAuth app when it signs
+/// in with OAuth2 and the operator set the app's client id.
+fn preset_connector(p: &MailProvider, options: ImapOptions) -> anyhow::Result<(ImapSmtpConnector, Option<OAuthApp>)> {
+    let security = |s: &str| match s {
+        "STARTTLS" => Security::StartTls,
+        "NONE" => Security::None,
+        _ => Security::SslTls,
+    };
+    let endpoint = |e: &ServerEntry| Endpoint { host: e.host.trim().to_owned(), port: e.port, security: security(&e.security) };
+    // Presets are read once, at start, and live as long as the process: their kinds are
+    // leaked to the `&'static str` every descriptor carries.
+    let kind: &'static str = Box::leak(p.kind.clone().into_boxed_str());
+    let oauth = p.oauth.as_ref().map(|o| OAuthProvider {
+        name: o.provider.clone().unwrap_or_else(|| p.label.clone()),
+        authorize_url: o.authorize_url.clone(),
+        token_url: o.token_url.clone(),
+        userinfo_url: o.userinfo_url.clone(),
+        scopes: o.scopes.clone(),
+        extra_authorize_params: Vec::new(),
+    });
+    let app = match (&oauth, &p.oauth) {
+        (Some(provider), Some(o)) => std::env::var(&o.client_id_env).ok().filter(|id| !id.trim().is_empty()).map(|id| OAuthApp {
+            provider: provider.clone(),
+            client_id: id.trim().to_owned(),
+            client_secret: o.client_secret_env.as_ref().and_then(|name| std::env::var(name).ok()),
+        }),
+        _ => None,
+    };
+    let descriptor = Descriptor {
+        kind,
+        display_name: p.label.clone(),
+        auth: if oauth.is_some() { AuthMethod::OAuth2 } else { AuthMethod::Password },
+        capabilities: Capabilities { send: true, provider_saves_sent: p.keeps_sent_mail, calendars: false },
+        fields: Vec::new(),
+        help: p.help.clone(),
+    };
+    let preset = Preset { descriptor, oauth, imap: endpoint(&p.imap), smtp: endpoint(&p.smtp), gmail_extensions: false };
+    Ok((ImapSmtpConnector::preset(preset, options), app))
 }
 
 fn non_empty(value: &Option<String>) -> Option<String> {

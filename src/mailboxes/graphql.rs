@@ -37,6 +37,17 @@ impl MailConnectorNode {
         &self.0.descriptor().display_name
     }
 
+    /// What the form is called ("Yahoo Mail"); the same as `displayName`.
+    async fn label(&self) -> &str {
+        &self.0.descriptor().display_name
+    }
+
+    /// The address domains its provider serves (`discoverMailSettings` finds it by them).
+    async fn domains(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        let registry = ctx.services()?.mailboxes.sync().registry();
+        Ok(registry.domains_of(self.0.descriptor().kind).into_iter().map(str::to_owned).collect())
+    }
+
     /// What the user needs to know before connecting (an app password, say).
     async fn help(&self) -> Option<&str> {
         self.0.descriptor().help.as_deref()
@@ -65,6 +76,24 @@ impl MailConnectorNode {
     async fn fields(&self) -> Vec<ConnectorField> {
         form_fields(self.0.descriptor())
     }
+}
+
+/// Where an address's mail settings were found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, async_graphql::Enum)]
+pub enum DiscoverySource {
+    /// A provider preset (built in, or the operator's) serves the domain.
+    Preset,
+}
+
+/// The mail settings found for an address.
+#[derive(SimpleObject)]
+pub struct MailDiscovery {
+    /// The address's domain, lower case.
+    pub domain: String,
+    pub source: DiscoverySource,
+    /// The connector to connect with: its form asks for nothing but the password (or it signs
+    /// in at the provider).
+    pub connector: MailConnectorNode,
 }
 
 /// A connected mailbox. Its credentials are never shown.
@@ -246,6 +275,24 @@ impl MailboxQuery {
     async fn mail_connectors(&self, ctx: &Context<'_>) -> Result<Vec<MailConnectorNode>> {
         ctx.viewer().await?;
         Ok(ctx.services()?.mailboxes.sync().registry().all().iter().cloned().map(MailConnectorNode).collect())
+    }
+
+    /// What an address is enough to know: the connector of the provider that serves its
+    /// domain (connect with it, filling in only the password, or sign in at the provider).
+    /// Null when no preset serves the domain: the generic IMAP/SMTP form is the way then.
+    async fn discover_mail_settings(&self, ctx: &Context<'_>, email: String) -> Result<Option<MailDiscovery>> {
+        ctx.viewer().await?;
+        let email = email.trim();
+        let domain = match email.rsplit_once('@') {
+            Some((local, domain)) if !local.is_empty() && email_address::EmailAddress::is_valid(email) => domain,
+            _ => return Err(Error::invalid("email", "must be an email address")),
+        };
+        let registry = ctx.services()?.mailboxes.sync().registry();
+        Ok(registry.for_domain(domain).cloned().map(|connector| MailDiscovery {
+            domain: domain.to_ascii_lowercase(),
+            source: DiscoverySource::Preset,
+            connector: MailConnectorNode(connector),
+        }))
     }
 
     /// One of your mailboxes.

@@ -617,3 +617,98 @@ async fn a_self_signed_certificate_works_when_the_operator_trusts_it_or_the_user
     let r = connect(&app, &carol, &mail_user, &password, settings).await;
     assert_eq!(error_of(&r).0, "TLS_FAILED", "{r}");
 }
+
+#[tokio::test]
+async fn providers_are_presets_built_in_or_from_the_operators_file_and_an_address_finds_its_own() {
+    let lab = MailLab::get().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("providers.toml");
+    // The lab as a provider the operator added: its servers, its domain, a password to sign in.
+    std::fs::write(
+        &file,
+        format!(
+            "[[mail_provider]]\nkind = \"acme\"\nlabel = \"Acme Mail\"\ndomains = [\"lab.test\"]\nauth = \"password\"\n\
+             help = \"Use an app password from Acme's security page.\"\n\
+             imap = {{ host = \"127.0.0.1\", port = {}, security = \"SSL_TLS\" }}\n\
+             smtp = {{ host = \"127.0.0.1\", port = {}, security = \"SSL_TLS\" }}\n",
+            lab.imaps, lab.submissions
+        ),
+    )
+    .unwrap();
+    let (cert, providers) = (lab.cert(), file.clone());
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.allow_loopback();
+        c.providers_file = Some(providers);
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+
+    let r = app.gql(Some(&ada.token), "{ mailConnectors { kind label auth help domains fields { key } } }", json!({})).await;
+    let connectors = r["data"]["mailConnectors"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    let by_kind = |kind: &str| connectors.iter().find(|c| c["kind"] == kind).cloned().unwrap_or_else(|| panic!("no {kind}: {r}"));
+    for kind in ["imap", "gmail", "outlook", "yahoo", "icloud", "fastmail", "zoho", "gmx", "aol", "yandex", "acme"] {
+        by_kind(kind);
+    }
+    let acme = by_kind("acme");
+    assert_eq!((acme["label"].as_str(), acme["auth"].as_str()), (Some("Acme Mail"), Some("PASSWORD")), "{acme}");
+    assert_eq!(acme["domains"], json!(["lab.test"]));
+    assert_eq!(acme["fields"], json!([]), "a preset's form asks for nothing but the password");
+    assert!(by_kind("yahoo")["domains"].as_array().unwrap().iter().any(|d| d == "yahoo.com"));
+
+    // An address finds its provider; one no preset serves finds nothing.
+    let discover = "query($e: String!) { discoverMailSettings(email: $e) { domain source connector { kind label } } }";
+    for (email, kind) in
+        [("someone@LAB.test", "acme"), ("someone@yahoo.com", "yahoo"), ("someone@fastmail.com", "fastmail"), ("a@gmail.com", "gmail")]
+    {
+        let r = app.gql(Some(&ada.token), discover, json!({ "e": email })).await;
+        assert_eq!(r["data"]["discoverMailSettings"]["connector"]["kind"], kind, "{email}: {r}");
+        assert_eq!(r["data"]["discoverMailSettings"]["source"], "PRESET", "{r}");
+    }
+    let r = app.gql(Some(&ada.token), discover, json!({ "e": "someone@unknown-provider.example" })).await;
+    assert_eq!(r["data"]["discoverMailSettings"], Value::Null, "{r}");
+    let r = app.gql(Some(&ada.token), discover, json!({ "e": "not an address" })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("email".into())), "{r}");
+    let r = app.gql(None, discover, json!({ "e": "someone@yahoo.com" })).await;
+    assert_eq!(codes(&r), ["UNAUTHENTICATED"], "{r}");
+
+    // Connected with the preset and a password alone; it syncs from the preset's servers, and
+    // a wrong password is refused as one. Settings are not the preset's to take.
+    let (mail_user, password) = lab.new_user("acme").await;
+    let connect_with = |settings: Value, password: String| {
+        let (app, token, address) = (&app, ada.token.clone(), format!("{mail_user}@lab.test"));
+        async move {
+            let input = json!({ "connector": "acme", "emailAddress": address, "password": password, "syncFrom": sync_from(30), "settings": settings });
+            app.gql(
+                Some(&token),
+                &format!("mutation($i: ConnectMailboxInput!) {{ connectMailbox(input: $i) {{ {MAILBOX} }} }}"),
+                json!({ "i": input }),
+            )
+            .await
+        }
+    };
+    let r = connect_with(json!({}), "wrong".into()).await;
+    assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
+    let r = connect_with(json!({ "imapHost": "evil.example" }), password.clone()).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.imapHost".into())), "{r}");
+    let r = connect_with(json!({}), password.clone()).await;
+    let id = r["data"]["connectMailbox"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    live_with(&app, &ada, &id, 0).await;
+}
+
+#[test]
+fn a_bad_providers_file_stops_the_gateway_with_the_line_and_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("providers.toml");
+    std::fs::write(
+        &file,
+        "# ours\n\n[[mail_provider]]\nkind = \"acme\"\nlabel = \"Acme\"\nauth = \"password\"\n\
+         imap = { host = \"imap.acme.example\", port = 0, security = \"SSL_TLS\" }\n\
+         smtp = { host = \"smtp.acme.example\", port = 465, security = \"SSL_TLS\" }\n",
+    )
+    .unwrap();
+    let mut config = concierge::config::Config::defaults();
+    config.providers_file = Some(file);
+    let err = concierge::accounts::registry::Registry::builtin(Default::default(), &config).err().expect("refused").to_string();
+    assert!(err.contains("providers.toml") && err.contains("line 3") && err.contains("imap.port"), "{err}");
+}

@@ -28,7 +28,7 @@ pub fn preset() -> Preset {
             fields: Vec::new(),
             help: None,
         },
-        oauth: OAuthProvider {
+        oauth: Some(OAuthProvider {
             name: "Google".into(),
             authorize_url: "https://accounts.google.com/o/oauth2/v2/auth".into(),
             token_url: "https://oauth2.googleapis.com/token".into(),
@@ -43,7 +43,7 @@ pub fn preset() -> Preset {
             ],
             // Without these Google issues a refresh token only on the first consent.
             extra_authorize_params: vec![("access_type".into(), "offline".into()), ("prompt".into(), "consent".into())],
-        },
+        }),
         imap: Endpoint { host: "imap.gmail.com".into(), port: 993, security: Security::SslTls },
         smtp: Endpoint { host: "smtp.gmail.com".into(), port: 465, security: Security::SslTls },
         gmail_extensions: true,
@@ -78,7 +78,7 @@ mod tests {
     fn the_oauth_provider_is_googles_with_offline_access() {
         let gmail = connector(Options::default(), None, None);
         let google = gmail.oauth().expect("an OAuth2 provider");
-        assert_eq!(google, &preset().oauth);
+        assert_eq!(Some(google), preset().oauth.as_ref());
         assert_eq!(google.authorize_url, "https://accounts.google.com/o/oauth2/v2/auth");
         assert_eq!(google.token_url, "https://oauth2.googleapis.com/token");
         assert_eq!(google.userinfo_url, "https://openidconnect.googleapis.com/v1/userinfo");

@@ -90,7 +90,7 @@ pub(crate) struct Context {
 }
 
 /// A provider whose servers are known: fixed IMAP and SMTP endpoints, sign-in with OAuth2
-/// (XOAUTH2 on both), nothing for the user to fill in. A provider crate builds one and turns
+/// (XOAUTH2 on both) or a password, nothing for the user to fill in. A provider crate builds one and turns
 /// it into a connector with [`ImapSmtpConnector::preset`]:
 ///
 /// ```ignore
@@ -103,8 +103,9 @@ pub struct Preset {
     /// whether the provider keeps sent mail in the Sent folder itself; when it does not,
     /// the connector APPENDs a copy after each send.
     pub descriptor: Descriptor,
-    /// The OAuth2 provider the gateway signs users in with ([`MailConnector::oauth`]).
-    pub oauth: OAuthProvider,
+    /// The OAuth2 provider the gateway signs users in with ([`MailConnector::oauth`]); `None`
+    /// for a provider whose users sign in with a password (usually an app password).
+    pub oauth: Option<OAuthProvider>,
     pub imap: Endpoint,
     pub smtp: Endpoint,
     /// Gmail: when the server has X-GM-EXT-1, message ids are `gm/<X-GM-MSGID>`, so a
@@ -157,13 +158,14 @@ impl ImapSmtpConnector {
         ImapSmtpConnector::new(Flavor::GmailPassword, settings::gmail_password_descriptor(), None, false, options)
     }
 
-    /// A provider's fixed servers with OAuth2 sign-in (Gmail, Outlook): see [`Preset`].
+    /// A provider's fixed servers, signed in with OAuth2 (Gmail, Outlook) or a password (the
+    /// gateway's configured presets): see [`Preset`].
     /// Settings are the descriptor's fields only (normally none: `{}`).
     pub fn preset(preset: Preset, options: Options) -> ImapSmtpConnector {
         ImapSmtpConnector::new(
             Flavor::Fixed { imap: preset.imap, smtp: preset.smtp },
             preset.descriptor,
-            Some(preset.oauth),
+            preset.oauth,
             preset.gmail_extensions,
             options,
         )

@@ -35,7 +35,7 @@ pub fn preset() -> Preset {
             fields: Vec::new(),
             help: None,
         },
-        oauth: OAuthProvider {
+        oauth: Some(OAuthProvider {
             name: "Microsoft".into(),
             authorize_url: "https://login.microsoftonline.com/common/oauth2/v2.0/authorize".into(),
             token_url: "https://login.microsoftonline.com/common/oauth2/v2.0/token".into(),
@@ -52,7 +52,7 @@ pub fn preset() -> Preset {
             .map(String::from)
             .to_vec(),
             extra_authorize_params: Vec::new(),
-        },
+        }),
         imap: Endpoint { host: "outlook.office365.com".into(), port: 993, security: Security::SslTls },
         smtp: Endpoint { host: "smtp.office365.com".into(), port: 587, security: Security::StartTls },
         gmail_extensions: false,
@@ -87,7 +87,7 @@ mod tests {
     fn the_oauth_provider_is_microsofts_common_endpoint_with_mail_scopes() {
         let outlook = connector(Options::default(), None, None);
         let microsoft = outlook.oauth().expect("an OAuth2 provider");
-        assert_eq!(microsoft, &preset().oauth);
+        assert_eq!(Some(microsoft), preset().oauth.as_ref());
         assert_eq!(microsoft.authorize_url, "https://login.microsoftonline.com/common/oauth2/v2.0/authorize");
         assert_eq!(microsoft.token_url, "https://login.microsoftonline.com/common/oauth2/v2.0/token");
         assert_eq!(microsoft.userinfo_url, "https://graph.microsoft.com/oidc/userinfo");
@@ -107,7 +107,7 @@ mod tests {
         assert!(d.fields.is_empty() && d.capabilities.calendars);
         assert_eq!(CalendarConnector::validate(&graph, &Settings::new()), Ok(Settings::new()));
         let microsoft = graph.oauth().expect("an OAuth2 provider");
-        assert_eq!(microsoft, &preset().oauth);
+        assert_eq!(Some(microsoft), preset().oauth.as_ref());
         assert!(microsoft.scopes.iter().any(|s| s == "https://graph.microsoft.com/Calendars.ReadWrite"));
         assert!(microsoft.scopes.iter().any(|s| s == "https://outlook.office.com/IMAP.AccessAsUser.All"));
     }

@@ -41,7 +41,8 @@ const MAX_PAGES: usize = 2000;
 /// The Outlook calendar connector (Microsoft Graph). Build it with [`calendar_connector`].
 pub struct GraphCalendarConnector {
     descriptor: Descriptor,
-    oauth: OAuthProvider,
+    /// Microsoft's, as the mail preset's (always set: Outlook signs in with OAuth2).
+    oauth: Option<OAuthProvider>,
     /// The HTTP client and Graph's base URL, or why they could not be made (reported by
     /// `open`, so a bad configuration shows on the account rather than panicking).
     setup: Result<(Client, Url), String>,
@@ -71,7 +72,7 @@ impl CalendarConnector for GraphCalendarConnector {
     }
 
     fn oauth(&self) -> Option<&OAuthProvider> {
-        Some(&self.oauth)
+        self.oauth.as_ref()
     }
 
     async fn open(&self, account: &Account) -> Result<Box<dyn CalendarSession>, ConnectorError> {

@@ -163,9 +163,9 @@ impl Trust {
         let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
             .build()
             .map_err(|e| format!("TLS configuration: {e}"))?;
-        let mut trust = Trust { provider, webpki, extra: Arc::new(extra), shared: Arc::new(placeholder_config()?) };
-        trust.shared = trust.config_with(Verifier::new(&trust, &[]))?;
-        Ok(trust)
+        let extra = Arc::new(extra);
+        let shared = client_config(&provider, Verifier::new(&webpki, &extra, &[]))?;
+        Ok(Trust { provider, webpki, extra, shared })
     }
 
     /// The operator's extra certificates, DER.
@@ -177,31 +177,24 @@ impl Trust {
     /// accepts, certificates with one of `pins`; and the slot that holds the certificate
     /// refused, if the handshake fails on it.
     pub fn for_connection(&self, pins: &[Fingerprint]) -> (Arc<ClientConfig>, Refused) {
-        let verifier = Verifier::new(self, pins);
+        let verifier = Verifier::new(&self.webpki, &self.extra, pins);
         let refused = Refused(Arc::clone(&verifier.refused));
         // Building a config is cheap (the roots are shared); it fails only when the provider
         // cannot do the default protocol versions, which `new` already proved it can.
-        let config = self.config_with(verifier).unwrap_or_else(|_| Arc::clone(&self.shared));
+        let config = client_config(&self.provider, verifier).unwrap_or_else(|_| Arc::clone(&self.shared));
         (config, refused)
-    }
-
-    fn config_with(&self, verifier: Verifier) -> Result<Arc<ClientConfig>, String> {
-        let config = ClientConfig::builder_with_provider(Arc::clone(&self.provider))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(verifier))
-            .with_no_client_auth();
-        Ok(Arc::new(config))
     }
 }
 
-fn placeholder_config() -> Result<ClientConfig, String> {
-    Ok(ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+/// A client configuration that checks servers with `verifier`.
+fn client_config(provider: &Arc<CryptoProvider>, verifier: Verifier) -> Result<Arc<ClientConfig>, String> {
+    let config = ClientConfig::builder_with_provider(Arc::clone(provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS configuration: {e}"))?
-        .with_root_certificates(RootCertStore::empty())
-        .with_no_client_auth())
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
 }
 
 /// The certificate a connection refused, read after its handshake failed.
@@ -223,8 +216,8 @@ struct Verifier {
 }
 
 impl Verifier {
-    fn new(trust: &Trust, pins: &[Fingerprint]) -> Verifier {
-        Verifier { webpki: Arc::clone(&trust.webpki), extra: Arc::clone(&trust.extra), pins: pins.to_vec(), refused: Arc::default() }
+    fn new(webpki: &Arc<WebPkiServerVerifier>, extra: &Arc<Vec<CertificateDer<'static>>>, pins: &[Fingerprint]) -> Verifier {
+        Verifier { webpki: Arc::clone(webpki), extra: Arc::clone(extra), pins: pins.to_vec(), refused: Arc::default() }
     }
 }
 

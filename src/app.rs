@@ -74,10 +74,23 @@ impl Application {
             config.public_url = Some(format!("http://{}", listener.local_addr()?));
         }
         let blobs: crate::blob::SharedBlobStore = Arc::new(crate::blob::LocalBlobStore::new(config.data_dir.join("blobs"))?);
-        let connectors = crate::accounts::registry::Registry::builtin(mail_options(&config)?, &config)?;
+        let mail = mail_options(&config)?;
+        let trust = concierge_connector_sdk::trust::Trust::new(mail.extra_root_certs_pem.as_deref()).map_err(anyhow::Error::msg)?;
+        let discovery = crate::mailboxes::discovery::Discovery::new(&config.dns_servers, config.outbound_policy(), trust)?;
+        let connectors = crate::accounts::registry::Registry::builtin(mail, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
-        let services =
-            Services::new(&config, crate::services::Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party })?;
+        let foundation = crate::services::Foundation {
+            db,
+            fanout,
+            secrets,
+            mailer,
+            blobs,
+            clock,
+            connectors,
+            relying_party,
+            discovery: Arc::new(discovery),
+        };
+        let services = Services::new(&config, foundation)?;
         let schema = graphql::build_schema(&config, services.clone());
         let state = AppState { config: Arc::new(config), services: Arc::new(services), schema, shutdown, tasks: TaskTracker::new() };
         Ok(Application { listener, metrics_listener, state })

@@ -197,6 +197,12 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_PROVIDERS_FILE")]
     pub providers_file: Option<PathBuf>,
 
+    /// Name servers that discovery (`discoverMailSettings`) asks for SRV records and
+    /// autoconfig hosts, as `ip` or `ip:port`, comma-separated. Empty (the default): the
+    /// system's, from /etc/resolv.conf.
+    #[arg(long, env = "CONCIERGE_DNS_SERVERS", value_delimiter = ',', value_parser = parse_name_server)]
+    pub dns_servers: Vec<SocketAddr>,
+
     /// Let mailboxes connect without TLS to servers other than this machine. Off by default:
     /// a password sent in the clear can be read by anyone on the path.
     #[arg(long, env = "CONCIERGE_MAIL_ALLOW_PLAINTEXT", default_value_t = false)]
@@ -488,6 +494,14 @@ impl Cli {
 
 /// This machine, as ranges of the outbound allow list.
 const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+
+/// One name server of `CONCIERGE_DNS_SERVERS`: an address, with port 53 unless one is given.
+fn parse_name_server(item: &str) -> Result<SocketAddr, String> {
+    let item = item.trim();
+    item.parse::<SocketAddr>()
+        .or_else(|_| item.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+        .map_err(|_| format!("{item:?} is not a name server address (ip or ip:port)"))
+}
 
 /// One range of `CONCIERGE_OUTBOUND_ALLOW`: a CIDR, or a bare address.
 fn parse_cidr(item: &str) -> Result<IpNet, String> {

@@ -20,6 +20,7 @@ use crate::export::service::ExportService;
 use crate::fanout::Fanout;
 use crate::identity::service::{IdentityService, Viewer};
 use crate::mail::Mailer;
+use crate::mailboxes::discovery::Discovery;
 use crate::mailboxes::service::MailboxService;
 use crate::mailboxes::sync::{MailSync, SyncSettings};
 use crate::notifications::delivery::{Delivery, DeliverySettings};
@@ -69,6 +70,8 @@ pub struct Services {
     pub contacts: ContactService,
     pub activity: ActivityService,
     pub mailboxes: MailboxService,
+    /// Mail settings from an address (autoconfig, SRV records).
+    pub discovery: Arc<Discovery>,
     /// Webhooks out, and their delivery worker.
     pub webhooks: Webhooks,
     pub service_accounts: ServiceAccountService,
@@ -90,11 +93,13 @@ pub struct Foundation {
     pub clock: SharedClock,
     pub connectors: Registry,
     pub relying_party: webauthn_rs::prelude::Webauthn,
+    /// Finds mail servers from an address when no preset serves its domain.
+    pub discovery: Arc<Discovery>,
 }
 
 impl Services {
     pub fn new(config: &Config, foundation: Foundation) -> anyhow::Result<Services> {
-        let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party } = foundation;
+        let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party, discovery } = foundation;
         let wakers = Wakers::default();
         let notifications = NotificationService::new(
             db.clone(),
@@ -254,6 +259,7 @@ impl Services {
                 log.clone(),
                 config.max_send_bytes,
             ),
+            discovery,
             contacts,
             webhooks,
             deletion: DeletionService::new(

@@ -7,6 +7,7 @@ use concierge_connector_sdk::SharedConnector;
 use futures_util::{Stream, future};
 
 use super::authorize::StartInput;
+use super::discovery::Source;
 use super::model::{Mailbox, MailboxId, MailboxStatus};
 use super::send::{OutgoingAttachment, ReplyContext, SendInput};
 use super::service::ConnectInput;
@@ -83,6 +84,11 @@ impl MailConnectorNode {
 pub enum DiscoverySource {
     /// A provider preset (built in, or the operator's) serves the domain.
     Preset,
+    /// The domain's autoconfig document (`autoconfig.<domain>`, or its
+    /// `/.well-known/autoconfig/`), read over HTTPS.
+    Autoconfig,
+    /// The domain's SRV records (RFC 6186: `_imaps._tcp`, `_submission._tcp`, …).
+    Srv,
 }
 
 /// The mail settings found for an address.
@@ -91,9 +97,14 @@ pub struct MailDiscovery {
     /// The address's domain, lower case.
     pub domain: String,
     pub source: DiscoverySource,
-    /// The connector to connect with: its form asks for nothing but the password (or it signs
-    /// in at the provider).
+    /// The connector to connect with. For a preset, its form asks for nothing but the
+    /// password (or it signs in at the provider); otherwise it is the generic IMAP/SMTP
+    /// connector, with `settings` filled in.
     pub connector: MailConnectorNode,
+    /// Values for the connector's form, by field key (`imapHost`, `imapPort`,
+    /// `imapSecurity`, `smtpHost`, …, `username` when it is not the address): empty for a
+    /// preset. The user checks them and connects; nothing was connected to yet.
+    pub settings: Json<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A connected mailbox. Its credentials are never shown.
@@ -277,22 +288,31 @@ impl MailboxQuery {
         Ok(ctx.services()?.mailboxes.sync().registry().all().iter().cloned().map(MailConnectorNode).collect())
     }
 
-    /// What an address is enough to know: the connector of the provider that serves its
-    /// domain (connect with it, filling in only the password, or sign in at the provider).
-    /// Null when no preset serves the domain: the generic IMAP/SMTP form is the way then.
+    /// What an address is enough to know to connect it. A provider preset serving its
+    /// domain comes first; else the domain's autoconfig document, else its SRV records,
+    /// which fill in the generic IMAP/SMTP form (`settings`). Null when none says, or not
+    /// within a few seconds: the user fills in the generic form then. At most 30 lookups
+    /// per account in 10 minutes (RATE_LIMITED).
     async fn discover_mail_settings(&self, ctx: &Context<'_>, email: String) -> Result<Option<MailDiscovery>> {
-        ctx.viewer().await?;
+        let viewer = ctx.viewer().await?;
         let email = email.trim();
         let domain = match email.rsplit_once('@') {
-            Some((local, domain)) if !local.is_empty() && email_address::EmailAddress::is_valid(email) => domain,
+            Some((local, domain)) if !local.is_empty() && email_address::EmailAddress::is_valid(email) => domain.to_ascii_lowercase(),
             _ => return Err(Error::invalid("email", "must be an email address")),
         };
-        let registry = ctx.services()?.mailboxes.sync().registry();
-        Ok(registry.for_domain(domain).cloned().map(|connector| MailDiscovery {
-            domain: domain.to_ascii_lowercase(),
-            source: DiscoverySource::Preset,
-            connector: MailConnectorNode(connector),
-        }))
+        let services = ctx.services()?;
+        let registry = services.mailboxes.sync().registry();
+        if let Some(connector) = registry.for_domain(&domain) {
+            let connector = MailConnectorNode(connector.clone());
+            return Ok(Some(MailDiscovery { domain, source: DiscoverySource::Preset, connector, settings: Json(Default::default()) }));
+        }
+        let Some(found) = services.discovery.discover_for(viewer.account_id(), email, &domain).await? else { return Ok(None) };
+        let Some(generic) = registry.get(concierge_connector_imap_smtp::GENERIC_KIND).cloned() else { return Ok(None) };
+        let source = match found.source {
+            Source::Autoconfig => DiscoverySource::Autoconfig,
+            Source::Srv => DiscoverySource::Srv,
+        };
+        Ok(Some(MailDiscovery { domain, source, connector: MailConnectorNode(generic), settings: Json(found.settings()) }))
     }
 
     /// One of your mailboxes.

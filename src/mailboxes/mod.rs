@@ -2,6 +2,7 @@
 //! events, and showing how each sync is doing.
 
 pub mod authorize;
+pub mod discovery;
 pub mod graphql;
 pub mod ingest;
 pub mod model;

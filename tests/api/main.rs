@@ -9,6 +9,7 @@ mod contacts;
 mod deletion;
 mod delivery;
 mod digest;
+mod discovery;
 mod export;
 mod frontend;
 mod helpers;

@@ -37,6 +37,9 @@ use concierge_connector_sdk::{
 
 pub use settings::{Endpoint, Security, ServerSettings};
 
+/// The kind of the generic IMAP/SMTP connector (any server, its form asks for the servers).
+pub const GENERIC_KIND: &str = "imap";
+
 use settings::Flavor;
 
 /// How an [`ImapSmtpConnector`] behaves, set by the operator (not by users).

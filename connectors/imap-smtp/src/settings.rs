@@ -107,7 +107,7 @@ fn security_field(key: &'static str, label: &str) -> Field {
 /// The generic form (kind `imap`).
 pub(crate) fn generic_descriptor() -> Descriptor {
     Descriptor {
-        kind: "imap",
+        kind: crate::GENERIC_KIND,
         display_name: "IMAP / SMTP".into(),
         auth: AuthMethod::Password,
         capabilities: Capabilities { send: true, provider_saves_sent: false, calendars: false },

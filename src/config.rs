@@ -192,8 +192,9 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAIL_CA_FILE")]
     pub mail_ca_file: Option<PathBuf>,
 
-    /// A TOML file of mail provider presets (`[[mail_provider]]` tables) that adds providers
-    /// to the built-in ones or replaces one by its kind. A bad file stops the gateway at start.
+    /// A TOML file of mail and calendar provider presets (`[[mail_provider]]` and
+    /// `[[calendar_provider]]` tables) that adds providers to the built-in ones or replaces one
+    /// by its kind. A bad file stops the gateway at start.
     #[arg(long, env = "CONCIERGE_PROVIDERS_FILE")]
     pub providers_file: Option<PathBuf>,
 

@@ -2,9 +2,10 @@
 //! ones that sign in at a provider. Adding a connector is one `register` line in
 //! [`Registry::builtin`].
 //!
-//! Outbound trust: hosts a user types (generic IMAP/SMTP, CalDAV URLs, iCloud's discovered
-//! servers) are reached under the outbound policy (`imap.outbound`, `CONCIERGE_OUTBOUND_ALLOW`).
-//! What the operator configured here is trusted and not checked: the Gmail and Outlook
+//! Outbound trust: hosts a user types (generic IMAP/SMTP, CalDAV URLs) are reached under the
+//! outbound policy (`imap.outbound`, `CONCIERGE_OUTBOUND_ALLOW`). What the operator
+//! configured here is trusted and not checked: the mail and calendar presets' servers
+//! (built in or from `CONCIERGE_PROVIDERS_FILE`), the Gmail and Outlook
 //! presets' IMAP/SMTP servers (`ImapSmtpConnector::preset` reaches them with
 //! `OutboundPolicy::operator_configured`), their OAuth endpoints (called by the gateway's
 //! own OAuth client), Google's CalDAV base URL (`CaldavConnector::google`) and Microsoft
@@ -13,8 +14,9 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use concierge_connector_caldav::{CaldavConnector, Options as CaldavOptions};
+use concierge_connector_caldav::{CaldavConnector, Options as CaldavOptions, Preset as CaldavPreset};
 use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options as ImapOptions, Preset, Security};
+use concierge_connector_sdk::outbound::OutboundPolicy;
 use concierge_connector_sdk::{
     AuthMethod, Capabilities, Descriptor, MailConnector as _, OAuthProvider, SharedCalendarConnector, SharedConnector,
 };
@@ -30,6 +32,8 @@ pub struct Registry {
     oauth: OAuthApps,
     /// Which mail connector serves an address domain (lower case), for discovery.
     domains: HashMap<String, &'static str>,
+    /// The address domains each calendar preset serves.
+    calendar_domains: HashMap<&'static str, Vec<String>>,
 }
 
 impl Registry {
@@ -84,6 +88,11 @@ impl Registry {
         for domain in domains {
             self.domains.insert(domain.to_ascii_lowercase(), kind);
         }
+    }
+
+    /// The address domains a calendar connector's provider serves, sorted.
+    pub fn calendar_domains_of(&self, kind: &str) -> &[String] {
+        self.calendar_domains.get(kind).map_or(&[], Vec::as_slice)
     }
 
     /// The OAuth apps, by connector kind.
@@ -149,8 +158,9 @@ impl Registry {
         registry.serve(concierge_connector_gmail::KIND, &["gmail.com", "googlemail.com"]);
         registry.serve("outlook", &["outlook.com", "hotmail.com", "live.com", "msn.com"]);
         // The presets: built in, and the operator's file (CONCIERGE_PROVIDERS_FILE).
-        for provider in super::providers::load(config.providers_file.as_deref())? {
-            let (connector, app) = preset_connector(&provider, imap.clone())?;
+        let providers = super::providers::load(config.providers_file.as_deref())?;
+        for provider in &providers.mail {
+            let (connector, app) = preset_connector(provider, imap.clone())?;
             let kind = connector.descriptor().kind;
             if let Some(app) = app {
                 apps.insert(kind.to_owned(), app);
@@ -169,9 +179,20 @@ impl Registry {
         };
         registry
             .register_calendar(Arc::new(CaldavConnector::generic(caldav.clone())))
-            .register_calendar(Arc::new(CaldavConnector::icloud(caldav)))
             .register_calendar(Arc::new(CaldavConnector::google(non_empty(&config.gmail_caldav_url))))
             .register_calendar(Arc::new(concierge_connector_outlook::calendar_connector(non_empty(&config.outlook_graph_url))));
+        // Calendar presets (iCloud, Fastmail, …, and the operator's): their URLs are the
+        // operator's configuration, like mail presets' servers, so not held to the policy
+        // user-typed URLs are.
+        let preset_options = CaldavOptions { outbound: OutboundPolicy::operator_configured(), ..caldav };
+        for provider in providers.calendar {
+            let kind: &'static str = Box::leak(provider.kind.into_boxed_str());
+            let preset = CaldavPreset::fixed(kind, &provider.label, provider.help, &provider.url);
+            registry.register_calendar(Arc::new(CaldavConnector::preset(preset, preset_options.clone())));
+            let mut domains = provider.domains;
+            domains.sort_unstable();
+            registry.calendar_domains.insert(kind, domains);
+        }
         let state_ttl = std::time::Duration::from_secs(u64::from(config.oauth_state_minutes.max(1)) * 60);
         registry.oauth = OAuthApps::new(apps, &config.public_url(), state_ttl)?;
         Ok(registry)

@@ -37,6 +37,12 @@ impl CalendarConnectorNode {
         self.0.descriptor().help.as_deref()
     }
 
+    /// The address domains a preset's provider serves (`icloud.com`, `fastmail.com`, …),
+    /// so a frontend can offer it for an address; empty for the generic form.
+    async fn domains(&self, ctx: &Context<'_>) -> Result<Vec<String>> {
+        Ok(ctx.services()?.calendars.sync().registry().calendar_domains_of(self.0.descriptor().kind).to_vec())
+    }
+
     /// PASSWORD: connect with `connectCalendarAccount`. OAUTH2: connecting the provider's
     /// mailbox (`startMailboxAuthorization`) connects its calendars too.
     async fn auth(&self) -> MailAuthMethod {

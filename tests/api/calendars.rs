@@ -780,3 +780,63 @@ async fn a_self_signed_caldav_server_shows_its_certificate_and_connects_once_the
     assert!(r["data"]["connectCalendarAccount"]["id"].is_string(), "{r}");
     assert!(calendars(&app, &user).await.iter().any(|c| c["name"] == "Work"));
 }
+
+/// Calendar providers are presets too: built in (iCloud, Fastmail, …) and from the operator's
+/// file, listed by `calendarConnectors` with their domains, and connected with a user name and
+/// password alone. A preset's URL is the operator's, so a user's settings cannot move it.
+#[tokio::test]
+async fn calendar_presets_come_built_in_and_from_the_operators_file() {
+    let lab = CalendarLab::get().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("providers.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[calendar_provider]]\nkind = \"labcal\"\nlabel = \"Lab Calendar\"\ndomains = [\"lab.test\"]\nhelp = \"Use your lab password.\"\nurl = \"{}\"\n",
+            lab.url
+        ),
+    )
+    .expect("write providers file");
+    // Not loopback-allowed: a preset's URL is the operator's, not held to the user policy.
+    let app = TestApp::spawn_with(|c| c.providers_file = Some(file.clone())).await;
+    let ada = app.user(&fresh("ada")).await;
+
+    let r = app.gql(Some(&ada.token), "{ calendarConnectors { kind displayName help auth domains fields { key } } }", json!({})).await;
+    let list = r["data"]["calendarConnectors"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    let by_kind = |kind: &str| list.iter().find(|c| c["kind"] == kind).cloned().unwrap_or_else(|| panic!("no {kind}: {r}"));
+    let labcal = by_kind("labcal");
+    assert_eq!(labcal["displayName"], "Lab Calendar");
+    assert_eq!(labcal["help"], "Use your lab password.");
+    assert_eq!(labcal["auth"], "PASSWORD");
+    assert_eq!(labcal["domains"], json!(["lab.test"]));
+    assert_eq!(labcal["fields"], json!([]), "a preset's form asks for nothing but the sign-in");
+    for kind in ["icloud", "fastmail", "yahoo", "posteo"] {
+        assert_eq!(by_kind(kind)["auth"], "PASSWORD", "{kind}");
+    }
+    assert!(by_kind("icloud")["help"].as_str().unwrap().contains("app-specific password"));
+    assert!(by_kind("fastmail")["domains"].as_array().unwrap().iter().any(|d| d == "fastmail.com"));
+    assert_eq!(by_kind("caldav")["domains"], json!([]));
+
+    // Connected with the preset: nothing but a user name and password.
+    let (name, password) = lab.new_user("preset").await;
+    lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let connect = |password: String, settings: Value| {
+        let (app, token, name) = (&app, ada.token.clone(), name.clone());
+        async move {
+            let input = json!({ "connector": "labcal", "username": name, "password": password, "settings": settings });
+            app.gql(Some(&token), CONNECT, json!({ "i": input })).await
+        }
+    };
+    // A wrong password is refused as one, and saves nothing.
+    let r = connect("wrong".into(), json!({})).await;
+    assert_eq!(error_of(&r).0, "AUTHENTICATION_FAILED", "{r}");
+    // A user's `url` cannot point the preset elsewhere.
+    let r = connect(password.clone(), json!({ "url": "http://169.254.169.254/" })).await;
+    assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("settings.url".into())), "{r}");
+    let r = app.gql(Some(&ada.token), ACCOUNTS, json!({})).await;
+    assert_eq!(r["data"]["me"]["calendarAccounts"], json!([]), "nothing saved: {r}");
+    let r = connect(password.clone(), json!({})).await;
+    let account = &r["data"]["connectCalendarAccount"];
+    assert_eq!(account["connector"], "labcal", "{r}");
+    assert!(account["calendars"].as_array().unwrap().iter().any(|c| c["name"] == "Work"), "{r}");
+}

@@ -58,6 +58,24 @@ impl Preset {
         }
     }
 
+    /// A provider's server at a fixed URL (`{username}` stands for the sign-in name), signed
+    /// in to with a password: the form asks for nothing else. The gateway makes these from
+    /// its calendar presets.
+    pub fn fixed(kind: &'static str, label: &str, help: Option<String>, url: &str) -> Preset {
+        Preset {
+            descriptor: Descriptor {
+                kind,
+                display_name: label.into(),
+                auth: AuthMethod::Password,
+                capabilities: calendars_only(),
+                fields: Vec::new(),
+                help,
+            },
+            start_url: Some(url.into()),
+            oauth: None,
+        }
+    }
+
     /// Help for the iCloud password field (the gateway shows it next to the password).
     pub const ICLOUD_PASSWORD_HELP: &'static str =
         "iCloud needs an app-specific password: create one at appleid.apple.com (Sign-In and Security → App-Specific Passwords)";

@@ -28,6 +28,23 @@ pub enum Command {
     Schema,
     /// Operator tasks on the database `serve` uses.
     Admin(AdminArgs),
+    /// Seals every stored secret (mailbox and calendar credentials, two-factor secrets,
+    /// webhook secrets) again under the current key (`CONCIERGE_SECRET_KEY`, or `secret.key`
+    /// in the data folder, created when missing), opening them with the old one. Stop every
+    /// gateway first, and start them with the new key after.
+    Rekey(RekeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RekeyArgs {
+    /// The previous key, 32 bytes in base64.
+    #[arg(long, env = "CONCIERGE_OLD_SECRET_KEY", hide_env_values = true, conflicts_with = "old_key_file")]
+    pub old_key: Option<Redacted>,
+    /// A file holding the previous key (a former `secret.key`).
+    #[arg(long)]
+    pub old_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: Config,
 }
 
 #[derive(Debug, clap::Args)]

@@ -31,6 +31,26 @@ impl SecretBox {
         Ok(SecretBox { cipher: XChaCha20Poly1305::new(&Key::from(key)), key })
     }
 
+    /// A key given as text (32 bytes, base64), or read from an existing key file: the
+    /// previous key, for `concierge rekey`. Never creates a file.
+    pub fn from_old_key(text: Option<&str>, file: Option<&Path>) -> anyhow::Result<SecretBox> {
+        let key = match (text, file) {
+            (Some(b64), None) => decode_key(b64).context("the old key must be 32 bytes in base64")?,
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                decode_key(&text).with_context(|| format!("{} is not a valid key", path.display()))?
+            }
+            _ => anyhow::bail!("give the old key either as text (--old-key) or as a file (--old-key-file)"),
+        };
+        Ok(SecretBox { cipher: XChaCha20Poly1305::new(&Key::from(key)), key })
+    }
+
+    /// Whether two boxes hold the same key.
+    pub fn same_key(&self, other: &SecretBox) -> bool {
+        use subtle::ConstantTimeEq as _;
+        self.key.ct_eq(&other.key).into()
+    }
+
     /// A 32-byte key for one purpose, derived from the gateway's key (HMAC-SHA-256 keyed
     /// with it over `purpose`): replicas sharing the key derive the same one, and it reveals
     /// nothing about the key or about keys for other purposes.
@@ -56,9 +76,20 @@ impl SecretBox {
         anyhow::ensure!(sealed.len() > NONCE_BYTES, "sealed secret too short");
         let (nonce, ciphertext) = sealed.split_at(NONCE_BYTES);
         let nonce: [u8; NONCE_BYTES] = nonce.try_into()?;
-        self.cipher
-            .decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: bound_to })
-            .map_err(|_| anyhow::anyhow!("a sealed secret did not open (wrong key or tampered)"))
+        self.cipher.decrypt(&XNonce::from(nonce), Payload { msg: ciphertext, aad: bound_to }).map_err(|_| anyhow::Error::new(Unreadable))
+    }
+}
+
+/// A sealed value that did not open: sealed under another key (the gateway's key changed
+/// without `concierge rekey`), or damaged.
+#[derive(Debug, thiserror::Error)]
+#[error("a sealed secret did not open (wrong key or tampered)")]
+pub struct Unreadable;
+
+impl Unreadable {
+    /// Whether `error` is (or was caused by) a sealed value that did not open.
+    pub fn caused(error: &crate::error::Error) -> bool {
+        matches!(error, crate::error::Error::Internal(e) if e.downcast_ref::<Unreadable>().is_some())
     }
 }
 

@@ -34,6 +34,7 @@ pub mod passkeys;
 pub mod platform_events;
 pub mod profile;
 pub mod recovery;
+pub mod rekey;
 pub mod security;
 pub mod service_accounts;
 pub mod services;

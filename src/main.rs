@@ -47,6 +47,32 @@ async fn main() -> anyhow::Result<()> {
             db.close().await;
             Ok(())
         }
+        Command::Rekey(args) => {
+            let config = args.config;
+            concierge::telemetry::init_tracing(&config.log_filter, config.log_format, std::io::stderr);
+            let old =
+                concierge::crypto::SecretBox::from_old_key(args.old_key.as_ref().map(|k| k.0.as_str()), args.old_key_file.as_deref())?;
+            let new = concierge::crypto::SecretBox::load(config.secret_key.as_ref().map(|k| k.0.as_str()), &config.data_dir)?;
+            let db = concierge::db::Db::connect(&config.database_url(), Some(2)).await?;
+            db.migrate().await?;
+            let report = concierge::rekey::rekey(&db, &old, &new).await;
+            db.close().await;
+            let report = report?;
+            for column in &report.columns {
+                println!(
+                    "{:<36} resealed {:>6}   already current {:>6}   unreadable {:>6}",
+                    column.name, column.resealed, column.current, column.unreadable
+                );
+            }
+            println!("{} secrets sealed under the new key", report.resealed());
+            if report.unreadable() > 0 {
+                eprintln!(
+                    "{} secrets opened with neither key and were left: their owners will be asked to sign in again",
+                    report.unreadable()
+                );
+            }
+            Ok(())
+        }
         Command::Serve(config) => {
             concierge::telemetry::init_tracing(&config.log_filter, config.log_format, std::io::stdout);
             Application::build(config).await?.run().await

@@ -75,6 +75,11 @@ struct Inner {
     process: uuid::Uuid,
 }
 
+/// The error of an account whose saved credentials do not open (the gateway's secret key
+/// changed without `concierge rekey`, or the row was damaged): the server is not to blame.
+const UNREADABLE_CREDENTIALS: &str =
+    "the saved credentials cannot be read with this gateway's secret key (was it changed without `concierge rekey`?)";
+
 /// At most this many appointment writes per round.
 const WRITES_PER_ROUND: i64 = 200;
 /// How long a process holds a write it took before another may take it over.
@@ -215,10 +220,14 @@ impl CalendarSync {
     }
 
     async fn open(&self, a: &CalendarAccount) -> std::result::Result<Box<dyn CalendarSession>, ConnectorError> {
-        let (connector, account) = self
-            .account_of(a)
-            .await
-            .map_err(|e| ConnectorError::Protocol { message: format!("cannot open the account: {}", e.message()) })?;
+        let (connector, account) = self.account_of(a).await.map_err(|e| {
+            tracing::warn!(error = ?e, calendar_account_id = %a.calendar_account_id.0, "cannot open a calendar account");
+            if crate::crypto::Unreadable::caused(&e) {
+                ConnectorError::Authentication { message: UNREADABLE_CREDENTIALS.into() }
+            } else {
+                ConnectorError::Protocol { message: format!("cannot open the account: {}", e.message()) }
+            }
+        })?;
         match tokio::time::timeout(self.inner.settings.timeout, connector.open(&account)).await {
             Ok(r) => r,
             Err(_) => Err(ConnectorError::Unreachable { message: "signing in timed out".into() }),
@@ -358,6 +367,9 @@ impl CalendarSync {
     async fn account_failed(&self, a: &CalendarAccount, e: &ConnectorError) {
         let id = a.calendar_account_id;
         let (status, reason) = match e {
+            ConnectorError::Authentication { message } if message == UNREADABLE_CREDENTIALS => {
+                (CalendarAccountStatus::NeedsReauth, "the gateway cannot read the saved credentials: connect the account again")
+            }
             ConnectorError::Authentication { .. } => {
                 (CalendarAccountStatus::NeedsReauth, "the server refused the credentials: connect the account again")
             }

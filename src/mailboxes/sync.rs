@@ -326,7 +326,7 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
         };
         let delay = match error.disposition() {
             Disposition::Reauthorize => {
-                needs_reauth(inner, id, &error).await;
+                needs_reauth(inner, id, "the server refused the credentials; connect the mailbox again", &error.to_string()).await;
                 return;
             }
             Disposition::Resync => {
@@ -382,14 +382,14 @@ async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, ki
     };
     let account = match account_of(inner, &mailbox, &connector).await {
         Ok(a) => a,
-        Err(e) => {
-            // Sealed under another key (CONCIERGE_SECRET_KEY changed) or damaged: only the
-            // user can supply the password again.
+        // Sealed under another key (CONCIERGE_SECRET_KEY changed) or damaged: only the
+        // user can supply the password again.
+        Err(e) if crate::crypto::Unreadable::caused(&e) => {
             warn!(error = ?e, "cannot open the mailbox's saved credentials");
-            return Ok(Ended::Failed(ConnectorError::Authentication {
-                message: "the saved credentials cannot be read by this gateway (was its secret key changed?)".into(),
-            }));
+            needs_reauth(inner, id, UNREADABLE_CREDENTIALS, "the saved credentials did not open with this gateway's key").await;
+            return Ok(Ended::Stop);
         }
+        Err(e) => return Err(e),
     };
     set_status(inner, id, MailboxStatus::Connecting, "signing in", None).await;
     let opened = tokio::time::timeout(inner.settings.connect_timeout, connector.open(&account)).await;
@@ -636,15 +636,13 @@ async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason:
     }
 }
 
-async fn needs_reauth(inner: &Inner, id: MailboxId, error: &ConnectorError) {
-    set_status(
-        inner,
-        id,
-        MailboxStatus::NeedsReauth,
-        "the server refused the credentials; connect the mailbox again",
-        Some(&error.to_string()),
-    )
-    .await;
+/// Why a mailbox whose saved credentials no longer open needs its owner: the server is not
+/// to blame.
+const UNREADABLE_CREDENTIALS: &str =
+    "the gateway cannot read the saved credentials (its secret key changed without `concierge rekey`); connect the mailbox again";
+
+async fn needs_reauth(inner: &Inner, id: MailboxId, reason: &str, error: &str) {
+    set_status(inner, id, MailboxStatus::NeedsReauth, reason, Some(error)).await;
     let Ok(Some(mailbox)) = store::find_mailbox(&inner.db, id).await else { return };
     let language = language_of(inner, mailbox.account_id).await;
     let notice = Notice {

@@ -335,7 +335,7 @@ fn room_for_one_more(held: usize) -> Result<()> {
 }
 
 /// What a sealed ceremony state is bound to.
-fn bound(id: Uuid) -> Vec<u8> {
+pub fn bound(id: Uuid) -> Vec<u8> {
     format!("passkey-ceremony:{id}").into_bytes()
 }
 

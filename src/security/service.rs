@@ -299,7 +299,7 @@ fn totp(secret: &[u8], email: &str) -> Result<Totp> {
 }
 
 /// What a sealed TOTP secret is bound to.
-fn bound(id: AccountId) -> Vec<u8> {
+pub fn bound(id: AccountId) -> Vec<u8> {
     format!("totp:{id}").into_bytes()
 }
 

@@ -372,7 +372,7 @@ impl Webhooks {
 }
 
 /// What a webhook's secrets are sealed to: they open only as that webhook's.
-fn binding(id: WebhookId) -> Vec<u8> {
+pub fn binding(id: WebhookId) -> Vec<u8> {
     [b"webhook-secret:".as_slice(), id.0.as_bytes()].concat()
 }
 

@@ -29,6 +29,7 @@ mod platform_events;
 mod profile;
 mod push_endpoint;
 mod recovery;
+mod rekey;
 mod schema;
 mod security;
 mod security_log;

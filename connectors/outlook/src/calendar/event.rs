@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use concierge_connector_sdk::{CalendarObject, RemoteCalendar};
 use serde_json::{Value, json};
 
-use super::ical::{self, Writer};
+use concierge_connector_sdk::ical::{self, Writer, utc_stamp};
 
 /// A Graph calendar (`GET /me/calendars`) as the gateway sees it. `None` without an id.
 pub fn remote_calendar(calendar: &Value) -> Option<RemoteCalendar> {
@@ -134,10 +134,6 @@ fn graph_time(value: &Value) -> Result<NaiveDateTime, String> {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("unreadable dateTime {text:?}"))
 }
 
-fn utc_stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
 /// When a VEVENT starts or ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum When {
@@ -172,7 +168,8 @@ pub struct Draft {
 pub fn draft(ical_text: &str) -> Result<Draft, String> {
     let props = ical::first_event(ical_text).ok_or("no VEVENT")?;
     let find = |name: &str| props.iter().find(|p| p.name == name);
-    let text = |name: &str| find(name).map(|p| ical::unescape_text(&p.value)).unwrap_or_default();
+    // TEXT values come unescaped from the reader.
+    let text = |name: &str| find(name).map(|p| p.value.clone()).unwrap_or_default();
     let uid = text("UID");
     let start = when(find("DTSTART").ok_or("no DTSTART")?)?;
     let end = match (find("DTEND"), start) {
@@ -253,6 +250,11 @@ pub fn graph_event(draft: &Draft, transaction_id: Option<&str>) -> Value {
 mod tests {
     use super::*;
 
+    // The content lines as written, folds joined (values still escaped).
+    fn unfold(text: &str) -> Vec<String> {
+        text.replace("\r\n ", "").split("\r\n").filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -285,7 +287,7 @@ mod tests {
         });
         let object = calendar_object(&event, at("2026-01-01T00:00:00Z")).unwrap();
         assert_eq!((object.id.as_str(), object.etag.as_deref()), ("AAMk=1", Some("W/\"abc\"")));
-        let lines = ical::unfold(&object.ical);
+        let lines = unfold(&object.ical);
         for expected in [
             "BEGIN:VCALENDAR",
             "UID:AAMk=1",
@@ -311,7 +313,7 @@ mod tests {
             "start": {"dateTime": "2026-07-04T00:00:00.0000000", "timeZone": "UTC"},
             "end": {"dateTime": "2026-07-06T00:00:00.0000000", "timeZone": "UTC"},
         });
-        let lines = ical::unfold(&calendar_object(&event, Utc::now()).unwrap().ical);
+        let lines = unfold(&calendar_object(&event, Utc::now()).unwrap().ical);
         assert!(lines.contains(&"DTSTART;VALUE=DATE:20260704".to_owned()), "{lines:?}");
         assert!(lines.contains(&"DTEND;VALUE=DATE:20260706".to_owned()), "{lines:?}");
         assert!(lines.contains(&"TRANSP:OPAQUE".to_owned()));

@@ -613,6 +613,25 @@ mod tests {
     }
 
     #[test]
+    fn an_outlook_meeting_in_tehran_is_busy_at_the_right_hours() {
+        // Before the full Windows table, "Iran Standard Time" was read as UTC: busy 10:00 to
+        // 11:30 UTC, three and a half hours late.
+        let meeting = object(
+            "BEGIN:VEVENT
+             UID:tehran
+             DTSTART;TZID=Iran Standard Time:20260706T100000
+             DTEND;TZID=Iran Standard Time:20260706T113000
+             END:VEVENT",
+        );
+
+        let found = occurrences(&meeting, utc("2026-07-06T00:00:00Z"), utc("2026-07-07T00:00:00Z"), Tz::Europe__Berlin);
+
+        let busy: Vec<_> = found.iter().map(|o| (o.start, o.end, o.busy)).collect();
+        assert_eq!(busy, vec![(utc("2026-07-06T06:30:00Z"), utc("2026-07-06T08:00:00Z"), true)]);
+        assert!(!meeting.series.approximate);
+    }
+
+    #[test]
     fn a_pathological_rule_is_capped() {
         let secondly = object(
             "BEGIN:VEVENT

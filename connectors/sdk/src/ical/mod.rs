@@ -11,4 +11,4 @@ pub mod zones;
 pub use object::{IcalError, Instance, Length, Override, ParsedObject, Rule, Series, When, add_clamped, parse_object, sub_clamped};
 pub use read::{Component, Property, ReadError, first_event, parse};
 pub use write::{AppointmentIcal, Party, Writer, appointment, escape_text, param_value, utc_stamp};
-pub use zones::{local_to_utc, resolve_tzid};
+pub use zones::{WINDOWS_ZONES, WindowsZone, local_to_utc, resolve_tzid, windows_zone};

@@ -800,4 +800,52 @@ mod tests {
         let bad_start = calendar("BEGIN:VEVENT\nUID:x\nDTSTART:2026-01-05\nEND:VEVENT");
         assert!(matches!(parse_object(&bad_start), Err(IcalError::Invalid(_))));
     }
+
+    #[test]
+    fn an_outlook_invitation_in_iran_standard_time_is_read_at_the_right_instant() {
+        // As Outlook writes it: a Windows zone id, and a VTIMEZONE without an IANA location.
+        let object = parse_object(&calendar(
+            "BEGIN:VTIMEZONE
+             TZID:Iran Standard Time
+             BEGIN:STANDARD
+             DTSTART:16010101T000000
+             TZOFFSETFROM:+0330
+             TZOFFSETTO:+0330
+             END:STANDARD
+             END:VTIMEZONE
+             BEGIN:VEVENT
+             UID:040000008200E00074C5B7101A82E008
+             DTSTART;TZID=Iran Standard Time:20260706T100000
+             DTEND;TZID=Iran Standard Time:20260706T113000
+             SUMMARY:Budget review
+             END:VEVENT",
+        ))
+        .expect("parses");
+
+        // Tehran keeps +03:30 all year: 10:00 there is 06:30 UTC, not 10:00 UTC.
+        assert_eq!(object.series.start, When::Zoned("2026-07-06T10:00:00".parse().expect("local"), Tz::Asia__Tehran));
+        assert_eq!(object.series.start.to_utc(Tz::UTC), utc("2026-07-06T06:30:00Z"));
+        assert_eq!(object.series.length, Length { days: 0, seconds: 5400 });
+        assert!(!object.series.approximate);
+    }
+
+    #[test]
+    fn windows_zones_that_were_read_as_utc_now_resolve_in_events() {
+        for (tzid, utc_start) in [
+            ("Egypt Standard Time", "2026-01-05T07:00:00Z"),
+            ("Pakistan Standard Time", "2026-01-05T04:00:00Z"),
+            ("Arabian Standard Time", "2026-01-05T05:00:00Z"),
+            ("Nepal Standard Time", "2026-01-05T03:15:00Z"),
+        ] {
+            let object = parse_object(&calendar(&format!(
+                "BEGIN:VEVENT
+                 UID:zone
+                 DTSTART;TZID=\"{tzid}\":20260105T090000
+                 END:VEVENT"
+            )))
+            .expect("parses");
+            assert_eq!(object.series.start.to_utc(Tz::UTC), utc(utc_start), "{tzid}");
+            assert!(!object.series.approximate, "{tzid}");
+        }
+    }
 }

@@ -4,7 +4,6 @@
 
 pub mod appointments;
 pub mod graphql;
-pub mod ical;
 pub mod model;
 pub mod recurrence;
 pub mod service;

@@ -95,7 +95,7 @@ pub struct StoredEvent {
     pub span_start: i64,
     pub span_end: Option<i64>,
     pub recurring: bool,
-    /// The [`super::ical::ParsedObject`] as JSON.
+    /// The [`concierge_connector_sdk::ical::ParsedObject`] as JSON.
     pub parsed: String,
 }
 

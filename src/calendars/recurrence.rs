@@ -1,13 +1,14 @@
 //! Recurrence expansion: turns a stored [`ParsedObject`] into the occurrences that overlap
 //! a query window, in the event's own zone (a weekly 09:00 Berlin meeting stays 09:00 across
-//! DST) and, for floating and all-day values, in the user's zone.
+//! DST) and, for floating and all-day values, in the user's zone; and the [`span`] an object
+//! is indexed by. Reading the iCalendar text is the SDK's ([`concierge_connector_sdk::ical`]).
 
 use chrono::{DateTime, Datelike, Months, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use rrule::{Frequency, RRule, RRuleSet, Unvalidated};
 use serde::Serialize;
 
-use super::ical::{ParsedObject, Rule, Series, When, local_to_utc, sub_clamped};
+use concierge_connector_sdk::ical::{Length, ParsedObject, Rule, Series, When, add_clamped, local_to_utc, sub_clamped};
 
 /// Instances one object may produce (or step over) in one call: a pathological rule
 /// (FREQ=SECONDLY) stops here instead of hanging the query or exhausting memory.
@@ -87,14 +88,43 @@ pub fn occurrences(object: &ParsedObject, from: DateTime<Utc>, to: DateTime<Utc>
     out
 }
 
+/// A conservative UTC interval holding every occurrence: floating and all-day values are
+/// padded by 14 h either side (the user's zone is unknown at sync time); the end is `None`
+/// for a recurrence without UNTIL or COUNT.
+pub fn span(object: &ParsedObject) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let series = &object.series;
+    let latest_end = |start: When, length: Length| add_clamped(start.latest(), length.max_duration());
+
+    let mut first = series.start.earliest();
+    let mut last = Some(latest_end(series.start, series.length));
+    for rdate in &series.rdates {
+        first = first.min(rdate.earliest());
+        last = last.max(Some(latest_end(*rdate, series.length)));
+    }
+    for o in &series.overrides {
+        first = first.min(o.recurrence_id.earliest());
+        if let Some(instance) = &o.instance {
+            first = first.min(instance.start.earliest());
+            last = last.max(Some(latest_end(instance.start, instance.length)));
+        }
+    }
+    if let Some(rule) = &series.rule {
+        match last_rule_start(series, rule) {
+            Some(rule_last) => last = last.max(Some(latest_end(rule_last, series.length))),
+            None => last = None,
+        }
+    }
+    (first, last)
+}
+
 // A zero-length event takes no time but still happens at its start.
 fn overlaps(start: DateTime<Utc>, end: DateTime<Utc>, from: DateTime<Utc>, to: DateTime<Utc>) -> bool {
     start < to && (end > from || (end == start && start >= from))
 }
 
-/// The start of the rule's last instance, for [`super::ical::span`]; `None` when the rule
+/// The start of the rule's last instance, for [`span`]; `None` when the rule
 /// has no end (no UNTIL, an UNTIL centuries away, or a COUNT beyond [`MAX_INSTANCES`]).
-pub(crate) fn last_rule_start(series: &Series, rule: &Rule) -> Option<When> {
+fn last_rule_start(series: &Series, rule: &Rule) -> Option<When> {
     if let Some(count) = rule.count {
         if count as usize > MAX_INSTANCES {
             return None;
@@ -220,7 +250,7 @@ fn rebase(local: NaiveDateTime, freq: Frequency, interval: u16, target: NaiveDat
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::calendars::ical::{parse_object, span};
+    use concierge_connector_sdk::ical::{IcalError, parse_object};
 
     fn utc(s: &str) -> DateTime<Utc> {
         s.parse().expect("test instant")
@@ -233,6 +263,16 @@ mod tests {
             .chain(["END:VCALENDAR"])
             .collect();
         parse_object(&(lines.join("\r\n") + "\r\n")).expect("test object parses")
+    }
+
+    // Wraps VEVENT lines in a VCALENDAR with CRLF endings, as servers send them.
+    fn calendar(body: &str) -> String {
+        let lines: Vec<&str> = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Test//EN"]
+            .into_iter()
+            .chain(body.lines().map(str::trim).filter(|l| !l.is_empty()))
+            .chain(["END:VCALENDAR"])
+            .collect();
+        lines.join("\r\n") + "\r\n"
     }
 
     fn starts(found: &[Occurrence]) -> Vec<DateTime<Utc>> {
@@ -573,6 +613,25 @@ mod tests {
     }
 
     #[test]
+    fn an_outlook_meeting_in_tehran_is_busy_at_the_right_hours() {
+        // Before the full Windows table, "Iran Standard Time" was read as UTC: busy 10:00 to
+        // 11:30 UTC, three and a half hours late.
+        let meeting = object(
+            "BEGIN:VEVENT
+             UID:tehran
+             DTSTART;TZID=Iran Standard Time:20260706T100000
+             DTEND;TZID=Iran Standard Time:20260706T113000
+             END:VEVENT",
+        );
+
+        let found = occurrences(&meeting, utc("2026-07-06T00:00:00Z"), utc("2026-07-07T00:00:00Z"), Tz::Europe__Berlin);
+
+        let busy: Vec<_> = found.iter().map(|o| (o.start, o.end, o.busy)).collect();
+        assert_eq!(busy, vec![(utc("2026-07-06T06:30:00Z"), utc("2026-07-06T08:00:00Z"), true)]);
+        assert!(!meeting.series.approximate);
+    }
+
+    #[test]
     fn a_pathological_rule_is_capped() {
         let secondly = object(
             "BEGIN:VEVENT
@@ -619,5 +678,161 @@ mod tests {
         assert_eq!(total, 9000);
         // Generous for an unoptimised build on a shared machine; release is far below this.
         assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    }
+
+    #[test]
+    fn garbage_and_truncated_input_never_panics() {
+        for garbage in
+            ["", "hello world", "BEGIN:", "BEGIN:VCALENDAR", "END:VEVENT", "\u{0}\u{1}\u{2}", ":::;;;", "BEGIN:VEVENT\r\nEND:VTODO"]
+        {
+            assert!(parse_object(garbage).is_err(), "{garbage:?}");
+        }
+        assert!(matches!(parse_object("hello world"), Err(IcalError::Invalid(_))));
+
+        let full = calendar(
+            "BEGIN:VTIMEZONE
+             TZID:Office
+             X-LIC-LOCATION:Europe/Berlin
+             END:VTIMEZONE
+             BEGIN:VEVENT
+             UID:whole
+             DTSTART;TZID=Office:20260105T090000
+             DURATION:PT45M
+             RRULE:FREQ=MONTHLY;BYDAY=2TU;COUNT=5
+             RDATE;VALUE=PERIOD:20260301T100000Z/PT1H
+             EXDATE;VALUE=DATE:20260210
+             SUMMARY:Ärger\\, Überstunden 老虎
+             END:VEVENT
+             BEGIN:VEVENT
+             UID:whole
+             RECURRENCE-ID;TZID=Office:20260113T090000
+             DTSTART;TZID=Office:20260114T090000
+             END:VEVENT",
+        );
+        assert!(parse_object(&full).is_ok());
+        let mut checked = 0;
+        for (cut, _) in full.char_indices() {
+            let result = parse_object(&full[..cut]);
+            if let Ok(object) = result {
+                // Whatever survives truncation must also expand and span without trouble.
+                let _ = span(&object);
+                let _ = occurrences(&object, utc("2026-01-01T00:00:00Z"), utc("2026-12-31T00:00:00Z"), Tz::Europe__Berlin);
+            }
+            checked += 1;
+        }
+        assert!(checked > 400);
+
+        // Deterministic byte noise spliced into a valid object.
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..300 {
+            let mut bytes = full.clone().into_bytes();
+            for _ in 0..8 {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let at = (seed % bytes.len() as u64) as usize;
+                bytes[at] = (seed >> 32) as u8;
+            }
+            let text = String::from_utf8_lossy(&bytes);
+            if let Ok(object) = parse_object(&text) {
+                let _ = span(&object);
+            }
+        }
+    }
+
+    #[test]
+    fn odd_but_well_formed_values_never_panic() {
+        let window = (utc("2026-01-01T00:00:00Z"), utc("2026-02-01T00:00:00Z"));
+        let cases = [
+            ("99991231T235959Z", "FREQ=YEARLY"),
+            ("00010101T000000Z", "FREQ=DAILY"),
+            ("20260105T090000Z", "FREQ=WEEKLY;INTERVAL=65535"),
+            ("20260105T090000Z", "FREQ=DAILY;COUNT=4294967295"),
+            ("20260105T090000Z", "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=2"),
+            ("20260105T090000Z", "FREQ=YEARLY;BYSETPOS=-1;BYDAY=MO,TU;BYWEEKNO=53"),
+            ("20260105T090000Z", "FREQ=MINUTELY;BYSECOND=0,1,2,3,4,5,6,7,8,9"),
+            ("20260105T090000Z", "FREQ=DAILY;UNTIL=19000101T000000Z"),
+            ("20260105", "FREQ=DAILY;UNTIL=20260110T000000Z"),
+            ("20260105T090000Z", "FREQ=FORTNIGHTLY"),
+            ("20260105T090000Z", "FREQ=DAILY;;;"),
+        ];
+        for (start, rule) in cases {
+            let text = calendar(&format!("BEGIN:VEVENT\nUID:odd\nDTSTART:{start}\nDURATION:P9999999W\nRRULE:{rule}\nEND:VEVENT"));
+            let object = parse_object(&text).expect("parses");
+            let _ = span(&object);
+            let found = occurrences(&object, window.0, window.1, Tz::Pacific__Kiritimati);
+            assert!(found.len() <= MAX_INSTANCES + 1, "{rule}");
+        }
+        // A stored form altered in the database is not trusted either.
+        let tampered = r#"{"uid":"t","series":{"start":{"u":"2026-01-05T09:00:00Z"},"length":{"days":9223372036854775807,"seconds":-9223372036854775808},"rule":{"text":"FREQ=DAILY","count":0}}}"#;
+        let object: ParsedObject = serde_json::from_str(tampered).expect("deserializes");
+        let _ = span(&object);
+        let _ = occurrences(&object, window.0, window.1, Tz::UTC);
+    }
+
+    #[test]
+    fn span_of_a_single_timed_event_is_its_start_and_end() {
+        let object = parse_object(&calendar(
+            "BEGIN:VEVENT
+             UID:one
+             DTSTART;TZID=Europe/Berlin:20260328T200000
+             DTEND;TZID=Europe/Berlin:20260329T100000
+             END:VEVENT",
+        ))
+        .expect("parses");
+        assert_eq!(span(&object), (utc("2026-03-28T19:00:00Z"), Some(utc("2026-03-29T08:00:00Z"))));
+    }
+
+    #[test]
+    fn span_pads_floating_and_all_day_values_by_fourteen_hours() {
+        let object = parse_object(&calendar(
+            "BEGIN:VEVENT
+             UID:day
+             DTSTART;VALUE=DATE:20260329
+             DTEND;VALUE=DATE:20260330
+             END:VEVENT",
+        ))
+        .expect("parses");
+        // The end is padded by 14 h and by a 25-hour bound on the wall-clock day.
+        assert_eq!(span(&object), (utc("2026-03-28T10:00:00Z"), Some(utc("2026-03-30T15:00:00Z"))));
+    }
+
+    #[test]
+    fn span_of_an_open_ended_rule_has_no_end() {
+        let object = parse_object(&calendar(
+            "BEGIN:VEVENT
+             UID:weekly
+             DTSTART:20260105T090000Z
+             RRULE:FREQ=WEEKLY
+             END:VEVENT",
+        ))
+        .expect("parses");
+        assert_eq!(span(&object), (utc("2026-01-05T09:00:00Z"), None));
+    }
+
+    #[test]
+    fn span_of_a_counted_or_until_rule_ends_with_its_last_instance() {
+        let counted = parse_object(&calendar(
+            "BEGIN:VEVENT
+             UID:counted
+             DTSTART;TZID=Europe/Berlin:20260105T090000
+             DURATION:PT1H
+             RRULE:FREQ=WEEKLY;COUNT=13
+             END:VEVENT",
+        ))
+        .expect("parses");
+        // The 13th Monday is 30 March, after the switch to CEST.
+        assert_eq!(span(&counted).1, Some(utc("2026-03-30T08:00:00Z")));
+
+        let until = parse_object(&calendar(
+            "BEGIN:VEVENT
+             UID:until
+             DTSTART:20260105T090000Z
+             DURATION:PT1H
+             RRULE:FREQ=DAILY;UNTIL=20260110T090000Z
+             END:VEVENT",
+        ))
+        .expect("parses");
+        assert_eq!(span(&until).1, Some(utc("2026-01-10T10:00:00Z")));
     }
 }

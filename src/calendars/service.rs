@@ -6,7 +6,6 @@ use chrono_tz::Tz;
 use concierge_connector_sdk::{Account, ConnectorError, Credentials, Descriptor, Secret, Settings};
 use tracing::instrument;
 
-use super::ical::ParsedObject;
 use super::model::{Calendar, CalendarAccount, CalendarAccountId, CalendarAccountStatus, CalendarId};
 use super::recurrence::{self, Occurrence};
 use super::store;
@@ -17,6 +16,7 @@ use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
+use concierge_connector_sdk::ical::ParsedObject;
 
 /// What `connectCalendarAccount` asks for.
 pub struct ConnectCalendarInput {

@@ -8,15 +8,15 @@ use std::time::Duration;
 
 use chrono::Utc;
 use concierge_connector_sdk::{
-    Account, CalendarSession, ConnectorError, Credentials, KnownObject, Secret, Settings, SharedCalendarConnector, SyncToken,
+    Account, CalendarSession, ConnectorError, Credentials, KnownObject, Secret, Settings, SharedCalendarConnector, SyncToken, ical,
 };
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::ical;
 use super::model::{
     Appointment, AppointmentWrite, Calendar, CalendarAccount, CalendarAccountId, CalendarAccountStatus, CalendarStatus, StoredEvent,
 };
+use super::recurrence;
 use super::store;
 use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
@@ -604,7 +604,7 @@ fn retry_delay(base: Duration, attempts: i32) -> Duration {
 /// it holds no readable event.
 pub fn stored_event(calendar: &Calendar, remote_id: &str, etag: Option<String>, text: &str) -> Option<StoredEvent> {
     let parsed = ical::parse_object(text).ok()?;
-    let (start, end) = ical::span(&parsed);
+    let (start, end) = recurrence::span(&parsed);
     let recurring = parsed.series.rule.is_some() || !parsed.series.rdates.is_empty();
     Some(StoredEvent {
         calendar_id: calendar.calendar_id,

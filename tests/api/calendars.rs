@@ -1,8 +1,9 @@
 //! Calendars against a real CalDAV server (Radicale): connecting lists every calendar, bad
 //! input saves nothing, free/busy subtracts synced events (recurring ones with their moved
-//! and deleted instances, across a daylight-saving change, all-day ones), edits and
-//! deletions on the server arrive with the next sync, and booked appointments are written
-//! to the primary calendar, moved and removed, as an independent client sees them.
+//! and deleted instances, across a daylight-saving change, all-day ones, ones in Outlook's
+//! Windows zone names), edits and deletions on the server arrive with the next sync, and
+//! booked appointments are written to the primary calendar, moved and removed, as an
+//! independent client sees them.
 
 use std::time::Duration;
 
@@ -304,6 +305,45 @@ END:VEVENT
         (night[0]["start"].as_str(), night[0]["end"].as_str()),
         (Some("2030-03-30T19:00:00+00:00"), Some("2030-03-31T08:00:00+00:00"))
     );
+}
+
+#[tokio::test]
+async fn an_outlook_invitation_in_a_windows_time_zone_is_busy_at_its_real_time() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calwin")).await;
+    let (name, password) = lab.new_user("w").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    // As Outlook sends it: a Windows zone name, defined by offsets only (no IANA location).
+    lab.put(
+        &name,
+        &password,
+        &work,
+        &ics("BEGIN:VTIMEZONE
+TZID:Iran Standard Time
+BEGIN:STANDARD
+DTSTART:16010101T000000
+TZOFFSETFROM:+0330
+TZOFFSETTO:+0330
+END:STANDARD
+END:VTIMEZONE
+BEGIN:VEVENT
+UID:tehran-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART;TZID=Iran Standard Time:20300304T100000
+DTEND;TZID=Iran Standard Time:20300304T113000
+SUMMARY:Budget review
+END:VEVENT
+"),
+    )
+    .await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    sync(&app, &user, &account).await;
+
+    let r = app.gql(Some(&user.token), FREE_BUSY, json!({ "f": "2030-03-04T00:00:00Z", "t": "2030-03-05T00:00:00Z" })).await;
+
+    // 10:00–11:30 in Tehran (+03:30) is 06:30–08:00 UTC, not 10:00–11:30 UTC.
+    let busy = spans(&r["data"]["me"]["freeBusy"]["busy"]);
+    assert_eq!(busy, [("2030-03-04T06:30:00+00:00".to_owned(), "2030-03-04T08:00:00+00:00".to_owned())], "{r}");
 }
 
 #[tokio::test]

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use concierge_connector_sdk::ical::read::{first_tzid, has_component};
 use concierge_connector_sdk::{
     CalendarChanges, CalendarObject, CalendarSession, ConnectorError, KnownObject, RemoteCalendar, SyncToken, WriteReceipt, async_trait,
 };
@@ -142,7 +143,7 @@ impl CaldavSession {
                 let (Some(id), Some(ical)) = (Self::id_of(&reply.url, &r.href), r.props.calendar_data) else {
                     continue;
                 };
-                if wire::has_vevent(&ical) {
+                if has_component(&ical, "VEVENT") {
                     out.push(CalendarObject { id, etag: r.props.etag, ical });
                 }
             }
@@ -184,7 +185,7 @@ impl CalendarSession for CaldavSession {
                 id,
                 name,
                 colour: p.color.as_deref().and_then(wire::colour),
-                time_zone: p.timezone.as_deref().and_then(wire::tzid),
+                time_zone: p.timezone.as_deref().and_then(first_tzid),
                 writable,
             });
         }

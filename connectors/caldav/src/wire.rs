@@ -1,6 +1,6 @@
 //! The WebDAV/CalDAV wire format: request bodies we send and the `multistatus` answers we
-//! read, plus the few iCalendar facts the connector needs (is there a VEVENT, which TZID).
-//! Pure code, no I/O: every server answer passes through here, so nothing here panics on
+//! read, and property values (colours, resource names). iCalendar itself is read with the
+//! SDK's reader ([`concierge_connector_sdk::ical::read`]). Pure code, no I/O: every server answer passes through here, so nothing here panics on
 //! what a server sends.
 
 use roxmltree::{Document, Node};
@@ -204,29 +204,7 @@ pub fn escape(s: &str) -> String {
     out
 }
 
-// --- iCalendar and property values ---------------------------------------------------
-
-/// The object holds at least one event (VTODO- or VJOURNAL-only resources are skipped).
-pub fn has_vevent(ical: &str) -> bool {
-    ical.lines().any(|l| l.trim().eq_ignore_ascii_case("BEGIN:VEVENT"))
-}
-
-/// The TZID of the first VTIMEZONE in a `calendar-timezone` value.
-pub fn tzid(ical: &str) -> Option<String> {
-    let mut in_tz = false;
-    for line in ical.lines().map(str::trim) {
-        if line.eq_ignore_ascii_case("BEGIN:VTIMEZONE") {
-            in_tz = true;
-        } else if in_tz
-            && line.get(..4).is_some_and(|name| name.eq_ignore_ascii_case("TZID"))
-            && matches!(line.as_bytes().get(4), Some(b':' | b';'))
-        {
-            let value = line.split_once(':')?.1.trim();
-            return Some(value.to_owned()).filter(|v| !v.is_empty());
-        }
-    }
-    None
-}
+// --- Property values ---------------------------------------------------------------
 
 /// Apple's `calendar-color` (`#RRGGBB` or `#RRGGBBAA`) as `#RRGGBB`, upper case; anything
 /// else is no colour.
@@ -264,6 +242,7 @@ pub fn resource_name(uid: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use concierge_connector_sdk::ical::read::first_tzid;
 
     const CALENDARS: &str = r##"<?xml version="1.0"?>
 <multistatus xmlns="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav" xmlns:ICAL="http://apple.com/ns/ical/">
@@ -293,7 +272,7 @@ END:VCALENDAR</C:calendar-timezone>
         assert!(work.calendar && work.collection);
         assert_eq!(work.displayname.as_deref(), Some("Work"));
         assert_eq!(work.color.as_deref().and_then(colour), Some("#FF8800".into()));
-        assert_eq!(work.timezone.as_deref().and_then(tzid), Some("Europe/Berlin".into()));
+        assert_eq!(work.timezone.as_deref().and_then(first_tzid), Some("Europe/Berlin".into()));
         assert_eq!(work.privileges, Some(vec!["read".into(), "write".into()]));
         assert_eq!(work.components, Some(vec!["VEVENT".into(), "VTODO".into()]));
         assert_eq!(work.etag, None);
@@ -345,19 +324,6 @@ END:VCALENDAR</C:calendar-timezone>
         let long = "x".repeat(500);
         assert_eq!(resource_name(&long), resource_name(&long));
         assert!(resource_name(&long).len() < 130);
-    }
-
-    #[test]
-    fn time_zones_come_from_the_first_vtimezone_and_odd_text_is_harmless() {
-        assert_eq!(tzid("BEGIN:VTIMEZONE\nTZID;X-A=b:America/New_York\n").as_deref(), Some("America/New_York"));
-        assert_eq!(tzid("TZID:Outside/Any\nBEGIN:VTIMEZONE\nTZIé\nTZID\n"), None);
-        assert_eq!(tzid("BEGIN:VTIMEZONE\nTZID:\n"), None);
-    }
-
-    #[test]
-    fn events_are_told_from_tasks() {
-        assert!(has_vevent("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"));
-        assert!(!has_vevent("BEGIN:VCALENDAR\r\nBEGIN:VTODO\r\nEND:VTODO\r\nEND:VCALENDAR\r\n"));
     }
 
     #[test]

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use concierge_connector_sdk::{CalendarObject, RemoteCalendar};
 use serde_json::{Value, json};
 
-use super::ical::{self, Writer};
+use concierge_connector_sdk::ical::{self, Writer, local_to_utc, resolve_tzid, utc_stamp};
 
 /// A Graph calendar (`GET /me/calendars`) as the gateway sees it. `None` without an id.
 pub fn remote_calendar(calendar: &Value) -> Option<RemoteCalendar> {
@@ -47,7 +47,8 @@ fn named_colour(name: &str) -> Option<&'static str> {
 
 /// One event (an instance, from calendarView) as a VCALENDAR holding one VEVENT whose UID
 /// is the Graph id (the id the gateway later passes back to `put` and `delete`). Times are
-/// UTC: the connector asks Graph for them with `Prefer: outlook.timezone="UTC"`.
+/// UTC: the connector asks Graph for them with `Prefer: outlook.timezone="UTC"`, and a time
+/// Graph still gives in a zone of its own (a Windows name) is converted.
 pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObject, String> {
     let id = event["id"].as_str().filter(|id| !id.is_empty()).ok_or("an event without an id")?;
     let all_day = event["isAllDay"].as_bool().unwrap_or(false);
@@ -68,13 +69,15 @@ pub fn calendar_object(event: &Value, now: DateTime<Utc>) -> Result<CalendarObje
     w.raw("DTSTAMP", &utc_stamp(stamp));
     if all_day {
         // All-day events are whole dates, midnight to midnight: the dates are what count.
-        let first = start.date();
-        let after = if end.date() > first { end.date() } else { first.succ_opt().unwrap_or(first) };
+        // The dates as the event's own zone has them: converting midnight to UTC could move
+        // the day.
+        let first = start.local.date();
+        let after = if end.local.date() > first { end.local.date() } else { first.succ_opt().unwrap_or(first) };
         w.raw("DTSTART;VALUE=DATE", &first.format("%Y%m%d").to_string());
         w.raw("DTEND;VALUE=DATE", &after.format("%Y%m%d").to_string());
     } else {
-        w.raw("DTSTART", &utc_stamp(start.and_utc()));
-        w.raw("DTEND", &utc_stamp(end.and_utc()));
+        w.raw("DTSTART", &utc_stamp(start.utc));
+        w.raw("DTEND", &utc_stamp(end.utc));
     }
     if let Some(subject) = event["subject"].as_str().filter(|s| !s.is_empty()) {
         w.text("SUMMARY", subject);
@@ -122,20 +125,24 @@ fn person(email: &Value) -> Option<(Option<String>, String)> {
     Some((name, format!("mailto:{address}")))
 }
 
-/// A Graph `dateTimeTimeZone` in UTC (`2024-05-01T09:00:00.0000000`, zone "UTC").
-fn graph_time(value: &Value) -> Result<NaiveDateTime, String> {
-    let text = value["dateTime"].as_str().ok_or("no dateTime")?;
-    match value["timeZone"].as_str().unwrap_or("UTC") {
-        "UTC" | "Etc/UTC" | "Coordinated Universal Time" => {}
-        // We asked for UTC; anything else would need Windows zone names resolved.
-        other => return Err(format!("time zone {other} instead of UTC")),
-    }
-    let text = text.trim().trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("unreadable dateTime {text:?}"))
+/// A Graph `dateTimeTimeZone`: the wall-clock reading as Graph gave it, and the instant.
+struct GraphTime {
+    local: NaiveDateTime,
+    utc: DateTime<Utc>,
 }
 
-fn utc_stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
+/// Reads a Graph `dateTimeTimeZone` (`2024-05-01T09:00:00.0000000`, zone "UTC"). A zone other
+/// than UTC (Graph writes Windows names, `Iran Standard Time`) is resolved with the SDK's
+/// zone table; one it does not know is an error rather than a guess.
+fn graph_time(value: &Value) -> Result<GraphTime, String> {
+    let text = value["dateTime"].as_str().ok_or("no dateTime")?;
+    let text = text.trim().trim_end_matches('Z');
+    let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f").map_err(|_| format!("unreadable dateTime {text:?}"))?;
+    let utc = match value["timeZone"].as_str().unwrap_or("UTC") {
+        "UTC" | "Etc/UTC" | "Coordinated Universal Time" => local.and_utc(),
+        other => local_to_utc(resolve_tzid(other).ok_or_else(|| format!("unknown time zone {other:?}"))?, local),
+    };
+    Ok(GraphTime { local, utc })
 }
 
 /// When a VEVENT starts or ends.
@@ -172,7 +179,8 @@ pub struct Draft {
 pub fn draft(ical_text: &str) -> Result<Draft, String> {
     let props = ical::first_event(ical_text).ok_or("no VEVENT")?;
     let find = |name: &str| props.iter().find(|p| p.name == name);
-    let text = |name: &str| find(name).map(|p| ical::unescape_text(&p.value)).unwrap_or_default();
+    // TEXT values come unescaped from the reader.
+    let text = |name: &str| find(name).map(|p| p.value.clone()).unwrap_or_default();
     let uid = text("UID");
     let start = when(find("DTSTART").ok_or("no DTSTART")?)?;
     let end = match (find("DTEND"), start) {
@@ -201,7 +209,7 @@ pub fn draft(ical_text: &str) -> Result<Draft, String> {
 }
 
 /// DTSTART/DTEND: `YYYYMMDDTHHMMSSZ` or a date (`VALUE=DATE`, `YYYYMMDD`). The gateway
-/// writes UTC; a local time or a TZID would need zone data this connector does not carry.
+/// writes UTC only, so a local time or a TZID is refused rather than guessed at.
 fn when(prop: &ical::Property) -> Result<When, String> {
     let value = prop.value.trim();
     if prop.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8 {
@@ -253,6 +261,11 @@ pub fn graph_event(draft: &Draft, transaction_id: Option<&str>) -> Value {
 mod tests {
     use super::*;
 
+    // The content lines as written, folds joined (values still escaped).
+    fn unfold(text: &str) -> Vec<String> {
+        text.replace("\r\n ", "").split("\r\n").filter(|l| !l.is_empty()).map(str::to_owned).collect()
+    }
+
     fn at(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
     }
@@ -285,7 +298,7 @@ mod tests {
         });
         let object = calendar_object(&event, at("2026-01-01T00:00:00Z")).unwrap();
         assert_eq!((object.id.as_str(), object.etag.as_deref()), ("AAMk=1", Some("W/\"abc\"")));
-        let lines = ical::unfold(&object.ical);
+        let lines = unfold(&object.ical);
         for expected in [
             "BEGIN:VCALENDAR",
             "UID:AAMk=1",
@@ -311,10 +324,31 @@ mod tests {
             "start": {"dateTime": "2026-07-04T00:00:00.0000000", "timeZone": "UTC"},
             "end": {"dateTime": "2026-07-06T00:00:00.0000000", "timeZone": "UTC"},
         });
-        let lines = ical::unfold(&calendar_object(&event, Utc::now()).unwrap().ical);
+        let lines = unfold(&calendar_object(&event, Utc::now()).unwrap().ical);
         assert!(lines.contains(&"DTSTART;VALUE=DATE:20260704".to_owned()), "{lines:?}");
         assert!(lines.contains(&"DTEND;VALUE=DATE:20260706".to_owned()), "{lines:?}");
         assert!(lines.contains(&"TRANSP:OPAQUE".to_owned()));
+    }
+
+    #[test]
+    fn times_graph_gives_in_a_windows_zone_are_converted_and_all_day_dates_kept() {
+        let meeting = json!({
+            "id": "t", "showAs": "busy",
+            "start": {"dateTime": "2026-07-06T10:00:00.0000000", "timeZone": "Iran Standard Time"},
+            "end": {"dateTime": "2026-07-06T11:30:00.0000000", "timeZone": "Iran Standard Time"},
+        });
+        let lines = unfold(&calendar_object(&meeting, Utc::now()).unwrap().ical);
+        assert!(lines.contains(&"DTSTART:20260706T063000Z".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"DTEND:20260706T080000Z".to_owned()), "{lines:?}");
+
+        let holiday = json!({
+            "id": "h", "isAllDay": true,
+            "start": {"dateTime": "2026-07-04T00:00:00.0000000", "timeZone": "W. Europe Standard Time"},
+            "end": {"dateTime": "2026-07-05T00:00:00.0000000", "timeZone": "W. Europe Standard Time"},
+        });
+        let lines = unfold(&calendar_object(&holiday, Utc::now()).unwrap().ical);
+        assert!(lines.contains(&"DTSTART;VALUE=DATE:20260704".to_owned()), "{lines:?}");
+        assert!(lines.contains(&"DTEND;VALUE=DATE:20260705".to_owned()), "{lines:?}");
     }
 
     #[test]
@@ -323,7 +357,7 @@ mod tests {
             json!({}),
             json!({"id": "x"}),
             json!({"id": "x", "start": {"dateTime": "yesterday"}, "end": {"dateTime": 5}}),
-            json!({"id": "x", "start": {"dateTime": "2026-01-01T00:00:00", "timeZone": "Pacific Standard Time"},
+            json!({"id": "x", "start": {"dateTime": "2026-01-01T00:00:00", "timeZone": "Mars Standard Time"},
                    "end": {"dateTime": "2026-01-01T01:00:00", "timeZone": "UTC"}}),
             json!([1, 2]),
         ] {

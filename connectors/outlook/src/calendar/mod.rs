@@ -8,7 +8,6 @@
 
 mod event;
 mod graph;
-mod ical;
 
 use std::collections::HashMap;
 use std::time::Duration;

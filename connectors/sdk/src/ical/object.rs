@@ -1,16 +1,17 @@
-//! iCalendar in and out: parses a synced calendar object (RFC 5545) once into the compact
-//! form we store ([`ParsedObject`]), gives its indexable [`span`], and writes the VCALENDAR
-//! for an appointment ([`appointment`]).
+//! A calendar object (RFC 5545) read once into the compact form the gateway stores
+//! ([`ParsedObject`]): what free/busy and recurrence expansion need, with every start
+//! resolved to an IANA zone where the object names one (Windows names included).
 //!
 //! Parsing is lenient where real servers are sloppy (unknown TZIDs, odd property order) and
 //! strict only where nothing sensible can be stored (no UID, no DTSTART): a bad object must
 //! not stop the sync of the rest of the calendar, and no input may panic.
 
-use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone, Utc};
+use chrono::{DateTime, Duration, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 use chrono_tz::Tz;
-use concierge_connector_sdk::ical::{Writer, param_value};
-use icalendar::parser::{Component, Property};
 use serde::{Deserialize, Serialize};
+
+use super::read::{self, Component, Property};
+use super::zones::{local_to_utc, resolve_tzid};
 
 /// Why a calendar object could not be stored.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -136,32 +137,6 @@ pub struct Instance {
     pub summary: Option<String>,
 }
 
-/// An appointment to write to a user's calendar, as [`appointment`] renders it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AppointmentIcal {
-    /// Stable across updates of the same appointment.
-    pub uid: String,
-    /// Bumped on every update (RFC 5546), so clients take the newer copy.
-    pub sequence: u32,
-    /// When this version was written (DTSTAMP).
-    pub stamp: DateTime<Utc>,
-    pub start: DateTime<Utc>,
-    pub end: DateTime<Utc>,
-    pub summary: String,
-    pub description: Option<String>,
-    pub location: Option<String>,
-    pub organizer: Party,
-    pub attendees: Vec<Party>,
-}
-
-/// An organizer or attendee.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Party {
-    pub email: String,
-    /// Shown as CN.
-    pub name: Option<String>,
-}
-
 // Time-zone offsets on Earth run from -12 h to +14 h; a floating or all-day value's instant
 // lies within this of its wall-clock reading taken as UTC.
 const ZONE_PAD: Duration = Duration::hours(14);
@@ -206,15 +181,17 @@ impl When {
         }
     }
 
-    // The earliest and latest instant this value can mean, whatever the user's zone.
-    fn earliest(&self) -> DateTime<Utc> {
+    /// The earliest instant this value can mean, whatever the reader's zone (a floating or
+    /// DATE value is read 14 hours early, as if in the easternmost zone).
+    pub fn earliest(&self) -> DateTime<Utc> {
         match self {
             When::Utc(_) | When::Zoned(..) => self.to_utc(Tz::UTC),
             _ => sub_clamped(self.local().and_utc(), ZONE_PAD),
         }
     }
 
-    fn latest(&self) -> DateTime<Utc> {
+    /// The latest instant this value can mean, whatever the reader's zone.
+    pub fn latest(&self) -> DateTime<Utc> {
         match self {
             When::Utc(_) | When::Zoned(..) => self.to_utc(Tz::UTC),
             _ => add_clamped(self.local().and_utc(), ZONE_PAD),
@@ -259,41 +236,22 @@ impl Length {
     }
 }
 
-/// The instant a wall-clock time in `tz` means. An ambiguous time (clocks going back) takes
-/// the first; a time in a gap (clocks going forward) is read with the offset before the gap,
-/// as RFC 5545 §3.3.5 says, so 02:30 on a spring-forward night in Berlin is 03:30 CEST.
-pub fn local_to_utc(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
-    match tz.from_local_datetime(&local) {
-        chrono::LocalResult::Single(t) => t.with_timezone(&Utc),
-        chrono::LocalResult::Ambiguous(a, _) => a.with_timezone(&Utc),
-        chrono::LocalResult::None => {
-            let before = local.checked_sub_signed(Duration::hours(3)).unwrap_or(local);
-            let offset = tz.offset_from_utc_datetime(&before).fix();
-            let utc = local.checked_sub_signed(Duration::seconds(offset.local_minus_utc().into()));
-            utc.unwrap_or(local).and_utc()
-        }
-    }
-}
-
-pub(crate) fn add_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+/// `t + d`, held at the ends of chrono's range instead of overflowing.
+pub fn add_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t.checked_add_signed(d).unwrap_or(if d < Duration::zero() { DateTime::<Utc>::MIN_UTC } else { DateTime::<Utc>::MAX_UTC })
 }
 
-pub(crate) fn sub_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+/// `t - d`, held at the ends of chrono's range instead of overflowing.
+pub fn sub_clamped(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     t.checked_sub_signed(d).unwrap_or(if d < Duration::zero() { DateTime::<Utc>::MAX_UTC } else { DateTime::<Utc>::MIN_UTC })
 }
 
 /// Parses one calendar object: the master VEVENT (the one without RECURRENCE-ID) and the
 /// overrides sharing its UID. Other UIDs in the same text are ignored.
 pub fn parse_object(ical: &str) -> Result<ParsedObject, IcalError> {
-    let unfolded = icalendar::parser::unfold(ical);
-    // The simple variant: the verbose one renders the input into its message.
-    let roots = icalendar::parser::read_calendar_simple(&unfolded).map_err(|e| {
-        let at = unfolded.len().saturating_sub(e.input.len());
-        IcalError::Invalid(format!("unreadable at byte {at} ({:?})", e.code))
-    })?;
-    let calendar = roots.iter().find(|c| named(c.name.as_str(), "VCALENDAR"));
-    let children: &[Component<'_>] = match calendar {
+    let roots = read::parse(ical).map_err(|e| IcalError::Invalid(e.to_string()))?;
+    let calendar = roots.iter().find(|c| c.is("VCALENDAR"));
+    let children: &[Component] = match calendar {
         Some(cal) => &cal.components,
         None => &roots,
     };
@@ -302,24 +260,24 @@ pub fn parse_object(ical: &str) -> Result<ParsedObject, IcalError> {
     }
 
     let zones = TzidMap::from_vtimezones(children);
-    let events: Vec<&Component<'_>> = children.iter().filter(|c| named(c.name.as_str(), "VEVENT")).collect();
+    let events: Vec<&Component> = children.iter().filter(|c| c.is("VEVENT")).collect();
     if events.is_empty() {
         return Err(IcalError::NoEvent);
     }
 
-    let master = events.iter().copied().find(|e| prop(e, "RECURRENCE-ID").is_none());
+    let master = events.iter().copied().find(|e| e.property("RECURRENCE-ID").is_none());
     let uid = master
         .or(events.first().copied())
-        .and_then(|e| prop(e, "UID"))
-        .map(|p| p.val.as_str().trim().to_owned())
+        .and_then(|e| e.property("UID"))
+        .map(|p| p.value.as_str().trim().to_owned())
         .filter(|uid| !uid.is_empty())
         .ok_or_else(|| IcalError::Invalid("event without UID".into()))?;
 
     let mut approximate = false;
     let mut overrides = Vec::new();
     for event in &events {
-        let Some(recurrence_id) = prop(event, "RECURRENCE-ID") else { continue };
-        let same_uid = prop(event, "UID").is_none_or(|p| p.val.as_str().trim() == uid);
+        let Some(recurrence_id) = event.property("RECURRENCE-ID") else { continue };
+        let same_uid = event.property("UID").is_none_or(|p| p.value.as_str().trim() == uid);
         if !same_uid {
             continue;
         }
@@ -337,17 +295,17 @@ pub fn parse_object(ical: &str) -> Result<ParsedObject, IcalError> {
 }
 
 fn master_series(
-    master: &Component<'_>,
-    overrides: &[(When, &Component<'_>)],
+    master: &Component,
+    overrides: &[(When, &Component)],
     zones: &TzidMap,
     approximate: &mut bool,
 ) -> Result<(Series, Option<String>, Option<String>), IcalError> {
-    let start_prop = prop(master, "DTSTART").ok_or_else(|| IcalError::Invalid("event without DTSTART".into()))?;
+    let start_prop = master.property("DTSTART").ok_or_else(|| IcalError::Invalid("event without DTSTART".into()))?;
     let start = first_when(start_prop, zones, approximate)?;
     let length = event_length(master, start, zones, approximate)?.unwrap_or(default_length(start));
 
-    let rule = match prop(master, "RRULE") {
-        Some(p) => match split_rule(p.val.as_str(), start, zones, approximate) {
+    let rule = match master.property("RRULE") {
+        Some(p) => match split_rule(p.value.as_str(), start, zones, approximate) {
             Some(rule) => Some(rule),
             None => {
                 *approximate = true;
@@ -360,14 +318,14 @@ fn master_series(
     let mut rdates = Vec::new();
     let mut exdates = Vec::new();
     for p in &master.properties {
-        let into = if named(p.name.as_str(), "RDATE") {
+        let into = if p.is("RDATE") {
             &mut rdates
-        } else if named(p.name.as_str(), "EXDATE") {
+        } else if p.is("EXDATE") {
             &mut exdates
         } else {
             continue;
         };
-        for value in p.val.as_str().split(',') {
+        for value in p.value.as_str().split(',') {
             // A PERIOD (start/end or start/duration): only its start is kept.
             let value = value.split('/').next().unwrap_or_default();
             into.push(parse_when(value, p, zones, approximate)?);
@@ -380,7 +338,7 @@ fn master_series(
     }
 
     let series = Series { start, length, busy: is_busy(master), rule, rdates, exdates, overrides: parsed_overrides, approximate: false };
-    Ok((series, text(master, "SUMMARY"), text(master, "LOCATION")))
+    Ok((series, master.text("SUMMARY"), master.text("LOCATION")))
 }
 
 // CalDAV servers send only the overrides when a user is invited to single instances of a
@@ -388,7 +346,7 @@ fn master_series(
 // overrides replace, so expansion needs no special case.
 fn orphan_overrides(
     uid: String,
-    overrides: &[(When, &Component<'_>)],
+    overrides: &[(When, &Component)],
     zones: &TzidMap,
     approximate: &mut bool,
 ) -> Result<ParsedObject, IcalError> {
@@ -410,25 +368,25 @@ fn orphan_overrides(
         overrides: parsed,
         approximate: *approximate,
     };
-    Ok(ParsedObject { uid, summary: text(first, "SUMMARY"), location: text(first, "LOCATION"), series })
+    Ok(ParsedObject { uid, summary: first.text("SUMMARY"), location: first.text("LOCATION"), series })
 }
 
 fn parse_override(
     recurrence_id: When,
-    event: &Component<'_>,
+    event: &Component,
     master_length: Length,
     zones: &TzidMap,
     approximate: &mut bool,
 ) -> Result<Override, IcalError> {
-    if prop(event, "STATUS").is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("CANCELLED")) {
+    if event.property("STATUS").is_some_and(|p| p.value.as_str().trim().eq_ignore_ascii_case("CANCELLED")) {
         return Ok(Override { recurrence_id, instance: None });
     }
-    let start = match prop(event, "DTSTART") {
+    let start = match event.property("DTSTART") {
         Some(p) => first_when(p, zones, approximate)?,
         None => recurrence_id,
     };
     let length = event_length(event, start, zones, approximate)?.unwrap_or(master_length);
-    let instance = Instance { start, length, busy: is_busy(event), summary: text(event, "SUMMARY") };
+    let instance = Instance { start, length, busy: is_busy(event), summary: event.text("SUMMARY") };
     Ok(Override { recurrence_id, instance: Some(instance) })
 }
 
@@ -437,11 +395,11 @@ fn default_length(start: When) -> Length {
 }
 
 // From DURATION, else DTEND; `None` when the event has neither.
-fn event_length(event: &Component<'_>, start: When, zones: &TzidMap, approximate: &mut bool) -> Result<Option<Length>, IcalError> {
-    if let Some(p) = prop(event, "DURATION") {
-        return parse_duration(p.val.as_str()).map(Some).ok_or_else(|| IcalError::Invalid("unreadable DURATION".into()));
+fn event_length(event: &Component, start: When, zones: &TzidMap, approximate: &mut bool) -> Result<Option<Length>, IcalError> {
+    if let Some(p) = event.property("DURATION") {
+        return parse_duration(p.value.as_str()).map(Some).ok_or_else(|| IcalError::Invalid("unreadable DURATION".into()));
     }
-    let Some(p) = prop(event, "DTEND") else { return Ok(None) };
+    let Some(p) = event.property("DTEND") else { return Ok(None) };
     let end = first_when(p, zones, approximate)?;
     let length = match (start, end) {
         (When::Date(s), When::Date(e)) => Length::clamped((e - s).num_days(), 0),
@@ -452,9 +410,9 @@ fn event_length(event: &Component<'_>, start: When, zones: &TzidMap, approximate
     Ok(Some(length))
 }
 
-fn is_busy(event: &Component<'_>) -> bool {
-    let transparent = prop(event, "TRANSP").is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("TRANSPARENT"));
-    let cancelled = prop(event, "STATUS").is_some_and(|p| p.val.as_str().trim().eq_ignore_ascii_case("CANCELLED"));
+fn is_busy(event: &Component) -> bool {
+    let transparent = event.property("TRANSP").is_some_and(|p| p.value.as_str().trim().eq_ignore_ascii_case("TRANSPARENT"));
+    let cancelled = event.property("STATUS").is_some_and(|p| p.value.as_str().trim().eq_ignore_ascii_case("CANCELLED"));
     !transparent && !cancelled
 }
 
@@ -489,16 +447,16 @@ fn split_rule(value: &str, start: When, zones: &TzidMap, approximate: &mut bool)
     Some(Rule { text, until, count })
 }
 
-fn first_when(p: &Property<'_>, zones: &TzidMap, approximate: &mut bool) -> Result<When, IcalError> {
-    let value = p.val.as_str().split(',').next().unwrap_or_default();
+fn first_when(p: &Property, zones: &TzidMap, approximate: &mut bool) -> Result<When, IcalError> {
+    let value = p.value.as_str().split(',').next().unwrap_or_default();
     parse_when(value, p, zones, approximate)
 }
 
-fn parse_when(value: &str, p: &Property<'_>, zones: &TzidMap, approximate: &mut bool) -> Result<When, IcalError> {
+fn parse_when(value: &str, p: &Property, zones: &TzidMap, approximate: &mut bool) -> Result<When, IcalError> {
     let value = value.trim();
-    let is_date = param(p, "VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8;
-    parse_value(value, is_date, param(p, "TZID"), zones, approximate)
-        .map_err(|()| IcalError::Invalid(format!("unreadable {} value", p.name.as_str())))
+    let is_date = p.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8;
+    parse_value(value, is_date, p.param("TZID"), zones, approximate)
+        .map_err(|()| IcalError::Invalid(format!("unreadable {} value", p.name)))
 }
 
 fn parse_value(value: &str, is_date: bool, tzid: Option<&str>, zones: &TzidMap, approximate: &mut bool) -> Result<When, ()> {
@@ -570,13 +528,13 @@ struct TzidMap {
 }
 
 impl TzidMap {
-    fn from_vtimezones(children: &[Component<'_>]) -> TzidMap {
+    fn from_vtimezones(children: &[Component]) -> TzidMap {
         let defined = children
             .iter()
-            .filter(|c| named(c.name.as_str(), "VTIMEZONE"))
+            .filter(|c| c.is("VTIMEZONE"))
             .filter_map(|c| {
-                let tzid = prop(c, "TZID")?.val.as_str().trim();
-                let tz = resolve_tzid(prop(c, "X-LIC-LOCATION")?.val.as_str())?;
+                let tzid = c.property("TZID")?.value.as_str().trim();
+                let tz = resolve_tzid(c.property("X-LIC-LOCATION")?.value.as_str())?;
                 Some((tzid.to_owned(), tz))
             })
             .collect();
@@ -591,180 +549,11 @@ impl TzidMap {
     }
 }
 
-/// Maps a TZID to an IANA zone: IANA names as they are, names behind a vendor prefix
-/// (`/mozilla.org/20050126_1/Europe/Berlin`), and the Windows names Outlook and Exchange
-/// write (`W. Europe Standard Time`). `None` for anything else.
-pub fn resolve_tzid(tzid: &str) -> Option<Tz> {
-    let tzid = tzid.trim().trim_matches('"').trim();
-    if tzid.is_empty() {
-        return None;
-    }
-    if let Ok(tz) = tzid.parse::<Tz>() {
-        return Some(tz);
-    }
-    if let Some(tz) = windows_zone(tzid) {
-        return Some(tz);
-    }
-    // A vendor prefix: try each suffix that starts after a '/'.
-    tzid.match_indices('/').filter_map(|(i, _)| tzid.get(i + 1..)).filter(|rest| !rest.is_empty()).find_map(|rest| rest.parse::<Tz>().ok())
-}
-
-// The Windows zone names seen most, after CLDR's windowsZones.xml ("001" territory).
-fn windows_zone(name: &str) -> Option<Tz> {
-    const ZONES: &[(&str, Tz)] = &[
-        ("W. Europe Standard Time", Tz::Europe__Berlin),
-        ("Central Europe Standard Time", Tz::Europe__Budapest),
-        ("Central European Standard Time", Tz::Europe__Warsaw),
-        ("Romance Standard Time", Tz::Europe__Paris),
-        ("GMT Standard Time", Tz::Europe__London),
-        ("Greenwich Standard Time", Tz::Atlantic__Reykjavik),
-        ("E. Europe Standard Time", Tz::Europe__Chisinau),
-        ("FLE Standard Time", Tz::Europe__Kyiv),
-        ("GTB Standard Time", Tz::Europe__Bucharest),
-        ("Russian Standard Time", Tz::Europe__Moscow),
-        ("Turkey Standard Time", Tz::Europe__Istanbul),
-        ("Israel Standard Time", Tz::Asia__Jerusalem),
-        ("Arabian Standard Time", Tz::Asia__Dubai),
-        ("India Standard Time", Tz::Asia__Kolkata),
-        ("China Standard Time", Tz::Asia__Shanghai),
-        ("Singapore Standard Time", Tz::Asia__Singapore),
-        ("Tokyo Standard Time", Tz::Asia__Tokyo),
-        ("Korea Standard Time", Tz::Asia__Seoul),
-        ("AUS Eastern Standard Time", Tz::Australia__Sydney),
-        ("E. Australia Standard Time", Tz::Australia__Brisbane),
-        ("New Zealand Standard Time", Tz::Pacific__Auckland),
-        ("Eastern Standard Time", Tz::America__New_York),
-        ("Central Standard Time", Tz::America__Chicago),
-        ("Mountain Standard Time", Tz::America__Denver),
-        ("US Mountain Standard Time", Tz::America__Phoenix),
-        ("Pacific Standard Time", Tz::America__Los_Angeles),
-        ("Alaskan Standard Time", Tz::America__Anchorage),
-        ("Hawaiian Standard Time", Tz::Pacific__Honolulu),
-        ("Atlantic Standard Time", Tz::America__Halifax),
-        ("E. South America Standard Time", Tz::America__Sao_Paulo),
-        ("Argentina Standard Time", Tz::America__Buenos_Aires),
-        ("South Africa Standard Time", Tz::Africa__Johannesburg),
-        ("UTC", Tz::UTC),
-        ("Coordinated Universal Time", Tz::UTC),
-        // Outlook sometimes writes the display name instead of the zone id.
-        ("(UTC+01:00) Amsterdam, Berlin, Bern, Rome, Stockholm, Vienna", Tz::Europe__Berlin),
-        ("(UTC+01:00) Brussels, Copenhagen, Madrid, Paris", Tz::Europe__Paris),
-        ("(UTC+01:00) Belgrade, Bratislava, Budapest, Ljubljana, Prague", Tz::Europe__Budapest),
-        ("(UTC+01:00) Sarajevo, Skopje, Warsaw, Zagreb", Tz::Europe__Warsaw),
-        ("(UTC+00:00) Dublin, Edinburgh, Lisbon, London", Tz::Europe__London),
-        ("(UTC-05:00) Eastern Time (US & Canada)", Tz::America__New_York),
-        ("(UTC-06:00) Central Time (US & Canada)", Tz::America__Chicago),
-        ("(UTC-07:00) Mountain Time (US & Canada)", Tz::America__Denver),
-        ("(UTC-08:00) Pacific Time (US & Canada)", Tz::America__Los_Angeles),
-    ];
-    ZONES.iter().find(|(windows, _)| windows.eq_ignore_ascii_case(name)).map(|(_, tz)| *tz)
-}
-
-/// A conservative UTC interval holding every occurrence: floating and all-day values are
-/// padded by 14 h either side (the user's zone is unknown at sync time); the end is `None`
-/// for a recurrence without UNTIL or COUNT.
-pub fn span(object: &ParsedObject) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
-    let series = &object.series;
-    let latest_end = |start: When, length: Length| add_clamped(start.latest(), length.max_duration());
-
-    let mut first = series.start.earliest();
-    let mut last = Some(latest_end(series.start, series.length));
-    for rdate in &series.rdates {
-        first = first.min(rdate.earliest());
-        last = last.max(Some(latest_end(*rdate, series.length)));
-    }
-    for o in &series.overrides {
-        first = first.min(o.recurrence_id.earliest());
-        if let Some(instance) = &o.instance {
-            first = first.min(instance.start.earliest());
-            last = last.max(Some(latest_end(instance.start, instance.length)));
-        }
-    }
-    if let Some(rule) = &series.rule {
-        match crate::calendars::recurrence::last_rule_start(series, rule) {
-            Some(rule_last) => last = last.max(Some(latest_end(rule_last, series.length))),
-            None => last = None,
-        }
-    }
-    (first, last)
-}
-
 impl Rule {
     /// True when UNTIL lies beyond any date a calendar will reach (treated as unbounded).
-    pub(crate) fn until_is_far(&self, start: When) -> bool {
+    pub fn until_is_far(&self, start: When) -> bool {
         self.until.is_some_and(|u| (u.local() - start.local()).num_days() > FAR_FUTURE_DAYS)
     }
-}
-
-/// Renders the VCALENDAR for an appointment written to a user's calendar: one VEVENT in
-/// UTC, text escaped and lines folded at 75 octets as RFC 5545 §3.1 and §3.3.11 require.
-pub fn appointment(a: &AppointmentIcal) -> String {
-    let mut w = Writer::default();
-    w.raw("BEGIN", "VCALENDAR");
-    w.raw("VERSION", "2.0");
-    w.raw("PRODID", "-//Concierge//Appointments//EN");
-    w.raw("CALSCALE", "GREGORIAN");
-    w.raw("BEGIN", "VEVENT");
-    w.text("UID", &a.uid);
-    w.raw("DTSTAMP", &utc_stamp(a.stamp));
-    w.raw("SEQUENCE", &a.sequence.to_string());
-    w.raw("DTSTART", &utc_stamp(a.start));
-    w.raw("DTEND", &utc_stamp(a.end));
-    w.text("SUMMARY", &a.summary);
-    if let Some(description) = &a.description {
-        w.text("DESCRIPTION", description);
-    }
-    if let Some(location) = &a.location {
-        w.text("LOCATION", location);
-    }
-    w.raw(&format!("ORGANIZER{}", cn_param(&a.organizer)), &format!("mailto:{}", mailto(&a.organizer.email)));
-    for attendee in &a.attendees {
-        w.raw(
-            &format!("ATTENDEE{};ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE", cn_param(attendee)),
-            &format!("mailto:{}", mailto(&attendee.email)),
-        );
-    }
-    w.raw("STATUS", "CONFIRMED");
-    w.raw("END", "VEVENT");
-    w.raw("END", "VCALENDAR");
-    w.finish()
-}
-
-fn utc_stamp(t: DateTime<Utc>) -> String {
-    t.format("%Y%m%dT%H%M%SZ").to_string()
-}
-
-/// A CN parameter (`;CN=…`, quoted when it must be), or nothing.
-fn cn_param(party: &Party) -> String {
-    match party.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-        Some(name) => format!(";CN={}", param_value(name)),
-        None => String::new(),
-    }
-}
-
-// An address goes into a URI: anything that could end the line or the value is dropped.
-fn mailto(email: &str) -> String {
-    email.trim().chars().filter(|c| !c.is_control() && !c.is_whitespace()).collect()
-}
-
-fn prop<'a>(c: &'a Component<'a>, name: &str) -> Option<&'a Property<'a>> {
-    c.properties.iter().find(|p| named(p.name.as_str(), name))
-}
-
-fn param<'a>(p: &'a Property<'a>, key: &str) -> Option<&'a str> {
-    p.params
-        .iter()
-        .find(|param| named(param.key.as_str(), key))
-        .and_then(|param| param.val.as_ref())
-        .map(|v| v.as_str().trim().trim_matches('"'))
-}
-
-fn text(c: &Component<'_>, name: &str) -> Option<String> {
-    prop(c, name).map(|p| p.val.as_str().trim().to_owned()).filter(|s| !s.is_empty())
-}
-
-fn named(actual: &str, wanted: &str) -> bool {
-    actual.trim().eq_ignore_ascii_case(wanted)
 }
 
 fn is_zero_i64(n: &i64) -> bool {
@@ -813,24 +602,6 @@ mod tests {
             .chain(["END:VCALENDAR"])
             .collect();
         lines.join("\r\n") + "\r\n"
-    }
-
-    fn appointment_fixture() -> AppointmentIcal {
-        AppointmentIcal {
-            uid: "appt-42@concierge".into(),
-            sequence: 3,
-            stamp: utc("2026-03-01T12:00:00Z"),
-            start: utc("2026-03-10T09:00:00Z"),
-            end: utc("2026-03-10T09:45:00Z"),
-            summary: "Review, plan; decide \\ act\nthen lunch".into(),
-            description: Some("Über die Straße: ".to_owned() + &"Größenänderung 老虎 ".repeat(12)),
-            location: Some("Room 4, Building B; 2nd floor".into()),
-            organizer: Party { email: "advisor@bank.example".into(), name: Some("Ada \"The\" Advisor".into()) },
-            attendees: vec![
-                Party { email: "client@example.com".into(), name: Some("Claire Client".into()) },
-                Party { email: "observer@example.com".into(), name: None },
-            ],
-        }
     }
 
     #[test]
@@ -1031,206 +802,50 @@ mod tests {
     }
 
     #[test]
-    fn garbage_and_truncated_input_never_panics() {
-        for garbage in
-            ["", "hello world", "BEGIN:", "BEGIN:VCALENDAR", "END:VEVENT", "\u{0}\u{1}\u{2}", ":::;;;", "BEGIN:VEVENT\r\nEND:VTODO"]
-        {
-            assert!(parse_object(garbage).is_err(), "{garbage:?}");
-        }
-        assert!(matches!(parse_object("hello world"), Err(IcalError::Invalid(_))));
-
-        let full = calendar(
+    fn an_outlook_invitation_in_iran_standard_time_is_read_at_the_right_instant() {
+        // As Outlook writes it: a Windows zone id, and a VTIMEZONE without an IANA location.
+        let object = parse_object(&calendar(
             "BEGIN:VTIMEZONE
-             TZID:Office
-             X-LIC-LOCATION:Europe/Berlin
+             TZID:Iran Standard Time
+             BEGIN:STANDARD
+             DTSTART:16010101T000000
+             TZOFFSETFROM:+0330
+             TZOFFSETTO:+0330
+             END:STANDARD
              END:VTIMEZONE
              BEGIN:VEVENT
-             UID:whole
-             DTSTART;TZID=Office:20260105T090000
-             DURATION:PT45M
-             RRULE:FREQ=MONTHLY;BYDAY=2TU;COUNT=5
-             RDATE;VALUE=PERIOD:20260301T100000Z/PT1H
-             EXDATE;VALUE=DATE:20260210
-             SUMMARY:Ärger\\, Überstunden 老虎
-             END:VEVENT
-             BEGIN:VEVENT
-             UID:whole
-             RECURRENCE-ID;TZID=Office:20260113T090000
-             DTSTART;TZID=Office:20260114T090000
+             UID:040000008200E00074C5B7101A82E008
+             DTSTART;TZID=Iran Standard Time:20260706T100000
+             DTEND;TZID=Iran Standard Time:20260706T113000
+             SUMMARY:Budget review
              END:VEVENT",
-        );
-        assert!(parse_object(&full).is_ok());
-        let mut checked = 0;
-        for (cut, _) in full.char_indices() {
-            let result = parse_object(&full[..cut]);
-            if let Ok(object) = result {
-                // Whatever survives truncation must also expand and span without trouble.
-                let _ = span(&object);
-                let _ = crate::calendars::recurrence::occurrences(
-                    &object,
-                    utc("2026-01-01T00:00:00Z"),
-                    utc("2026-12-31T00:00:00Z"),
-                    Tz::Europe__Berlin,
-                );
-            }
-            checked += 1;
+        ))
+        .expect("parses");
+
+        // Tehran keeps +03:30 all year: 10:00 there is 06:30 UTC, not 10:00 UTC.
+        assert_eq!(object.series.start, When::Zoned("2026-07-06T10:00:00".parse().expect("local"), Tz::Asia__Tehran));
+        assert_eq!(object.series.start.to_utc(Tz::UTC), utc("2026-07-06T06:30:00Z"));
+        assert_eq!(object.series.length, Length { days: 0, seconds: 5400 });
+        assert!(!object.series.approximate);
+    }
+
+    #[test]
+    fn windows_zones_that_were_read_as_utc_now_resolve_in_events() {
+        for (tzid, utc_start) in [
+            ("Egypt Standard Time", "2026-01-05T07:00:00Z"),
+            ("Pakistan Standard Time", "2026-01-05T04:00:00Z"),
+            ("Arabian Standard Time", "2026-01-05T05:00:00Z"),
+            ("Nepal Standard Time", "2026-01-05T03:15:00Z"),
+        ] {
+            let object = parse_object(&calendar(&format!(
+                "BEGIN:VEVENT
+                 UID:zone
+                 DTSTART;TZID=\"{tzid}\":20260105T090000
+                 END:VEVENT"
+            )))
+            .expect("parses");
+            assert_eq!(object.series.start.to_utc(Tz::UTC), utc(utc_start), "{tzid}");
+            assert!(!object.series.approximate, "{tzid}");
         }
-        assert!(checked > 400);
-
-        // Deterministic byte noise spliced into a valid object.
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        for _ in 0..300 {
-            let mut bytes = full.clone().into_bytes();
-            for _ in 0..8 {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let at = (seed % bytes.len() as u64) as usize;
-                bytes[at] = (seed >> 32) as u8;
-            }
-            let text = String::from_utf8_lossy(&bytes);
-            if let Ok(object) = parse_object(&text) {
-                let _ = span(&object);
-            }
-        }
-    }
-
-    #[test]
-    fn odd_but_well_formed_values_never_panic() {
-        let window = (utc("2026-01-01T00:00:00Z"), utc("2026-02-01T00:00:00Z"));
-        let cases = [
-            ("99991231T235959Z", "FREQ=YEARLY"),
-            ("00010101T000000Z", "FREQ=DAILY"),
-            ("20260105T090000Z", "FREQ=WEEKLY;INTERVAL=65535"),
-            ("20260105T090000Z", "FREQ=DAILY;COUNT=4294967295"),
-            ("20260105T090000Z", "FREQ=MONTHLY;BYMONTHDAY=31;BYMONTH=2"),
-            ("20260105T090000Z", "FREQ=YEARLY;BYSETPOS=-1;BYDAY=MO,TU;BYWEEKNO=53"),
-            ("20260105T090000Z", "FREQ=MINUTELY;BYSECOND=0,1,2,3,4,5,6,7,8,9"),
-            ("20260105T090000Z", "FREQ=DAILY;UNTIL=19000101T000000Z"),
-            ("20260105", "FREQ=DAILY;UNTIL=20260110T000000Z"),
-            ("20260105T090000Z", "FREQ=FORTNIGHTLY"),
-            ("20260105T090000Z", "FREQ=DAILY;;;"),
-        ];
-        for (start, rule) in cases {
-            let text = calendar(&format!("BEGIN:VEVENT\nUID:odd\nDTSTART:{start}\nDURATION:P9999999W\nRRULE:{rule}\nEND:VEVENT"));
-            let object = parse_object(&text).expect("parses");
-            let _ = span(&object);
-            let found = crate::calendars::recurrence::occurrences(&object, window.0, window.1, Tz::Pacific__Kiritimati);
-            assert!(found.len() <= crate::calendars::recurrence::MAX_INSTANCES + 1, "{rule}");
-        }
-        // A stored form altered in the database is not trusted either.
-        let tampered = r#"{"uid":"t","series":{"start":{"u":"2026-01-05T09:00:00Z"},"length":{"days":9223372036854775807,"seconds":-9223372036854775808},"rule":{"text":"FREQ=DAILY","count":0}}}"#;
-        let object: ParsedObject = serde_json::from_str(tampered).expect("deserializes");
-        let _ = span(&object);
-        let _ = crate::calendars::recurrence::occurrences(&object, window.0, window.1, Tz::UTC);
-    }
-
-    #[test]
-    fn span_of_a_single_timed_event_is_its_start_and_end() {
-        let object = parse_object(&calendar(
-            "BEGIN:VEVENT
-             UID:one
-             DTSTART;TZID=Europe/Berlin:20260328T200000
-             DTEND;TZID=Europe/Berlin:20260329T100000
-             END:VEVENT",
-        ))
-        .expect("parses");
-        assert_eq!(span(&object), (utc("2026-03-28T19:00:00Z"), Some(utc("2026-03-29T08:00:00Z"))));
-    }
-
-    #[test]
-    fn span_pads_floating_and_all_day_values_by_fourteen_hours() {
-        let object = parse_object(&calendar(
-            "BEGIN:VEVENT
-             UID:day
-             DTSTART;VALUE=DATE:20260329
-             DTEND;VALUE=DATE:20260330
-             END:VEVENT",
-        ))
-        .expect("parses");
-        // The end is padded by 14 h and by a 25-hour bound on the wall-clock day.
-        assert_eq!(span(&object), (utc("2026-03-28T10:00:00Z"), Some(utc("2026-03-30T15:00:00Z"))));
-    }
-
-    #[test]
-    fn span_of_an_open_ended_rule_has_no_end() {
-        let object = parse_object(&calendar(
-            "BEGIN:VEVENT
-             UID:weekly
-             DTSTART:20260105T090000Z
-             RRULE:FREQ=WEEKLY
-             END:VEVENT",
-        ))
-        .expect("parses");
-        assert_eq!(span(&object), (utc("2026-01-05T09:00:00Z"), None));
-    }
-
-    #[test]
-    fn span_of_a_counted_or_until_rule_ends_with_its_last_instance() {
-        let counted = parse_object(&calendar(
-            "BEGIN:VEVENT
-             UID:counted
-             DTSTART;TZID=Europe/Berlin:20260105T090000
-             DURATION:PT1H
-             RRULE:FREQ=WEEKLY;COUNT=13
-             END:VEVENT",
-        ))
-        .expect("parses");
-        // The 13th Monday is 30 March, after the switch to CEST.
-        assert_eq!(span(&counted).1, Some(utc("2026-03-30T08:00:00Z")));
-
-        let until = parse_object(&calendar(
-            "BEGIN:VEVENT
-             UID:until
-             DTSTART:20260105T090000Z
-             DURATION:PT1H
-             RRULE:FREQ=DAILY;UNTIL=20260110T090000Z
-             END:VEVENT",
-        ))
-        .expect("parses");
-        assert_eq!(span(&until).1, Some(utc("2026-01-10T10:00:00Z")));
-    }
-
-    #[test]
-    fn appointment_escapes_text_and_folds_at_75_octets() {
-        let text = appointment(&appointment_fixture());
-
-        assert!(text.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//Concierge//Appointments//EN\r\n"));
-        assert!(text.ends_with("END:VEVENT\r\nEND:VCALENDAR\r\n"));
-        for physical in text.split("\r\n") {
-            assert!(physical.len() <= 75, "{} octets: {physical:?}", physical.len());
-        }
-        assert!(!text.replace("\r\n", "").contains('\n'), "bare newline in output");
-        let unfolded = text.replace("\r\n ", "");
-        assert!(unfolded.contains("\r\nSUMMARY:Review\\, plan\\; decide \\\\ act\\nthen lunch\r\n"), "{unfolded}");
-        assert!(unfolded.contains("\r\nLOCATION:Room 4\\, Building B\\; 2nd floor\r\n"));
-        assert!(unfolded.contains("\r\nDTSTART:20260310T090000Z\r\nDTEND:20260310T094500Z\r\n"));
-        assert!(unfolded.contains("\r\nDTSTAMP:20260301T120000Z\r\n"));
-        assert!(unfolded.contains("\r\nSEQUENCE:3\r\n"));
-        // A name is quoted only when it holds `:`, `;` or `,`.
-        assert!(unfolded.contains("\r\nORGANIZER;CN=Ada The Advisor:mailto:advisor@bank.example\r\n"));
-        assert!(
-            unfolded.contains(
-                "\r\nATTENDEE;CN=Claire Client;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:client@example.com\r\n"
-            )
-        );
-        assert!(unfolded.contains("\r\nATTENDEE;ROLE=REQ-PARTICIPANT;PARTSTAT=NEEDS-ACTION;RSVP=TRUE:mailto:observer@example.com\r\n"));
-        assert!(unfolded.contains("\r\nSTATUS:CONFIRMED\r\n"));
-        // The long description really was folded, and not inside a character.
-        assert!(text.matches("\r\n ").count() >= 3, "{text}");
-    }
-
-    #[test]
-    fn an_appointment_parses_back_to_the_same_start_end_summary_and_location() {
-        let fixture = appointment_fixture();
-        let object = parse_object(&appointment(&fixture)).expect("parses");
-
-        assert_eq!(object.uid, fixture.uid);
-        assert_eq!(object.summary.as_deref(), Some(fixture.summary.as_str()));
-        assert_eq!(object.location, fixture.location);
-        assert_eq!(object.series.start, When::Utc(fixture.start));
-        let (start, end) = span(&object);
-        assert_eq!((start, end), (fixture.start, Some(fixture.end)));
-        assert!(object.series.busy);
     }
 }

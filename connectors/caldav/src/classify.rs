@@ -30,6 +30,9 @@ pub(crate) fn transport(host: &str, error: &reqwest::Error) -> ConnectorError {
     if error.is_timeout() {
         return ConnectorError::Unreachable { message: format!("{host}: no answer in time") };
     }
+    if is_not_http(error) {
+        return ConnectorError::Protocol { message: format!("{host}: the reply is not HTTP ({innermost})") };
+    }
     if error.is_connect() || error.is_request() || error.is_body() {
         return ConnectorError::Unreachable { message: format!("{host}: {innermost}") };
     }
@@ -71,6 +74,18 @@ pub(crate) fn protocol(what: &str, why: &str) -> ConnectorError {
 /// absent, and the gateway's backoff applies).
 pub(crate) fn retry_after(value: Option<&str>) -> Option<Duration> {
     value?.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// The server answered, but not in HTTP (another service's port).
+fn is_not_http(error: &reqwest::Error) -> bool {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if e.downcast_ref::<hyper::Error>().is_some_and(hyper::Error::is_parse) {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }
 
 fn is_tls(error: &reqwest::Error) -> bool {

@@ -14,8 +14,19 @@ fn not_caldav() -> ConnectorError {
     ConnectorError::Settings(FieldError::new("url", "is not a CalDAV server or calendar address"))
 }
 
-/// The calendar home's URL.
+/// The calendar home's URL. While looking for it, an answer that is not WebDAV's (a server
+/// error on PROPFIND, a reply that is not HTTP) means the URL is not a CalDAV server: a
+/// settings error on `url`, as for a 404, not a protocol failure of a server that is one.
 pub(crate) async fn calendar_home(dav: &Dav, start: &Url) -> Result<Url, ConnectorError> {
+    find(dav, start).await.map_err(|e| match e {
+        ConnectorError::Protocol { message } => {
+            ConnectorError::Settings(FieldError::new("url", format!("is not a CalDAV server or calendar address ({message})")))
+        }
+        other => other,
+    })
+}
+
+async fn find(dav: &Dav, start: &Url) -> Result<Url, ConnectorError> {
     if let Some(home) = from(dav, start).await? {
         return Ok(home);
     }

@@ -60,14 +60,30 @@ async fn a_wrong_password_is_an_authentication_error() {
 async fn an_address_that_is_not_a_caldav_server_is_a_settings_error_on_url() {
     let lab = Lab::start();
     let dave = lab.user().await;
-    let web = plain_web_server().await;
+    let answers = [
+        // A web site: a 404 page.
+        http("404 Not Found", "text/html", "<html><body>Not here</body></html>"),
+        // An application that fails on a method it does not know.
+        http("500 Internal Server Error", "text/plain", "PROPFIND?"),
+        // A 207 that is not a multistatus.
+        http("207 Multi-Status", "text/html", "<html>hello</html>"),
+        // Not HTTP at all: another service's port (an IMAP greeting).
+        "* OK IMAP4rev1 Service Ready\r\n".to_owned(),
+    ];
+    for answer in answers {
+        let server = server_answering(answer.clone()).await;
 
-    let error = lab.connector().open(&lab.account_at(&dave, &web)).await.err().expect("open must fail");
+        let error = lab.connector().open(&lab.account_at(&dave, &server)).await.err().expect("open must fail");
 
-    match error {
-        ConnectorError::Settings(field) => assert_eq!(field.field, "url"),
-        other => panic!("expected a settings error, got {other:?}"),
+        match error {
+            ConnectorError::Settings(field) => assert_eq!(field.field, "url", "{answer}"),
+            other => panic!("expected a settings error on url for {answer:?}, got {other:?}"),
+        }
     }
+}
+
+fn http(status: &str, content_type: &str, body: &str) -> String {
+    format!("HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
 }
 
 #[tokio::test]
@@ -95,12 +111,13 @@ async fn plain_http_to_a_remote_server_is_refused_unless_the_operator_allows_it(
     assert!(allowed.is_ok());
 }
 
-/// A web server that is not WebDAV: every request gets a 404 page. Its URL.
-async fn plain_web_server() -> String {
+/// A server that answers every request with `answer`, as it is. Its URL.
+async fn server_answering(answer: String) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {
         while let Ok((mut tcp, _)) = listener.accept().await {
+            let answer = answer.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 16384];
                 let mut seen = Vec::new();
@@ -110,11 +127,6 @@ async fn plain_web_server() -> String {
                         Ok(n) => seen.extend_from_slice(&buf[..n]),
                     }
                 }
-                let page = "<html><body>Not here</body></html>";
-                let answer = format!(
-                    "HTTP/1.1 404 Not Found\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
-                    page.len()
-                );
                 let _ = tcp.write_all(answer.as_bytes()).await;
             });
         }

@@ -60,6 +60,9 @@ async fn connecting_gmail_also_connects_its_google_calendars_with_the_same_grant
     let outcome = authorize(&app, &ada, "gmail", &address, json!({ "loginHint": address })).await;
     assert_eq!(outcome["status"], "connected", "{outcome:?}");
     let account = linked_account(&app, &ada).await;
+    let stats = lab.oauth_stats(&address).await;
+    assert_eq!(stats["authorization_code"], 1, "{stats}");
+    assert_eq!(stats["refresh_token"], 0, "the code exchange's token serves mail and calendars, unrefreshed: {stats}");
     assert_eq!(account["connector"], "gmail");
     assert_eq!(account["mailboxId"], outcome["mailbox"].as_str());
     let cal = &account["calendars"][0];
@@ -120,6 +123,9 @@ async fn connecting_outlook_also_connects_its_calendars_and_appointments_are_wri
     let outcome = authorize(&app, &bea, "outlook", &address, json!({ "loginHint": address })).await;
     assert_eq!(outcome["status"], "connected", "{outcome:?}");
     let account = linked_account(&app, &bea).await;
+    let stats = lab.oauth_stats(&address).await;
+    assert_eq!(stats["authorization_code"], 1, "{stats}");
+    assert_eq!(stats["refresh_token"], 0, "no refresh grant right after the code exchange: {stats}");
     let list = account["calendars"].as_array().expect("calendars");
     let named = |n: &str| list.iter().find(|c| c["name"] == n).unwrap_or_else(|| panic!("no {n} in {list:?}")).clone();
     assert_eq!(named("Holidays")["writable"], false);

@@ -8,7 +8,7 @@ use futures_util::{Stream, future};
 
 use super::authorize::StartInput;
 use super::discovery::Source;
-use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::model::{Mailbox, MailboxEventKind, MailboxId, MailboxStatus};
 use super::send::{OutgoingAttachment, ReplyContext, SendInput};
 use super::service::ConnectInput;
 use crate::accounts::forms::{ConnectorField, MailAuthMethod, form_fields};
@@ -107,6 +107,15 @@ pub struct MailDiscovery {
     pub settings: Json<serde_json::Map<String, serde_json::Value>>,
 }
 
+/// One line of a mailbox's history.
+#[derive(SimpleObject)]
+pub struct MailboxHistoryLine {
+    pub at: DateTime<Utc>,
+    pub kind: MailboxEventKind,
+    /// The error, the date listed from, or who asked, where there is one.
+    pub detail: Option<String>,
+}
+
 /// A connected mailbox. Its credentials are never shown.
 pub struct MailboxNode(pub Mailbox);
 
@@ -198,6 +207,17 @@ impl MailboxNode {
     /// listed it again from the sync-from date; null if it never did.
     async fn last_checkpoint_reset_at(&self) -> Option<DateTime<Utc>> {
         self.0.last_checkpoint_reset_at
+    }
+
+    /// What happened to the mailbox, newest first (at most `first`, 1 to 100): connected,
+    /// paused, the folder renumbered, the sync failing and recovering, … The last 200 lines
+    /// are kept.
+    async fn history(&self, ctx: &Context<'_>, #[graphql(default = 20)] first: i32) -> Result<Vec<MailboxHistoryLine>> {
+        if !(1..=100).contains(&first) {
+            return Err(Error::invalid("first", "must be 1 to 100"));
+        }
+        let lines = ctx.services()?.mailboxes.history(self.0.mailbox_id, i64::from(first)).await?;
+        Ok(lines.into_iter().map(|l| MailboxHistoryLine { at: l.at, kind: l.kind.0, detail: l.detail }).collect())
     }
 
     async fn created_at(&self) -> DateTime<Utc> {

@@ -23,6 +23,38 @@ pub enum MailboxStatus {
     Paused,
 }
 
+/// What happened to a mailbox, as its history keeps it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, async_graphql::Enum)]
+pub enum MailboxEventKind {
+    /// Connected for the first time.
+    Connected,
+    /// Connected again with new credentials (after NEEDS_REAUTH, or to change them); what it
+    /// synced is kept.
+    SignedInAgain,
+    /// Paused by the user.
+    Paused,
+    /// Resumed by the user.
+    Resumed,
+    /// Listed again from the sync-from date: `resyncMailbox`, or an earlier sync-from date.
+    ListedAgain,
+    /// The server renumbered the folder (a new IMAP UIDVALIDITY): listed again.
+    FolderRenumbered,
+    /// The server refused the credentials, or the gateway can no longer read them.
+    NeedsReauth,
+    /// The sync failed twice in a row (`detail` is the error); it retries with backoff.
+    Failing,
+    /// The sync caught up again after a `FAILING` line.
+    Recovered,
+}
+
+/// One line of a mailbox's history.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct MailboxEvent {
+    pub at: DateTime<Utc>,
+    pub kind: crate::db::Stored<MailboxEventKind>,
+    pub detail: Option<String>,
+}
+
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Mailbox {
     pub mailbox_id: MailboxId,

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, Utc};
 use concierge_connector_sdk::{Account, ConnectorError, Credentials, Descriptor, Secret, Settings};
 use tracing::instrument;
 
-use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::model::{Mailbox, MailboxEvent, MailboxEventKind, MailboxId, MailboxStatus};
 use super::store;
 use super::sync::{MailSync, StoredCredentials};
 use crate::crypto::SecretBox;
@@ -142,6 +142,7 @@ impl MailboxService {
         if let Some(existing) = store::find_by_address(&self.db, account_id, kind, address).await? {
             let sealed = credentials.seal(&self.secrets, existing.mailbox_id)?;
             store::reconnect(&self.db, existing.mailbox_id, &settings, &sealed, Utc::now()).await?;
+            store::record_event(&self.db, existing.mailbox_id, MailboxEventKind::SignedInAgain, None, Utc::now()).await?;
             self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;
             self.sync.stop(existing.mailbox_id);
             if sync_from != existing.sync_from {
@@ -182,6 +183,7 @@ impl MailboxService {
         store::insert_mailbox(&mut tx, &mailbox, &sealed).await.map_err(|e| {
             if store::ADDRESS_KEY.violated_by(&e) { Error::conflict("emailAddress", "this mailbox is already connected") } else { e.into() }
         })?;
+        store::record_event_in(&mut tx, mailbox.mailbox_id, MailboxEventKind::Connected, None, now).await?;
         tx.commit().await?;
         self.log.record(account_id, SecurityEventKind::MailboxConnected, meta, Some(address)).await;
         self.sync.start(mailbox.mailbox_id);
@@ -218,11 +220,18 @@ impl MailboxService {
         let paused_new = paused.unwrap_or(mailbox.paused);
         let earlier = sync_from_new < mailbox.sync_from;
         store::update_settings(&self.db, id, sync_from_new, paused_new, earlier).await?;
+        let now = Utc::now();
+        if earlier {
+            let detail = format!("from {sync_from_new}");
+            store::record_event(&self.db, id, MailboxEventKind::ListedAgain, Some(&detail), now).await?;
+        }
         if paused_new && !mailbox.paused {
             self.sync.stop(id);
-            store::set_status(&self.db, id, MailboxStatus::Paused, Some("paused by the user"), None, Utc::now()).await?;
+            store::set_status(&self.db, id, MailboxStatus::Paused, Some("paused by the user"), None, now).await?;
+            store::record_event(&self.db, id, MailboxEventKind::Paused, None, now).await?;
         } else if !paused_new && mailbox.paused {
-            store::set_status(&self.db, id, MailboxStatus::Connecting, Some("resumed by the user"), None, Utc::now()).await?;
+            store::set_status(&self.db, id, MailboxStatus::Connecting, Some("resumed by the user"), None, now).await?;
+            store::record_event(&self.db, id, MailboxEventKind::Resumed, None, now).await?;
             self.sync.start(id);
         } else if !paused_new && earlier {
             self.sync.kick(id);
@@ -242,6 +251,7 @@ impl MailboxService {
             return Err(Error::invalid("id", "the mailbox needs you to connect it again"));
         }
         store::list_again(&self.db, id).await?;
+        store::record_event(&self.db, id, MailboxEventKind::ListedAgain, Some("asked by the user"), Utc::now()).await?;
         self.sync.kick(id);
         self.mailbox(viewer, id).await
     }
@@ -255,6 +265,11 @@ impl MailboxService {
         self.log.record(viewer.account_id(), SecurityEventKind::MailboxDisconnected, &viewer.meta, Some(&mailbox.email_address)).await;
         self.fanout.publish(Change::Mailbox { mailbox_id: id }).await;
         Ok(())
+    }
+
+    /// The mailbox's latest `limit` lines of history, newest first.
+    pub async fn history(&self, id: MailboxId, limit: i64) -> Result<Vec<MailboxEvent>> {
+        Ok(store::history(&self.db, id, limit).await?)
     }
 
     pub async fn recorded_count(&self, id: MailboxId) -> Result<i64> {

@@ -2,10 +2,10 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::model::{Mailbox, MailboxEvent, MailboxEventKind, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::StoredEnum as _;
-use crate::db::{Db, Tx, UniqueKey};
+use crate::db::{Db, Stored, Tx, UniqueKey};
 use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
@@ -172,7 +172,62 @@ pub async fn reset_checkpoint(db: &Db, id: MailboxId, now: DateTime<Utc>) -> Res
         .await
         .map(drop))?;
     on_tx!(&mut tx, c => sqlx::query("DELETE FROM mail_message WHERE mailbox_id = $1").bind(id).execute(c).await.map(drop))?;
+    record_event_in(&mut tx, id, MailboxEventKind::FolderRenumbered, None, now).await?;
     tx.commit().await
+}
+
+/// Lines of history kept per mailbox; older ones are trimmed as new ones come.
+const HISTORY_KEPT: i64 = 200;
+
+/// Adds a line to the mailbox's history (and trims the oldest beyond [`HISTORY_KEPT`]).
+pub async fn record_event(
+    db: &Db,
+    id: MailboxId,
+    kind: MailboxEventKind,
+    detail: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    record_event_in(&mut tx, id, kind, detail, at).await?;
+    tx.commit().await
+}
+
+/// [`record_event`] inside the transaction of what caused it.
+pub async fn record_event_in(
+    tx: &mut Tx,
+    id: MailboxId,
+    kind: MailboxEventKind,
+    detail: Option<&str>,
+    at: DateTime<Utc>,
+) -> Result<(), sqlx::Error> {
+    let detail = detail.map(|d| d.chars().take(500).collect::<String>());
+    on_tx!(tx, c => sqlx::query("INSERT INTO mailbox_event (mailbox_event_id, mailbox_id, at, kind, detail) VALUES ($1, $2, $3, $4, $5)")
+        .bind(uuid::Uuid::now_v7())
+        .bind(id)
+        .bind(at)
+        .bind(Stored(kind))
+        .bind(detail)
+        .execute(c)
+        .await
+        .map(drop))?;
+    on_tx!(tx, c => sqlx::query(
+        "DELETE FROM mailbox_event WHERE mailbox_id = $1 AND mailbox_event_id NOT IN \
+         (SELECT mailbox_event_id FROM mailbox_event WHERE mailbox_id = $1 ORDER BY at DESC, mailbox_event_id DESC LIMIT $2)")
+        .bind(id)
+        .bind(HISTORY_KEPT)
+        .execute(c)
+        .await
+        .map(drop))
+}
+
+/// The mailbox's latest `limit` lines of history, newest first.
+pub async fn history(db: &Db, id: MailboxId, limit: i64) -> Result<Vec<MailboxEvent>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT at, kind, detail FROM mailbox_event WHERE mailbox_id = $1 ORDER BY at DESC, mailbox_event_id DESC LIMIT $2")
+        .bind(id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
 }
 
 pub async fn set_checkpoint(db: &Db, id: MailboxId, checkpoint: &str) -> Result<(), sqlx::Error> {

@@ -26,7 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{Instrument as _, info_span, warn};
 
 use super::ingest::{self, News, Owner};
-use super::model::{Mailbox, MailboxId, MailboxStatus};
+use super::model::{Mailbox, MailboxEventKind, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
 use super::store;
 use crate::accounts::registry::Registry;
@@ -348,6 +348,9 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
             Disposition::Fix | Disposition::GiveUp => inner.settings.backoff_max,
         };
         failures = failures.saturating_add(1);
+        if failures == FAILING_AFTER {
+            add_history(inner, id, MailboxEventKind::Failing, Some(&error.to_string())).await;
+        }
         let reason = format!("{}; retrying in {}s", error, delay.as_secs().max(1));
         set_status(inner, id, MailboxStatus::Error, &reason, Some(&error.to_string())).await;
         // Waiting out a backoff keeps the lease, so no other process hammers the server.
@@ -473,6 +476,9 @@ async fn follow(
         }
         let now = Utc::now();
         store::mark_synced(&inner.db, owner.mailbox_id, now).await?;
+        if *failures >= FAILING_AFTER {
+            add_history(inner, owner.mailbox_id, MailboxEventKind::Recovered, None).await;
+        }
         *failures = 0;
         if last_reconcile.is_none_or(|t| t.elapsed() >= inner.settings.reconcile_every) {
             last_reconcile = Some(tokio::time::Instant::now());
@@ -641,8 +647,21 @@ async fn set_status(inner: &Inner, id: MailboxId, status: MailboxStatus, reason:
 const UNREADABLE_CREDENTIALS: &str =
     "the gateway cannot read the saved credentials (its secret key changed without `concierge rekey`); connect the mailbox again";
 
+/// Failures in a row after which the history says the sync is failing: a session the server
+/// closed once (Dovecot does so when it renumbers a folder) and that the next try recovers
+/// is not worth a line; an outage is.
+const FAILING_AFTER: u32 = 2;
+
+/// Adds a line to the mailbox's history; a failure to is logged, not the sync's failure.
+async fn add_history(inner: &Inner, id: MailboxId, kind: MailboxEventKind, detail: Option<&str>) {
+    if let Err(e) = store::record_event(&inner.db, id, kind, detail, Utc::now()).await {
+        warn!(error = ?e, "cannot add to the mailbox's history");
+    }
+}
+
 async fn needs_reauth(inner: &Inner, id: MailboxId, reason: &str, error: &str) {
     set_status(inner, id, MailboxStatus::NeedsReauth, reason, Some(error)).await;
+    add_history(inner, id, MailboxEventKind::NeedsReauth, Some(reason)).await;
     let Ok(Some(mailbox)) = store::find_mailbox(&inner.db, id).await else { return };
     let language = language_of(inner, mailbox.account_id).await;
     let notice = Notice {

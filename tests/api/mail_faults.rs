@@ -149,9 +149,25 @@ async fn an_imap_outage_mid_sync_shows_as_an_error_then_recovers_with_nothing_lo
         assert!(tokio::time::Instant::now() < deadline, "the outage never showed: {m}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // An outage that lasts (the retry fails too) gets a line in the mailbox's history.
+    while !history_kinds(&app, &ada, &id).await.contains(&"FAILING".to_owned()) {
+        assert!(tokio::time::Instant::now() < deadline, "the lasting outage never reached the history");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     lab.start_imap().await;
     live_with(&app, &ada, &id, 150).await;
     assert_eq!(event_counts(&app, &ada).await, (150, 150));
+    // The outage stays in the history once it is over: one line as it lasted (with the
+    // error), one as the sync caught up, however many retries came between.
+    let kinds = history_kinds(&app, &ada, &id).await;
+    assert_eq!(kinds, ["RECOVERED", "FAILING", "CONNECTED"], "newest first");
+}
+
+/// The kinds of the mailbox's history, newest first.
+pub async fn history_kinds(app: &TestApp, user: &crate::helpers::TestUser, id: &str) -> Vec<String> {
+    let r = app.gql(Some(&user.token), "query($id: ID!) { mailbox(id: $id) { history { at kind detail } } }", json!({ "id": id })).await;
+    let lines = r["data"]["mailbox"]["history"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    lines.iter().map(|l| l["kind"].as_str().unwrap().to_owned()).collect()
 }
 
 #[tokio::test]
@@ -207,6 +223,7 @@ async fn a_renumbered_folder_is_resynced_without_duplicate_events() {
     };
     assert_eq!(m["health"]["recordedCount"], 6, "{m}");
     assert!(m["lastCheckpointResetAt"].is_string(), "{m}");
+    assert_eq!(history_kinds(&app, &ada, &id).await, ["FOLDER_RENUMBERED", "CONNECTED"], "a line in the history, too");
 
     // Mail that came in while the renumbered folder was listed again is news all the same.
     // (The five re-listed messages were there before the mailbox was connected.)

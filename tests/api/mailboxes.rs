@@ -712,3 +712,66 @@ fn a_bad_providers_file_stops_the_gateway_with_the_line_and_the_reason() {
     let err = concierge::accounts::registry::Registry::builtin(Default::default(), &config).err().expect("refused").to_string();
     assert!(err.contains("providers.toml") && err.contains("line 3") && err.contains("imap.port"), "{err}");
 }
+
+/// A mailbox keeps a history of what its status soon stops showing: its owner's changes, and
+/// the server refusing the password until it is connected again. Nobody else can read it.
+#[tokio::test]
+async fn a_mailbox_keeps_a_history_of_what_happened_to_it() {
+    let (app, lab) = gateway().await;
+    let (ada, bea) = (app.user("ada@example.com").await, app.user("bea@example.com").await);
+    let (mail_user, password) = lab.new_user("hist").await;
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+    let update = "mutation($i: UpdateMailboxInput!) { updateMailbox(input: $i) { status } }";
+    let history = "query($id: ID!, $n: Int) { mailbox(id: $id) { history(first: $n) { at kind detail } } }";
+    let lines = |token: String, n: i64| {
+        let app = &app;
+        let id = id.clone();
+        async move { app.gql(Some(&token), history, json!({ "id": id, "n": n })).await }
+    };
+
+    for paused in [true, false] {
+        let r = app.gql(Some(&ada.token), update, json!({ "i": { "id": id, "paused": paused } })).await;
+        assert!(r.get("errors").is_none(), "{r}");
+    }
+    live_with(&app, &ada, &id, 0).await;
+    let r = app.gql(Some(&ada.token), update, json!({ "i": { "id": id, "syncFrom": sync_from(60) } })).await;
+    assert!(r.get("errors").is_none(), "{r}");
+    live_with(&app, &ada, &id, 0).await;
+    // The password changes at the server: the next sign-in is refused.
+    lab.set_password(&mail_user, "a-brand-new-password").await;
+    let r = app
+        .gql(Some(&ada.token), "mutation($i: MailboxInput!) { resyncMailbox(input: $i) { status } }", json!({ "i": { "id": id } }))
+        .await;
+    assert!(r.get("errors").is_none(), "{r}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while mailbox(&app, &ada, &id).await["status"] != "NEEDS_REAUTH" {
+        assert!(tokio::time::Instant::now() < deadline, "the refused password never showed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let again = connected(&app, &ada, &lab, &mail_user, "a-brand-new-password").await;
+    assert_eq!(again, id, "the same mailbox, signed in again");
+
+    let r = lines(ada.token.clone(), 20).await;
+    let list = r["data"]["mailbox"]["history"].as_array().unwrap_or_else(|| panic!("{r}")).clone();
+    let kinds: Vec<&str> = list.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["SIGNED_IN_AGAIN", "NEEDS_REAUTH", "LISTED_AGAIN", "LISTED_AGAIN", "RESUMED", "PAUSED", "CONNECTED"],
+        "newest first: {r}"
+    );
+    assert_eq!(list[2]["detail"], "asked by the user");
+    assert_eq!(list[3]["detail"], format!("from {}", sync_from(60)));
+    assert!(list[1]["detail"].as_str().unwrap().contains("refused the credentials"), "{r}");
+    assert!(list.windows(2).all(|w| w[0]["at"].as_str() >= w[1]["at"].as_str()), "{r}");
+    let r = lines(ada.token.clone(), 2).await;
+    assert_eq!(r["data"]["mailbox"]["history"].as_array().map(Vec::len), Some(2), "{r}");
+
+    // Out of range; and another account learns nothing, not even that the mailbox exists.
+    for n in [0, 101] {
+        let r = lines(ada.token.clone(), n).await;
+        assert_eq!(error_of(&r), ("BAD_USER_INPUT".into(), Some("first".into())), "{n}: {r}");
+    }
+    let r = lines(bea.token.clone(), 20).await;
+    assert_eq!(codes(&r), ["NOT_FOUND"], "{r}");
+}

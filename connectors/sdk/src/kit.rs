@@ -2,7 +2,8 @@
 //!
 //! A mail connector's tests implement [`Harness`] (how to make a fresh account on the test
 //! server and put mail into it) and call [`run`], or the checks one by one. Each check
-//! panics with what the connector got wrong.
+//! panics with what the connector got wrong. A calendar connector's tests do the same with
+//! [`calendar::CalendarHarness`] and [`calendar::run`].
 //!
 //! Some checks need more than every connector has: sending, a server that renumbers, a read
 //! state, throttling, OAuth2. The harness answers for each with `Some` (here is how to
@@ -18,6 +19,8 @@
 //!     assert_eq!(report.skipped, []); // or the checks you expect to skip, and why
 //! }
 //! ```
+
+pub mod calendar;
 
 use std::collections::HashSet;
 use std::time::Duration;

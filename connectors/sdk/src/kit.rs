@@ -412,14 +412,16 @@ pub async fn a_renumbered_server_resets_the_checkpoint(h: &dyn Harness, server: 
     session.close().await;
 }
 
-/// A message sent through the connector reaches its recipient; one copy is kept in the
-/// sender's Sent folder, listed by the sender's next sync once (with the sent Message-ID,
-/// so the gateway recognises it as the message it sent) and never again after its
-/// checkpoint.
+/// A message sent through the connector reaches every envelope recipient (a Bcc recipient
+/// too, with no `Bcc:` header in what travels); one copy, the sender's with the `Bcc:`
+/// header, is kept in the Sent folder, listed by the sender's next sync once (with the sent
+/// Message-ID, so the gateway recognises it as the message it sent) and never again after
+/// its checkpoint.
 pub async fn sends_and_keeps_one_copy_in_sent(h: &dyn Harness, sending: &dyn Sending) {
     let connector = h.connector();
     let account = h.new_account().await;
-    let recipient = sending.new_recipient().await;
+    let to = sending.new_recipient().await;
+    let bcc = sending.new_recipient().await;
     // A checkpoint from before the send: the sync the copy must show up in resumes from it.
     h.deliver(&account, &message("kit before sending", days_ago(1)), days_ago(1)).await;
     let mut session = open(h, &account).await;
@@ -429,23 +431,28 @@ pub async fn sends_and_keeps_one_copy_in_sent(h: &dyn Harness, sending: &dyn Sen
     session.close().await;
 
     let subject = unique("kit sent");
+    // The headers name neither recipient: the envelope alone says where it goes.
     let raw = message(&subject, Utc::now());
-    let recipients = vec![recipient.clone()];
-    let sent = Outgoing { from: &account.address, recipients: &recipients, raw: &raw, sent_copy: None };
+    let copy = with_bcc(&raw, &bcc);
+    let recipients = vec![to.clone(), bcc.clone()];
+    let sent = Outgoing { from: &account.address, recipients: &recipients, raw: &raw, sent_copy: Some(&copy) };
     let receipt = connector.send(&account, sent).await.unwrap_or_else(|e| panic!("send() failed: {e}"));
     assert!(receipt.saved_to_sent, "the send kept no copy in Sent: {:?}", receipt.sent_copy_error);
     if connector.descriptor().capabilities.provider_saves_sent {
-        sending.provider_keeps_copy(&account, &raw).await;
+        sending.provider_keeps_copy(&account, &copy).await;
     }
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let inbox = sending.inbox(&recipient).await;
-        if inbox.iter().any(|m| header(m, "Subject").as_deref() == Some(subject.as_str())) {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the sent message did not reach {recipient} within 30 s");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for address in [&to, &bcc] {
+        let arrived = loop {
+            let inbox = sending.inbox(address).await;
+            if let Some(m) = inbox.into_iter().find(|m| header(m, "Subject").as_deref() == Some(subject.as_str())) {
+                break m;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the sent message did not reach {address} within 30 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(header(&arrived, "Bcc"), None, "the message {address} received must not name the Bcc recipient");
     }
 
     let mut session = open(h, &account).await;
@@ -465,6 +472,7 @@ pub async fn sends_and_keeps_one_copy_in_sent(h: &dyn Harness, sending: &dyn Sen
         Some(message_id(&subject)),
         "the Sent copy keeps the Message-ID, which the gateway recognises its sent mail by"
     );
+    assert_eq!(header(&fetched[0].bytes, "Bcc"), Some(bcc.clone()), "the Sent copy is the sender's, naming the Bcc recipient");
 
     let recorded = copies[0].checkpoint.clone();
     let again = session.list(days_ago(3), Some(&recorded)).await.unwrap_or_else(|e| panic!("list(checkpoint) failed: {e}"));
@@ -476,6 +484,13 @@ pub async fn sends_and_keeps_one_copy_in_sent(h: &dyn Harness, sending: &dyn Sen
     let later = session.list(days_ago(3), Some(&recorded)).await.unwrap_or_else(|e| panic!("list(checkpoint) failed: {e}"));
     assert!(later.is_empty(), "a later session must not list the Sent copy again: {later:?}");
     session.close().await;
+}
+
+/// The sender's copy of `raw`: the same message with a `Bcc:` header first.
+fn with_bcc(raw: &[u8], bcc: &str) -> Vec<u8> {
+    let mut copy = format!("Bcc: {bcc}\r\n").into_bytes();
+    copy.extend_from_slice(raw);
+    copy
 }
 
 /// A server's "slow down" is [`ConnectorError::Throttled`], so the gateway waits instead of

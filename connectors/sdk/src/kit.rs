@@ -97,8 +97,8 @@ pub trait ReadState: Send + Sync {
 #[async_trait]
 pub trait Throttling: Send + Sync {
     /// The connector and account to use against a server that answers this account with
-    /// "slow down" (IMAP: `NO [THROTTLED]` or `[LIMIT]`; HTTP: 429), on signing in or on the
-    /// first command after.
+    /// "slow down" (IMAP: `NO [THROTTLED]` or `[LIMIT]`; SMTP: `421 4.7.x`; HTTP: 429): on
+    /// signing in or the first command after, and, for a connector that sends, on sending.
     async fn throttled(&self, account: &Account) -> (SharedConnector, Account);
 }
 
@@ -493,8 +493,8 @@ fn with_bcc(raw: &[u8], bcc: &str) -> Vec<u8> {
     copy
 }
 
-/// A server's "slow down" is [`ConnectorError::Throttled`], so the gateway waits instead of
-/// hammering it or asking the user to sign in again.
+/// A server's "slow down", to a sync or a send, is [`ConnectorError::Throttled`], so the
+/// gateway waits instead of hammering it or asking the user to sign in again.
 pub async fn reports_throttling_as_throttled(h: &dyn Harness, server: &dyn Throttling) {
     let account = h.new_account().await;
     let (connector, throttled) = server.throttled(&account).await;
@@ -509,8 +509,18 @@ pub async fn reports_throttling_as_throttled(h: &dyn Harness, server: &dyn Throt
             }
         }
     };
-    assert!(matches!(error, ConnectorError::Throttled { .. }), "a throttled request must be ConnectorError::Throttled, got {error:?}");
+    assert!(matches!(error, ConnectorError::Throttled { .. }), "a throttled sync must be ConnectorError::Throttled, got {error:?}");
     assert_eq!(error.code(), "THROTTLED");
+
+    if connector.descriptor().capabilities.send {
+        let raw = message(&unique("kit throttled send"), Utc::now());
+        let recipients = vec![throttled.address.clone()];
+        let sent = Outgoing { from: &throttled.address, recipients: &recipients, raw: &raw, sent_copy: None };
+        match connector.send(&throttled, sent).await {
+            Err(ConnectorError::Throttled { .. }) => {}
+            other => panic!("a throttled send must be ConnectorError::Throttled, got {other:?}"),
+        }
+    }
 }
 
 /// An expired access token is refreshed through the account's token source, and the session

@@ -297,6 +297,37 @@ impl Lab {
     }
 }
 
+/// Signs in at the submission port (AUTH PLAIN; the lab allows it without TLS on loopback)
+/// and returns the open session.
+pub async fn submission_session(lab: &Lab, login: &str, password: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(("127.0.0.1", lab.submission)).await.expect("connect to submission");
+    read_until(&mut tcp, b"220 ").await;
+    tcp.write_all(b"EHLO kit.test\r\n").await.expect("write");
+    read_until(&mut tcp, b"250 ").await;
+    let plain = base64(format!("\0{login}\0{password}").as_bytes());
+    tcp.write_all(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await.expect("write");
+    read_until(&mut tcp, b"235 ").await;
+    tcp
+}
+
+/// Standard base64, padded (for AUTH PLAIN; the provider crates sharing this file have no
+/// base64 crate).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 async fn read_until(tcp: &mut TcpStream, marker: &[u8]) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -325,13 +356,21 @@ pub struct KitLab {
     passwords: std::sync::Mutex<std::collections::HashMap<String, String>>,
     /// The lab allowing one IMAP session per user, started when first needed.
     one_session: std::sync::OnceLock<Lab>,
-    /// The sessions that use up a user's one session there.
+    /// The IMAP sessions that use up a user's one session there.
     held: tokio::sync::Mutex<Vec<Session<TcpStream>>>,
+    /// The submission sessions that do the same for sending.
+    held_submission: tokio::sync::Mutex<Vec<TcpStream>>,
 }
 
 impl KitLab {
     pub fn new(lab: Lab) -> KitLab {
-        KitLab { lab, passwords: Default::default(), one_session: Default::default(), held: Default::default() }
+        KitLab {
+            lab,
+            passwords: Default::default(),
+            one_session: Default::default(),
+            held: Default::default(),
+            held_submission: Default::default(),
+        }
     }
 
     /// A fresh user, remembered.
@@ -350,8 +389,8 @@ impl KitLab {
         (name, password)
     }
 
-    /// A user of the lab allowing one session, whose one session is in use: the next
-    /// sign-in is throttled. The lab, and the user's name and password. Dovecot counts
+    /// A user of the lab allowing one session, whose one IMAP session and one submission
+    /// session are in use: the next sign-in to either is throttled. The lab, and the user's name and password. Dovecot counts
     /// sessions per user name as signed in with, so the session in use signs in as the
     /// connector will: with the address when `as_address` (OAuth2 providers), else the name.
     pub async fn throttled_user(&self, as_address: bool) -> (&Lab, String, String) {
@@ -360,6 +399,8 @@ impl KitLab {
         let login = if as_address { format!("{name}@maillab.test") } else { name.clone() };
         let session = lab.client(&login, &password).await;
         self.held.lock().await.push(session);
+        let submission = submission_session(lab, &login, &password).await;
+        self.held_submission.lock().await.push(submission);
         (lab, name, password)
     }
 }

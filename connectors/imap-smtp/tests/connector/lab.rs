@@ -443,10 +443,12 @@ impl kit::ReadState for KitLab {
     }
 }
 
-/// The conformance kit's view of the lab, for one IMAP security type.
+/// The conformance kit's view of the lab: the generic connector with one IMAP security
+/// type, or a preset with a password (how the gateway's built-in providers are made).
 pub struct LabHarness {
     pub users: KitLab,
-    pub security: &'static str,
+    /// `None`: a preset (settings `{}`).
+    pub security: Option<&'static str>,
     pub connector: SharedConnector,
 }
 
@@ -454,8 +456,49 @@ impl LabHarness {
     pub fn start(security: &'static str) -> LabHarness {
         let lab = Lab::start();
         let connector: SharedConnector = Arc::new(ImapSmtpConnector::generic(lab.options()));
-        LabHarness { users: KitLab::new(lab), security, connector }
+        LabHarness { users: KitLab::new(lab), security: Some(security), connector }
     }
+
+    /// A password preset whose servers are the lab's, as the gateway builds Yahoo's or
+    /// Fastmail's from their servers.
+    pub fn start_preset() -> LabHarness {
+        let lab = Lab::start();
+        let connector: SharedConnector = Arc::new(lab_preset(&lab));
+        LabHarness { users: KitLab::new(lab), security: None, connector }
+    }
+
+    fn account(&self, connector: &dyn MailConnector, lab: &Lab, name: &str, password: &str) -> Account {
+        match self.security {
+            Some(security) => lab.account(connector, name, password, security),
+            None => Account {
+                address: format!("{name}@maillab.test"),
+                settings: connector.validate(&Default::default()).unwrap_or_else(|e| panic!("a preset must take empty settings: {e}")),
+                credentials: Credentials::Password { username: name.to_owned(), password: Secret::new(password) },
+            },
+        }
+    }
+}
+
+/// A preset signing in with a password, its servers the lab's IMAP (SSL/TLS) and submission
+/// (STARTTLS); it keeps sent mail itself, by APPEND, as most providers' presets do.
+pub fn lab_preset(lab: &Lab) -> ImapSmtpConnector {
+    use concierge_connector_imap_smtp::{Endpoint, Preset, Security};
+    use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor};
+    let preset = Preset {
+        descriptor: Descriptor {
+            kind: "kit-preset",
+            display_name: "Kit preset".into(),
+            auth: AuthMethod::Password,
+            capabilities: Capabilities { send: true, provider_saves_sent: false, calendars: false },
+            fields: Vec::new(),
+            help: None,
+        },
+        oauth: None,
+        imap: Endpoint { host: "127.0.0.1".into(), port: lab.imaps, security: Security::SslTls },
+        smtp: Endpoint { host: "127.0.0.1".into(), port: lab.submission, security: Security::StartTls },
+        gmail_extensions: false,
+    };
+    ImapSmtpConnector::preset(preset, lab.options())
 }
 
 #[async_trait]
@@ -466,7 +509,7 @@ impl kit::Harness for LabHarness {
 
     async fn new_account(&self) -> Account {
         let (name, password) = self.users.add_user("kit").await;
-        self.users.lab.account(self.connector.as_ref(), &name, &password, self.security)
+        self.account(self.connector.as_ref(), &self.users.lab, &name, &password)
     }
 
     async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
@@ -507,8 +550,8 @@ impl kit::Harness for LabHarness {
 impl kit::Throttling for LabHarness {
     async fn throttled(&self, _account: &Account) -> (SharedConnector, Account) {
         let (lab, name, password) = self.users.throttled_user(false).await;
-        let connector = ImapSmtpConnector::generic(lab.options());
-        let account = lab.account(&connector, &name, &password, self.security);
+        let connector = if self.security.is_some() { ImapSmtpConnector::generic(lab.options()) } else { lab_preset(lab) };
+        let account = self.account(&connector, lab, &name, &password);
         (Arc::new(connector), account)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use concierge_connector_outlook::calendar_connector;
-use concierge_connector_sdk::kit::{self, calendar::CalendarHarness};
+use concierge_connector_sdk::kit::{self, calendar::CalendarHarness, calendar::CalendarThrottling};
 use concierge_connector_sdk::{
     AccessTokenSource, Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, RemoteCalendar, Secret, Settings,
     SharedCalendarConnector, async_trait,
@@ -585,6 +585,19 @@ impl CalendarHarness for GraphHarness {
 
     fn oauth(&self) -> Option<&dyn kit::OAuthTokens> {
         Some(self)
+    }
+
+    fn throttling(&self) -> Option<&dyn CalendarThrottling> {
+        Some(self)
+    }
+}
+
+/// The stand-in answers the next Graph request 429 with Retry-After, as Graph does.
+#[async_trait]
+impl CalendarThrottling for GraphHarness {
+    async fn throttled(&self, account: &Account) -> (SharedCalendarConnector, Account) {
+        self.standins.admin(reqwest::Method::POST, "/throttle", Some(json!({ "count": 1, "retryAfter": 7 }))).await;
+        (self.connector(), account.clone())
     }
 }
 

@@ -6,10 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use concierge_connector_caldav::CaldavConnector;
-use concierge_connector_sdk::kit::{self, calendar::CalendarHarness};
+use concierge_connector_sdk::kit::{self, calendar::CalendarHarness, calendar::CalendarThrottling};
 use concierge_connector_sdk::{AccessTokenSource, Account, Credentials, RemoteCalendar, Settings, SharedCalendarConnector, async_trait};
 use serde_json::{Value, json};
 
+use crate::faults::scripted_server;
 use crate::lab::{Client, Lab, StandInTokens, User};
 
 struct RadicaleHarness {
@@ -86,6 +87,28 @@ impl CalendarHarness for RadicaleHarness {
     fn oauth(&self) -> Option<&dyn kit::OAuthTokens> {
         self.google.then_some(self as &dyn kit::OAuthTokens)
     }
+
+    fn throttling(&self) -> Option<&dyn CalendarThrottling> {
+        Some(self)
+    }
+}
+
+/// Radicale never throttles, so the connector is pointed at a scripted server of the tests
+/// (faults.rs) answering every request as a busy CalDAV server does: 429 with Retry-After.
+#[async_trait]
+impl CalendarThrottling for RadicaleHarness {
+    async fn throttled(&self, account: &Account) -> (SharedCalendarConnector, Account) {
+        let url = scripted_server(Arc::new(|_: &str| (429, vec![("Retry-After", "7".to_owned())], String::new()))).await;
+        let mut throttled = account.clone();
+        // The Google preset's URL is the connector's; the generic connector's is a setting.
+        let connector = if self.google {
+            CaldavConnector::google(Some(url))
+        } else {
+            throttled.settings.insert("url".into(), json!(url));
+            CaldavConnector::generic(crate::lab::lab_options())
+        };
+        (Arc::new(connector), throttled)
+    }
 }
 
 /// The stand-in's own books: it expires tokens and counts the refresh grants it answered.
@@ -115,7 +138,7 @@ async fn the_caldav_connector_passes_the_calendar_kit_comparing_etags() {
     let lab = Lab::start();
     let connector = lab.connector_without_sync_tokens();
     let report = kit::calendar::run(&RadicaleHarness::new(lab, connector, false)).await;
-    assert_eq!(report.passed.len(), 4, "{report:?}");
+    assert_eq!(report.passed.len(), 5, "{report:?}");
 }
 
 #[tokio::test]

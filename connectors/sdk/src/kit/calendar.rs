@@ -1,5 +1,6 @@
 //! The calendar half of the conformance kit: listing calendars, incremental sync, writing
-//! events, and refusing to overwrite a change made elsewhere.
+//! events, refusing to overwrite a change made elsewhere, and (when the harness provides
+//! them) OAuth2 refresh and throttling.
 //!
 //! A calendar connector's tests implement [`CalendarHarness`] (a fresh account with one
 //! calendar on the real server, and a way to change its events as another client would) and
@@ -44,6 +45,17 @@ pub trait CalendarHarness: Send + Sync {
     /// How to expire an account's OAuth2 access token. `None` declares that the connector
     /// signs in with a password; refused when it has an OAuth2 provider.
     fn oauth(&self) -> Option<&dyn OAuthTokens>;
+    /// How to make the server tell the connector to slow down. `None` declares that the
+    /// connector's server never throttles.
+    fn throttling(&self) -> Option<&dyn CalendarThrottling>;
+}
+
+/// A calendar server that throttles.
+#[async_trait]
+pub trait CalendarThrottling: Send + Sync {
+    /// The connector and account to use against a server that answers this account's
+    /// requests with "slow down" (HTTP 429, or 503 with Retry-After).
+    async fn throttled(&self, account: &Account) -> (SharedCalendarConnector, Account);
 }
 
 /// Runs every calendar check in turn.
@@ -71,6 +83,13 @@ pub async fn run(h: &dyn CalendarHarness) -> Report {
         }
         None => report.skip("calendar_refreshes_an_expired_access_token", "OAuth2 sign-in"),
     }
+    match h.throttling() {
+        Some(server) => {
+            reports_throttling_as_throttled(h, server).await;
+            report.pass("calendar_reports_throttling_as_throttled");
+        }
+        None => report.skip("calendar_reports_throttling_as_throttled", "throttling server"),
+    }
     report
 }
 
@@ -90,6 +109,26 @@ pub fn event(uid: &str, summary: &str, days: i64) -> String {
 /// The SUMMARY of an iCalendar text (unescaped no further: the kit's summaries are plain).
 pub fn summary(ical: &str) -> Option<&str> {
     ical.lines().find_map(|l| l.trim_end().strip_prefix("SUMMARY:"))
+}
+
+/// A server's "slow down" is [`ConnectorError::Throttled`], whether it comes on signing in
+/// or listing the calendars.
+pub async fn reports_throttling_as_throttled(h: &dyn CalendarHarness, server: &dyn CalendarThrottling) {
+    let account = h.new_account(&unique("throttled")).await;
+    let (connector, throttled) = server.throttled(&account).await;
+    let error = match connector.open(&throttled).await {
+        Err(e) => e,
+        Ok(mut session) => {
+            let listed = session.calendars().await;
+            session.close().await;
+            match listed {
+                Err(e) => e,
+                Ok(calendars) => panic!("a throttling server was not reported: open() and calendars() succeeded ({calendars:?})"),
+            }
+        }
+    };
+    assert!(matches!(error, ConnectorError::Throttled { .. }), "a throttled request must be ConnectorError::Throttled, got {error:?}");
+    assert_eq!(error.code(), "THROTTLED");
 }
 
 fn unique(what: &str) -> String {

@@ -524,7 +524,7 @@ pub async fn reports_throttling_as_throttled(h: &dyn Harness, server: &dyn Throt
 }
 
 /// An expired access token is refreshed through the account's token source, and the session
-/// then works.
+/// then works; so does a send, for a connector that sends.
 pub async fn refreshes_an_expired_access_token(h: &dyn Harness, tokens: &dyn OAuthTokens) {
     let account = h.new_account().await;
     h.deliver(&account, &message("kit after refresh", days_ago(1)), days_ago(1)).await;
@@ -535,5 +535,19 @@ pub async fn refreshes_an_expired_access_token(h: &dyn Harness, tokens: &dyn OAu
     let refs = session.list(days_ago(3), None).await.unwrap_or_else(|e| panic!("list() after a refresh failed: {e}"));
     assert_eq!(subjects(session.as_mut(), &refs).await, ["kit after refresh"]);
     session.close().await;
-    assert!(tokens.refreshes(&account).await > before, "the expired access token was not refreshed through the token source");
+    let after_sync = tokens.refreshes(&account).await;
+    assert!(after_sync > before, "the expired access token was not refreshed through the token source");
+
+    // Sending signs in on its own (SMTP): an expired token is refreshed there too.
+    let connector = h.connector();
+    if connector.descriptor().capabilities.send {
+        tokens.expire_access_token(&account).await;
+        let raw = message(&unique("kit sent after refresh"), Utc::now());
+        let recipients = vec![account.address.clone()];
+        let sent = Outgoing { from: &account.address, recipients: &recipients, raw: &raw, sent_copy: None };
+        if let Err(e) = connector.send(&account, sent).await {
+            panic!("send() with an expired access token failed: {e}");
+        }
+        assert!(tokens.refreshes(&account).await > after_sync, "the send did not refresh the expired access token");
+    }
 }

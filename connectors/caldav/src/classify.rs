@@ -58,6 +58,8 @@ pub(crate) fn status(status: u16, retry_after: Option<Duration>, purpose: Purpos
         }
         (403, Purpose::Write) => ConnectorError::Rejected { message: format!("the server refused to write {what} (403)") },
         (404 | 410, _) => ConnectorError::Gone { what: what.to_owned() },
+        // A write's If-Match no longer matches: changed (or removed) elsewhere since read.
+        (412, Purpose::Write) => ConnectorError::Conflict { message: format!("{what} changed on the server since it was read (412)") },
         (429, _) => ConnectorError::Throttled { retry_after, message: format!("{status} on {what}") },
         (503, _) if retry_after.is_some() => ConnectorError::Throttled { retry_after, message: format!("{status} on {what}") },
         (502..=504, _) => ConnectorError::Unreachable { message: format!("the server answered {status} on {what}") },
@@ -127,6 +129,7 @@ mod tests {
         assert_eq!(s(403, None, Purpose::Write), "REJECTED");
         assert_eq!(s(404, None, Purpose::Read), "GONE");
         assert_eq!(s(410, None, Purpose::Read), "GONE");
+        assert_eq!(s(412, None, Purpose::Write), "CONFLICT");
         assert_eq!(s(429, None, Purpose::Read), "THROTTLED");
         assert_eq!(s(503, Some(5), Purpose::Read), "THROTTLED");
         assert_eq!(s(503, None, Purpose::Read), "UNREACHABLE");

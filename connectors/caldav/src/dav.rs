@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use concierge_connector_sdk::{AccessTokenSource, ConnectorError, FieldError, OutboundPolicy, Secret};
 use reqwest::Method;
-use reqwest::header::{CONTENT_TYPE, HeaderValue};
+use reqwest::header::{CONTENT_TYPE, HeaderValue, IF_MATCH};
 use url::Url;
 
 use crate::classify;
@@ -46,6 +46,9 @@ impl Reply {
 pub(crate) struct Body<'a> {
     pub content_type: &'static str,
     pub text: &'a str,
+    /// Write only over this version (`If-Match`): the server answers 412 when the resource
+    /// has another ETag, or none.
+    pub if_match: Option<&'a str>,
 }
 
 pub(crate) struct Dav {
@@ -79,6 +82,9 @@ impl Dav {
             }
             if let Some(body) = &body {
                 request = request.header(CONTENT_TYPE, HeaderValue::from_static(body.content_type)).body(body.text.to_owned());
+                if let Some(etag) = body.if_match {
+                    request = request.header(IF_MATCH, etag);
+                }
             }
             request = match &self.auth {
                 Auth::Basic { username, password } => request.basic_auth(username, Some(password.expose())),

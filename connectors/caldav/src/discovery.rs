@@ -67,7 +67,9 @@ async fn from(dav: &Dav, url: &Url) -> Result<Option<Url>, ConnectorError> {
 /// WebDAV (404, a web page, a method not allowed).
 async fn propfind(dav: &Dav, url: &Url) -> Result<Option<(Url, wire::Props)>, ConnectorError> {
     let body = wire::propfind_discovery();
-    let reply = dav.request("PROPFIND", url, Some("0"), Some(Body { content_type: "application/xml; charset=utf-8", text: &body })).await?;
+    let reply = dav
+        .request("PROPFIND", url, Some("0"), Some(Body { content_type: "application/xml; charset=utf-8", text: &body, if_match: None }))
+        .await?;
     match reply.status {
         207 => {}
         401 | 403 | 429 | 500..=599 => {

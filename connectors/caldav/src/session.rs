@@ -39,7 +39,7 @@ impl CaldavSession {
     }
 
     async fn xml(&self, method: &str, url: &Url, depth: &str, body: &str) -> Result<Reply, ConnectorError> {
-        self.dav.request(method, url, Some(depth), Some(Body { content_type: XML, text: body })).await
+        self.dav.request(method, url, Some(depth), Some(Body { content_type: XML, text: body, if_match: None })).await
     }
 
     /// The multistatus of a 207, or the typed error of anything else.
@@ -151,8 +151,19 @@ impl CaldavSession {
         Ok(out)
     }
 
-    async fn put_at(&self, url: &Url, ical: &str) -> Result<Reply, ConnectorError> {
-        self.dav.request("PUT", url, None, Some(Body { content_type: "text/calendar; charset=utf-8", text: ical })).await
+    /// PUTs the event at `url`; over the version with ETag `if_match` only, when given.
+    async fn put_at(&self, url: &Url, ical: &str, if_match: Option<&str>) -> Result<Reply, ConnectorError> {
+        self.dav.request("PUT", url, None, Some(Body { content_type: "text/calendar; charset=utf-8", text: ical, if_match })).await
+    }
+
+    /// What a successful PUT left: the resource's path and its ETag (asked for when the
+    /// answer had none).
+    async fn receipt(&self, url: &Url, reply: Reply) -> Result<WriteReceipt, ConnectorError> {
+        let etag = match reply.etag {
+            Some(etag) => Some(etag),
+            None => self.etag_of(url).await?,
+        };
+        Ok(WriteReceipt { id: url.path().to_owned(), etag })
     }
 
     /// The ETag of one resource, when a PUT answered without one.
@@ -212,7 +223,7 @@ impl CalendarSession for CaldavSession {
             Some(id) => self.url(id)?,
             None => self.collection_url(calendar)?.join(&wire::resource_name(uid)).map_err(|_| classify::protocol(uid, "bad UID"))?,
         };
-        let mut reply = self.put_at(&url, ical).await?;
+        let mut reply = self.put_at(&url, ical, None).await?;
         if matches!(reply.status, 403 | 409)
             && let Some(href) = wire::uid_conflict_href(&reply.body)
             && let Ok(holder) = reply.url.join(&href)
@@ -220,7 +231,7 @@ impl CalendarSession for CaldavSession {
         {
             // Another client stored this UID under another name: replace that one.
             url = holder;
-            reply = self.put_at(&url, ical).await?;
+            reply = self.put_at(&url, ical, None).await?;
         }
         if !reply.ok() {
             return Err(match reply.status {
@@ -229,11 +240,27 @@ impl CalendarSession for CaldavSession {
                 s => classify::status(s, reply.retry_after, Purpose::Write, &format!("event {uid}")),
             });
         }
-        let etag = match reply.etag {
-            Some(etag) => Some(etag),
-            None => self.etag_of(&url).await?,
-        };
-        Ok(WriteReceipt { id: url.path().to_owned(), etag })
+        self.receipt(&url, reply).await
+    }
+
+    /// PUT with `If-Match`: a 412 (another ETag, or the event removed) is a conflict.
+    async fn put_if_unchanged(
+        &mut self,
+        _calendar: &str,
+        uid: &str,
+        ical: &str,
+        known: &KnownObject,
+    ) -> Result<WriteReceipt, ConnectorError> {
+        let url = self.url(&known.id)?;
+        // Without an ETag there is nothing to compare with: read it again first.
+        let etag = known.etag.as_deref().ok_or_else(|| ConnectorError::Conflict {
+            message: format!("event {uid}: no ETag was read with it, so a change made elsewhere cannot be ruled out"),
+        })?;
+        let reply = self.put_at(&url, ical, Some(etag)).await?;
+        if !reply.ok() {
+            return Err(classify::status(reply.status, reply.retry_after, Purpose::Write, &format!("event {uid}")));
+        }
+        self.receipt(&url, reply).await
     }
 
     async fn delete(&mut self, calendar: &str, id: &str) -> Result<(), ConnectorError> {

@@ -290,6 +290,12 @@ pub(crate) fn classify_smtp(stage: SmtpStage, server: &str, failure: SmtpFailure
                 // 535 credentials invalid, 538 encryption required for the mechanism.
                 (530 | 534 | 535 | 538, _) => ConnectorError::Authentication { message: msg(format!("{code} {text}")) },
                 (500..=599, SmtpStage::SignIn) => ConnectorError::Authentication { message: msg(format!("{code} {text}")) },
+                // 421 with a policy code (X.7.x) is the server limiting this account (too many
+                // sessions or messages: Dovecot's `421 4.7.0 Maximum number of connections`,
+                // Gmail's `421 4.7.0 Try again later`); without one, the service is down.
+                (421, _) if matches!(enhanced_status(&text), Some((4, 7, _))) => {
+                    ConnectorError::Throttled { retry_after: None, message: msg(format!("{code} {text}")) }
+                }
                 (421, _) => ConnectorError::Unreachable { message: msg(format!("service not available: {code} {text}")) },
                 (454, SmtpStage::SignIn) => {
                     ConnectorError::Unreachable { message: msg(format!("temporary authentication failure: {code} {text}")) }
@@ -321,6 +327,16 @@ pub(crate) fn classify_smtp(stage: SmtpStage, server: &str, failure: SmtpFailure
         },
         SmtpFailure::Malformed => ConnectorError::Protocol { message: msg("the server sent a reply the client could not parse".into()) },
     }
+}
+
+/// The RFC 3463 enhanced status code a reply's text starts with (`4.7.0 …`): class,
+/// subject and detail.
+fn enhanced_status(text: &str) -> Option<(u8, u16, u16)> {
+    let mut parts = text.split_whitespace().next()?.splitn(3, '.');
+    let class = parts.next()?.parse().ok()?;
+    let subject = parts.next()?.parse().ok()?;
+    let detail = parts.next()?.parse().ok()?;
+    matches!(class, 2 | 4 | 5).then_some((class, subject, detail))
 }
 
 /// The TLS reason inside an I/O error, if there is one (tokio-rustls wraps rustls errors
@@ -528,6 +544,20 @@ mod tests {
         assert!(matches!(smtp(SmtpStage::Send, 550), ConnectorError::Rejected { .. }));
         assert!(matches!(smtp(SmtpStage::Connect, 554), ConnectorError::Unreachable { .. }));
         assert!(matches!(smtp(SmtpStage::StartTls, 554), ConnectorError::Tls { .. }));
+    }
+
+    #[test]
+    fn a_421_with_a_policy_code_is_throttling_and_without_one_unreachable() {
+        let reply = |text: &str| SmtpFailure::Reply { code: 421, text: text.into() };
+        let server = "SMTP smtp.example.com:587 (STARTTLS)";
+        let limited = "4.7.0 Maximum number of connections from user+IP exceeded (mail_max_userip_connections=1)";
+        assert_eq!(classify_smtp(SmtpStage::SignIn, server, reply(limited)).code(), "THROTTLED");
+        assert_eq!(classify_smtp(SmtpStage::Send, server, reply("4.7.28 Our system has detected an unusual rate")).code(), "THROTTLED");
+        assert_eq!(classify_smtp(SmtpStage::Connect, server, reply("4.3.2 Service shutting down")).code(), "UNREACHABLE");
+        assert_eq!(classify_smtp(SmtpStage::Connect, server, reply("Service not available")).code(), "UNREACHABLE");
+        assert_eq!(enhanced_status("4.7.0 Try again later"), Some((4, 7, 0)));
+        assert_eq!(enhanced_status("4.7 Try again later"), None);
+        assert_eq!(enhanced_status("Try again later"), None);
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use concierge_connector_outlook::calendar_connector;
+use concierge_connector_sdk::kit::{self, calendar::CalendarHarness, calendar::CalendarThrottling};
 use concierge_connector_sdk::{
-    AccessTokenSource, Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, Secret, Settings, async_trait,
+    AccessTokenSource, Account, CalendarConnector, CalendarSession, ConnectorError, Credentials, RemoteCalendar, Secret, Settings,
+    SharedCalendarConnector, async_trait,
 };
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -532,4 +534,86 @@ async fn throttling_says_how_long_to_wait() {
         other => panic!("expected Throttled, got {other:?}"),
     }
     assert!(session.changes(&calendar, None, &[]).await.expect("served again").complete);
+}
+
+// --- the SDK's calendar conformance kit ----------------------------------------------------
+
+/// The kit's view of the stand-ins: each account is a new email with one calendar made
+/// "in Outlook", whose events the admin API adds and edits as Outlook would.
+struct GraphHarness {
+    standins: StandIns,
+}
+
+impl GraphHarness {
+    /// The stored event the kit knows by `uid`: the connector's writes carry it as Graph's
+    /// transactionId, and so do the events the harness adds.
+    async fn event_id(&self, calendar: &RemoteCalendar, uid: &str) -> String {
+        let stored = self.standins.stored(&calendar.id).await;
+        let event = stored.iter().find(|e| e["transactionId"] == uid).unwrap_or_else(|| panic!("no event {uid} in {stored:?}"));
+        event["id"].as_str().expect("event id").to_owned()
+    }
+}
+
+#[async_trait]
+impl CalendarHarness for GraphHarness {
+    fn connector(&self) -> SharedCalendarConnector {
+        Arc::new(calendar_connector(Some(self.standins.graph.clone())))
+    }
+
+    async fn new_account(&self, calendar: &str) -> Account {
+        let email = format!("{calendar}@contoso.test");
+        let account = self.standins.account(&email).await;
+        self.standins.admin(reqwest::Method::POST, "/calendars", Some(json!({ "email": email, "name": calendar }))).await;
+        account
+    }
+
+    async fn add_event(&self, _account: &Account, calendar: &RemoteCalendar, uid: &str, summary: &str) {
+        self.standins.seed(&calendar.id, summary, 2, json!({ "transactionId": uid })).await;
+    }
+
+    async fn rename_event(&self, _account: &Account, calendar: &RemoteCalendar, uid: &str, summary: &str) {
+        let id = self.event_id(calendar, uid).await;
+        self.standins.admin(reqwest::Method::PATCH, &format!("/events/{}", encode(&id)), Some(json!({ "subject": summary }))).await;
+    }
+
+    async fn summaries(&self, _account: &Account, calendar: &RemoteCalendar) -> Vec<String> {
+        let mut out: Vec<String> =
+            self.standins.stored(&calendar.id).await.iter().map(|e| e["subject"].as_str().unwrap_or_default().to_owned()).collect();
+        out.sort();
+        out
+    }
+
+    fn oauth(&self) -> Option<&dyn kit::OAuthTokens> {
+        Some(self)
+    }
+
+    fn throttling(&self) -> Option<&dyn CalendarThrottling> {
+        Some(self)
+    }
+}
+
+/// The stand-in answers the next Graph request 429 with Retry-After, as Graph does.
+#[async_trait]
+impl CalendarThrottling for GraphHarness {
+    async fn throttled(&self, account: &Account) -> (SharedCalendarConnector, Account) {
+        self.standins.admin(reqwest::Method::POST, "/throttle", Some(json!({ "count": 1, "retryAfter": 7 }))).await;
+        (self.connector(), account.clone())
+    }
+}
+
+#[async_trait]
+impl kit::OAuthTokens for GraphHarness {
+    async fn expire_access_token(&self, account: &Account) {
+        self.standins.oauth_admin("/admin/expire", json!({ "email": account.address })).await;
+    }
+
+    async fn refreshes(&self, account: &Account) -> u32 {
+        u32::try_from(self.standins.refreshes(&account.address).await).unwrap_or(u32::MAX)
+    }
+}
+
+#[tokio::test]
+async fn the_outlook_calendar_passes_the_calendar_kit() {
+    let report = kit::calendar::run(&GraphHarness { standins: StandIns::start().await }).await;
+    assert_eq!(report.skipped, [], "every check applies: {report:?}");
 }

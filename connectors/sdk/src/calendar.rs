@@ -118,6 +118,22 @@ pub trait CalendarSession: Send {
     /// receipt's id) is given. Writing the same event twice leaves one event.
     async fn put(&mut self, calendar: &str, uid: &str, ical: &str, existing: Option<&str>) -> Result<WriteReceipt, ConnectorError>;
 
+    /// Replaces the object `known` (an id, and the ETag it was read with) only if the server
+    /// still holds that version, so a change made elsewhere since is never overwritten
+    /// unseen: a newer version is [`ConnectorError::Conflict`] (read it again, then decide).
+    /// Connectors whose server cannot compare versions keep the default,
+    /// [`ConnectorError::Unsupported`].
+    async fn put_if_unchanged(
+        &mut self,
+        calendar: &str,
+        uid: &str,
+        ical: &str,
+        known: &KnownObject,
+    ) -> Result<WriteReceipt, ConnectorError> {
+        let _ = (calendar, uid, ical, known);
+        Err(ConnectorError::Unsupported { what: "writing only if unchanged".into() })
+    }
+
     /// Removes an object written before. One that is already gone is not an error.
     async fn delete(&mut self, calendar: &str, id: &str) -> Result<(), ConnectorError>;
 

@@ -56,6 +56,10 @@ pub enum ConnectorError {
     /// What was asked for no longer exists on the server (a calendar deleted there).
     #[error("no longer on the server: {what}")]
     Gone { what: String },
+    /// A write was refused because the object changed on the server since it was read (a
+    /// stale ETag): read it again, then decide what to write.
+    #[error("changed on the server meanwhile: {message}")]
+    Conflict { message: String },
 }
 
 /// What the gateway does after an error.
@@ -67,7 +71,8 @@ pub enum Disposition {
     WaitAtLeast(Duration),
     /// Stop and ask the user to sign in again.
     Reauthorize,
-    /// Forget the checkpoint and list again from the sync-from date.
+    /// Forget the checkpoint and list again from the sync-from date (after a conflicting
+    /// write: read the object again before writing).
     Resync,
     /// Stop: the settings must change first.
     Fix,
@@ -94,7 +99,7 @@ impl ConnectorError {
             | ConnectorError::Tls { .. }
             | ConnectorError::UntrustedCertificate { .. } => Disposition::BackOff,
             ConnectorError::Throttled { retry_after, .. } => Disposition::WaitAtLeast(retry_after.unwrap_or(Duration::from_secs(60))),
-            ConnectorError::CheckpointReset { .. } => Disposition::Resync,
+            ConnectorError::CheckpointReset { .. } | ConnectorError::Conflict { .. } => Disposition::Resync,
             ConnectorError::Settings(_) | ConnectorError::Unsupported { .. } | ConnectorError::Gone { .. } => Disposition::Fix,
             ConnectorError::Rejected { .. } => Disposition::GiveUp,
         }
@@ -113,6 +118,7 @@ impl ConnectorError {
             ConnectorError::Rejected { .. } => "REJECTED",
             ConnectorError::Unsupported { .. } => "UNSUPPORTED",
             ConnectorError::Gone { .. } => "GONE",
+            ConnectorError::Conflict { .. } => "CONFLICT",
         }
     }
 }

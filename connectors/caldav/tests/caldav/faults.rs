@@ -9,10 +9,10 @@ use concierge_connector_sdk::{Account, CalendarConnector, ConnectorError, Creden
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// What the scripted server answers to one request (its head and body, as text).
-type Script = dyn Fn(&str) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync;
+pub(crate) type Script = dyn Fn(&str) -> (u16, Vec<(&'static str, String)>, String) + Send + Sync;
 
 /// Serves `script` on a free loopback port; the base URL.
-async fn scripted_server(script: Arc<Script>) -> String {
+pub(crate) async fn scripted_server(script: Arc<Script>) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
     tokio::spawn(async move {

@@ -6,6 +6,7 @@
 mod bearer;
 mod discovery;
 mod faults;
+mod kit;
 mod lab;
 mod sync;
 mod write;

@@ -4,16 +4,15 @@
 //! crates' kit tests; the lab itself is the IMAP/SMTP connector's (`lab.rs`, included next
 //! to this module as `lab`).
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
-use concierge_connector_imap_smtp::{Endpoint, Security};
+use concierge_connector_imap_smtp::{Endpoint, ImapSmtpConnector, Options, Security};
 use concierge_connector_sdk::{
-    AccessTokenSource, Account, ConnectorError, Credentials, Secret, Settings, SharedConnector, async_trait, kit,
+    AccessTokenSource, Account, ConnectorError, Credentials, MailConnector, Secret, Settings, SharedConnector, async_trait, kit,
 };
 
-use crate::lab::{Lab, StandIn};
+use crate::lab::{KitLab, Lab, StandIn};
 
 /// The gateway's side of OAuth2 as a connector sees it: the current access token, and a
 /// new one from the stand-in's token endpoint when the server refuses it.
@@ -58,36 +57,32 @@ pub fn lab_endpoints(lab: &Lab) -> (Endpoint, Endpoint) {
     (at(lab.imaps, Security::SslTls), at(lab.submission, Security::StartTls))
 }
 
+/// How a provider crate builds its connector for other servers (`gmail::connector`,
+/// `outlook::connector`).
+pub type Build = fn(Options, Option<Endpoint>, Option<Endpoint>) -> ImapSmtpConnector;
+
 pub struct OAuthHarness {
-    lab: Lab,
+    users: KitLab,
+    build: Build,
     connector: SharedConnector,
-    /// address → the user's lab password, for putting mail in without the connector.
-    passwords: Mutex<HashMap<String, (String, String)>>,
 }
 
 impl OAuthHarness {
-    pub fn new(lab: Lab, connector: SharedConnector) -> OAuthHarness {
-        OAuthHarness { lab, connector, passwords: Mutex::default() }
-    }
-}
-
-#[async_trait]
-impl kit::Harness for OAuthHarness {
-    fn connector(&self) -> SharedConnector {
-        Arc::clone(&self.connector)
+    /// The provider's connector pointed at the lab.
+    pub fn new(lab: Lab, build: Build) -> OAuthHarness {
+        let (imap, smtp) = lab_endpoints(&lab);
+        let connector: SharedConnector = Arc::new(build(lab.options(), Some(imap), Some(smtp)));
+        OAuthHarness { users: KitLab::new(lab), build, connector }
     }
 
-    async fn new_account(&self) -> Account {
-        let (name, password) = self.lab.add_user("kit").await;
+    /// A lab user signing in with tokens from that lab's stand-in, as the provider's users do
+    /// (with their address).
+    async fn oauth_account(&self, connector: &dyn MailConnector, lab: &Lab, name: &str) -> Account {
         let address = format!("{name}@maillab.test");
-        let standin = self.lab.oauth();
+        let standin = lab.oauth();
         let issued = standin.issue(&address, None).await;
-        if let Ok(mut map) = self.passwords.lock() {
-            map.insert(address.clone(), (name, password));
-        }
-        let settings = self.connector.validate(&Settings::new()).unwrap_or_else(|e| panic!("a preset must take empty settings: {e}"));
+        let settings = connector.validate(&Settings::new()).unwrap_or_else(|e| panic!("a preset must take empty settings: {e}"));
         Account {
-            // Gmail and Outlook sign in with the address.
             credentials: Credentials::OAuth2 {
                 username: address.clone(),
                 tokens: Arc::new(StandInTokens {
@@ -100,10 +95,22 @@ impl kit::Harness for OAuthHarness {
             settings,
         }
     }
+}
+
+#[async_trait]
+impl kit::Harness for OAuthHarness {
+    fn connector(&self) -> SharedConnector {
+        Arc::clone(&self.connector)
+    }
+
+    async fn new_account(&self) -> Account {
+        let (name, _) = self.users.add_user("kit").await;
+        self.oauth_account(self.connector.as_ref(), &self.users.lab, &name).await
+    }
 
     async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
-        let (name, password) = self.passwords.lock().ok().and_then(|m| m.get(&account.address).cloned()).expect("a harness account");
-        self.lab.deliver(&name, &password, raw, received_at).await;
+        let (name, password) = self.users.user(&account.address);
+        self.users.lab.deliver(&name, &password, raw, received_at).await;
     }
 
     /// Tokens the stand-in never issued: the server refuses the access token and the
@@ -113,11 +120,55 @@ impl kit::Harness for OAuthHarness {
         wrong.credentials = Credentials::OAuth2 {
             username: account.address.clone(),
             tokens: Arc::new(StandInTokens {
-                standin: self.lab.oauth(),
+                standin: self.users.lab.oauth(),
                 refresh_token: "never-issued-refresh".into(),
                 current: Mutex::new(Secret::new("never-issued-access")),
             }),
         };
         wrong
+    }
+
+    fn sending(&self) -> Option<&dyn kit::Sending> {
+        Some(&self.users)
+    }
+
+    fn renumbering(&self) -> Option<&dyn kit::Renumbering> {
+        Some(&self.users)
+    }
+
+    fn read_state(&self) -> Option<&dyn kit::ReadState> {
+        Some(&self.users)
+    }
+
+    fn throttling(&self) -> Option<&dyn kit::Throttling> {
+        Some(self)
+    }
+
+    fn oauth(&self) -> Option<&dyn kit::OAuthTokens> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl kit::Throttling for OAuthHarness {
+    async fn throttled(&self, _account: &Account) -> (SharedConnector, Account) {
+        let (lab, name, _) = self.users.throttled_user(true).await;
+        let (imap, smtp) = lab_endpoints(lab);
+        let connector = (self.build)(lab.options(), Some(imap), Some(smtp));
+        let account = self.oauth_account(&connector, lab, &name).await;
+        (Arc::new(connector), account)
+    }
+}
+
+/// The stand-in's own books: it expires tokens and counts the refresh grants it answered.
+#[async_trait]
+impl kit::OAuthTokens for OAuthHarness {
+    async fn expire_access_token(&self, account: &Account) {
+        self.users.lab.oauth().expire(&account.address).await;
+    }
+
+    async fn refreshes(&self, account: &Account) -> u32 {
+        let granted = self.users.lab.oauth().stats(&account.address).await.refresh_token;
+        u32::try_from(granted).unwrap_or(u32::MAX)
     }
 }

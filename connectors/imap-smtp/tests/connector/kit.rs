@@ -1,4 +1,4 @@
-//! The SDK's conformance kit, run against the lab.
+//! The SDK's conformance kit, run against the lab: every check, none skipped.
 
 use concierge_connector_sdk::kit;
 
@@ -6,7 +6,14 @@ use crate::lab::LabHarness;
 
 #[tokio::test]
 async fn the_generic_connector_passes_the_conformance_kit_over_ssl_tls() {
-    kit::run(&LabHarness::start("SSL_TLS")).await;
+    let report = kit::run(&LabHarness::start("SSL_TLS")).await;
+    assert_eq!(report.skipped, [("refreshes_an_expired_access_token", "OAuth2 sign-in")], "only OAuth2 does not apply: {report:?}");
+}
+
+#[tokio::test]
+async fn a_password_preset_passes_the_conformance_kit() {
+    let report = kit::run(&LabHarness::start_preset()).await;
+    assert_eq!(report.skipped, [("refreshes_an_expired_access_token", "OAuth2 sign-in")], "only OAuth2 does not apply: {report:?}");
 }
 
 #[tokio::test]

@@ -37,16 +37,23 @@ fn script() -> PathBuf {
 
 impl Lab {
     pub fn start() -> Lab {
-        Self::start_with(false)
+        Self::start_with(false, None)
     }
 
     /// A lab of the test's own whose IMAP does not offer IDLE.
     pub fn start_without_idle() -> Lab {
-        Self::start_with(true)
+        Self::start_with(true, None)
     }
 
-    fn start_with(no_idle: bool) -> Lab {
-        let shared = std::env::var("CONCIERGE_TEST_MAIL_LAB").ok().filter(|d| !d.is_empty() && !no_idle);
+    /// A lab of the test's own whose Dovecot allows one IMAP session per user: the next is
+    /// refused with `NO [LIMIT]`, Dovecot's own throttling.
+    pub fn start_allowing_one_session() -> Lab {
+        Self::start_with(false, Some(1))
+    }
+
+    fn start_with(no_idle: bool, max_connections: Option<u32>) -> Lab {
+        let own = no_idle || max_connections.is_some();
+        let shared = std::env::var("CONCIERGE_TEST_MAIL_LAB").ok().filter(|d| !d.is_empty() && !own);
         let (dir, owned) = match shared {
             Some(dir) => (PathBuf::from(dir), false),
             None => {
@@ -57,6 +64,7 @@ impl Lab {
                     .arg("start")
                     .arg(&dir)
                     .env("MAIL_LAB_NO_IDLE", if no_idle { "1" } else { "0" })
+                    .env("MAIL_LAB_MAX_CONNECTIONS", max_connections.unwrap_or(1000).to_string())
                     .stdout(std::process::Stdio::null())
                     .status()
                     .expect("run scripts/mail-lab");
@@ -223,6 +231,47 @@ impl Lab {
         out
     }
 
+    /// Every message of a user's folder, read with EXAMINE and BODY.PEEK (changes nothing).
+    pub async fn messages(&self, user: &str, password: &str, folder: &str) -> Vec<Vec<u8>> {
+        let mut s = self.client(user, password).await;
+        let mailbox = s.examine(folder).await.expect("EXAMINE");
+        let mut out = Vec::new();
+        if mailbox.exists > 0 {
+            let fetches: Vec<_> = s.fetch("1:*", "BODY.PEEK[]").await.expect("FETCH").try_collect().await.expect("FETCH");
+            out = fetches.iter().filter_map(|f| f.body().map(<[u8]>::to_vec)).collect();
+        }
+        let _ = s.logout().await;
+        out
+    }
+
+    /// The subjects of the INBOX's messages without \Seen, read with EXAMINE.
+    pub async fn unread_subjects(&self, user: &str, password: &str) -> Vec<String> {
+        let mut s = self.client(user, password).await;
+        let mailbox = s.examine("INBOX").await.expect("EXAMINE");
+        let mut out = Vec::new();
+        if mailbox.exists > 0 {
+            let fetches: Vec<_> = s.fetch("1:*", "(FLAGS BODY.PEEK[])").await.expect("FETCH").try_collect().await.expect("FETCH");
+            for f in fetches {
+                if !f.flags().any(|flag| flag == async_imap::types::Flag::Seen) {
+                    out.extend(f.body().and_then(|b| kit::header(b, "Subject")));
+                }
+            }
+        }
+        let _ = s.logout().await;
+        out
+    }
+
+    /// Renumbers a user's INBOX as a server rebuilding its index would: the messages move
+    /// out and back (new UIDs), then the folder gets a new UIDVALIDITY.
+    pub async fn renumber(&self, user: &str, password: &str) {
+        let old = self.uidvalidity(user, password).await;
+        self.doveadm(&["mailbox", "create", "-u", user, "KitRenumber"]);
+        self.doveadm(&["move", "-u", user, "KitRenumber", "mailbox", "INBOX", "all"]);
+        self.doveadm(&["move", "-u", user, "INBOX", "mailbox", "KitRenumber", "all"]);
+        self.doveadm(&["mailbox", "delete", "-u", user, "KitRenumber"]);
+        self.doveadm(&["mailbox", "update", "-u", user, "--uid-validity", &(old + 1000).to_string(), "INBOX"]);
+    }
+
     pub async fn uidvalidity(&self, user: &str, password: &str) -> u32 {
         let mut s = self.client(user, password).await;
         let mailbox = s.examine("INBOX").await.expect("EXAMINE");
@@ -248,6 +297,37 @@ impl Lab {
     }
 }
 
+/// Signs in at the submission port (AUTH PLAIN; the lab allows it without TLS on loopback)
+/// and returns the open session.
+pub async fn submission_session(lab: &Lab, login: &str, password: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(("127.0.0.1", lab.submission)).await.expect("connect to submission");
+    read_until(&mut tcp, b"220 ").await;
+    tcp.write_all(b"EHLO kit.test\r\n").await.expect("write");
+    read_until(&mut tcp, b"250 ").await;
+    let plain = base64(format!("\0{login}\0{password}").as_bytes());
+    tcp.write_all(format!("AUTH PLAIN {plain}\r\n").as_bytes()).await.expect("write");
+    read_until(&mut tcp, b"235 ").await;
+    tcp
+}
+
+/// Standard base64, padded (for AUTH PLAIN; the provider crates sharing this file have no
+/// base64 crate).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 async fn read_until(tcp: &mut TcpStream, marker: &[u8]) {
     let mut seen = Vec::new();
     let mut buf = [0u8; 4096];
@@ -266,21 +346,159 @@ impl Drop for Lab {
     }
 }
 
-/// The conformance kit's view of the lab, for one IMAP security type.
-pub struct LabHarness {
+/// The lab's users as the conformance kit sees them, whatever the connector signs in with:
+/// their passwords (so the kit's mail goes in and is read back without the connector), and
+/// the kit's capabilities a lab provides: sending to another user, renumbering, the \Seen
+/// flag, and (in a second lab allowing one session per user) Dovecot's throttling.
+pub struct KitLab {
     pub lab: Lab,
-    pub security: &'static str,
-    pub connector: SharedConnector,
-    /// user name → password, so deliveries can sign in as the account's user.
+    /// user name → password.
     passwords: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// The lab allowing one IMAP session per user, started when first needed.
+    one_session: std::sync::OnceLock<Lab>,
+    /// The IMAP sessions that use up a user's one session there.
+    held: tokio::sync::Mutex<Vec<Session<TcpStream>>>,
+    /// The submission sessions that do the same for sending.
+    held_submission: tokio::sync::Mutex<Vec<TcpStream>>,
+}
+
+impl KitLab {
+    pub fn new(lab: Lab) -> KitLab {
+        KitLab {
+            lab,
+            passwords: Default::default(),
+            one_session: Default::default(),
+            held: Default::default(),
+            held_submission: Default::default(),
+        }
+    }
+
+    /// A fresh user, remembered.
+    pub async fn add_user(&self, prefix: &str) -> (String, String) {
+        let (name, password) = self.lab.add_user(prefix).await;
+        if let Ok(mut map) = self.passwords.lock() {
+            map.insert(name.clone(), password.clone());
+        }
+        (name, password)
+    }
+
+    /// The lab user behind an account or an address (`name@maillab.test`) and their password.
+    pub fn user(&self, address: &str) -> (String, String) {
+        let name = address.split('@').next().unwrap_or(address).to_owned();
+        let password = self.passwords.lock().ok().and_then(|m| m.get(&name).cloned()).unwrap_or_else(|| panic!("{address} is no kit user"));
+        (name, password)
+    }
+
+    /// A user of the lab allowing one session, whose one IMAP session and one submission
+    /// session are in use: the next sign-in to either is throttled. The lab, and the user's name and password. Dovecot counts
+    /// sessions per user name as signed in with, so the session in use signs in as the
+    /// connector will: with the address when `as_address` (OAuth2 providers), else the name.
+    pub async fn throttled_user(&self, as_address: bool) -> (&Lab, String, String) {
+        let lab = self.one_session.get_or_init(Lab::start_allowing_one_session);
+        let (name, password) = lab.add_user("busy").await;
+        let login = if as_address { format!("{name}@maillab.test") } else { name.clone() };
+        let session = lab.client(&login, &password).await;
+        self.held.lock().await.push(session);
+        let submission = submission_session(lab, &login, &password).await;
+        self.held_submission.lock().await.push(submission);
+        (lab, name, password)
+    }
+}
+
+#[async_trait]
+impl kit::Sending for KitLab {
+    async fn new_recipient(&self) -> String {
+        let (name, _) = self.add_user("rcpt").await;
+        format!("{name}@maillab.test")
+    }
+
+    async fn inbox(&self, address: &str) -> Vec<Vec<u8>> {
+        let (name, password) = self.user(address);
+        self.lab.messages(&name, &password, "INBOX").await
+    }
+
+    /// Gmail and Outlook keep sent mail themselves; the lab's Dovecot does not, so it is
+    /// appended (read) to Sent here, as those providers do.
+    async fn provider_keeps_copy(&self, account: &Account, raw: &[u8]) {
+        let (name, password) = self.user(&account.address);
+        let mut s = self.lab.client(&name, &password).await;
+        s.append("Sent", Some(r"(\Seen)"), None, raw).await.expect("APPEND to Sent");
+        let _ = s.logout().await;
+    }
+}
+
+#[async_trait]
+impl kit::Renumbering for KitLab {
+    async fn renumber(&self, account: &Account) {
+        let (name, password) = self.user(&account.address);
+        self.lab.renumber(&name, &password).await;
+    }
+}
+
+#[async_trait]
+impl kit::ReadState for KitLab {
+    async fn unread_subjects(&self, account: &Account) -> Vec<String> {
+        let (name, password) = self.user(&account.address);
+        self.lab.unread_subjects(&name, &password).await
+    }
+}
+
+/// The conformance kit's view of the lab: the generic connector with one IMAP security
+/// type, or a preset with a password (how the gateway's built-in providers are made).
+pub struct LabHarness {
+    pub users: KitLab,
+    /// `None`: a preset (settings `{}`).
+    pub security: Option<&'static str>,
+    pub connector: SharedConnector,
 }
 
 impl LabHarness {
     pub fn start(security: &'static str) -> LabHarness {
         let lab = Lab::start();
         let connector: SharedConnector = Arc::new(ImapSmtpConnector::generic(lab.options()));
-        LabHarness { lab, security, connector, passwords: Default::default() }
+        LabHarness { users: KitLab::new(lab), security: Some(security), connector }
     }
+
+    /// A password preset whose servers are the lab's, as the gateway builds Yahoo's or
+    /// Fastmail's from their servers.
+    pub fn start_preset() -> LabHarness {
+        let lab = Lab::start();
+        let connector: SharedConnector = Arc::new(lab_preset(&lab));
+        LabHarness { users: KitLab::new(lab), security: None, connector }
+    }
+
+    fn account(&self, connector: &dyn MailConnector, lab: &Lab, name: &str, password: &str) -> Account {
+        match self.security {
+            Some(security) => lab.account(connector, name, password, security),
+            None => Account {
+                address: format!("{name}@maillab.test"),
+                settings: connector.validate(&Default::default()).unwrap_or_else(|e| panic!("a preset must take empty settings: {e}")),
+                credentials: Credentials::Password { username: name.to_owned(), password: Secret::new(password) },
+            },
+        }
+    }
+}
+
+/// A preset signing in with a password, its servers the lab's IMAP (SSL/TLS) and submission
+/// (STARTTLS); it keeps sent mail itself, by APPEND, as most providers' presets do.
+pub fn lab_preset(lab: &Lab) -> ImapSmtpConnector {
+    use concierge_connector_imap_smtp::{Endpoint, Preset, Security};
+    use concierge_connector_sdk::{AuthMethod, Capabilities, Descriptor};
+    let preset = Preset {
+        descriptor: Descriptor {
+            kind: "kit-preset",
+            display_name: "Kit preset".into(),
+            auth: AuthMethod::Password,
+            capabilities: Capabilities { send: true, provider_saves_sent: false, calendars: false },
+            fields: Vec::new(),
+            help: None,
+        },
+        oauth: None,
+        imap: Endpoint { host: "127.0.0.1".into(), port: lab.imaps, security: Security::SslTls },
+        smtp: Endpoint { host: "127.0.0.1".into(), port: lab.submission, security: Security::StartTls },
+        gmail_extensions: false,
+    };
+    ImapSmtpConnector::preset(preset, lab.options())
 }
 
 #[async_trait]
@@ -290,17 +508,13 @@ impl kit::Harness for LabHarness {
     }
 
     async fn new_account(&self) -> Account {
-        let (name, password) = self.lab.add_user("kit").await;
-        if let Ok(mut map) = self.passwords.lock() {
-            map.insert(name.clone(), password.clone());
-        }
-        self.lab.account(self.connector.as_ref(), &name, &password, self.security)
+        let (name, password) = self.users.add_user("kit").await;
+        self.account(self.connector.as_ref(), &self.users.lab, &name, &password)
     }
 
     async fn deliver(&self, account: &Account, raw: &[u8], received_at: DateTime<Utc>) {
-        let user = account.credentials.username().to_owned();
-        let password = self.passwords.lock().ok().and_then(|m| m.get(&user).cloned()).expect("a harness account");
-        self.lab.deliver(&user, &password, raw, received_at).await;
+        let (name, password) = self.users.user(&account.address);
+        self.users.lab.deliver(&name, &password, raw, received_at).await;
     }
 
     fn with_wrong_password(&self, account: &Account) -> Account {
@@ -308,6 +522,37 @@ impl kit::Harness for LabHarness {
         wrong.credentials =
             Credentials::Password { username: account.credentials.username().to_owned(), password: Secret::new("definitely-wrong") };
         wrong
+    }
+
+    fn sending(&self) -> Option<&dyn kit::Sending> {
+        Some(&self.users)
+    }
+
+    fn renumbering(&self) -> Option<&dyn kit::Renumbering> {
+        Some(&self.users)
+    }
+
+    fn read_state(&self) -> Option<&dyn kit::ReadState> {
+        Some(&self.users)
+    }
+
+    fn throttling(&self) -> Option<&dyn kit::Throttling> {
+        Some(self)
+    }
+
+    /// Password sign-in only.
+    fn oauth(&self) -> Option<&dyn kit::OAuthTokens> {
+        None
+    }
+}
+
+#[async_trait]
+impl kit::Throttling for LabHarness {
+    async fn throttled(&self, _account: &Account) -> (SharedConnector, Account) {
+        let (lab, name, password) = self.users.throttled_user(false).await;
+        let connector = if self.security.is_some() { ImapSmtpConnector::generic(lab.options()) } else { lab_preset(lab) };
+        let account = self.account(&connector, lab, &name, &password);
+        (Arc::new(connector), account)
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use concierge_connector_sdk::{AccessTokenSource, ConnectorError};
-use reqwest::header::{HeaderMap, RETRY_AFTER};
+use reqwest::header::{HeaderMap, IF_MATCH, RETRY_AFTER};
 use reqwest::{Client, Method, StatusCode, Url};
 use serde_json::Value;
 
@@ -65,11 +65,24 @@ impl Graph {
     /// Sends one request with the current token; on 401 gets a new token once and tries
     /// again. Anything but a 2xx is classified.
     pub async fn call(&self, method: Method, url: Url, body: Option<&Value>, target: Target<'_>) -> Result<Reply, ConnectorError> {
+        self.call_if_match(method, url, body, target, None).await
+    }
+
+    /// [`Graph::call`], applied only to the version with ETag `if_match` when given (Graph
+    /// answers 412 when the event has changed since: [`ConnectorError::Conflict`]).
+    pub async fn call_if_match(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&Value>,
+        target: Target<'_>,
+        if_match: Option<&str>,
+    ) -> Result<Reply, ConnectorError> {
         let token = self.tokens.access_token().await?;
-        let first = self.send(method.clone(), url.clone(), body, token.expose()).await?;
+        let first = self.send(method.clone(), url.clone(), body, token.expose(), if_match).await?;
         let (status, headers, bytes) = if first.0 == StatusCode::UNAUTHORIZED {
             let token = self.tokens.refresh().await?;
-            self.send(method, url, body, token.expose()).await?
+            self.send(method, url, body, token.expose(), if_match).await?
         } else {
             first
         };
@@ -91,9 +104,13 @@ impl Graph {
         url: Url,
         body: Option<&Value>,
         token: &str,
+        if_match: Option<&str>,
     ) -> Result<(StatusCode, HeaderMap, Vec<u8>), ConnectorError> {
         let mut request =
             self.http.request(method, url).bearer_auth(token).header("Prefer", PREFER_UTC).header("Accept", "application/json");
+        if let Some(etag) = if_match {
+            request = request.header(IF_MATCH, etag);
+        }
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -147,7 +164,10 @@ pub fn classify(status: StatusCode, headers: &HeaderMap, body: &[u8], target: Ta
         429 => ConnectorError::Throttled { retry_after, message: said },
         503 if retry_after.is_some() => ConnectorError::Throttled { retry_after, message: said },
         500..=599 => ConnectorError::Unreachable { message: said },
-        400 | 409 | 412 | 413 | 422 => ConnectorError::Rejected { message: said },
+        // If-Match no longer matches, or the change key sent is stale: changed elsewhere.
+        412 => ConnectorError::Conflict { message: said },
+        409 if code == "ErrorIrresolvableConflict" => ConnectorError::Conflict { message: said },
+        400 | 409 | 413 | 422 => ConnectorError::Rejected { message: said },
         _ => ConnectorError::Protocol { message: said },
     }
 }
@@ -201,6 +221,9 @@ mod tests {
         assert_eq!(code(502, None, "", Target::Account).code(), "UNREACHABLE");
         assert_eq!(code(400, None, r#"{"error":{"code":"ErrorInvalidRequest"}}"#, Target::Calendar("c")).code(), "REJECTED");
         assert_eq!(code(418, None, "", Target::Account).code(), "PROTOCOL_ERROR");
+        assert_eq!(code(412, None, r#"{"error":{"code":"PreconditionFailed"}}"#, Target::Event("e")).code(), "CONFLICT");
+        assert_eq!(code(409, None, r#"{"error":{"code":"ErrorIrresolvableConflict"}}"#, Target::Event("e")).code(), "CONFLICT");
+        assert_eq!(code(409, None, r#"{"error":{"code":"ErrorInvalidRequest"}}"#, Target::Event("e")).code(), "REJECTED");
     }
 
     #[test]

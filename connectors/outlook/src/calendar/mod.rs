@@ -277,6 +277,31 @@ impl CalendarSession for GraphSession {
         Self::receipt(&reply)
     }
 
+    /// PATCH with `If-Match`: Graph's 412 (changed since) is a conflict, and so is an event
+    /// removed meanwhile (nothing is recreated over a removal made elsewhere).
+    async fn put_if_unchanged(
+        &mut self,
+        _calendar: &str,
+        _uid: &str,
+        ical: &str,
+        known: &KnownObject,
+    ) -> Result<WriteReceipt, ConnectorError> {
+        let draft = event::draft(ical)
+            .map_err(|why| ConnectorError::Rejected { message: format!("the event cannot be sent to Outlook: {why}") })?;
+        let etag = known.etag.as_deref().ok_or_else(|| ConnectorError::Conflict {
+            message: format!("event {}: no etag was read with it, so a change made in Outlook cannot be ruled out", known.id),
+        })?;
+        let url = self.graph.url(&["me", "events", &known.id]);
+        let body = event::graph_event(&draft, None);
+        match self.graph.call_if_match(Method::PATCH, url, Some(&body), Target::Event(&known.id), Some(etag)).await {
+            Ok(reply) => Self::receipt(&reply),
+            Err(ConnectorError::Gone { .. }) => {
+                Err(ConnectorError::Conflict { message: format!("event {} was removed in Outlook since it was read", known.id) })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     async fn delete(&mut self, _calendar: &str, id: &str) -> Result<(), ConnectorError> {
         let url = self.graph.url(&["me", "events", id]);
         match self.graph.call(Method::DELETE, url, None, Target::Event(id)).await {

@@ -115,14 +115,15 @@ impl Registry {
     /// calendars, any CalDAV server, iCloud, and Google's and Microsoft's calendars.
     pub fn builtin(imap: ImapOptions, config: &Config) -> anyhow::Result<Registry> {
         let mut registry = Registry::default();
-        registry
-            .register(Arc::new(ImapSmtpConnector::generic(imap.clone())))
-            .register(Arc::new(ImapSmtpConnector::gmail_app_password(imap.clone())));
-        let gmail = concierge_connector_gmail::connector(
+        // CONCIERGE_GMAIL_IMAP/SMTP point Gmail elsewhere, whichever way users sign in.
+        let gmail_imap = endpoint(config.gmail_imap.as_deref(), Security::SslTls, "CONCIERGE_GMAIL_IMAP")?;
+        let gmail_smtp = endpoint(config.gmail_smtp.as_deref(), Security::SslTls, "CONCIERGE_GMAIL_SMTP")?;
+        registry.register(Arc::new(ImapSmtpConnector::generic(imap.clone()))).register(Arc::new(ImapSmtpConnector::gmail_app_password_at(
             imap.clone(),
-            endpoint(config.gmail_imap.as_deref(), Security::SslTls, "CONCIERGE_GMAIL_IMAP")?,
-            endpoint(config.gmail_smtp.as_deref(), Security::SslTls, "CONCIERGE_GMAIL_SMTP")?,
-        );
+            gmail_imap.clone(),
+            gmail_smtp.clone(),
+        )));
+        let gmail = concierge_connector_gmail::connector(imap.clone(), gmail_imap, gmail_smtp);
         let outlook = concierge_connector_outlook::connector(
             imap.clone(),
             endpoint(config.outlook_imap.as_deref(), Security::SslTls, "CONCIERGE_OUTLOOK_IMAP")?,

@@ -775,3 +775,41 @@ async fn a_mailbox_keeps_a_history_of_what_happened_to_it() {
     let r = lines(bea.token.clone(), 20).await;
     assert_eq!(codes(&r), ["NOT_FOUND"], "{r}");
 }
+
+/// Gmail by app password follows `CONCIERGE_GMAIL_IMAP`/`SMTP` like Gmail by OAuth: an
+/// operator (here, a lab standing in for Gmail) points both sign-ins at the same servers, and
+/// the user still gives nothing but the address and the app password. The servers are the
+/// operator's, so they need no outbound allowance.
+#[tokio::test]
+async fn gmail_by_app_password_follows_the_operators_gmail_servers() {
+    let lab = MailLab::get().await;
+    let (cert, imaps, submissions) = (lab.cert(), lab.imaps, lab.submissions);
+    let app = TestApp::spawn_with(move |c| {
+        c.mail_ca_file = Some(cert);
+        c.gmail_imap = Some(format!("127.0.0.1:{imaps}"));
+        c.gmail_smtp = Some(format!("127.0.0.1:{submissions}"));
+    })
+    .await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("gpw").await;
+    let connect = |password: String, settings: Value| {
+        let (app, token, address) = (&app, ada.token.clone(), format!("{mail_user}@lab.test"));
+        async move {
+            let input = json!({ "connector": "gmail-password", "emailAddress": address, "password": password, "syncFrom": sync_from(30), "settings": settings });
+            app.gql(
+                Some(&token),
+                &format!("mutation($i: ConnectMailboxInput!) {{ connectMailbox(input: $i) {{ {MAILBOX} }} }}"),
+                json!({ "i": input }),
+            )
+            .await
+        }
+    };
+    let r = connect("not-the-app-password".into(), json!({})).await;
+    assert_eq!(error_of(&r), ("AUTHENTICATION_FAILED".into(), Some("password".into())), "{r}");
+    // The form has no server fields for a user to move it with.
+    let r = connect(password.clone(), json!({ "imapHost": "169.254.169.254" })).await;
+    assert_eq!(error_of(&r).0, "BAD_USER_INPUT", "{r}");
+    let r = connect(password.clone(), json!({})).await;
+    let id = r["data"]["connectMailbox"]["id"].as_str().unwrap_or_else(|| panic!("{r}")).to_owned();
+    live_with(&app, &ada, &id, 0).await;
+}

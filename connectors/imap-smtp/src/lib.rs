@@ -158,7 +158,14 @@ impl ImapSmtpConnector {
     /// Its ids stay `FOLDER/UIDVALIDITY/UID` (no Gmail ids), so accounts connected before
     /// keep theirs.
     pub fn gmail_app_password(options: Options) -> ImapSmtpConnector {
-        ImapSmtpConnector::new(Flavor::GmailPassword, settings::gmail_password_descriptor(), None, false, options)
+        ImapSmtpConnector::gmail_app_password_at(options, None, None)
+    }
+
+    /// Gmail with an app password, at the servers the operator configured instead of
+    /// Google's where given (a relay, or a test lab standing in for Gmail). The user's SMTP
+    /// choice applies only to Google's own SMTP server.
+    pub fn gmail_app_password_at(options: Options, imap: Option<Endpoint>, smtp: Option<Endpoint>) -> ImapSmtpConnector {
+        ImapSmtpConnector::new(Flavor::GmailPassword { imap, smtp }, settings::gmail_password_descriptor(), None, false, options)
     }
 
     /// A provider's fixed servers, signed in with OAuth2 (Gmail, Outlook) or a password (the
@@ -199,7 +206,9 @@ impl ImapSmtpConnector {
     fn outbound(&self) -> OutboundPolicy {
         match self.flavor {
             Flavor::Fixed { .. } => OutboundPolicy::operator_configured(),
-            Flavor::Generic | Flavor::GmailPassword => self.ctx.options.outbound.clone(),
+            // Servers the operator put in place of Google's are theirs to allow.
+            Flavor::GmailPassword { ref imap, ref smtp } if imap.is_some() || smtp.is_some() => OutboundPolicy::operator_configured(),
+            Flavor::Generic | Flavor::GmailPassword { .. } => self.ctx.options.outbound.clone(),
         }
     }
 

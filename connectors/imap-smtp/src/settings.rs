@@ -86,7 +86,12 @@ pub struct ServerSettings {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Flavor {
     Generic,
-    GmailPassword,
+    /// Gmail by app password: Google's servers, unless the operator points them elsewhere
+    /// (a relay, a test lab), as for Gmail by OAuth.
+    GmailPassword {
+        imap: Option<Endpoint>,
+        smtp: Option<Endpoint>,
+    },
     /// A provider preset (Gmail or Outlook by OAuth2): servers fixed by the operator's
     /// configuration, no server fields in the form.
     Fixed {
@@ -198,7 +203,7 @@ impl Flavor {
                     pins: Vec::new(),
                 })
             }
-            Flavor::GmailPassword => {
+            Flavor::GmailPassword { imap, smtp } => {
                 let smtp_security = match settings.get("smtpSecurity") {
                     None | Some(Value::Null) => Security::SslTls,
                     Some(_) => security_of(settings, "smtpSecurity")?,
@@ -210,8 +215,12 @@ impl Flavor {
                     other => other,
                 };
                 Ok(ServerSettings {
-                    imap: Endpoint { host: GMAIL_IMAP.into(), port: 993, security: Security::SslTls },
-                    smtp: Endpoint { host: GMAIL_SMTP.into(), port: smtp_security.smtp_port(), security: smtp_security },
+                    imap: imap.clone().unwrap_or_else(|| Endpoint { host: GMAIL_IMAP.into(), port: 993, security: Security::SslTls }),
+                    smtp: smtp.clone().unwrap_or_else(|| Endpoint {
+                        host: GMAIL_SMTP.into(),
+                        port: smtp_security.smtp_port(),
+                        security: smtp_security,
+                    }),
                     username: None,
                     folder: "INBOX".into(),
                     sent_folder: None,
@@ -368,14 +377,15 @@ mod tests {
         let d = gmail_password_descriptor();
         assert_eq!(d.fields.iter().map(|f| f.key).collect::<Vec<_>>(), ["smtpSecurity"]);
         assert!(d.capabilities.provider_saves_sent);
-        let out = Flavor::GmailPassword.validate(&d, &settings(json!({"smtpSecurity": "STARTTLS"})), false).unwrap();
-        let resolved = Flavor::GmailPassword.resolve(&out, false).unwrap();
+        let out =
+            Flavor::GmailPassword { imap: None, smtp: None }.validate(&d, &settings(json!({"smtpSecurity": "STARTTLS"})), false).unwrap();
+        let resolved = Flavor::GmailPassword { imap: None, smtp: None }.resolve(&out, false).unwrap();
         assert_eq!(resolved.smtp, Endpoint { host: "smtp.gmail.com".into(), port: 587, security: Security::StartTls });
         assert_eq!(resolved.imap, Endpoint { host: "imap.gmail.com".into(), port: 993, security: Security::SslTls });
-        let defaulted = Flavor::GmailPassword.validate(&d, &Settings::new(), false).unwrap();
-        assert_eq!(Flavor::GmailPassword.resolve(&defaulted, false).unwrap().smtp.port, 465);
-        assert!(Flavor::GmailPassword.validate(&d, &settings(json!({"smtpSecurity": "NONE"})), false).is_err());
-        assert!(Flavor::GmailPassword.validate(&d, &settings(json!({"imapHost": "x.org"})), false).is_err());
+        let defaulted = Flavor::GmailPassword { imap: None, smtp: None }.validate(&d, &Settings::new(), false).unwrap();
+        assert_eq!(Flavor::GmailPassword { imap: None, smtp: None }.resolve(&defaulted, false).unwrap().smtp.port, 465);
+        assert!(Flavor::GmailPassword { imap: None, smtp: None }.validate(&d, &settings(json!({"smtpSecurity": "NONE"})), false).is_err());
+        assert!(Flavor::GmailPassword { imap: None, smtp: None }.validate(&d, &settings(json!({"imapHost": "x.org"})), false).is_err());
     }
 
     #[test]

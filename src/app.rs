@@ -79,7 +79,9 @@ impl Application {
         let discovery = crate::mailboxes::discovery::Discovery::new(&config.dns_servers, config.outbound_policy(), trust)?;
         let connectors = crate::accounts::registry::Registry::builtin(mail, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
+        let instance = Arc::new(crate::instance::Instance::claim(&config.data_dir)?);
         let foundation = crate::services::Foundation {
+            instance,
             db,
             fanout,
             secrets,

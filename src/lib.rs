@@ -26,6 +26,7 @@ pub mod i18n;
 pub mod identity;
 pub mod ids;
 pub mod input;
+pub mod instance;
 pub mod mail;
 pub mod mailboxes;
 pub mod notifications;

@@ -72,6 +72,8 @@ pub struct Services {
     pub mailboxes: MailboxService,
     /// Mail settings from an address (autoconfig, SRV records).
     pub discovery: Arc<Discovery>,
+    /// This process as a lease holder (kept alive: its lock is the identity's).
+    pub instance: Arc<crate::instance::Instance>,
     /// Webhooks out, and their delivery worker.
     pub webhooks: Webhooks,
     pub service_accounts: ServiceAccountService,
@@ -95,11 +97,13 @@ pub struct Foundation {
     pub relying_party: webauthn_rs::prelude::Webauthn,
     /// Finds mail servers from an address when no preset serves its domain.
     pub discovery: Arc<Discovery>,
+    /// This process as a lease holder, kept in the data folder.
+    pub instance: Arc<crate::instance::Instance>,
 }
 
 impl Services {
     pub fn new(config: &Config, foundation: Foundation) -> anyhow::Result<Services> {
-        let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party, discovery } = foundation;
+        let Foundation { db, fanout, secrets, mailer, blobs, clock, connectors, relying_party, discovery, instance } = foundation;
         let wakers = Wakers::default();
         let notifications = NotificationService::new(
             db.clone(),
@@ -198,6 +202,7 @@ impl Services {
                 backoff_base: Duration::from_millis(config.mail_retry_ms.max(1)),
                 batch: config.mail_sync_batch.clamp(1, 10_000),
                 lease: Duration::from_secs(config.mail_lease_secs.max(1)),
+                process: instance.id(),
                 ..SyncSettings::default()
             },
         );
@@ -211,6 +216,7 @@ impl Services {
                 poll: Duration::from_secs(config.calendar_poll_secs.max(1)),
                 retry: Duration::from_millis(config.calendar_retry_ms.max(1)),
                 timeout: Duration::from_secs(30),
+                process: instance.id(),
             },
         );
         let mail_sync = sync.clone();
@@ -260,6 +266,7 @@ impl Services {
                 config.max_send_bytes,
             ),
             discovery,
+            instance,
             contacts,
             webhooks,
             deletion: DeletionService::new(

@@ -37,6 +37,8 @@ pub struct CalendarSettings {
     pub retry: Duration,
     /// Longest wait for a server's answer.
     pub timeout: Duration,
+    /// This process as a lease holder ([`crate::instance::Instance`]).
+    pub process: uuid::Uuid,
 }
 
 /// A CalDAV-style account's own login, sealed at rest and bound to the account's id.
@@ -100,7 +102,7 @@ impl CalendarSync {
         notifications: NotificationService,
         settings: CalendarSettings,
     ) -> Self {
-        let process = uuid::Uuid::now_v7();
+        let process = settings.process;
         CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process }) }
     }
 

@@ -56,6 +56,9 @@ pub struct SyncSettings {
     pub connect_timeout: Duration,
     /// How long a process's claim on a mailbox lasts unless renewed (renewed every third of it).
     pub lease: Duration,
+    /// This process as a lease holder ([`crate::instance::Instance`]): the same after a
+    /// restart, so its own leases are taken back at once.
+    pub process: uuid::Uuid,
 }
 
 impl Default for SyncSettings {
@@ -68,6 +71,7 @@ impl Default for SyncSettings {
             batch: 250,
             connect_timeout: Duration::from_secs(30),
             lease: Duration::from_secs(60),
+            process: uuid::Uuid::new_v4(),
         }
     }
 }
@@ -176,6 +180,7 @@ impl MailSync {
         webhooks: Webhooks,
         settings: SyncSettings,
     ) -> Self {
+        let process = settings.process;
         MailSync {
             inner: Arc::new(Inner {
                 db,
@@ -186,7 +191,7 @@ impl MailSync {
                 webhooks,
                 settings,
                 workers: Mutex::new(HashMap::new()),
-                process: uuid::Uuid::new_v4(),
+                process,
                 tasks: TaskTracker::new(),
                 shutdown: CancellationToken::new(),
             }),
@@ -389,7 +394,7 @@ async fn session(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, ki
         // user can supply the password again.
         Err(e) if crate::crypto::Unreadable::caused(&e) => {
             warn!(error = ?e, "cannot open the mailbox's saved credentials");
-            needs_reauth(inner, id, UNREADABLE_CREDENTIALS, "the saved credentials did not open with this gateway's key").await;
+            needs_reauth(inner, id, UNREADABLE_CREDENTIALS, "the saved credentials do not open with this gateway's secret key").await;
             return Ok(Ended::Stop);
         }
         Err(e) => return Err(e),

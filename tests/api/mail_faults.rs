@@ -527,9 +527,85 @@ async fn credentials_sealed_under_another_key_ask_the_user_to_connect_again() {
         let m = mailbox(&second, &ada, &id).await;
         if m["status"] == "NEEDS_REAUTH" {
             assert!(m["lastError"].as_str().unwrap().contains("secret key"), "{m}");
+            assert!(m["statusReason"].as_str().unwrap().contains("cannot read the saved credentials"), "not the server's doing: {m}");
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "never NEEDS_REAUTH: {m}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// A gateway process (real, default 60 s lease) on the given data folder and database.
+fn child(url: &str, data: &std::path::Path, cert: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(env!("CARGO_BIN_EXE_concierge"))
+        .env("DATABASE_URL", url)
+        .env("CONCIERGE_BIND", "127.0.0.1:0")
+        .env("CONCIERGE_DATA_DIR", data)
+        .env("CONCIERGE_SECRET_KEY", key())
+        .env("CONCIERGE_MAIL_CA_FILE", cert)
+        .env("CONCIERGE_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128")
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the gateway binary starts")
+}
+
+/// After `kill -9`, the same gateway started again on its data folder is the same lease
+/// holder: it takes its mailboxes back at once instead of waiting out its own 60 s lease
+/// (while they showed a stale status).
+#[tokio::test]
+async fn a_gateway_restarted_after_a_kill_takes_its_own_mailboxes_back_at_once() {
+    let lab = MailLab::get().await;
+    let (mail_user, password) = lab.new_user("back").await;
+    let to = format!("{mail_user}@lab.test");
+    let cert = lab.cert();
+    let first = TestApp::spawn_with({
+        let cert = cert.clone();
+        move |c| {
+            c.mail_ca_file = Some(cert);
+            c.allow_loopback();
+            c.secret_key = Some(concierge::config::Redacted(key()));
+            // Another holder than the gateway process below: its claim must run out soon.
+            c.mail_lease_secs = 1;
+        }
+    })
+    .await;
+    let ada = first.user("ada@example.com").await;
+    let id = connected(&first, &ada, &lab, &mail_user, &password).await;
+    let url = first.database_url.clone();
+    first.begin_shutdown();
+    let db = concierge::db::Db::connect(&url, Some(2)).await.unwrap();
+    let mailbox_id = concierge::mailboxes::model::MailboxId::parse("id", &id).unwrap();
+    let recorded = |n: i64| {
+        let db = db.clone();
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                let m = concierge::mailboxes::store::find_mailbox(&db, mailbox_id).await.unwrap().unwrap();
+                if m.message_count >= n && m.status == "LIVE" {
+                    return;
+                }
+                assert!(tokio::time::Instant::now() < deadline, "not recorded within 15 s (the lease is 60 s): {m:?}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+
+    // The gateway process takes the mailbox (the in-process one's lease is released or ran
+    // out: it stopped) and records a first message.
+    let data = tempfile::tempdir().unwrap();
+    let mut gateway = child(&url, data.path(), &cert);
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "before the kill", "b"), None)]).await;
+    recorded(1).await;
+    gateway.start_kill().unwrap();
+    gateway.wait().await.unwrap();
+
+    // Started again on the same data folder: the same holder, so mail that arrived meanwhile
+    // is recorded at once, well inside the lease it held when it died.
+    lab.append(&mail_user, &password, &[(message("c@customer.test", &to, "after the kill", "b"), None)]).await;
+    let mut again = child(&url, data.path(), &cert);
+    recorded(2).await;
+    again.start_kill().unwrap();
+    again.wait().await.unwrap();
+    db.close().await;
 }

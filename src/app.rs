@@ -260,11 +260,14 @@ async fn readyz(State(state): State<AppState>) -> Response {
     if state.shutdown.is_cancelled() {
         return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
     }
-    if state.services.db.ping().await {
-        "ready".into_response()
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    if !state.services.db.ping().await {
+        return (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response();
     }
+    // Without the change listener, this replica's subscribers miss other replicas' changes.
+    if !state.services.fanout.hearing() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "change listener unavailable").into_response();
+    }
+    "ready".into_response()
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {

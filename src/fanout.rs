@@ -14,6 +14,7 @@ use std::any::{Any, TypeId};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -294,11 +295,28 @@ impl Loads {
     }
 }
 
+/// A new LISTEN connection on `channel`, tried every half second until one works.
+async fn listen_again(pool: &sqlx::PgPool, channel: &str) -> sqlx::postgres::PgListener {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(mut listener) => match listener.listen(channel).await {
+                Ok(()) => return listener,
+                Err(e) => tracing::warn!(error = %e, "the change listener cannot listen yet"),
+            },
+            Err(e) => tracing::warn!(error = %e, "the change listener cannot connect yet"),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Fanout {
     topics: Arc<Topics>,
     carrier: Arc<dyn Carrier>,
     loads: Arc<Loads>,
+    /// Whether changes from other processes are heard: on PostgreSQL, while the LISTEN
+    /// connection is up; always on SQLite (there are no other processes).
+    hearing: Arc<AtomicBool>,
 }
 
 impl Fanout {
@@ -306,29 +324,44 @@ impl Fanout {
     /// schema, so deployments (and tests) sharing a database do not hear each other.
     pub async fn start(db: Db, stop: CancellationToken) -> anyhow::Result<Fanout> {
         let topics = Arc::new(Topics::default());
+        let hearing = Arc::new(AtomicBool::new(false));
         let carrier: Arc<dyn Carrier> = match &db.pool {
-            Pool::Sqlite(_) => Arc::new(InProcess(topics.clone())),
+            Pool::Sqlite(_) => {
+                hearing.store(true, Ordering::Relaxed);
+                Arc::new(InProcess(topics.clone()))
+            }
             Pool::Postgres(pool) => {
                 let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await?;
                 let channel = format!("concierge_{schema}");
                 let mut listener = sqlx::postgres::PgListener::connect_with(pool).await?;
                 listener.listen(&channel).await?;
-                let local = topics.clone();
+                hearing.store(true, Ordering::Relaxed);
+                let (local, heard, listen_pool, channel_name) = (topics.clone(), hearing.clone(), pool.clone(), channel.clone());
                 let closing = db.closing();
                 tokio::spawn(async move {
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => break,
                             _ = closing.cancelled() => break,
-                            msg = listener.recv() => match msg {
-                                Ok(n) => match serde_json::from_str::<Change>(n.payload()) {
+                            // `try_recv` says when the connection was lost (`recv` would
+                            // reconnect silently, changes sent meanwhile unheard).
+                            msg = listener.try_recv() => match msg {
+                                Ok(Some(n)) => match serde_json::from_str::<Change>(n.payload()) {
                                     Ok(change) => local.dispatch(change),
                                     Err(e) => tracing::warn!(error = %e, "ignoring a malformed change notification"),
                                 },
-                                // PgListener reconnects by itself on the next recv.
-                                Err(e) => {
-                                    tracing::warn!(error = %e, "change listener lost its connection; reconnecting");
-                                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                                // Not ready until a new connection listens again (`/readyz` says so).
+                                lost => {
+                                    heard.store(false, Ordering::Relaxed);
+                                    let why = lost.err().map_or_else(|| "the connection closed".to_owned(), |e| e.to_string());
+                                    tracing::warn!(error = %why, "change listener lost its connection; reconnecting");
+                                    listener = tokio::select! {
+                                        _ = stop.cancelled() => break,
+                                        _ = closing.cancelled() => break,
+                                        again = listen_again(&listen_pool, &channel_name) => again,
+                                    };
+                                    heard.store(true, Ordering::Relaxed);
+                                    tracing::info!("change listener listening again");
                                 }
                             },
                         }
@@ -337,7 +370,13 @@ impl Fanout {
                 Arc::new(PgNotify { pool: pool.clone(), channel })
             }
         };
-        Ok(Fanout { topics, carrier, loads: Arc::default() })
+        Ok(Fanout { topics, carrier, loads: Arc::default(), hearing })
+    }
+
+    /// Whether changes published by other processes reach this one's subscribers now (on
+    /// PostgreSQL, the LISTEN connection is up).
+    pub fn hearing(&self) -> bool {
+        self.hearing.load(Ordering::Relaxed)
     }
 
     /// Announces a committed change. Call after the commit.

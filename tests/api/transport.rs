@@ -166,3 +166,44 @@ async fn a_request_in_flight_when_shutdown_begins_still_gets_its_answer() {
     assert!(response.contains(r#""__typename":"Query""#), "{response}");
     app.stopped(std::time::Duration::from_secs(10)).await.expect("the server stops cleanly");
 }
+
+/// On PostgreSQL, a replica whose LISTEN connection is gone would not hear other replicas'
+/// changes: it is not ready until it listens again (it reconnects by itself).
+#[tokio::test]
+async fn readiness_fails_while_the_change_listener_is_down() {
+    let app = TestApp::spawn().await;
+    if !crate::helpers::on_postgres() {
+        // One process on SQLite: nothing to listen to, always hearing.
+        assert_eq!(app.get("/readyz", "*/*").await.0, StatusCode::OK);
+        return;
+    }
+    let db = concierge::db::Db::connect(&app.database_url, Some(1)).await.unwrap();
+    let concierge::db::Pool::Postgres(pool) = &db.pool else { unreachable!() };
+    let schema: String = sqlx::query_scalar("SELECT current_schema()").fetch_one(pool).await.unwrap();
+    // End this gateway's LISTEN connection (only its own: the channel names its schema).
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE 'LISTEN %' AND query LIKE '%' || $1 || '%'",
+    )
+    .bind(&schema)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(ended, [true], "one listener per gateway");
+
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let (status, _, body) = app.get("/readyz", "*/*").await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body, "change listener unavailable");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "readiness never noticed the listener was gone");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while app.get("/readyz", "*/*").await.0 != StatusCode::OK {
+        assert!(tokio::time::Instant::now() < deadline, "the listener never came back");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    db.close().await;
+}

@@ -33,9 +33,9 @@ use crate::security::throttle::AddressLimit;
 const TIME_LIMIT: Duration = Duration::from_secs(4);
 /// The largest autoconfig document read.
 const MAX_DOCUMENT: usize = 64 * 1024;
-/// How long an answer (found or not) is kept for its domain.
+/// How long an answer (found or not) is kept for its address.
 const CACHE_FOR: Duration = Duration::from_secs(10 * 60);
-/// Domains kept at most; the cache is emptied when it is full.
+/// Addresses kept at most; the cache is emptied when it is full.
 const CACHE_SIZE: usize = 1024;
 
 /// Where discovered settings came from.
@@ -129,7 +129,10 @@ impl Discovery {
     /// The servers for `email` (at `domain`, lower case), or None when neither autoconfig
     /// nor SRV records say, or not within the time limit.
     pub async fn discover(&self, email: &str, domain: &str) -> Option<Found> {
-        if let Some(known) = self.cached(domain) {
+        // Kept per address, not per domain: an autoconfig document's user name is made from
+        // the address (`%EMAILLOCALPART%`).
+        let key = email.to_ascii_lowercase();
+        if let Some(known) = self.cached(&key) {
             return known;
         }
         let found = tokio::time::timeout(TIME_LIMIT, async {
@@ -141,21 +144,21 @@ impl Discovery {
             tracing::debug!(domain, "mail settings discovery ran out of time");
             None
         });
-        self.remember(domain, found.clone());
+        self.remember(&key, found.clone());
         found
     }
 
-    fn cached(&self, domain: &str) -> Option<Option<Found>> {
+    fn cached(&self, key: &str) -> Option<Option<Found>> {
         let cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        cache.get(domain).filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, found)| found.clone())
+        cache.get(key).filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, found)| found.clone())
     }
 
-    fn remember(&self, domain: &str, found: Option<Found>) {
+    fn remember(&self, key: &str, found: Option<Found>) {
         let mut cache = self.cache.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if cache.len() >= CACHE_SIZE {
             cache.clear();
         }
-        cache.insert(domain.to_owned(), (Instant::now(), found));
+        cache.insert(key.to_owned(), (Instant::now(), found));
     }
 
     /// The first autoconfig document found, read.

@@ -741,33 +741,8 @@ struct TlsFront {
 
 impl TlsFront {
     async fn start(lab_url: &str) -> TlsFront {
-        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
         let dir = tempfile::tempdir().expect("dir");
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-        let made = tokio::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
-            .args(["-subj", "/CN=calendar.self-hosted.test", "-addext", "subjectAltName=IP:127.0.0.1"])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .await
-            .expect("openssl runs");
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        let chain = vec![CertificateDer::from_pem_file(&cert).expect("certificate")];
-        let key = PrivateKeyDer::from_pem_file(&key).expect("key");
-        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
-            tokio_rustls::rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let (acceptor, cert) = crate::helpers::self_signed_acceptor(dir.path(), "calendar.self-hosted.test", "IP:127.0.0.1").await;
         let upstream = lab_url.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let port = listener.local_addr().expect("addr").port();

@@ -82,32 +82,9 @@ struct Autoconfig {
 
 impl Autoconfig {
     async fn start(documents: HashMap<String, String>) -> Autoconfig {
-        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-
         let dir = tempfile::tempdir().expect("dir");
-        let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
         let names: Vec<String> = documents.keys().map(|k| format!("DNS:{}", k.split_once(' ').map_or(k.as_str(), |(h, _)| h))).collect();
-        let made = tokio::process::Command::new("openssl")
-            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
-            .args(["-subj", "/CN=autoconfig lab", "-addext", &format!("subjectAltName={}", names.join(","))])
-            .arg("-keyout")
-            .arg(&key)
-            .arg("-out")
-            .arg(&cert)
-            .output()
-            .await
-            .expect("openssl runs");
-        assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
-        let chain = vec![CertificateDer::from_pem_file(&cert).expect("certificate")];
-        let config =
-            tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(tokio_rustls::rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .expect("versions")
-                .with_no_client_auth()
-                .with_single_cert(chain, PrivateKeyDer::from_pem_file(&key).expect("key"))
-                .expect("server config");
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let (acceptor, cert) = crate::helpers::self_signed_acceptor(dir.path(), "autoconfig lab", &names.join(",")).await;
         let requests = Arc::new(Mutex::new(Vec::new()));
         let documents = Arc::new(documents);
         for ip in [ALLOWED, REFUSED] {
@@ -242,6 +219,9 @@ async fn discovery_reads_autoconfig_and_srv_records_under_the_outbound_policy() 
         "{:?}",
         autoconfig.requests()
     );
+    // Another address at the domain gets its own user name, not the first one's.
+    let r = discover("bob@auto.test").await;
+    assert_eq!(r["data"]["discoverMailSettings"]["settings"]["username"], "bob", "{r}");
 
     // From the domain's own well-known path; the address as user name is the form's default.
     let r = discover("bob@known.test").await;

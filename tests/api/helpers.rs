@@ -398,3 +398,38 @@ pub async fn node(script: &str, args: &[&str]) -> (bool, String) {
     let out = tokio::process::Command::new("node").arg(dir.join(script)).args(args).current_dir(&dir).output().await.expect("node runs");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// A TLS acceptor with a self-signed certificate made the common way (`openssl req -x509`,
+/// which marks it CA:TRUE), as a self-hosted server has, for `subject_alt_name` (e.g.
+/// `IP:127.0.0.1` or `DNS:a.test,DNS:b.test`); and the certificate's PEM file in `dir`.
+pub async fn self_signed_acceptor(
+    dir: &std::path::Path,
+    subject: &str,
+    subject_alt_name: &str,
+) -> (tokio_rustls::TlsAcceptor, std::path::PathBuf) {
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = tokio::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "30"])
+        .args(["-subj", &format!("/CN={subject}"), "-addext", &format!("subjectAltName={subject_alt_name}")])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .await
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let chain = vec![CertificateDer::from_pem_file(&cert).expect("certificate")];
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_no_client_auth()
+    .with_single_cert(chain, PrivateKeyDer::from_pem_file(&key).expect("key"))
+    .expect("server config");
+    (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)), cert)
+}

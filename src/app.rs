@@ -79,7 +79,13 @@ impl Application {
         let discovery = crate::mailboxes::discovery::Discovery::new(&config.dns_servers, config.outbound_policy(), trust)?;
         let connectors = crate::accounts::registry::Registry::builtin(mail, &config)?;
         let relying_party = crate::passkeys::service::relying_party(&config)?;
-        let instance = Arc::new(crate::instance::Instance::claim(&config.data_dir)?);
+        // A data folder this process cannot write (a read-only container on PostgreSQL with
+        // the key in the environment) still serves: only the quick takeover after a restart
+        // is lost.
+        let instance = Arc::new(crate::instance::Instance::claim(&config.data_dir).unwrap_or_else(|e| {
+            tracing::warn!(error = ?e, "cannot keep this gateway's identity in the data folder; using one for this run");
+            crate::instance::Instance::ephemeral()
+        }));
         let foundation = crate::services::Foundation {
             instance,
             db,

@@ -255,7 +255,10 @@ async fn run() -> anyhow::Result<bool> {
     latencies.sort();
     from_request.sort();
     let lost = events - latencies.len();
-    println!("platform events: {events} events for {users} users, batches of {BATCH}, {in_flight} requests in flight");
+    println!(
+        "platform events on {}: {events} events for {users} users, batches of {BATCH}, {in_flight} requests in flight",
+        gateway::store_name()
+    );
     println!(
         "  publishEvents throughput: {:.0} events/s ({events} accepted in {:.2} s)",
         events as f64 / published_in.as_secs_f64(),

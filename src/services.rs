@@ -401,7 +401,10 @@ impl crate::notifications::sources::DaySources for Domains {
 
 #[async_trait::async_trait]
 impl crate::notifications::sources::AlertHold for Domains {
-    async fn holds_alerts(&self, account: crate::identity::model::AccountId) -> crate::error::Result<bool> {
-        crate::availability::service::holds_alerts(&self.db, account).await
+    async fn holding_alerts(
+        &self,
+        accounts: &[crate::identity::model::AccountId],
+    ) -> crate::error::Result<std::collections::HashSet<crate::identity::model::AccountId>> {
+        crate::availability::service::holding_alerts(&self.db, accounts).await
     }
 }

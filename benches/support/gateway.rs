@@ -1,7 +1,8 @@
 #![allow(dead_code)]
-//! The release gateway as a child process for the benchmarks: SQLite in a temp dir, its
-//! port read from its `serving` log line, its resident set read from /proc, killed when
-//! dropped so a failing run leaves nothing behind.
+//! The release gateway as a child process for the benchmarks: SQLite in a temp dir (or, with
+//! `BENCH_DB=postgres`, a fresh database on `CONCIERGE_TEST_PG_URL`), its port read from its
+//! `serving` log line, its resident set read from /proc, killed when dropped so a failing run
+//! leaves nothing behind.
 
 use std::future::Future;
 use std::io::{BufRead as _, BufReader};
@@ -16,6 +17,26 @@ pub struct Gateway {
     child: Child,
     pub port: u16,
     _data: tempfile::TempDir,
+    /// The PostgreSQL server and the database made for this run, dropped with it.
+    postgres: Option<(String, String)>,
+}
+
+/// Whether the bench runs the gateway on PostgreSQL (`BENCH_DB=postgres`).
+pub fn on_postgres() -> bool {
+    std::env::var("BENCH_DB").is_ok_and(|v| v == "postgres")
+}
+
+/// The store a figure was measured on, for the bench's report.
+pub fn store_name() -> &'static str {
+    if on_postgres() { "PostgreSQL" } else { "SQLite" }
+}
+
+fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
+    let out = Command::new("psql").args([server, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().context("running psql")?;
+    if !out.status.success() {
+        bail!("psql {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 impl Gateway {
@@ -30,6 +51,18 @@ impl Gateway {
             bail!("no gateway binary at {binary}: run `cargo build --release` first");
         }
         let data = tempfile::tempdir().context("temp dir")?;
+        let postgres = if on_postgres() {
+            let server = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+            psql(&server, &format!("CREATE DATABASE {name}"))?;
+            Some((server, name))
+        } else {
+            None
+        };
+        let database_url = match &postgres {
+            Some((server, name)) => format!("{}/{name}", server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base)),
+            None => format!("sqlite://{}", data.path().join("concierge.db").display()),
+        };
         let mut child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -37,6 +70,7 @@ impl Gateway {
             .envs(std::env::vars_os().filter(|(k, _)| k.to_string_lossy().starts_with("MALLOC_")))
             .env("CONCIERGE_BIND", "127.0.0.1:0")
             .env("CONCIERGE_DATA_DIR", data.path())
+            .env("DATABASE_URL", database_url)
             // JSON logs, so the bound port can be read from the `serving` line.
             .env("CONCIERGE_LOG_FORMAT", "json")
             .env("RUST_LOG", "warn,concierge::app=info")
@@ -63,7 +97,7 @@ impl Gateway {
                 }
             }
         });
-        let mut gateway = Gateway { child, port: 0, _data: data };
+        let mut gateway = Gateway { child, port: 0, _data: data, postgres };
         gateway.port =
             port.recv_timeout(Duration::from_secs(60)).context("the gateway exited or did not log its `serving` line within 60 s")?;
         Ok(gateway)
@@ -79,6 +113,9 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if let Some((server, name)) = &self.postgres {
+            let _ = psql(server, &format!("DROP DATABASE {name} WITH (FORCE)"));
+        }
     }
 }
 

@@ -310,9 +310,9 @@ impl AvailabilityService {
 
 /// Whether new notifications for the account should skip push and sound: the user chose
 /// BUSY and to hold alerts while busy.
-pub async fn holds_alerts(db: &Db, account_id: AccountId) -> Result<bool> {
-    let a = load(db, account_id).await?;
-    Ok(a.status == AvailabilityStatus::Busy && a.hold_while_busy)
+/// Which of `accounts` hold their alerts now: BUSY, with alerts held while busy.
+pub async fn holding_alerts(db: &Db, accounts: &[AccountId]) -> Result<std::collections::HashSet<AccountId>> {
+    Ok(store::holding_alerts(db, AvailabilityStatus::Busy.stored_name(), accounts).await?.into_iter().collect())
 }
 
 /// Counts one connection until `release`d; dropping it unreleased uncounts it in the

@@ -22,6 +22,26 @@ pub struct AvailabilityRow {
     pub time_zone_overridden: bool,
 }
 
+/// Of `accounts`, those whose status is `busy` and who hold alerts while busy.
+pub async fn holding_alerts(db: &Db, busy: &str, accounts: &[AccountId]) -> Result<Vec<AccountId>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in accounts.chunks(500) {
+        let sql = format!(
+            "SELECT account_id FROM availability WHERE status = $1 AND hold_while_busy AND account_id IN ({})",
+            crate::db::placeholders(2, chunk.len())
+        );
+        let rows: Vec<AccountId> = on_pool!(db, p => {
+            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(busy);
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 pub async fn find(db: &Db, account_id: AccountId) -> Result<Option<AvailabilityRow>, sqlx::Error> {
     on_pool!(db, p => sqlx::query_as(
         "SELECT status, hold_while_busy, time_zone, weekly_schedule, date_overrides, ooo_from, ooo_to, ooo_message, \

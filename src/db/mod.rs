@@ -230,4 +230,22 @@ impl Tx {
             Tx::Postgres(t) => t.commit().await,
         }
     }
+
+    /// Marks where [`Self::undo_part`] goes back to: one part of a transaction that does
+    /// several independent things (one event of a batch), which may fail alone.
+    pub async fn begin_part(&mut self) -> Result<(), sqlx::Error> {
+        on_tx!(self, c => sqlx::query("SAVEPOINT part").execute(c).await.map(drop))
+    }
+
+    /// Keeps what was done since [`Self::begin_part`].
+    pub async fn end_part(&mut self) -> Result<(), sqlx::Error> {
+        on_tx!(self, c => sqlx::query("RELEASE SAVEPOINT part").execute(c).await.map(drop))
+    }
+
+    /// Undoes what was done since [`Self::begin_part`]; the rest of the transaction stays
+    /// (on PostgreSQL, a failed statement leaves it usable again).
+    pub async fn undo_part(&mut self) -> Result<(), sqlx::Error> {
+        on_tx!(self, c => sqlx::query("ROLLBACK TO SAVEPOINT part").execute(c).await.map(drop))?;
+        self.end_part().await
+    }
 }

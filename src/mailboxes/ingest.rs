@@ -7,7 +7,9 @@
 //! the Sent folder is recognised when a sync reaches it.
 //!
 //! News is queued for the workspace's webhooks in the same transaction, as `message.receive`
-//! and `message.send` events, and received news notifies the owner ([`News`]). Whether a
+//! and `message.send` events, and received news notifies the owner in that transaction too
+//! ([`News`], [`Notifier`]): a crash after the commit loses neither, and one before it loses
+//! the batch whole, to be fetched again. Whether a
 //! message is news depends on when it arrived, not on which path records it: everything a
 //! live mailbox records, mail sent through the gateway, and, in a listing from the sync-from
 //! date (the first sync, one started over, a reconciliation), mail that arrived after the
@@ -31,7 +33,10 @@ use crate::contacts::service::{create_for_sender, workspace_matching};
 use crate::contacts::store as contacts_store;
 use crate::db::{Db, Tx};
 use crate::error::Result;
+use crate::i18n::text;
 use crate::identity::model::AccountId;
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService, Queued, Routing};
 use crate::webhooks::OutgoingEvent;
 use crate::workspace::model::WorkspaceId;
 
@@ -92,6 +97,31 @@ pub struct Recorded {
     pub news: bool,
 }
 
+/// How received news notifies the mailbox's owner: through `service`, as their `routing` for
+/// [`NotificationEvent::MessageReceived`] says, in their `language`.
+pub struct Notifier<'a> {
+    pub service: &'a NotificationService,
+    pub routing: Routing,
+    pub language: String,
+}
+
+impl Notifier<'_> {
+    /// The owner's notice of one received message.
+    fn notice(&self, owner: &Owner, r: &Recorded) -> Notice {
+        let title = if r.sender.is_empty() {
+            text(&self.language, "mail-received-untitled", &[])
+        } else {
+            text(&self.language, "mail-received-title", &[("sender", &r.sender)])
+        };
+        Notice {
+            assigned_to_me: true,
+            dedupe_key: Some(format!("message:{}", r.event_id.0)),
+            contact: Some(r.sender.clone()).filter(|s| !s.is_empty()),
+            ..Notice::new(owner.account_id, NotificationEvent::MessageReceived, title, r.title.clone())
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct Outcome {
     /// The events recorded for the first time: one per received message, one per recipient
@@ -101,19 +131,24 @@ pub struct Outcome {
     pub known: usize,
     /// Messages recorded as malformed.
     pub malformed: usize,
+    /// The owner's notifications of received news, recorded with the batch: announce them
+    /// ([`NotificationService::announce`]) now that it committed.
+    pub notified: Vec<Queued>,
 }
 
 /// Records `messages` and, in the same transaction, moves the checkpoint to `checkpoint`.
 /// A batch costs a handful of statements whatever its size: one lookup of the server ids
 /// already handled, one of the parties' contacts, one of the threads the messages answer,
 /// multi-row inserts of the new threads, the events and the handled ids, and one lookup of
-/// the events the workspace already had.
+/// the events the workspace already had. Received news notifies the owner through `notify`,
+/// in the same transaction (no one when it is None).
 pub async fn ingest(
     db: &Db,
     owner: &Owner,
     messages: Vec<RawMessage>,
     checkpoint: Option<&str>,
     news: News,
+    notify: Option<&Notifier<'_>>,
     now: DateTime<Utc>,
 ) -> Result<Outcome> {
     let started = std::time::Instant::now();
@@ -140,6 +175,14 @@ pub async fn ingest(
         remote_ids.iter().zip(&written.first_events).filter_map(|(r, e)| e.map(|e| (r.as_str(), e))).collect();
     store::insert_messages(&mut tx, owner.mailbox_id, &handled, now).await?;
     store::advance(&mut tx, owner.mailbox_id, checkpoint, written.new_messages as i64, written.malformed as i64, now).await?;
+    let mut notified = Vec::new();
+    if let Some(notify) = notify {
+        // Only mail that came in: a message the owner sent (found in the Sent folder) is news
+        // to nobody.
+        for r in written.recorded.iter().filter(|r| r.news && r.kind == ActivityType::MessageReceive) {
+            notified.extend(notify.service.record(&mut tx, &notify.routing, notify.notice(owner, r)).await?);
+        }
+    }
     tx.commit().await?;
     tracing::debug!(
         messages = total,
@@ -147,7 +190,7 @@ pub async fn ingest(
         store_ms = (started.elapsed() - parsed_in).as_secs_f64() * 1e3,
         "recorded a batch"
     );
-    Ok(Outcome { recorded: written.recorded, known: total - written.new_messages, malformed: written.malformed })
+    Ok(Outcome { recorded: written.recorded, known: total - written.new_messages, malformed: written.malformed, notified })
 }
 
 /// Records a message the gateway has just sent from the owner's mailbox (`raw`: the RFC 5322

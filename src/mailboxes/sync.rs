@@ -30,7 +30,6 @@ use super::model::{Mailbox, MailboxEventKind, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
 use super::store;
 use crate::accounts::registry::Registry;
-use crate::activity::model::ActivityType;
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -548,7 +547,14 @@ async fn record(
         let (inner, owner) = (inner.clone(), owner.clone());
         let handled = batch.len() as u64;
         recording = Some(tokio::spawn(async move {
-            let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), news, Utc::now()).await?;
+            // The owner's settings are read before the batch's transaction, which records
+            // their notifications of news with the mail.
+            let notifier = ingest::Notifier {
+                service: &inner.notifications,
+                routing: inner.notifications.routing(owner.account_id, NotificationEvent::MessageReceived).await?,
+                language: language_of(&inner, owner.account_id).await,
+            };
+            let outcome = ingest::ingest(&inner.db, &owner, messages, checkpoint.as_deref(), news, Some(&notifier), Utc::now()).await?;
             let mut changes: Vec<Change> = outcome
                 .recorded
                 .iter()
@@ -558,7 +564,7 @@ async fn record(
             inner.fanout.publish_all(&changes).await;
             // The batch may have queued webhook deliveries (new contacts, news).
             inner.webhooks.wake();
-            notify_owner(&inner, &owner, &outcome.recorded).await;
+            inner.notifications.announce(&outcome.notified).await;
             Ok(handled)
         }));
     }
@@ -567,33 +573,6 @@ async fn record(
         inner.fanout.publish(Change::SyncProgress { mailbox_id: owner.mailbox_id, done, total }).await;
     }
     Ok(Ok(()))
-}
-
-/// Received news notifies the mailbox's owner, in their language, whichever path recorded
-/// it (old mail listed from the sync-from date does not).
-async fn notify_owner(inner: &Inner, owner: &Owner, recorded: &[ingest::Recorded]) {
-    // Only mail that came in: a message the owner sent (found in the Sent folder) is news to nobody.
-    let recorded: Vec<&ingest::Recorded> = recorded.iter().filter(|r| r.news && r.kind == ActivityType::MessageReceive).collect();
-    if recorded.is_empty() {
-        return;
-    }
-    let language = language_of(inner, owner.account_id).await;
-    for r in recorded {
-        let title = if r.sender.is_empty() {
-            text(&language, "mail-received-untitled", &[])
-        } else {
-            text(&language, "mail-received-title", &[("sender", &r.sender)])
-        };
-        let notice = Notice {
-            assigned_to_me: true,
-            dedupe_key: Some(format!("message:{}", r.event_id.0)),
-            contact: Some(r.sender.clone()).filter(|s| !s.is_empty()),
-            ..Notice::new(owner.account_id, NotificationEvent::MessageReceived, title, r.title.clone())
-        };
-        if let Err(e) = inner.notifications.notify(notice).await {
-            warn!(error = ?e, "cannot notify a received message");
-        }
-    }
 }
 
 async fn language_of(inner: &Inner, account_id: crate::identity::model::AccountId) -> String {

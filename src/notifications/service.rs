@@ -16,8 +16,8 @@ use super::model::{
 use super::store::{self, Notification, PreferenceRow};
 use super::{delivery, digest, outbox};
 use crate::clock::SharedClock;
-use crate::db::Db;
 use crate::db::StoredEnum as _;
+use crate::db::{Db, Tx};
 use crate::error::{Checks, Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
@@ -68,6 +68,37 @@ impl Notice {
     pub fn new(account_id: AccountId, event: NotificationEvent, title: impl Into<String>, body: impl Into<String>) -> Notice {
         Notice { account_id, event, title: title.into(), body: body.into(), assigned_to_me: false, dedupe_key: None, contact: None }
     }
+}
+
+/// Where one user wants one kind of notice, read before the transaction that records it
+/// ([`NotificationService::routing`]).
+#[derive(Clone, Debug)]
+pub struct Routing {
+    account_id: AccountId,
+    event: NotificationEvent,
+    in_app: bool,
+    email: bool,
+    push: bool,
+    /// The browsers push goes to: none when push is off or alerts are held.
+    browsers: Vec<Uuid>,
+    /// BUSY with alerts held: no push, no sound.
+    held: bool,
+    audio: AudioAlerts,
+}
+
+impl Routing {
+    /// Whether no channel wants it.
+    pub fn is_silent(&self) -> bool {
+        !(self.in_app || self.email || self.push)
+    }
+}
+
+/// A notification recorded inside a transaction, to announce once it commits.
+#[derive(Clone, Debug)]
+pub struct Queued {
+    pub notification: Notification,
+    /// Email and push jobs queued with it.
+    pub jobs: usize,
 }
 
 /// Wakes the background workers when there is work for them.
@@ -258,18 +289,90 @@ impl NotificationService {
     /// outbox, in the same transaction. Returns the recorded notification, or None when no
     /// channel wants it or the same notice was recorded before.
     pub async fn notify(&self, notice: Notice) -> Result<Option<Notification>> {
-        let account_id = notice.account_id;
-        let matrix = self.matrix(account_id).await?;
-        let on = |channel| matrix.iter().any(|c| c.event == notice.event && c.channel == channel && c.enabled);
-        let (in_app, email, push) = (on(NotificationChannel::InApp), on(NotificationChannel::Email), on(NotificationChannel::Push));
-        if !(in_app || email || push) {
+        let routing = self.routing(notice.account_id, notice.event).await?;
+        if routing.is_silent() {
             return Ok(None);
         }
+        let mut tx = self.db.begin().await?;
+        let queued = self.record(&mut tx, &routing, notice).await?;
+        tx.commit().await?;
+        let Some(queued) = queued else { return Ok(None) };
+        self.announce(std::slice::from_ref(&queued)).await;
+        Ok(Some(queued.notification))
+    }
+
+    /// What the user's settings say about one kind of notice now: the channels, whether
+    /// alerts are held, their browsers and their audio choice. Read before the transaction
+    /// that records the notice ([`Self::record`]), so that transaction stays short.
+    pub async fn routing(&self, account_id: AccountId, event: NotificationEvent) -> Result<Routing> {
+        let mut all = self.routings(&[account_id], event).await?;
+        all.remove(&account_id).ok_or_else(|| Error::Internal(anyhow::anyhow!("no routing for the account")))
+    }
+
+    /// [`Self::routing`] for several users at once, in four statements whatever their number.
+    pub async fn routings(&self, accounts: &[AccountId], event: NotificationEvent) -> Result<HashMap<AccountId, Routing>> {
+        let mut routings: HashMap<AccountId, Routing> = accounts
+            .iter()
+            .map(|&account_id| {
+                let default = |channel| event.default_for(channel);
+                let routing = Routing {
+                    account_id,
+                    event,
+                    in_app: default(NotificationChannel::InApp),
+                    email: default(NotificationChannel::Email),
+                    push: default(NotificationChannel::Push),
+                    browsers: Vec::new(),
+                    held: false,
+                    audio: AudioAlerts::default(),
+                };
+                (account_id, routing)
+            })
+            .collect();
+        for (account_id, channel, enabled) in store::overrides_for(&self.db, accounts, event.stored_name()).await? {
+            let Some(r) = routings.get_mut(&account_id) else { continue };
+            match NotificationChannel::from_stored(&channel) {
+                Some(NotificationChannel::InApp) => r.in_app = enabled,
+                Some(NotificationChannel::Email) => r.email = enabled,
+                Some(NotificationChannel::Push) => r.push = enabled,
+                None => {}
+            }
+        }
+        let heard: Vec<AccountId> = routings.values().filter(|r| !r.is_silent()).map(|r| r.account_id).collect();
+        if heard.is_empty() {
+            return Ok(routings);
+        }
         // BUSY with alerts held: no push and no sound; in-app and email still arrive.
-        let held = self.hold.holds_alerts(account_id).await?;
-        let push = push && !held;
-        let browsers = if push { store::push_subscriptions(&self.db, account_id).await? } else { Vec::new() };
-        let (audio, _) = self.settings(account_id).await?;
+        for account_id in self.hold.holding_alerts(&heard).await? {
+            if let Some(r) = routings.get_mut(&account_id) {
+                r.held = true;
+            }
+        }
+        let pushed: Vec<AccountId> = heard.iter().copied().filter(|a| routings.get(a).is_some_and(|r| r.push && !r.held)).collect();
+        if !pushed.is_empty() {
+            for (account_id, browser) in store::browsers_of(&self.db, &pushed).await? {
+                if let Some(r) = routings.get_mut(&account_id) {
+                    r.browsers.push(browser);
+                }
+            }
+        }
+        for (account_id, audio) in store::audio_of(&self.db, &heard).await? {
+            if let Some(r) = routings.get_mut(&account_id) {
+                r.audio = AudioAlerts::from_stored(&audio).unwrap_or_default();
+            }
+        }
+        Ok(routings)
+    }
+
+    /// Records `notice` inside `tx`, the transaction of what caused it, with its email and
+    /// push jobs, as `routing` (read for the same account and event) says. None when no
+    /// channel wants it or the same notice was recorded before. Once `tx` commits, pass what
+    /// it returned to [`Self::announce`].
+    pub async fn record(&self, tx: &mut Tx, routing: &Routing, notice: Notice) -> Result<Option<Queued>> {
+        debug_assert!(routing.account_id == notice.account_id && routing.event == notice.event);
+        if routing.is_silent() {
+            return Ok(None);
+        }
+        let account_id = notice.account_id;
         let now = self.clock.now();
         let n = Notification {
             notification_id: Uuid::now_v7(),
@@ -277,21 +380,19 @@ impl NotificationService {
             event: notice.event.stored_name().to_owned(),
             title: notice.title,
             body: notice.body,
-            audible: !held && audio.audible(notice.event, notice.assigned_to_me),
+            audible: !routing.held && routing.audio.audible(notice.event, notice.assigned_to_me),
             created_at: now,
             read_at: None,
-            in_app,
+            in_app: routing.in_app,
             dedupe_key: notice.dedupe_key,
             contact: notice.contact,
         };
-        let mut tx = self.db.begin().await?;
-        if !store::insert_notification(&mut tx, &n).await? {
+        if !store::insert_notification(tx, &n).await? {
             return Ok(None);
         }
         let id = n.notification_id;
         let email_key = format!("{id}:EMAIL");
-        let push_keys: Vec<(Uuid, String)> =
-            browsers.iter().map(|b| (b.push_subscription_id, format!("{id}:PUSH:{}", b.push_subscription_id))).collect();
+        let push_keys: Vec<(Uuid, String)> = routing.browsers.iter().map(|b| (*b, format!("{id}:PUSH:{b}"))).collect();
         let base = outbox::NewJob {
             account_id,
             channel: outbox::PUSH,
@@ -306,7 +407,7 @@ impl NotificationService {
         };
         let batchable = notice.event.high_volume();
         let mut jobs = Vec::new();
-        if email {
+        if routing.email {
             let run_after = delivery::first_run(now, batchable, self.batch_window);
             jobs.push(outbox::NewJob { channel: outbox::EMAIL, idempotency_key: &email_key, batchable, run_after, ..base });
         }
@@ -314,16 +415,25 @@ impl NotificationService {
             jobs.push(outbox::NewJob { push_subscription_id: Some(*subscription), idempotency_key: key, ..base });
         }
         for job in &jobs {
-            outbox::enqueue(&mut tx, job).await?;
+            outbox::enqueue(tx, job).await?;
         }
-        tx.commit().await?;
-        if in_app {
-            self.fanout.publish(Change::Notification { account_id, notification_id: id }).await;
+        Ok(Some(Queued { notification: n, jobs: jobs.len() }))
+    }
+
+    /// After the transaction that recorded them committed: in-app notifications go live to
+    /// the user's open clients, and the delivery worker wakes for the jobs.
+    pub async fn announce(&self, queued: &[Queued]) {
+        let changes: Vec<Change> = queued
+            .iter()
+            .filter(|q| q.notification.in_app)
+            .map(|q| Change::Notification { account_id: q.notification.account_id, notification_id: q.notification.notification_id })
+            .collect();
+        if !changes.is_empty() {
+            self.fanout.publish_all(&changes).await;
         }
-        if !jobs.is_empty() {
+        if queued.iter().any(|q| q.jobs > 0) {
             self.wakers.delivery.notify_one();
         }
-        Ok(Some(n))
     }
 
     /// The outbox jobs queued for the account, oldest first (for tests and operators).

@@ -42,5 +42,6 @@ pub trait DaySources: Send + Sync {
 /// Whether new notifications skip push and sound for the user now (BUSY, holding alerts).
 #[async_trait::async_trait]
 pub trait AlertHold: Send + Sync {
-    async fn holds_alerts(&self, account: AccountId) -> crate::error::Result<bool>;
+    /// Which of `accounts` hold theirs now.
+    async fn holding_alerts(&self, accounts: &[AccountId]) -> crate::error::Result<std::collections::HashSet<AccountId>>;
 }

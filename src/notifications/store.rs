@@ -15,6 +15,63 @@ pub async fn overrides(db: &Db, account_id: AccountId) -> Result<Vec<(String, St
         .await)
 }
 
+/// The overrides `accounts` made for `event`: (account, channel, enabled).
+pub async fn overrides_for(db: &Db, accounts: &[AccountId], event: &str) -> Result<Vec<(AccountId, String, bool)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in accounts.chunks(500) {
+        let sql = format!(
+            "SELECT account_id, channel, enabled FROM notification_preference WHERE event = $1 AND account_id IN ({})",
+            crate::db::placeholders(2, chunk.len())
+        );
+        let rows: Vec<(AccountId, String, bool)> = on_pool!(db, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(event);
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The audio choice of those of `accounts` who made one.
+pub async fn audio_of(db: &Db, accounts: &[AccountId]) -> Result<Vec<(AccountId, String)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in accounts.chunks(500) {
+        let sql = format!("SELECT account_id, audio FROM preference WHERE account_id IN ({})", crate::db::placeholders(1, chunk.len()));
+        let rows: Vec<(AccountId, String)> = on_pool!(db, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The browsers of `accounts`: (account, subscription), by subscription.
+pub async fn browsers_of(db: &Db, accounts: &[AccountId]) -> Result<Vec<(AccountId, Uuid)>, sqlx::Error> {
+    let mut out = Vec::new();
+    for chunk in accounts.chunks(500) {
+        let sql = format!(
+            "SELECT account_id, push_subscription_id FROM push_subscription WHERE account_id IN ({}) ORDER BY push_subscription_id",
+            crate::db::placeholders(1, chunk.len())
+        );
+        let rows: Vec<(AccountId, Uuid)> = on_pool!(db, p => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()));
+            for a in chunk {
+                q = q.bind(*a);
+            }
+            q.fetch_all(p).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
 pub async fn set_override(tx: &mut Tx, account_id: AccountId, event: &str, channel: &str, enabled: bool) -> Result<(), sqlx::Error> {
     on_tx!(tx, c => sqlx::query(
         "INSERT INTO notification_preference (account_id, event, channel, enabled) VALUES ($1, $2, $3, $4) \
@@ -257,14 +314,6 @@ pub struct PushSubscription {
     pub endpoint: String,
     pub p256dh: Vec<u8>,
     pub auth: Vec<u8>,
-}
-
-pub async fn push_subscriptions(db: &Db, account_id: AccountId) -> Result<Vec<PushSubscription>, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_as(
-        "SELECT push_subscription_id, endpoint, p256dh, auth FROM push_subscription WHERE account_id = $1 ORDER BY push_subscription_id")
-        .bind(account_id)
-        .fetch_all(p)
-        .await)
 }
 
 pub async fn find_push_subscription(db: &Db, id: Uuid) -> Result<Option<PushSubscription>, sqlx::Error> {

@@ -1,6 +1,8 @@
 //! Publishing platform events: each event of a batch is checked, stored once per idempotency
-//! key and routed to its recipients through their notification matrix, on its own. One bad
-//! event is rejected without touching the others, and a rejected event stores nothing.
+//! key and routed to its recipients through their notification matrix. A request's events
+//! share one transaction, each in a part of its own: one bad event is rejected without
+//! touching the others, a rejected event stores nothing, and an accepted one is stored with
+//! its recipients, webhook deliveries, calendar writes and notifications, or not at all.
 
 use std::collections::HashMap;
 
@@ -11,11 +13,12 @@ use uuid::Uuid;
 use super::model::{NewPlatformEvent, RawEvent};
 use super::store::{self, EventRow};
 use crate::calendars::sync::CalendarSync;
-use crate::db::Db;
 use crate::db::StoredEnum as _;
+use crate::db::{Db, Tx};
 use crate::error::{Error, Result};
 use crate::identity::model::{AccountId, AccountStatus};
-use crate::notifications::service::{Notice, NotificationService};
+use crate::notifications::model::NotificationEvent;
+use crate::notifications::service::{Notice, NotificationService, Queued, Routing};
 use crate::service_accounts::model::ServiceAccountPrincipal;
 use crate::webhooks::{OutgoingEvent, Webhooks};
 use crate::workspace::model::{Role, WorkspaceId};
@@ -101,22 +104,87 @@ impl PlatformEventService {
         if raw.len() > self.settings.batch_max {
             return Err(Error::invalid("events", format!("at most {} events per request", self.settings.batch_max)));
         }
+        let rejected = |index: usize, e: Error| PublishOutcome { index, status: PublishStatus::Rejected, event_id: None, error: Some(e) };
+        // Checked and resolved first, outside the transaction.
         let mut members: Option<Members> = None;
-        let mut outcomes = Vec::with_capacity(raw.len());
+        let mut outcomes: Vec<Option<PublishOutcome>> = Vec::with_capacity(raw.len());
+        let mut ready: Vec<Ready> = Vec::new();
         for (index, raw) in raw.into_iter().enumerate() {
-            let outcome = match NewPlatformEvent::parse(index, raw) {
-                Err(e) => PublishOutcome { index, status: PublishStatus::Rejected, event_id: None, error: Some(e) },
-                Ok(event) => {
-                    if members.is_none() {
-                        members = Some(self.members(principal.workspace_id).await?);
-                    }
-                    let Some(members) = &members else { continue };
-                    self.publish_one(principal, members, index, event).await
+            let event = match NewPlatformEvent::parse(index, raw) {
+                Ok(event) => event,
+                Err(e) => {
+                    outcomes.push(Some(rejected(index, e)));
+                    continue;
                 }
             };
-            outcomes.push(outcome);
+            let members = match &members {
+                Some(m) => m,
+                None => members.insert(self.members(principal.workspace_id).await?),
+            };
+            match members.resolve(index, &event) {
+                Ok(recipients) => {
+                    outcomes.push(None);
+                    ready.push(Ready { index, event, recipients });
+                }
+                Err(e) => outcomes.push(Some(rejected(index, e))),
+            }
         }
-        Ok(outcomes)
+        if ready.is_empty() {
+            return Ok(outcomes.into_iter().flatten().collect());
+        }
+        // Each recipient's notification settings, read once per request and kind.
+        let mut wanted: HashMap<NotificationEvent, Vec<AccountId>> = HashMap::new();
+        for r in &ready {
+            let Some(matrix_row) = r.event.kind.notification else { continue };
+            wanted.entry(matrix_row).or_default().extend(r.recipients.iter().filter(|(_, active)| *active).map(|(id, _)| *id));
+        }
+        let mut routings: HashMap<(AccountId, NotificationEvent), Routing> = HashMap::new();
+        for (matrix_row, mut accounts) in wanted {
+            accounts.sort();
+            accounts.dedup();
+            let found = self.notifications.routings(&accounts, matrix_row).await?;
+            routings.extend(found.into_iter().map(|(account_id, routing)| ((account_id, matrix_row), routing)));
+        }
+
+        let mut tx = self.db.begin().await?;
+        let mut notified: Vec<Queued> = Vec::new();
+        let (mut webhooks, mut calendars) = (false, false);
+        for Ready { index, event, recipients } in ready {
+            tx.begin_part().await?;
+            let mut queued = Vec::new();
+            let stored = self.store(&mut tx, principal, index, &event, &recipients, &routings, &mut queued).await;
+            let outcome = match stored {
+                Ok(Stored::New { id, webhook, calendar }) => {
+                    tx.end_part().await?;
+                    webhooks |= webhook;
+                    calendars |= calendar;
+                    notified.append(&mut queued);
+                    tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = recipients.len(), "platform event stored");
+                    PublishOutcome { index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
+                }
+                Ok(Stored::Duplicate(id)) => {
+                    tx.end_part().await?;
+                    PublishOutcome { index, status: PublishStatus::Duplicate, event_id: id, error: None }
+                }
+                Err(e) => {
+                    tx.undo_part().await?;
+                    if let Error::Internal(inner) = &e {
+                        tracing::error!(error = format!("{inner:#}"), index, "cannot store a platform event");
+                    }
+                    rejected(index, e)
+                }
+            };
+            outcomes[index] = Some(outcome);
+        }
+        tx.commit().await?;
+        if webhooks {
+            self.webhooks.wake();
+        }
+        if calendars {
+            self.calendars.wake();
+        }
+        self.notifications.announce(&notified).await;
+        Ok(outcomes.into_iter().flatten().collect())
     }
 
     async fn members(&self, workspace_id: WorkspaceId) -> Result<Members> {
@@ -136,41 +204,18 @@ impl PlatformEventService {
         ))
     }
 
-    async fn publish_one(
-        &self,
-        principal: &ServiceAccountPrincipal,
-        members: &Members,
-        index: usize,
-        event: NewPlatformEvent,
-    ) -> PublishOutcome {
-        let rejected = |e: Error| PublishOutcome { index, status: PublishStatus::Rejected, event_id: None, error: Some(e) };
-        let recipients = match members.resolve(index, &event) {
-            Ok(r) => r,
-            Err(e) => return rejected(e),
-        };
-        match self.store(principal, index, &event, &recipients).await {
-            Ok(Stored::New(id)) => {
-                self.route(id, &event, &recipients).await;
-                PublishOutcome { index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
-            }
-            Ok(Stored::Duplicate(id)) => PublishOutcome { index, status: PublishStatus::Duplicate, event_id: id, error: None },
-            Err(e) => {
-                if let Error::Internal(inner) = &e {
-                    tracing::error!(error = format!("{inner:#}"), index, "cannot store a platform event");
-                }
-                rejected(e)
-            }
-        }
-    }
-
-    /// Stores the event, its recipients and its webhook deliveries in one transaction, unless
-    /// its key was seen.
+    /// Stores the event, its recipients, its webhook deliveries, its calendar writes and its
+    /// recipients' notifications (into `notified`) inside `tx`, unless its key was seen.
+    #[allow(clippy::too_many_arguments)]
     async fn store(
         &self,
+        tx: &mut Tx,
         principal: &ServiceAccountPrincipal,
         index: usize,
         event: &NewPlatformEvent,
         recipients: &[(AccountId, bool)],
+        routings: &HashMap<(AccountId, NotificationEvent), Routing>,
+        notified: &mut Vec<Queued>,
     ) -> Result<Stored> {
         let id = Uuid::now_v7();
         let row = EventRow {
@@ -191,13 +236,11 @@ impl PlatformEventService {
             occurred_at: event.occurred_at,
             created_at: Utc::now(),
         };
-        let mut tx = self.db.begin().await?;
-        if !store::insert_event(&mut tx, &row).await? {
-            drop(tx);
-            return Ok(Stored::Duplicate(store::find_by_key(&self.db, principal.workspace_id, &event.idempotency_key).await?));
+        if !store::insert_event(tx, &row).await? {
+            return Ok(Stored::Duplicate(store::find_by_key(tx, principal.workspace_id, &event.idempotency_key).await?));
         }
         let accounts: Vec<AccountId> = recipients.iter().map(|(id, _)| *id).collect();
-        store::insert_recipients(&mut tx, id, &accounts).await?;
+        store::insert_recipients(tx, id, &accounts).await?;
         let queued = if event.kind.webhook {
             // Receivers need to know what it is about and who did it, not only its data.
             let payload = serde_json::json!({
@@ -207,43 +250,41 @@ impl PlatformEventService {
                 "data": event.data,
             });
             let outgoing = OutgoingEvent { id, kind: event.kind.kind, occurred_at: event.occurred_at, data: payload };
-            crate::webhooks::enqueue(&mut tx, principal.workspace_id, &outgoing).await?
+            crate::webhooks::enqueue(tx, principal.workspace_id, &outgoing).await?
         } else {
             0
         };
         // An appointment also goes into the calendars of the users it names; written by
         // the calendar worker, so a calendar that is down delays it but never loses it.
-        let calendar_write = crate::calendars::appointments::want(
-            &mut tx,
+        let calendar = crate::calendars::appointments::want(
+            tx,
             &format!("events[{index}]"),
             principal.workspace_id,
             &event.appointment(),
             row.created_at,
         )
         .await?;
-        tx.commit().await?;
-        if queued > 0 {
-            self.webhooks.wake();
-        }
-        if calendar_write {
-            self.calendars.wake();
-        }
-        tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = accounts.len(), "platform event stored");
-        Ok(Stored::New(id))
+        self.route(tx, id, event, recipients, routings, notified).await?;
+        Ok(Stored::New { id, webhook: queued > 0, calendar })
     }
 
-    /// Notifies each active recipient through their matrix, like Concierge's own events. A
-    /// failure is logged: the event is stored, and a retry of the publish is a duplicate.
-    async fn route(&self, id: Uuid, event: &NewPlatformEvent, recipients: &[(AccountId, bool)]) {
-        let Some(matrix_row) = event.kind.notification else { return };
+    /// Notifies each active recipient through their matrix, like Concierge's own events.
+    async fn route(
+        &self,
+        tx: &mut Tx,
+        id: Uuid,
+        event: &NewPlatformEvent,
+        recipients: &[(AccountId, bool)],
+        routings: &HashMap<(AccountId, NotificationEvent), Routing>,
+        notified: &mut Vec<Queued>,
+    ) -> Result<()> {
+        let Some(matrix_row) = event.kind.notification else { return Ok(()) };
         // The platform wrote the subject's title (in the workspace's language); the body
         // says who did it, when known.
         let body = event.actor.as_ref().and_then(|a| a.name.clone()).unwrap_or_default();
         let contact = event.contact();
         for (account_id, active) in recipients {
-            if !active {
-                continue;
-            }
+            let Some(routing) = routings.get(&(*account_id, matrix_row)).filter(|_| *active) else { continue };
             let notice = Notice {
                 account_id: *account_id,
                 event: matrix_row,
@@ -253,10 +294,9 @@ impl PlatformEventService {
                 dedupe_key: Some(format!("platform:{id}")),
                 contact: contact.clone(),
             };
-            if let Err(e) = self.notifications.notify(notice).await {
-                tracing::error!(error = ?e, account_id = %account_id, platform_event_id = %id, "cannot notify a platform event");
-            }
+            notified.extend(self.notifications.record(tx, routing, notice).await?);
         }
+        Ok(())
     }
 
     /// Events the workspace holds (for tests and operators).
@@ -265,7 +305,19 @@ impl PlatformEventService {
     }
 }
 
+/// An event checked and resolved, to store.
+struct Ready {
+    index: usize,
+    event: NewPlatformEvent,
+    recipients: Vec<(AccountId, bool)>,
+}
+
 enum Stored {
-    New(Uuid),
+    /// Stored now; whether it queued webhook deliveries and calendar writes.
+    New {
+        id: Uuid,
+        webhook: bool,
+        calendar: bool,
+    },
     Duplicate(Option<Uuid>),
 }

@@ -79,8 +79,8 @@ pub async fn insert_recipients(tx: &mut Tx, event_id: Uuid, accounts: &[AccountI
 }
 
 /// The id of the workspace's event with this idempotency key.
-pub async fn find_by_key(db: &Db, workspace_id: WorkspaceId, key: &str) -> Result<Option<Uuid>, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_scalar("SELECT platform_event_id FROM platform_event WHERE workspace_id = $1 AND idempotency_key = $2")
+pub async fn find_by_key(tx: &mut Tx, workspace_id: WorkspaceId, key: &str) -> Result<Option<Uuid>, sqlx::Error> {
+    on_tx!(tx, p => sqlx::query_scalar("SELECT platform_event_id FROM platform_event WHERE workspace_id = $1 AND idempotency_key = $2")
         .bind(workspace_id)
         .bind(key)
         .fetch_optional(p)

@@ -433,3 +433,35 @@ pub async fn self_signed_acceptor(
     .expect("server config");
     (tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)), cert)
 }
+
+/// Makes the database refuse a row of `table` whose `column` is `value` (a trigger), so a
+/// test can fail one statement of a transaction on either backend; [`allow_inserts`] undoes it.
+pub async fn refuse_inserts(db: &concierge::db::Db, table: &str, column: &str, value: &str) {
+    let statements = match db.backend() {
+        concierge::db::Backend::Sqlite => vec![format!(
+            "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN NEW.{column} = '{value}' \
+             BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+        )],
+        concierge::db::Backend::Postgres => vec![
+            "CREATE OR REPLACE FUNCTION refuse_by_test() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} FOR EACH ROW WHEN (NEW.{column} = '{value}') \
+                 EXECUTE FUNCTION refuse_by_test()"
+            ),
+        ],
+    };
+    for sql in statements {
+        concierge::on_pool!(db, p => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(p).await.map(drop))
+            .expect("the trigger is made");
+    }
+}
+
+/// Undoes [`refuse_inserts`].
+pub async fn allow_inserts(db: &concierge::db::Db, table: &str) {
+    let sql = match db.backend() {
+        concierge::db::Backend::Sqlite => format!("DROP TRIGGER refuse_{table}"),
+        concierge::db::Backend::Postgres => format!("DROP TRIGGER refuse_{table} ON {table}"),
+    };
+    concierge::on_pool!(db, p => sqlx::query(sqlx::AssertSqlSafe(sql.clone())).execute(p).await.map(drop)).expect("the trigger is dropped");
+}

@@ -358,8 +358,42 @@ async fn reconciliation_finds_a_message_the_store_lost_and_records_it_again() {
     until_notices(&app, &ada, &["late"]).await;
 }
 
+/// A received message and its owner's notification are one write: when the notification
+/// cannot be stored, the message is not recorded either (nor its webhook delivery), and the
+/// sync fetches it again until both go in, once.
+#[tokio::test]
+async fn a_message_whose_notification_cannot_be_stored_is_not_recorded_until_both_can_be() {
+    let (app, lab) = crate::mailboxes::gateway().await;
+    let ada = app.user("ada@example.com").await;
+    let (mail_user, password) = lab.new_user("atomic").await;
+    let to = format!("{mail_user}@lab.test");
+    let id = connected(&app, &ada, &lab, &mail_user, &password).await;
+    live_with(&app, &ada, &id, 0).await;
+    crate::helpers::refuse_inserts(&app.services.db, "notification", "body", "Poisoned").await;
+
+    lab.append(&mail_user, &password, &[(message("carol@customer.test", &to, "Poisoned", "hello"), None)]).await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let m = mailbox(&app, &ada, &id).await;
+        if m["status"] == "ERROR" {
+            assert_eq!(m["counts"]["messages"], 0, "the message went in without its notification: {m}");
+            break;
+        }
+        assert_eq!(m["counts"]["messages"], 0, "the message went in without its notification: {m}");
+        assert!(tokio::time::Instant::now() < deadline, "the batch did not fail: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(event_counts(&app, &ada).await, (0, 0));
+
+    crate::helpers::allow_inserts(&app.services.db, "notification").await;
+    live_with(&app, &ada, &id, 1).await;
+    assert_eq!(received_notices(&app, &ada).await, ["Poisoned"], "recorded with the message, once");
+    assert_eq!(event_counts(&app, &ada).await, (1, 1));
+}
+
 /// Waits until the user's MESSAGE_RECEIVED notifications are `expected` (they are written
-/// just after the message's batch commits).
+/// in the message's batch's transaction).
 async fn until_notices(app: &TestApp, user: &TestUser, expected: &[&str]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

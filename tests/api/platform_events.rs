@@ -603,6 +603,61 @@ async fn an_accepted_event_is_queued_for_the_workspaces_webhooks_and_a_rejected_
 }
 
 #[tokio::test]
+async fn an_event_whose_notification_cannot_be_stored_is_rejected_whole_and_the_rest_of_its_batch_is_kept() {
+    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
+    let owner = app.user("owner@example.com").await;
+    let bob = app.user("bob@example.com").await;
+    join(&app, &owner, &bob, "MEMBER").await;
+    let r = app
+        .gql(
+            Some(&owner.token),
+            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }",
+            json!({ "i": { "workspaceId": owner.workspace_id, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } }),
+        )
+        .await;
+    let webhook = r["data"]["createWebhook"]["webhook"]["id"].as_str().unwrap_or_else(|| panic!("no webhook: {r}")).to_owned();
+    let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
+    // The database refuses the notification of one event, after its event row, recipients
+    // and webhook delivery were written in the same transaction.
+    crate::helpers::refuse_inserts(&app.services.db, "notification", "title", "Poisoned").await;
+    let mut poisoned = task_for(&[&owner, &bob], "T-2:assigned");
+    poisoned["subject"]["title"] = json!("Poisoned");
+
+    let r = publish(&app, &token, json!([task_for(&[&bob], "T-1:assigned"), poisoned, task_for(&[&owner], "T-3:assigned")])).await;
+
+    let statuses: Vec<&Value> = results(&r).iter().map(|r| &r["status"]).collect();
+    assert_eq!(statuses, [&json!("ACCEPTED"), &json!("REJECTED"), &json!("ACCEPTED")], "{r}");
+    assert_eq!(results(&r)[1]["error"]["code"], "INTERNAL", "{r}");
+    assert_eq!(stored(&app, &owner).await, 2, "nothing of the rejected event is kept");
+    assert_eq!((unread(&app, &bob).await, unread(&app, &owner).await), (1, 1));
+    let deliveries = app
+        .gql(
+            Some(&owner.token),
+            "query($i: ID!) { webhook(id: $i) { deliveries(first: 10) { edges { node { eventId } } } } }",
+            json!({ "i": webhook }),
+        )
+        .await;
+    let mut delivered: Vec<&str> = deliveries["data"]["webhook"]["deliveries"]["edges"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{deliveries}"))
+        .iter()
+        .filter_map(|e| e["node"]["eventId"].as_str())
+        .collect();
+    delivered.sort();
+    let mut accepted: Vec<&str> = [0, 2].iter().filter_map(|i| results(&r)[*i]["eventId"].as_str()).collect();
+    accepted.sort();
+    assert_eq!(delivered, accepted, "the rejected event's webhook delivery went with it");
+
+    // Sent again once the database takes it, it is new, not a duplicate of a half-stored one.
+    crate::helpers::allow_inserts(&app.services.db, "notification").await;
+    let mut poisoned = task_for(&[&owner, &bob], "T-2:assigned");
+    poisoned["subject"]["title"] = json!("Poisoned");
+    let again = publish(&app, &token, json!([poisoned])).await;
+    assert_eq!(results(&again)[0]["status"], "ACCEPTED", "{again}");
+    assert_eq!((unread(&app, &bob).await, unread(&app, &owner).await), (2, 2));
+}
+
+#[tokio::test]
 async fn a_service_account_with_webhooks_manage_manages_its_own_workspaces_webhooks_only() {
     let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let owner = app.user("owner@example.com").await;

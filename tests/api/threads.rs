@@ -280,8 +280,9 @@ async fn a_message_recorded_when_sent_is_recognised_when_its_sent_copy_is_synced
         },
         bytes,
     };
-    let outcome =
-        ingest::ingest(db, &owner, vec![copy(1, raw.clone())], None, ingest::News::ArrivedAfter(Utc::now()), Utc::now()).await.unwrap();
+    let outcome = ingest::ingest(db, &owner, vec![copy(1, raw.clone())], None, ingest::News::ArrivedAfter(Utc::now()), None, Utc::now())
+        .await
+        .unwrap();
     assert!(outcome.recorded.is_empty(), "{outcome:?}");
     assert_eq!(outcome.known, 1);
     let points_at: Option<uuid::Uuid> = concierge::on_pool!(db, p => sqlx::query_scalar(
@@ -295,7 +296,7 @@ async fn a_message_recorded_when_sent_is_recognised_when_its_sent_copy_is_synced
     // A copy that also names a Bcc recipient adds that recipient's event, and only that.
     let with_bcc = mail(&me, "carol@customer.test", "Proposal", &message_id, 0, "Cc: dan@customer.test\r\nBcc: erin@customer.test\r\n");
     let outcome =
-        ingest::ingest(db, &owner, vec![copy(2, with_bcc)], None, ingest::News::ArrivedAfter(Utc::now()), Utc::now()).await.unwrap();
+        ingest::ingest(db, &owner, vec![copy(2, with_bcc)], None, ingest::News::ArrivedAfter(Utc::now()), None, Utc::now()).await.unwrap();
     assert_eq!(outcome.recorded.len(), 1, "{outcome:?}");
     assert_eq!(outcome.recorded[0].thread_id, recorded[0].thread_id);
     assert_eq!(events(&app, &ada).await.len(), 3);

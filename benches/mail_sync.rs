@@ -42,6 +42,9 @@ fn env_usize(name: &str, default: usize) -> usize {
 struct Lab {
     dir: PathBuf,
     imap: u16,
+    /// Submission over implicit TLS, under the lab's own certificate (`cert`).
+    submissions: u16,
+    cert: PathBuf,
 }
 
 impl Lab {
@@ -57,11 +60,15 @@ impl Lab {
         }
         let lab: Value = serde_json::from_slice(&out.stdout)?;
         let imap = lab["imap"].as_u64().context("imap port")? as u16;
+        // The gateway checks the SMTP server when a mailbox is connected: the lab's submission
+        // port, signed in with the mailbox's password.
+        let submissions = lab["submissions"].as_u64().context("submissions port")? as u16;
+        let cert = PathBuf::from(lab["cert"].as_str().context("lab certificate")?);
         let status = std::process::Command::new(Self::script()).arg("adduser").arg(&dir).args(["bench", MAIL_PASSWORD]).status()?;
         if !status.success() {
             bail!("adduser failed");
         }
-        Ok(Lab { dir, imap })
+        Ok(Lab { dir, imap, submissions, cert })
     }
 }
 
@@ -155,13 +162,14 @@ struct Gateway {
 }
 
 impl Gateway {
-    async fn start() -> anyhow::Result<Gateway> {
+    async fn start(lab_cert: &std::path::Path) -> anyhow::Result<Gateway> {
         let data = tempfile::tempdir()?;
         let mut config = concierge::config::Config::defaults();
         config.bind = "127.0.0.1:0".parse()?;
         config.data_dir = data.path().join("data");
         // The bench's IMAP server listens on loopback, which the outbound policy refuses by default.
         config.allow_loopback();
+        config.mail_ca_file = Some(lab_cert.to_owned());
         let mut pg_schema = None;
         if std::env::var("BENCH_DB").is_ok_and(|v| v == "postgres") {
             let url = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
@@ -205,14 +213,14 @@ impl Gateway {
     }
 
     /// Connects the bench mailbox and returns its id and the seconds until `n` are recorded.
-    async fn sync(&self, imap: u16, n: usize) -> anyhow::Result<(String, f64)> {
+    async fn sync(&self, imap: u16, smtp: u16, n: usize) -> anyhow::Result<(String, f64)> {
         let started = Instant::now();
         let data = self
             .gql(
                 "mutation($i: ConnectMailboxInput!) { connectMailbox(input: $i) { id } }",
                 json!({ "i": { "connector": "imap", "emailAddress": "bench@lab.test", "password": MAIL_PASSWORD, "syncFrom": "2026-01-01",
                     "settings": { "imapHost": "127.0.0.1", "imapPort": imap, "imapSecurity": "NONE", "username": "bench",
-                                  "smtpHost": "127.0.0.1", "smtpPort": 25, "smtpSecurity": "NONE" } } }),
+                                  "smtpHost": "127.0.0.1", "smtpPort": smtp, "smtpSecurity": "SSL_TLS" } } }),
             )
             .await?;
         let id = data["connectMailbox"]["id"].as_str().context("mailbox id")?.to_owned();
@@ -335,8 +343,8 @@ async fn run() -> anyhow::Result<bool> {
         if got != n {
             bail!("bare fetch got {got} of {n}");
         }
-        let gateway = Gateway::start().await?;
-        let (id, sync_s) = gateway.sync(lab.imap, n).await?;
+        let gateway = Gateway::start(&lab.cert).await?;
+        let (id, sync_s) = gateway.sync(lab.imap, lab.submissions, n).await?;
         let (bare_rate, sync_rate) = (n as f64 / bare_s, n as f64 / sync_s);
         ratios.push(sync_rate / bare_rate);
         println!(

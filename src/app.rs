@@ -237,16 +237,28 @@ pub fn router(state: AppState) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         .layer(map_response(transport::finish_response))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
-        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-            let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
-            tracing::info_span!(
-                "request",
-                request_id = %id,
-                method = %request.method(),
-                path = %request.uri().path(),
-                operation = tracing::field::Empty,
-            )
-        }))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(|request: &Request<_>| {
+                    let id = request.extensions().get::<RequestId>().and_then(|id| id.header_value().to_str().ok()).unwrap_or("-");
+                    let span = tracing::info_span!(
+                        "request",
+                        request_id = %id,
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        operation = tracing::field::Empty,
+                        // Filled only while traces are exported, so log lines stay as they were.
+                        otel.kind = tracing::field::Empty,
+                        http.response.status_code = tracing::field::Empty,
+                    );
+                    if crate::telemetry::traces::on() {
+                        span.record("otel.kind", "server");
+                        crate::telemetry::traces::adopt_caller_trace(&span, request.headers());
+                    }
+                    span
+                })
+                .on_response(crate::telemetry::traces::RecordStatus),
+        )
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .layer(map_request(transport::drop_unfit_request_id))
 }
@@ -289,6 +301,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
          concierge_db_statements_total {}\n",
         state.services.db.queries()
     ));
+    crate::telemetry::gauges::render(&state.services, &mut body).await;
     ([(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"))], body).into_response()
 }
 

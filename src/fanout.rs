@@ -184,7 +184,36 @@ struct InProcess(Arc<Topics>);
 #[async_trait::async_trait]
 impl Carrier for InProcess {
     async fn carry(&self, change: &Change) {
+        // Heard the moment it is published: the lag is nil, recorded so the metric exists.
+        metrics::histogram!(FANOUT_LAG).record(0.0);
         self.0.dispatch(change.clone());
+    }
+}
+
+/// Seconds from a change being published to this replica hearing it (a histogram).
+pub const FANOUT_LAG: &str = "concierge_fanout_lag_seconds";
+
+/// A change as it travels in a `NOTIFY` payload: the change's own fields, and when it was
+/// published (microseconds since the epoch, on the publisher's clock), so each listener can
+/// tell how late it hears it. A payload without the time (an older gateway's) still reads;
+/// an older gateway reading this one ignores the field it does not know.
+#[derive(Serialize, Deserialize)]
+struct Notice {
+    #[serde(flatten)]
+    change: Change,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sent_us: Option<i64>,
+}
+
+impl Notice {
+    fn encode(change: &Change, sent_us: i64) -> serde_json::Result<String> {
+        serde_json::to_string(&Notice { change: change.clone(), sent_us: Some(sent_us) })
+    }
+
+    /// Seconds between publishing and `now_us`; a publisher's clock ahead of this one's
+    /// reads as no lag rather than a negative one.
+    fn lag_seconds(&self, now_us: i64) -> Option<f64> {
+        self.sent_us.map(|sent| (now_us.saturating_sub(sent).max(0) as f64) / 1e6)
     }
 }
 
@@ -198,7 +227,7 @@ struct PgNotify {
 #[async_trait::async_trait]
 impl Carrier for PgNotify {
     async fn carry(&self, change: &Change) {
-        let payload = match serde_json::to_string(change) {
+        let payload = match Notice::encode(change, chrono::Utc::now().timestamp_micros()) {
             Ok(p) => p,
             Err(e) => return tracing::error!(error = %e, "cannot encode a change"),
         };
@@ -211,7 +240,8 @@ impl Carrier for PgNotify {
     /// One statement for the lot: a mail sync's batch of a few hundred events would
     /// otherwise cost a round trip each.
     async fn carry_all(&self, changes: &[Change]) {
-        let payloads: Vec<String> = changes.iter().filter_map(|c| serde_json::to_string(c).ok()).collect();
+        let sent_us = chrono::Utc::now().timestamp_micros();
+        let payloads: Vec<String> = changes.iter().filter_map(|c| Notice::encode(c, sent_us).ok()).collect();
         let sent = sqlx::query("SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n")
             .bind(&self.channel)
             .bind(&payloads)
@@ -346,8 +376,13 @@ impl Fanout {
                             // `try_recv` says when the connection was lost (`recv` would
                             // reconnect silently, changes sent meanwhile unheard).
                             msg = listener.try_recv() => match msg {
-                                Ok(Some(n)) => match serde_json::from_str::<Change>(n.payload()) {
-                                    Ok(change) => local.dispatch(change),
+                                Ok(Some(n)) => match serde_json::from_str::<Notice>(n.payload()) {
+                                    Ok(notice) => {
+                                        if let Some(lag) = notice.lag_seconds(chrono::Utc::now().timestamp_micros()) {
+                                            metrics::histogram!(FANOUT_LAG).record(lag);
+                                        }
+                                        local.dispatch(notice.change)
+                                    }
                                     Err(e) => tracing::warn!(error = %e, "ignoring a malformed change notification"),
                                 },
                                 // Not ready until a new connection listens again (`/readyz` says so).
@@ -424,6 +459,22 @@ mod tests {
 
     fn note(account_id: AccountId) -> Change {
         Change::Notification { account_id, notification_id: Uuid::now_v7() }
+    }
+
+    #[test]
+    fn a_notice_carries_its_publish_time_and_reads_without_it() {
+        let change = Change::Activity { workspace_id: WorkspaceId::new(), event_id: EventId(Uuid::now_v7()), contact_id: None };
+        let encoded = Notice::encode(&change, 1_000_000).unwrap();
+        // What an older gateway reads: the change itself, the extra field ignored.
+        assert_eq!(serde_json::from_str::<Change>(&encoded).unwrap(), change);
+        let notice: Notice = serde_json::from_str(&encoded).unwrap();
+        assert_eq!(notice.change, change);
+        assert_eq!(notice.lag_seconds(3_500_000), Some(2.5));
+        assert_eq!(notice.lag_seconds(0), Some(0.0), "a publisher's clock ahead of ours is no negative lag");
+        // What an older gateway sends: no time, no lag.
+        let old: Notice = serde_json::from_str(&serde_json::to_string(&change).unwrap()).unwrap();
+        assert_eq!(old.change, change);
+        assert_eq!(old.lag_seconds(3_500_000), None);
     }
 
     #[tokio::test]

@@ -74,8 +74,17 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve(config) => {
-            concierge::telemetry::init_tracing(&config.log_filter, config.log_format, std::io::stdout);
-            Application::build(config).await?.run().await
+            let traces = concierge::telemetry::traces::Traces::from_env()?;
+            concierge::telemetry::init_tracing_with(&config.log_filter, config.log_format, std::io::stdout, traces.as_ref());
+            let served = match Application::build(config).await {
+                Ok(app) => app.run().await,
+                Err(e) => Err(e),
+            };
+            // The spans of the last requests are still buffered: send them before exiting.
+            if let Some(traces) = traces {
+                let _ = tokio::task::spawn_blocking(move || traces.shutdown()).await;
+            }
+            served
         }
     }
 }

@@ -1,12 +1,19 @@
-//! Logs and metrics: `tracing` with a per-request span (request id, GraphQL operation), and
-//! Prometheus metrics prefixed `concierge_`.
+//! Logs, metrics and traces: `tracing` with a per-request span (request id, GraphQL
+//! operation), Prometheus metrics prefixed `concierge_` (counters and histograms recorded as
+//! things happen, [`gauges`] read at scrape time), and OpenTelemetry [`traces`] when an OTLP
+//! endpoint is configured.
+
+pub mod gauges;
+pub mod traces;
 
 use std::collections::HashSet;
 use std::sync::{Mutex, OnceLock};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::LogFormat;
 
@@ -16,13 +23,34 @@ pub fn init_tracing<W>(filter: &str, format: LogFormat, sink: W)
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
+    init_tracing_with(filter, format, sink, None);
+}
+
+/// As [`init_tracing`], with spans also exported as OpenTelemetry traces when `traces` is
+/// given. `filter` applies to the log lines only: traces have their own (see
+/// [`traces::Traces::layer`]).
+pub fn init_tracing_with<W>(filter: &str, format: LogFormat, sink: W, traces: Option<&traces::Traces>)
+where
+    W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
+{
     let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(sink);
-    // A second init (several apps in one test process) is harmless; ignore it.
-    let _ = match format {
-        LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).try_init(),
-        LogFormat::Text => builder.compact().try_init(),
+    let logs = match format {
+        LogFormat::Json => tracing_subscriber::fmt::layer().json().flatten_event(true).with_current_span(true).with_writer(sink).boxed(),
+        LogFormat::Text => tracing_subscriber::fmt::layer().compact().with_writer(sink).boxed(),
     };
+    let subscriber = tracing_subscriber::registry().with(logs.with_filter(filter));
+    let traced = traces.map(|t| t.layer());
+    // A second init (several apps in one test process) is harmless; ignore it.
+    let _ = subscriber.with(traced).try_init();
+}
+
+/// Spawns `task` inside `span`, so its log lines and trace belong to it.
+pub fn spawn_in<F>(span: tracing::Span, task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(tracing::Instrument::instrument(task, span))
 }
 
 /// The process-wide Prometheus recorder (metrics are global by nature of the `metrics` facade).
@@ -39,6 +67,11 @@ pub fn prometheus() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Fails only if another recorder is installed; then this one simply stays empty.
         let _ = metrics::set_global_recorder(recorder);
+        metrics::describe_histogram!(
+            crate::fanout::FANOUT_LAG,
+            metrics::Unit::Seconds,
+            "Seconds from a change being published (by any replica) to this replica hearing it."
+        );
         handle
     })
 }

@@ -44,6 +44,14 @@ pub struct Db {
     closing: CancellationToken,
 }
 
+/// How a [`Db`]'s pool stands (see [`Db::pool_use`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolUse {
+    pub in_use: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// An open write transaction on either backend. Services open it; store functions borrow it.
 pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
@@ -173,6 +181,16 @@ impl Db {
     /// Statements sent since start (exported on /metrics; lets tests prove batching).
     pub fn queries(&self) -> u64 {
         self.queries.load(Ordering::Relaxed)
+    }
+
+    /// The pool's connections now: in use, idle, and the most it opens (`/metrics`).
+    pub fn pool_use(&self) -> PoolUse {
+        let (size, idle, max) = match &self.pool {
+            Pool::Sqlite(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+            Pool::Postgres(p) => (p.size(), p.num_idle(), p.options().get_max_connections()),
+        };
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        PoolUse { in_use: size - idle, idle, max }
     }
 
     #[doc(hidden)]

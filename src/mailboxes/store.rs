@@ -419,3 +419,31 @@ pub async fn take_oauth_request(
     on_pool!(db, p => sqlx::query("DELETE FROM oauth_request WHERE expires_at < $1").bind(day_ago).execute(p).await.map(drop))?;
     Ok(taken)
 }
+
+/// How many mailboxes `owner` holds the sync lease of at `now` (exported on `/metrics`).
+pub async fn leases_held(db: &Db, owner: uuid::Uuid, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM mailbox WHERE sync_owner = $1 AND sync_lease_until > $2")
+        .bind(owner)
+        .bind(now)
+        .fetch_one(p)
+        .await)
+}
+
+/// The mailboxes `owner` holds at `now`, each with when its sync last caught up with the
+/// server (or, never caught up yet, when it was connected): the longest behind first, at
+/// most `limit` (`/metrics` shows each one's lag).
+pub async fn held_caught_up_at(
+    db: &Db,
+    owner: uuid::Uuid,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> Result<Vec<(MailboxId, DateTime<Utc>)>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT mailbox_id, COALESCE(last_synced_at, created_at) AS caught_up_at FROM mailbox \
+         WHERE sync_owner = $1 AND sync_lease_until > $2 ORDER BY caught_up_at, mailbox_id LIMIT $3")
+        .bind(owner)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}

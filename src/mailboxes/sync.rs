@@ -532,8 +532,10 @@ async fn record(
         if stop.is_cancelled() {
             break;
         }
+        // A trace of its own per batch (the worker's span lasts as long as the sync runs).
+        let span = info_span!(parent: None, "mail_sync_batch", mailbox_id = %owner.mailbox_id.0, messages = batch.len());
         let fetch_started = std::time::Instant::now();
-        let fetched = session.fetch(batch).await;
+        let fetched = session.fetch(batch).instrument(span.clone()).await;
         tracing::debug!(messages = batch.len(), fetch_ms = fetch_started.elapsed().as_secs_f64() * 1e3, "fetched a batch");
         if let Some(previous) = recording.take() {
             done += previous.await??;
@@ -546,7 +548,7 @@ async fn record(
         let checkpoint = advance.then(|| batch.last().map(|r| r.checkpoint.0.clone())).flatten();
         let (inner, owner) = (inner.clone(), owner.clone());
         let handled = batch.len() as u64;
-        recording = Some(tokio::spawn(async move {
+        recording = Some(crate::telemetry::spawn_in(span, async move {
             // The owner's settings are read before the batch's transaction, which records
             // their notifications of news with the mail.
             let notifier = ingest::Notifier {

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use super::digest;
@@ -103,7 +104,18 @@ impl Delivery {
             for job in due {
                 if outbox::claim(&self.db, job.job_id, now, now + LEASE).await? {
                     attempts += 1;
-                    self.attempt(job).await?;
+                    // One span per attempt, a trace of its own (not the caller's), with
+                    // what it was and how it ended; never the message or the address.
+                    let span = tracing::info_span!(
+                        parent: None,
+                        "notification_delivery",
+                        job_id = %job.job_id,
+                        channel = %job.channel,
+                        kind = %job.kind,
+                        attempt = job.attempts + 1,
+                        outcome = tracing::field::Empty,
+                    );
+                    self.attempt(job).instrument(span).await?;
                 }
             }
         }
@@ -123,6 +135,15 @@ impl Delivery {
             other => other,
         };
         let now = self.clock.now();
+        tracing::Span::current().record(
+            "outcome",
+            match &outcome {
+                Outcome::Sent => "sent",
+                Outcome::Skipped(_) => "skipped",
+                Outcome::Retry(_) => "retrying",
+                Outcome::Failed(_) => "failed",
+            },
+        );
         match outcome {
             Outcome::Sent => outbox::close(&self.db, &carried, "SENT", Some(job.job_id), None, now).await?,
             Outcome::Skipped(why) => outbox::close(&self.db, &carried, "SKIPPED", None, Some(why), now).await?,

@@ -198,3 +198,16 @@ pub async fn notification_ids(db: &Db, jobs: &[Uuid]) -> Result<Vec<Uuid>, sqlx:
         q.fetch_all(p).await
     })
 }
+
+/// Per channel: the jobs that should have gone by `now` and have not (pending and due, or
+/// waiting for a retry after a failed attempt), and when the oldest of them was queued
+/// (`/metrics`). Jobs scheduled for later (a daily summary, an email waiting for company)
+/// count once their time comes.
+pub async fn backlog(db: &Db, now: DateTime<Utc>) -> Result<Vec<(String, i64, Option<DateTime<Utc>>)>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT channel, COUNT(*), MIN(created_at) FROM delivery_job \
+         WHERE state = 'PENDING' AND (run_after <= $1 OR attempts > 0) GROUP BY channel")
+        .bind(now)
+        .fetch_all(p)
+        .await)
+}

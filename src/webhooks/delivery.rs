@@ -102,10 +102,16 @@ impl Webhooks {
                 match self.claim_due(free).await {
                     Ok(claimed) => {
                         for c in claimed {
+                            // One span per attempt (a trace of its own when traces are on):
+                            // ids, event type and outcome, never the body or the secrets.
                             let span = tracing::info_span!(
                                 "webhook_delivery",
                                 delivery_id = %c.delivery.delivery_id.0,
-                                webhook_id = %c.delivery.webhook_id.0
+                                webhook_id = %c.delivery.webhook_id.0,
+                                event_type = %c.delivery.event_type,
+                                attempt = c.delivery.total_attempts,
+                                outcome = tracing::field::Empty,
+                                http.response.status_code = tracing::field::Empty,
                             );
                             flying.spawn(self.clone().attempt(c).instrument(span));
                         }
@@ -194,6 +200,18 @@ impl Webhooks {
         }
         let disabled = if status == "FAILED" { store::disable_failing(&self.inner.db, delivery.webhook_id, now).await? } else { None };
         metrics::counter!("concierge_webhook_attempts_total", "outcome" => if sent.ok { "delivered" } else { "failed" }).increment(1);
+        let span = tracing::Span::current();
+        span.record(
+            "outcome",
+            match status {
+                "DELIVERED" => "delivered",
+                "PENDING" => "retrying",
+                _ => "failed",
+            },
+        );
+        if let Some(code) = sent.status_code {
+            span.record("http.response.status_code", code);
+        }
         match status {
             "DELIVERED" => tracing::debug!(delivery_id = %delivery.delivery_id.0, "webhook delivered"),
             "PENDING" => tracing::info!(

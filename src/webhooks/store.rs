@@ -383,3 +383,16 @@ pub async fn prune(db: &Db, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
         .await
         .map(|r| r.rows_affected()))
 }
+
+/// Deliveries of enabled webhooks that should have gone by `now` and have not (pending and
+/// due, or waiting for a retry after a failed attempt), and when the oldest was queued
+/// (`/metrics`). A turned-off webhook's deliveries wait for it to be turned on and are not
+/// counted.
+pub async fn backlog(db: &Db, now: DateTime<Utc>) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    on_pool!(db, p => sqlx::query_as(
+        "SELECT COUNT(*), MIN(d.created_at) FROM webhook w JOIN webhook_delivery d ON d.webhook_id = w.webhook_id \
+         WHERE w.enabled AND d.status = 'PENDING' AND (d.next_attempt_at <= $1 OR d.attempts > 0)")
+        .bind(now)
+        .fetch_one(p)
+        .await)
+}

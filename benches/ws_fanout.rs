@@ -60,7 +60,8 @@ fn open_file_limit() -> Option<u64> {
 struct Client {
     http: reqwest::Client,
     url: String,
-    ws_url: String,
+    /// Where subscribers connect: each replica's, in turn.
+    ws_urls: Vec<String>,
     session: String,
 }
 
@@ -70,12 +71,13 @@ impl Client {
     }
 
     /// Signs up one user and logs in once; every subscriber shares the session.
-    async fn sign_in(port: u16) -> anyhow::Result<Client> {
+    /// Requests go to the first of `ports`; subscribers connect to each in turn.
+    async fn sign_in(ports: &[u16]) -> anyhow::Result<Client> {
         let http = reqwest::Client::builder().no_proxy().build()?;
         let mut client = Client {
             http,
-            url: format!("http://127.0.0.1:{port}/graphql"),
-            ws_url: format!("ws://127.0.0.1:{port}/graphql"),
+            url: format!("http://127.0.0.1:{}/graphql", ports[0]),
+            ws_urls: ports.iter().map(|port| format!("ws://127.0.0.1:{port}/graphql")).collect(),
             session: String::new(),
         };
         let email = "fanout@example.com";
@@ -107,12 +109,13 @@ impl Client {
     /// Opens one connection, authenticates it and subscribes; the server sends nothing more
     /// until an event.
     async fn subscriber(&self) -> anyhow::Result<Ws> {
-        self.connection(true).await
+        self.connection(0, true).await
     }
 
-    /// Opens one connection and authenticates it; subscribes when `subscribe`.
-    async fn connection(&self, subscribe: bool) -> anyhow::Result<Ws> {
-        let mut request = self.ws_url.as_str().into_client_request()?;
+    /// Opens the `i`th connection (to a replica in turn) and authenticates it; subscribes
+    /// when `subscribe`.
+    async fn connection(&self, i: usize, subscribe: bool) -> anyhow::Result<Ws> {
+        let mut request = self.ws_urls[i % self.ws_urls.len()].as_str().into_client_request()?;
         request.headers_mut().insert("sec-websocket-protocol", "graphql-transport-ws".parse()?);
         // Small buffers, as the gateway uses: 10,000 clients at tungstenite's 128 KiB default
         // would need over a gigabyte here.
@@ -299,11 +302,16 @@ async fn run(n: usize) -> anyhow::Result<bool> {
     {
         bail!("the open-file limit is {limit} and {n} subscribers need {files}: raise it (`ulimit -n {files}`) or lower BENCH_SUBSCRIBERS");
     }
-    let gateway = Gateway::start()?;
-    let client = Client::sign_in(gateway.port).await?;
+    // BENCH_REPLICAS=3 (with BENCH_DB=postgres): the subscribers spread over three gateways
+    // on one database; the event is raised on the first and reaches the others through it.
+    let replicas = std::env::var("BENCH_REPLICAS").ok().and_then(|s| s.parse().ok()).unwrap_or(1usize).max(1);
+    let gateways = Gateway::start_replicas(replicas)?;
+    let ports: Vec<u16> = gateways.iter().map(|g| g.port).collect();
+    let client = Client::sign_in(&ports).await?;
     warm_up(&client).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_before = gateway.rss_kib()?;
+    let rss = || -> anyhow::Result<u64> { gateways.iter().map(Gateway::rss_kib).sum() };
+    let rss_before = rss()?;
     let own_rss_before = rss_kib("/proc/self/status")?;
 
     let tally = Arc::new(Tally::new(n));
@@ -312,7 +320,7 @@ async fn run(n: usize) -> anyhow::Result<bool> {
     // a connection costs from what its subscription adds.
     let connect_only = std::env::var_os("BENCH_CONNECT_ONLY").is_some();
     let opened: Vec<anyhow::Result<Ws>> =
-        stream::iter(0..n).map(|_| client.connection(!connect_only)).buffer_unordered(OPENING_AT_ONCE).collect().await;
+        stream::iter(0..n).map(|i| client.connection(i, !connect_only)).buffer_unordered(OPENING_AT_ONCE).collect().await;
     let mut listeners = Vec::with_capacity(n);
     for ws in opened {
         listeners.push(tokio::spawn(listen(ws.context("opening a subscriber")?, tally.clone())));
@@ -320,7 +328,7 @@ async fn run(n: usize) -> anyhow::Result<bool> {
     let open_secs = opening.elapsed().as_secs_f64();
     eprintln!("{n} subscribers connected in {open_secs:.1} s ({:.0}/s); settling for {} s", n as f64 / open_secs, SETTLE.as_secs());
     tokio::time::sleep(SETTLE).await;
-    let rss_idle = gateway.rss_kib()?;
+    let rss_idle = rss()?;
     let own_rss_idle = rss_kib("/proc/self/status")?;
     if connect_only {
         let per = rss_idle.saturating_sub(rss_before) as f64 / n as f64;
@@ -332,14 +340,15 @@ async fn run(n: usize) -> anyhow::Result<bool> {
     for event in 0..EVENTS {
         deliveries.push(deliver(&client, &tally, event).await?);
     }
-    let rss_after = gateway.rss_kib()?;
+    let rss_after = rss()?;
     for l in &listeners {
         l.abort();
     }
 
     let per = |rss: u64| rss.saturating_sub(rss_before) as f64 / n as f64;
     let per_idle = per(rss_idle);
-    println!("| gateway memory, {n} idle subscribers | value | goal | |");
+    println!("{} on {}, {replicas} replica(s)\n", "ws_fanout", gateway::store_name());
+    println!("| gateway memory (all replicas), {n} idle subscribers | value | goal | |");
     println!("| --- | ---: | ---: | --- |");
     println!("| RSS before subscribing (after warm-up) | {} | | |", mib(rss_before));
     println!("| RSS with {n} idle subscribers | {} | | |", mib(rss_idle));

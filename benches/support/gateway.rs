@@ -31,6 +31,18 @@ pub fn store_name() -> &'static str {
     if on_postgres() { "PostgreSQL" } else { "SQLite" }
 }
 
+/// A new database on the PostgreSQL server (`CONCIERGE_TEST_PG_URL`): (server URL, name).
+fn new_database() -> anyhow::Result<(String, String)> {
+    let server = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    psql(&server, &format!("CREATE DATABASE {name}"))?;
+    Ok((server, name))
+}
+
+fn database_url((server, name): &(String, String)) -> String {
+    format!("{}/{name}", server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base))
+}
+
 fn psql(server: &str, sql: &str) -> anyhow::Result<()> {
     let out = Command::new("psql").args([server, "-v", "ON_ERROR_STOP=1", "-qc", sql]).output().context("running psql")?;
     if !out.status.success() {
@@ -46,23 +58,47 @@ impl Gateway {
 
     /// Starts it with extra environment settings.
     pub fn start_with(settings: &[(&str, &str)]) -> anyhow::Result<Gateway> {
+        let data = tempfile::tempdir().context("temp dir")?;
+        let postgres = if on_postgres() { Some(new_database()?) } else { None };
+        let database_url = match &postgres {
+            Some(p) => database_url(p),
+            None => format!("sqlite://{}", data.path().join("concierge.db").display()),
+        };
+        Gateway::spawn(data, &database_url, settings, postgres)
+    }
+
+    /// `n` replicas on one new PostgreSQL database, sharing one secret key, each with its own
+    /// data folder (`BENCH_DB=postgres` is required for more than one). The first drops the
+    /// database when it is dropped.
+    pub fn start_replicas(n: usize) -> anyhow::Result<Vec<Gateway>> {
+        if n == 1 {
+            return Ok(vec![Gateway::start()?]);
+        }
+        if !on_postgres() {
+            bail!("{n} replicas share one database: set BENCH_DB=postgres");
+        }
+        let postgres = new_database()?;
+        let url = database_url(&postgres);
+        let key = {
+            use base64::Engine as _;
+            let bytes: Vec<u8> = uuid::Uuid::new_v4().as_bytes().iter().chain(uuid::Uuid::new_v4().as_bytes()).copied().collect();
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        };
+        let settings = [("CONCIERGE_SECRET_KEY", key.as_str())];
+        let mut owner = Some(postgres);
+        (0..n).map(|_| Gateway::spawn(tempfile::tempdir().context("temp dir")?, &url, &settings, owner.take())).collect()
+    }
+
+    fn spawn(
+        data: tempfile::TempDir,
+        database_url: &str,
+        settings: &[(&str, &str)],
+        postgres: Option<(String, String)>,
+    ) -> anyhow::Result<Gateway> {
         let binary = env!("CARGO_BIN_EXE_concierge");
         if !std::path::Path::new(binary).exists() {
             bail!("no gateway binary at {binary}: run `cargo build --release` first");
         }
-        let data = tempfile::tempdir().context("temp dir")?;
-        let postgres = if on_postgres() {
-            let server = std::env::var("CONCIERGE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-            psql(&server, &format!("CREATE DATABASE {name}"))?;
-            Some((server, name))
-        } else {
-            None
-        };
-        let database_url = match &postgres {
-            Some((server, name)) => format!("{}/{name}", server.rsplit_once('/').map_or(server.as_str(), |(base, _)| base)),
-            None => format!("sqlite://{}", data.path().join("concierge.db").display()),
-        };
         let mut child = Command::new(binary)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())

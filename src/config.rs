@@ -239,9 +239,10 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_MAIL_RETRY_MS", default_value_t = 5000)]
     pub mail_retry_ms: u64,
 
-    /// Seconds a gateway process's claim on a mailbox's sync lasts unless renewed; another
-    /// process takes over a mailbox this long after its syncing process died.
-    #[arg(long, env = "CONCIERGE_MAIL_LEASE_SECS", default_value_t = 60)]
+    /// Seconds a gateway process's claim on a mailbox's sync lasts unless renewed (it is
+    /// renewed every third of this while the sync runs); another process takes over a mailbox
+    /// at most this long after its syncing process died.
+    #[arg(long, env = "CONCIERGE_MAIL_LEASE_SECS", default_value_t = 15)]
     pub mail_lease_secs: u64,
 
     /// Messages a mailbox sync fetches and records per transaction.

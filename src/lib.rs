@@ -27,6 +27,7 @@ pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod instance;
+pub mod jobs;
 pub mod mail;
 pub mod mailboxes;
 pub mod notifications;

@@ -134,6 +134,7 @@ impl Services {
                     secrets.derive_key(b"concierge email preference links"),
                 )?,
                 day: Arc::new(Domains { db: db.clone() }),
+                process: instance.id(),
             },
             wakers.delivery.clone(),
         );
@@ -185,6 +186,7 @@ impl Services {
             WebhookSettings {
                 retry_base: Duration::from_millis(config.webhook_retry_ms.max(1)),
                 policy: outbound,
+                process: instance.id(),
                 ..WebhookSettings::default()
             },
         );

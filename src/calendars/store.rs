@@ -147,37 +147,6 @@ pub async fn set_account_status(
         .map(drop))
 }
 
-/// Takes or renews the account's sync lease for `owner` until `now + lease`; false when
-/// another process holds one that has not run out.
-pub async fn claim_sync(
-    db: &Db,
-    id: CalendarAccountId,
-    owner: uuid::Uuid,
-    now: DateTime<Utc>,
-    lease: std::time::Duration,
-) -> Result<bool, sqlx::Error> {
-    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(10));
-    on_pool!(db, p => sqlx::query(
-        "UPDATE calendar_account SET sync_owner = $2, sync_lease_until = $4 WHERE calendar_account_id = $1 \
-           AND (sync_owner IS NULL OR sync_owner = $2 OR sync_lease_until < $3)")
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .bind(until)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected() == 1))
-}
-
-pub async fn release_sync(db: &Db, id: CalendarAccountId, owner: uuid::Uuid) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query("UPDATE calendar_account SET sync_owner = NULL, sync_lease_until = NULL WHERE calendar_account_id = $1 AND sync_owner = $2")
-        .bind(id)
-        .bind(owner)
-        .execute(p)
-        .await
-        .map(drop))
-}
-
 pub async fn delete_account(db: &Db, account_id: AccountId, id: CalendarAccountId) -> Result<bool, sqlx::Error> {
     on_pool!(db, p => sqlx::query("DELETE FROM calendar_account WHERE calendar_account_id = $1 AND account_id = $2")
         .bind(id)

@@ -25,6 +25,7 @@ use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::i18n::text;
+use crate::jobs::lease::{self, Claim};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -89,9 +90,10 @@ const CLAIM: Duration = Duration::from_secs(120);
 /// A write waiting for the user to choose a primary calendar is not looked at again until
 /// they do (choosing one makes it due at once); this is only a backstop.
 const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How long one process holds an account's sync; a sync takes far less, and a process that
-/// died leaves the account to the others after this.
-const SYNC_LEASE: Duration = Duration::from_secs(600);
+/// How long one process's claim on an account's sync lasts unless renewed (it is renewed
+/// every third of this while the sync runs): a process that died leaves the account to the
+/// others after at most this.
+const SYNC_LEASE: Duration = lease::DEFAULT_LEASE;
 
 impl CalendarSync {
     pub fn new(
@@ -128,10 +130,21 @@ impl CalendarSync {
     pub async fn run(self, stop: CancellationToken) {
         let poll = self.inner.settings.poll;
         let mut last_sync: Option<tokio::time::Instant> = None;
+        // When an account another process is syncing becomes free (its lease runs out: that
+        // process finished, or died mid-sync and this one takes over).
+        let mut held_until: Option<chrono::DateTime<Utc>> = None;
+        // Every third of a lease, accounts whose syncing process died (connected through it,
+        // so this one may never have looked at them) are taken over.
+        let sweep_every = SYNC_LEASE / 3;
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
-            if last_sync.is_none_or(|at| at.elapsed() >= poll) {
-                self.sync_all().await;
+            if last_sync.is_none_or(|at| at.elapsed() >= poll) || held_until.is_some_and(|at| at <= Utc::now()) {
+                held_until = self.sync_all().await;
                 last_sync = Some(tokio::time::Instant::now());
+            }
+            if last_sweep.elapsed() >= sweep_every {
+                last_sweep = tokio::time::Instant::now();
+                self.adopt().await;
             }
             if let Err(e) = self.write_due().await {
                 tracing::error!(error = ?e, "cannot write appointments");
@@ -142,6 +155,10 @@ impl CalendarSync {
                 Ok(None) => {}
                 Err(e) => tracing::error!(error = ?e, "cannot read when appointment writes are due"),
             }
+            if let Some(at) = held_until {
+                wait = wait.min(lease::wait_for(at, Utc::now(), SYNC_LEASE));
+            }
+            wait = wait.min(sweep_every.saturating_sub(last_sweep.elapsed()));
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = self.inner.wake.notified() => last_sync = None,
@@ -150,18 +167,42 @@ impl CalendarSync {
         }
     }
 
-    /// Calendars of newly connected OAuth mailboxes linked, then every account synced.
-    pub async fn sync_all(&self) {
+    /// Calendars of newly connected OAuth mailboxes linked, then every account synced that
+    /// no other process is syncing. Returns when the first of those others' leases runs out.
+    pub async fn sync_all(&self) -> Option<chrono::DateTime<Utc>> {
         if let Err(e) = self.link_mailboxes().await {
             tracing::error!(error = ?e, "cannot link mailboxes to their calendars");
         }
+        let mut held_until = None;
         match store::runnable_accounts(&self.inner.db).await {
             Ok(accounts) => {
                 for account in accounts {
-                    self.sync_account(&account).await;
+                    if let Some(until) = self.sync_account(&account).await {
+                        held_until = Some(held_until.map_or(until, |t: chrono::DateTime<Utc>| t.min(until)));
+                    }
                 }
             }
             Err(e) => tracing::error!(error = ?e, "cannot list calendar accounts"),
+        }
+        held_until
+    }
+
+    /// Syncs each account whose syncing process let its lease run out (it died mid-sync).
+    async fn adopt(&self) {
+        let db = &self.inner.db;
+        let expired = match lease::expired(db, lease::CALENDAR_ACCOUNT, Utc::now()).await {
+            Ok(ids) => ids,
+            Err(e) => return tracing::error!(error = ?e, "cannot look for calendar accounts left by a process that died"),
+        };
+        for id in expired {
+            match store::find_account(db, CalendarAccountId(id)).await {
+                Ok(Some(a)) if a.status != CalendarAccountStatus::NeedsReauth.stored_name() => {
+                    tracing::info!(calendar_account_id = %id, "taking over a calendar account whose syncing process stopped renewing its lease");
+                    self.sync_account(&a).await;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = ?e, "cannot read a calendar account"),
+            }
         }
     }
 
@@ -236,19 +277,35 @@ impl CalendarSync {
         }
     }
 
-    /// Syncs one account: its list of calendars, then the events of those synced.
-    pub async fn sync_account(&self, a: &CalendarAccount) {
+    /// Syncs one account: its list of calendars, then the events of those synced. Returns
+    /// when another process's lease on it runs out, when that process is syncing it.
+    pub async fn sync_account(&self, a: &CalendarAccount) -> Option<chrono::DateTime<Utc>> {
         let id = a.calendar_account_id;
         let (db, process) = (&self.inner.db, self.inner.process);
-        match store::claim_sync(db, id, process, Utc::now(), SYNC_LEASE).await {
-            Ok(true) => {}
-            Ok(false) => return tracing::debug!(calendar_account_id = %id.0, "another process is syncing this calendar account"),
-            Err(e) => return tracing::error!(error = ?e, "cannot take a calendar account's sync lease"),
+        match lease::claim(db, lease::CALENDAR_ACCOUNT, id.0, process, Utc::now(), SYNC_LEASE).await {
+            Ok(Claim::Taken) => {}
+            Ok(Claim::HeldUntil(until)) => {
+                tracing::debug!(calendar_account_id = %id.0, "another process is syncing this calendar account");
+                return Some(until);
+            }
+            Ok(Claim::Missing) => return None,
+            Err(e) => {
+                tracing::error!(error = ?e, "cannot take a calendar account's sync lease");
+                return None;
+            }
         }
-        self.sync_leased(a).await;
-        if let Err(e) = store::release_sync(db, id, process).await {
+        // Renewed while the sync runs; lost (this process stalled past it and another took
+        // over), the sync stops where it is: each calendar's changes commit with its token.
+        let held = lease::Held::renew(db.clone(), lease::CALENDAR_ACCOUNT, id.0, process, SYNC_LEASE);
+        tokio::select! {
+            () = self.sync_leased(a) => {}
+            () = held.lost().cancelled() => {}
+        }
+        drop(held);
+        if let Err(e) = lease::release(db, lease::CALENDAR_ACCOUNT, id.0, process).await {
             tracing::warn!(error = ?e, "cannot release a calendar account's sync lease");
         }
+        None
     }
 
     /// [`Self::sync_account`] once this process holds the lease.

@@ -238,37 +238,6 @@ pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error>
     on_pool!(db, p => sqlx::query("DELETE FROM mailbox WHERE mailbox_id = $1").bind(id).execute(p).await.map(|r| r.rows_affected() == 1))
 }
 
-/// Takes or renews the mailbox's sync lease for `owner` until `now + lease`; false when
-/// another process holds a lease that has not run out.
-pub async fn claim_lease(
-    db: &Db,
-    id: MailboxId,
-    owner: uuid::Uuid,
-    now: DateTime<Utc>,
-    lease: std::time::Duration,
-) -> Result<bool, sqlx::Error> {
-    let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(1));
-    on_pool!(db, p => sqlx::query(
-        "UPDATE mailbox SET sync_owner = $2, sync_lease_until = $4 WHERE mailbox_id = $1 \
-           AND (sync_owner IS NULL OR sync_owner = $2 OR sync_lease_until < $3)")
-        .bind(id)
-        .bind(owner)
-        .bind(now)
-        .bind(until)
-        .execute(p)
-        .await
-        .map(|r| r.rows_affected() == 1))
-}
-
-pub async fn release_lease(db: &Db, id: MailboxId, owner: uuid::Uuid) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query("UPDATE mailbox SET sync_owner = NULL, sync_lease_until = NULL WHERE mailbox_id = $1 AND sync_owner = $2")
-        .bind(id)
-        .bind(owner)
-        .execute(p)
-        .await
-        .map(drop))
-}
-
 /// Which of these server ids the mailbox has handled already.
 pub async fn known_messages(tx: &mut Tx, id: MailboxId, remote_ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
     let mut out = Vec::new();

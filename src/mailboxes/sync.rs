@@ -35,6 +35,7 @@ use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::i18n::text;
+use crate::jobs::lease::{self, Claim};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 use crate::webhooks::Webhooks;
@@ -69,7 +70,7 @@ impl Default for SyncSettings {
             wait_max: Duration::from_secs(25 * 60),
             batch: 250,
             connect_timeout: Duration::from_secs(30),
-            lease: Duration::from_secs(60),
+            lease: crate::jobs::lease::DEFAULT_LEASE,
             process: uuid::Uuid::new_v4(),
         }
     }
@@ -212,12 +213,48 @@ impl MailSync {
         &self.inner.registry
     }
 
-    /// Starts the sync of every mailbox that should be syncing (at boot).
+    /// Starts the sync of every mailbox that should be syncing (at boot), and from then on
+    /// looks every third of a lease for mailboxes no process holds (see [`Self::adopt`]).
     pub async fn start_all(&self) -> Result<()> {
         for id in store::runnable(&self.inner.db).await? {
             self.start(id);
         }
+        let (this, stop) = (self.clone(), self.inner.shutdown.clone());
+        self.inner.tasks.spawn(
+            async move {
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(this.inner.settings.lease / 3) => {}
+                    }
+                    if let Err(e) = this.adopt().await {
+                        warn!(error = ?e, "cannot look for mailboxes no gateway is syncing");
+                    }
+                }
+            }
+            .instrument(info_span!("mailbox_adoption")),
+        );
         Ok(())
+    }
+
+    /// Starts the sync of each mailbox that should be syncing and that no process holds: one
+    /// connected through another gateway process (only that one started its sync) whose
+    /// process died (its lease ran out) or stopped (it released it). Without this, such a
+    /// mailbox would wait for a gateway to restart. Returns how many were started here.
+    pub async fn adopt(&self) -> Result<usize> {
+        let free: HashSet<uuid::Uuid> = lease::claimable(&self.inner.db, lease::MAILBOX, Utc::now()).await?.into_iter().collect();
+        if free.is_empty() {
+            return Ok(0);
+        }
+        let mut started = 0;
+        for id in store::runnable(&self.inner.db).await?.into_iter().filter(|id| free.contains(&id.0)) {
+            let running = self.inner.workers.lock().unwrap_or_else(|e| e.into_inner()).get(&id).is_some_and(|w| !w.stop.is_cancelled());
+            if !running {
+                self.start(id);
+                started += 1;
+            }
+        }
+        Ok(started)
     }
 
     /// Starts the mailbox's sync unless it is running.
@@ -274,50 +311,46 @@ impl MailSync {
 async fn run(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
     leased(inner, id, stop, kick).await;
     // Whichever way the sync ended, another process may take the mailbox over at once.
-    if let Err(e) = store::release_lease(&inner.db, id, inner.process).await {
+    if let Err(e) = lease::release(&inner.db, lease::MAILBOX, id.0, inner.process).await {
         warn!(error = %e, "cannot release the mailbox lease");
     }
 }
 
-/// Runs the sync while this process holds the mailbox's lease. Another process holding it
-/// (on a shared PostgreSQL) syncs it instead: this one checks back every half lease, so it
-/// takes over within a lease of that process dying.
+/// Runs the sync while this process holds the mailbox's lease, renewing it every third of
+/// its length. Another process holding it (on a shared PostgreSQL) syncs it instead: this one
+/// asks again the moment that lease runs out, so it takes over within a lease of that
+/// process dying.
 async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kick: &Notify) {
-    let lease = inner.settings.lease;
+    let length = inner.settings.lease;
     let mut failures: u32 = 0;
     loop {
-        match store::claim_lease(&inner.db, id, inner.process, Utc::now(), lease).await {
-            Ok(true) => {}
-            Ok(false) | Err(_) => {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(lease / 2) => {}
-                    () = kick.notified() => {}
-                }
-                continue;
+        let wait = match lease::claim(&inner.db, lease::MAILBOX, id.0, inner.process, Utc::now(), length).await {
+            Ok(Claim::Taken) => None,
+            // Deleted: nothing left to sync.
+            Ok(Claim::Missing) => return,
+            Ok(Claim::HeldUntil(until)) => Some(lease::wait_for(until, Utc::now(), length)),
+            Err(e) => {
+                warn!(error = %e, "cannot take the mailbox lease; trying again");
+                Some(length / 3)
             }
+        };
+        if let Some(wait) = wait {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => {}
+                () = kick.notified() => {}
+            }
+            continue;
         }
-        // Renew the lease while the session runs; losing it (this process stalled past the
+        // Renewed while the session runs and while a backoff is waited out (so no other
+        // process hammers the server meanwhile); losing it (this process stalled past the
         // lease and another took over) ends the session.
-        let lost = CancellationToken::new();
-        let heartbeat = tokio::spawn({
-            let (inner, lost) = (inner.clone(), lost.clone());
-            async move {
-                loop {
-                    tokio::time::sleep(lease / 3).await;
-                    if !matches!(store::claim_lease(&inner.db, id, inner.process, Utc::now(), lease).await, Ok(true)) {
-                        lost.cancel();
-                        return;
-                    }
-                }
-            }
-        });
+        let held = lease::Held::renew(inner.db.clone(), lease::MAILBOX, id.0, inner.process, length);
         let ended = tokio::select! {
             () = stop.cancelled() => Ok(Ended::Stop),
-            () = lost.cancelled() => Ok(Ended::Restart),
+            () = held.lost().cancelled() => Ok(Ended::Restart),
             ended = session(inner, id, stop, kick, &mut failures) => ended,
         };
-        heartbeat.abort();
         let error = match ended {
             Ok(Ended::Stop) => return,
             Ok(Ended::Restart) => continue,
@@ -357,12 +390,11 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
         }
         let reason = format!("{}; retrying in {}s", error, delay.as_secs().max(1));
         set_status(inner, id, MailboxStatus::Error, &reason, Some(&error.to_string())).await;
-        // Waiting out a backoff keeps the lease, so no other process hammers the server.
-        let _ = store::claim_lease(&inner.db, id, inner.process, Utc::now(), delay + lease).await;
         tokio::select! {
             () = stop.cancelled() => return,
             () = tokio::time::sleep(delay) => {}
             () = kick.notified() => {}
+            () = held.lost().cancelled() => {}
         }
     }
 }

@@ -25,11 +25,13 @@ use crate::db::StoredEnum as _;
 use crate::identity::model::Account;
 use crate::mail::{Mailer, SendFailure};
 
-/// How long a claimed job is held before another worker may take it over (a crashed worker's
-/// jobs come back after this).
-const LEASE: Duration = Duration::from_secs(120);
-/// The longest the worker sleeps without looking at the queue.
-pub const IDLE_RECHECK: Duration = Duration::from_secs(30);
+/// How long a claim on a job lasts unless renewed (every third of it, while the attempt
+/// runs): a crashed worker's jobs come back to the others within this.
+const LEASE: Duration = Duration::from_secs(15);
+/// The longest the worker sleeps without looking at the queue: a job queued by another
+/// process, or held by one that died, is looked at within this (and a held one is then taken
+/// over the moment its claim runs out).
+pub const IDLE_RECHECK: Duration = Duration::from_secs(10);
 /// How many batchable emails one message carries at most.
 const MAX_BATCH: i64 = 500;
 
@@ -44,6 +46,8 @@ pub struct DeliverySettings {
     pub links: super::links::EmailLinks,
     /// What the daily summary says of the user's day.
     pub day: Arc<dyn super::sources::DaySources>,
+    /// This process, as the holder of the jobs it attempts ([`crate::instance::Instance`]).
+    pub process: Uuid,
 }
 
 #[derive(Clone)]
@@ -102,7 +106,7 @@ impl Delivery {
                 return Ok(attempts);
             }
             for job in due {
-                if outbox::claim(&self.db, job.job_id, now, now + LEASE).await? {
+                if outbox::claim(&self.db, job.job_id, now, now + LEASE, self.settings.process).await? {
                     attempts += 1;
                     // One span per attempt, a trace of its own (not the caller's), with
                     // what it was and how it ended; never the message or the address.
@@ -115,7 +119,25 @@ impl Delivery {
                         attempt = job.attempts + 1,
                         outcome = tracing::field::Empty,
                     );
-                    self.attempt(job).instrument(span).await?;
+                    self.attempt_held(job).instrument(span).await?;
+                }
+            }
+        }
+    }
+
+    /// [`Self::attempt`], renewing this process's claims every third of the lease meanwhile
+    /// (a slow mail server does not let another process send the same job).
+    async fn attempt_held(&self, job: Job) -> anyhow::Result<()> {
+        let attempt = self.attempt(job);
+        tokio::pin!(attempt);
+        loop {
+            tokio::select! {
+                done = &mut attempt => return done,
+                () = tokio::time::sleep(LEASE / 3) => {
+                    let until = self.clock.now() + LEASE;
+                    if let Err(e) = outbox::renew(&self.db, self.settings.process, until).await {
+                        tracing::warn!(error = %e, "cannot renew the claim on a delivery job");
+                    }
                 }
             }
         }
@@ -172,7 +194,7 @@ impl Delivery {
         if job.batchable {
             let now = self.clock.now();
             for mate in outbox::batch_mates(&self.db, job.account_id, job.job_id, now, MAX_BATCH).await? {
-                if outbox::claim(&self.db, mate.job_id, now, now + LEASE).await? {
+                if outbox::claim(&self.db, mate.job_id, now, now + LEASE, self.settings.process).await? {
                     carried.push(mate.job_id);
                 }
             }

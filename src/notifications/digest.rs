@@ -28,8 +28,9 @@ use crate::identity::model::AccountId;
 /// A summary more than this late (the gateway was down at the time) is not sent: the next
 /// day's comes instead.
 const STALE_AFTER: chrono::Duration = chrono::Duration::hours(12);
-/// The longest the scheduler sleeps without looking (catches changes other processes made).
-const IDLE_RECHECK: Duration = Duration::from_secs(600);
+/// The longest the scheduler sleeps without looking (catches changes other processes made:
+/// a delivery time set through a replica that then died is still kept, at most this late).
+const IDLE_RECHECK: Duration = Duration::from_secs(30);
 
 /// The first instant after `after` at which the local clock in `zone` shows `time`.
 ///
@@ -195,7 +196,12 @@ impl DigestScheduler {
     pub async fn run_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let mut queued = 0;
-        for due in store::summaries_due(&self.db, now, 200).await? {
+        let due = store::summaries_due(&self.db, now, 200).await?;
+        // Summaries were due: whichever process queued them, this one's delivery worker looks
+        // at the queue now, so it knows when the sender's claim ends and can take the job over
+        // at that moment should the sender die (instead of at its next periodic look).
+        let any_due = !due.is_empty();
+        for due in due {
             let (Ok(time), Ok(zone)) =
                 (parse_time_of_day("deliveryTime", &due.summary_time), parse_time_zone("timeZone", &due.summary_time_zone))
             else {
@@ -235,7 +241,7 @@ impl DigestScheduler {
             store::advance_summary(&mut tx, due.account_id, due.summary_next_at, following).await?;
             tx.commit().await?;
         }
-        if queued > 0 {
+        if any_due {
             self.delivery.notify_one();
         }
         Ok(queued)

@@ -2,8 +2,12 @@
 //! delivery worker with a lease, and closed as sent, skipped or failed.
 //!
 //! Claiming is a conditional update (`… WHERE locked_until is free`) whose row count says
-//! who won, so any number of workers on one PostgreSQL share the queue without sending a
-//! job twice, and the same SQL serves SQLite.
+//! who won, so any number of workers on one PostgreSQL share the queue without two of them
+//! attempting a job at once, and the same SQL serves SQLite. The claim names its holder
+//! (`locked_by`, the process's instance id) and is renewed while the attempt runs; a holder
+//! that died leaves its jobs to the others when the claim runs out. A holder that died after
+//! the mail server took a message and before closing its job has sent it: the next attempt
+//! sends it again, with the same `Message-ID` (at least once).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -95,17 +99,30 @@ pub async fn batch_mates(db: &Db, account_id: AccountId, except: Uuid, now: Date
         .await)
 }
 
-/// Takes a job for `until`, counting an attempt; false when another worker has it.
-pub async fn claim(db: &Db, job_id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+/// Takes a job for `holder` (this process) until `until`, counting an attempt; false when
+/// another worker has it.
+pub async fn claim(db: &Db, job_id: Uuid, now: DateTime<Utc>, until: DateTime<Utc>, holder: Uuid) -> Result<bool, sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE delivery_job SET locked_until = $3, attempts = attempts + 1 \
+        "UPDATE delivery_job SET locked_until = $3, locked_by = $4, attempts = attempts + 1 \
          WHERE job_id = $1 AND state = 'PENDING' AND (locked_until IS NULL OR locked_until <= $2)")
         .bind(job_id)
         .bind(now)
         .bind(until)
+        .bind(holder)
         .execute(p)
         .await
         .map(|r| r.rows_affected() == 1))
+}
+
+/// Renews, until `until`, the claims `holder` has on jobs still being attempted.
+pub async fn renew(db: &Db, holder: Uuid, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query(
+        "UPDATE delivery_job SET locked_until = $2 WHERE locked_by = $1 AND state = 'PENDING' AND locked_until IS NOT NULL")
+        .bind(holder)
+        .bind(until)
+        .execute(p)
+        .await
+        .map(drop))
 }
 
 /// Closes jobs as SENT, SKIPPED or FAILED; `sent_with` names the job whose message carried them.
@@ -121,7 +138,7 @@ pub async fn close(
         return Ok(());
     }
     let sql = format!(
-        "UPDATE delivery_job SET state = $1, sent_with = $2, last_error = $3, done_at = $4, locked_until = NULL \
+        "UPDATE delivery_job SET state = $1, sent_with = $2, last_error = $3, done_at = $4, locked_until = NULL, locked_by = NULL \
          WHERE job_id IN ({})",
         crate::db::placeholders(5, ids.len())
     );
@@ -140,7 +157,7 @@ pub async fn retry_later(db: &Db, ids: &[Uuid], run_after: DateTime<Utc>, error:
         return Ok(());
     }
     let sql = format!(
-        "UPDATE delivery_job SET run_after = $1, last_error = $2, locked_until = NULL WHERE job_id IN ({})",
+        "UPDATE delivery_job SET run_after = $1, last_error = $2, locked_until = NULL, locked_by = NULL WHERE job_id IN ({})",
         crate::db::placeholders(3, ids.len())
     );
     on_pool!(db, p => {

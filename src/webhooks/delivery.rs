@@ -45,9 +45,10 @@ pub const SCHEDULE: [Duration; 8] = [
 
 /// Attempts before a delivery is given up.
 pub const MAX_ATTEMPTS: i32 = SCHEDULE.len() as i32 + 1;
-/// How long a claimed delivery is held: longer than an attempt can take. A crashed worker's
-/// claim runs out after this, and another process retries it.
-const LEASE: Duration = Duration::from_secs(60);
+/// How long a claimed delivery is held beyond the longest an attempt can take (the request
+/// timeout): 20 s at the default 10 s timeout. A crashed worker's claim runs out after this,
+/// and another process, which wakes for that moment, retries it.
+const LEASE_MARGIN: Duration = Duration::from_secs(10);
 /// The longest the worker sleeps without looking at the queue.
 pub const RECHECK: Duration = Duration::from_secs(10);
 /// Attempts in progress at once (each to a different webhook).
@@ -145,11 +146,13 @@ impl Webhooks {
     async fn claim_due(&self, limit: usize) -> anyhow::Result<Vec<Claimed>> {
         let now = self.inner.clock.now();
         let wall = Utc::now();
-        let until = wall + chrono::Duration::from_std(LEASE).unwrap_or_default();
+        let lease = self.inner.settings.timeout + LEASE_MARGIN;
+        let until = wall + chrono::Duration::from_std(lease).unwrap_or_default();
+        let holder = self.inner.settings.process;
         let mut claimed = Vec::new();
         for id in store::due_heads(&self.inner.db, now, wall, limit as i64).await? {
             let token = Uuid::new_v4();
-            if let Some(delivery) = store::claim(&self.inner.db, id, token, now, wall, until).await? {
+            if let Some(delivery) = store::claim(&self.inner.db, id, token, now, wall, until, holder).await? {
                 claimed.push(Claimed { delivery, token });
             }
         }

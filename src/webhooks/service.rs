@@ -44,6 +44,8 @@ pub struct WebhookSettings {
     pub timeout: Duration,
     /// Most of the receiver's answer that is read.
     pub max_response_bytes: usize,
+    /// This process, as the holder of the deliveries it attempts ([`crate::instance::Instance`]).
+    pub process: uuid::Uuid,
 }
 
 impl Default for WebhookSettings {
@@ -53,6 +55,7 @@ impl Default for WebhookSettings {
             policy: OutboundPolicy::strict(),
             timeout: Duration::from_secs(10),
             max_response_bytes: 64 * 1024,
+            process: uuid::Uuid::new_v4(),
         }
     }
 }

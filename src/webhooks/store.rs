@@ -229,18 +229,21 @@ pub async fn due_heads(db: &Db, now: DateTime<Utc>, wall: DateTime<Utc>, limit: 
     on_pool!(db, p => sqlx::query_scalar(SQL).bind(now).bind(wall).bind(limit).fetch_all(p).await)
 }
 
-/// When the next head nobody holds falls due. (A held one is being attempted: this process
-/// hears when its own attempt ends, and another process's lease is looked at periodically.)
+/// When the next head falls due: one nobody holds at its next attempt, a held one (being
+/// attempted) when its lease runs out, so a delivery held by a process that died is taken
+/// over the moment its lease ends.
 pub async fn next_due(db: &Db, wall: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
     const SQL: &str = concat!(
-        "SELECT MIN(d.next_attempt_at) FROM webhook w JOIN webhook_delivery d ON d.delivery_id = ",
+        "SELECT MIN(CASE WHEN d.locked_until > $1 AND d.locked_until > d.next_attempt_at THEN d.locked_until ELSE d.next_attempt_at END) \
+         FROM webhook w JOIN webhook_delivery d ON d.delivery_id = ",
         head_of!("w.webhook_id"),
-        " WHERE w.enabled AND (d.locked_until IS NULL OR d.locked_until <= $1)"
+        " WHERE w.enabled"
     );
     on_pool!(db, p => sqlx::query_scalar(SQL).bind(wall).fetch_one(p).await)
 }
 
-/// Takes the delivery for an attempt until `until` (wall clock), counting the attempt; None
+/// Takes the delivery for `holder` (this process) for an attempt until `until` (wall clock),
+/// counting the attempt; None
 /// when it is not due, someone else holds it, it is no longer its webhook's head, or the
 /// webhook is off.
 pub async fn claim(
@@ -250,9 +253,10 @@ pub async fn claim(
     now: DateTime<Utc>,
     wall: DateTime<Utc>,
     until: DateTime<Utc>,
+    holder: Uuid,
 ) -> Result<Option<Delivery>, sqlx::Error> {
     let sql = format!(
-        "UPDATE webhook_delivery SET locked_until = $4, lock_token = $3, attempts = attempts + 1, total_attempts = total_attempts + 1 \
+        "UPDATE webhook_delivery SET locked_until = $4, lock_token = $3, locked_by = $6, attempts = attempts + 1, total_attempts = total_attempts + 1 \
          WHERE delivery_id = $1 AND status = 'PENDING' AND next_attempt_at <= $2 AND (locked_until IS NULL OR locked_until <= $5) \
            AND delivery_id = {} \
            AND EXISTS (SELECT 1 FROM webhook w WHERE w.webhook_id = webhook_delivery.webhook_id AND w.enabled) \
@@ -265,6 +269,7 @@ pub async fn claim(
         .bind(token)
         .bind(until)
         .bind(wall)
+        .bind(holder)
         .fetch_optional(p)
         .await)
 }
@@ -303,7 +308,7 @@ pub async fn finish(db: &Db, id: DeliveryId, token: Uuid, o: &Outcome<'_>, now: 
     let delivered_at = (o.status == "DELIVERED").then_some(now);
     on_pool!(db, p => sqlx::query(
         "UPDATE webhook_delivery SET status = $3, next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, \
-           last_status_code = $6, last_duration_ms = $7, last_error = $8, last_attempt_at = $9, locked_until = NULL, lock_token = NULL \
+           last_status_code = $6, last_duration_ms = $7, last_error = $8, last_attempt_at = $9, locked_until = NULL, lock_token = NULL, locked_by = NULL \
          WHERE delivery_id = $1 AND lock_token = $2")
         .bind(id)
         .bind(token)

@@ -114,6 +114,13 @@ impl CalendarLab {
         self.client(user, password, &["put", calendar, file.path().to_str().expect("path")]).await;
     }
 
+    /// Where Radicale keeps the calendar at `path` (as [`Self::make_calendar`] returns it):
+    /// an event file written there is an event of the calendar.
+    pub fn collection(&self, path: &str) -> PathBuf {
+        let path = path.strip_prefix(&self.url).unwrap_or(path);
+        self.dir.join("collections/collection-root").join(path.trim_matches('/'))
+    }
+
     pub async fn events(&self, user: &str, password: &str, calendar: &str) -> Vec<Value> {
         self.client(user, password, &["events", calendar]).await.as_array().cloned().unwrap_or_default()
     }

@@ -656,7 +656,7 @@ END:VEVENT
 #[tokio::test]
 async fn an_account_another_process_is_syncing_is_left_to_it_until_its_lease_runs_out() {
     use concierge::calendars::model::CalendarAccountId;
-    use concierge::calendars::store;
+    use concierge::jobs::lease::{self, CALENDAR_ACCOUNT, Claim};
     let (app, lab) = (spawn().await, CalendarLab::get().await);
     let user = app.user(&fresh("callease")).await;
     let (name, password) = lab.new_user("l").await;
@@ -669,7 +669,7 @@ async fn an_account_another_process_is_syncing_is_left_to_it_until_its_lease_run
     // Another process takes the account's sync.
     let other = uuid::Uuid::now_v7();
     let now = chrono::Utc::now();
-    assert!(store::claim_sync(db, id, other, now, Duration::from_secs(600)).await.expect("claim"));
+    assert_eq!(lease::claim(db, CALENDAR_ACCOUNT, id.0, other, now, Duration::from_secs(600)).await.expect("claim"), Claim::Taken);
     lab.put(
         &name,
         &password,
@@ -688,11 +688,15 @@ END:VEVENT
     let seen = |list: Vec<Value>| list.iter().any(|o| o["uid"] == "lease-1@tests");
     assert!(!seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "this process kept off");
     // The other process's claim stands for itself; ours is refused until it lets go.
-    assert!(store::claim_sync(db, id, other, now, Duration::from_secs(600)).await.expect("renew"));
-    assert!(!store::claim_sync(db, id, uuid::Uuid::now_v7(), now, Duration::from_secs(600)).await.expect("refused"));
+    assert_eq!(lease::claim(db, CALENDAR_ACCOUNT, id.0, other, now, Duration::from_secs(600)).await.expect("renew"), Claim::Taken);
+    assert!(matches!(
+        lease::claim(db, CALENDAR_ACCOUNT, id.0, uuid::Uuid::now_v7(), now, Duration::from_secs(600)).await.expect("refused"),
+        Claim::HeldUntil(_)
+    ));
 
     // It died: its lease runs out, and the next sync here reads the event.
-    assert!(store::claim_sync(db, id, other, now - chrono::Duration::hours(1), Duration::from_secs(60)).await.expect("an old lease"));
+    let old = lease::claim(db, CALENDAR_ACCOUNT, id.0, other, now - chrono::Duration::hours(1), Duration::from_secs(60)).await;
+    assert_eq!(old.expect("an old lease"), Claim::Taken);
     sync(&app, &user, &account).await;
     assert!(seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "synced once the lease ran out");
 }

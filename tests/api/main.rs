@@ -31,6 +31,7 @@ mod profile;
 mod push_endpoint;
 mod recovery;
 mod rekey;
+mod replicas;
 mod schema;
 mod security;
 mod security_log;

@@ -20,14 +20,14 @@ const WEBHOOK: &str = "id url description eventKinds enabled disabledReason prev
 const DELIVERY: &str = "id eventId eventType attempt status statusCode durationMs lastError lastAttemptAt nextAttemptAt createdAt payload";
 
 /// The receiver: a child process on a free port of its choosing, gone when dropped.
-struct Receiver {
+pub struct Receiver {
     dir: tempfile::TempDir,
     port: u16,
     _child: tokio::process::Child,
 }
 
 impl Receiver {
-    async fn start(secret: &str) -> Receiver {
+    pub async fn start(secret: &str) -> Receiver {
         let dir = tempfile::tempdir().expect("temp dir");
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/webhook-receiver");
         let child = tokio::process::Command::new(script)
@@ -52,16 +52,16 @@ impl Receiver {
         Receiver { dir, port, _child: child }
     }
 
-    fn url(&self, path: &str) -> String {
+    pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    async fn control(&self, change: Value) {
+    pub async fn control(&self, change: Value) {
         let r = reqwest::Client::new().post(self.url("/_control")).json(&change).send().await.expect("receiver control");
         assert_eq!(r.status(), 204);
     }
 
-    fn lines(&self, file: &str) -> Vec<Value> {
+    pub fn lines(&self, file: &str) -> Vec<Value> {
         std::fs::read_to_string(self.dir.path().join(file))
             .unwrap_or_default()
             .lines()
@@ -70,17 +70,17 @@ impl Receiver {
     }
 
     /// Verified deliveries, in arrival order.
-    fn received(&self) -> Vec<Value> {
+    pub fn received(&self) -> Vec<Value> {
         self.lines("received.jsonl")
     }
 
     /// Every request, whatever it was answered.
-    fn requests(&self) -> Vec<Value> {
+    pub fn requests(&self) -> Vec<Value> {
         self.lines("requests.jsonl")
     }
 
     /// Waits until `n` verified deliveries arrived.
-    async fn received_within(&self, n: usize, within: Duration) -> Vec<Value> {
+    pub async fn received_within(&self, n: usize, within: Duration) -> Vec<Value> {
         let deadline = tokio::time::Instant::now() + within;
         loop {
             let got = self.received();

@@ -347,7 +347,7 @@ async fn run(n: usize) -> anyhow::Result<bool> {
 
     let per = |rss: u64| rss.saturating_sub(rss_before) as f64 / n as f64;
     let per_idle = per(rss_idle);
-    println!("{} on {}, {replicas} replica(s)\n", "ws_fanout", gateway::store_name());
+    println!("ws_fanout on {}, {replicas} replica(s)\n", gateway::store_name());
     println!("| gateway memory (all replicas), {n} idle subscribers | value | goal | |");
     println!("| --- | ---: | ---: | --- |");
     println!("| RSS before subscribing (after warm-up) | {} | | |", mib(rss_before));

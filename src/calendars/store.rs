@@ -495,15 +495,6 @@ pub async fn failing_writes(db: &Db, calendar: CalendarId, account_id: AccountId
         .await)
 }
 
-/// How many calendar accounts `owner` holds the sync lease of at `now` (`/metrics`).
-pub async fn leases_held(db: &Db, owner: uuid::Uuid, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM calendar_account WHERE sync_owner = $1 AND sync_lease_until > $2")
-        .bind(owner)
-        .bind(now)
-        .fetch_one(p)
-        .await)
-}
-
 /// The appointment writes waiting for a calendar (not yet written, whether new or retrying),
 /// and when the longest waiting one was last changed (`/metrics`).
 pub async fn write_backlog(db: &Db) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {

@@ -101,6 +101,13 @@ pub async fn expired(db: &Db, what: Leased, now: DateTime<Utc>) -> Result<Vec<Uu
     on_pool!(db, p => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(now).fetch_all(p).await)
 }
 
+/// How many rows `holder` holds a live lease on at `now` (`/metrics`).
+pub async fn count_held(db: &Db, what: Leased, holder: Uuid, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
+    let Leased { table, .. } = what;
+    let sql = format!("SELECT COUNT(*) FROM {table} WHERE sync_owner = $1 AND sync_lease_until > $2");
+    on_pool!(db, p => sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(holder).bind(now).fetch_one(p).await)
+}
+
 /// Gives the lease up, if `holder` still holds it, so another process may take the work at once.
 pub async fn release(db: &Db, what: Leased, id: Uuid, holder: Uuid) -> Result<(), sqlx::Error> {
     let Leased { table, key } = what;

@@ -389,15 +389,6 @@ pub async fn take_oauth_request(
     Ok(taken)
 }
 
-/// How many mailboxes `owner` holds the sync lease of at `now` (exported on `/metrics`).
-pub async fn leases_held(db: &Db, owner: uuid::Uuid, now: DateTime<Utc>) -> Result<i64, sqlx::Error> {
-    on_pool!(db, p => sqlx::query_scalar("SELECT COUNT(*) FROM mailbox WHERE sync_owner = $1 AND sync_lease_until > $2")
-        .bind(owner)
-        .bind(now)
-        .fetch_one(p)
-        .await)
-}
-
 /// The mailboxes `owner` holds at `now`, each with when its sync last caught up with the
 /// server (or, never caught up yet, when it was connected): the longest behind first, at
 /// most `limit` (`/metrics` shows each one's lag).

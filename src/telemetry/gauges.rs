@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use crate::jobs::lease;
 use crate::services::Services;
 
 /// Longest the database part of a scrape may take; past it (or on an error) this scrape
@@ -63,8 +64,8 @@ async fn from_database(services: &Services) -> Result<String, sqlx::Error> {
     let now = services.clock.now();
     let mut out = String::new();
 
-    let mailboxes = crate::mailboxes::store::leases_held(db, process, wall).await?;
-    let calendars = crate::calendars::store::leases_held(db, process, wall).await?;
+    let mailboxes = lease::count_held(db, lease::MAILBOX, process, wall).await?;
+    let calendars = lease::count_held(db, lease::CALENDAR_ACCOUNT, process, wall).await?;
     family(&mut out, "concierge_leases_held", "gauge", "Sync leases this replica holds and that have not run out, by kind.");
     sample(&mut out, "concierge_leases_held", &[("kind", "mailbox")], mailboxes as f64);
     sample(&mut out, "concierge_leases_held", &[("kind", "calendar_account")], calendars as f64);

@@ -68,6 +68,19 @@ fn results(r: &Value) -> &Vec<Value> {
     r["data"]["publishEvents"]["results"].as_array().unwrap_or_else(|| panic!("no results in {r}"))
 }
 
+/// A webhook of the owner's workspace for `task.assigned`, to a port nothing answers: its
+/// deliveries stay queued.
+async fn task_webhook(app: &TestApp, owner: &TestUser) -> String {
+    let r = app
+        .gql(
+            Some(&owner.token),
+            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }",
+            json!({ "i": { "workspaceId": owner.workspace_id, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } }),
+        )
+        .await;
+    r["data"]["createWebhook"]["webhook"]["id"].as_str().unwrap_or_else(|| panic!("no webhook: {r}")).to_owned()
+}
+
 async fn stored(app: &TestApp, owner: &TestUser) -> i64 {
     app.services.platform_events.count(workspace(owner)).await.expect("count")
 }
@@ -572,14 +585,7 @@ async fn the_daily_summary_lists_the_days_tasks_and_appointments_in_the_users_la
 async fn an_accepted_event_is_queued_for_the_workspaces_webhooks_and_a_rejected_one_is_not() {
     let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
     let owner = app.user("owner@example.com").await;
-    let r = app
-        .gql(
-            Some(&owner.token),
-            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }",
-            json!({ "i": { "workspaceId": owner.workspace_id, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } }),
-        )
-        .await;
-    let webhook = r["data"]["createWebhook"]["webhook"]["id"].as_str().unwrap_or_else(|| panic!("no webhook: {r}")).to_owned();
+    let webhook = task_webhook(&app, &owner).await;
     let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
     let mut broken = task_for(&[&owner], "bad");
     broken["data"] = json!({ "dueAt": "never" });
@@ -608,14 +614,7 @@ async fn an_event_whose_notification_cannot_be_stored_is_rejected_whole_and_the_
     let owner = app.user("owner@example.com").await;
     let bob = app.user("bob@example.com").await;
     join(&app, &owner, &bob, "MEMBER").await;
-    let r = app
-        .gql(
-            Some(&owner.token),
-            "mutation($i: CreateWebhookInput!) { createWebhook(input: $i) { webhook { id } } }",
-            json!({ "i": { "workspaceId": owner.workspace_id, "url": "http://127.0.0.1:9/hooks", "eventKinds": ["task.assigned"] } }),
-        )
-        .await;
-    let webhook = r["data"]["createWebhook"]["webhook"]["id"].as_str().unwrap_or_else(|| panic!("no webhook: {r}")).to_owned();
+    let webhook = task_webhook(&app, &owner).await;
     let (_, token) = service_account(&app, &owner, &["events:publish"]).await;
     // The database refuses the notification of one event, after its event row, recipients
     // and webhook delivery were written in the same transaction.

@@ -89,18 +89,20 @@ impl Shared {
     async fn take(&self, key: &str) -> Result<(), Duration> {
         self.sweep().await;
         let key = format!("{}:{key}", self.name);
-        let now = epoch_seconds();
         // The GCRA step in one statement: a new key is allowed; an existing one moves its
         // theoretical arrival time on by one period if that stays within the tolerance, and
-        // otherwise is left as it is and no row comes back.
+        // otherwise is left as it is and no row comes back. "Now" is the database's clock
+        // (`rate_limit_clock()`), read once the row is locked: replicas' clocks may disagree, and requests arriving
+        // together reach the row in an order of their own, so a time taken before the
+        // statement could be earlier than one already counted and refuse an attempt within
+        // the quota. The millisecond of slack absorbs rounding; it is far below a period.
         let allowed: std::result::Result<Option<f64>, sqlx::Error> = sqlx::query_scalar(
-            "INSERT INTO rate_limit AS r (key, tat) VALUES ($1, $2 + $3) \
-             ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, $2) + $3 \
-               WHERE GREATEST(r.tat, $2) + $3 - $4 <= $2 \
+            "INSERT INTO rate_limit AS r (key, tat) VALUES ($1, rate_limit_clock() + $2) \
+             ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, rate_limit_clock()) + $2 \
+               WHERE GREATEST(r.tat, rate_limit_clock()) + $2 - $3 <= rate_limit_clock() + 0.001 \
              RETURNING tat",
         )
         .bind(&key)
-        .bind(now)
         .bind(self.period)
         .bind(self.tolerance)
         .fetch_optional(&self.pool)
@@ -108,13 +110,13 @@ impl Shared {
         match allowed {
             Ok(Some(_)) => Ok(()),
             Ok(None) => {
-                let tat: Option<f64> = sqlx::query_scalar("SELECT tat FROM rate_limit WHERE key = $1")
+                let ahead: Option<f64> = sqlx::query_scalar("SELECT tat - rate_limit_clock() FROM rate_limit WHERE key = $1")
                     .bind(&key)
                     .fetch_optional(&self.pool)
                     .await
                     .ok()
                     .flatten();
-                let wait = tat.map_or(self.period, |tat| tat + self.period - self.tolerance - now);
+                let wait = ahead.map_or(self.period, |ahead| ahead + self.period - self.tolerance);
                 Err(Duration::from_secs_f64(wait.max(0.001)))
             }
             // The database is down: the request fails anyway at its next statement; a limit
@@ -136,15 +138,11 @@ impl Shared {
             }
             *last = Some(Instant::now());
         }
-        let swept = sqlx::query("DELETE FROM rate_limit WHERE tat < $1").bind(epoch_seconds()).execute(&self.pool).await;
+        let swept = sqlx::query("DELETE FROM rate_limit WHERE tat < rate_limit_clock()").execute(&self.pool).await;
         if let Err(e) = swept {
             tracing::warn!(error = ?e, "the shared rate limits could not be swept");
         }
     }
-}
-
-fn epoch_seconds() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or_default()
 }
 
 /// One guarded action (log-in, second factor), limited per account and per address.
@@ -269,16 +267,15 @@ impl FailureLimit {
                 }
             }
             Blocked::Shared { pool, name } => {
-                let now = epoch_seconds();
-                let until: Option<f64> = sqlx::query_scalar("SELECT tat FROM rate_limit WHERE key = $1 AND tat > $2")
-                    .bind(format!("{name}:blocked:{address}"))
-                    .bind(now)
-                    .fetch_optional(pool)
-                    .await
-                    .ok()
-                    .flatten();
-                match until {
-                    Some(until) => Err(refusal(Duration::from_secs_f64((until - now).max(0.001)))),
+                let left: Option<f64> =
+                    sqlx::query_scalar("SELECT tat - rate_limit_clock() FROM rate_limit WHERE key = $1 AND tat > rate_limit_clock()")
+                        .bind(format!("{name}:blocked:{address}"))
+                        .fetch_optional(pool)
+                        .await
+                        .ok()
+                        .flatten();
+                match left {
+                    Some(left) => Err(refusal(Duration::from_secs_f64(left.max(0.001)))),
                     None => Ok(()),
                 }
             }
@@ -297,12 +294,12 @@ impl FailureLimit {
                 }
             }
             Blocked::Shared { pool, name } => {
-                let until = epoch_seconds() + wait.as_secs_f64();
                 let blocked = sqlx::query(
-                    "INSERT INTO rate_limit AS r (key, tat) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, $2)",
+                    "INSERT INTO rate_limit AS r (key, tat) VALUES ($1, rate_limit_clock() + $2) \
+                     ON CONFLICT (key) DO UPDATE SET tat = GREATEST(r.tat, EXCLUDED.tat)",
                 )
                 .bind(format!("{name}:blocked:{address}"))
-                .bind(until)
+                .bind(wait.as_secs_f64())
                 .execute(pool)
                 .await;
                 if let Err(e) = blocked {

@@ -238,3 +238,22 @@ async fn replicas_on_one_postgresql_share_the_log_in_and_sign_up_limits() {
         assert_eq!(answers, ["", "", "RATE_LIMITED", ""], "{answers:?}");
     }
 }
+
+#[tokio::test]
+async fn attempts_arriving_together_get_the_whole_quota_and_no_more() {
+    use concierge::security::throttle::AddressLimit;
+    use std::time::Duration;
+    let app = TestApp::spawn().await;
+
+    // Like the aliases of one request: five attempts at once on a quota of three, on a limit
+    // new to this process (on PostgreSQL its first use also sweeps the table), twenty times
+    // over. Whatever order they reach the database in, three pass.
+    for round in 0..20 {
+        let limit = AddressLimit::new(3, Duration::from_secs(3600)).shared(&app.services.db, "together");
+        let address = format!("192.0.2.{round}");
+        let outcomes = futures_util::future::join_all((0..5).map(|_| limit.attempt(Some(&address)))).await;
+        let allowed = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(allowed, 3, "round {round}: {outcomes:?}");
+        assert!(outcomes.iter().all(|o| matches!(o, Ok(()) | Err(concierge::error::Error::RateLimited { .. }))));
+    }
+}

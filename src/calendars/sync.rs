@@ -21,6 +21,8 @@ use super::store;
 use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
 use crate::crypto::SecretBox;
+use crate::jobs::retry::Retry;
+use crate::jobs::worker::Worker;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
@@ -480,16 +482,19 @@ impl CalendarSync {
 
     // --- appointments ---------------------------------------------------------------
 
-    /// Writes (or removes) the appointments whose time has come, one claim at a time.
-    pub async fn write_due(&self) -> Result<()> {
+    /// Writes (or removes) the appointments whose time has come, one claim at a time; how
+    /// many it attempted.
+    async fn write_due(&self) -> Result<usize> {
         let now = Utc::now();
         let due = store::due_writes(&self.inner.db, now, WRITES_PER_ROUND).await?;
         let mut sessions: HashMap<CalendarAccountId, Box<dyn CalendarSession>> = HashMap::new();
+        let mut attempted = 0;
         for w in due {
             let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
             if !store::claim_write(&self.inner.db, &w, now, until).await? {
                 continue;
             }
+            attempted += 1;
             if let Err(e) = self.write_one(&w, &mut sessions).await {
                 tracing::error!(error = ?e, "an appointment write stopped on the database");
             }
@@ -497,7 +502,7 @@ impl CalendarSync {
         for (_, session) in sessions {
             session.close().await;
         }
-        Ok(())
+        Ok(attempted)
     }
 
     /// Who organises an appointment the platform named no organiser for: the calendar's
@@ -653,10 +658,25 @@ pub async fn choose_default_primary(db: &Db, account_id: crate::identity::model:
     Ok(true)
 }
 
-/// The retry after `attempts` failures: `base`, doubling, at most an hour.
+/// Stepping the appointment writes: every write due now is attempted once. The background
+/// loop ([`CalendarSync::run`]) does this between syncs, and wakes when a failed write's retry
+/// falls due.
+impl Worker for CalendarSync {
+    const NAME: &'static str = "appointment writes";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.write_due().await.map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
+
+    async fn next_due(&self) -> Option<chrono::DateTime<Utc>> {
+        store::next_retry_at(&self.inner.db).await.ok().flatten()
+    }
+}
+
+/// The retry after `attempts` failures: `base`, doubling, at most an hour, jittered
+/// ([`Retry`]).
 fn retry_delay(base: Duration, attempts: i32) -> Duration {
-    let factor = 2u32.saturating_pow(attempts.clamp(1, 20) as u32 - 1);
-    base.saturating_mul(factor).min(Duration::from_secs(3600))
+    Retry::Doubling { base, cap: Duration::from_secs(3600) }.delay(Retry::failures(attempts).max(1)).unwrap_or(base)
 }
 
 /// One synced object as stored: parsed once, with the span free/busy reads by. `None` when
@@ -685,9 +705,9 @@ mod tests {
     #[test]
     fn retries_double_from_the_base_up_to_an_hour() {
         let base = Duration::from_secs(30);
-        assert_eq!(retry_delay(base, 1), Duration::from_secs(30));
-        assert_eq!(retry_delay(base, 2), Duration::from_secs(60));
-        assert_eq!(retry_delay(base, 4), Duration::from_secs(240));
-        assert_eq!(retry_delay(base, 12), Duration::from_secs(3600));
+        let within = |d: Duration, planned: u64| d >= Duration::from_secs(planned) && d <= Duration::from_secs(planned * 6 / 5);
+        assert!(within(retry_delay(base, 1), 30));
+        assert!(within(retry_delay(base, 4), 240));
+        assert!(within(retry_delay(base, 12), 3600));
     }
 }

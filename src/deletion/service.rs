@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::identity::model::AccountId;
 use crate::identity::service::Viewer;
+use crate::jobs::worker::{self, Pace, Worker};
 use crate::mail::{Mailer, SystemEmail};
 use crate::mailboxes::model::MailboxId;
 use crate::mailboxes::sync::MailSync;
@@ -102,27 +103,21 @@ impl DeletionService {
 
     /// Deletes what is due until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        loop {
-            if let Err(e) = self.run_once().await {
-                tracing::error!(error = ?e, "account deletion worker");
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(IDLE) => {}
-            }
-        }
+        let pace = Pace { clock: &crate::clock::SystemClock, wake: &self.wake, recheck: IDLE };
+        worker::run(&self, pace, stop).await;
     }
 
-    /// One pass over the accounts whose grace period is over.
-    pub async fn run_once(&self) -> Result<()> {
+    /// One pass over the accounts whose grace period is over; how many it deleted.
+    async fn delete_due(&self) -> Result<usize> {
         let now = Utc::now();
+        let mut deleted = 0;
         for (id, requested) in store::due(&self.db, now).await? {
-            if let Err(e) = self.delete(id, requested).await {
-                tracing::error!(error = ?e, account_id = %id, "deleting an account");
+            match self.delete(id, requested).await {
+                Ok(()) => deleted += 1,
+                Err(e) => tracing::error!(error = ?e, account_id = %id, "deleting an account"),
             }
         }
-        Ok(())
+        Ok(deleted)
     }
 
     async fn delete(&self, id: AccountId, requested_at: DateTime<Utc>) -> Result<()> {
@@ -153,6 +148,14 @@ impl DeletionService {
         tracing::info!(account_id = %id, "account deleted");
         self.fanout.publish(Change::Sessions { account_id: id }).await;
         Ok(())
+    }
+}
+
+impl Worker for DeletionService {
+    const NAME: &'static str = "account deletion";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.delete_due().await.map_err(|e| anyhow::anyhow!("{e:?}"))
     }
 }
 

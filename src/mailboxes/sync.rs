@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::fanout::{Change, Fanout};
 use crate::i18n::text;
 use crate::jobs::lease::{self, Claim};
+use crate::jobs::retry::Retry;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 use crate::webhooks::Webhooks;
@@ -399,12 +400,11 @@ async fn leased(inner: &Arc<Inner>, id: MailboxId, stop: &CancellationToken, kic
     }
 }
 
-/// Exponential backoff with full jitter: a random delay up to base·2ⁿ (capped), so many
-/// mailboxes failing together do not retry together.
+/// The wait after `failures` earlier failures in a row and this one: the doubling schedule
+/// from the settings, jittered ([`Retry`]).
 fn backoff(settings: &SyncSettings, failures: u32) -> Duration {
-    let ceiling = settings.backoff_base.saturating_mul(2u32.saturating_pow(failures.min(20))).min(settings.backoff_max);
-    let floor = ceiling / 2;
-    floor + ceiling.saturating_sub(floor).mul_f64(rand::random::<f64>())
+    let retry = Retry::Doubling { base: settings.backoff_base, cap: settings.backoff_max };
+    retry.delay(failures.saturating_add(1)).unwrap_or(settings.backoff_max)
 }
 
 /// One signed-in run: catch up, then wait for mail, until something fails or stops it.
@@ -711,14 +711,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_stays_jittered_and_capped() {
+    fn the_first_failure_waits_the_base_and_later_ones_the_settings_cap() {
         let s = SyncSettings { backoff_base: Duration::from_secs(5), backoff_max: Duration::from_secs(300), ..SyncSettings::default() };
-        for failures in 0..30 {
-            let ceiling = Duration::from_secs(5 * 2u64.pow(failures.min(20))).min(Duration::from_secs(300));
-            let d = backoff(&s, failures);
-            assert!(d >= ceiling / 2 && d <= ceiling, "failure {failures}: {d:?} outside {:?}..={ceiling:?}", ceiling / 2);
-        }
-        let spread: HashSet<Duration> = (0..20).map(|_| backoff(&s, 6)).collect();
-        assert!(spread.len() > 1, "jitter spreads retries");
+        let first = backoff(&s, 0);
+        assert!(first >= Duration::from_secs(5) && first <= Duration::from_secs(6), "{first:?}");
+        let late = backoff(&s, 25);
+        assert!(late >= Duration::from_secs(300) && late <= Duration::from_secs(360), "{late:?}");
     }
 }

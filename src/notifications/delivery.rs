@@ -23,6 +23,8 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::identity::model::Account;
+use crate::jobs::retry::Retry;
+use crate::jobs::worker::{self, Pace, Worker};
 use crate::mail::{Mailer, SendFailure};
 
 /// How long a claim on a job lasts unless renewed (every third of it, while the attempt
@@ -85,19 +87,12 @@ impl Delivery {
 
     /// Works the queue until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        loop {
-            if let Err(e) = self.run_due().await {
-                tracing::warn!(error = %e, "delivery pass failed; retrying shortly");
-            }
-            let next = outbox::next_due(&self.db).await.ok().flatten();
-            if !crate::clock::idle(&*self.clock, &stop, &self.wake, next, IDLE_RECHECK).await {
-                return;
-            }
-        }
+        let pace = Pace { clock: &*self.clock, wake: &self.wake, recheck: IDLE_RECHECK };
+        worker::run(&self, pace, stop).await;
     }
 
     /// Sends every job due now; returns how many attempts were made.
-    pub async fn run_due(&self) -> anyhow::Result<usize> {
+    async fn run_due(&self) -> anyhow::Result<usize> {
         let mut attempts = 0;
         loop {
             let now = self.clock.now();
@@ -292,10 +287,22 @@ fn push_payload(n: &Notification) -> String {
     .to_string()
 }
 
-/// The wait before attempt `attempt + 1`: base × 2^(attempt-1), at most an hour.
-pub fn backoff(base: Duration, attempt: i32) -> chrono::Duration {
-    let factor = 2u32.saturating_pow(u32::try_from(attempt.max(1) - 1).unwrap_or(0).min(20));
-    let wait = base.saturating_mul(factor).min(Duration::from_secs(3600));
+impl Worker for Delivery {
+    const NAME: &'static str = "delivery";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.run_due().await
+    }
+
+    async fn next_due(&self) -> Option<DateTime<Utc>> {
+        outbox::next_due(&self.db).await.ok().flatten()
+    }
+}
+
+/// The wait after a job's `failures`-th failed attempt: the retry base doubling up to an
+/// hour, jittered ([`Retry`]).
+pub fn backoff(base: Duration, failures: i32) -> chrono::Duration {
+    let wait = Retry::Doubling { base, cap: Duration::from_secs(3600) }.delay(Retry::failures(failures)).unwrap_or(base);
     chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
 }
 
@@ -309,13 +316,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_wait_twice_as_long_each_time_up_to_an_hour() {
+    fn retries_follow_the_doubling_schedule_up_to_an_hour() {
         let base = Duration::from_secs(30);
-        assert_eq!(backoff(base, 1), chrono::Duration::seconds(30));
-        assert_eq!(backoff(base, 2), chrono::Duration::seconds(60));
-        assert_eq!(backoff(base, 4), chrono::Duration::seconds(240));
-        assert_eq!(backoff(base, 12), chrono::Duration::hours(1));
-        assert_eq!(backoff(base, 1000), chrono::Duration::hours(1));
+        let within = |d: chrono::Duration, planned: i64| d >= chrono::Duration::seconds(planned) && d <= chrono::Duration::seconds(planned * 6 / 5);
+        assert!(within(backoff(base, 1), 30));
+        assert!(within(backoff(base, 4), 240));
+        assert!(within(backoff(base, 1000), 3600));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::identity::model::AccountId;
+use crate::jobs::worker::{self, Pace, Worker};
 
 /// A summary more than this late (the gateway was down at the time) is not sent: the next
 /// day's comes instead.
@@ -179,21 +180,15 @@ impl DigestScheduler {
         DigestScheduler { db, clock, changed, delivery }
     }
 
+    /// Queues summaries as they fall due, until `stop`.
     pub async fn run(self, stop: CancellationToken) {
-        loop {
-            if let Err(e) = self.run_due().await {
-                tracing::warn!(error = %e, "daily summary pass failed; retrying shortly");
-            }
-            let next = store::next_summary_at(&self.db).await.ok().flatten();
-            if !crate::clock::idle(&*self.clock, &stop, &self.changed, next, IDLE_RECHECK).await {
-                return;
-            }
-        }
+        let pace = Pace { clock: &*self.clock, wake: &self.changed, recheck: IDLE_RECHECK };
+        worker::run(&self, pace, stop).await;
     }
 
     /// Queues every summary due now; returns how many this call queued (a summary another
     /// process claimed first is not counted).
-    pub async fn run_due(&self) -> anyhow::Result<usize> {
+    async fn run_due(&self) -> anyhow::Result<usize> {
         let now = self.clock.now();
         let mut queued = 0;
         let due = store::summaries_due(&self.db, now, 200).await?;
@@ -245,6 +240,18 @@ impl DigestScheduler {
             self.delivery.notify_one();
         }
         Ok(queued)
+    }
+}
+
+impl Worker for DigestScheduler {
+    const NAME: &'static str = "daily summaries";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.run_due().await
+    }
+
+    async fn next_due(&self) -> Option<DateTime<Utc>> {
+        store::next_summary_at(&self.db).await.ok().flatten()
     }
 }
 

@@ -24,6 +24,8 @@ use super::signature;
 use super::store::{self, Outcome};
 use crate::i18n::text;
 use crate::identity::model::AccountId;
+use crate::jobs::retry::Retry;
+use crate::jobs::worker::Worker;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::Notice;
 use crate::outbound as safe_url;
@@ -57,11 +59,34 @@ pub const MAX_IN_FLIGHT: usize = 16;
 const RETENTION: chrono::Duration = chrono::Duration::days(30);
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
-/// The wait after `failed` attempts of a round, or None when the round is over (give up).
+/// Stepping the queue: every delivery due now is attempted (up to [`MAX_IN_FLIGHT`] at once,
+/// each webhook's in order) and the pass returns once they have all been recorded. The
+/// background loop ([`Webhooks::run`]) does the same work but keeps claiming while attempts
+/// are in flight, so one slow receiver does not hold up the others.
+impl Worker for Webhooks {
+    const NAME: &'static str = "webhook deliveries";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        let mut attempted = 0;
+        loop {
+            let claimed = self.claim_due(MAX_IN_FLIGHT).await?;
+            if claimed.is_empty() {
+                return Ok(attempted);
+            }
+            attempted += claimed.len();
+            futures_util::future::join_all(claimed.into_iter().map(|c| self.clone().attempt_traced(c))).await;
+        }
+    }
+
+    async fn next_due(&self) -> Option<chrono::DateTime<Utc>> {
+        store::next_due(&self.inner.db, Utc::now()).await.ok().flatten()
+    }
+}
+
+/// The wait after `failed` attempts of a round, or None when the round is over (give up):
+/// [`SCHEDULE`] scaled so its first step is `base`, jittered ([`Retry`]).
 pub fn retry_delay(base: Duration, failed: i32) -> Option<Duration> {
-    let step = SCHEDULE.get(usize::try_from(failed.checked_sub(1)?).ok()?)?;
-    let scaled = step.mul_f64(base.as_secs_f64() / SCHEDULE[0].as_secs_f64());
-    Some(scaled.mul_f64(1.0 + 0.2 * rand::random::<f64>()))
+    Retry::Steps { steps: &SCHEDULE, first: base }.delay(u32::try_from(failed).ok()?)
 }
 
 /// A delivery this worker holds.
@@ -103,18 +128,7 @@ impl Webhooks {
                 match self.claim_due(free).await {
                     Ok(claimed) => {
                         for c in claimed {
-                            // One span per attempt (a trace of its own when traces are on):
-                            // ids, event type and outcome, never the body or the secrets.
-                            let span = tracing::info_span!(
-                                "webhook_delivery",
-                                delivery_id = %c.delivery.delivery_id.0,
-                                webhook_id = %c.delivery.webhook_id.0,
-                                event_type = %c.delivery.event_type,
-                                attempt = c.delivery.total_attempts,
-                                outcome = tracing::field::Empty,
-                                http.response.status_code = tracing::field::Empty,
-                            );
-                            flying.spawn(self.clone().attempt(c).instrument(span));
+                            flying.spawn(self.clone().attempt_traced(c));
                         }
                     }
                     Err(e) => tracing::warn!(error = %e, "cannot read the webhook queue; retrying shortly"),
@@ -157,6 +171,21 @@ impl Webhooks {
             }
         }
         Ok(claimed)
+    }
+
+    /// [`Self::attempt`] in a span of its own (a trace of its own when traces are on): ids,
+    /// event type and outcome, never the body or the secrets.
+    async fn attempt_traced(self, c: Claimed) {
+        let span = tracing::info_span!(
+            "webhook_delivery",
+            delivery_id = %c.delivery.delivery_id.0,
+            webhook_id = %c.delivery.webhook_id.0,
+            event_type = %c.delivery.event_type,
+            attempt = c.delivery.total_attempts,
+            outcome = tracing::field::Empty,
+            http.response.status_code = tracing::field::Empty,
+        );
+        self.attempt(c).instrument(span).await;
     }
 
     /// Makes one attempt and records how it went.

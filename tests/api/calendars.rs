@@ -7,6 +7,7 @@
 
 use std::time::Duration;
 
+use concierge::jobs::worker::Worker as _;
 use serde_json::{Value, json};
 
 use crate::calendar_lab::CalendarLab;
@@ -716,7 +717,7 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     booked["data"].as_object_mut().expect("data").remove("organizer");
     let r = app.gql(Some(&token), PUBLISH, json!({ "e": [booked] })).await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.services.calendars.sync().run_once().await.expect("a pass"), 0, "no primary calendar: nothing to write yet");
     assert_eq!(lab.events(&name, &password, &shared).await, Vec::<Value>::new());
 
     // A writable calendar appears on the server: the next sync makes it primary, and the

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use concierge::clock::{Clock as _, ManualClock};
 use concierge::identity::model::AccountId;
+use concierge::jobs::worker::Worker as _;
 use concierge::notifications::digest::DigestScheduler;
 use concierge::notifications::model::NotificationEvent;
 use concierge::notifications::outbox::JobState;
@@ -46,20 +47,23 @@ async fn digests(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     all.into_iter().filter(|j| j.kind == "DIGEST").collect()
 }
 
-/// Gives the background scheduler a moment to act on a clock move, then reads the jobs.
-async fn digests_after_a_moment(app: &TestApp, user: &TestUser) -> Vec<JobState> {
-    tokio::time::sleep(Duration::from_millis(300)).await;
+/// Steps the scheduler at the clock's time, as its background loop does when the clock
+/// moves, then reads the summaries queued (by this pass or by the loop: either way, once).
+async fn digests_now(app: &TestApp, user: &TestUser) -> Vec<JobState> {
+    app.services.digests.run_once().await.expect("a pass of the scheduler");
     digests(app, user).await
 }
 
-async fn digests_until(app: &TestApp, user: &TestUser, n: usize) -> Vec<JobState> {
+/// The summaries, once the delivery worker has finished with every one due.
+async fn digests_settled(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
+        app.services.delivery.run_once().await.expect("a pass of the delivery worker");
         let found = digests(app, user).await;
-        if found.len() >= n {
+        if found.iter().all(|j| j.state != "PENDING") {
             return found;
         }
-        assert!(tokio::time::Instant::now() < deadline, "{n} summaries were not queued: {found:#?}");
+        assert!(tokio::time::Instant::now() < deadline, "summaries still waiting: {found:#?}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -88,7 +92,7 @@ async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_thei
     app.services.notifications.notify(task).await.expect("notified");
 
     clock.set(at("2026-11-23T06:59:00Z"));
-    assert!(digests_after_a_moment(&app, &user).await.is_empty(), "not before 08:00 Paris time");
+    assert!(digests_now(&app, &user).await.is_empty(), "not before 08:00 Paris time");
 
     clock.set(at("2026-11-23T07:00:00Z"));
     // The task reminder went out by email on its own; the summary is the second message.
@@ -103,12 +107,11 @@ async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_thei
     // Later that day, nothing more; the next day's is queued at its time (and, with nothing
     // new to report, not sent).
     clock.set(at("2026-11-23T20:00:00Z"));
-    assert_eq!(digests_after_a_moment(&app, &user).await.len(), 1);
+    assert_eq!(digests_now(&app, &user).await.len(), 1);
     clock.set(at("2026-11-24T07:00:00Z"));
-    let both = digests_until(&app, &user, 2).await;
+    let both = digests_now(&app, &user).await;
     assert_eq!(both.len(), 2);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let states: Vec<_> = digests(&app, &user).await.into_iter().map(|j| j.state).collect();
+    let states: Vec<_> = digests_settled(&app, &user).await.into_iter().map(|j| j.state).collect();
     assert_eq!(states, ["SENT", "SKIPPED"], "an empty day sends nothing");
     let summaries = lab.messages_to(&user.email).await.iter().filter(|raw| parse(raw).subject.starts_with("Votre résumé")).count();
     assert_eq!(summaries, 1);
@@ -123,13 +126,13 @@ async fn a_delivery_time_the_clocks_skip_still_sends_once_that_day() {
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
     clock.set(at("2026-03-29T00:59:00Z")); // 01:59 CET
-    assert!(digests_after_a_moment(&app, &user).await.is_empty());
+    assert!(digests_now(&app, &user).await.is_empty());
     clock.set(at("2026-03-29T01:00:00Z")); // 03:00 CEST, right after the gap
-    assert_eq!(digests_until(&app, &user, 1).await.len(), 1);
+    assert_eq!(digests_now(&app, &user).await.len(), 1);
     clock.set(at("2026-03-29T21:00:00Z"));
-    assert_eq!(digests_after_a_moment(&app, &user).await.len(), 1, "once that day");
+    assert_eq!(digests_now(&app, &user).await.len(), 1, "once that day");
     clock.set(at("2026-03-30T00:30:00Z")); // 02:30 CEST the next day
-    assert_eq!(digests_until(&app, &user, 2).await.len(), 2);
+    assert_eq!(digests_now(&app, &user).await.len(), 2);
 }
 
 #[tokio::test]
@@ -141,11 +144,11 @@ async fn a_delivery_time_that_happens_twice_sends_once() {
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
     clock.set(at("2026-10-25T00:30:00Z")); // the first 02:30 (CEST)
-    assert_eq!(digests_until(&app, &user, 1).await.len(), 1);
+    assert_eq!(digests_now(&app, &user).await.len(), 1);
     clock.set(at("2026-10-25T01:30:00Z")); // the second 02:30 (CET)
-    assert_eq!(digests_after_a_moment(&app, &user).await.len(), 1, "not again at the repeated 02:30");
+    assert_eq!(digests_now(&app, &user).await.len(), 1, "not again at the repeated 02:30");
     clock.set(at("2026-10-26T01:30:00Z")); // 02:30 CET the next day
-    assert_eq!(digests_until(&app, &user, 2).await.len(), 2);
+    assert_eq!(digests_now(&app, &user).await.len(), 2);
 }
 
 #[tokio::test]
@@ -165,17 +168,16 @@ async fn two_schedulers_on_one_database_queue_one_summary() {
 
     clock.set(at("2026-06-01T13:00:00Z"));
     assert_eq!(clock.now(), at("2026-06-01T13:00:00Z"));
-    let runs = futures_util::future::join_all(schedulers.iter().map(|s| s.run_due())).await;
+    let runs = futures_util::future::join_all(schedulers.iter().map(|s| s.run_once())).await;
     for r in &runs {
         assert!(r.is_ok(), "{r:?}");
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     for u in &users {
         assert_eq!(digests(&app, u).await.len(), 1, "one summary for {}, whoever got there first", u.email);
     }
     // And again a few seconds later: still one.
     clock.set(at("2026-06-01T13:00:05Z"));
-    futures_util::future::join_all(schedulers.iter().map(|s| s.run_due())).await;
+    futures_util::future::join_all(schedulers.iter().map(|s| s.run_once())).await;
     for u in &users {
         assert_eq!(digests(&app, u).await.len(), 1);
     }

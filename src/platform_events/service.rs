@@ -167,7 +167,9 @@ impl PlatformEventService {
                             tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = recipients.len(), "platform event stored");
                             PublishOutcome { index: *index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
                         }
-                        Stored::Duplicate(id) => PublishOutcome { index: *index, status: PublishStatus::Duplicate, event_id: id, error: None },
+                        Stored::Duplicate(id) => {
+                            PublishOutcome { index: *index, status: PublishStatus::Duplicate, event_id: id, error: None }
+                        }
                     });
                 }
             }
@@ -314,8 +316,11 @@ impl PlatformEventService {
         let inserted: std::collections::HashSet<Uuid> = store::insert_events(tx, &rows).await?.into_iter().collect();
         let ids: HashMap<&str, Uuid> = rows.iter().map(|row| (row.idempotency_key, row.platform_event_id)).collect();
         let seen: Vec<&str> = rows.iter().filter(|row| !inserted.contains(&row.platform_event_id)).map(|row| row.idempotency_key).collect();
-        let stored_before: HashMap<String, Uuid> =
-            if seen.is_empty() { HashMap::new() } else { store::find_by_keys(tx, principal.workspace_id, &seen).await?.into_iter().collect() };
+        let stored_before: HashMap<String, Uuid> = if seen.is_empty() {
+            HashMap::new()
+        } else {
+            store::find_by_keys(tx, principal.workspace_id, &seen).await?.into_iter().collect()
+        };
 
         let mut stored = Vec::with_capacity(ready.len());
         let mut recipient_rows: Vec<(Uuid, AccountId)> = Vec::new();

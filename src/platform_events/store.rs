@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::{placeholders, row_placeholders};
 use crate::db::{Db, Tx};
+use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::service_accounts::model::ServiceAccountId;
 use crate::workspace::model::WorkspaceId;
@@ -165,14 +165,14 @@ pub async fn insert_recipients_of(tx: &mut Tx, rows: &[(Uuid, AccountId)]) -> Re
         return Ok(());
     }
     match tx {
-        Tx::Postgres(t) => sqlx::query(
-            "INSERT INTO platform_event_recipient (platform_event_id, account_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])",
-        )
-        .bind(rows.iter().map(|(e, _)| *e).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, a)| a.0).collect::<Vec<_>>())
-        .execute(&mut **t)
-        .await
-        .map(drop),
+        Tx::Postgres(t) => {
+            sqlx::query("INSERT INTO platform_event_recipient (platform_event_id, account_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])")
+                .bind(rows.iter().map(|(e, _)| *e).collect::<Vec<_>>())
+                .bind(rows.iter().map(|(_, a)| a.0).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await
+                .map(drop)
+        }
         Tx::Sqlite(t) => {
             for chunk in rows.chunks(RECIPIENT_CHUNK) {
                 let sql = format!(

@@ -368,15 +368,46 @@ impl NotificationService {
     /// channel wants it or the same notice was recorded before. Once `tx` commits, pass what
     /// it returned to [`Self::announce`].
     pub async fn record(&self, tx: &mut Tx, routing: &Routing, notice: Notice) -> Result<Option<Queued>> {
-        debug_assert!(routing.account_id == notice.account_id && routing.event == notice.event);
-        if routing.is_silent() {
+        let Some(prepared) = self.prepare(routing, notice, self.clock.now()) else { return Ok(None) };
+        if !store::insert_notification(tx, &prepared.notification).await? {
             return Ok(None);
         }
-        let account_id = notice.account_id;
+        let jobs = prepared.jobs();
+        for job in &jobs {
+            outbox::enqueue(tx, job).await?;
+        }
+        Ok(Some(Queued { jobs: jobs.len(), notification: prepared.notification }))
+    }
+
+    /// [`Self::record`] for many notices at once, in a few multi-row statements whatever
+    /// their number: the notifications, then the jobs of those recorded now. Returns what was
+    /// recorded, in the order of `notices`.
+    pub async fn record_many(&self, tx: &mut Tx, notices: Vec<(&Routing, Notice)>) -> Result<Vec<Queued>> {
         let now = self.clock.now();
-        let n = Notification {
+        let prepared: Vec<Prepared> = notices.into_iter().filter_map(|(routing, notice)| self.prepare(routing, notice, now)).collect();
+        if prepared.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<Notification> = prepared.iter().map(|p| p.notification.clone()).collect();
+        let inserted: std::collections::HashSet<Uuid> = store::insert_notifications(tx, &rows).await?.into_iter().collect();
+        let recorded: Vec<Prepared> = prepared.into_iter().filter(|p| inserted.contains(&p.notification.notification_id)).collect();
+        let counts: Vec<usize> = recorded.iter().map(|p| p.jobs.len()).collect();
+        let jobs: Vec<outbox::NewJob<'_>> = recorded.iter().flat_map(Prepared::jobs).collect();
+        store::enqueue_jobs(tx, &jobs).await?;
+        drop(jobs);
+        Ok(recorded.into_iter().zip(counts).map(|(p, jobs)| Queued { notification: p.notification, jobs }).collect())
+    }
+
+    /// The notification `notice` becomes and the jobs that go with it, as `routing` says;
+    /// None when no channel wants it. Shared by [`Self::record`] and [`Self::record_many`].
+    fn prepare(&self, routing: &Routing, notice: Notice, now: chrono::DateTime<chrono::Utc>) -> Option<Prepared> {
+        debug_assert!(routing.account_id == notice.account_id && routing.event == notice.event);
+        if routing.is_silent() {
+            return None;
+        }
+        let notification = Notification {
             notification_id: Uuid::now_v7(),
-            account_id,
+            account_id: notice.account_id,
             event: notice.event.stored_name().to_owned(),
             title: notice.title,
             body: notice.body,
@@ -387,37 +418,23 @@ impl NotificationService {
             dedupe_key: notice.dedupe_key,
             contact: notice.contact,
         };
-        if !store::insert_notification(tx, &n).await? {
-            return Ok(None);
-        }
-        let id = n.notification_id;
-        let email_key = format!("{id}:EMAIL");
-        let push_keys: Vec<(Uuid, String)> = routing.browsers.iter().map(|b| (*b, format!("{id}:PUSH:{b}"))).collect();
-        let base = outbox::NewJob {
-            account_id,
-            channel: outbox::PUSH,
-            kind: outbox::NOTIFICATION,
-            notification_id: Some(id),
-            push_subscription_id: None,
-            payload: "{}",
-            idempotency_key: "",
-            batchable: false,
-            run_after: now,
-            now,
-        };
+        let id = notification.notification_id;
         let batchable = notice.event.high_volume();
         let mut jobs = Vec::new();
         if routing.email {
             let run_after = delivery::first_run(now, batchable, self.batch_window);
-            jobs.push(outbox::NewJob { channel: outbox::EMAIL, idempotency_key: &email_key, batchable, run_after, ..base });
+            jobs.push(JobSpec { channel: outbox::EMAIL, push_subscription_id: None, key: format!("{id}:EMAIL"), batchable, run_after });
         }
-        for (subscription, key) in &push_keys {
-            jobs.push(outbox::NewJob { push_subscription_id: Some(*subscription), idempotency_key: key, ..base });
+        for b in &routing.browsers {
+            jobs.push(JobSpec {
+                channel: outbox::PUSH,
+                push_subscription_id: Some(*b),
+                key: format!("{id}:PUSH:{b}"),
+                batchable: false,
+                run_after: now,
+            });
         }
-        for job in &jobs {
-            outbox::enqueue(tx, job).await?;
-        }
-        Ok(Some(Queued { notification: n, jobs: jobs.len() }))
+        Some(Prepared { notification, jobs, now })
     }
 
     /// After the transaction that recorded them committed: in-app notifications go live to
@@ -530,6 +547,43 @@ impl NotificationService {
 
     pub async fn push_subscription_count(&self, account_id: AccountId) -> Result<i64> {
         Ok(store::count_push_subscriptions(&self.db, account_id).await?)
+    }
+}
+
+/// A notice turned into its notification and jobs, not yet written.
+struct Prepared {
+    notification: Notification,
+    jobs: Vec<JobSpec>,
+    now: chrono::DateTime<chrono::Utc>,
+}
+
+/// One email or push job of a [`Prepared`] notice.
+struct JobSpec {
+    channel: &'static str,
+    push_subscription_id: Option<Uuid>,
+    key: String,
+    batchable: bool,
+    run_after: chrono::DateTime<chrono::Utc>,
+}
+
+impl Prepared {
+    /// Its jobs, as the outbox queues them.
+    fn jobs(&self) -> Vec<outbox::NewJob<'_>> {
+        self.jobs
+            .iter()
+            .map(|j| outbox::NewJob {
+                account_id: self.notification.account_id,
+                channel: j.channel,
+                kind: outbox::NOTIFICATION,
+                notification_id: Some(self.notification.notification_id),
+                push_subscription_id: j.push_subscription_id,
+                payload: "{}",
+                idempotency_key: &j.key,
+                batchable: j.batchable,
+                run_after: j.run_after,
+                now: self.now,
+            })
+            .collect()
     }
 }
 

@@ -160,6 +160,125 @@ pub async fn insert_notification(tx: &mut Tx, n: &Notification) -> Result<bool, 
         .map(|r| r.rows_affected() == 1))
 }
 
+/// Rows per multi-row INSERT on SQLite (11 binds at most each).
+const ROW_CHUNK: usize = 200;
+
+/// [`insert_notification`] for many at once: one already recorded (same id, or same account
+/// and dedupe key, also within `rows`) is skipped. Returns the ids inserted. On PostgreSQL one
+/// statement whatever the count (arrays through `UNNEST`, so its text is prepared once); on
+/// SQLite multi-row VALUES per 200.
+pub async fn insert_notifications(tx: &mut Tx, rows: &[Notification]) -> Result<Vec<Uuid>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    const INSERT: &str = "INSERT INTO notification (notification_id, account_id, event, title, body, audible, created_at, in_app, \
+                          dedupe_key, contact)";
+    match tx {
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "{INSERT} SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::bool[], \
+                   $7::timestamptz[], $8::bool[], $9::text[], $10::text[]) \
+                 ON CONFLICT DO NOTHING RETURNING notification_id"
+            );
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(rows.iter().map(|n| n.notification_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.account_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.event.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.title.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.body.as_str()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.audible).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.created_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.in_app).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.dedupe_key.as_deref()).collect::<Vec<_>>())
+                .bind(rows.iter().map(|n| n.contact.as_deref()).collect::<Vec<_>>())
+                .fetch_all(&mut **t)
+                .await
+        }
+        Tx::Sqlite(t) => {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(ROW_CHUNK) {
+                let sql = format!(
+                    "{INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING notification_id",
+                    crate::db::row_placeholders(chunk.len(), 10)
+                );
+                let mut q = sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql));
+                for n in chunk {
+                    q = q
+                        .bind(n.notification_id)
+                        .bind(n.account_id)
+                        .bind(&n.event)
+                        .bind(&n.title)
+                        .bind(&n.body)
+                        .bind(n.audible)
+                        .bind(n.created_at)
+                        .bind(n.in_app)
+                        .bind(&n.dedupe_key)
+                        .bind(&n.contact);
+                }
+                inserted.extend(q.fetch_all(&mut **t).await?);
+            }
+            Ok(inserted)
+        }
+    }
+}
+
+/// Queues many delivery jobs at once, as `outbox::enqueue` queues one (the same columns; one
+/// with an idempotency key already queued is skipped). Returns how many were queued.
+pub async fn enqueue_jobs(tx: &mut Tx, jobs: &[super::outbox::NewJob<'_>]) -> Result<u64, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    const INSERT: &str = "INSERT INTO delivery_job (job_id, account_id, channel, kind, notification_id, push_subscription_id, payload, \
+                          idempotency_key, batchable, run_after, created_at)";
+    match tx {
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "{INSERT} SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[], \
+                   $8::text[], $9::bool[], $10::timestamptz[], $11::timestamptz[]) \
+                 ON CONFLICT DO NOTHING"
+            );
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(jobs.iter().map(|_| Uuid::now_v7()).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.account_id.0).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.channel).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.kind).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.notification_id).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.push_subscription_id).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.payload).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.idempotency_key).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.batchable).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.run_after).collect::<Vec<_>>())
+                .bind(jobs.iter().map(|j| j.now).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await
+                .map(|r| r.rows_affected())
+        }
+        Tx::Sqlite(t) => {
+            let mut queued = 0;
+            for chunk in jobs.chunks(ROW_CHUNK) {
+                let sql = format!("{INSERT} VALUES {} ON CONFLICT DO NOTHING", crate::db::row_placeholders(chunk.len(), 11));
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for j in chunk {
+                    q = q
+                        .bind(Uuid::now_v7())
+                        .bind(j.account_id)
+                        .bind(j.channel)
+                        .bind(j.kind)
+                        .bind(j.notification_id)
+                        .bind(j.push_subscription_id)
+                        .bind(j.payload)
+                        .bind(j.idempotency_key)
+                        .bind(j.batchable)
+                        .bind(j.run_after)
+                        .bind(j.now);
+                }
+                queued += q.execute(&mut **t).await?.rows_affected();
+            }
+            Ok(queued)
+        }
+    }
+}
+
 pub async fn find_notification(db: &Db, account_id: AccountId, id: Uuid) -> Result<Option<Notification>, sqlx::Error> {
     let sql = format!("SELECT {COLUMNS} FROM notification WHERE account_id = $1 AND notification_id = $2");
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(account_id).bind(id).fetch_optional(p).await)

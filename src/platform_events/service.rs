@@ -1,8 +1,10 @@
 //! Publishing platform events: each event of a batch is checked, stored once per idempotency
 //! key and routed to its recipients through their notification matrix. A request's events
-//! share one transaction, each in a part of its own: one bad event is rejected without
-//! touching the others, a rejected event stores nothing, and an accepted one is stored with
-//! its recipients, webhook deliveries, calendar writes and notifications, or not at all.
+//! share one transaction and are written together, a few multi-row statements for the whole
+//! request; should that fail, they are written again each in a part of its own. So one bad
+//! event is rejected without touching the others, a rejected event stores nothing, and an
+//! accepted one is stored with its recipients, webhook deliveries, calendar writes and
+//! notifications, or not at all.
 
 use std::collections::HashMap;
 
@@ -149,32 +151,63 @@ impl PlatformEventService {
         let mut tx = self.db.begin().await?;
         let mut notified: Vec<Queued> = Vec::new();
         let (mut webhooks, mut calendars) = (false, false);
-        for Ready { index, event, recipients } in ready {
-            tx.begin_part().await?;
-            let mut queued = Vec::new();
-            let stored = self.store(&mut tx, principal, index, &event, &recipients, &routings, &mut queued).await;
-            let outcome = match stored {
-                Ok(Stored::New { id, webhook, calendar }) => {
-                    tx.end_part().await?;
-                    webhooks |= webhook;
-                    calendars |= calendar;
-                    notified.append(&mut queued);
-                    tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = recipients.len(), "platform event stored");
-                    PublishOutcome { index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
+        // The whole request first, in one part and a few multi-row statements. Should any of
+        // its writes fail, the part is undone and the events are stored again one part each,
+        // so that only the event at fault is rejected.
+        tx.begin_part().await?;
+        match self.store_all(&mut tx, principal, &ready, &routings).await {
+            Ok(batch) => {
+                tx.end_part().await?;
+                webhooks = batch.webhook;
+                calendars = batch.calendar;
+                notified = batch.notified;
+                for (Ready { index, event, recipients }, stored) in ready.iter().zip(batch.stored) {
+                    outcomes[*index] = Some(match stored {
+                        Stored::New { id, .. } => {
+                            tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = recipients.len(), "platform event stored");
+                            PublishOutcome { index: *index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
+                        }
+                        Stored::Duplicate(id) => {
+                            PublishOutcome { index: *index, status: PublishStatus::Duplicate, event_id: id, error: None }
+                        }
+                    });
                 }
-                Ok(Stored::Duplicate(id)) => {
-                    tx.end_part().await?;
-                    PublishOutcome { index, status: PublishStatus::Duplicate, event_id: id, error: None }
+            }
+            Err(e) => {
+                tx.undo_part().await?;
+                let why = match &e {
+                    Error::Internal(inner) => format!("{inner:#}"),
+                    other => format!("{other:?}"),
+                };
+                tracing::warn!(error = why, events = ready.len(), "a batch of platform events is stored again one event at a time");
+                for Ready { index, event, recipients } in ready {
+                    tx.begin_part().await?;
+                    let mut queued = Vec::new();
+                    let stored = self.store(&mut tx, principal, index, &event, &recipients, &routings, &mut queued).await;
+                    let outcome = match stored {
+                        Ok(Stored::New { id, webhook, calendar }) => {
+                            tx.end_part().await?;
+                            webhooks |= webhook;
+                            calendars |= calendar;
+                            notified.append(&mut queued);
+                            tracing::info!(platform_event_id = %id, kind = event.kind.kind, recipients = recipients.len(), "platform event stored");
+                            PublishOutcome { index, status: PublishStatus::Accepted, event_id: Some(id), error: None }
+                        }
+                        Ok(Stored::Duplicate(id)) => {
+                            tx.end_part().await?;
+                            PublishOutcome { index, status: PublishStatus::Duplicate, event_id: id, error: None }
+                        }
+                        Err(e) => {
+                            tx.undo_part().await?;
+                            if let Error::Internal(inner) = &e {
+                                tracing::error!(error = format!("{inner:#}"), index, "cannot store a platform event");
+                            }
+                            rejected(index, e)
+                        }
+                    };
+                    outcomes[index] = Some(outcome);
                 }
-                Err(e) => {
-                    tx.undo_part().await?;
-                    if let Error::Internal(inner) = &e {
-                        tracing::error!(error = format!("{inner:#}"), index, "cannot store a platform event");
-                    }
-                    rejected(index, e)
-                }
-            };
-            outcomes[index] = Some(outcome);
+            }
         }
         tx.commit().await?;
         if webhooks {
@@ -218,39 +251,14 @@ impl PlatformEventService {
         notified: &mut Vec<Queued>,
     ) -> Result<Stored> {
         let id = Uuid::now_v7();
-        let row = EventRow {
-            platform_event_id: id,
-            workspace_id: principal.workspace_id,
-            service_account_id: principal.id,
-            kind: event.kind.kind,
-            idempotency_key: &event.idempotency_key,
-            subject_type: &event.subject.kind,
-            subject_id: &event.subject.id,
-            subject_title: &event.subject.title,
-            subject_url: event.subject.url.as_deref(),
-            actor_type: event.actor.as_ref().map(|a| a.kind.as_str()),
-            actor_id: event.actor.as_ref().and_then(|a| a.id.as_deref()),
-            actor_name: event.actor.as_ref().and_then(|a| a.name.as_deref()),
-            data: &event.data_text,
-            scheduled_at: event.scheduled_at,
-            occurred_at: event.occurred_at,
-            created_at: Utc::now(),
-        };
+        let row = event_row(principal, event, id);
         if !store::insert_event(tx, &row).await? {
             return Ok(Stored::Duplicate(store::find_by_key(tx, principal.workspace_id, &event.idempotency_key).await?));
         }
         let accounts: Vec<AccountId> = recipients.iter().map(|(id, _)| *id).collect();
         store::insert_recipients(tx, id, &accounts).await?;
         let queued = if event.kind.webhook {
-            // Receivers need to know what it is about and who did it, not only its data.
-            let payload = serde_json::json!({
-                "subject": { "type": event.subject.kind, "id": event.subject.id, "title": event.subject.title, "url": event.subject.url },
-                "actor": event.actor.as_ref().map(|a| serde_json::json!({ "type": a.kind, "id": a.id, "name": a.name })),
-                "recipients": accounts.iter().map(|a| a.0.to_string()).collect::<Vec<_>>(),
-                "data": event.data,
-            });
-            let outgoing = OutgoingEvent { id, kind: event.kind.kind, occurred_at: event.occurred_at, data: payload };
-            crate::webhooks::enqueue(tx, principal.workspace_id, &outgoing).await?
+            crate::webhooks::enqueue(tx, principal.workspace_id, &outgoing(id, event, &accounts)).await?
         } else {
             0
         };
@@ -278,25 +286,80 @@ impl PlatformEventService {
         routings: &HashMap<(AccountId, NotificationEvent), Routing>,
         notified: &mut Vec<Queued>,
     ) -> Result<()> {
-        let Some(matrix_row) = event.kind.notification else { return Ok(()) };
-        // The platform wrote the subject's title (in the workspace's language); the body
-        // says who did it, when known.
-        let body = event.actor.as_ref().and_then(|a| a.name.clone()).unwrap_or_default();
-        let contact = event.contact();
-        for (account_id, active) in recipients {
-            let Some(routing) = routings.get(&(*account_id, matrix_row)).filter(|_| *active) else { continue };
-            let notice = Notice {
-                account_id: *account_id,
-                event: matrix_row,
-                title: event.subject.title.clone(),
-                body: body.clone(),
-                assigned_to_me: event.assigned_to(*account_id),
-                dedupe_key: Some(format!("platform:{id}")),
-                contact: contact.clone(),
-            };
+        for (routing, notice) in notices(id, event, recipients, routings) {
             notified.extend(self.notifications.record(tx, routing, notice).await?);
         }
         Ok(())
+    }
+
+    /// [`Self::store`] for every event of the request at once, in a few multi-row statements:
+    /// the events (a key the workspace has, or one repeated within the request, is a
+    /// duplicate of the event stored first with it), their recipients, their webhook
+    /// deliveries, their calendar writes and their notifications. One outcome per event of
+    /// `ready`, in order; all or nothing.
+    async fn store_all(
+        &self,
+        tx: &mut Tx,
+        principal: &ServiceAccountPrincipal,
+        ready: &[Ready],
+        routings: &HashMap<(AccountId, NotificationEvent), Routing>,
+    ) -> Result<Batch> {
+        // The first event of the request with each key is the one inserted.
+        let mut first: HashMap<&str, usize> = HashMap::new();
+        let mut rows = Vec::with_capacity(ready.len());
+        for (i, r) in ready.iter().enumerate() {
+            if let std::collections::hash_map::Entry::Vacant(slot) = first.entry(r.event.idempotency_key.as_str()) {
+                slot.insert(i);
+                rows.push(event_row(principal, &r.event, Uuid::now_v7()));
+            }
+        }
+        let inserted: std::collections::HashSet<Uuid> = store::insert_events(tx, &rows).await?.into_iter().collect();
+        let ids: HashMap<&str, Uuid> = rows.iter().map(|row| (row.idempotency_key, row.platform_event_id)).collect();
+        let seen: Vec<&str> = rows.iter().filter(|row| !inserted.contains(&row.platform_event_id)).map(|row| row.idempotency_key).collect();
+        let stored_before: HashMap<String, Uuid> = if seen.is_empty() {
+            HashMap::new()
+        } else {
+            store::find_by_keys(tx, principal.workspace_id, &seen).await?.into_iter().collect()
+        };
+
+        let mut stored = Vec::with_capacity(ready.len());
+        let mut recipient_rows: Vec<(Uuid, AccountId)> = Vec::new();
+        let mut outgoing_events = Vec::new();
+        let mut notices_of_all = Vec::new();
+        let mut calendar = false;
+        for (i, Ready { index, event, recipients }) in ready.iter().enumerate() {
+            let key = event.idempotency_key.as_str();
+            let id = ids[key];
+            if !inserted.contains(&id) {
+                stored.push(Stored::Duplicate(stored_before.get(key).copied()));
+                continue;
+            }
+            if first[key] != i {
+                stored.push(Stored::Duplicate(Some(id)));
+                continue;
+            }
+            let accounts: Vec<AccountId> = recipients.iter().map(|(account, _)| *account).collect();
+            recipient_rows.extend(accounts.iter().map(|account| (id, *account)));
+            if event.kind.webhook {
+                outgoing_events.push(outgoing(id, event, &accounts));
+            }
+            if crate::calendars::appointments::is_appointment(event.kind.kind) {
+                calendar |= crate::calendars::appointments::want(
+                    tx,
+                    &format!("events[{index}]"),
+                    principal.workspace_id,
+                    &event.appointment(),
+                    Utc::now(),
+                )
+                .await?;
+            }
+            notices_of_all.extend(notices(id, event, recipients, routings));
+            stored.push(Stored::New { id, webhook: false, calendar: false });
+        }
+        store::insert_recipients_of(tx, &recipient_rows).await?;
+        let queued = crate::webhooks::enqueue_all(tx, principal.workspace_id, &outgoing_events).await?;
+        let notified = self.notifications.record_many(tx, notices_of_all).await?;
+        Ok(Batch { stored, webhook: queued > 0, calendar, notified })
     }
 
     /// Events the workspace holds (for tests and operators).
@@ -320,4 +383,80 @@ enum Stored {
         calendar: bool,
     },
     Duplicate(Option<Uuid>),
+}
+
+/// What [`PlatformEventService::store_all`] did.
+struct Batch {
+    /// One per event, in order.
+    stored: Vec<Stored>,
+    /// Whether webhook deliveries and calendar writes were queued.
+    webhook: bool,
+    calendar: bool,
+    notified: Vec<Queued>,
+}
+
+/// The event as stored, under `id`.
+fn event_row<'a>(principal: &ServiceAccountPrincipal, event: &'a NewPlatformEvent, id: Uuid) -> EventRow<'a> {
+    EventRow {
+        platform_event_id: id,
+        workspace_id: principal.workspace_id,
+        service_account_id: principal.id,
+        kind: event.kind.kind,
+        idempotency_key: &event.idempotency_key,
+        subject_type: &event.subject.kind,
+        subject_id: &event.subject.id,
+        subject_title: &event.subject.title,
+        subject_url: event.subject.url.as_deref(),
+        actor_type: event.actor.as_ref().map(|a| a.kind.as_str()),
+        actor_id: event.actor.as_ref().and_then(|a| a.id.as_deref()),
+        actor_name: event.actor.as_ref().and_then(|a| a.name.as_deref()),
+        data: &event.data_text,
+        scheduled_at: event.scheduled_at,
+        occurred_at: event.occurred_at,
+        created_at: Utc::now(),
+    }
+}
+
+/// The event as the workspace's webhooks receive it. Receivers need to know what it is about
+/// and who did it, not only its data.
+fn outgoing(id: Uuid, event: &NewPlatformEvent, accounts: &[AccountId]) -> OutgoingEvent<'static> {
+    let payload = serde_json::json!({
+        "subject": { "type": event.subject.kind, "id": event.subject.id, "title": event.subject.title, "url": event.subject.url },
+        "actor": event.actor.as_ref().map(|a| serde_json::json!({ "type": a.kind, "id": a.id, "name": a.name })),
+        "recipients": accounts.iter().map(|a| a.0.to_string()).collect::<Vec<_>>(),
+        "data": event.data,
+    });
+    OutgoingEvent { id, kind: event.kind.kind, occurred_at: event.occurred_at, data: payload }
+}
+
+/// The notices of event `id` for each active recipient its kind's matrix row reaches, with
+/// the routing read for each.
+fn notices<'r>(
+    id: Uuid,
+    event: &NewPlatformEvent,
+    recipients: &[(AccountId, bool)],
+    routings: &'r HashMap<(AccountId, NotificationEvent), Routing>,
+) -> Vec<(&'r Routing, Notice)> {
+    let Some(matrix_row) = event.kind.notification else { return Vec::new() };
+    // The platform wrote the subject's title (in the workspace's language); the body says
+    // who did it, when known.
+    let body = event.actor.as_ref().and_then(|a| a.name.clone()).unwrap_or_default();
+    let contact = event.contact();
+    recipients
+        .iter()
+        .filter(|(_, active)| *active)
+        .filter_map(|(account_id, _)| {
+            let routing = routings.get(&(*account_id, matrix_row))?;
+            let notice = Notice {
+                account_id: *account_id,
+                event: matrix_row,
+                title: event.subject.title.clone(),
+                body: body.clone(),
+                assigned_to_me: event.assigned_to(*account_id),
+                dedupe_key: Some(format!("platform:{id}")),
+                contact: contact.clone(),
+            };
+            Some((routing, notice))
+        })
+        .collect()
 }

@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::db::row_placeholders;
 use crate::db::{Db, Tx};
+use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::service_accounts::model::ServiceAccountId;
 use crate::workspace::model::WorkspaceId;
@@ -58,6 +58,136 @@ pub async fn insert_event(tx: &mut Tx, e: &EventRow<'_>) -> Result<bool, sqlx::E
         .execute(c)
         .await
         .map(|r| r.rows_affected() == 1))
+}
+
+/// The columns of `platform_event`, in the order [`EventRow`] binds them.
+const EVENT_COLUMNS: &str = "platform_event_id, workspace_id, service_account_id, kind, idempotency_key, subject_type, subject_id, \
+     subject_title, subject_url, actor_type, actor_id, actor_name, data, scheduled_at, occurred_at, created_at";
+
+/// Rows per multi-row INSERT of events on SQLite (16 binds each).
+const EVENT_CHUNK: usize = 200;
+
+/// [`insert_event`] for many events at once: those whose idempotency key the workspace
+/// already has are skipped, as is a later row repeating an earlier row's key. Returns the
+/// ids of the events inserted. On PostgreSQL one statement whatever the count (arrays through
+/// `UNNEST`, so its text is prepared once); on SQLite multi-row VALUES per 200.
+pub async fn insert_events(tx: &mut Tx, rows: &[EventRow<'_>]) -> Result<Vec<Uuid>, sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    match tx {
+        Tx::Postgres(t) => {
+            let sql = format!(
+                "INSERT INTO platform_event ({EVENT_COLUMNS}) \
+                 SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], \
+                   $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::timestamptz[], \
+                   $15::timestamptz[], $16::timestamptz[]) \
+                 ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING platform_event_id"
+            );
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(rows.iter().map(|e| e.platform_event_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.workspace_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.service_account_id.0).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.kind).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.idempotency_key).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.subject_type).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.subject_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.subject_title).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.subject_url).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.actor_type).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.actor_id).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.actor_name).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.data).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.scheduled_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+                .bind(rows.iter().map(|e| e.created_at).collect::<Vec<_>>())
+                .fetch_all(&mut **t)
+                .await
+        }
+        Tx::Sqlite(t) => {
+            let mut inserted = Vec::with_capacity(rows.len());
+            for chunk in rows.chunks(EVENT_CHUNK) {
+                let sql = format!(
+                    "INSERT INTO platform_event ({EVENT_COLUMNS}) VALUES {} \
+                     ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING platform_event_id",
+                    row_placeholders(chunk.len(), 16)
+                );
+                let mut q = sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql));
+                for e in chunk {
+                    q = q
+                        .bind(e.platform_event_id)
+                        .bind(e.workspace_id)
+                        .bind(e.service_account_id)
+                        .bind(e.kind)
+                        .bind(e.idempotency_key)
+                        .bind(e.subject_type)
+                        .bind(e.subject_id)
+                        .bind(e.subject_title)
+                        .bind(e.subject_url)
+                        .bind(e.actor_type)
+                        .bind(e.actor_id)
+                        .bind(e.actor_name)
+                        .bind(e.data)
+                        .bind(e.scheduled_at)
+                        .bind(e.occurred_at)
+                        .bind(e.created_at);
+                }
+                inserted.extend(q.fetch_all(&mut **t).await?);
+            }
+            Ok(inserted)
+        }
+    }
+}
+
+/// The ids of the workspace's events with these idempotency keys: (key, id).
+pub async fn find_by_keys(tx: &mut Tx, workspace_id: WorkspaceId, keys: &[&str]) -> Result<Vec<(String, Uuid)>, sqlx::Error> {
+    let mut out = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(RECIPIENT_CHUNK) {
+        let sql = format!(
+            "SELECT idempotency_key, platform_event_id FROM platform_event WHERE workspace_id = $1 AND idempotency_key IN ({})",
+            placeholders(2, chunk.len())
+        );
+        let rows: Vec<(String, Uuid)> = on_tx!(tx, c => {
+            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
+            for key in chunk {
+                q = q.bind(*key);
+            }
+            q.fetch_all(c).await
+        })?;
+        out.extend(rows);
+    }
+    Ok(out)
+}
+
+/// The recipients of many events: (event, account) pairs, each pair once.
+pub async fn insert_recipients_of(tx: &mut Tx, rows: &[(Uuid, AccountId)]) -> Result<(), sqlx::Error> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Postgres(t) => {
+            sqlx::query("INSERT INTO platform_event_recipient (platform_event_id, account_id) SELECT * FROM UNNEST($1::uuid[], $2::uuid[])")
+                .bind(rows.iter().map(|(e, _)| *e).collect::<Vec<_>>())
+                .bind(rows.iter().map(|(_, a)| a.0).collect::<Vec<_>>())
+                .execute(&mut **t)
+                .await
+                .map(drop)
+        }
+        Tx::Sqlite(t) => {
+            for chunk in rows.chunks(RECIPIENT_CHUNK) {
+                let sql = format!(
+                    "INSERT INTO platform_event_recipient (platform_event_id, account_id) VALUES {}",
+                    row_placeholders(chunk.len(), 2)
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for (event, account) in chunk {
+                    q = q.bind(*event).bind(*account);
+                }
+                q.execute(&mut **t).await?;
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Rows per INSERT of recipients (two binds each; well under both backends' bind limits).

@@ -7,21 +7,44 @@ use crate::contacts::model::ContactId;
 use crate::db::{Db, Tx};
 use crate::db::{placeholders, row_placeholders};
 use crate::workspace::model::WorkspaceId;
-use crate::{on_pool, on_tx};
+use crate::{in_list, on_pool, on_tx};
 
 const COLUMNS: &str =
     "event_id, workspace_id, contact_id, mailbox_id, kind, occurred_at, dedupe_key, data, malformed, created_at, thread_id, message_id";
 const THREAD_COLUMNS: &str = "thread_id, workspace_id, subject, last_activity_at, created_at";
 
-/// Records many events in one statement per 200; returns the ids of those recorded (the
-/// others the workspace had already, by kind and dedupe key).
+/// Records many events; returns the ids of those recorded (the others the workspace had
+/// already, by kind and dedupe key). On PostgreSQL one statement whose columns are arrays
+/// (UNNEST): its text does not depend on the count, so each connection prepares it once; a
+/// VALUES list of as many rows as events would be a new statement (parsed and planned
+/// again) at almost every batch. SQLite prepares cheaply in process: one VALUES statement
+/// per 200 events.
 pub async fn insert_events(tx: &mut Tx, events: &[ActivityEvent]) -> Result<Vec<EventId>, sqlx::Error> {
+    const CONFLICT: &str = "ON CONFLICT (workspace_id, kind, dedupe_key) DO NOTHING RETURNING event_id";
+    if let Tx::Postgres(c) = tx {
+        let sql = format!(
+            "INSERT INTO activity_event ({COLUMNS}) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::uuid[], $4::uuid[], $5::text[], \
+               $6::timestamptz[], $7::text[], $8::text[], $9::boolean[], $10::timestamptz[], $11::uuid[], $12::text[]) {CONFLICT}"
+        );
+        return sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .bind(events.iter().map(|e| e.event_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.workspace_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.contact_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.mailbox_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.kind.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.occurred_at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.dedupe_key.as_str()).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| &*e.data).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.malformed).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.created_at).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.thread_id).collect::<Vec<_>>())
+            .bind(events.iter().map(|e| e.message_id.as_deref()).collect::<Vec<_>>())
+            .fetch_all(&mut **c)
+            .await;
+    }
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(200) {
-        let sql = format!(
-            "INSERT INTO activity_event ({COLUMNS}) VALUES {} ON CONFLICT (workspace_id, kind, dedupe_key) DO NOTHING RETURNING event_id",
-            row_placeholders(chunk.len(), 12)
-        );
+        let sql = format!("INSERT INTO activity_event ({COLUMNS}) VALUES {} {CONFLICT}", row_placeholders(chunk.len(), 12));
         let ids: Vec<EventId> = on_tx!(tx, c => {
             let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()));
             for e in chunk {
@@ -54,22 +77,8 @@ pub async fn events_by_keys(
     kind: &str,
     keys: &[&str],
 ) -> Result<Vec<(String, EventId)>, sqlx::Error> {
-    let mut out = Vec::with_capacity(keys.len());
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT dedupe_key, event_id FROM activity_event WHERE workspace_id = $1 AND kind = $2 AND dedupe_key IN ({})",
-            placeholders(3, chunk.len())
-        );
-        let rows: Vec<(String, EventId)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id).bind(kind);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(c).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    const SELECT: &str = "SELECT dedupe_key, event_id FROM activity_event WHERE workspace_id = $1 AND kind = $2 AND dedupe_key";
+    in_list!(fetch_all tx, keys, 3, |list| format!("{SELECT} {list}"), |sql| sqlx::query_as(sql).bind(workspace_id).bind(kind))
 }
 
 pub async fn find_events(db: &Db, ids: &[EventId]) -> Result<Vec<ActivityEvent>, sqlx::Error> {
@@ -131,27 +140,29 @@ pub async fn events_page(
 /// (Message-ID, thread). An id may come back more than once (a message sent to several
 /// contacts is an event on each).
 pub async fn threads_by_message_ids(tx: &mut Tx, workspace_id: WorkspaceId, ids: &[&str]) -> Result<Vec<(String, ThreadId)>, sqlx::Error> {
-    let mut out = Vec::with_capacity(ids.len());
-    for chunk in ids.chunks(500) {
-        let sql = format!(
-            "SELECT message_id, thread_id FROM activity_event WHERE workspace_id = $1 AND message_id IN ({}) AND thread_id IS NOT NULL \
-             ORDER BY event_id",
-            placeholders(2, chunk.len())
-        );
-        let rows: Vec<(String, ThreadId)> = on_tx!(tx, c => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.fetch_all(c).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    in_list!(fetch_all tx, ids, 2,
+        |list| format!("SELECT message_id, thread_id FROM activity_event WHERE workspace_id = $1 AND message_id {list} \
+            AND thread_id IS NOT NULL ORDER BY event_id"),
+        |sql| sqlx::query_as(sql).bind(workspace_id))
 }
 
-/// Starts threads, 200 per statement.
+/// Starts threads: on PostgreSQL in one statement of arrays (see [`insert_events`]), on
+/// SQLite 200 per statement.
 pub async fn insert_threads(tx: &mut Tx, threads: &[Thread]) -> Result<(), sqlx::Error> {
+    if let Tx::Postgres(c) = tx {
+        let sql = format!(
+            "INSERT INTO thread ({THREAD_COLUMNS}) SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[])"
+        );
+        return sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(threads.iter().map(|t| t.thread_id).collect::<Vec<_>>())
+            .bind(threads.iter().map(|t| t.workspace_id).collect::<Vec<_>>())
+            .bind(threads.iter().map(|t| t.subject.as_str()).collect::<Vec<_>>())
+            .bind(threads.iter().map(|t| t.last_activity_at).collect::<Vec<_>>())
+            .bind(threads.iter().map(|t| t.created_at).collect::<Vec<_>>())
+            .execute(&mut **c)
+            .await
+            .map(drop);
+    }
     for chunk in threads.chunks(200) {
         let sql = format!("INSERT INTO thread ({THREAD_COLUMNS}) VALUES {}", row_placeholders(chunk.len(), 5));
         on_tx!(tx, c => {
@@ -166,38 +177,18 @@ pub async fn insert_threads(tx: &mut Tx, threads: &[Thread]) -> Result<(), sqlx:
 }
 
 pub async fn delete_threads(tx: &mut Tx, ids: &[ThreadId]) -> Result<(), sqlx::Error> {
-    for chunk in ids.chunks(500) {
-        let sql = format!("DELETE FROM thread WHERE thread_id IN ({})", placeholders(1, chunk.len()));
-        on_tx!(tx, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(drop)
-        })?;
-    }
-    Ok(())
+    in_list!(execute tx, ids, 1, |list| format!("DELETE FROM thread WHERE thread_id {list}"), |sql| sqlx::query(sql))
 }
 
 /// Sets each thread's `last_activity_at` to its latest event's time, from the events
 /// themselves (so mail recorded late, older than the thread's last, changes nothing).
 pub async fn refresh_threads(tx: &mut Tx, ids: &[ThreadId]) -> Result<(), sqlx::Error> {
-    for chunk in ids.chunks(500) {
-        let sql = format!(
+    in_list!(execute tx, ids, 1,
+        |list| format!(
             "UPDATE thread SET last_activity_at = COALESCE((SELECT MAX(e.occurred_at) FROM activity_event e \
                WHERE e.workspace_id = thread.workspace_id AND e.thread_id = thread.thread_id), last_activity_at) \
-             WHERE thread_id IN ({})",
-            placeholders(1, chunk.len())
-        );
-        on_tx!(tx, c => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            q.execute(c).await.map(drop)
-        })?;
-    }
-    Ok(())
+             WHERE thread_id {list}"),
+        |sql| sqlx::query(sql))
 }
 
 pub async fn find_threads(db: &Db, ids: &[ThreadId]) -> Result<Vec<Thread>, sqlx::Error> {

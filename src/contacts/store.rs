@@ -78,22 +78,9 @@ pub async fn contacts_by_address_keys(
     workspace_id: WorkspaceId,
     keys: &[&str],
 ) -> Result<Vec<(String, ContactId)>, sqlx::Error> {
-    let mut out = Vec::new();
-    for chunk in keys.chunks(500) {
-        let sql = format!(
-            "SELECT address_key, contact_id FROM contact_email WHERE workspace_id = $1 AND address_key IN ({})",
-            crate::db::placeholders(2, chunk.len())
-        );
-        let rows: Vec<(String, ContactId)> = on_tx!(tx, conn => {
-            let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(workspace_id);
-            for k in chunk {
-                q = q.bind(*k);
-            }
-            q.fetch_all(conn).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    crate::in_list!(fetch_all tx, keys, 2,
+        |list| format!("SELECT address_key, contact_id FROM contact_email WHERE workspace_id = $1 AND address_key {list}"),
+        |sql| sqlx::query_as(sql).bind(workspace_id))
 }
 
 pub async fn find_contacts(db: &Db, ids: &[ContactId]) -> Result<Vec<Contact>, sqlx::Error> {

@@ -89,6 +89,73 @@ macro_rules! on_tx {
     }};
 }
 
+/// Runs a statement in transaction `$tx` that matches a column against a list of values
+/// (`$values`, a slice) as its parameter `$at`. `$sql` makes the statement's text from the
+/// condition on that column; `$query` makes the query from that text and binds the
+/// parameters before the list. On PostgreSQL the list is one array parameter (`= ANY($at)`),
+/// so the text is the same whatever the count and each connection prepares it once; on
+/// SQLite, which prepares cheaply in process, it is `IN ($at, …)`, [`IN_CHUNK`] values per
+/// statement. `fetch_all` returns the rows of every statement; `execute` returns `()`.
+#[macro_export]
+macro_rules! in_list {
+    (fetch_all $tx:expr, $values:expr, $at:expr, |$list:ident| $sql:expr, |$text:ident| $query:expr) => {{
+        let values = $values;
+        let at: usize = $at;
+        let make = |$list: &str| sqlx::AssertSqlSafe($sql);
+        let rows: Result<Vec<_>, sqlx::Error> = match $tx {
+            $crate::db::Tx::Postgres(t) => {
+                let $text = make(&format!("= ANY(${at})"));
+                $query.bind(values).fetch_all(&mut **t).await
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                async {
+                    let mut out = Vec::with_capacity(values.len());
+                    for chunk in values.chunks($crate::db::IN_CHUNK) {
+                        let $text = make(&format!("IN ({})", $crate::db::placeholders(at, chunk.len())));
+                        let mut q = $query;
+                        for v in chunk {
+                            q = q.bind(*v);
+                        }
+                        out.extend(q.fetch_all(&mut **t).await?);
+                    }
+                    Ok(out)
+                }
+                .await
+            }
+        };
+        rows
+    }};
+    (execute $tx:expr, $values:expr, $at:expr, |$list:ident| $sql:expr, |$text:ident| $query:expr) => {{
+        let values = $values;
+        let at: usize = $at;
+        let make = |$list: &str| sqlx::AssertSqlSafe($sql);
+        let done: Result<(), sqlx::Error> = match $tx {
+            $crate::db::Tx::Postgres(t) => {
+                let $text = make(&format!("= ANY(${at})"));
+                $query.bind(values).execute(&mut **t).await.map(drop)
+            }
+            $crate::db::Tx::Sqlite(t) => {
+                async {
+                    for chunk in values.chunks($crate::db::IN_CHUNK) {
+                        let $text = make(&format!("IN ({})", $crate::db::placeholders(at, chunk.len())));
+                        let mut q = $query;
+                        for v in chunk {
+                            q = q.bind(*v);
+                        }
+                        q.execute(&mut **t).await?;
+                    }
+                    Ok(())
+                }
+                .await
+            }
+        };
+        done
+    }};
+}
+
+/// Most values of an `IN (…)` list in one SQLite statement ([`in_list!`]).
+pub const IN_CHUNK: usize = 500;
+
 impl Db {
     /// Opens the database named by `url`: `sqlite:` (the file's folder is created) or `postgres:`.
     pub async fn connect(url: &str, max_connections: Option<u32>) -> anyhow::Result<Db> {

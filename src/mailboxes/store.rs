@@ -5,11 +5,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::model::{Mailbox, MailboxEvent, MailboxEventKind, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::StoredEnum as _;
+use crate::db::row_placeholders;
 use crate::db::{Db, Stored, Tx, UniqueKey};
-use crate::db::{placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
-use crate::{on_pool, on_tx};
+use crate::{in_list, on_pool, on_tx};
 
 /// A user connects an address through a connector once.
 pub const ADDRESS_KEY: UniqueKey =
@@ -240,23 +240,30 @@ pub async fn delete_mailbox(db: &Db, id: MailboxId) -> Result<bool, sqlx::Error>
 
 /// Which of these server ids the mailbox has handled already.
 pub async fn known_messages(tx: &mut Tx, id: MailboxId, remote_ids: &[&str]) -> Result<Vec<String>, sqlx::Error> {
-    let mut out = Vec::new();
-    for chunk in remote_ids.chunks(500) {
-        let sql = format!("SELECT remote_id FROM mail_message WHERE mailbox_id = $1 AND remote_id IN ({})", placeholders(2, chunk.len()));
-        let rows: Vec<String> = on_tx!(tx, c => {
-            let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone())).bind(id);
-            for r in chunk {
-                q = q.bind(*r);
-            }
-            q.fetch_all(c).await
-        })?;
-        out.extend(rows);
-    }
-    Ok(out)
+    in_list!(fetch_all tx, remote_ids, 2,
+        |list| format!("SELECT remote_id FROM mail_message WHERE mailbox_id = $1 AND remote_id {list}"),
+        |sql| sqlx::query_scalar(sql).bind(id))
 }
 
-/// Records handled server messages, 200 per statement.
+/// Records handled server messages: on PostgreSQL in one statement of arrays, whose text
+/// does not depend on the count (so each connection prepares it once); on SQLite 200 per
+/// VALUES statement.
 pub async fn insert_messages(tx: &mut Tx, id: MailboxId, rows: &[(&str, EventId)], now: DateTime<Utc>) -> Result<(), sqlx::Error> {
+    if let Tx::Postgres(c) = tx {
+        let (remote_ids, event_ids): (Vec<&str>, Vec<EventId>) = rows.iter().copied().unzip();
+        return sqlx::query(
+            "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) \
+             SELECT $1, r.remote_id, r.event_id, $4 FROM UNNEST($2::text[], $3::uuid[]) AS r (remote_id, event_id) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(remote_ids)
+        .bind(event_ids)
+        .bind(now)
+        .execute(&mut **c)
+        .await
+        .map(drop);
+    }
     for chunk in rows.chunks(200) {
         let sql = format!(
             "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) VALUES {} ON CONFLICT DO NOTHING",

@@ -86,7 +86,7 @@ mod tests {
             // A real pass waits on the database: a loop that spun would yield here, and the
             // test would see the extra passes (instead of hanging).
             tokio::task::yield_now().await;
-            anyhow::ensure!(n % 2 == 0, "pass {n} fails");
+            anyhow::ensure!(n.is_multiple_of(2), "pass {n} fails");
             Ok(0)
         }
 

@@ -21,13 +21,13 @@ use super::store;
 use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
 use crate::crypto::SecretBox;
-use crate::jobs::retry::Retry;
-use crate::jobs::worker::Worker;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::i18n::text;
 use crate::jobs::lease::{self, Claim};
+use crate::jobs::retry::Retry;
+use crate::jobs::worker::Worker;
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 

@@ -318,7 +318,8 @@ mod tests {
     #[test]
     fn retries_follow_the_doubling_schedule_up_to_an_hour() {
         let base = Duration::from_secs(30);
-        let within = |d: chrono::Duration, planned: i64| d >= chrono::Duration::seconds(planned) && d <= chrono::Duration::seconds(planned * 6 / 5);
+        let within =
+            |d: chrono::Duration, planned: i64| d >= chrono::Duration::seconds(planned) && d <= chrono::Duration::seconds(planned * 6 / 5);
         assert!(within(backoff(base, 1), 30));
         assert!(within(backoff(base, 4), 240));
         assert!(within(backoff(base, 1000), 3600));

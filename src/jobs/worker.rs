@@ -44,11 +44,12 @@ pub struct Pace<'a> {
 /// Runs `worker` until `stop`: a pass, then a sleep until the next job is due, a wake or the
 /// recheck interval. A failed pass is logged and the next one comes after the same sleep.
 ///
-/// A job due already that a pass did not take (another process holds it, or the pass
-/// failed) is not a reason to pass again at once: the loop then waits for a wake or the
+/// A job that was due when a pass began and that the pass did not take (another process
+/// holds it, or the pass failed) is not a reason to pass again at once: the loop then waits for a wake or the
 /// recheck, instead of spinning on it.
 pub async fn run<W: Worker>(worker: &W, pace: Pace<'_>, stop: CancellationToken) {
     loop {
+        let started = pace.clock.now();
         let did = match worker.run_once().await {
             Ok(n) => n,
             Err(e) => {
@@ -56,8 +57,9 @@ pub async fn run<W: Worker>(worker: &W, pace: Pace<'_>, stop: CancellationToken)
                 0
             }
         };
-        let now = pace.clock.now();
-        let next = worker.next_due().await.filter(|at| did > 0 || *at > now);
+        // Due after the pass began: the pass may not have seen it, so it is not one the pass
+        // failed to take.
+        let next = worker.next_due().await.filter(|at| did > 0 || *at > started);
         if !crate::clock::idle(pace.clock, &stop, pace.wake, next, pace.recheck).await {
             return;
         }
@@ -130,6 +132,47 @@ mod tests {
         clock.set(start + chrono::Duration::seconds(30 + 600));
         settle().await;
         assert_eq!(passes(), 4, "the recheck");
+        stop.cancel();
+        tokio::time::timeout(Duration::from_secs(5), task).await.expect("the loop ends when stopped").expect("no panic");
+    }
+
+    /// Its first pass takes long enough for the clock to reach a job that falls due meanwhile.
+    struct Slow {
+        clock: Arc<ManualClock>,
+        passes: AtomicUsize,
+        due: DateTime<Utc>,
+    }
+
+    impl Worker for Slow {
+        const NAME: &'static str = "slow";
+
+        async fn run_once(&self) -> anyhow::Result<usize> {
+            if self.passes.fetch_add(1, Ordering::SeqCst) == 0 {
+                self.clock.set(self.due);
+            }
+            tokio::task::yield_now().await;
+            Ok(0)
+        }
+
+        async fn next_due(&self) -> Option<DateTime<Utc>> {
+            Some(self.due)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_job_that_fell_due_during_a_pass_gets_a_pass_of_its_own() {
+        let start = "2026-12-06T12:00:00Z".parse::<DateTime<Utc>>().expect("a time");
+        let clock = ManualClock::new(start);
+        let worker = Arc::new(Slow { clock: clock.clone(), passes: AtomicUsize::new(0), due: start + chrono::Duration::seconds(1) });
+        let (wake, stop) = (Arc::new(Notify::new()), CancellationToken::new());
+        let task = tokio::spawn({
+            let (clock, wake, worker, stop) = (clock.clone(), wake.clone(), worker.clone(), stop.clone());
+            async move { run(&*worker, Pace { clock: &*clock, wake: &wake, recheck: Duration::from_secs(600) }, stop).await }
+        });
+        for _ in 0..100 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(worker.passes.load(Ordering::SeqCst), 2, "the first pass began before the job was due, so a second one looks");
         stop.cancel();
         tokio::time::timeout(Duration::from_secs(5), task).await.expect("the loop ends when stopped").expect("no panic");
     }

@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::db::{Db, Tx};
 use crate::identity::model::AccountId;
-use crate::{on_pool, on_tx};
+use crate::on_pool;
 
 pub const EMAIL: &str = "EMAIL";
 pub const PUSH: &str = "PUSH";
@@ -36,24 +36,7 @@ pub struct NewJob<'a> {
 
 /// Queues a job; false when one with the same idempotency key exists already.
 pub async fn enqueue(tx: &mut Tx, job: &NewJob<'_>) -> Result<bool, sqlx::Error> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO delivery_job (job_id, account_id, channel, kind, notification_id, push_subscription_id, payload, \
-           idempotency_key, batchable, run_after, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING")
-        .bind(Uuid::now_v7())
-        .bind(job.account_id)
-        .bind(job.channel)
-        .bind(job.kind)
-        .bind(job.notification_id)
-        .bind(job.push_subscription_id)
-        .bind(job.payload)
-        .bind(job.idempotency_key)
-        .bind(job.batchable)
-        .bind(job.run_after)
-        .bind(job.now)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected() == 1))
+    Ok(super::store::enqueue_jobs(tx, std::slice::from_ref(job)).await? == 1)
 }
 
 #[derive(Clone, Debug, sqlx::FromRow)]

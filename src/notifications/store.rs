@@ -142,22 +142,7 @@ const COLUMNS: &str = "notification_id, account_id, event, title, body, audible,
 
 /// Records a notice; false when one with the same dedupe key was recorded before.
 pub async fn insert_notification(tx: &mut Tx, n: &Notification) -> Result<bool, sqlx::Error> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO notification (notification_id, account_id, event, title, body, audible, created_at, in_app, dedupe_key, contact) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING")
-        .bind(n.notification_id)
-        .bind(n.account_id)
-        .bind(&n.event)
-        .bind(&n.title)
-        .bind(&n.body)
-        .bind(n.audible)
-        .bind(n.created_at)
-        .bind(n.in_app)
-        .bind(&n.dedupe_key)
-        .bind(&n.contact)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected() == 1))
+    Ok(!insert_notifications(tx, std::slice::from_ref(n)).await?.is_empty())
 }
 
 /// Rows per multi-row INSERT on SQLite (11 binds at most each).
@@ -222,8 +207,8 @@ pub async fn insert_notifications(tx: &mut Tx, rows: &[Notification]) -> Result<
     }
 }
 
-/// Queues many delivery jobs at once, as `outbox::enqueue` queues one (the same columns; one
-/// with an idempotency key already queued is skipped). Returns how many were queued.
+/// Queues delivery jobs (`outbox::enqueue` is this for one): one with an idempotency key
+/// already queued is skipped. Returns how many were queued.
 pub async fn enqueue_jobs(tx: &mut Tx, jobs: &[super::outbox::NewJob<'_>]) -> Result<u64, sqlx::Error> {
     if jobs.is_empty() {
         return Ok(0);

@@ -33,31 +33,7 @@ pub struct EventRow<'a> {
 /// Inserts the event unless the workspace already has one with its idempotency key; returns
 /// whether it was inserted. The unique key settles a race between two retries.
 pub async fn insert_event(tx: &mut Tx, e: &EventRow<'_>) -> Result<bool, sqlx::Error> {
-    on_tx!(tx, c => sqlx::query(
-        "INSERT INTO platform_event (platform_event_id, workspace_id, service_account_id, kind, idempotency_key, \
-           subject_type, subject_id, subject_title, subject_url, actor_type, actor_id, actor_name, data, scheduled_at, \
-           occurred_at, created_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (workspace_id, idempotency_key) DO NOTHING")
-        .bind(e.platform_event_id)
-        .bind(e.workspace_id)
-        .bind(e.service_account_id)
-        .bind(e.kind)
-        .bind(e.idempotency_key)
-        .bind(e.subject_type)
-        .bind(e.subject_id)
-        .bind(e.subject_title)
-        .bind(e.subject_url)
-        .bind(e.actor_type)
-        .bind(e.actor_id)
-        .bind(e.actor_name)
-        .bind(e.data)
-        .bind(e.scheduled_at)
-        .bind(e.occurred_at)
-        .bind(e.created_at)
-        .execute(c)
-        .await
-        .map(|r| r.rows_affected() == 1))
+    Ok(!insert_events(tx, std::slice::from_ref(e)).await?.is_empty())
 }
 
 /// The columns of `platform_event`, in the order [`EventRow`] binds them.

@@ -194,6 +194,12 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_CALENDAR_POLL_SECS", default_value_t = 300)]
     pub calendar_poll_secs: u64,
 
+    /// Seconds a gateway process's claim on a calendar account's sync lasts unless renewed (it
+    /// is renewed every third of this while the sync runs); another process takes over an
+    /// account at most this long after its syncing process died.
+    #[arg(long, env = "CONCIERGE_CALENDAR_LEASE_SECS", default_value_t = 15)]
+    pub calendar_lease_secs: u64,
+
     /// Milliseconds before the first retry of an appointment that could not be written to a
     /// calendar; each further retry waits twice as long, up to an hour.
     #[arg(long, env = "CONCIERGE_CALENDAR_RETRY_MS", default_value_t = 30000)]

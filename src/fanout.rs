@@ -299,6 +299,16 @@ impl Loads {
         cell.get_or_init(|| load).await.clone()
     }
 
+    /// What a load of the thing with this `id` would give, known already (the process that
+    /// wrote it has it in hand): its listeners here need not read it back.
+    pub fn put<V>(&self, id: uuid::Uuid, value: V)
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        // Loaded already: the value is the same.
+        let _ = self.cell::<V>((TypeId::of::<V>(), id)).set(value);
+    }
+
     fn cell<V: Send + Sync + 'static>(&self, key: LoadKey) -> Arc<OnceCell<V>> {
         let now = Instant::now();
         let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -437,6 +447,22 @@ impl Fanout {
         F: Future<Output = V>,
     {
         self.loads.once(id, load).await
+    }
+
+    /// Announces committed changes whose listeners in this process would each load what the
+    /// change names: `loaded` gives it for each (in hand where it was written), so they load
+    /// nothing. Listeners in other processes load it as usual.
+    pub async fn publish_loaded<V>(&self, changes: &[(Change, uuid::Uuid, V)])
+    where
+        V: Clone + Send + Sync + 'static,
+    {
+        for (change, id, value) in changes {
+            if self.topics.listeners(change.topic()) > 0 {
+                self.loads.put(*id, value.clone());
+            }
+        }
+        let changes: Vec<Change> = changes.iter().map(|(change, _, _)| change.clone()).collect();
+        self.publish_all(&changes).await;
     }
 
     /// How many listeners this process has for `topic` (live subscriptions, connections

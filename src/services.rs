@@ -216,6 +216,7 @@ impl Services {
             notifications.clone(),
             CalendarSettings {
                 poll: Duration::from_secs(config.calendar_poll_secs.max(1)),
+                lease: Duration::from_secs(config.calendar_lease_secs.max(1)),
                 retry: Duration::from_millis(config.calendar_retry_ms.max(1)),
                 timeout: Duration::from_secs(30),
                 process: instance.id(),

@@ -204,6 +204,8 @@ impl CalendarService {
         store::set_conflicts(&mut tx, viewer.account_id(), &ids).await?;
         store::drop_unsynced(&mut tx, viewer.account_id()).await?;
         tx.commit().await?;
+        // Newly chosen calendars are read at once, not at the next poll.
+        store::sync_accounts_soon(&self.db, viewer.account_id()).await?;
         self.sync.wake();
         self.calendars(viewer.account_id()).await
     }
@@ -211,7 +213,7 @@ impl CalendarService {
     /// Syncs one of the viewer's accounts now and returns it as it then stands.
     pub async fn sync_now(&self, viewer: &Viewer, raw_id: &str) -> Result<CalendarAccount> {
         let a = self.own_account(viewer, raw_id).await?;
-        self.sync.sync_account(&a).await;
+        self.sync.sync_account(&a, super::sync::SyncReason::Asked).await;
         store::find_account(&self.db, a.calendar_account_id).await?.ok_or(Error::NotFound("calendar account"))
     }
 

@@ -50,7 +50,7 @@ pub async fn insert_account(db: &Db, a: &CalendarAccount, credentials: Option<&[
 pub async fn reconnect_account(db: &Db, id: CalendarAccountId, settings: &str, credentials: Option<&[u8]>) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
         "UPDATE calendar_account SET settings = $2, credentials = $3, status = 'CONNECTING', status_reason = 'signed in again', \
-           last_error = NULL WHERE calendar_account_id = $1")
+           last_error = NULL, sync_due_at = NULL WHERE calendar_account_id = $1")
         .bind(id)
         .bind(settings)
         .bind(credentials)
@@ -75,9 +75,43 @@ pub async fn accounts_of(db: &Db, account_id: AccountId) -> Result<Vec<CalendarA
 }
 
 /// Accounts whose sync runs (not waiting for the user to sign in again).
-pub async fn runnable_accounts(db: &Db) -> Result<Vec<CalendarAccount>, sqlx::Error> {
-    let sql = format!("SELECT {ACCOUNT_COLUMNS} FROM calendar_account WHERE status <> 'NEEDS_REAUTH' ORDER BY calendar_account_id");
-    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).fetch_all(p).await)
+pub async fn runnable_accounts(db: &Db, now: DateTime<Utc>) -> Result<Vec<CalendarAccount>, sqlx::Error> {
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM calendar_account WHERE status <> 'NEEDS_REAUTH' \
+           AND (sync_due_at IS NULL OR sync_due_at <= $1) ORDER BY calendar_account_id"
+    );
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).fetch_all(p).await)
+}
+
+/// Whether the account's sync is due at `now` (None: the account is gone). Read again once a
+/// process holds the lease: another may have synced it since the list was read.
+pub async fn sync_due(db: &Db, id: CalendarAccountId, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar(
+        "SELECT sync_due_at IS NULL OR sync_due_at <= $2 FROM calendar_account WHERE calendar_account_id = $1")
+        .bind(id)
+        .bind(now)
+        .fetch_optional(p)
+        .await)
+}
+
+/// The account's next sync falls due at `at`, or at once (None).
+pub async fn set_sync_due(db: &Db, id: CalendarAccountId, at: Option<DateTime<Utc>>) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE calendar_account SET sync_due_at = $2 WHERE calendar_account_id = $1")
+        .bind(id)
+        .bind(at)
+        .execute(p)
+        .await
+        .map(drop))
+}
+
+/// Every calendar account of the user is synced at the next round (its choice of calendars
+/// changed).
+pub async fn sync_accounts_soon(db: &Db, account_id: AccountId) -> Result<(), sqlx::Error> {
+    on_pool!(db, p => sqlx::query("UPDATE calendar_account SET sync_due_at = NULL WHERE account_id = $1")
+        .bind(account_id)
+        .execute(p)
+        .await
+        .map(drop))
 }
 
 /// Mailboxes of these connector kinds that have no calendar account yet: `(mailbox, user,
@@ -117,8 +151,8 @@ pub async fn account_for_mailbox(db: &Db, mailbox_id: MailboxId) -> Result<Optio
 /// that syncs again.
 pub async fn mailbox_reauthorized(db: &Db, mailbox_id: MailboxId) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE calendar_account SET status = 'CONNECTING', status_reason = 'its mailbox was signed in again', last_error = NULL \
-         WHERE mailbox_id = $1 AND status = 'NEEDS_REAUTH'")
+        "UPDATE calendar_account SET status = 'CONNECTING', status_reason = 'its mailbox was signed in again', last_error = NULL, \
+           sync_due_at = NULL WHERE mailbox_id = $1 AND status = 'NEEDS_REAUTH'")
         .bind(mailbox_id)
         .execute(p)
         .await

@@ -33,8 +33,13 @@ use crate::notifications::service::{Notice, NotificationService};
 
 #[derive(Clone, Copy, Debug)]
 pub struct CalendarSettings {
-    /// How often every account is polled for changes (`CONCIERGE_CALENDAR_POLL_SECS`).
+    /// How often every account is polled for changes (`CONCIERGE_CALENDAR_POLL_SECS`), by
+    /// whichever process gets to it first.
     pub poll: Duration,
+    /// How long one process's claim on an account's sync lasts unless renewed (it is renewed
+    /// every third of this while the sync runs): a process that died leaves the account to
+    /// the others after at most this (`CONCIERGE_CALENDAR_LEASE_SECS`).
+    pub lease: Duration,
     /// The first retry of a failed appointment write; each further one waits twice as long,
     /// up to an hour (`CONCIERGE_CALENDAR_RETRY_MS`).
     pub retry: Duration,
@@ -92,10 +97,16 @@ const CLAIM: Duration = Duration::from_secs(120);
 /// A write waiting for the user to choose a primary calendar is not looked at again until
 /// they do (choosing one makes it due at once); this is only a backstop.
 const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
-/// How long one process's claim on an account's sync lasts unless renewed (it is renewed
-/// every third of this while the sync runs): a process that died leaves the account to the
-/// others after at most this.
-const SYNC_LEASE: Duration = lease::DEFAULT_LEASE;
+
+/// Why an account is synced.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncReason {
+    /// Its poll fell due (or it was asked for by a change of its calendars): skipped when
+    /// another process synced it since the list was read.
+    Due,
+    /// The user asked (`syncCalendarAccount`): synced whenever it was last.
+    Asked,
+}
 
 impl CalendarSync {
     pub fn new(
@@ -137,7 +148,8 @@ impl CalendarSync {
         let mut held_until: Option<chrono::DateTime<Utc>> = None;
         // Every third of a lease, accounts whose syncing process died (connected through it,
         // so this one may never have looked at them) are taken over.
-        let sweep_every = SYNC_LEASE / 3;
+        let lease = self.inner.settings.lease;
+        let sweep_every = lease / 3;
         let mut last_sweep = tokio::time::Instant::now();
         loop {
             if last_sync.is_none_or(|at| at.elapsed() >= poll) || held_until.is_some_and(|at| at <= Utc::now()) {
@@ -158,7 +170,7 @@ impl CalendarSync {
                 Err(e) => tracing::error!(error = ?e, "cannot read when appointment writes are due"),
             }
             if let Some(at) = held_until {
-                wait = wait.min(lease::wait_for(at, Utc::now(), SYNC_LEASE));
+                wait = wait.min(lease::wait_for(at, Utc::now(), lease));
             }
             wait = wait.min(sweep_every.saturating_sub(last_sweep.elapsed()));
             tokio::select! {
@@ -169,17 +181,18 @@ impl CalendarSync {
         }
     }
 
-    /// Calendars of newly connected OAuth mailboxes linked, then every account synced that
-    /// no other process is syncing. Returns when the first of those others' leases runs out.
+    /// Calendars of newly connected OAuth mailboxes linked, then every account whose sync is
+    /// due synced, unless another process is syncing it. Returns when the first of those
+    /// others' leases runs out.
     pub async fn sync_all(&self) -> Option<chrono::DateTime<Utc>> {
         if let Err(e) = self.link_mailboxes().await {
             tracing::error!(error = ?e, "cannot link mailboxes to their calendars");
         }
         let mut held_until = None;
-        match store::runnable_accounts(&self.inner.db).await {
+        match store::runnable_accounts(&self.inner.db, Utc::now()).await {
             Ok(accounts) => {
                 for account in accounts {
-                    if let Some(until) = self.sync_account(&account).await {
+                    if let Some(until) = self.sync_account(&account, SyncReason::Due).await {
                         held_until = Some(held_until.map_or(until, |t: chrono::DateTime<Utc>| t.min(until)));
                     }
                 }
@@ -200,7 +213,7 @@ impl CalendarSync {
             match store::find_account(db, CalendarAccountId(id)).await {
                 Ok(Some(a)) if a.status != CalendarAccountStatus::NeedsReauth.stored_name() => {
                     tracing::info!(calendar_account_id = %id, "taking over a calendar account whose syncing process stopped renewing its lease");
-                    self.sync_account(&a).await;
+                    self.sync_account(&a, SyncReason::Due).await;
                 }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = ?e, "cannot read a calendar account"),
@@ -279,12 +292,14 @@ impl CalendarSync {
         }
     }
 
-    /// Syncs one account: its list of calendars, then the events of those synced. Returns
+    /// Syncs one account: its list of calendars, then the events of those synced; the next
+    /// poll is then due one poll interval after this sync began, for every process. Returns
     /// when another process's lease on it runs out, when that process is syncing it.
-    pub async fn sync_account(&self, a: &CalendarAccount) -> Option<chrono::DateTime<Utc>> {
+    pub async fn sync_account(&self, a: &CalendarAccount, why: SyncReason) -> Option<chrono::DateTime<Utc>> {
         let id = a.calendar_account_id;
-        let (db, process) = (&self.inner.db, self.inner.process);
-        match lease::claim(db, lease::CALENDAR_ACCOUNT, id.0, process, Utc::now(), SYNC_LEASE).await {
+        let (db, process, lease) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
+        let started = Utc::now();
+        match lease::claim(db, lease::CALENDAR_ACCOUNT, id.0, process, started, lease).await {
             Ok(Claim::Taken) => {}
             Ok(Claim::HeldUntil(until)) => {
                 tracing::debug!(calendar_account_id = %id.0, "another process is syncing this calendar account");
@@ -296,14 +311,35 @@ impl CalendarSync {
                 return None;
             }
         }
+        // Another process may have synced it between the list and the claim.
+        if why == SyncReason::Due {
+            match store::sync_due(db, id, started).await {
+                Ok(Some(true)) => {}
+                Ok(Some(false) | None) => {
+                    tracing::debug!(calendar_account_id = %id.0, "another process synced this calendar account already");
+                    if let Err(e) = lease::release(db, lease::CALENDAR_ACCOUNT, id.0, process).await {
+                        tracing::warn!(error = ?e, "cannot release a calendar account's sync lease");
+                    }
+                    return None;
+                }
+                // Synced anyway: one sync too many is better than one too few.
+                Err(e) => tracing::warn!(error = ?e, "cannot read whether a calendar account's sync is due"),
+            }
+        }
         // Renewed while the sync runs; lost (this process stalled past it and another took
         // over), the sync stops where it is: each calendar's changes commit with its token.
-        let held = lease::Held::renew(db.clone(), lease::CALENDAR_ACCOUNT, id.0, process, SYNC_LEASE);
-        tokio::select! {
-            () = self.sync_leased(a) => {}
-            () = held.lost().cancelled() => {}
-        }
+        let held = lease::Held::renew(db.clone(), lease::CALENDAR_ACCOUNT, id.0, process, lease);
+        let finished = tokio::select! {
+            () = self.sync_leased(a) => true,
+            () = held.lost().cancelled() => false,
+        };
         drop(held);
+        if finished {
+            let next = started + chrono::Duration::from_std(self.inner.settings.poll).unwrap_or(chrono::Duration::minutes(5));
+            if let Err(e) = store::set_sync_due(db, id, Some(next)).await {
+                tracing::warn!(error = ?e, "cannot record when a calendar account's next sync is due");
+            }
+        }
         if let Err(e) = lease::release(db, lease::CALENDAR_ACCOUNT, id.0, process).await {
             tracing::warn!(error = ?e, "cannot release a calendar account's sync lease");
         }

@@ -416,9 +416,7 @@ impl NotificationSubscription {
                         Err(missed) => return Some(Err(live::lagged(missed, "notifications", "reload me.notifications"))),
                     };
                     // Every open client of the user loads the same notification: once is enough.
-                    let load = async { services.notifications.find(me, id).await.map_err(async_graphql::Error::from) };
-                    let found = services.fanout.load_once(id, load).await;
-                    let mine = found.map(|n| n.filter(|n| n.account_id == me));
+                    let mine = services.notifications.live(me, id).await;
                     Some(mine.and_then(|n| {
                         n.map(NotificationNode).ok_or_else(|| async_graphql::Error::from(crate::error::Error::NotFound("notification")))
                     }))

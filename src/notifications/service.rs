@@ -94,6 +94,10 @@ impl Routing {
 }
 
 /// A notification recorded inside a transaction, to announce once it commits.
+/// What the live `notifications` subscribers of a process share for one notification
+/// ([`crate::fanout::Loads`]): it, or why it could not be read.
+pub type LiveLoad = std::result::Result<Option<Notification>, async_graphql::Error>;
+
 #[derive(Clone, Debug)]
 pub struct Queued {
     pub notification: Notification,
@@ -412,7 +416,9 @@ impl NotificationService {
             title: notice.title,
             body: notice.body,
             audible: !routing.held && routing.audio.audible(notice.event, notice.assigned_to_me),
-            created_at: now,
+            // As the store keeps it (microseconds), so the copy live subscribers get from
+            // the writer is the row they would read.
+            created_at: chrono::SubsecRound::trunc_subsecs(now, 6),
             read_at: None,
             in_app: routing.in_app,
             dedupe_key: notice.dedupe_key,
@@ -440,13 +446,18 @@ impl NotificationService {
     /// After the transaction that recorded them committed: in-app notifications go live to
     /// the user's open clients, and the delivery worker wakes for the jobs.
     pub async fn announce(&self, queued: &[Queued]) {
-        let changes: Vec<Change> = queued
+        // The live subscribers in this process get the notification as written, not read back.
+        let changes: Vec<(Change, Uuid, LiveLoad)> = queued
             .iter()
             .filter(|q| q.notification.in_app)
-            .map(|q| Change::Notification { account_id: q.notification.account_id, notification_id: q.notification.notification_id })
+            .map(|q| {
+                let n = &q.notification;
+                let change = Change::Notification { account_id: n.account_id, notification_id: n.notification_id };
+                (change, n.notification_id, Ok(Some(n.clone())))
+            })
             .collect();
         if !changes.is_empty() {
-            self.fanout.publish_all(&changes).await;
+            self.fanout.publish_loaded(&changes).await;
         }
         if queued.iter().any(|q| q.jobs > 0) {
             self.wakers.delivery.notify_one();
@@ -460,6 +471,14 @@ impl NotificationService {
 
     pub async fn find(&self, account_id: AccountId, id: Uuid) -> Result<Option<Notification>> {
         Ok(store::find_notification(&self.db, account_id, id).await?)
+    }
+
+    /// A notification a live `notifications` subscriber of `account_id` heard of: read once in
+    /// this process for all its listeners, or not at all when it was written here.
+    pub async fn live(&self, account_id: AccountId, id: Uuid) -> LiveLoad {
+        let load = async { self.find(account_id, id).await.map_err(async_graphql::Error::from) };
+        let found = self.fanout.load_once(id, load).await;
+        found.map(|n| n.filter(|n| n.account_id == account_id))
     }
 
     /// One page of the in-app list: `limit + 1` rows older than `cursor` newest first, or

@@ -702,6 +702,78 @@ END:VEVENT
     assert!(seen(occurrences(&app, &user, "2030-03-04T00:00:00Z", "2030-03-05T00:00:00Z").await), "synced once the lease ran out");
 }
 
+/// Another gateway process on the same database: its own identity as a lease holder, the
+/// rest shared with `app`.
+fn other_process(app: &TestApp) -> concierge::calendars::sync::CalendarSync {
+    use concierge::calendars::sync::{CalendarSettings, CalendarSync};
+    let (s, mine) = (&app.services, app.services.calendars.sync());
+    CalendarSync::new(
+        s.db.clone(),
+        mine.secrets().clone(),
+        mine.registry().clone(),
+        std::sync::Arc::new(s.mailboxes.sync().clone()),
+        s.notifications.clone(),
+        CalendarSettings { process: uuid::Uuid::now_v7(), ..mine.settings() },
+    )
+}
+
+#[tokio::test]
+async fn processes_sharing_the_database_sync_an_account_once_per_poll_between_them() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calonce")).await;
+    let (name, password) = lab.new_user("o").await;
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    let id = concierge::calendars::model::CalendarAccountId::parse("id", &account).expect("an id");
+    let db = &app.services.db;
+    // Rounds of `process` until the account is synced and not due (this process's own worker
+    // may be syncing it meanwhile).
+    let synced_by = |process: concierge::calendars::sync::CalendarSync| async move {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            process.sync_all().await;
+            if concierge::calendars::store::sync_due(db, id, chrono::Utc::now()).await.expect("due?") == Some(false) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "never synced");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    // The connect makes the first sync due at once.
+    synced_by(app.services.calendars.sync().clone()).await;
+    let event = ics("BEGIN:VEVENT
+UID:once-1@tests
+DTSTAMP:20300101T000000Z
+DTSTART:20300305T120000Z
+DTEND:20300305T130000Z
+SUMMARY:Once
+END:VEVENT
+");
+    lab.put(&name, &password, &work, &event).await;
+    let seen = || async {
+        occurrences(&app, &user, "2030-03-05T00:00:00Z", "2030-03-06T00:00:00Z").await.iter().any(|o| o["uid"] == "once-1@tests")
+    };
+
+    // A second process's round finds the account synced within the poll (an hour) and
+    // leaves it: one sync per poll between them, not one each.
+    let other = other_process(&app);
+    assert_eq!(other.sync_all().await, None, "nothing held elsewhere");
+    assert!(!seen().await, "the second process synced an account that was not due");
+    assert_eq!(concierge::calendars::store::sync_due(db, id, chrono::Utc::now()).await.expect("due?"), Some(false));
+
+    // A new choice of calendars makes it due for whichever process comes first.
+    let r = app.gql(Some(&user.token), SET_CONFLICTS, json!({ "ids": [] })).await;
+    assert!(r["errors"].is_null(), "{r}");
+    synced_by(other.clone()).await;
+    assert!(seen().await, "the account made due was synced");
+
+    // The user asking syncs it whenever it was last, on any process.
+    lab.client(&name, &password, &["delete-event", &work, "once-1@tests"]).await;
+    let a = concierge::calendars::store::find_account(db, id).await.expect("read").expect("the account");
+    other.sync_account(&a, concierge::calendars::sync::SyncReason::Asked).await;
+    assert!(!seen().await, "an asked-for sync reads the deletion");
+}
+
 #[tokio::test]
 async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_is_one() {
     let (app, lab) = (spawn().await, CalendarLab::get().await);

@@ -912,7 +912,8 @@ async fn takeover_of_webhook_deliveries_delivers_every_event_at_least_once_under
 // --- e. the digest minute, and the client address through the balancer -----------------------
 
 /// A TCP relay in front of the lab's SMTP server that can hold new connections unanswered
-/// (a slow mail server) and then drop them unrelayed.
+/// (a slow mail server) and then drop them unrelayed, or keep from the sender the server's
+/// answer to the end of a message (the server took it; the sender never hears so).
 struct SmtpGate {
     port: u16,
     state: Arc<std::sync::Mutex<GateState>>,
@@ -922,6 +923,10 @@ struct SmtpGate {
 #[derive(Default)]
 struct GateState {
     holding: bool,
+    /// Answers to the end of a message's data are kept from the sender.
+    swallowing: bool,
+    /// How many such answers were kept.
+    swallowed: usize,
     held: Vec<tokio::net::TcpStream>,
     relays: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -934,21 +939,73 @@ impl SmtpGate {
         let task = tokio::spawn({
             let state = state.clone();
             async move {
-                while let Ok((mut client, _)) = listener.accept().await {
+                while let Ok((client, _)) = listener.accept().await {
                     let mut gate = state.lock().expect("gate");
                     if gate.holding {
                         gate.held.push(client);
                         continue;
                     }
+                    let state = state.clone();
                     gate.relays.push(tokio::spawn(async move {
-                        if let Ok(mut server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
-                            let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                        if let Ok(server) = tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await {
+                            SmtpGate::relay(client, server, state).await;
                         }
                     }));
                 }
             }
         });
         SmtpGate { port, state, task }
+    }
+
+    /// Relays both ways. The server's first answer after a message's data ended
+    /// (`CRLF . CRLF` from the sender) is kept from the sender while swallowing, and so is
+    /// everything after it on that connection.
+    async fn relay(client: tokio::net::TcpStream, server: tokio::net::TcpStream, state: Arc<std::sync::Mutex<GateState>>) {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_server, mut to_server) = server.into_split();
+        let ended = Arc::new(AtomicBool::new(false));
+        let up = {
+            let ended = ended.clone();
+            async move {
+                let (mut buf, mut tail) = ([0u8; 8192], Vec::new());
+                while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                    tail.extend_from_slice(&buf[..n]);
+                    tail.drain(..tail.len().saturating_sub(5));
+                    if tail == b"\r\n.\r\n" {
+                        ended.store(true, Ordering::SeqCst);
+                    }
+                    if to_server.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        };
+        let down = async move {
+            let (mut buf, mut mute) = ([0u8; 8192], false);
+            while let Ok(n @ 1..) = from_server.read(&mut buf).await {
+                if ended.swap(false, Ordering::SeqCst) {
+                    let mut gate = state.lock().expect("gate");
+                    if gate.swallowing {
+                        gate.swallowed += 1;
+                        mute = true;
+                    }
+                }
+                if !mute && to_client.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+        };
+        tokio::join!(up, down);
+    }
+
+    /// Swallowing: see [`SmtpGate::relay`].
+    fn swallow(&self, on: bool) {
+        self.state.lock().expect("gate").swallowing = on;
+    }
+
+    fn swallowed(&self) -> usize {
+        self.state.lock().expect("gate").swallowed
     }
 
     /// Holding: open connections are cut (a client's pooled connection too) and new ones
@@ -1127,5 +1184,102 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     for _ in 0..2 * REPLICAS {
         let me = cluster.gql(Some(&ada.token), "{ me { id } }", json!({})).await;
         assert_eq!(me["data"]["me"]["id"], ada.id.as_str(), "{me}");
+    }
+}
+
+/// The outbox jobs of `account` still to send.
+async fn pending_jobs(db: &Db, account: Uuid) -> i64 {
+    concierge::on_pool!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM delivery_job WHERE account_id = $1 AND state = 'PENDING'")
+        .bind(account)
+        .fetch_one(p)
+        .await)
+    .expect("jobs")
+}
+
+#[tokio::test]
+async fn takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_same_message_id() {
+    if skipped("takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_same_message_id") {
+        return;
+    }
+    let lab = MailLab::get().await;
+    let gate = SmtpGate::start(lab.smtp).await;
+    let smtp = format!("smtp://127.0.0.1:{}", gate.port);
+    let Some(mut cluster) = Cluster::start("takeover_after_acceptance", &[("CONCIERGE_SMTP_URL", smtp.as_str())]).await else { return };
+    let ada = cluster.user(&fresh("accepted")).await;
+    let account: Uuid = ada.id.parse().expect("a UUID");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while pending_jobs(&cluster.db, account).await > 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the sign-up's emails are still queued\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before = lab.messages_to(&ada.email).await.len();
+
+    // A new access token is a security event: one email. The mail server takes it, and the
+    // replica sending it dies before it hears so.
+    gate.swallow(true);
+    let r = cluster
+        .gql(
+            Some(&ada.token),
+            "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
+            json!({ "i": { "name": "accepted", "scopes": ["profile:read"] } }),
+        )
+        .await;
+    assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let (job, holder) = loop {
+        let claimed: Option<(Uuid, Option<Uuid>)> = concierge::on_pool!(&cluster.db, p => sqlx::query_as(
+            "SELECT job_id, locked_by FROM delivery_job WHERE account_id = $1 AND state = 'PENDING' AND channel = 'EMAIL'")
+            .bind(account)
+            .fetch_optional(p)
+            .await)
+        .expect("jobs");
+        if let Some((job, Some(holder))) = claimed
+            && gate.swallowed() == 1
+        {
+            break (job, holder);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the email was not sent: {claimed:?}\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let killed = cluster.kill(cluster.replica_of(holder)).await;
+    gate.swallow(false);
+
+    // Another replica takes the job over and sends it again: at least once.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let state: String = concierge::on_pool!(&cluster.db, p => sqlx::query_scalar("SELECT state FROM delivery_job WHERE job_id = $1")
+            .bind(job)
+            .fetch_one(p)
+            .await)
+        .expect("the job");
+        if state != "PENDING" {
+            assert_eq!(state, "SENT", "{}", cluster.logs());
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the email was not taken over\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let takeover = killed.elapsed();
+    report("email the mail server took", takeover);
+    assert!(takeover <= TAKEOVER_BOUND, "takeover took {takeover:?}");
+
+    // Both copies arrive, under the one Message-ID the receiver can tell them apart by.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let copies = loop {
+        let copies: Vec<_> = lab.messages_to(&ada.email).await.iter().skip(before).map(|raw| parse(raw)).collect();
+        if copies.len() >= 2 {
+            break copies;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{} copies arrived", copies.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(lab.messages_to(&ada.email).await.len() - before, 2, "sent twice, no more");
+    let expected = format!("{job}@");
+    for copy in &copies {
+        let id = copy.message_id.as_deref().expect("a Message-ID");
+        assert!(id.starts_with(&expected), "the job's Message-ID: {id}");
+        assert_eq!(copy.message_id, copies[0].message_id);
+        assert_eq!(copy.subject, copies[0].subject);
     }
 }

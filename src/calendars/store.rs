@@ -454,17 +454,24 @@ pub async fn due_writes(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<A
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(limit).fetch_all(p).await)
 }
 
-/// Takes a write for this process until `until`, unless another process holds it or it
-/// changed since it was read.
-pub async fn claim_write(db: &Db, w: &AppointmentWrite, now: DateTime<Utc>, until: DateTime<Utc>) -> Result<bool, sqlx::Error> {
+/// Takes a write for `holder` (this process) until `until`, unless another process holds it
+/// or it changed since it was read.
+pub async fn claim_write(
+    db: &Db,
+    w: &AppointmentWrite,
+    now: DateTime<Utc>,
+    until: DateTime<Utc>,
+    holder: uuid::Uuid,
+) -> Result<bool, sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE appointment_write SET claimed_until = $4 WHERE account_id = $1 AND appointment_key = $2 AND version = $3 \
+        "UPDATE appointment_write SET claimed_until = $4, claimed_by = $6 WHERE account_id = $1 AND appointment_key = $2 AND version = $3 \
            AND (claimed_until IS NULL OR claimed_until < $5)")
         .bind(w.account_id)
         .bind(&w.appointment_key)
         .bind(w.version)
         .bind(until)
         .bind(now)
+        .bind(holder)
         .execute(p)
         .await
         .map(|r| r.rows_affected() == 1))
@@ -474,7 +481,7 @@ pub async fn claim_write(db: &Db, w: &AppointmentWrite, now: DateTime<Utc>, unti
 pub async fn write_done(db: &Db, w: &AppointmentWrite, calendar: Option<CalendarId>, remote_id: Option<&str>) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
         "UPDATE appointment_write SET written_version = $3, calendar_id = $4, remote_id = $5, attempts = 0, next_attempt_at = NULL, \
-           claimed_until = NULL, last_error = NULL WHERE account_id = $1 AND appointment_key = $2")
+           claimed_until = NULL, claimed_by = NULL, last_error = NULL WHERE account_id = $1 AND appointment_key = $2")
         .bind(w.account_id)
         .bind(&w.appointment_key)
         .bind(w.version)
@@ -488,7 +495,7 @@ pub async fn write_done(db: &Db, w: &AppointmentWrite, calendar: Option<Calendar
 /// The write failed (or cannot be done yet): try again at `next`.
 pub async fn write_failed(db: &Db, w: &AppointmentWrite, attempts: i32, next: DateTime<Utc>, error: &str) -> Result<(), sqlx::Error> {
     on_pool!(db, p => sqlx::query(
-        "UPDATE appointment_write SET attempts = $3, next_attempt_at = $4, last_error = $5, claimed_until = NULL \
+        "UPDATE appointment_write SET attempts = $3, next_attempt_at = $4, last_error = $5, claimed_until = NULL, claimed_by = NULL \
          WHERE account_id = $1 AND appointment_key = $2")
         .bind(w.account_id)
         .bind(&w.appointment_key)

@@ -25,6 +25,7 @@ use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::error::{Error, Result};
 use crate::i18n::text;
+use crate::jobs::claims;
 use crate::jobs::lease::{self, Claim};
 use crate::jobs::retry::Retry;
 use crate::jobs::worker::Worker;
@@ -92,8 +93,6 @@ const UNREADABLE_CREDENTIALS: &str =
 
 /// At most this many appointment writes per round.
 const WRITES_PER_ROUND: i64 = 200;
-/// How long a process holds a write it took before another may take it over.
-const CLAIM: Duration = Duration::from_secs(120);
 /// A write waiting for the user to choose a primary calendar is not looked at again until
 /// they do (choosing one makes it due at once); this is only a backstop.
 const NO_CALENDAR_RETRY: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -525,13 +524,18 @@ impl CalendarSync {
         let due = store::due_writes(&self.inner.db, now, WRITES_PER_ROUND).await?;
         let mut sessions: HashMap<CalendarAccountId, Box<dyn CalendarSession>> = HashMap::new();
         let mut attempted = 0;
+        // Each write is claimed for a lease, renewed while it runs: a write left by a process
+        // that died goes back to the others when the lease runs out.
+        let (db, process, lease) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
         for w in due {
-            let until = now + chrono::Duration::from_std(CLAIM).unwrap_or_default();
-            if !store::claim_write(&self.inner.db, &w, now, until).await? {
+            let now = Utc::now();
+            let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+            if !store::claim_write(db, &w, now, until, process).await? {
                 continue;
             }
             attempted += 1;
-            if let Err(e) = self.write_one(&w, &mut sessions).await {
+            let write = self.write_one(&w, &mut sessions);
+            if let Err(e) = claims::while_held(db, claims::APPOINTMENT_WRITE, process, lease, Utc::now, write).await {
                 tracing::error!(error = ?e, "an appointment write stopped on the database");
             }
         }

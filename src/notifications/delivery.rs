@@ -23,6 +23,7 @@ use crate::clock::SharedClock;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
 use crate::identity::model::Account;
+use crate::jobs::claims;
 use crate::jobs::retry::Retry;
 use crate::jobs::worker::{self, Pace, Worker};
 use crate::mail::{Mailer, SendFailure};
@@ -123,19 +124,8 @@ impl Delivery {
     /// [`Self::attempt`], renewing this process's claims every third of the lease meanwhile
     /// (a slow mail server does not let another process send the same job).
     async fn attempt_held(&self, job: Job) -> anyhow::Result<()> {
-        let attempt = self.attempt(job);
-        tokio::pin!(attempt);
-        loop {
-            tokio::select! {
-                done = &mut attempt => return done,
-                () = tokio::time::sleep(LEASE / 3) => {
-                    let until = self.clock.now() + LEASE;
-                    if let Err(e) = outbox::renew(&self.db, self.settings.process, until).await {
-                        tracing::warn!(error = %e, "cannot renew the claim on a delivery job");
-                    }
-                }
-            }
-        }
+        let now = || self.clock.now();
+        claims::while_held(&self.db, claims::DELIVERY_JOB, self.settings.process, LEASE, now, self.attempt(job)).await
     }
 
     async fn attempt(&self, job: Job) -> anyhow::Result<()> {

@@ -97,17 +97,6 @@ pub async fn claim(db: &Db, job_id: Uuid, now: DateTime<Utc>, until: DateTime<Ut
         .map(|r| r.rows_affected() == 1))
 }
 
-/// Renews, until `until`, the claims `holder` has on jobs still being attempted.
-pub async fn renew(db: &Db, holder: Uuid, until: DateTime<Utc>) -> Result<(), sqlx::Error> {
-    on_pool!(db, p => sqlx::query(
-        "UPDATE delivery_job SET locked_until = $2 WHERE locked_by = $1 AND state = 'PENDING' AND locked_until IS NOT NULL")
-        .bind(holder)
-        .bind(until)
-        .execute(p)
-        .await
-        .map(drop))
-}
-
 /// Closes jobs as SENT, SKIPPED or FAILED; `sent_with` names the job whose message carried them.
 pub async fn close(
     db: &Db,

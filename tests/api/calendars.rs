@@ -809,6 +809,52 @@ async fn an_appointment_waits_for_a_primary_calendar_and_is_written_once_there_i
     assert!(!organizer.contains(&format!("mailto:{}", name.to_lowercase())), "{}", events[0]);
 }
 
+#[tokio::test]
+async fn an_appointment_write_held_by_a_process_that_died_is_written_once_its_claim_runs_out() {
+    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    let user = app.user(&fresh("calheld")).await;
+    let token = publisher(&app, &user).await;
+    let (name, password) = lab.new_user("h").await;
+    lab.make_read_only_calendar(&name, &password, "ro-held", "Team").await;
+    let account = connect(&app, &user, &lab, &name, &password).await;
+    let booked = appointment("appointment.booked", &user, "h1", "2030-03-06T10:00:00Z", "2030-03-06T11:00:00Z");
+    let r = app.gql(Some(&token), PUBLISH, json!({ "e": [booked] })).await;
+    assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
+    app.services.calendars.sync().run_once().await.expect("a pass");
+
+    // Another process claimed the write and died with it.
+    let (db, other, account_id) = (&app.services.db, uuid::Uuid::now_v7(), uuid::Uuid::parse_str(&user.id).expect("id"));
+    let claim = |until: chrono::DateTime<chrono::Utc>| async move {
+        concierge::on_pool!(db, p => sqlx::query("UPDATE appointment_write SET claimed_by = $1, claimed_until = $2 WHERE account_id = $3")
+            .bind(other)
+            .bind(until)
+            .bind(account_id)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected()))
+        .expect("claimed")
+    };
+    assert_eq!(claim(chrono::Utc::now() + chrono::Duration::hours(1)).await, 1);
+    let work = lab.make_calendar(&name, &password, "work", "Work", None).await;
+    sync(&app, &user, &account).await;
+    assert_eq!(named(&calendars(&app, &user).await, "Work")["primary"], true);
+    assert_eq!(app.services.calendars.sync().run_once().await.expect("a pass"), 0, "held elsewhere: not taken");
+    assert_eq!(lab.events(&name, &password, &work).await, Vec::<Value>::new());
+
+    // Its claim runs out: this process takes the write, and lets go of it once written.
+    claim(chrono::Utc::now() - chrono::Duration::seconds(1)).await;
+    app.services.calendars.sync().run_once().await.expect("a pass");
+    let events = until_events(&lab, &name, &password, &work, "the write left behind is written", |e| e.len() == 1).await;
+    assert_eq!(events[0]["summary"], "Demo with Acme, Inc.");
+    let holder: Option<uuid::Uuid> =
+        concierge::on_pool!(db, p => sqlx::query_scalar("SELECT claimed_by FROM appointment_write WHERE account_id = $1")
+        .bind(account_id)
+        .fetch_one(p)
+        .await)
+        .expect("the write");
+    assert_eq!(holder, None, "released once written");
+}
+
 /// A TLS front before the calendar lab, with a self-signed certificate made the common way
 /// (`openssl req -x509`: CA:TRUE), as a self-hosted server has. It forwards every connection
 /// to the lab as it is.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use super::model::{ActivityEvent, EventId, Thread, ThreadId};
 use crate::contacts::model::ContactId;
 use crate::db::{Db, Tx};
-use crate::db::{placeholders, row_placeholders};
+use crate::db::{anonymous_rows, placeholders};
 use crate::workspace::model::WorkspaceId;
 use crate::{in_list, on_pool, on_tx};
 
@@ -44,7 +44,7 @@ pub async fn insert_events(tx: &mut Tx, events: &[ActivityEvent]) -> Result<Vec<
     }
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in events.chunks(200) {
-        let sql = format!("INSERT INTO activity_event ({COLUMNS}) VALUES {} {CONFLICT}", row_placeholders(chunk.len(), 12));
+        let sql = format!("INSERT INTO activity_event ({COLUMNS}) VALUES {} {CONFLICT}", anonymous_rows(chunk.len(), 12));
         let ids: Vec<EventId> = on_tx!(tx, c => {
             let mut q = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.clone()));
             for e in chunk {
@@ -164,7 +164,7 @@ pub async fn insert_threads(tx: &mut Tx, threads: &[Thread]) -> Result<(), sqlx:
             .map(drop);
     }
     for chunk in threads.chunks(200) {
-        let sql = format!("INSERT INTO thread ({THREAD_COLUMNS}) VALUES {}", row_placeholders(chunk.len(), 5));
+        let sql = format!("INSERT INTO thread ({THREAD_COLUMNS}) VALUES {}", anonymous_rows(chunk.len(), 5));
         on_tx!(tx, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
             for t in chunk {

@@ -5,7 +5,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use super::model::{Mailbox, MailboxEvent, MailboxEventKind, MailboxId, MailboxStatus};
 use crate::activity::model::EventId;
 use crate::db::StoredEnum as _;
-use crate::db::row_placeholders;
+use crate::db::anonymous_rows;
 use crate::db::{Db, Stored, Tx, UniqueKey};
 use crate::identity::model::AccountId;
 use crate::workspace::model::WorkspaceId;
@@ -267,7 +267,7 @@ pub async fn insert_messages(tx: &mut Tx, id: MailboxId, rows: &[(&str, EventId)
     for chunk in rows.chunks(200) {
         let sql = format!(
             "INSERT INTO mail_message (mailbox_id, remote_id, event_id, recorded_at) VALUES {} ON CONFLICT DO NOTHING",
-            row_placeholders(chunk.len(), 4)
+            anonymous_rows(chunk.len(), 4)
         );
         on_tx!(tx, c => {
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));

@@ -184,7 +184,7 @@ pub async fn insert_notifications(tx: &mut Tx, rows: &[Notification]) -> Result<
             for chunk in rows.chunks(ROW_CHUNK) {
                 let sql = format!(
                     "{INSERT} VALUES {} ON CONFLICT DO NOTHING RETURNING notification_id",
-                    crate::db::row_placeholders(chunk.len(), 10)
+                    crate::db::anonymous_rows(chunk.len(), 10)
                 );
                 let mut q = sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql));
                 for n in chunk {
@@ -241,7 +241,7 @@ pub async fn enqueue_jobs(tx: &mut Tx, jobs: &[super::outbox::NewJob<'_>]) -> Re
         Tx::Sqlite(t) => {
             let mut queued = 0;
             for chunk in jobs.chunks(ROW_CHUNK) {
-                let sql = format!("{INSERT} VALUES {} ON CONFLICT DO NOTHING", crate::db::row_placeholders(chunk.len(), 11));
+                let sql = format!("{INSERT} VALUES {} ON CONFLICT DO NOTHING", crate::db::anonymous_rows(chunk.len(), 11));
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for j in chunk {
                     q = q

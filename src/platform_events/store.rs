@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::db::{Db, Tx};
-use crate::db::{placeholders, row_placeholders};
+use crate::db::{anonymous_rows, placeholders, row_placeholders};
 use crate::identity::model::AccountId;
 use crate::service_accounts::model::ServiceAccountId;
 use crate::workspace::model::WorkspaceId;
@@ -86,7 +86,7 @@ pub async fn insert_events(tx: &mut Tx, rows: &[EventRow<'_>]) -> Result<Vec<Uui
                 let sql = format!(
                     "INSERT INTO platform_event ({EVENT_COLUMNS}) VALUES {} \
                      ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING platform_event_id",
-                    row_placeholders(chunk.len(), 16)
+                    anonymous_rows(chunk.len(), 16)
                 );
                 let mut q = sqlx::query_scalar::<_, Uuid>(sqlx::AssertSqlSafe(sql));
                 for e in chunk {
@@ -153,7 +153,7 @@ pub async fn insert_recipients_of(tx: &mut Tx, rows: &[(Uuid, AccountId)]) -> Re
             for chunk in rows.chunks(RECIPIENT_CHUNK) {
                 let sql = format!(
                     "INSERT INTO platform_event_recipient (platform_event_id, account_id) VALUES {}",
-                    row_placeholders(chunk.len(), 2)
+                    anonymous_rows(chunk.len(), 2)
                 );
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
                 for (event, account) in chunk {

@@ -108,27 +108,23 @@ impl PlatformEventService {
         }
         let rejected = |index: usize, e: Error| PublishOutcome { index, status: PublishStatus::Rejected, event_id: None, error: Some(e) };
         // Checked and resolved first, outside the transaction.
-        let mut members: Option<Members> = None;
         let mut outcomes: Vec<Option<PublishOutcome>> = Vec::with_capacity(raw.len());
-        let mut ready: Vec<Ready> = Vec::new();
+        let mut parsed: Vec<(usize, NewPlatformEvent)> = Vec::with_capacity(raw.len());
         for (index, raw) in raw.into_iter().enumerate() {
-            let event = match NewPlatformEvent::parse(index, raw) {
-                Ok(event) => event,
-                Err(e) => {
-                    outcomes.push(Some(rejected(index, e)));
-                    continue;
-                }
-            };
-            let members = match &members {
-                Some(m) => m,
-                None => members.insert(self.members(principal.workspace_id).await?),
-            };
-            match members.resolve(index, &event) {
-                Ok(recipients) => {
+            match NewPlatformEvent::parse(index, raw) {
+                Ok(event) => {
                     outcomes.push(None);
-                    ready.push(Ready { index, event, recipients });
+                    parsed.push((index, event));
                 }
                 Err(e) => outcomes.push(Some(rejected(index, e))),
+            }
+        }
+        let members = if parsed.is_empty() { Members(HashMap::new()) } else { self.members(principal.workspace_id, &parsed).await? };
+        let mut ready: Vec<Ready> = Vec::new();
+        for (index, event) in parsed {
+            match members.resolve(index, &event) {
+                Ok(recipients) => ready.push(Ready { index, event, recipients }),
+                Err(e) => outcomes[index] = Some(rejected(index, e)),
             }
         }
         if ready.is_empty() {
@@ -220,8 +216,17 @@ impl PlatformEventService {
         Ok(outcomes.into_iter().flatten().collect())
     }
 
-    async fn members(&self, workspace_id: WorkspaceId) -> Result<Members> {
-        let rows = store::members(&self.db, workspace_id).await?;
+    /// The members the events can reach: those they name, or every member when one of them
+    /// goes to roles.
+    async fn members(&self, workspace_id: WorkspaceId, events: &[(usize, NewPlatformEvent)]) -> Result<Members> {
+        let rows = if events.iter().any(|(_, e)| !e.roles.is_empty()) {
+            store::members(&self.db, workspace_id).await?
+        } else {
+            let mut named: Vec<AccountId> = events.iter().flat_map(|(_, e)| e.user_ids.iter().copied()).collect();
+            named.sort();
+            named.dedup();
+            store::members_among(&self.db, workspace_id, &named).await?
+        };
         Ok(Members(
             rows.into_iter()
                 .map(|m| {

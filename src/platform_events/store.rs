@@ -219,6 +219,31 @@ pub async fn members(db: &Db, workspace_id: WorkspaceId) -> Result<Vec<MemberRow
         .await)
 }
 
+/// [`members`] among `accounts` only: what a request that names its recipients (and no roles)
+/// needs, not the whole workspace.
+pub async fn members_among(db: &Db, workspace_id: WorkspaceId, accounts: &[AccountId]) -> Result<Vec<MemberRow>, sqlx::Error> {
+    const SELECT: &str = "SELECT m.account_id, m.role, a.status FROM membership m JOIN account a ON a.account_id = m.account_id \
+                          WHERE m.workspace_id = $1 AND m.status = 'ACTIVE' AND m.account_id";
+    match &db.pool {
+        crate::db::Pool::Postgres(p) => {
+            let ids: Vec<uuid::Uuid> = accounts.iter().map(|a| a.0).collect();
+            sqlx::query_as(sqlx::AssertSqlSafe(format!("{SELECT} = ANY($2)"))).bind(workspace_id).bind(ids).fetch_all(p).await
+        }
+        crate::db::Pool::Sqlite(p) => {
+            let mut rows = Vec::with_capacity(accounts.len());
+            for chunk in accounts.chunks(crate::db::IN_CHUNK) {
+                let sql = format!("{SELECT} IN ({})", placeholders(2, chunk.len()));
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(workspace_id);
+                for account in chunk {
+                    q = q.bind(*account);
+                }
+                rows.extend(q.fetch_all(p).await?);
+            }
+            Ok(rows)
+        }
+    }
+}
+
 /// A task or an appointment on someone's day.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct AgendaRow {

@@ -4,7 +4,9 @@
 //! has listeners in this process has one bounded `broadcast` channel, so publishing is one
 //! send per topic however many clients listen, a slow client never slows the others (it
 //! lags instead, and is told), and memory stays bounded. Only ids travel: subscribers reload
-//! what they show from the store, once per change in each process ([`Loads`]).
+//! what they show from the store, once per change in each process ([`Loads`]), except in the
+//! process that wrote it, which hands its listeners the row it has in hand
+//! ([`Fanout::publish_loaded`]).
 //!
 //! How a change reaches the other gateway processes is a [`Carrier`]: in-process only on
 //! SQLite (one process), PostgreSQL `NOTIFY` otherwise. Resolvers see neither: they call

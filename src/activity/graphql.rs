@@ -370,7 +370,8 @@ impl ActivitySubscription {
         workspace_id: Option<ID>,
     ) -> Result<impl Stream<Item = async_graphql::Result<ActivityEventNode>> + use<>> {
         let viewer = ctx.viewer_for(Scope::ActivityRead).await?;
-        let services = ctx.services()?.clone();
+        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
+        let services = std::sync::Arc::new(ctx.services()?.clone());
         let (workspace_id, contact) = match contact_id {
             Some(c) => {
                 let c = services.contacts.contact(&viewer, ContactId::parse("contactId", &c)?).await?;

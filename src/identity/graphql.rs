@@ -297,7 +297,8 @@ impl IdentitySubscription {
     /// The signed-in user, each time their account, status or memberships change.
     async fn me_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<User>> + use<>> {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
-        let services = ctx.services()?.clone();
+        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
+        let services = std::sync::Arc::new(ctx.services()?.clone());
         let me = viewer.account_id();
         // A lag (Err): some changes were dropped; reloading shows the latest state anyway.
         live::feed(

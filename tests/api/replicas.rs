@@ -1038,10 +1038,7 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     if skipped("takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_forwards_the_client_address") {
         return;
     }
-    let lab = MailLab::get().await;
-    let gate = SmtpGate::start(lab.smtp).await;
-    let smtp = format!("smtp://127.0.0.1:{}", gate.port);
-    let Some(mut cluster) = Cluster::start("takeover_at_the_digest_minute", &[("CONCIERGE_SMTP_URL", smtp.as_str())]).await else { return };
+    let Some((lab, gate, mut cluster)) = behind_a_gate("takeover_at_the_digest_minute").await else { return };
     let ada = cluster.user(&fresh("digest")).await;
 
     // X-Forwarded-For: HAProxy forwards the client's address (127.0.0.2), which the gateways
@@ -1078,16 +1075,9 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
         .await;
     assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
     let account: Uuid = ada.id.parse().expect("a UUID");
-    let pending = |db: Db| async move {
-        concierge::on_pool!(&db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM delivery_job WHERE account_id = $1 AND state = 'PENDING'")
-            .bind(account)
-            .fetch_one(p)
-            .await)
-        .expect("jobs")
-    };
     // Its email goes out first, so the mail server is free for the summary.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while pending(cluster.db.clone()).await > 0 && tokio::time::Instant::now() < deadline {
+    while pending_jobs(&cluster.db, account).await > 0 && tokio::time::Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
@@ -1187,6 +1177,15 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     }
 }
 
+/// A cluster that sends mail to the lab through an [`SmtpGate`].
+async fn behind_a_gate(name: &str) -> Option<(MailLab, SmtpGate, Cluster)> {
+    let lab = MailLab::get().await;
+    let gate = SmtpGate::start(lab.smtp).await;
+    let smtp = format!("smtp://127.0.0.1:{}", gate.port);
+    let cluster = Cluster::start(name, &[("CONCIERGE_SMTP_URL", smtp.as_str())]).await?;
+    Some((lab, gate, cluster))
+}
+
 /// The outbox jobs of `account` still to send.
 async fn pending_jobs(db: &Db, account: Uuid) -> i64 {
     concierge::on_pool!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM delivery_job WHERE account_id = $1 AND state = 'PENDING'")
@@ -1201,10 +1200,7 @@ async fn takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_s
     if skipped("takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_same_message_id") {
         return;
     }
-    let lab = MailLab::get().await;
-    let gate = SmtpGate::start(lab.smtp).await;
-    let smtp = format!("smtp://127.0.0.1:{}", gate.port);
-    let Some(mut cluster) = Cluster::start("takeover_after_acceptance", &[("CONCIERGE_SMTP_URL", smtp.as_str())]).await else { return };
+    let Some((lab, gate, mut cluster)) = behind_a_gate("takeover_after_acceptance").await else { return };
     let ada = cluster.user(&fresh("accepted")).await;
     let account: Uuid = ada.id.parse().expect("a UUID");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);

@@ -1099,22 +1099,7 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     gate.hold(true);
     println!("replicas: digest: due at {time} UTC, waiting");
 
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(150);
-    let (job, holder) = loop {
-        let claimed: Option<(Uuid, Option<Uuid>)> = concierge::on_pool!(&cluster.db, p => sqlx::query_as(
-            "SELECT job_id, locked_by FROM delivery_job WHERE account_id = $1 AND kind = 'DIGEST'")
-            .bind(account)
-            .fetch_optional(p)
-            .await)
-        .expect("jobs");
-        if let Some((job, Some(holder))) = claimed
-            && gate.held() > 0
-        {
-            break (job, holder);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the summary was not claimed: {claimed:?}\n{}", cluster.logs());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (job, holder) = claimed_job(&cluster, account, "kind = 'DIGEST'", Duration::from_secs(150), || gate.held() > 0).await;
     // The replica sending it dies mid-conversation; the mail server never got the message.
     let victim = cluster.replica_of(holder);
     let killed = cluster.kill(victim).await;
@@ -1186,6 +1171,27 @@ async fn behind_a_gate(name: &str) -> Option<(MailLab, SmtpGate, Cluster)> {
     Some((lab, gate, cluster))
 }
 
+/// The one outbox job of `account` that `which` (an SQL condition) picks, once a replica
+/// claimed it and `ready` holds: its id and its holder.
+async fn claimed_job(cluster: &Cluster, account: Uuid, which: &str, within: Duration, ready: impl Fn() -> bool) -> (Uuid, Uuid) {
+    let sql = format!("SELECT job_id, locked_by FROM delivery_job WHERE account_id = $1 AND {which}");
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let claimed: Option<(Uuid, Option<Uuid>)> = concierge::on_pool!(&cluster.db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(account)
+            .fetch_optional(p)
+            .await)
+        .expect("jobs");
+        if let Some((job, Some(holder))) = claimed
+            && ready()
+        {
+            return (job, holder);
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the job was not claimed: {claimed:?}\n{}", cluster.logs());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The outbox jobs of `account` still to send.
 async fn pending_jobs(db: &Db, account: Uuid) -> i64 {
     concierge::on_pool!(db, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM delivery_job WHERE account_id = $1 AND state = 'PENDING'")
@@ -1221,22 +1227,8 @@ async fn takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_s
         )
         .await;
     assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let (job, holder) = loop {
-        let claimed: Option<(Uuid, Option<Uuid>)> = concierge::on_pool!(&cluster.db, p => sqlx::query_as(
-            "SELECT job_id, locked_by FROM delivery_job WHERE account_id = $1 AND state = 'PENDING' AND channel = 'EMAIL'")
-            .bind(account)
-            .fetch_optional(p)
-            .await)
-        .expect("jobs");
-        if let Some((job, Some(holder))) = claimed
-            && gate.swallowed() == 1
-        {
-            break (job, holder);
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the email was not sent: {claimed:?}\n{}", cluster.logs());
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    let (job, holder) =
+        claimed_job(&cluster, account, "state = 'PENDING' AND channel = 'EMAIL'", Duration::from_secs(30), || gate.swallowed() == 1).await;
     let killed = cluster.kill(cluster.replica_of(holder)).await;
     gate.swallow(false);
 

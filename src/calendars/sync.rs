@@ -147,8 +147,8 @@ impl CalendarSync {
         let mut held_until: Option<chrono::DateTime<Utc>> = None;
         // Every third of a lease, accounts whose syncing process died (connected through it,
         // so this one may never have looked at them) are taken over.
-        let lease = self.inner.settings.lease;
-        let sweep_every = lease / 3;
+        let length = self.inner.settings.lease;
+        let sweep_every = length / 3;
         let mut last_sweep = tokio::time::Instant::now();
         loop {
             if last_sync.is_none_or(|at| at.elapsed() >= poll) || held_until.is_some_and(|at| at <= Utc::now()) {
@@ -169,7 +169,7 @@ impl CalendarSync {
                 Err(e) => tracing::error!(error = ?e, "cannot read when appointment writes are due"),
             }
             if let Some(at) = held_until {
-                wait = wait.min(lease::wait_for(at, Utc::now(), lease));
+                wait = wait.min(lease::wait_for(at, Utc::now(), length));
             }
             wait = wait.min(sweep_every.saturating_sub(last_sweep.elapsed()));
             tokio::select! {
@@ -296,9 +296,9 @@ impl CalendarSync {
     /// when another process's lease on it runs out, when that process is syncing it.
     pub async fn sync_account(&self, a: &CalendarAccount, why: SyncReason) -> Option<chrono::DateTime<Utc>> {
         let id = a.calendar_account_id;
-        let (db, process, lease) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
+        let (db, process, length) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
         let started = Utc::now();
-        match lease::claim(db, lease::CALENDAR_ACCOUNT, id.0, process, started, lease).await {
+        match lease::claim(db, lease::CALENDAR_ACCOUNT, id.0, process, started, length).await {
             Ok(Claim::Taken) => {}
             Ok(Claim::HeldUntil(until)) => {
                 tracing::debug!(calendar_account_id = %id.0, "another process is syncing this calendar account");
@@ -327,7 +327,7 @@ impl CalendarSync {
         }
         // Renewed while the sync runs; lost (this process stalled past it and another took
         // over), the sync stops where it is: each calendar's changes commit with its token.
-        let held = lease::Held::renew(db.clone(), lease::CALENDAR_ACCOUNT, id.0, process, lease);
+        let held = lease::Held::renew(db.clone(), lease::CALENDAR_ACCOUNT, id.0, process, length);
         let finished = tokio::select! {
             () = self.sync_leased(a) => true,
             () = held.lost().cancelled() => false,
@@ -526,16 +526,16 @@ impl CalendarSync {
         let mut attempted = 0;
         // Each write is claimed for a lease, renewed while it runs: a write left by a process
         // that died goes back to the others when the lease runs out.
-        let (db, process, lease) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
+        let (db, process, length) = (&self.inner.db, self.inner.process, self.inner.settings.lease);
         for w in due {
             let now = Utc::now();
-            let until = now + chrono::Duration::from_std(lease).unwrap_or_default();
+            let until = now + chrono::Duration::from_std(length).unwrap_or_default();
             if !store::claim_write(db, &w, now, until, process).await? {
                 continue;
             }
             attempted += 1;
             let write = self.write_one(&w, &mut sessions);
-            if let Err(e) = claims::while_held(db, claims::APPOINTMENT_WRITE, process, lease, Utc::now, write).await {
+            if let Err(e) = claims::while_held(db, claims::APPOINTMENT_WRITE, process, length, Utc::now, write).await {
                 tracing::error!(error = ?e, "an appointment write stopped on the database");
             }
         }

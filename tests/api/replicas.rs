@@ -1066,14 +1066,7 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     assert_eq!(current["ip"], "127.0.0.3", "a forged X-Forwarded-For from an untrusted peer is ignored: {sessions}");
 
     // Something to report: a new access token is a security event, notified in the app.
-    let r = cluster
-        .gql(
-            Some(&ada.token),
-            "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
-            json!({ "i": { "name": "replicas", "scopes": ["profile:read"] } }),
-        )
-        .await;
-    assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
+    new_access_token(&cluster, &ada, "replicas").await;
     let account: Uuid = ada.id.parse().expect("a UUID");
     // Its email goes out first, so the mail server is free for the summary.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -1162,6 +1155,18 @@ async fn takeover_at_the_digest_minute_sends_the_summary_once_and_the_balancer_f
     }
 }
 
+/// Creates an access token for `user`: a security event, notified in the app and by email.
+async fn new_access_token(cluster: &Cluster, user: &TestUser, name: &str) {
+    let r = cluster
+        .gql(
+            Some(&user.token),
+            "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
+            json!({ "i": { "name": name, "scopes": ["profile:read"] } }),
+        )
+        .await;
+    assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
+}
+
 /// A cluster that sends mail to the lab through an [`SmtpGate`].
 async fn behind_a_gate(name: &str) -> Option<(MailLab, SmtpGate, Cluster)> {
     let lab = MailLab::get().await;
@@ -1219,14 +1224,7 @@ async fn takeover_after_the_mail_server_took_an_email_sends_it_again_under_the_s
     // A new access token is a security event: one email. The mail server takes it, and the
     // replica sending it dies before it hears so.
     gate.swallow(true);
-    let r = cluster
-        .gql(
-            Some(&ada.token),
-            "mutation($i: CreateAccessTokenInput!) { createAccessToken(input: $i) { token } }",
-            json!({ "i": { "name": "accepted", "scopes": ["profile:read"] } }),
-        )
-        .await;
-    assert!(r["data"]["createAccessToken"]["token"].is_string(), "{r}");
+    new_access_token(&cluster, &ada, "accepted").await;
     let (job, holder) =
         claimed_job(&cluster, account, "state = 'PENDING' AND channel = 'EMAIL'", Duration::from_secs(30), || gate.swallowed() == 1).await;
     let killed = cluster.kill(cluster.replica_of(holder)).await;

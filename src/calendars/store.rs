@@ -83,6 +83,16 @@ pub async fn runnable_accounts(db: &Db, now: DateTime<Utc>) -> Result<Vec<Calend
     on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).fetch_all(p).await)
 }
 
+/// The next time after `now` an account's poll falls due (accounts due already are listed by
+/// [`runnable_accounts`]; those another process is syncing come back when its lease runs out).
+pub async fn next_sync_due(db: &Db, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    on_pool!(db, p => sqlx::query_scalar(
+        "SELECT MIN(sync_due_at) FROM calendar_account WHERE status <> 'NEEDS_REAUTH' AND sync_due_at > $1")
+        .bind(now)
+        .fetch_one(p)
+        .await)
+}
+
 /// Whether the account's sync is due at `now` (None: the account is gone). Read again once a
 /// process holds the lease: another may have synced it since the list was read.
 pub async fn sync_due(db: &Db, id: CalendarAccountId, now: DateTime<Utc>) -> Result<Option<bool>, sqlx::Error> {

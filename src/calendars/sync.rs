@@ -3,7 +3,7 @@
 //! user's primary calendar. One loop for all accounts; [`CalendarSync::wake`] runs it at once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -20,6 +20,7 @@ use super::recurrence;
 use super::store;
 use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
+use crate::clock::SystemClock;
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
@@ -28,7 +29,7 @@ use crate::i18n::text;
 use crate::jobs::claims;
 use crate::jobs::lease::{self, Claim};
 use crate::jobs::retry::Retry;
-use crate::jobs::worker::Worker;
+use crate::jobs::worker::{self, Pace, Worker};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 
@@ -137,87 +138,44 @@ impl CalendarSync {
         self.inner.wake.notify_one();
     }
 
-    /// Syncs every poll interval (and at once when woken), and writes appointments when
-    /// woken or when a failed write's retry falls due, until `stop`.
+    /// Syncs each account when its poll falls due (and looks at once when woken), and writes
+    /// appointments when woken or when a failed write's retry falls due, until `stop`: the
+    /// [`Rounds`] worker on the shared worker loop.
     pub async fn run(self, stop: CancellationToken) {
-        let poll = self.inner.settings.poll;
-        let mut last_sync: Option<tokio::time::Instant> = None;
-        // When an account another process is syncing becomes free (its lease runs out: that
-        // process finished, or died mid-sync and this one takes over).
-        let mut held_until: Option<chrono::DateTime<Utc>> = None;
-        // Every third of a lease, accounts whose syncing process died (connected through it,
-        // so this one may never have looked at them) are taken over.
-        let length = self.inner.settings.lease;
-        let sweep_every = length / 3;
-        let mut last_sweep = tokio::time::Instant::now();
-        loop {
-            if last_sync.is_none_or(|at| at.elapsed() >= poll) || held_until.is_some_and(|at| at <= Utc::now()) {
-                held_until = self.sync_all().await;
-                last_sync = Some(tokio::time::Instant::now());
-            }
-            if last_sweep.elapsed() >= sweep_every {
-                last_sweep = tokio::time::Instant::now();
-                self.adopt().await;
-            }
-            if let Err(e) = self.write_due().await {
-                tracing::error!(error = ?e, "cannot write appointments");
-            }
-            let mut wait = last_sync.map_or(Duration::ZERO, |at| poll.saturating_sub(at.elapsed()));
-            match store::next_retry_at(&self.inner.db).await {
-                Ok(Some(at)) => wait = wait.min((at - Utc::now()).to_std().unwrap_or(Duration::ZERO)),
-                Ok(None) => {}
-                Err(e) => tracing::error!(error = ?e, "cannot read when appointment writes are due"),
-            }
-            if let Some(at) = held_until {
-                wait = wait.min(lease::wait_for(at, Utc::now(), length));
-            }
-            wait = wait.min(sweep_every.saturating_sub(last_sweep.elapsed()));
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.inner.wake.notified() => last_sync = None,
-                _ = tokio::time::sleep(wait) => {}
-            }
-        }
+        let rounds = Rounds { sync: self, held_until: Mutex::new(None) };
+        // A third of a lease: accounts left by a process that died mid-sync (their poll is
+        // still due) are taken over within a lease and a third, even by a process that never
+        // saw them held.
+        let pace = Pace { clock: &SystemClock, wake: &rounds.sync.inner.wake, recheck: rounds.sync.inner.settings.lease / 3 };
+        worker::run(&rounds, pace, stop).await;
     }
 
     /// Calendars of newly connected OAuth mailboxes linked, then every account whose sync is
     /// due synced, unless another process is syncing it. Returns when the first of those
     /// others' leases runs out.
     pub async fn sync_all(&self) -> Option<chrono::DateTime<Utc>> {
+        self.sync_due_accounts().await.1
+    }
+
+    /// [`Self::sync_all`], also counting the accounts it looked at and did not find held
+    /// elsewhere.
+    async fn sync_due_accounts(&self) -> (usize, Option<chrono::DateTime<Utc>>) {
         if let Err(e) = self.link_mailboxes().await {
             tracing::error!(error = ?e, "cannot link mailboxes to their calendars");
         }
-        let mut held_until = None;
+        let (mut synced, mut held_until) = (0, None);
         match store::runnable_accounts(&self.inner.db, Utc::now()).await {
             Ok(accounts) => {
                 for account in accounts {
-                    if let Some(until) = self.sync_account(&account, SyncReason::Due).await {
-                        held_until = Some(held_until.map_or(until, |t: chrono::DateTime<Utc>| t.min(until)));
+                    match self.sync_account(&account, SyncReason::Due).await {
+                        Some(until) => held_until = Some(held_until.map_or(until, |t: chrono::DateTime<Utc>| t.min(until))),
+                        None => synced += 1,
                     }
                 }
             }
             Err(e) => tracing::error!(error = ?e, "cannot list calendar accounts"),
         }
-        held_until
-    }
-
-    /// Syncs each account whose syncing process let its lease run out (it died mid-sync).
-    async fn adopt(&self) {
-        let db = &self.inner.db;
-        let expired = match lease::expired(db, lease::CALENDAR_ACCOUNT, Utc::now()).await {
-            Ok(ids) => ids,
-            Err(e) => return tracing::error!(error = ?e, "cannot look for calendar accounts left by a process that died"),
-        };
-        for id in expired {
-            match store::find_account(db, CalendarAccountId(id)).await {
-                Ok(Some(a)) if a.status != CalendarAccountStatus::NeedsReauth.stored_name() => {
-                    tracing::info!(calendar_account_id = %id, "taking over a calendar account whose syncing process stopped renewing its lease");
-                    self.sync_account(&a, SyncReason::Due).await;
-                }
-                Ok(_) => {}
-                Err(e) => tracing::error!(error = ?e, "cannot read a calendar account"),
-            }
-        }
+        (synced, held_until)
     }
 
     /// A mailbox whose connector also serves calendars (one OAuth grant for both) gets a
@@ -710,6 +668,43 @@ impl Worker for CalendarSync {
 
     async fn next_due(&self) -> Option<chrono::DateTime<Utc>> {
         store::next_retry_at(&self.inner.db).await.ok().flatten()
+    }
+}
+
+/// The calendar loop as one worker: a pass syncs the accounts whose poll is due (a process
+/// that died mid-sync left its account due, so this is also the takeover), then does the
+/// appointment writes due. The next pass comes when the next poll or write retry falls due,
+/// or when an account another process was syncing is free again.
+pub struct Rounds {
+    sync: CalendarSync,
+    /// When the first account seen held by another process at the last pass is free.
+    held_until: Mutex<Option<chrono::DateTime<Utc>>>,
+}
+
+impl Worker for Rounds {
+    const NAME: &'static str = "calendar sync";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        let (synced, held_until) = self.sync.sync_due_accounts().await;
+        *self.held_until.lock().unwrap_or_else(|e| e.into_inner()) = held_until;
+        let written = self.sync.write_due().await.map_err(|e| anyhow::anyhow!("cannot write appointments: {e:?}"))?;
+        Ok(synced + written)
+    }
+
+    async fn next_due(&self) -> Option<chrono::DateTime<Utc>> {
+        let db = &self.sync.inner.db;
+        // Asked a little after the holder's lease runs out, for clocks a little apart.
+        let free = *self.held_until.lock().unwrap_or_else(|e| e.into_inner());
+        let free = free.map(|at| at + chrono::Duration::milliseconds(100));
+        let poll = store::next_sync_due(db, Utc::now()).await.unwrap_or_else(|e| {
+            tracing::error!(error = ?e, "cannot read when calendar accounts are due");
+            None
+        });
+        let write = store::next_retry_at(db).await.unwrap_or_else(|e| {
+            tracing::error!(error = ?e, "cannot read when appointment writes are due");
+            None
+        });
+        [free, poll, write].into_iter().flatten().min()
     }
 }
 

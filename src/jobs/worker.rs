@@ -1,5 +1,6 @@
 //! One shape for the background workers that drain a queue (emails and pushes, daily
-//! summaries, webhook deliveries, appointment writes, account deletions): a [`Worker`] does
+//! summaries, webhook deliveries, appointment writes, account deletions, calendar polls, the
+//! look for mailboxes no process holds): a [`Worker`] does
 //! the work due now in [`Worker::run_once`], and [`run`] repeats that, sleeping until the next
 //! job is due, a producer in this process wakes it, or a recheck interval has passed (work
 //! queued by another gateway process, or left by one that died).

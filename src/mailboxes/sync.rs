@@ -30,6 +30,7 @@ use super::model::{Mailbox, MailboxEventKind, MailboxId, MailboxStatus};
 use super::oauth::{MailboxTokens, OAuthApps, StoredTokens};
 use super::store;
 use crate::accounts::registry::Registry;
+use crate::clock::SystemClock;
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::error::{Error, Result};
@@ -37,6 +38,7 @@ use crate::fanout::{Change, Fanout};
 use crate::i18n::text;
 use crate::jobs::lease::{self, Claim};
 use crate::jobs::retry::Retry;
+use crate::jobs::worker::{self, Pace};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 use crate::webhooks::Webhooks;
@@ -223,15 +225,10 @@ impl MailSync {
         let (this, stop) = (self.clone(), self.inner.shutdown.clone());
         self.inner.tasks.spawn(
             async move {
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        () = tokio::time::sleep(this.inner.settings.lease / 3) => {}
-                    }
-                    if let Err(e) = this.adopt().await {
-                        warn!(error = ?e, "cannot look for mailboxes no gateway is syncing");
-                    }
-                }
+                let recheck = this.inner.settings.lease / 3;
+                // Nothing in this process wakes it: a mailbox connected here is started here.
+                let wake = Notify::new();
+                worker::run(&Adoption(this), Pace { clock: &SystemClock, wake: &wake, recheck }, stop).await;
             }
             .instrument(info_span!("mailbox_adoption")),
         );
@@ -306,6 +303,18 @@ impl MailSync {
         self.inner.shutdown.cancel();
         self.inner.tasks.close();
         self.inner.tasks.wait().await;
+    }
+}
+
+/// The look for mailboxes no process holds, on the shared worker loop: a pass is
+/// [`MailSync::adopt`], every third of a lease.
+struct Adoption(MailSync);
+
+impl worker::Worker for Adoption {
+    const NAME: &'static str = "mailbox adoption";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.0.adopt().await.map_err(|e| anyhow::anyhow!("cannot look for mailboxes no gateway is syncing: {e:?}"))
     }
 }
 

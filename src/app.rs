@@ -143,13 +143,15 @@ impl Application {
         });
         // Background work stops with the server; an email being sent (or a webhook attempt
         // in progress) is let finish.
-        state.tasks.spawn(state.services.delivery.clone().run(stop.clone()));
-        state.tasks.spawn(state.services.digests.clone().run(stop.clone()));
-        state.tasks.spawn(state.services.webhooks.clone().run(stop.clone()));
+        if state.config.queue_workers {
+            state.tasks.spawn(state.services.delivery.clone().run(stop.clone()));
+            state.tasks.spawn(state.services.digests.clone().run(stop.clone()));
+            state.tasks.spawn(state.services.webhooks.clone().run(stop.clone()));
+            state.tasks.spawn(state.services.calendars.sync().clone().run(stop.clone()));
+            state.tasks.spawn(state.services.deletion.clone().run(stop.clone()));
+        }
         state.tasks.spawn(state.services.availability.clone().run(stop.clone()));
-        state.tasks.spawn(state.services.calendars.sync().clone().run(stop.clone()));
         state.tasks.spawn(state.services.exports.clone().run(state.schema.clone(), stop.clone()));
-        state.tasks.spawn(state.services.deletion.clone().run(stop.clone()));
         let sync = state.services.mailboxes.sync().clone();
         if let Err(e) = sync.start_all().await {
             tracing::error!(error = ?e, "cannot start the mailbox syncs");

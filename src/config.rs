@@ -398,6 +398,13 @@ pub struct Config {
     #[arg(long, env = "CONCIERGE_SHUTDOWN_GRACE_SECS", default_value_t = 20)]
     pub shutdown_grace_secs: u64,
 
+    /// Whether the queue workers (emails and pushes, daily summaries, webhook deliveries,
+    /// calendar syncs and appointment writes, account deletions) run in the background. Not a
+    /// setting: always on in the gateway; tests that step the workers with `run_once` turn it
+    /// off so that no background pass races theirs.
+    #[arg(skip = true)]
+    pub queue_workers: bool,
+
     // Hardening of the GraphQL surface and anti-automation (issue 19, sections 2, 5 and 6).
     /// Most fields, inline fragments and fragment spreads an anonymous request's document may
     /// expand to (each spread counted with everything its fragment expands to), checked

@@ -1,9 +1,16 @@
 //! Delivery of notifications outside the app: email through the real SMTP server of the mail
 //! lab (in the user's language, once, batched, retried while the server is down) and Web
 //! Push to a local push service that decrypts what it gets.
+//!
+//! The gateways here run without their background queue workers: each test steps the
+//! delivery worker (`run_once`) and, where a batch window or a retry must pass, moves a
+//! manual clock, so what a pass did is known when it returns.
 
 use std::time::Duration;
 
+use chrono::Utc;
+use concierge::clock::ManualClock;
+use concierge::config::Config;
 use concierge::identity::model::AccountId;
 use concierge::jobs::worker::Worker as _;
 use concierge::notifications::model::NotificationEvent;
@@ -29,17 +36,27 @@ async fn jobs(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     app.services.notifications.deliveries(account(user)).await.expect("jobs")
 }
 
-/// Waits (up to 15 s) until the user's jobs satisfy `done`.
-async fn jobs_until(app: &TestApp, user: &TestUser, what: &str, done: impl Fn(&[JobState]) -> bool) -> Vec<JobState> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let now = jobs(app, user).await;
-        if done(&now) {
-            return now;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}: {now:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// A gateway whose delivery worker only runs when the test steps it, on `clock`.
+async fn stepped(adjust: impl FnOnce(&mut Config), clock: &std::sync::Arc<ManualClock>) -> TestApp {
+    TestApp::spawn_with_clock(
+        |c| {
+            c.queue_workers = false;
+            adjust(c);
+        },
+        clock.clone(),
+    )
+    .await
+}
+
+/// One pass of the delivery worker: every job due now is attempted.
+async fn step(app: &TestApp) -> usize {
+    app.services.delivery.run_once().await.expect("a pass over the queue")
+}
+
+/// The user's job on `channel`.
+async fn job(app: &TestApp, user: &TestUser, channel: &str) -> JobState {
+    let all = jobs(app, user).await;
+    all.iter().find(|j| j.channel == channel).unwrap_or_else(|| panic!("no {channel} job: {all:#?}")).clone()
 }
 
 async fn set_language(app: &TestApp, user: &TestUser, language: &str) {
@@ -56,12 +73,15 @@ async fn set_language(app: &TestApp, user: &TestUser, language: &str) {
 #[tokio::test]
 async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_text() {
     let lab = MailLab::get().await;
-    let app = TestApp::spawn_with(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
+    let clock = ManualClock::new(Utc::now());
+    let app = stepped(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url())), &clock).await;
     let user = app.user(&fresh("greta")).await;
     set_language(&app, &user, "de").await;
 
     let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
+    assert!(lab.messages_to(&user.email).await.is_empty(), "nothing is sent before the worker's pass");
+    step(&app).await;
 
     let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
     assert_eq!(mail.subject, "Ein persönliches Zugriffstoken wurde erstellt");
@@ -74,22 +94,26 @@ async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_t
         "{html}"
     );
 
-    let done = jobs_until(&app, &user, "the email job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
+    let done = jobs(&app, &user).await;
     assert_eq!(done.iter().filter(|j| j.channel == "EMAIL").count(), 1, "{done:#?}");
-    assert!(done.iter().any(|j| j.channel == "EMAIL" && j.attempts == 1), "sent at the first attempt: {done:#?}");
+    let email = job(&app, &user, "EMAIL").await;
+    assert_eq!((email.state.as_str(), email.attempts), ("SENT", 1), "sent at the first attempt: {email:?}");
     // Nothing more comes later: a pass over the queue finds nothing left to send.
-    assert_eq!(app.services.delivery.run_once().await.expect("a pass"), 0);
+    assert_eq!(step(&app).await, 0);
     assert_eq!(lab.messages_to(&user.email).await.len(), 1);
 }
 
 #[tokio::test]
 async fn a_burst_of_one_hundred_new_messages_is_one_email() {
     let lab = MailLab::get().await;
-    let app = TestApp::spawn_with(|c| {
-        c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()));
-        // Long enough for the whole burst to be queued even on a busy machine.
-        c.email_batch_secs = 5;
-    })
+    let clock = ManualClock::new(Utc::now());
+    let app = stepped(
+        |c| {
+            c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()));
+            c.email_batch_secs = 5;
+        },
+        &clock,
+    )
     .await;
     let user = app.user(&fresh("burst")).await;
     let r = app
@@ -108,14 +132,18 @@ async fn a_burst_of_one_hundred_new_messages_is_one_email() {
         };
         app.services.notifications.notify(notice).await.expect("notified");
     }
+    assert_eq!(step(&app).await, 0, "the batch window is still open");
+    clock.advance(chrono::Duration::seconds(6));
+    step(&app).await;
 
+    let done = jobs(&app, &user).await;
+    assert_eq!(done.iter().filter(|j| j.state == "SENT").count(), 100, "all 100 jobs closed: {done:#?}");
+    let carriers: std::collections::HashSet<_> = done.iter().map(|j| j.sent_with).collect();
+    assert_eq!(carriers.len(), 1, "one email carried them all: {carriers:?}");
     let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
     assert_eq!(mail.subject, "100 new notifications");
     assert!(mail.text.contains("New message 0") && mail.text.contains("…and 75 more."), "{}", mail.text);
-    let done = jobs_until(&app, &user, "all 100 jobs closed", |j| j.iter().filter(|j| j.state == "SENT").count() == 100).await;
-    let carriers: std::collections::HashSet<_> = done.iter().map(|j| j.sent_with).collect();
-    assert_eq!(carriers.len(), 1, "one email carried them all: {carriers:?}");
-    assert_eq!(app.services.delivery.run_once().await.expect("a pass"), 0, "nothing left to send");
+    assert_eq!(step(&app).await, 0, "nothing left to send");
     assert_eq!(lab.messages_to(&user.email).await.len(), 1, "exactly one email");
 }
 
@@ -151,28 +179,39 @@ impl Relay {
 async fn with_the_smtp_server_down_the_email_is_retried_and_delivered_once_when_it_is_back() {
     let lab = MailLab::get().await;
     let relay = Relay::reserve();
-    let app = TestApp::spawn_with(|c| {
-        c.smtp_url = Some(concierge::config::Redacted(format!("smtp://127.0.0.1:{}", relay.port)));
-        c.delivery_retry_ms = 200;
-    })
+    let clock = ManualClock::new(Utc::now());
+    let app = stepped(
+        |c| {
+            c.smtp_url = Some(concierge::config::Redacted(format!("smtp://127.0.0.1:{}", relay.port)));
+            c.delivery_retry_ms = 200;
+        },
+        &clock,
+    )
     .await;
     let user = app.user(&fresh("retry")).await;
     let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
 
-    let failing = jobs_until(&app, &user, "two failed attempts", |j| j.iter().any(|j| j.channel == "EMAIL" && j.attempts >= 2)).await;
-    let email = failing.iter().find(|j| j.channel == "EMAIL").expect("the email job");
-    assert_eq!(email.state, "PENDING", "still to be retried: {email:?}");
+    step(&app).await;
+    assert_eq!(job(&app, &user, "EMAIL").await.attempts, 1, "the first attempt");
+    assert_eq!(step(&app).await, 0, "the retry waits for its time");
+    // The first retry waits 200 ms and at most a fifth more.
+    clock.advance(chrono::Duration::seconds(1));
+    step(&app).await;
+    let email = job(&app, &user, "EMAIL").await;
+    assert_eq!((email.state.as_str(), email.attempts), ("PENDING", 2), "still to be retried: {email:?}");
     assert!(email.last_error.as_deref().is_some_and(|e| e.contains("SMTP")), "{email:?}");
     assert!(lab.messages_to(&user.email).await.is_empty());
 
     relay.start(lab.smtp).await;
+    clock.advance(chrono::Duration::seconds(1));
+    step(&app).await;
+    assert_eq!(job(&app, &user, "EMAIL").await.state, "SENT");
     let mail = parse(&lab.wait_for(&user.email, 1).await[0]);
     assert_eq!(mail.subject, "A personal access token was created");
     // Every attempt carried the same Message-ID, named after the job.
     assert!(mail.message_id.as_deref().is_some_and(|id| id.starts_with(&email.job_id.to_string())), "{:?}", mail.message_id);
-    jobs_until(&app, &user, "the job to be sent", |j| j.iter().any(|j| j.channel == "EMAIL" && j.state == "SENT")).await;
-    assert_eq!(app.services.delivery.run_once().await.expect("a pass"), 0, "nothing left to send");
+    assert_eq!(step(&app).await, 0, "nothing left to send");
     assert_eq!(lab.messages_to(&user.email).await.len(), 1, "delivered once");
 }
 
@@ -206,7 +245,7 @@ async fn register(app: &TestApp, user: &TestUser, endpoint: &PushEndpoint) {
 #[tokio::test]
 async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_published_key() {
     // The push stand-in listens on loopback.
-    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
+    let app = stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
     let user = app.user(&fresh("push")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -214,6 +253,8 @@ async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_publis
 
     let r = app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
+    step(&app).await;
+    assert_eq!(job(&app, &user, "PUSH").await.state, "SENT");
 
     let got = endpoint.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].payload["title"], "A personal access token was created");
@@ -221,12 +262,11 @@ async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_publis
     assert_eq!(got[0].vapid_key, key, "signed with the key clients subscribe with");
     assert_eq!(got[0].urgency.as_deref(), Some("high"));
     assert!(got[0].topic.is_some());
-    jobs_until(&app, &user, "the push job to be sent", |j| j.iter().any(|j| j.channel == "PUSH" && j.state == "SENT")).await;
 }
 
 #[tokio::test]
 async fn an_endpoint_that_answers_410_gone_is_removed() {
-    let app = TestApp::spawn_with(|c| c.allow_loopback()).await;
+    let app = stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
     let user = app.user(&fresh("gone")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -234,19 +274,24 @@ async fn an_endpoint_that_answers_410_gone_is_removed() {
     assert_eq!(app.services.notifications.push_subscription_count(account(&user)).await.expect("count"), 1);
 
     app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
-    let done = jobs_until(&app, &user, "the push job to close", |j| j.iter().any(|j| j.channel == "PUSH" && j.state != "PENDING")).await;
-    let push = done.iter().find(|j| j.channel == "PUSH").expect("the push job");
+    step(&app).await;
+    let push = job(&app, &user, "PUSH").await;
     assert_eq!(push.state, "SKIPPED", "{push:?}");
     assert_eq!(app.services.notifications.push_subscription_count(account(&user)).await.expect("count"), 0, "the subscription is gone");
+    assert_eq!(step(&app).await, 0);
     assert_eq!(endpoint.attempts(), 1, "and it is not tried again");
 }
 
 #[tokio::test]
 async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers() {
-    let app = TestApp::spawn_with(|c| {
-        c.delivery_retry_ms = 100;
-        c.allow_loopback();
-    })
+    let clock = ManualClock::new(Utc::now());
+    let app = stepped(
+        |c| {
+            c.delivery_retry_ms = 100;
+            c.allow_loopback();
+        },
+        &clock,
+    )
     .await;
     let user = app.user(&fresh("flaky")).await;
     let endpoint = PushEndpoint::start().await;
@@ -254,11 +299,19 @@ async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers
     endpoint.answer_with(503);
 
     app.gql(Some(&user.token), CREATE_TOKEN, json!({})).await;
-    jobs_until(&app, &user, "two failed pushes", |j| j.iter().any(|j| j.channel == "PUSH" && j.attempts >= 2)).await;
+    step(&app).await;
+    // The first retry waits 100 ms and at most a fifth more.
+    clock.advance(chrono::Duration::seconds(1));
+    step(&app).await;
+    let push = job(&app, &user, "PUSH").await;
+    assert_eq!((push.state.as_str(), push.attempts), ("PENDING", 2), "two failed pushes: {push:?}");
     endpoint.answer_with(201);
+    clock.advance(chrono::Duration::seconds(1));
+    step(&app).await;
+    assert_eq!(job(&app, &user, "PUSH").await.state, "SENT");
     let got = endpoint.wait_for(1, Duration::from_secs(15)).await;
     assert_eq!(got[0].payload["title"], "A personal access token was created");
-    jobs_until(&app, &user, "the push job to be sent", |j| j.iter().any(|j| j.channel == "PUSH" && j.state == "SENT")).await;
+    assert_eq!(endpoint.attempts(), 3, "two refused, one taken");
 }
 
 /// Whether the user's matrix has email on for `event`.

@@ -3,7 +3,6 @@
 //! database.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use concierge::clock::{Clock as _, ManualClock};
@@ -47,25 +46,31 @@ async fn digests(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     all.into_iter().filter(|j| j.kind == "DIGEST").collect()
 }
 
-/// Steps the scheduler at the clock's time, as its background loop does when the clock
-/// moves, then reads the summaries queued (by this pass or by the loop: either way, once).
+/// Steps the scheduler at the clock's time, as its background loop would when the clock
+/// moves, then reads the summaries queued.
 async fn digests_now(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     app.services.digests.run_once().await.expect("a pass of the scheduler");
     digests(app, user).await
 }
 
-/// The summaries, once the delivery worker has finished with every one due.
+/// The summaries, after a pass of the delivery worker: every one due is sent by it.
 async fn digests_settled(app: &TestApp, user: &TestUser) -> Vec<JobState> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        app.services.delivery.run_once().await.expect("a pass of the delivery worker");
-        let found = digests(app, user).await;
-        if found.iter().all(|j| j.state != "PENDING") {
-            return found;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "summaries still waiting: {found:#?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.services.delivery.run_once().await.expect("a pass of the delivery worker");
+    let found = digests(app, user).await;
+    assert!(found.iter().all(|j| j.state != "PENDING"), "summaries still waiting after a pass: {found:#?}");
+    found
+}
+
+/// A gateway on `clock` whose scheduler and delivery worker run only when the test steps them.
+async fn stepped(clock: &Arc<ManualClock>, adjust: impl FnOnce(&mut concierge::config::Config)) -> TestApp {
+    TestApp::spawn_with_clock(
+        |c| {
+            c.queue_workers = false;
+            adjust(c);
+        },
+        clock.clone(),
+    )
+    .await
 }
 
 async fn message_from(app: &TestApp, user: &TestUser, contact: &str, title: &str) {
@@ -77,7 +82,7 @@ async fn message_from(app: &TestApp, user: &TestUser, contact: &str, title: &str
 async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_their_language() {
     let lab = MailLab::get().await;
     let clock = ManualClock::new(at("2026-11-23T05:00:00Z"));
-    let app = TestApp::spawn_with_clock(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url())), clock.clone()).await;
+    let app = stepped(&clock, |c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
     let user = app.user(&fresh("digest")).await;
     let r = app.gql(Some(&user.token), "mutation { updateProfile(input: {language: \"fr\"}) { language } }", json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
@@ -95,7 +100,9 @@ async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_thei
     assert!(digests_now(&app, &user).await.is_empty(), "not before 08:00 Paris time");
 
     clock.set(at("2026-11-23T07:00:00Z"));
-    // The task reminder went out by email on its own; the summary is the second message.
+    assert_eq!(digests_now(&app, &user).await.len(), 1, "queued at 08:00 Paris time");
+    // The task reminder goes out by email on its own; the summary is the second message.
+    app.services.delivery.run_once().await.expect("a pass of the delivery worker");
     let mails: Vec<_> = lab.wait_for(&user.email, 2).await.iter().map(|raw| parse(raw)).collect();
     let summary = mails.iter().find(|m| m.subject.starts_with("Votre résumé")).expect("the summary email");
     assert_eq!(summary.subject, "Votre résumé quotidien du 2026-11-23");
@@ -121,7 +128,7 @@ async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_thei
 async fn a_delivery_time_the_clocks_skip_still_sends_once_that_day() {
     // 2026-03-29: in Berlin 02:00 CET jumps to 03:00 CEST, so 02:30 does not happen.
     let clock = ManualClock::new(at("2026-03-28T12:00:00Z"));
-    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let app = stepped(&clock, |_| {}).await;
     let user = app.user(&fresh("gap")).await;
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
@@ -139,7 +146,7 @@ async fn a_delivery_time_the_clocks_skip_still_sends_once_that_day() {
 async fn a_delivery_time_that_happens_twice_sends_once() {
     // 2026-10-25: in Berlin 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice.
     let clock = ManualClock::new(at("2026-10-24T12:00:00Z"));
-    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let app = stepped(&clock, |_| {}).await;
     let user = app.user(&fresh("overlap")).await;
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
@@ -154,7 +161,7 @@ async fn a_delivery_time_that_happens_twice_sends_once() {
 #[tokio::test]
 async fn two_schedulers_on_one_database_queue_one_summary() {
     let clock = ManualClock::new(at("2026-06-01T10:00:00Z"));
-    let app = TestApp::spawn_with_clock(|_| {}, clock.clone()).await;
+    let app = stepped(&clock, |_| {}).await;
     let users = [app.user(&fresh("twice-a")).await, app.user(&fresh("twice-b")).await];
     for u in &users {
         schedule(&app, u, "09:00", "America/New_York").await; // 13:00 UTC in June

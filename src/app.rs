@@ -121,6 +121,11 @@ impl Application {
         &self.state.services
     }
 
+    /// The GraphQL schema the server answers with (the data-export builder reads through it).
+    pub fn schema(&self) -> &ConciergeSchema {
+        &self.state.schema
+    }
+
     /// A handle that starts the shutdown when cancelled (tests use it instead of a signal).
     pub fn shutdown_handle(&self) -> CancellationToken {
         self.state.shutdown.clone()
@@ -149,9 +154,9 @@ impl Application {
             state.tasks.spawn(state.services.webhooks.clone().run(stop.clone()));
             state.tasks.spawn(state.services.calendars.sync().clone().run(stop.clone()));
             state.tasks.spawn(state.services.deletion.clone().run(stop.clone()));
+            state.tasks.spawn(state.services.exports.clone().run(state.schema.clone(), stop.clone()));
         }
         state.tasks.spawn(state.services.availability.clone().run(stop.clone()));
-        state.tasks.spawn(state.services.exports.clone().run(state.schema.clone(), stop.clone()));
         let sync = state.services.mailboxes.sync().clone();
         if let Err(e) = sync.start_all().await {
             tracing::error!(error = ?e, "cannot start the mailbox syncs");

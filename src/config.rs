@@ -399,9 +399,9 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
 
     /// Whether the queue workers (emails and pushes, daily summaries, webhook deliveries,
-    /// calendar syncs and appointment writes, account deletions) run in the background. Not a
-    /// setting: always on in the gateway; tests that step the workers with `run_once` turn it
-    /// off so that no background pass races theirs.
+    /// calendar syncs and appointment writes, account deletions, data exports) run in the
+    /// background. Not a setting: always on in the gateway; tests that step the workers with
+    /// `run_once` turn it off so that no background pass races theirs.
     #[arg(skip = true)]
     pub queue_workers: bool,
 

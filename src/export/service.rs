@@ -20,11 +20,13 @@ use uuid::Uuid;
 use super::model::{BUILD_LEASE, DataExport, ExportStatus, KEEP_FOR, PER_DAY};
 use super::store;
 use crate::blob::{BlobKey, SharedBlobStore};
+use crate::clock::SystemClock;
 use crate::db::Db;
 use crate::error::{Error, Result};
 use crate::graphql::ConciergeSchema;
 use crate::graphql::context::RequestAuth;
 use crate::identity::service::{ClientMeta, Credential, Viewer};
+use crate::jobs::worker::{self, Pace, Worker};
 use crate::notifications::model::NotificationEvent;
 use crate::notifications::service::{Notice, NotificationService};
 use crate::security::log::{SecurityEventKind, SecurityLog};
@@ -81,22 +83,17 @@ impl ExportService {
         self.blobs.get(&key).await?.ok_or(Error::NotFound("export"))
     }
 
-    /// Builds what is queued until `stop`; sweeps expired archives as it goes.
+    /// Builds what is queued until `stop`, on the shared worker loop ([`Builder`]); sweeps
+    /// expired archives as it goes.
     pub async fn run(self, schema: ConciergeSchema, stop: CancellationToken) {
-        loop {
-            if let Err(e) = self.run_once(&schema).await {
-                tracing::error!(error = ?e, "data export worker");
-            }
-            tokio::select! {
-                _ = stop.cancelled() => return,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(IDLE) => {}
-            }
-        }
+        let wake = self.wake.clone();
+        let builder = Builder { exports: self, schema };
+        worker::run(&builder, Pace { clock: &SystemClock, wake: &wake, recheck: IDLE }, stop).await;
     }
 
-    /// One pass: sweep, then build every export waiting. Tests call it directly.
-    pub async fn run_once(&self, schema: &ConciergeSchema) -> Result<()> {
+    /// One pass: sweep, then build every export waiting; how many it built (or failed to).
+    pub async fn run_once(&self, schema: &ConciergeSchema) -> Result<usize> {
+        let mut built = 0;
         let now = Utc::now();
         // A failed one stays listed as long as a ready one would be downloadable.
         for gone in store::expired(&self.db, now, now - KEEP_FOR).await? {
@@ -104,6 +101,7 @@ impl ExportService {
             store::delete(&self.db, gone.data_export_id).await?;
         }
         while let Some(export) = store::claim(&self.db, Utc::now(), Utc::now() - BUILD_LEASE).await? {
+            built += 1;
             match self.build(schema, &export).await {
                 Ok(size) => {
                     let now = Utc::now();
@@ -127,7 +125,7 @@ impl ExportService {
                 }
             }
         }
-        Ok(())
+        Ok(built)
     }
 
     async fn build(&self, schema: &ConciergeSchema, export: &DataExport) -> anyhow::Result<i64> {
@@ -201,4 +199,19 @@ fn zip_archive(manifest: &Value, photo: Option<(String, Vec<u8>)>) -> anyhow::Re
           credentials) are never exported.\n",
     )?;
     Ok(zip.finish()?.into_inner())
+}
+
+/// The export builder as a [`Worker`]: a pass sweeps expired archives, then builds every
+/// export waiting, reading each through `schema` as the session that asked for it.
+pub struct Builder {
+    pub exports: ExportService,
+    pub schema: ConciergeSchema,
+}
+
+impl Worker for Builder {
+    const NAME: &'static str = "data exports";
+
+    async fn run_once(&self) -> anyhow::Result<usize> {
+        self.exports.run_once(&self.schema).await.map_err(|e| anyhow::anyhow!("{e:?}"))
+    }
 }

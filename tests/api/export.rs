@@ -2,7 +2,6 @@
 //! downloadable by its owner's session only, never holding a secret, and swept when it expires.
 
 use std::io::Read as _;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 
@@ -11,18 +10,19 @@ use crate::helpers::{PASSWORD, TestApp, TestUser, codes};
 const REQUEST: &str = "mutation { requestDataExport { id status url } }";
 const LIST: &str = "{ me { dataExports { id status url expiresAt sizeBytes } } }";
 
-/// Waits (up to 20 s) until the export `id` is READY; returns it.
+/// Steps the export builder (the gateways here have no background queue workers), then
+/// returns the export `id`, which the pass must have made READY.
 async fn ready(app: &TestApp, user: &TestUser, id: &str) -> Value {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let r = app.gql(Some(&user.token), LIST, json!({})).await;
-        let found = r["data"]["me"]["dataExports"].as_array().and_then(|a| a.iter().find(|e| e["id"] == id).cloned());
-        if let Some(e) = found.filter(|e| e["status"] == "READY") {
-            return e;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the export did not become ready: {r}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let built = app.services.exports.run_once(&app.schema).await.expect("a pass of the export builder");
+    assert_eq!(built, 1, "one export was waiting");
+    let r = app.gql(Some(&user.token), LIST, json!({})).await;
+    let found = r["data"]["me"]["dataExports"].as_array().and_then(|a| a.iter().find(|e| e["id"] == id).cloned());
+    found.filter(|e| e["status"] == "READY").unwrap_or_else(|| panic!("the export is not READY after a pass: {r}"))
+}
+
+/// A gateway whose export builder runs only when the test steps it.
+async fn gateway() -> TestApp {
+    TestApp::spawn_with(|c| c.queue_workers = false).await
 }
 
 async fn download(app: &TestApp, url: &str, token: Option<&str>) -> reqwest::Response {
@@ -47,7 +47,7 @@ fn unzip(bytes: &[u8]) -> Vec<(String, Vec<u8>)> {
 
 #[tokio::test]
 async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_downloads_it() {
-    let app = TestApp::spawn().await;
+    let app = gateway().await;
     let ada = app.user("ada@example.com").await;
     let pat = app.access_token(&ada, &["profile:read"]).await;
 
@@ -90,7 +90,7 @@ async fn an_export_holds_the_accounts_data_and_no_secret_and_only_its_owner_down
 
 #[tokio::test]
 async fn only_a_session_asks_for_an_export_and_at_most_five_a_day() {
-    let app = TestApp::spawn().await;
+    let app = gateway().await;
     let ada = app.user("ada@example.com").await;
     let pat = app.access_token(&ada, &["profile:read", "profile:write"]).await;
     assert_eq!(codes(&app.gql(Some(&pat), REQUEST, json!({})).await), ["FORBIDDEN"]);
@@ -104,7 +104,7 @@ async fn only_a_session_asks_for_an_export_and_at_most_five_a_day() {
 
 #[tokio::test]
 async fn an_expired_export_is_swept_with_its_archive() {
-    let app = TestApp::spawn().await;
+    let app = gateway().await;
     let ada = app.user("ada@example.com").await;
     let id = app.gql(Some(&ada.token), REQUEST, json!({})).await["data"]["requestDataExport"]["id"].as_str().unwrap().to_owned();
     let url = ready(&app, &ada, &id).await["url"].as_str().unwrap().to_owned();

@@ -26,6 +26,8 @@ pub struct TestApp {
     /// The database the server uses, for a second process's worth of services on it.
     pub database_url: String,
     pub services: Services,
+    /// The schema the server answers with (what the data-export builder reads through).
+    pub schema: concierge::graphql::ConciergeSchema,
     client: reqwest::Client,
     shutdown: CancellationToken,
     server: Option<JoinHandle<anyhow::Result<()>>>,
@@ -87,6 +89,7 @@ impl TestApp {
         let port = app.port();
         let metrics_addr = app.metrics_addr();
         let services = app.services().clone();
+        let schema = app.schema().clone();
         let shutdown = app.shutdown_handle();
         let server = tokio::spawn(app.run());
         TestApp {
@@ -95,6 +98,7 @@ impl TestApp {
             metrics_addr,
             database_url,
             services,
+            schema,
             client: reqwest::Client::new(),
             shutdown,
             server: Some(server),

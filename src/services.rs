@@ -221,6 +221,7 @@ impl Services {
                 timeout: Duration::from_secs(30),
                 process: instance.id(),
             },
+            clock.clone(),
         );
         let mail_sync = sync.clone();
         let security = SecurityService::new(

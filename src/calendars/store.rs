@@ -454,14 +454,15 @@ pub async fn want_appointment(
         .map(drop))
 }
 
-/// Writes not yet done whose time has come, unclaimed; at most `limit`.
-pub async fn due_writes(db: &Db, now: DateTime<Utc>, limit: i64) -> Result<Vec<AppointmentWrite>, sqlx::Error> {
+/// Writes not yet done whose time has come at `now` (the worker's clock), unclaimed at `wall`;
+/// at most `limit`.
+pub async fn due_writes(db: &Db, now: DateTime<Utc>, wall: DateTime<Utc>, limit: i64) -> Result<Vec<AppointmentWrite>, sqlx::Error> {
     let sql = format!(
         "SELECT {WRITE_COLUMNS} FROM appointment_write WHERE (written_version IS NULL OR written_version < version) \
-           AND (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (claimed_until IS NULL OR claimed_until < $1) \
+           AND (next_attempt_at IS NULL OR next_attempt_at <= $1) AND (claimed_until IS NULL OR claimed_until < $3) \
          ORDER BY updated_at LIMIT $2"
     );
-    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(limit).fetch_all(p).await)
+    on_pool!(db, p => sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(now).bind(limit).bind(wall).fetch_all(p).await)
 }
 
 /// Takes a write for `holder` (this process) until `until`, unless another process holds it

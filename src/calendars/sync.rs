@@ -20,7 +20,7 @@ use super::recurrence;
 use super::store;
 use crate::accounts::credentials::SharedMailboxCredentials;
 use crate::accounts::registry::Registry;
-use crate::clock::SystemClock;
+use crate::clock::{SharedClock, SystemClock};
 use crate::crypto::SecretBox;
 use crate::db::Db;
 use crate::db::StoredEnum as _;
@@ -85,6 +85,9 @@ struct Inner {
     wake: Notify,
     /// This process, as the holder of accounts' sync leases.
     process: uuid::Uuid,
+    /// When appointment writes fall due and are retried (leases and polls go by the wall
+    /// clock, which other processes share).
+    clock: SharedClock,
 }
 
 /// The error of an account whose saved credentials do not open (the gateway's secret key
@@ -116,9 +119,12 @@ impl CalendarSync {
         mail: SharedMailboxCredentials,
         notifications: NotificationService,
         settings: CalendarSettings,
+        clock: SharedClock,
     ) -> Self {
         let process = settings.process;
-        CalendarSync { inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process }) }
+        CalendarSync {
+            inner: Arc::new(Inner { db, secrets, registry, mail, notifications, settings, wake: Notify::new(), process, clock }),
+        }
     }
 
     pub fn registry(&self) -> &Registry {
@@ -478,8 +484,7 @@ impl CalendarSync {
     /// Writes (or removes) the appointments whose time has come, one claim at a time; how
     /// many it attempted.
     async fn write_due(&self) -> Result<usize> {
-        let now = Utc::now();
-        let due = store::due_writes(&self.inner.db, now, WRITES_PER_ROUND).await?;
+        let due = store::due_writes(&self.inner.db, self.inner.clock.now(), Utc::now(), WRITES_PER_ROUND).await?;
         let mut sessions: HashMap<CalendarAccountId, Box<dyn CalendarSession>> = HashMap::new();
         let mut attempted = 0;
         // Each write is claimed for a lease, renewed while it runs: a write left by a process
@@ -535,7 +540,7 @@ impl CalendarSync {
             return Ok(());
         }
         let Some(calendar) = target else {
-            let next = Utc::now() + chrono::Duration::from_std(NO_CALENDAR_RETRY).unwrap_or_default();
+            let next = self.inner.clock.now() + chrono::Duration::from_std(NO_CALENDAR_RETRY).unwrap_or_default();
             store::write_failed(db, w, w.attempts, next, "no primary calendar is chosen").await?;
             return Ok(());
         };
@@ -554,7 +559,7 @@ impl CalendarSync {
                 sessions.remove(&calendar.calendar_account_id);
                 let attempts = w.attempts.saturating_add(1);
                 let delay = retry_delay(self.inner.settings.retry, attempts);
-                let next = Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+                let next = self.inner.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
                 let message = e.to_string();
                 store::write_failed(db, w, attempts, next, &message).await?;
                 let reason = format!("an appointment could not be written ({message}); retrying");

@@ -7,6 +7,8 @@
 
 use std::time::Duration;
 
+use chrono::Utc;
+use concierge::clock::ManualClock;
 use concierge::jobs::worker::Worker as _;
 use serde_json::{Value, json};
 
@@ -546,7 +548,19 @@ async fn until_busy(app: &TestApp, user: &TestUser, window: &Value, check: impl 
 
 #[tokio::test]
 async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_until_it_lands() {
-    let (app, lab) = (spawn().await, CalendarLab::get().await);
+    // Stepped: the calendar worker's passes are the test's, and the clock moves past a retry.
+    let clock = ManualClock::new(Utc::now());
+    let app = TestApp::spawn_with_clock(
+        |c| {
+            c.calendar_retry_ms = 200;
+            c.allow_loopback();
+            c.queue_workers = false;
+        },
+        clock.clone(),
+    )
+    .await;
+    let lab = CalendarLab::get().await;
+    let writes = app.services.calendars.sync();
     let user = app.user(&fresh("calfail")).await;
     let token = publisher(&app, &user).await;
     let (name, password) = lab.new_user("w").await;
@@ -563,27 +577,21 @@ async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_u
         )
         .await;
     assert_eq!(r["data"]["publishEvents"]["results"][0]["status"], "ACCEPTED", "{r}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let work_now = named(&calendars(&app, &user).await, "Work").clone();
-        if work_now["status"] == "WRITE_FAILED" {
-            assert!(work_now["statusReason"].as_str().unwrap_or_default().contains("authentication"), "{work_now}");
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "the failure never showed: {work_now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(writes.run_once().await.expect("a pass"), 1, "the write was attempted");
+    let work_now = named(&calendars(&app, &user).await, "Work").clone();
+    assert_eq!(work_now["status"], "WRITE_FAILED", "{work_now}");
+    assert!(work_now["statusReason"].as_str().unwrap_or_default().contains("authentication"), "{work_now}");
+    assert_eq!(writes.run_once().await.expect("a pass"), 0, "the retry waits for its time");
     let r = app.gql(Some(&user.token), "{ me { notifications(first: 10) { edges { node { event title } } } } }", json!({})).await;
     assert!(r.to_string().contains("CALENDAR_ERROR") && r.to_string().contains("Demo with Acme"), "{r}");
 
     // The password works again: a retry writes it, and the calendar is OK again.
     lab.set_password(&name, &password).await;
-    until_events(&lab, &name, &password, &work, "a retry writes it", |e| e.len() == 1).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while named(&calendars(&app, &user).await, "Work")["status"] != "OK" {
-        assert!(tokio::time::Instant::now() < deadline, "the calendar stayed WRITE_FAILED");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The first retry waits 200 ms and at most a fifth more.
+    clock.advance(chrono::Duration::seconds(1));
+    assert_eq!(writes.run_once().await.expect("a pass"), 1, "the retry");
+    assert_eq!(lab.events(&name, &password, &work).await.len(), 1, "a retry writes it");
+    assert_eq!(named(&calendars(&app, &user).await, "Work")["status"], "OK", "the calendar is OK again");
 }
 
 #[tokio::test]
@@ -714,6 +722,7 @@ fn other_process(app: &TestApp) -> concierge::calendars::sync::CalendarSync {
         std::sync::Arc::new(s.mailboxes.sync().clone()),
         s.notifications.clone(),
         CalendarSettings { process: uuid::Uuid::now_v7(), ..mine.settings() },
+        std::sync::Arc::new(concierge::clock::SystemClock),
     )
 }
 

@@ -550,13 +550,12 @@ async fn until_busy(app: &TestApp, user: &TestUser, window: &Value, check: impl 
 async fn a_failed_write_shows_on_the_calendar_notifies_the_user_and_is_retried_until_it_lands() {
     // Stepped: the calendar worker's passes are the test's, and the clock moves past a retry.
     let clock = ManualClock::new(Utc::now());
-    let app = TestApp::spawn_with_clock(
+    let app = TestApp::spawn_stepped(
         |c| {
             c.calendar_retry_ms = 200;
             c.allow_loopback();
-            c.queue_workers = false;
         },
-        clock.clone(),
+        &clock,
     )
     .await;
     let lab = CalendarLab::get().await;

@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use chrono::Utc;
 use concierge::clock::ManualClock;
-use concierge::config::Config;
 use concierge::identity::model::AccountId;
 use concierge::jobs::worker::Worker as _;
 use concierge::notifications::model::NotificationEvent;
@@ -34,18 +33,6 @@ fn account(user: &TestUser) -> AccountId {
 
 async fn jobs(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     app.services.notifications.deliveries(account(user)).await.expect("jobs")
-}
-
-/// A gateway whose delivery worker only runs when the test steps it, on `clock`.
-async fn stepped(adjust: impl FnOnce(&mut Config), clock: &std::sync::Arc<ManualClock>) -> TestApp {
-    TestApp::spawn_with_clock(
-        |c| {
-            c.queue_workers = false;
-            adjust(c);
-        },
-        clock.clone(),
-    )
-    .await
 }
 
 /// One pass of the delivery worker: every job due now is attempted.
@@ -74,7 +61,7 @@ async fn set_language(app: &TestApp, user: &TestUser, language: &str) {
 async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_text() {
     let lab = MailLab::get().await;
     let clock = ManualClock::new(Utc::now());
-    let app = stepped(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url())), &clock).await;
+    let app = TestApp::spawn_stepped(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url())), &clock).await;
     let user = app.user(&fresh("greta")).await;
     set_language(&app, &user, "de").await;
 
@@ -107,7 +94,7 @@ async fn a_notification_email_arrives_once_in_the_users_language_with_html_and_t
 async fn a_burst_of_one_hundred_new_messages_is_one_email() {
     let lab = MailLab::get().await;
     let clock = ManualClock::new(Utc::now());
-    let app = stepped(
+    let app = TestApp::spawn_stepped(
         |c| {
             c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()));
             c.email_batch_secs = 5;
@@ -180,7 +167,7 @@ async fn with_the_smtp_server_down_the_email_is_retried_and_delivered_once_when_
     let lab = MailLab::get().await;
     let relay = Relay::reserve();
     let clock = ManualClock::new(Utc::now());
-    let app = stepped(
+    let app = TestApp::spawn_stepped(
         |c| {
             c.smtp_url = Some(concierge::config::Redacted(format!("smtp://127.0.0.1:{}", relay.port)));
             c.delivery_retry_ms = 200;
@@ -245,7 +232,7 @@ async fn register(app: &TestApp, user: &TestUser, endpoint: &PushEndpoint) {
 #[tokio::test]
 async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_published_key() {
     // The push stand-in listens on loopback.
-    let app = stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
+    let app = TestApp::spawn_stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
     let user = app.user(&fresh("push")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -266,7 +253,7 @@ async fn a_push_is_encrypted_for_the_browser_and_signed_with_the_gateways_publis
 
 #[tokio::test]
 async fn an_endpoint_that_answers_410_gone_is_removed() {
-    let app = stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
+    let app = TestApp::spawn_stepped(|c| c.allow_loopback(), &ManualClock::new(Utc::now())).await;
     let user = app.user(&fresh("gone")).await;
     let endpoint = PushEndpoint::start().await;
     register(&app, &user, &endpoint).await;
@@ -285,7 +272,7 @@ async fn an_endpoint_that_answers_410_gone_is_removed() {
 #[tokio::test]
 async fn a_push_service_that_fails_for_a_while_gets_the_message_once_it_recovers() {
     let clock = ManualClock::new(Utc::now());
-    let app = stepped(
+    let app = TestApp::spawn_stepped(
         |c| {
             c.delivery_retry_ms = 100;
             c.allow_loopback();

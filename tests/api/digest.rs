@@ -61,18 +61,6 @@ async fn digests_settled(app: &TestApp, user: &TestUser) -> Vec<JobState> {
     found
 }
 
-/// A gateway on `clock` whose scheduler and delivery worker run only when the test steps them.
-async fn stepped(clock: &Arc<ManualClock>, adjust: impl FnOnce(&mut concierge::config::Config)) -> TestApp {
-    TestApp::spawn_with_clock(
-        |c| {
-            c.queue_workers = false;
-            adjust(c);
-        },
-        clock.clone(),
-    )
-    .await
-}
-
 async fn message_from(app: &TestApp, user: &TestUser, contact: &str, title: &str) {
     let notice = Notice { contact: Some(contact.into()), ..Notice::new(account(user), NotificationEvent::MessageReceived, title, "…") };
     app.services.notifications.notify(notice).await.expect("notified");
@@ -82,7 +70,7 @@ async fn message_from(app: &TestApp, user: &TestUser, contact: &str, title: &str
 async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_their_language() {
     let lab = MailLab::get().await;
     let clock = ManualClock::new(at("2026-11-23T05:00:00Z"));
-    let app = stepped(&clock, |c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url()))).await;
+    let app = TestApp::spawn_stepped(|c| c.smtp_url = Some(concierge::config::Redacted(lab.smtp_url())), &clock).await;
     let user = app.user(&fresh("digest")).await;
     let r = app.gql(Some(&user.token), "mutation { updateProfile(input: {language: \"fr\"}) { language } }", json!({})).await;
     assert!(r["errors"].is_null(), "{r}");
@@ -128,7 +116,7 @@ async fn the_summary_arrives_at_the_users_local_time_once_with_their_day_in_thei
 async fn a_delivery_time_the_clocks_skip_still_sends_once_that_day() {
     // 2026-03-29: in Berlin 02:00 CET jumps to 03:00 CEST, so 02:30 does not happen.
     let clock = ManualClock::new(at("2026-03-28T12:00:00Z"));
-    let app = stepped(&clock, |_| {}).await;
+    let app = TestApp::spawn_stepped(|_| {}, &clock).await;
     let user = app.user(&fresh("gap")).await;
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
@@ -146,7 +134,7 @@ async fn a_delivery_time_the_clocks_skip_still_sends_once_that_day() {
 async fn a_delivery_time_that_happens_twice_sends_once() {
     // 2026-10-25: in Berlin 03:00 CEST goes back to 02:00 CET, so 02:30 happens twice.
     let clock = ManualClock::new(at("2026-10-24T12:00:00Z"));
-    let app = stepped(&clock, |_| {}).await;
+    let app = TestApp::spawn_stepped(|_| {}, &clock).await;
     let user = app.user(&fresh("overlap")).await;
     schedule(&app, &user, "02:30", "Europe/Berlin").await;
 
@@ -161,7 +149,7 @@ async fn a_delivery_time_that_happens_twice_sends_once() {
 #[tokio::test]
 async fn two_schedulers_on_one_database_queue_one_summary() {
     let clock = ManualClock::new(at("2026-06-01T10:00:00Z"));
-    let app = stepped(&clock, |_| {}).await;
+    let app = TestApp::spawn_stepped(|_| {}, &clock).await;
     let users = [app.user(&fresh("twice-a")).await, app.user(&fresh("twice-b")).await];
     for u in &users {
         schedule(&app, u, "09:00", "America/New_York").await; // 13:00 UTC in June

@@ -62,6 +62,20 @@ impl TestApp {
         Self::spawn_with_clock(adjust, std::sync::Arc::new(concierge::clock::SystemClock)).await
     }
 
+    /// Starts the server on `clock` without its background queue workers (emails and pushes,
+    /// daily summaries, webhook deliveries, calendar syncs and writes, deletions, exports):
+    /// the test steps them with `run_once`, moving the clock where a wait must pass.
+    pub async fn spawn_stepped(adjust: impl FnOnce(&mut Config), clock: &std::sync::Arc<concierge::clock::ManualClock>) -> TestApp {
+        Self::spawn_with_clock(
+            |c| {
+                c.queue_workers = false;
+                adjust(c);
+            },
+            clock.clone(),
+        )
+        .await
+    }
+
     /// Starts the server with scheduled work (deliveries, daily summaries) on `clock`.
     pub async fn spawn_with_clock(adjust: impl FnOnce(&mut Config), clock: concierge::clock::SharedClock) -> TestApp {
         if std::env::var("TEST_LOG").is_ok() {

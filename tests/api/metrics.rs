@@ -110,15 +110,14 @@ async fn reads(app: &TestApp, series: &str, wanted: f64, within: Duration) -> St
 #[tokio::test]
 async fn a_delivery_waiting_on_a_receiver_that_is_down_shows_in_the_webhook_outbox_until_it_goes() {
     let clock = ManualClock::new(Utc::now());
-    let app = TestApp::spawn_with_clock(
+    let app = TestApp::spawn_stepped(
         |c| {
             c.allow_loopback();
             // The retry waits an hour of the test's clock: nothing moves until it is moved.
             c.webhook_retry_ms = 3_600_000;
             // The test steps the webhook worker.
-            c.queue_workers = false;
         },
-        clock.clone(),
+        &clock,
     )
     .await;
     let webhooks = &app.services.webhooks;

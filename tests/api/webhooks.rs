@@ -325,14 +325,7 @@ async fn urls_that_reach_private_or_local_addresses_are_refused_and_nothing_is_s
 async fn a_redirect_is_a_failed_attempt_and_is_never_followed() {
     // Stepped: each attempt is one pass, with the clock moved past any retry's wait.
     let clock = ManualClock::new(Utc::now());
-    let app = TestApp::spawn_with_clock(
-        |c| {
-            c.allow_loopback();
-            c.queue_workers = false;
-        },
-        clock.clone(),
-    )
-    .await;
+    let app = TestApp::spawn_stepped(|c| c.allow_loopback(), &clock).await;
     let webhooks = &app.services.webhooks;
     let ada = app.user("ada@example.com").await;
     let receiver = Receiver::start("whsec_placeholder").await;
@@ -416,14 +409,7 @@ async fn bad_input_and_callers_without_the_permission_get_typed_errors_and_nothi
 async fn a_webhook_failing_through_the_whole_schedule_is_disabled_its_creator_told_and_a_redelivery_sends_the_same_id() {
     let clock = ManualClock::new(Utc::now());
     // The test steps the webhook worker itself, one attempt per step of the schedule.
-    let app = TestApp::spawn_with_clock(
-        |c| {
-            c.allow_loopback();
-            c.queue_workers = false;
-        },
-        clock.clone(),
-    )
-    .await;
+    let app = TestApp::spawn_stepped(|c| c.allow_loopback(), &clock).await;
     let ada = app.user("ada@example.com").await;
     let receiver = Receiver::start("whsec_placeholder").await;
     let (webhook_id, secret) = webhook_to(&app, &ada, &receiver.url("/hook"), &["contact.created"]).await;

@@ -370,8 +370,7 @@ impl ActivitySubscription {
         workspace_id: Option<ID>,
     ) -> Result<impl Stream<Item = async_graphql::Result<ActivityEventNode>> + use<>> {
         let viewer = ctx.viewer_for(Scope::ActivityRead).await?;
-        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
-        let services = std::sync::Arc::new(ctx.services()?.clone());
+        let services = ctx.shared_services()?;
         let (workspace_id, contact) = match contact_id {
             Some(c) => {
                 let c = services.contacts.contact(&viewer, ContactId::parse("contactId", &c)?).await?;

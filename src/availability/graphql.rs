@@ -353,8 +353,7 @@ impl AvailabilitySubscription {
         workspace_id: ID,
     ) -> Result<impl Stream<Item = async_graphql::Result<PresenceChange>> + use<>> {
         let viewer = ctx.viewer_for(Scope::WorkspacesRead).await?;
-        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
-        let services = std::sync::Arc::new(ctx.services()?.clone());
+        let services = ctx.shared_services()?;
         let workspace_id = WorkspaceId::parse("workspaceId", &workspace_id)?;
         services.workspaces.membership_of(&viewer, workspace_id).await?;
         // The status each member was last shown with, so repeats are dropped.

@@ -4,6 +4,8 @@
 //! (`service_account`); neither ever stands in for the other: a service-account token asking
 //! for a user's data is FORBIDDEN, and so is a user asking for a service account's operation.
 
+use std::sync::Arc;
+
 use async_graphql::Context;
 use tokio::sync::OnceCell;
 
@@ -118,6 +120,9 @@ pub fn bearer(header: Option<&str>) -> Option<String> {
 pub trait ContextExt {
     /// The services (always in the schema's data; a missing one is an internal error, not a panic).
     fn services(&self) -> Result<&Services>;
+    /// The schema's one shared copy of the services, for a subscription to keep: each event it
+    /// loads takes a reference count, not a copy of every service.
+    fn shared_services(&self) -> Result<Arc<Services>>;
     fn auth(&self) -> Option<&RequestAuth>;
     /// The request's DataLoaders (always in the schema's data, like the services).
     fn loaders(&self) -> Result<&Loaders>;
@@ -131,9 +136,18 @@ pub trait ContextExt {
     fn service_account(&self, scope: ServiceScope) -> impl std::future::Future<Output = Result<ServiceAccountPrincipal>> + Send;
 }
 
+/// The services the schema was built with (a missing one is an internal error, not a panic).
+fn shared<'a>(ctx: &'a Context<'_>) -> Result<&'a Arc<Services>> {
+    ctx.data::<Arc<Services>>().map_err(|e| Error::Internal(anyhow::anyhow!("services missing: {}", e.message)))
+}
+
 impl ContextExt for Context<'_> {
     fn services(&self) -> Result<&Services> {
-        self.data::<Services>().map_err(|e| Error::Internal(anyhow::anyhow!("services missing: {}", e.message)))
+        shared(self).map(|s| &**s)
+    }
+
+    fn shared_services(&self) -> Result<Arc<Services>> {
+        shared(self).cloned()
     }
 
     fn auth(&self) -> Option<&RequestAuth> {

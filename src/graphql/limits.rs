@@ -147,7 +147,7 @@ fn request_auth<'a>(ctx: &ExtensionContext<'a>, request: &'a Request) -> Option<
 /// Whether the request's caller is signed in (a session, a personal or a service token).
 /// The answer is kept in the request's `RequestAuth`, so resolvers do not look again.
 async fn signed_in(ctx: &ExtensionContext<'_>, auth: Option<&RequestAuth>) -> bool {
-    let (Some(auth), Some(services)) = (auth, ctx.data_opt::<Services>()) else { return false };
+    let (Some(auth), Some(services)) = (auth, ctx.data_opt::<std::sync::Arc<Services>>()) else { return false };
     matches!(auth.principal(services).await, Ok(Some(_)))
 }
 

@@ -95,7 +95,7 @@ pub fn schema_builder(limits: limits::QueryLimits) -> async_graphql::SchemaBuild
 
 pub fn build_schema(config: &Config, services: Services) -> ConciergeSchema {
     let loaders = loaders::Loaders::new(&services);
-    let mut builder = schema_builder(limits::QueryLimits::from_config(config)).data(services).data(loaders);
+    let mut builder = schema_builder(limits::QueryLimits::from_config(config)).data(std::sync::Arc::new(services)).data(loaders);
     if config.introspection == crate::config::Introspection::Off {
         // For nobody, then: the limits extension refuses `__schema` and `__type` with a typed
         // error first; these make sure nothing else answers them or suggests field names.

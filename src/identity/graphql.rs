@@ -297,8 +297,7 @@ impl IdentitySubscription {
     /// The signed-in user, each time their account, status or memberships change.
     async fn me_updated(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<User>> + use<>> {
         let viewer = ctx.viewer_for(Scope::ProfileRead).await?;
-        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
-        let services = std::sync::Arc::new(ctx.services()?.clone());
+        let services = ctx.shared_services()?;
         let me = viewer.account_id();
         // A lag (Err): some changes were dropped; reloading shows the latest state anyway.
         live::feed(

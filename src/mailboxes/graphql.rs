@@ -529,8 +529,7 @@ impl MailboxSubscription {
     ) -> Result<impl Stream<Item = async_graphql::Result<MailboxNode>> + use<>> {
         let viewer = ctx.viewer_for(Scope::MailboxesRead).await?;
         let id = MailboxId::parse("mailboxId", &mailbox_id)?;
-        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
-        let services = std::sync::Arc::new(ctx.services()?.clone());
+        let services = ctx.shared_services()?;
         services.mailboxes.mailbox(&viewer, id).await?;
         live::feed(
             ctx,

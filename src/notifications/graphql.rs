@@ -400,8 +400,7 @@ impl NotificationSubscription {
     /// an error item and can catch up from `me.notifications`.
     async fn notifications(&self, ctx: &Context<'_>) -> Result<impl Stream<Item = async_graphql::Result<NotificationNode>> + use<>> {
         let viewer = ctx.viewer_for(Scope::NotificationsRead).await?;
-        // Shared by every event of the subscription: one reference count per event, not a copy of every service.
-        let services = std::sync::Arc::new(ctx.services()?.clone());
+        let services = ctx.shared_services()?;
         let me = viewer.account_id();
         live::feed(
             ctx,
